@@ -1,0 +1,44 @@
+//! Links darkmagic against the libtorch of the project's PyTorch wheel.
+//!
+//! `LIBTORCH` (set by `.cargo/config.toml`) points at `.venv/torch`. We add an rpath to
+//! `torch/lib` and to every `nvidia/*/lib` of the wheel's CUDA dependencies, so binaries and tests
+//! run with no `LD_LIBRARY_PATH`, and force-link `libtorch_cuda` so that a linker using
+//! `--as-needed` cannot drop it and make CUDA look absent (tch-rs issue #980).
+use std::path::{Path, PathBuf};
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=LIBTORCH");
+    let Ok(libtorch) = std::env::var("LIBTORCH") else {
+        println!("cargo:warning=LIBTORCH is not set; run scripts/setup.sh first");
+        return;
+    };
+    let torch = std::fs::canonicalize(&libtorch).unwrap_or_else(|_| {
+        panic!("LIBTORCH={libtorch} does not exist: run `bash scripts/setup.sh` first")
+    });
+    let torch_lib = torch.join("lib");
+    for dir in rpath_dirs(&torch) {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    }
+    if torch_lib.join("libtorch_cuda.so").exists() {
+        println!(
+            "cargo:rustc-link-arg=-Wl,--no-as-needed,-L{},-ltorch_cuda,--as-needed",
+            torch_lib.display()
+        );
+    }
+}
+
+/// `torch/lib` plus each `site-packages/nvidia/**/lib` folder of the CUDA wheels.
+fn rpath_dirs(torch: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![torch.join("lib")];
+    let nvidia = torch.parent().map(|site| site.join("nvidia"));
+    if let Some(Ok(entries)) = nvidia.map(std::fs::read_dir) {
+        let mut libs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path().join("lib"))
+            .filter(|p| p.is_dir())
+            .collect();
+        libs.sort();
+        dirs.extend(libs);
+    }
+    dirs
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up everything darkmagic needs on a fresh Debian machine, idempotently:
+# - a project-local virtualenv `.venv` holding PyTorch 2.13.0 (libtorch for tch),
+# - the link `.venv/torch` that `.cargo/config.toml` points LIBTORCH at,
+# - Debian's Fashion-MNIST package, used by `recipes/fashion-mnist-resnet20.toml`.
+# Rerunning it does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TORCH_VERSION=2.13.0
+PY=${PYTHON:-python3}
+
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet "torch==$TORCH_VERSION"
+fi
+site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+ln -sfn "$site/torch" .venv/torch
+
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+fi
+echo "darkmagic setup: torch $TORCH_VERSION in .venv, LIBTORCH=.venv/torch"

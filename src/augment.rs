@@ -1,0 +1,128 @@
+//! Per-image training augmentation on u8 HWC buffers: random crop after padding, horizontal flip.
+//!
+//! Every draw comes from the sample's own [`Rng`], keyed by (seed, epoch, sample index), so the
+//! same image gets the same augmentation in every trial that shares the seed.
+use crate::recipe::{AugmentConfig, PadMode};
+use crate::rng::Rng;
+
+/// Applies the recipe's augmentation to one image (`h` x `w` x `c`, HWC) and returns the result.
+pub fn apply(
+    src: &[u8],
+    h: usize,
+    w: usize,
+    c: usize,
+    cfg: &AugmentConfig,
+    rng: &mut Rng,
+) -> Vec<u8> {
+    let (dy, dx) = if cfg.pad > 0 {
+        (rng.below(2 * cfg.pad + 1), rng.below(2 * cfg.pad + 1))
+    } else {
+        (0, 0)
+    };
+    let flip = cfg.hflip && rng.uniform() < 0.5;
+    let mut out = vec![0u8; h * w * c];
+    for y in 0..h {
+        let Some(sy) = source_index(y + dy, cfg.pad, h, cfg.pad_mode) else {
+            continue;
+        };
+        for x in 0..w {
+            let xx = if flip { w - 1 - x } else { x };
+            let Some(sx) = source_index(xx + dx, cfg.pad, w, cfg.pad_mode) else {
+                continue;
+            };
+            let (o, s) = ((y * w + x) * c, (sy * w + sx) * c);
+            out[o..o + c].copy_from_slice(&src[s..s + c]);
+        }
+    }
+    out
+}
+
+/// Maps a coordinate of the padded image back to the source, or None for zero padding.
+/// Reflect padding mirrors without repeating the edge, as `torch.nn.functional.pad(mode="reflect")`.
+fn source_index(i: usize, pad: usize, n: usize, mode: PadMode) -> Option<usize> {
+    let j = i as isize - pad as isize;
+    let n = n as isize;
+    if (0..n).contains(&j) {
+        return Some(j as usize);
+    }
+    match mode {
+        PadMode::Zero => None,
+        PadMode::Reflect => {
+            let r = if j < 0 { -j } else { 2 * (n - 1) - j };
+            Some(r.clamp(0, n - 1) as usize)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pad: usize, pad_mode: PadMode, hflip: bool) -> AugmentConfig {
+        AugmentConfig {
+            pad,
+            pad_mode,
+            hflip,
+        }
+    }
+
+    #[test]
+    fn no_augmentation_is_identity() {
+        let src: Vec<u8> = (0..12).collect();
+        let out = apply(
+            &src,
+            2,
+            2,
+            3,
+            &cfg(0, PadMode::Zero, false),
+            &mut Rng::keyed(0, 0, 0),
+        );
+        assert_eq!(out, src);
+    }
+
+    #[test]
+    fn crops_are_shifted_windows_of_the_padded_image() {
+        let src: Vec<u8> = (1..=9).collect(); // 3x3 gray
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200 {
+            let out = apply(
+                &src,
+                3,
+                3,
+                1,
+                &cfg(1, PadMode::Zero, false),
+                &mut Rng::keyed(0, 0, i),
+            );
+            seen.insert(out);
+        }
+        assert_eq!(seen.len(), 9, "every offset in 0..=2 x 0..=2 appears");
+        assert!(seen.contains(&vec![0, 0, 0, 0, 1, 2, 0, 4, 5]));
+        assert!(seen.contains(&vec![5, 6, 0, 8, 9, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn reflect_padding_mirrors_without_the_edge() {
+        assert_eq!(source_index(0, 2, 4, PadMode::Reflect), Some(2));
+        assert_eq!(source_index(1, 2, 4, PadMode::Reflect), Some(1));
+        assert_eq!(source_index(6, 2, 4, PadMode::Reflect), Some(2));
+        assert_eq!(source_index(7, 2, 4, PadMode::Reflect), Some(1));
+    }
+
+    #[test]
+    fn flip_mirrors_rows_about_half_the_time() {
+        let src = vec![1, 2, 3];
+        let flipped = (0..1000)
+            .filter(|&i| {
+                apply(
+                    &src,
+                    1,
+                    3,
+                    1,
+                    &cfg(0, PadMode::Zero, true),
+                    &mut Rng::keyed(0, 0, i),
+                ) == vec![3, 2, 1]
+            })
+            .count();
+        assert!((450..550).contains(&flipped), "{flipped}");
+    }
+}

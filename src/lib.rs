@@ -1,0 +1,23 @@
+//! darkmagic: train image classifiers with the "dark magic" tricks of Tal Ridnik's article
+//! "Revealing the Dark Magic Behind Deep Learning", and test which of them help on your data.
+//!
+//! The library core, from recipe to run directory:
+//! [`recipe`] -> [`data`] -> [`augment`] -> [`model`] -> [`loss`] -> [`optim`] + [`schedule`] ->
+//! [`train`]. The `darkmagic` binary is a thin CLI over it.
+pub mod augment;
+pub mod bench;
+pub mod data;
+pub mod error;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod recipe;
+pub mod rng;
+pub mod schedule;
+pub mod train;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::{Error, Result};
+pub use recipe::Recipe;

@@ -1,0 +1,261 @@
+//! The `darkmagic` command line: a thin layer over the library.
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use darkmagic::data;
+use darkmagic::recipe::{Arch, Recipe};
+use darkmagic::schedule::LrSchedule;
+use darkmagic::train::{self, rundir};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "darkmagic",
+    version,
+    about = "Train image classifiers with the dark magic tricks, and test which ones help"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one recipe into a run directory.
+    Train(TrainArgs),
+    /// Print the learning-rate schedule of a recipe as CSV (step, epoch, lr).
+    Schedule(RecipeArgs),
+    /// Print the resolved recipe (defaults, file and overrides) as TOML.
+    Recipe(RecipeArgs),
+    /// Dataset tools.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Throughput benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Args)]
+struct RecipeArgs {
+    /// Recipe TOML file; defaults apply to every field it omits (no file: all defaults).
+    #[arg(long)]
+    recipe: Option<PathBuf>,
+    /// Override a field: `--set optim.lr=0.05 --set model.se=false`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// Run directory for recipe.toml, metrics.jsonl, result.json, the checkpoint and the log.
+    #[arg(long, default_value = "runs/train")]
+    run_dir: PathBuf,
+    /// Continue from the run directory's checkpoint (and its recipe.toml when --recipe is not given).
+    #[arg(long)]
+    resume: bool,
+    /// CPU threads (shorthand for --set train.threads=N; 0 = all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Print a dataset's format, classes, counts per class, image size and channels.
+    Inspect {
+        /// A dataset folder, or `digits` for the embedded set.
+        path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Training images per second of one model on random data.
+    Train {
+        #[arg(long, value_parser = parse_arch, default_value = "resnet20")]
+        model: Arch,
+        #[arg(long, default_value_t = 128)]
+        batch: i64,
+        /// Channels x height x width.
+        #[arg(long, default_value = "3x32x32")]
+        image: String,
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        classes: i64,
+        /// CPU threads (0 = all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// cpu, cuda or auto.
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+}
+
+fn parse_arch(s: &str) -> Result<Arch, String> {
+    let v = toml::Value::String(s.to_string());
+    Arch::deserialize(v).map_err(|e| e.to_string())
+}
+
+use serde::Deserialize;
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => train_cmd(a),
+        Command::Schedule(a) => schedule_cmd(&load_recipe(&a, None)?),
+        Command::Recipe(a) => {
+            print!("{}", load_recipe(&a, None)?.to_toml());
+            Ok(())
+        }
+        Command::Data {
+            command: DataCommand::Inspect { path },
+        } => inspect_cmd(&path),
+        Command::Bench { command } => bench_cmd(command),
+    }
+}
+
+/// The recipe from `--recipe` (or `fallback` when absent) plus the `--set` overrides.
+fn load_recipe(a: &RecipeArgs, fallback: Option<&Path>) -> Result<Recipe> {
+    let path = a.recipe.as_deref().or(fallback);
+    Ok(Recipe::load(path, &a.overrides)?)
+}
+
+fn train_cmd(mut a: TrainArgs) -> Result<()> {
+    if let Some(t) = a.threads {
+        a.recipe.overrides.push(format!("train.threads={t}"));
+    }
+    let saved = a.run_dir.join(rundir::RECIPE);
+    let fallback = (a.resume && saved.exists()).then_some(saved.as_path());
+    let recipe = load_recipe(&a.recipe, fallback)?;
+    let result = train::run(&recipe, &a.run_dir, a.resume)
+        .with_context(|| format!("training into {}", a.run_dir.display()))?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    match result.status {
+        rundir::Status::Completed => Ok(()),
+        s => bail!(
+            "run ended with status {s:?}; see {}",
+            a.run_dir.join(rundir::LOG).display()
+        ),
+    }
+}
+
+fn schedule_cmd(recipe: &Recipe) -> Result<()> {
+    let d = data::split(
+        data::load(&recipe.data)?,
+        recipe.data.val_fraction,
+        recipe.seed,
+    );
+    let steps_per_epoch = (d.train.len() / recipe.train.batch_size).max(1);
+    let s = LrSchedule::new(
+        &recipe.schedule,
+        recipe.optim.lr,
+        recipe.train.epochs,
+        steps_per_epoch,
+    );
+    println!("step,epoch,lr");
+    for step in 0..s.total_steps() {
+        println!(
+            "{step},{:.4},{:.6e}",
+            step as f64 / steps_per_epoch as f64,
+            s.lr(step)
+        );
+    }
+    Ok(())
+}
+
+fn inspect_cmd(path: &Path) -> Result<()> {
+    let kind = data::detect(path)?;
+    let cfg = darkmagic::recipe::DataConfig {
+        dataset: kind,
+        path: Some(path.to_path_buf()),
+        ..Default::default()
+    };
+    let d = data::load(&cfg)?;
+    let t = &d.train;
+    println!("path:     {}", path.display());
+    println!("format:   {}", d.format);
+    println!(
+        "images:   {}x{} pixels, {} channel(s)",
+        t.width, t.height, t.channels
+    );
+    println!("classes:  {}", d.classes.len());
+    let test_counts = d.test.as_ref().map(|s| s.class_counts(d.classes.len()));
+    println!("train:    {} images", t.len());
+    if let Some(s) = &d.test {
+        println!("test:     {} images", s.len());
+    }
+    println!(
+        "{:>6}  {:<24} {:>8} {:>8}",
+        "class", "name", "train", "test"
+    );
+    for (c, (name, n)) in d
+        .classes
+        .iter()
+        .zip(t.class_counts(d.classes.len()))
+        .enumerate()
+    {
+        let test = test_counts
+            .as_ref()
+            .map_or("-".to_string(), |v| v[c].to_string());
+        println!("{c:>6}  {name:<24} {n:>8} {test:>8}");
+    }
+    Ok(())
+}
+
+fn bench_cmd(cmd: BenchCommand) -> Result<()> {
+    let BenchCommand::Train {
+        model,
+        batch,
+        image,
+        steps,
+        warmup,
+        classes,
+        threads,
+        device,
+    } = cmd;
+    let dims: Vec<i64> = image
+        .split('x')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .context("--image: expected CxHxW, e.g. 3x32x32")?;
+    let [c, h, w] = dims[..] else {
+        bail!("--image: expected CxHxW, e.g. 3x32x32")
+    };
+    let choice = parse_device(&device)?;
+    train::set_threads(threads);
+    let device = train::resolve_device(choice)?;
+    let b = darkmagic::bench::TrainBench {
+        arch: model,
+        batch,
+        image: [c, h, w],
+        classes,
+        steps,
+        warmup,
+        device,
+    };
+    let ips = darkmagic::bench::train_images_per_sec(&b);
+    println!(
+        "darkmagic train {model:?} batch {batch} image {image} device {device:?} threads {}: {ips:.1} images/s",
+        tch::get_num_threads()
+    );
+    Ok(())
+}
+
+fn parse_device(s: &str) -> Result<darkmagic::recipe::DeviceChoice> {
+    darkmagic::recipe::DeviceChoice::deserialize(toml::Value::String(s.to_string()))
+        .context("--device: expected auto, cpu or cuda")
+}

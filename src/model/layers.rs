@@ -1,0 +1,169 @@
+//! Building blocks: activations, convolution + batch-norm pairs, squeeze-and-excitation.
+use crate::recipe::Activation;
+use tch::Tensor;
+use tch::nn;
+
+/// An activation function with its parameters resolved.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    Relu,
+    LeakyRelu(f64),
+    Swish,
+    Elu,
+}
+
+impl Act {
+    pub fn new(kind: Activation, leaky_slope: f64) -> Self {
+        match kind {
+            Activation::Relu => Act::Relu,
+            Activation::LeakyRelu => Act::LeakyRelu(leaky_slope),
+            Activation::Swish => Act::Swish,
+            Activation::Elu => Act::Elu,
+        }
+    }
+
+    pub fn apply(self, xs: &Tensor) -> Tensor {
+        match self {
+            Act::Relu => xs.relu(),
+            // libtorch's leaky_relu binding fixes the slope at 0.01; other slopes use
+            // max(x, a*x), which equals LeakyReLU for 0 <= a <= 1.
+            Act::LeakyRelu(a) if a == 0.01 => xs.leaky_relu(),
+            Act::LeakyRelu(a) => xs.maximum(&(xs * a)),
+            Act::Swish => xs.silu(),
+            Act::Elu => xs.elu(),
+        }
+    }
+}
+
+/// Convolution without bias, initialised as torchvision's ResNet does
+/// (`kaiming_normal_(mode="fan_out", nonlinearity="relu")`).
+pub fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
+    let cfg = nn::ConvConfig {
+        stride,
+        padding: k / 2,
+        bias: false,
+        ws_init: nn::Init::Kaiming {
+            dist: nn::init::NormalOrUniform::Normal,
+            fan: nn::init::FanInOut::FanOut,
+            non_linearity: nn::init::NonLinearity::ReLU,
+        },
+        ..Default::default()
+    };
+    nn::conv2d(p, c_in, c_out, k, cfg)
+}
+
+/// Batch norm with weight `gamma` (1, or 0 for the last norm of a residual branch) and bias 0.
+pub fn batch_norm(p: nn::Path, c: i64, gamma: f64) -> nn::BatchNorm {
+    let cfg = nn::BatchNormConfig {
+        ws_init: nn::Init::Const(gamma),
+        ..Default::default()
+    };
+    nn::batch_norm2d(p, c, cfg)
+}
+
+/// timm's `make_divisible`: round `v` to the nearest multiple of `divisor` (at least `divisor`),
+/// going up one step if rounding lost more than 10%.
+pub fn make_divisible(v: f64, divisor: usize) -> i64 {
+    let d = divisor as f64;
+    let mut r = (((v + d / 2.0) / d).floor() * d).max(d);
+    if r < 0.9 * v {
+        r += d;
+    }
+    r as i64
+}
+
+/// Squeeze-and-excitation (Hu et al. 2018) as timm's `SEModule`:
+/// GAP -> 1x1 conv C->R (bias) -> ReLU -> 1x1 conv R->C (bias) -> sigmoid -> scale channels.
+#[derive(Debug)]
+pub struct SqueezeExcite {
+    fc1: nn::Conv2D,
+    fc2: nn::Conv2D,
+}
+
+impl SqueezeExcite {
+    pub fn new(p: nn::Path, channels: i64, ratio: f64, divisor: usize) -> Self {
+        let reduced = make_divisible(channels as f64 * ratio, divisor);
+        let cfg = nn::ConvConfig {
+            bias: true,
+            ..Default::default()
+        };
+        SqueezeExcite {
+            fc1: nn::conv2d(&p / "fc1", channels, reduced, 1, cfg),
+            fc2: nn::conv2d(&p / "fc2", reduced, channels, 1, cfg),
+        }
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let s = xs.mean_dim([2i64, 3].as_slice(), true, None::<tch::Kind>);
+        let s = s.apply(&self.fc1).relu().apply(&self.fc2).sigmoid();
+        xs * s
+    }
+}
+
+/// A convolution followed by batch norm, the unit residual branches are made of.
+#[derive(Debug)]
+pub struct ConvBn {
+    pub conv: nn::Conv2D,
+    pub bn: nn::BatchNorm,
+}
+
+impl ConvBn {
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        xs.apply(&self.conv).apply_t(&self.bn, train)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn make_divisible_matches_timm() {
+        // timm: make_divisible(v, 8) for v = C/16.
+        assert_eq!(make_divisible(64.0 / 16.0, 8), 8);
+        assert_eq!(make_divisible(256.0 / 16.0, 8), 16);
+        assert_eq!(make_divisible(1000.0 / 16.0, 8), 64);
+        assert_eq!(make_divisible(36.0, 8), 40);
+        assert_eq!(make_divisible(28.0, 8), 32);
+    }
+
+    #[test]
+    fn activations_match_their_definitions() {
+        let x = Tensor::from_slice(&[-2.0f32, -0.5, 0.0, 1.5]);
+        let v = |a: Act| Vec::<f32>::try_from(a.apply(&x)).unwrap();
+        assert_eq!(v(Act::Relu), vec![0.0, 0.0, 0.0, 1.5]);
+        assert_eq!(v(Act::LeakyRelu(0.01)), vec![-0.02, -0.005, 0.0, 1.5]);
+        assert_eq!(v(Act::LeakyRelu(0.2)), vec![-0.4, -0.1, 0.0, 1.5]);
+        let swish: Vec<f32> = [-2.0f32, -0.5, 0.0, 1.5]
+            .iter()
+            .map(|x| x / (1.0 + (-x).exp()))
+            .collect();
+        let elu: Vec<f32> = [-2.0f32, -0.5, 0.0, 1.5]
+            .iter()
+            .map(|&x| if x > 0.0 { x } else { x.exp() - 1.0 })
+            .collect();
+        for (a, e) in [(v(Act::Swish), swish), (v(Act::Elu), elu)] {
+            assert!(
+                a.iter().zip(&e).all(|(a, e)| (a - e).abs() < 1e-6),
+                "{a:?} vs {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn se_output_is_input_scaled_per_channel_by_a_sigmoid() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let se = SqueezeExcite::new(vs.root() / "se", 16, 1.0 / 16.0, 8);
+        let x = Tensor::randn([2, 16, 3, 3], (tch::Kind::Float, tch::Device::Cpu)).abs() + 0.1;
+        let scale = se.forward(&x) / &x;
+        // The scale is constant over each channel's spatial positions, and inside (0, 1).
+        let spread = (scale.amax([2i64, 3].as_slice(), false)
+            - scale.amin([2i64, 3].as_slice(), false))
+        .max();
+        assert!(spread.double_value(&[]) < 1e-5);
+        assert!(scale.min().double_value(&[]) > 0.0 && scale.max().double_value(&[]) < 1.0);
+        let vars = vs.variables();
+        assert_eq!(vars["se.fc1.weight"].size(), vec![8, 16, 1, 1]);
+        assert_eq!(vars["se.fc2.bias"].size(), vec![16]);
+    }
+}

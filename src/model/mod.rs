@@ -1,0 +1,232 @@
+//! The ResNet family (He et al. 2016): CIFAR-style ResNet-20/32/56 for small images and
+//! torchvision's ResNet-18/34/50, with the article's architecture tricks as options.
+//!
+//! Parameter names and shapes follow torchvision (`conv1`, `bn1`, `layer1.0.conv1`,
+//! `layer2.0.downsample.0`, `fc`, ...), so its state dicts map one to one; SE layers add
+//! `layerX.Y.se.fc1/fc2` as timm names them.
+pub mod layers;
+
+use crate::recipe::{Arch, ModelConfig};
+use layers::{Act, ConvBn, SqueezeExcite, batch_norm, conv};
+use tch::Tensor;
+use tch::nn::{self, ModuleT};
+
+/// A residual block: basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1 x4), with optional SE
+/// before the residual addition and a projection shortcut when the shape changes.
+#[derive(Debug)]
+struct Block {
+    branch: Vec<ConvBn>,
+    se: Option<SqueezeExcite>,
+    downsample: Option<ConvBn>,
+    act: Act,
+}
+
+impl Block {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let (last, inner) = self.branch.split_last().expect("a block has convolutions");
+        let mut h = xs.shallow_clone();
+        for unit in inner {
+            h = self.act.apply(&unit.forward_t(&h, train));
+        }
+        h = last.forward_t(&h, train);
+        if let Some(se) = &self.se {
+            h = se.forward(&h);
+        }
+        let shortcut = match &self.downsample {
+            Some(d) => d.forward_t(xs, train),
+            None => xs.shallow_clone(),
+        };
+        self.act.apply(&(h + shortcut))
+    }
+}
+
+/// Block layout of one architecture.
+struct Layout {
+    /// Blocks per stage.
+    depths: &'static [usize],
+    /// Output channels of the first stage before the width multiplier; doubles per stage.
+    base: i64,
+    bottleneck: bool,
+    /// torchvision's 7x7 stride-2 stem with max pooling (else a 3x3 stride-1 stem).
+    imagenet_stem: bool,
+}
+
+fn layout(arch: Arch) -> Layout {
+    let cifar = |n| Layout {
+        depths: n,
+        base: 16,
+        bottleneck: false,
+        imagenet_stem: false,
+    };
+    let imagenet = |n, bottleneck| Layout {
+        depths: n,
+        base: 64,
+        bottleneck,
+        imagenet_stem: true,
+    };
+    match arch {
+        Arch::Resnet20 => cifar(&[3, 3, 3]),
+        Arch::Resnet32 => cifar(&[5, 5, 5]),
+        Arch::Resnet56 => cifar(&[9, 9, 9]),
+        Arch::Resnet18 => imagenet(&[2, 2, 2, 2], false),
+        Arch::Resnet34 => imagenet(&[3, 4, 6, 3], false),
+        Arch::Resnet50 => imagenet(&[3, 4, 6, 3], true),
+    }
+}
+
+/// The classifier network.
+#[derive(Debug)]
+pub struct Net {
+    stem: ConvBn,
+    stem_act: Act,
+    max_pool: bool,
+    blocks: Vec<Block>,
+    fc: nn::Linear,
+}
+
+impl Net {
+    /// Builds the network under `p` for images with `in_channels` channels and `classes` outputs.
+    pub fn new(p: &nn::Path, cfg: &ModelConfig, in_channels: i64, classes: i64) -> Net {
+        let lay = layout(cfg.arch);
+        let width = |c: i64| ((c as f64 * cfg.width).round() as i64).max(1);
+        let act = Act::new(cfg.activation, cfg.leaky_slope);
+        let down_act = Act::new(cfg.downscale_activation, cfg.leaky_slope);
+        let stem_c = width(lay.base);
+        let (k, s) = if lay.imagenet_stem { (7, 2) } else { (3, 1) };
+        let stem = ConvBn {
+            conv: conv(p / "conv1", in_channels, stem_c, k, s),
+            bn: batch_norm(p / "bn1", stem_c, 1.0),
+        };
+        let expansion = if lay.bottleneck { 4 } else { 1 };
+        let mut c_in = stem_c;
+        let mut blocks = Vec::new();
+        for (stage, &n) in lay.depths.iter().enumerate() {
+            let planes = width(lay.base << stage);
+            for i in 0..n {
+                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                let bp = p / format!("layer{}", stage + 1) / i.to_string();
+                let block_act = if stride == 2 { down_act } else { act };
+                blocks.push(block(&bp, cfg, c_in, planes, expansion, stride, block_act));
+                c_in = planes * expansion;
+            }
+        }
+        Net {
+            stem,
+            stem_act: down_act,
+            max_pool: lay.imagenet_stem,
+            blocks,
+            fc: nn::linear(p / "fc", c_in, classes, Default::default()),
+        }
+    }
+}
+
+fn block(
+    p: &nn::Path,
+    cfg: &ModelConfig,
+    c_in: i64,
+    planes: i64,
+    expansion: i64,
+    stride: i64,
+    act: Act,
+) -> Block {
+    let c_out = planes * expansion;
+    let unit = |i: usize, ci: i64, co: i64, k: i64, s: i64, gamma: f64| ConvBn {
+        conv: conv(p / format!("conv{i}"), ci, co, k, s),
+        bn: batch_norm(p / format!("bn{i}"), co, gamma),
+    };
+    // The last norm of the branch starts at zero (timm's `zero_init_last`), so every block
+    // begins as the identity.
+    let branch = if expansion == 1 {
+        vec![
+            unit(1, c_in, planes, 3, stride, 1.0),
+            unit(2, planes, planes, 3, 1, 0.0),
+        ]
+    } else {
+        vec![
+            unit(1, c_in, planes, 1, 1, 1.0),
+            unit(2, planes, planes, 3, stride, 1.0),
+            unit(3, planes, c_out, 1, 1, 0.0),
+        ]
+    };
+    let downsample = (stride != 1 || c_in != c_out).then(|| {
+        let d = p / "downsample";
+        ConvBn {
+            conv: conv(&d / "0", c_in, c_out, 1, stride),
+            bn: batch_norm(&d / "1", c_out, 1.0),
+        }
+    });
+    let se = cfg
+        .se
+        .then(|| SqueezeExcite::new(p / "se", c_out, cfg.se_ratio, cfg.se_divisor));
+    Block {
+        branch,
+        se,
+        downsample,
+        act,
+    }
+}
+
+impl ModuleT for Net {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut h = self.stem_act.apply(&self.stem.forward_t(xs, train));
+        if self.max_pool {
+            h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
+        for b in &self.blocks {
+            h = b.forward_t(&h, train);
+        }
+        h.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn params(arch: Arch, se: bool) -> (i64, std::collections::HashMap<String, Tensor>) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ModelConfig {
+            arch,
+            se,
+            ..ModelConfig::default()
+        };
+        let _net = Net::new(&vs.root(), &cfg, 3, 1000);
+        let n = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
+        (n, vs.variables())
+    }
+
+    #[test]
+    fn torchvision_parameter_counts_and_names() {
+        // torchvision: sum(p.numel() for p in resnet18().parameters()) == 11_689_512, resnet50: 25_557_032.
+        let (n18, vars) = params(Arch::Resnet18, false);
+        assert_eq!(n18, 11_689_512);
+        assert_eq!(
+            vars["layer2.0.downsample.0.weight"].size(),
+            vec![128, 64, 1, 1]
+        );
+        assert_eq!(vars["layer4.1.bn2.running_var"].size(), vec![512]);
+        assert_eq!(vars["fc.weight"].size(), vec![1000, 512]);
+        assert_eq!(params(Arch::Resnet50, false).0, 25_557_032);
+    }
+
+    #[test]
+    fn cifar_resnet20_shapes_and_forward() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), &ModelConfig::default(), 1, 10);
+        let vars = vs.variables();
+        assert_eq!(vars["conv1.weight"].size(), vec![16, 1, 3, 3]);
+        assert_eq!(vars["layer3.2.conv2.weight"].size(), vec![64, 64, 3, 3]);
+        assert_eq!(vars["layer3.0.se.fc1.weight"].size(), vec![8, 64, 1, 1]);
+        assert!(!vars.contains_key("layer1.0.downsample.0.weight"));
+        let out = net.forward_t(
+            &Tensor::zeros([2, 1, 8, 8], (Kind::Float, Device::Cpu)),
+            false,
+        );
+        assert_eq!(out.size(), vec![2, 10]);
+    }
+}

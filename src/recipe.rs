@@ -1,0 +1,679 @@
+//! The Recipe: every knob of a training run and its default, in one typed TOML document.
+//!
+//! Defaults are the article's baseline (TRICKS.md section 1): SGD with Nesterov momentum, cycles of
+//! cosine power annealing with decaying amplitude and a linear warm-up, weight decay 5e-5 with 1-D
+//! parameters excluded, label smoothing 0.1, squeeze-and-excitation on, LeakyReLU in the
+//! downscaling layers. The full field reference is `docs/recipe.md`.
+//!
+//! A recipe is read from TOML, then `--set key.path=value` overrides are applied, then it is
+//! deserialized strictly (unknown keys are errors) and validated; every error names the key.
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recipe {
+    /// Seeds model initialisation, the validation split, data order and augmentation draws.
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub optim: OptimConfig,
+    pub schedule: ScheduleConfig,
+    pub loss: LossConfig,
+    pub augment: AugmentConfig,
+    pub train: TrainConfig,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Recipe {
+            seed: 0,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            optim: OptimConfig::default(),
+            schedule: ScheduleConfig::default(),
+            loss: LossConfig::default(),
+            augment: AugmentConfig::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetKind {
+    /// scikit-learn's 8x8 digits (UCI), compiled into the binary.
+    Digits,
+    /// MNIST-style IDX files (`train-images-idx3-ubyte[.gz]`, ...), e.g. MNIST, Fashion-MNIST.
+    Idx,
+    /// CIFAR-10 binary batches (`data_batch_{1..5}.bin`, `test_batch.bin`).
+    Cifar10,
+    /// CIFAR-100 binary files (`train.bin`, `test.bin`), fine labels.
+    Cifar100,
+    /// One subfolder per class of PNG/JPEG files (optionally under `train/` and `val/`/`test/`).
+    Folder,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub dataset: DatasetKind,
+    /// Folder or file of the dataset; not used for `digits`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Fraction of the training split held out for validation (stratified, seeded).
+    pub val_fraction: f64,
+    /// Side length images of a `folder` dataset are resized to (shorter side, then centre crop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
+    /// Per-channel mean used to normalise inputs in [0, 1] scale; computed on the train split if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<Vec<f64>>,
+    /// Per-channel standard deviation; computed on the train split if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std: Option<Vec<f64>>,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dataset: DatasetKind::Digits,
+            path: None,
+            val_fraction: 0.1,
+            image_size: None,
+            mean: None,
+            std: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    Resnet20,
+    Resnet32,
+    Resnet56,
+    Resnet18,
+    Resnet34,
+    Resnet50,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Relu,
+    LeakyRelu,
+    /// x * sigmoid(x), also called SiLU.
+    Swish,
+    Elu,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// resnet20/32/56: CIFAR-style (3 stages, 16-32-64 channels); resnet18/34/50: torchvision's.
+    pub arch: Arch,
+    /// Channel width multiplier.
+    pub width: f64,
+    /// Squeeze-and-excitation in every residual block.
+    pub se: bool,
+    /// SE reduction ratio (timm's `rd_ratio`).
+    pub se_ratio: f64,
+    /// SE reduced channels are rounded to a multiple of this (timm's `rd_divisor`).
+    pub se_divisor: usize,
+    /// Activation of the non-downscaling layers.
+    pub activation: Activation,
+    /// Activation of the downscaling layers: the stem and the stride-2 blocks.
+    pub downscale_activation: Activation,
+    /// Negative slope of `leaky_relu` wherever it is used.
+    pub leaky_slope: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: Arch::Resnet20,
+            width: 1.0,
+            se: true,
+            se_ratio: 1.0 / 16.0,
+            se_divisor: 8,
+            activation: Activation::Relu,
+            downscale_activation: Activation::LeakyRelu,
+            leaky_slope: 0.01,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimName {
+    /// SGD with momentum (`nesterov` selects PyTorch's Nesterov form); coupled L2 weight decay.
+    Sgd,
+    /// Adam with coupled L2 weight decay, as `torch.optim.Adam`.
+    Adam,
+    /// Adam with decoupled weight decay, as `torch.optim.AdamW`.
+    Adamw,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    pub name: OptimName,
+    /// Peak learning rate.
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    /// Exclude 1-D parameters (biases, norm scales) from weight decay, as timm does.
+    pub exclude_1d: bool,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            name: OptimName::Sgd,
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 5e-5,
+            exclude_1d: true,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Regime {
+    Constant,
+    /// Gamma decay: every `step_epochs` epochs, or at `milestones`.
+    Step,
+    /// One cycle of plain cosine annealing (P = 1).
+    Cosine,
+    /// `cycles` cycles of cosine power annealing with exponent `power`.
+    CosinePower,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    pub regime: Regime,
+    /// Linear warm-up length in epochs (fractional allowed).
+    pub warmup_epochs: f64,
+    /// Learning rate at step 0 of the warm-up.
+    pub warmup_lr_init: f64,
+    /// Learning rate at the end of each annealing cycle.
+    pub lr_min: f64,
+    /// Exponent P of cosine power annealing (P = 1 is plain cosine).
+    pub power: f64,
+    pub cycles: usize,
+    /// Cycle i peaks at `lr * cycle_decay^i`.
+    pub cycle_decay: f64,
+    /// Each cycle is `cycle_mul` times as long as the previous one.
+    pub cycle_mul: f64,
+    /// Step regime: multiply the LR by this at each decay.
+    pub gamma: f64,
+    /// Step regime: decay every this many epochs; if unset, decay at `milestones`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_epochs: Option<f64>,
+    /// Step regime: decay points as fractions of the whole training, ascending in (0, 1).
+    pub milestones: Vec<f64>,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            regime: Regime::CosinePower,
+            warmup_epochs: 1.0,
+            warmup_lr_init: 1e-4,
+            lr_min: 0.0,
+            power: 2.0,
+            cycles: 2,
+            cycle_decay: 0.5,
+            cycle_mul: 1.0,
+            gamma: 0.1,
+            step_epochs: None,
+            milestones: vec![0.5, 0.75],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossConfig {
+    /// PyTorch's convention: eps/C to every class, 1 - eps + eps/C to the true one.
+    pub label_smoothing: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig {
+            label_smoothing: 0.1,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PadMode {
+    Zero,
+    Reflect,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AugmentConfig {
+    /// Pixels of padding before a random crop back to the original size (0 = no crop).
+    pub pad: usize,
+    pub pad_mode: PadMode,
+    /// Random horizontal flip with probability 0.5 (off by default: digits must not be mirrored).
+    pub hflip: bool,
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        AugmentConfig {
+            pad: 0,
+            pad_mode: PadMode::Zero,
+            hflip: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// CUDA when available, else CPU.
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    /// CPU threads for libtorch and the data pipeline; 0 = all cores.
+    pub threads: usize,
+    pub device: DeviceChoice,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 30,
+            batch_size: 64,
+            eval_batch_size: 512,
+            threads: 0,
+            device: DeviceChoice::Auto,
+        }
+    }
+}
+
+impl Recipe {
+    /// Reads a recipe file (or the defaults when `path` is None), applies `key.path=value`
+    /// overrides, and validates the result.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Recipe> {
+        let mut table = match path {
+            Some(p) => read_table(p)?,
+            None => toml::Table::new(),
+        };
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        Recipe::from_table(table)
+    }
+
+    /// Deserializes strictly and validates; errors carry the key path.
+    pub fn from_table(table: toml::Table) -> Result<Recipe> {
+        let recipe: Recipe = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| Error::recipe(e.path().to_string(), e.into_inner().to_string()))?;
+        recipe.validate()?;
+        Ok(recipe)
+    }
+
+    /// The resolved recipe as TOML, as written to `recipe.toml` in a run dir.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a Recipe always serializes to TOML")
+    }
+
+    /// Checks every numeric range and cross-field rule.
+    pub fn validate(&self) -> Result<()> {
+        let d = &self.data;
+        check(
+            "data.val_fraction",
+            d.val_fraction,
+            (0.0..1.0).contains(&d.val_fraction),
+            "in [0, 1)",
+        )?;
+        if d.dataset != DatasetKind::Digits && d.path.is_none() {
+            return Err(Error::recipe(
+                "data.path",
+                "required for this dataset (a folder or file)",
+            ));
+        }
+        if d.image_size == Some(0) {
+            return Err(Error::recipe("data.image_size", "must be at least 1"));
+        }
+        for (key, v) in [("data.mean", &d.mean), ("data.std", &d.std)] {
+            if let Some(v) = v {
+                if v.is_empty() || v.len() > 3 {
+                    return Err(Error::recipe(key, "expected 1 or 3 values"));
+                }
+            }
+        }
+        if let Some(std) = &d.std {
+            if std.iter().any(|&s| s <= 0.0) {
+                return Err(Error::recipe("data.std", "every value must be > 0"));
+            }
+        }
+        let m = &self.model;
+        check(
+            "model.width",
+            m.width,
+            m.width > 0.0 && m.width <= 16.0,
+            "in (0, 16]",
+        )?;
+        check(
+            "model.se_ratio",
+            m.se_ratio,
+            m.se_ratio > 0.0 && m.se_ratio <= 1.0,
+            "in (0, 1]",
+        )?;
+        if m.se_divisor == 0 {
+            return Err(Error::recipe("model.se_divisor", "must be at least 1"));
+        }
+        check(
+            "model.leaky_slope",
+            m.leaky_slope,
+            (0.0..=1.0).contains(&m.leaky_slope),
+            "in [0, 1]",
+        )?;
+        let o = &self.optim;
+        check(
+            "optim.lr",
+            o.lr,
+            o.lr > 0.0 && o.lr.is_finite(),
+            "a finite number > 0",
+        )?;
+        check(
+            "optim.momentum",
+            o.momentum,
+            (0.0..1.0).contains(&o.momentum),
+            "in [0, 1)",
+        )?;
+        if o.name == OptimName::Sgd && o.nesterov && o.momentum == 0.0 {
+            return Err(Error::recipe(
+                "optim.nesterov",
+                "Nesterov momentum requires optim.momentum > 0",
+            ));
+        }
+        check(
+            "optim.weight_decay",
+            o.weight_decay,
+            o.weight_decay >= 0.0,
+            ">= 0",
+        )?;
+        check(
+            "optim.beta1",
+            o.beta1,
+            (0.0..1.0).contains(&o.beta1),
+            "in [0, 1)",
+        )?;
+        check(
+            "optim.beta2",
+            o.beta2,
+            (0.0..1.0).contains(&o.beta2),
+            "in [0, 1)",
+        )?;
+        check("optim.eps", o.eps, o.eps > 0.0, "> 0")?;
+        self.validate_schedule()?;
+        let ls = self.loss.label_smoothing;
+        check(
+            "loss.label_smoothing",
+            ls,
+            (0.0..1.0).contains(&ls),
+            "in [0, 1)",
+        )?;
+        let t = &self.train;
+        for (key, v) in [
+            ("train.epochs", t.epochs),
+            ("train.batch_size", t.batch_size),
+            ("train.eval_batch_size", t.eval_batch_size),
+        ] {
+            if v == 0 {
+                return Err(Error::recipe(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_schedule(&self) -> Result<()> {
+        let s = &self.schedule;
+        let epochs = self.train.epochs as f64;
+        check(
+            "schedule.warmup_epochs",
+            s.warmup_epochs,
+            s.warmup_epochs >= 0.0 && s.warmup_epochs < epochs,
+            "in [0, train.epochs)",
+        )?;
+        check(
+            "schedule.warmup_lr_init",
+            s.warmup_lr_init,
+            s.warmup_lr_init >= 0.0,
+            ">= 0",
+        )?;
+        check(
+            "schedule.lr_min",
+            s.lr_min,
+            s.lr_min >= 0.0 && s.lr_min <= self.optim.lr,
+            "in [0, optim.lr]",
+        )?;
+        check(
+            "schedule.power",
+            s.power,
+            s.power >= 1.0 && s.power.is_finite(),
+            ">= 1 (P < 1 is undefined)",
+        )?;
+        if s.cycles == 0 {
+            return Err(Error::recipe("schedule.cycles", "must be at least 1"));
+        }
+        check(
+            "schedule.cycle_decay",
+            s.cycle_decay,
+            s.cycle_decay > 0.0 && s.cycle_decay <= 1.0,
+            "in (0, 1]",
+        )?;
+        check(
+            "schedule.cycle_mul",
+            s.cycle_mul,
+            s.cycle_mul >= 1.0 && s.cycle_mul <= 10.0,
+            "in [1, 10]",
+        )?;
+        check(
+            "schedule.gamma",
+            s.gamma,
+            s.gamma > 0.0 && s.gamma <= 1.0,
+            "in (0, 1]",
+        )?;
+        if let Some(se) = s.step_epochs {
+            check("schedule.step_epochs", se, se > 0.0, "> 0")?;
+        }
+        let ascending = s.milestones.windows(2).all(|w| w[0] < w[1]);
+        let inside = s.milestones.iter().all(|&m| m > 0.0 && m < 1.0);
+        if !(ascending && inside) {
+            return Err(Error::recipe(
+                "schedule.milestones",
+                format!(
+                    "got {:?}; expected ascending fractions of training in (0, 1)",
+                    s.milestones
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check(key: &str, value: f64, ok: bool, expected: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::recipe(
+            key,
+            format!("got {value}; expected {expected}"),
+        ))
+    }
+}
+
+fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.parse::<toml::Table>().map_err(|e| Error::RecipeFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Applies one `a.b.c=value` override. The value is read as a TOML value (`0.1`, `true`,
+/// `"sgd"`, `[1, 2]`); anything that does not parse as one is taken as a bare string, so
+/// `optim.name=adam` works without quotes.
+pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
+    let (key, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| Error::recipe(spec, "an override must look like key.path=value"))?;
+    let key = key.trim();
+    let value = parse_value(raw.trim());
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::recipe(key, "empty component in key path"));
+    }
+    let (last, parents) = parts.split_last().expect("split yields at least one part");
+    let mut node = table;
+    for (i, part) in parents.iter().enumerate() {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry
+            .as_table_mut()
+            .ok_or_else(|| Error::recipe(parts[..=i].join("."), "is a value, not a section"))?;
+    }
+    node.insert(last.to_string(), value);
+    Ok(())
+}
+
+fn parse_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str, overrides: &[&str]) -> Result<Recipe> {
+        let mut table: toml::Table = text.parse().unwrap();
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        Recipe::from_table(table)
+    }
+
+    #[test]
+    fn defaults_are_the_article_baseline() {
+        let r = Recipe::default();
+        r.validate().unwrap();
+        assert_eq!(r.optim.name, OptimName::Sgd);
+        assert!(r.optim.nesterov);
+        assert_eq!(r.schedule.regime, Regime::CosinePower);
+        assert_eq!(r.loss.label_smoothing, 0.1);
+        assert!(r.model.se);
+        assert_eq!(r.model.downscale_activation, Activation::LeakyRelu);
+        assert_eq!(r.optim.weight_decay, 5e-5);
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let mut r = Recipe::default();
+        r.data.mean = Some(vec![0.5]);
+        let back = load_str(&r.to_toml(), &[]).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn overrides_set_typed_values_and_bare_strings() {
+        let r = load_str(
+            "",
+            &["optim.name=adamw", "optim.lr=0.003", "model.se=false"],
+        )
+        .unwrap();
+        assert_eq!(r.optim.name, OptimName::Adamw);
+        assert_eq!(r.optim.lr, 0.003);
+        assert!(!r.model.se);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_path() {
+        let e = load_str("[model]\nsee = true\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model"), "{e}");
+        assert!(e.contains("unknown field `see`"), "{e}");
+        assert!(e.contains("`se`"), "lists allowed fields: {e}");
+    }
+
+    #[test]
+    fn bad_enum_value_lists_allowed_ones() {
+        let e = load_str("", &["optim.name=lamb"]).unwrap_err().to_string();
+        assert!(e.contains("optim.name"), "{e}");
+        assert!(e.contains("lamb") && e.contains("adamw"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = load_str("[train]\nepochs = \"ten\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("recipe: `train.epochs`"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key_and_range() {
+        let cases = [
+            ("schedule.power=0.5", "schedule.power", ">= 1"),
+            ("loss.label_smoothing=1.5", "loss.label_smoothing", "[0, 1)"),
+            ("optim.lr=-1", "optim.lr", "> 0"),
+            (
+                "schedule.milestones=[0.8, 0.2]",
+                "schedule.milestones",
+                "ascending",
+            ),
+            ("train.batch_size=0", "train.batch_size", "at least 1"),
+        ];
+        for (o, key, expected) in cases {
+            let e = load_str("", &[o]).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(expected), "{o}: {e}");
+        }
+    }
+
+    #[test]
+    fn path_required_for_file_datasets() {
+        let e = load_str("", &["data.dataset=idx"]).unwrap_err().to_string();
+        assert!(e.contains("data.path") && e.contains("required"), "{e}");
+    }
+
+    #[test]
+    fn override_into_a_value_is_an_error() {
+        let e = load_str("", &["seed.x=1"]).unwrap_err().to_string();
+        assert!(e.contains("`seed`") && e.contains("not a section"), "{e}");
+    }
+}

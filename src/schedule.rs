@@ -1,0 +1,278 @@
+//! Learning-rate regimes, computed in closed form per optimizer step (TRICKS.md section 2).
+//!
+//! Time is counted in optimizer steps. A linear warm-up from `warmup_lr_init` to the peak comes
+//! first; the regime then spans the *remaining* steps (timm#1242: starting the cosine at step 0
+//! instead makes the LR drop sharply right after warm-up).
+use crate::recipe::{Regime, ScheduleConfig};
+
+/// Cosine power annealing (Hundt et al. 2019, sharpDARTS), the fraction of the way from `lr_min`
+/// to the peak at progress `x` in [0, 1] through a cycle:
+/// `c = (1 + cos(pi x)) / 2`, `q = (P^(1 + c) - P) / (P^2 - P)` for P > 1, `q = c` for P = 1.
+pub fn cosine_power(x: f64, power: f64) -> f64 {
+    let c = (1.0 + (std::f64::consts::PI * x).cos()) / 2.0;
+    if power == 1.0 {
+        c
+    } else {
+        (power.powf(1.0 + c) - power) / (power * power - power)
+    }
+}
+
+/// A resolved schedule: the recipe's fields plus the step counts of this run.
+#[derive(Clone, Debug)]
+pub struct LrSchedule {
+    cfg: ScheduleConfig,
+    peak: f64,
+    total_steps: usize,
+    steps_per_epoch: usize,
+    warmup_steps: usize,
+    /// Start step (counted after warm-up) of each annealing cycle, plus the end as last entry.
+    cycle_bounds: Vec<usize>,
+}
+
+impl LrSchedule {
+    pub fn new(cfg: &ScheduleConfig, peak: f64, epochs: usize, steps_per_epoch: usize) -> Self {
+        let total_steps = epochs * steps_per_epoch;
+        let warmup_steps = ((cfg.warmup_epochs * steps_per_epoch as f64).round() as usize)
+            .min(total_steps.saturating_sub(1));
+        let cycles = match cfg.regime {
+            Regime::CosinePower => cfg.cycles,
+            _ => 1,
+        };
+        let mul = match cfg.regime {
+            Regime::CosinePower => cfg.cycle_mul,
+            _ => 1.0,
+        };
+        let cycle_bounds = cycle_bounds(total_steps - warmup_steps, cycles, mul);
+        LrSchedule {
+            cfg: cfg.clone(),
+            peak,
+            total_steps,
+            steps_per_epoch,
+            warmup_steps,
+            cycle_bounds,
+        }
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.total_steps
+    }
+
+    /// The learning rate used by optimizer step `step` (0-based).
+    pub fn lr(&self, step: usize) -> f64 {
+        let c = &self.cfg;
+        if step < self.warmup_steps {
+            let t = step as f64 / self.warmup_steps as f64;
+            return c.warmup_lr_init + t * (self.peak - c.warmup_lr_init);
+        }
+        match c.regime {
+            Regime::Constant => self.peak,
+            Regime::Step => self.peak * c.gamma.powi(self.decays_before(step)),
+            Regime::Cosine => self.annealed(step, 1.0),
+            Regime::CosinePower => self.annealed(step, c.power),
+        }
+    }
+
+    /// Number of gamma decays that happened before `step`.
+    fn decays_before(&self, step: usize) -> i32 {
+        let epoch = step as f64 / self.steps_per_epoch as f64;
+        match self.cfg.step_epochs {
+            Some(every) => (epoch / every).floor() as i32,
+            None => {
+                let progress = step as f64 / self.total_steps as f64;
+                self.cfg
+                    .milestones
+                    .iter()
+                    .filter(|&&m| progress >= m)
+                    .count() as i32
+            }
+        }
+    }
+
+    /// Cycle `i` runs from its peak `peak * cycle_decay^i` (first step) down to `lr_min` (last step).
+    fn annealed(&self, step: usize, power: f64) -> f64 {
+        let t = step - self.warmup_steps;
+        let i = self
+            .cycle_bounds
+            .partition_point(|&b| b <= t)
+            .saturating_sub(1);
+        let (start, end) = (self.cycle_bounds[i], self.cycle_bounds[i + 1]);
+        let len = end - start;
+        let x = if len <= 1 {
+            1.0
+        } else {
+            (t - start) as f64 / (len - 1) as f64
+        };
+        let cycle_peak = self.peak * self.cfg.cycle_decay.powi(i as i32);
+        let lr_min = self.cfg.lr_min.min(cycle_peak);
+        lr_min + (cycle_peak - lr_min) * cosine_power(x, power)
+    }
+}
+
+/// Splits `steps` into `cycles` consecutive cycles, each `mul` times longer than the previous
+/// (timm's `cycle_mul`); returns the `cycles + 1` boundaries, rounded to whole steps.
+fn cycle_bounds(steps: usize, cycles: usize, mul: f64) -> Vec<usize> {
+    let weight = |i: usize| {
+        if mul == 1.0 {
+            i as f64 / cycles as f64
+        } else {
+            (mul.powi(i as i32) - 1.0) / (mul.powi(cycles as i32) - 1.0)
+        }
+    };
+    (0..=cycles)
+        .map(|i| (steps as f64 * weight(i)).round() as usize)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipe::ScheduleConfig;
+    use std::f64::consts::PI;
+
+    fn cfg(regime: Regime) -> ScheduleConfig {
+        ScheduleConfig {
+            regime,
+            warmup_epochs: 0.0,
+            warmup_lr_init: 0.0,
+            lr_min: 0.0,
+            cycles: 1,
+            ..ScheduleConfig::default()
+        }
+    }
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    #[test]
+    fn power_one_equals_plain_cosine() {
+        for x in [0.0, 0.1, 0.25, 0.5, 0.9, 1.0] {
+            close(cosine_power(x, 1.0), (1.0 + (PI * x).cos()) / 2.0);
+        }
+    }
+
+    #[test]
+    fn power_two_and_four_closed_form() {
+        // x = 0.5: c = 0.5, q = (P^1.5 - P) / (P^2 - P).
+        close(cosine_power(0.5, 2.0), (2f64.powf(1.5) - 2.0) / 2.0);
+        close(cosine_power(0.5, 4.0), (8.0 - 4.0) / 12.0);
+        // x = 1/3: c = 0.75.
+        close(cosine_power(1.0 / 3.0, 4.0), (4f64.powf(1.75) - 4.0) / 12.0);
+        for p in [2.0, 4.0] {
+            close(cosine_power(0.0, p), 1.0);
+            close(cosine_power(1.0, p), 0.0);
+        }
+    }
+
+    #[test]
+    fn cosine_regime_matches_formula_at_chosen_steps() {
+        let c = ScheduleConfig {
+            lr_min: 0.01,
+            ..cfg(Regime::Cosine)
+        };
+        let s = LrSchedule::new(&c, 0.1, 10, 11); // 110 steps, x = step / 109
+        for step in [0, 17, 54, 100, 109] {
+            let x = step as f64 / 109.0;
+            close(s.lr(step), 0.01 + 0.09 * (1.0 + (PI * x).cos()) / 2.0);
+        }
+    }
+
+    #[test]
+    fn cosine_power_p2_values_and_last_step_reaches_lr_min() {
+        let c = ScheduleConfig {
+            power: 2.0,
+            lr_min: 0.001,
+            ..cfg(Regime::CosinePower)
+        };
+        let s = LrSchedule::new(&c, 0.1, 2, 51); // 102 steps
+        close(s.lr(0), 0.1);
+        let x: f64 = 30.0 / 101.0;
+        let cc = (1.0 + (PI * x).cos()) / 2.0;
+        close(s.lr(30), 0.001 + 0.099 * (2f64.powf(1.0 + cc) - 2.0) / 2.0);
+        close(s.lr(101), 0.001);
+    }
+
+    #[test]
+    fn warmup_endpoints_then_anneal_over_the_rest() {
+        let c = ScheduleConfig {
+            warmup_epochs: 2.0,
+            warmup_lr_init: 1e-4,
+            ..cfg(Regime::Cosine)
+        };
+        let s = LrSchedule::new(&c, 0.2, 12, 10); // warm-up 20 steps, then 100 cosine steps
+        close(s.lr(0), 1e-4);
+        close(s.lr(10), 1e-4 + 0.5 * (0.2 - 1e-4));
+        close(s.lr(20), 0.2);
+        close(s.lr(21), 0.2 * (1.0 + (PI / 99.0).cos()) / 2.0);
+        close(s.lr(119), 0.0);
+    }
+
+    #[test]
+    fn cycle_peaks_decay_by_the_factor() {
+        let c = ScheduleConfig {
+            cycles: 3,
+            cycle_decay: 0.5,
+            power: 4.0,
+            ..cfg(Regime::CosinePower)
+        };
+        let s = LrSchedule::new(&c, 0.1, 3, 40); // 120 steps, 3 cycles of 40
+        close(s.lr(0), 0.1);
+        close(s.lr(40), 0.05);
+        close(s.lr(80), 0.025);
+        close(s.lr(39), 0.0);
+        close(s.lr(119), 0.0);
+        // Inside cycle 1 at x = 10/39 with P = 4.
+        let cc = (1.0 + (PI * 10.0 / 39.0).cos()) / 2.0;
+        close(s.lr(50), 0.05 * (4f64.powf(1.0 + cc) - 4.0) / 12.0);
+    }
+
+    #[test]
+    fn cycle_mul_lengthens_cycles() {
+        let c = ScheduleConfig {
+            cycles: 2,
+            cycle_mul: 2.0,
+            cycle_decay: 1.0,
+            ..cfg(Regime::CosinePower)
+        };
+        let s = LrSchedule::new(&c, 1.0, 3, 30); // 90 steps: cycles of 30 and 60
+        close(s.lr(29), 0.0);
+        close(s.lr(30), 1.0);
+        close(s.lr(89), 0.0);
+    }
+
+    #[test]
+    fn step_decay_every_n_epochs_and_at_milestones() {
+        let every = ScheduleConfig {
+            step_epochs: Some(3.0),
+            gamma: 0.1,
+            ..cfg(Regime::Step)
+        };
+        let s = LrSchedule::new(&every, 1.0, 10, 5);
+        close(s.lr(14), 1.0);
+        close(s.lr(15), 0.1);
+        close(s.lr(30), 0.001);
+        let ms = ScheduleConfig {
+            milestones: vec![0.5, 0.75],
+            gamma: 0.2,
+            ..cfg(Regime::Step)
+        };
+        let s = LrSchedule::new(&ms, 1.0, 4, 10);
+        close(s.lr(19), 1.0);
+        close(s.lr(20), 0.2);
+        close(s.lr(30), 0.04);
+        close(s.lr(39), 0.04);
+    }
+
+    #[test]
+    fn constant_after_warmup() {
+        let c = ScheduleConfig {
+            warmup_epochs: 1.0,
+            warmup_lr_init: 0.0,
+            ..cfg(Regime::Constant)
+        };
+        let s = LrSchedule::new(&c, 0.5, 3, 4);
+        close(s.lr(2), 0.25);
+        close(s.lr(4), 0.5);
+        close(s.lr(11), 0.5);
+    }
+}

@@ -1,0 +1,80 @@
+//! Checkpoints: the model's variables (`model.*`), the optimizer state (`optim.*`) and the
+//! progress (`meta.epoch`, `meta.step`) in one safetensors file, written atomically.
+use super::rundir::temp_path;
+use crate::error::{Error, Result};
+use crate::optim::Optimizer;
+use std::collections::HashMap;
+use std::path::Path;
+use tch::{Device, Tensor, nn::VarStore};
+
+/// Where training stands when the checkpoint is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Optimizer steps taken.
+    pub step: usize,
+}
+
+pub fn save(path: &Path, vs: &VarStore, opt: &Optimizer, progress: Progress) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (format!("model.{k}"), v.to_device(Device::Cpu)))
+        .collect();
+    named.extend(
+        opt.state()
+            .into_iter()
+            .map(|(k, v)| (format!("optim.{k}"), v.to_device(Device::Cpu))),
+    );
+    named.push(("meta.epoch".into(), Tensor::from(progress.epoch as i64)));
+    named.push(("meta.step".into(), Tensor::from(progress.step as i64)));
+    let tmp = temp_path(path);
+    Tensor::write_safetensors(&named, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Loads a checkpoint into `vs` and `opt`; returns the progress it records.
+pub fn load(path: &Path, vs: &VarStore, opt: &mut Optimizer) -> Result<Progress> {
+    let bad = |m: String| Error::RunDir {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| bad(format!("unreadable checkpoint: {e}")))?
+        .into_iter()
+        .collect();
+    let mut optim = HashMap::new();
+    for (k, v) in &tensors {
+        if let Some(rest) = k.strip_prefix("optim.") {
+            optim.insert(rest.to_string(), v.to_device(vs.device()));
+        }
+    }
+    tch::no_grad(|| {
+        for (name, mut var) in vs.variables() {
+            let saved = tensors
+                .get(&format!("model.{name}"))
+                .ok_or_else(|| bad(format!("variable `{name}` missing")))?;
+            if saved.size() != var.size() {
+                return Err(bad(format!(
+                    "variable `{name}` has shape {:?}, the model {:?}",
+                    saved.size(),
+                    var.size()
+                )));
+            }
+            var.copy_(saved);
+        }
+        Ok(())
+    })?;
+    opt.load_state(&optim).map_err(bad)?;
+    let meta = |k: &str| {
+        tensors
+            .get(k)
+            .map(|t| t.int64_value(&[]) as usize)
+            .ok_or_else(|| bad(format!("`{k}` missing")))
+    };
+    Ok(Progress {
+        epoch: meta("meta.epoch")?,
+        step: meta("meta.step")?,
+    })
+}

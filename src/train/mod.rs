@@ -1,0 +1,336 @@
+//! The training loop: epochs over a seeded order, evaluation each epoch, checkpoints, resume,
+//! and a divergence guard. Everything it records goes to the run directory (see `rundir`).
+pub mod checkpoint;
+pub mod rundir;
+
+use crate::data::{self, Images, loader};
+use crate::error::{Error, Result};
+use crate::loss;
+use crate::model::Net;
+use crate::optim::Optimizer;
+use crate::recipe::{DeviceChoice, Recipe};
+use crate::schedule::LrSchedule;
+use checkpoint::Progress;
+use indicatif::{ProgressBar, ProgressStyle};
+use rundir::{EpochMetrics, RunDir, RunResult, Status};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+use tch::nn::{ModuleT, VarStore};
+use tch::{Device, Kind, Tensor};
+
+/// Trains `recipe` into `run_dir`. With `resume`, continues from the run dir's checkpoint (a
+/// completed run is returned as it is). On error, `result.json` records status `failed` and the
+/// error before it is returned.
+pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
+    let dir = RunDir::create(run_dir)?;
+    if resume {
+        if let Some(r) = dir.read_result()?.filter(|r| r.status == Status::Completed) {
+            return Ok(r);
+        }
+    }
+    let _ = std::fs::remove_file(dir.file(rundir::RESULT));
+    rundir::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
+    let device = resolve_device(recipe.train.device)?;
+    let outcome = Trainer::new(recipe, &dir, device, resume).and_then(|t| t.fit());
+    outcome.or_else(|e| {
+        let metrics = dir.read_metrics().unwrap_or_default();
+        let wall = metrics.iter().map(|m| m.seconds).sum();
+        let mut r = RunResult::from_metrics(Status::Failed, &metrics, wall, format!("{device:?}"));
+        r.error = Some(e.to_string());
+        dir.log(&format!("failed: {e}"));
+        dir.write_result(&r)?;
+        Err(e)
+    })
+}
+
+/// Picks the device: `auto` is CUDA when libtorch sees a GPU, else CPU.
+pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        DeviceChoice::Cuda => Err(Error::recipe(
+            "train.device",
+            "cuda requested but libtorch sees no CUDA device",
+        )),
+    }
+}
+
+/// Sets libtorch's intra-op threads; 0 means all cores.
+pub fn set_threads(threads: usize) {
+    let n = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    tch::set_num_threads(n as i32);
+}
+
+/// Loss and accuracies over a split.
+#[derive(Clone, Copy, Debug)]
+pub struct Eval {
+    pub loss: f64,
+    pub top1: f64,
+    pub top5: Option<f64>,
+}
+
+struct Trainer<'a> {
+    recipe: &'a Recipe,
+    dir: &'a RunDir,
+    device: Device,
+    train: Arc<Images>,
+    val: Images,
+    test: Option<Images>,
+    norm: loader::Normalizer,
+    classes: usize,
+    vs: VarStore,
+    net: Net,
+    opt: Optimizer,
+    sched: LrSchedule,
+    steps_per_epoch: usize,
+    progress: Progress,
+    metrics: Vec<EpochMetrics>,
+}
+
+impl<'a> Trainer<'a> {
+    fn new(recipe: &'a Recipe, dir: &'a RunDir, device: Device, resume: bool) -> Result<Self> {
+        set_threads(recipe.train.threads);
+        tch::manual_seed(recipe.seed as i64);
+        let splits = data::split(
+            data::load(&recipe.data)?,
+            recipe.data.val_fraction,
+            recipe.seed,
+        );
+        let im = &splits.train;
+        let (mean, std) = match (&recipe.data.mean, &recipe.data.std) {
+            (Some(m), Some(s)) => (m.clone(), s.clone()),
+            _ => im.channel_stats(),
+        };
+        let norm = loader::Normalizer::new(&mean, &std, im.channels);
+        let classes = splits.classes.len();
+        let vs = VarStore::new(device);
+        let net = Net::new(
+            &vs.root(),
+            &recipe.model,
+            im.channels as i64,
+            classes as i64,
+        );
+        let mut opt = Optimizer::new(Optimizer::trainable(&vs), &recipe.optim);
+        let steps_per_epoch = (im.len() / recipe.train.batch_size).max(1);
+        let sched = LrSchedule::new(
+            &recipe.schedule,
+            recipe.optim.lr,
+            recipe.train.epochs,
+            steps_per_epoch,
+        );
+        let ckpt = dir.file(rundir::CHECKPOINT);
+        let (progress, metrics) = if resume && ckpt.exists() {
+            let p = checkpoint::load(&ckpt, &vs, &mut opt)?;
+            let kept = dir
+                .read_metrics()?
+                .into_iter()
+                .filter(|m| m.epoch <= p.epoch)
+                .collect();
+            dir.log(&format!("resumed from epoch {} (step {})", p.epoch, p.step));
+            (p, kept)
+        } else {
+            (Progress { epoch: 0, step: 0 }, Vec::new())
+        };
+        let n_params: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
+        dir.log(&format!(
+            "{} classes, train {} / val {} / test {} images of {}x{}x{}; {n_params} parameters; device {device:?}",
+            classes,
+            im.len(),
+            splits.val.len(),
+            splits.test.as_ref().map_or(0, Images::len),
+            im.channels,
+            im.height,
+            im.width
+        ));
+        Ok(Trainer {
+            recipe,
+            dir,
+            device,
+            train: Arc::new(splits.train),
+            val: splits.val,
+            test: splits.test,
+            norm,
+            classes,
+            vs,
+            net,
+            opt,
+            sched,
+            steps_per_epoch,
+            progress,
+            metrics,
+        })
+    }
+
+    fn fit(mut self) -> Result<RunResult> {
+        self.dir.write_metrics(&self.metrics)?;
+        for epoch in self.progress.epoch + 1..=self.recipe.train.epochs {
+            let start = Instant::now();
+            let Some((train_loss, train_acc)) = self.train_epoch(epoch)? else {
+                return self.finish(Status::Diverged);
+            };
+            let train_secs = start.elapsed().as_secs_f64();
+            let val = self.evaluate(&self.val);
+            let m = EpochMetrics {
+                epoch,
+                step: self.progress.step,
+                lr: self.sched.lr(self.progress.step.saturating_sub(1)),
+                train_loss,
+                train_acc,
+                val_loss: val.loss,
+                val_acc: val.top1,
+                val_top5: val.top5,
+                images_per_sec: (self.steps_per_epoch * self.recipe.train.batch_size) as f64
+                    / train_secs,
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            self.dir
+                .log(&serde_json::to_string(&m).expect("metrics serialize"));
+            self.metrics.push(m);
+            self.progress.epoch = epoch;
+            checkpoint::save(
+                &self.dir.file(rundir::CHECKPOINT),
+                &self.vs,
+                &self.opt,
+                self.progress,
+            )?;
+            self.dir.write_metrics(&self.metrics)?;
+        }
+        self.finish(Status::Completed)
+    }
+
+    /// One epoch of training; None if the loss diverged.
+    fn train_epoch(&mut self, epoch: usize) -> Result<Option<(f64, f64)>> {
+        let r = self.recipe;
+        let order = loader::TrainOrder {
+            seed: r.seed,
+            epoch: epoch as u64,
+            batch_size: r.train.batch_size,
+            augment: r.augment.clone(),
+        };
+        let bar = progress_bar(self.steps_per_epoch, epoch, r.train.epochs);
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+        for batch in loader::train_epoch(self.train.clone(), self.norm.clone(), order, 2) {
+            let x = batch.images.to_device(self.device);
+            let y = batch.labels.to_device(self.device);
+            let logits = self.net.forward_t(&x, true);
+            let loss = loss::cross_entropy(&logits, &y, r.loss.label_smoothing);
+            let loss_value = loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                bar.abandon_with_message("diverged");
+                self.dir.log(&format!(
+                    "diverged at step {}: loss {loss_value}",
+                    self.progress.step
+                ));
+                return Ok(None);
+            }
+            self.opt.zero_grad();
+            loss.backward();
+            self.opt
+                .step(self.sched.lr(self.progress.step), r.optim.weight_decay);
+            self.progress.step += 1;
+            let n = y.size()[0] as usize;
+            loss_sum += loss_value * n as f64;
+            correct += logits
+                .argmax(-1, false)
+                .eq_tensor(&y)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            seen += n;
+            bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(Some((loss_sum / seen as f64, correct as f64 / seen as f64)))
+    }
+
+    /// Plain cross-entropy (no smoothing), top-1 and, with more than 5 classes, top-5 accuracy.
+    fn evaluate(&self, images: &Images) -> Eval {
+        let mut loss = 0.0;
+        let (mut top1, mut top5) = (0i64, 0i64);
+        tch::no_grad(|| {
+            for b in loader::eval_batches(images, &self.norm, self.recipe.train.eval_batch_size) {
+                let y = b.labels.to_device(self.device);
+                let logits = self.net.forward_t(&b.images.to_device(self.device), false);
+                loss += logits
+                    .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)
+                    .double_value(&[]);
+                top1 += topk_correct(&logits, &y, 1);
+                if self.classes > 5 {
+                    top5 += topk_correct(&logits, &y, 5);
+                }
+            }
+        });
+        let n = images.len().max(1) as f64;
+        Eval {
+            loss: loss / n,
+            top1: top1 as f64 / n,
+            top5: (self.classes > 5).then(|| top5 as f64 / n),
+        }
+    }
+
+    fn finish(self, status: Status) -> Result<RunResult> {
+        self.dir.write_metrics(&self.metrics)?;
+        let start = Instant::now();
+        let test = match (&self.test, status) {
+            (Some(t), Status::Completed) => Some(self.evaluate(t)),
+            _ => None,
+        };
+        let wall =
+            self.metrics.iter().map(|m| m.seconds).sum::<f64>() + start.elapsed().as_secs_f64();
+        let mut r =
+            RunResult::from_metrics(status, &self.metrics, wall, format!("{:?}", self.device));
+        r.test_acc = test.map(|t| t.top1);
+        r.test_top5 = test.and_then(|t| t.top5);
+        self.dir.log(&format!(
+            "{status:?}: {}",
+            serde_json::to_string(&r).expect("result serializes")
+        ));
+        self.dir.write_result(&r)?;
+        Ok(r)
+    }
+}
+
+/// Number of rows whose label is among the `k` highest logits.
+fn topk_correct(logits: &Tensor, labels: &Tensor, k: i64) -> i64 {
+    let (_, idx) = logits.topk(k, -1, true, true);
+    idx.eq_tensor(&labels.unsqueeze(1))
+        .any_dim(1, false)
+        .sum(Kind::Int64)
+        .int64_value(&[])
+}
+
+/// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
+fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template(
+        "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, eta {eta})",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topk_counts_rows_with_label_in_top_k() {
+        let logits = Tensor::from_slice(&[0.1f32, 0.9, 0.0, 0.5, 0.2, 0.3]).view([2, 3]);
+        let labels = Tensor::from_slice(&[1i64, 2]);
+        assert_eq!(topk_correct(&logits, &labels, 1), 1);
+        assert_eq!(topk_correct(&logits, &labels, 2), 2);
+    }
+}

@@ -1,0 +1,233 @@
+//! The run directory, the only record of a training run (DESIGN.md). Every file is written
+//! atomically (temporary file, fsync, rename), so a killed run never leaves a half-written file:
+//! - `recipe.toml`: the resolved recipe,
+//! - `metrics.jsonl`: one [`EpochMetrics`] per line,
+//! - `result.json`: the [`RunResult`],
+//! - `checkpoint.safetensors`: model, optimizer and progress (see `checkpoint`),
+//! - `train.log`: human-readable log lines (appended).
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const RECIPE: &str = "recipe.toml";
+pub const METRICS: &str = "metrics.jsonl";
+pub const RESULT: &str = "result.json";
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+pub const LOG: &str = "train.log";
+
+/// Writes `bytes` to `path` atomically: a sibling temporary file is written, synced and renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| Error::io(path, e))
+}
+
+/// The temporary sibling used while `path` is being written.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Metrics of one finished epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Optimizer steps taken so far.
+    pub step: usize,
+    /// Learning rate of the epoch's last step.
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    /// Top-5 accuracy, for datasets with more than 5 classes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_top5: Option<f64>,
+    pub images_per_sec: f64,
+    /// Wall seconds of the epoch (training and evaluation).
+    pub seconds: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Completed,
+    /// The loss became NaN or infinite; training stopped.
+    Diverged,
+    /// An error ended the run; see `error`.
+    Failed,
+}
+
+/// The final record of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    pub epochs: usize,
+    pub final_val_acc: Option<f64>,
+    pub best_val_acc: Option<f64>,
+    pub best_epoch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub test_acc: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub test_top5: Option<f64>,
+    pub wall_seconds: f64,
+    pub device: String,
+}
+
+impl RunResult {
+    /// A result summarising `metrics`, with the given status.
+    pub fn from_metrics(
+        status: Status,
+        metrics: &[EpochMetrics],
+        wall_seconds: f64,
+        device: String,
+    ) -> Self {
+        let best = metrics
+            .iter()
+            .max_by(|a, b| a.val_acc.total_cmp(&b.val_acc));
+        RunResult {
+            status,
+            error: None,
+            epochs: metrics.len(),
+            final_val_acc: metrics.last().map(|m| m.val_acc),
+            best_val_acc: best.map(|m| m.val_acc),
+            best_epoch: best.map(|m| m.epoch),
+            test_acc: None,
+            test_top5: None,
+            wall_seconds,
+            device,
+        }
+    }
+}
+
+/// A run directory and its files.
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn create(path: &Path) -> Result<RunDir> {
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn write_metrics(&self, metrics: &[EpochMetrics]) -> Result<()> {
+        let mut text = String::new();
+        for m in metrics {
+            text.push_str(&serde_json::to_string(m).expect("metrics serialize"));
+            text.push('\n');
+        }
+        write_atomic(&self.file(METRICS), text.as_bytes())
+    }
+
+    /// Reads `metrics.jsonl`; a missing file is an empty history, a bad line an error naming it.
+    pub fn read_metrics(&self) -> Result<Vec<EpochMetrics>> {
+        let path = self.file(METRICS);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(Vec::new());
+        };
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| Error::RunDir {
+                    path: path.clone(),
+                    message: format!("line {}: {e}", i + 1),
+                })
+            })
+            .collect()
+    }
+
+    pub fn write_result(&self, result: &RunResult) -> Result<()> {
+        let text = serde_json::to_string_pretty(result).expect("result serializes");
+        write_atomic(&self.file(RESULT), format!("{text}\n").as_bytes())
+    }
+
+    pub fn read_result(&self) -> Result<Option<RunResult>> {
+        let path = self.file(RESULT);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::RunDir {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// Appends one line to `train.log` (best effort: logging never stops training).
+    pub fn log(&self, line: &str) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.file(LOG))
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(epoch: usize, val_acc: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            step: epoch * 10,
+            lr: 0.1,
+            train_loss: 1.0,
+            train_acc: 0.5,
+            val_loss: 1.0,
+            val_acc,
+            val_top5: None,
+            images_per_sec: 100.0,
+            seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn metrics_round_trip_and_best_epoch() {
+        let dir = RunDir::create(&crate::testutil::tempdir("rundir")).unwrap();
+        let ms = vec![m(1, 0.5), m(2, 0.9), m(3, 0.8)];
+        dir.write_metrics(&ms).unwrap();
+        assert_eq!(dir.read_metrics().unwrap(), ms);
+        let r = RunResult::from_metrics(Status::Completed, &ms, 3.0, "cpu".into());
+        assert_eq!(
+            (r.final_val_acc, r.best_val_acc, r.best_epoch),
+            (Some(0.8), Some(0.9), Some(2))
+        );
+        dir.write_result(&r).unwrap();
+        assert_eq!(dir.read_result().unwrap(), Some(r));
+        let names: Vec<_> = std::fs::read_dir(&dir.path)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
+    }
+
+    #[test]
+    fn corrupt_metrics_line_is_named() {
+        let dir = RunDir::create(&crate::testutil::tempdir("rundir-bad")).unwrap();
+        std::fs::write(dir.file(METRICS), "{\"epoch\": 1}\n").unwrap();
+        let e = dir.read_metrics().unwrap_err().to_string();
+        assert!(e.contains("metrics.jsonl") && e.contains("line 1"), "{e}");
+    }
+}
