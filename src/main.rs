@@ -236,7 +236,7 @@ fn bench_cmd(cmd: BenchCommand) -> Result<()> {
         bail!("--image: expected CxHxW, e.g. 3x32x32")
     };
     let choice = parse_device(&device)?;
-    train::set_threads(threads);
+    train::configure_cpu(threads);
     let device = train::resolve_device(choice)?;
     let b = darkmagic::bench::TrainBench {
         arch: model,

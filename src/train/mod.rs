@@ -57,15 +57,55 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
     }
 }
 
-/// Sets libtorch's intra-op threads; 0 means all cores.
-pub fn set_threads(threads: usize) {
+/// Prepares the process for CPU work: libtorch's intra-op threads (0 means all cores), and
+/// denormal floats flushed to zero. Denormals appear when weights or activations get tiny and
+/// slow x86 float units several fold; this is what `torch.set_flush_denormal(True)` does.
+/// Threads started later inherit the mode.
+pub fn configure_cpu(threads: usize) {
     let n = if threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         threads
     };
     tch::set_num_threads(n as i32);
+    flush_denormals();
+    keep_freed_memory();
 }
+
+/// Stops glibc's malloc from handing large freed blocks back to the kernel after every
+/// training step. Tensors of a few MB are freed and reallocated each step; by default glibc
+/// serves them with fresh `mmap`s, and the page faults of zeroing those pages cost about 15% of
+/// a ResNet-20 step on CPU (measured with `perf`: `clear_page_erms`, `exc_page_fault`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    unsafe extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    // SAFETY: mallopt only changes glibc allocator tunables; both values are in range.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 256 << 20);
+        mallopt(M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
+#[cfg(target_arch = "x86_64")]
+fn flush_denormals() {
+    use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+    const FTZ_DAZ: u32 = 0x8040;
+    // SAFETY: SSE is always present on x86_64; only the FTZ and DAZ bits of MXCSR change.
+    #[allow(deprecated)]
+    unsafe {
+        _mm_setcsr(_mm_getcsr() | FTZ_DAZ)
+    };
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn flush_denormals() {}
 
 /// Loss and accuracies over a split.
 #[derive(Clone, Copy, Debug)]
@@ -95,7 +135,7 @@ struct Trainer<'a> {
 
 impl<'a> Trainer<'a> {
     fn new(recipe: &'a Recipe, dir: &'a RunDir, device: Device, resume: bool) -> Result<Self> {
-        set_threads(recipe.train.threads);
+        configure_cpu(recipe.train.threads);
         tch::manual_seed(recipe.seed as i64);
         let splits = data::split(
             data::load(&recipe.data)?,
