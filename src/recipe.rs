@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Recipe {
     /// Seeds model initialisation, the validation split, data order and augmentation draws.
@@ -23,21 +23,6 @@ pub struct Recipe {
     pub loss: LossConfig,
     pub augment: AugmentConfig,
     pub train: TrainConfig,
-}
-
-impl Default for Recipe {
-    fn default() -> Self {
-        Recipe {
-            seed: 0,
-            data: DataConfig::default(),
-            model: ModelConfig::default(),
-            optim: OptimConfig::default(),
-            schedule: ScheduleConfig::default(),
-            loss: LossConfig::default(),
-            augment: AugmentConfig::default(),
-            train: TrainConfig::default(),
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,8 +319,13 @@ impl Recipe {
 
     /// Deserializes strictly and validates; errors carry the key path.
     pub fn from_table(table: toml::Table) -> Result<Recipe> {
-        let recipe: Recipe = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| Error::recipe(e.path().to_string(), e.into_inner().to_string()))?;
+        let recipe: Recipe =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                // toml appends "\nin `section`", which the path already says.
+                let inner = e.inner().to_string();
+                let message = inner.lines().next().unwrap_or_default().to_string();
+                Error::recipe(e.path().to_string(), message)
+            })?;
         recipe.validate()?;
         Ok(recipe)
     }
@@ -364,16 +354,16 @@ impl Recipe {
             return Err(Error::recipe("data.image_size", "must be at least 1"));
         }
         for (key, v) in [("data.mean", &d.mean), ("data.std", &d.std)] {
-            if let Some(v) = v {
-                if v.is_empty() || v.len() > 3 {
-                    return Err(Error::recipe(key, "expected 1 or 3 values"));
-                }
+            if let Some(v) = v
+                && (v.is_empty() || v.len() > 3)
+            {
+                return Err(Error::recipe(key, "expected 1 or 3 values"));
             }
         }
-        if let Some(std) = &d.std {
-            if std.iter().any(|&s| s <= 0.0) {
-                return Err(Error::recipe("data.std", "every value must be > 0"));
-            }
+        if let Some(std) = &d.std
+            && std.iter().any(|&s| s <= 0.0)
+        {
+            return Err(Error::recipe("data.std", "every value must be > 0"));
         }
         let m = &self.model;
         check(
@@ -673,7 +663,7 @@ mod tests {
 
     #[test]
     fn override_into_a_value_is_an_error() {
-        let e = load_str("", &["seed.x=1"]).unwrap_err().to_string();
+        let e = load_str("seed = 3", &["seed.x=1"]).unwrap_err().to_string();
         assert!(e.contains("`seed`") && e.contains("not a section"), "{e}");
     }
 }

@@ -250,7 +250,8 @@ mod tests {
         let s = LrSchedule::new(&every, 1.0, 10, 5);
         close(s.lr(14), 1.0);
         close(s.lr(15), 0.1);
-        close(s.lr(30), 0.001);
+        close(s.lr(30), 0.01);
+        close(s.lr(45), 0.001);
         let ms = ScheduleConfig {
             milestones: vec![0.5, 0.75],
             gamma: 0.2,

@@ -27,7 +27,7 @@ impl Act {
             Act::Relu => xs.relu(),
             // libtorch's leaky_relu binding fixes the slope at 0.01; other slopes use
             // max(x, a*x), which equals LeakyReLU for 0 <= a <= 1.
-            Act::LeakyRelu(a) if a == 0.01 => xs.leaky_relu(),
+            Act::LeakyRelu(0.01) => xs.leaky_relu(),
             Act::LeakyRelu(a) => xs.maximum(&(xs * a)),
             Act::Swish => xs.silu(),
             Act::Elu => xs.elu(),

@@ -24,10 +24,8 @@ use tch::{Device, Kind, Tensor};
 /// error before it is returned.
 pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let dir = RunDir::create(run_dir)?;
-    if resume {
-        if let Some(r) = dir.read_result()?.filter(|r| r.status == Status::Completed) {
-            return Ok(r);
-        }
+    if resume && let Some(r) = dir.read_result()?.filter(|r| r.status == Status::Completed) {
+        return Ok(r);
     }
     let _ = std::fs::remove_file(dir.file(rundir::RESULT));
     rundir::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
@@ -94,14 +92,12 @@ fn keep_freed_memory() {
 fn keep_freed_memory() {}
 
 #[cfg(target_arch = "x86_64")]
+#[allow(deprecated)] // _mm_getcsr/_mm_setcsr: the documented way to reach MXCSR without asm.
 fn flush_denormals() {
     use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
     const FTZ_DAZ: u32 = 0x8040;
     // SAFETY: SSE is always present on x86_64; only the FTZ and DAZ bits of MXCSR change.
-    #[allow(deprecated)]
-    unsafe {
-        _mm_setcsr(_mm_getcsr() | FTZ_DAZ)
-    };
+    unsafe { _mm_setcsr(_mm_getcsr() | FTZ_DAZ) };
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -1,0 +1,333 @@
+//! End-to-end tests of the `darkmagic` binary on the embedded digits and on files the tests write.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_darkmagic"))
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("darkmagic-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("darkmagic runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn metrics(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A short digits run: small model, single thread so results are bit-for-bit repeatable.
+const SMALL: [&str; 10] = [
+    "--threads",
+    "1",
+    "--set",
+    "model.arch=resnet20",
+    "--set",
+    "model.width=0.5",
+    "--set",
+    "train.batch_size=32",
+    "--set",
+    "augment.pad=1",
+];
+
+fn train(dir: &Path, epochs: usize, extra: &[&str]) -> Output {
+    let epochs = format!("train.epochs={epochs}");
+    let mut args = vec![
+        "train",
+        "--run-dir",
+        dir.to_str().unwrap(),
+        "--set",
+        &epochs,
+    ];
+    args.extend_from_slice(&SMALL);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn train_writes_the_run_dir() {
+    let dir = tempdir("train");
+    let out = train(&dir, 2, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result = read_json(&dir.join("result.json"));
+    assert_eq!(result["status"], "completed");
+    assert_eq!(result["epochs"], 2);
+    assert!(result["final_val_acc"].as_f64().unwrap() > 0.3, "{result}");
+    let m = metrics(&dir);
+    assert_eq!(m.len(), 2);
+    for key in [
+        "epoch",
+        "step",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "val_top5",
+        "images_per_sec",
+        "seconds",
+    ] {
+        assert!(m[1].get(key).is_some(), "metrics lack {key}: {}", m[1]);
+    }
+    assert_eq!(m[1]["epoch"], 2);
+    // 1797 images, 10% validation -> 1617 train images, 50 full batches of 32 per epoch.
+    assert_eq!(m[1]["step"], 100);
+    let recipe = std::fs::read_to_string(dir.join("recipe.toml")).unwrap();
+    assert!(
+        recipe.contains("epochs = 2") && recipe.contains("width = 0.5"),
+        "{recipe}"
+    );
+    assert!(dir.join("checkpoint.safetensors").exists());
+    assert!(
+        std::fs::read_to_string(dir.join("train.log"))
+            .unwrap()
+            .contains("Completed")
+    );
+}
+
+#[test]
+fn killed_run_resumes_to_the_same_result() {
+    let epochs = 6;
+    let reference = tempdir("resume-ref");
+    assert!(train(&reference, epochs, &[]).status.success());
+
+    let dir = tempdir("resume");
+    let epochs_arg = format!("train.epochs={epochs}");
+    let mut args = vec![
+        "train",
+        "--run-dir",
+        dir.to_str().unwrap(),
+        "--set",
+        &epochs_arg,
+    ];
+    args.extend_from_slice(&SMALL);
+    let mut child = bin()
+        .args(&args)
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while metrics(&dir).len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done = metrics(&dir).len();
+    assert!(done < epochs, "the run finished before it could be killed");
+    assert!(!dir.join("result.json").exists());
+
+    let out = run(&["train", "--run-dir", dir.to_str().unwrap(), "--resume"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = std::fs::read_to_string(dir.join("train.log")).unwrap();
+    assert!(log.contains("resumed from epoch"), "{log}");
+    let strip = |ms: Vec<Value>| -> Vec<(Value, Value, Value)> {
+        ms.into_iter()
+            .map(|m| {
+                (
+                    m["step"].clone(),
+                    m["train_loss"].clone(),
+                    m["val_acc"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(metrics(&dir)), strip(metrics(&reference)));
+    let (a, b) = (
+        read_json(&dir.join("result.json")),
+        read_json(&reference.join("result.json")),
+    );
+    assert_eq!(a["final_val_acc"], b["final_val_acc"]);
+
+    // Resuming a completed run does not train again.
+    let before = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert!(
+        run(&["train", "--run-dir", dir.to_str().unwrap(), "--resume"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn huge_learning_rate_is_reported_as_diverged() {
+    let dir = tempdir("diverge");
+    let out = train(
+        &dir,
+        2,
+        &["--set", "optim.lr=1e6", "--set", "schedule.warmup_epochs=0"],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Diverged"), "{}", stderr(&out));
+    let result = read_json(&dir.join("result.json"));
+    assert_eq!(result["status"], "diverged");
+    assert!(
+        std::fs::read_to_string(dir.join("train.log"))
+            .unwrap()
+            .contains("diverged at step")
+    );
+}
+
+#[test]
+fn recipe_errors_name_the_key_or_file() {
+    let out = run(&[
+        "train",
+        "--run-dir",
+        "/nonexistent/x",
+        "--set",
+        "model.depth=20",
+    ]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains("model") && e.contains("unknown field `depth`"),
+        "{e}"
+    );
+
+    let dir = tempdir("badrecipe");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "[optim]\nlr = \n").unwrap();
+    let out = run(&["recipe", "--recipe", path.to_str().unwrap()]);
+    let e = stderr(&out);
+    assert!(
+        !out.status.success() && e.contains("bad.toml") && e.contains("line 2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn schedule_prints_one_row_per_step() {
+    let out = run(&[
+        "schedule",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "train.batch_size=100",
+        "--set",
+        "schedule.warmup_lr_init=0.001",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "step,epoch,lr");
+    // 1617 training images / 100 = 16 steps per epoch.
+    assert_eq!(lines.len(), 1 + 3 * 16);
+    assert_eq!(lines[1], "0,0.0000,1.000000e-3");
+    assert_eq!(
+        lines[17], "16,1.0000,1.000000e-1",
+        "the peak right after one warm-up epoch"
+    );
+}
+
+#[test]
+fn data_inspect_reports_an_image_folder_and_names_a_corrupt_file() {
+    let dir = tempdir("inspect");
+    for (class, n) in [("ant", 2), ("bee", 3)] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for i in 0..n {
+            image::RgbImage::from_pixel(5, 4, image::Rgb([i * 40, 0, 0]))
+                .save(dir.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let out = run(&["data", "inspect", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("format:   image folder"), "{text}");
+    assert!(text.contains("5x4 pixels, 3 channel(s)"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "bee", "3", "-"]),
+        "{text}"
+    );
+
+    let idx = tempdir("inspect-idx");
+    std::fs::write(
+        idx.join("train-images-idx3-ubyte"),
+        [0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2],
+    )
+    .unwrap();
+    std::fs::write(
+        idx.join("train-labels-idx1-ubyte"),
+        [0, 0, 8, 1, 0, 0, 0, 9, 1],
+    )
+    .unwrap();
+    let out = run(&["data", "inspect", idx.to_str().unwrap()]);
+    let e = stderr(&out);
+    assert!(
+        !out.status.success() && e.contains("train-images-idx3-ubyte") && e.contains("truncated"),
+        "{e}"
+    );
+}
+
+#[test]
+fn idx_dataset_trains_and_reports_test_accuracy() {
+    let dir = tempdir("idx-train");
+    let write = |name: &str, dims: &[u32], data: &[u8]| {
+        let mut b = vec![0, 0, 8, dims.len() as u8];
+        dims.iter()
+            .for_each(|d| b.extend_from_slice(&d.to_be_bytes()));
+        b.extend_from_slice(data);
+        std::fs::write(dir.join(name), b).unwrap();
+    };
+    // Two classes that differ in brightness: class 1 images are bright.
+    let (n, side) = (64u32, 6u32);
+    let labels: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
+    let pixels: Vec<u8> = labels
+        .iter()
+        .flat_map(|&l| std::iter::repeat_n(if l == 1 { 200 } else { 30 }, (side * side) as usize))
+        .collect();
+    write("train-images-idx3-ubyte", &[n, side, side], &pixels);
+    write("train-labels-idx1-ubyte", &[n], &labels);
+    write("t10k-images-idx3-ubyte", &[n, side, side], &pixels);
+    write("t10k-labels-idx1-ubyte", &[n], &labels);
+    let run_dir = tempdir("idx-run");
+    let path = format!("data.path={}", dir.to_str().unwrap());
+    let args = [
+        "train",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--set",
+        "data.dataset=idx",
+        "--set",
+        &path,
+    ];
+    let extra = [
+        "--set",
+        "train.epochs=6",
+        "--set",
+        "train.batch_size=16",
+        "--set",
+        "model.width=0.25",
+    ];
+    let out = bin().args(args).args(extra).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result = read_json(&run_dir.join("result.json"));
+    assert!(result["test_acc"].as_f64().unwrap() > 0.9, "{result}");
+    assert!(result.get("test_top5").is_none(), "2 classes: no top-5");
+}
