@@ -12,9 +12,8 @@ fn main() {
         println!("cargo:warning=LIBTORCH is not set; run scripts/setup.sh first");
         return;
     };
-    let torch = std::fs::canonicalize(&libtorch).unwrap_or_else(|_| {
-        panic!("LIBTORCH={libtorch} does not exist: run `bash scripts/setup.sh` first")
-    });
+    let torch = std::fs::canonicalize(&libtorch)
+        .unwrap_or_else(|_| panic!("LIBTORCH={libtorch} does not exist: run `bash scripts/setup.sh` first"));
     let torch_lib = torch.join("lib");
     for dir in rpath_dirs(&torch) {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());

@@ -6,14 +6,7 @@ use crate::recipe::{AugmentConfig, PadMode};
 use crate::rng::Rng;
 
 /// Applies the recipe's augmentation to one image (`h` x `w` x `c`, HWC) and returns the result.
-pub fn apply(
-    src: &[u8],
-    h: usize,
-    w: usize,
-    c: usize,
-    cfg: &AugmentConfig,
-    rng: &mut Rng,
-) -> Vec<u8> {
+pub fn apply(src: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig, rng: &mut Rng) -> Vec<u8> {
     let (dy, dx) = if cfg.pad > 0 {
         (rng.below(2 * cfg.pad + 1), rng.below(2 * cfg.pad + 1))
     } else {
@@ -59,24 +52,13 @@ mod tests {
     use super::*;
 
     fn cfg(pad: usize, pad_mode: PadMode, hflip: bool) -> AugmentConfig {
-        AugmentConfig {
-            pad,
-            pad_mode,
-            hflip,
-        }
+        AugmentConfig { pad, pad_mode, hflip }
     }
 
     #[test]
     fn no_augmentation_is_identity() {
         let src: Vec<u8> = (0..12).collect();
-        let out = apply(
-            &src,
-            2,
-            2,
-            3,
-            &cfg(0, PadMode::Zero, false),
-            &mut Rng::keyed(0, 0, 0),
-        );
+        let out = apply(&src, 2, 2, 3, &cfg(0, PadMode::Zero, false), &mut Rng::keyed(0, 0, 0));
         assert_eq!(out, src);
     }
 
@@ -85,14 +67,7 @@ mod tests {
         let src: Vec<u8> = (1..=9).collect(); // 3x3 gray
         let mut seen = std::collections::HashSet::new();
         for i in 0..200 {
-            let out = apply(
-                &src,
-                3,
-                3,
-                1,
-                &cfg(1, PadMode::Zero, false),
-                &mut Rng::keyed(0, 0, i),
-            );
+            let out = apply(&src, 3, 3, 1, &cfg(1, PadMode::Zero, false), &mut Rng::keyed(0, 0, i));
             seen.insert(out);
         }
         assert_eq!(seen.len(), 9, "every offset in 0..=2 x 0..=2 appears");
@@ -112,16 +87,7 @@ mod tests {
     fn flip_mirrors_rows_about_half_the_time() {
         let src = vec![1, 2, 3];
         let flipped = (0..1000)
-            .filter(|&i| {
-                apply(
-                    &src,
-                    1,
-                    3,
-                    1,
-                    &cfg(0, PadMode::Zero, true),
-                    &mut Rng::keyed(0, 0, i),
-                ) == vec![3, 2, 1]
-            })
+            .filter(|&i| apply(&src, 1, 3, 1, &cfg(0, PadMode::Zero, true), &mut Rng::keyed(0, 0, i)) == vec![3, 2, 1])
             .count();
         assert!((450..550).contains(&flipped), "{flipped}");
     }

@@ -41,10 +41,7 @@ pub fn train_images_per_sec(b: &TrainBench) -> f64 {
             ..OptimConfig::default()
         },
     );
-    let x = Tensor::randn(
-        [b.batch, b.image[0], b.image[1], b.image[2]],
-        (Kind::Float, b.device),
-    );
+    let x = Tensor::randn([b.batch, b.image[0], b.image[1], b.image[2]], (Kind::Float, b.device));
     let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, b.device));
     let mut step = || {
         let loss = loss::cross_entropy(&net.forward_t(&x, true), &y, 0.1);

@@ -6,12 +6,15 @@
 //! [`train`]. The `darkmagic` binary is a thin CLI over it.
 pub mod augment;
 pub mod bench;
+pub mod checklist;
 pub mod data;
 pub mod error;
+pub mod executor;
 pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod recipe;
+pub mod report;
 pub mod rng;
 pub mod schedule;
 pub mod train;

@@ -1,7 +1,9 @@
 //! The `darkmagic` command line: a thin layer over the library.
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use darkmagic::checklist::{self, analysis::Verdict};
 use darkmagic::data;
+use darkmagic::executor::local::Local;
 use darkmagic::recipe::{Arch, Recipe};
 use darkmagic::schedule::LrSchedule;
 use darkmagic::train::{self, rundir};
@@ -22,6 +24,13 @@ struct Cli {
 enum Command {
     /// Train one recipe into a run directory.
     Train(TrainArgs),
+    /// Run the baseline and every one-factor variant, several seeds each, and write the report.
+    Checklist(ChecklistArgs),
+    /// Rebuild a checklist's report (summary.json/csv/md, report.html) from its run dirs.
+    Report {
+        /// The checklist directory.
+        dir: PathBuf,
+    },
     /// Print the learning-rate schedule of a recipe as CSV (step, epoch, lr).
     Schedule(RecipeArgs),
     /// Print the resolved recipe (defaults, file and overrides) as TOML.
@@ -61,6 +70,30 @@ struct TrainArgs {
     /// CPU threads (shorthand for --set train.threads=N; 0 = all cores).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct ChecklistArgs {
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// Checklist directory: trials, summaries and report.html. Rerunning resumes it.
+    #[arg(long, default_value = "runs/checklist")]
+    out: PathBuf,
+    /// Seeds per trial (shorthand for --set checklist.seeds=N).
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// default (the article's checklist) or extended (plus the "future posts" tricks).
+    #[arg(long)]
+    plan: Option<String>,
+    /// Trials run at once (default: one per GPU, else one per core).
+    #[arg(long)]
+    parallel: Option<usize>,
+    /// CPU threads per trial (default: cores / parallel).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// List the trials, what each changes, and the estimated compute; run nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Subcommand)]
@@ -116,6 +149,8 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train_cmd(a),
+        Command::Checklist(a) => checklist_cmd(a),
+        Command::Report { dir } => report_cmd(&dir),
         Command::Schedule(a) => schedule_cmd(&load_recipe(&a, None)?),
         Command::Recipe(a) => {
             print!("{}", load_recipe(&a, None)?.to_toml());
@@ -141,8 +176,8 @@ fn train_cmd(mut a: TrainArgs) -> Result<()> {
     let saved = a.run_dir.join(rundir::RECIPE);
     let fallback = (a.resume && saved.exists()).then_some(saved.as_path());
     let recipe = load_recipe(&a.recipe, fallback)?;
-    let result = train::run(&recipe, &a.run_dir, a.resume)
-        .with_context(|| format!("training into {}", a.run_dir.display()))?;
+    let result =
+        train::run(&recipe, &a.run_dir, a.resume).with_context(|| format!("training into {}", a.run_dir.display()))?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     match result.status {
         rundir::Status::Completed => Ok(()),
@@ -153,26 +188,77 @@ fn train_cmd(mut a: TrainArgs) -> Result<()> {
     }
 }
 
+fn checklist_cmd(mut a: ChecklistArgs) -> Result<()> {
+    if let Some(n) = a.seeds {
+        a.recipe.overrides.push(format!("checklist.seeds={n}"));
+    }
+    if let Some(p) = &a.plan {
+        a.recipe.overrides.push(format!("checklist.plan={p}"));
+    }
+    let saved = a.out.join(checklist::BASELINE);
+    let fallback = saved.exists().then_some(saved.as_path());
+    let baseline = load_recipe(&a.recipe, fallback)?;
+    let mut exec = Local::for_this_machine(a.parallel, a.threads)?;
+    if a.dry_run {
+        let ips = estimate_throughput(&baseline, exec.threads);
+        print!("{}", checklist::describe(&baseline, ips, exec.parallel)?);
+        return Ok(());
+    }
+    println!(
+        "checklist in {}: {} trials at once, {} threads each",
+        a.out.display(),
+        exec.parallel,
+        exec.threads
+    );
+    let summary =
+        checklist::run(&baseline, &a.out, &mut exec).with_context(|| format!("checklist in {}", a.out.display()))?;
+    print!("{}", std::fs::read_to_string(a.out.join("summary.md"))?);
+    println!("\nreport: {}", a.out.join("report.html").display());
+    let unfinished = summary.trials.iter().filter(|t| t.verdict == Verdict::Failed).count();
+    if unfinished > 0 {
+        eprintln!("{unfinished} trial(s) failed; rerun the same command to retry them");
+    }
+    Ok(())
+}
+
+/// Training images per second of the baseline model on this machine (a few steps on random
+/// data of the dataset's shape), for the dry run's time estimate.
+fn estimate_throughput(baseline: &Recipe, threads: usize) -> Option<f64> {
+    let d = data::load(&baseline.data).ok()?;
+    train::configure_cpu(threads);
+    let t = &d.train;
+    let b = darkmagic::bench::TrainBench {
+        arch: baseline.model.arch,
+        batch: baseline.train.batch_size as i64,
+        image: [t.channels as i64, t.height as i64, t.width as i64],
+        classes: d.classes.len() as i64,
+        steps: 5,
+        warmup: 2,
+        device: train::resolve_device(baseline.train.device).ok()?,
+    };
+    Some(darkmagic::bench::train_images_per_sec(&b))
+}
+
+fn report_cmd(dir: &Path) -> Result<()> {
+    let summary = checklist::analysis::analyze(dir)?;
+    if summary.baseline.seeds.is_empty() {
+        bail!(
+            "{}: no checklist trials found (expected trials/*/seed-*/trial.json)",
+            dir.display()
+        );
+    }
+    darkmagic::report::write(dir, &summary)?;
+    println!("{}", dir.join("report.html").display());
+    Ok(())
+}
+
 fn schedule_cmd(recipe: &Recipe) -> Result<()> {
-    let d = data::split(
-        data::load(&recipe.data)?,
-        recipe.data.val_fraction,
-        recipe.seed,
-    );
+    let d = data::split(data::load(&recipe.data)?, recipe.data.val_fraction, recipe.seed);
     let steps_per_epoch = (d.train.len() / recipe.train.batch_size).max(1);
-    let s = LrSchedule::new(
-        &recipe.schedule,
-        recipe.optim.lr,
-        recipe.train.epochs,
-        steps_per_epoch,
-    );
+    let s = LrSchedule::new(&recipe.schedule, recipe.optim.lr, recipe.train.epochs, steps_per_epoch);
     println!("step,epoch,lr");
     for step in 0..s.total_steps() {
-        println!(
-            "{step},{:.4},{:.6e}",
-            step as f64 / steps_per_epoch as f64,
-            s.lr(step)
-        );
+        println!("{step},{:.4},{:.6e}", step as f64 / steps_per_epoch as f64, s.lr(step));
     }
     Ok(())
 }
@@ -188,29 +274,16 @@ fn inspect_cmd(path: &Path) -> Result<()> {
     let t = &d.train;
     println!("path:     {}", path.display());
     println!("format:   {}", d.format);
-    println!(
-        "images:   {}x{} pixels, {} channel(s)",
-        t.width, t.height, t.channels
-    );
+    println!("images:   {}x{} pixels, {} channel(s)", t.width, t.height, t.channels);
     println!("classes:  {}", d.classes.len());
     let test_counts = d.test.as_ref().map(|s| s.class_counts(d.classes.len()));
     println!("train:    {} images", t.len());
     if let Some(s) = &d.test {
         println!("test:     {} images", s.len());
     }
-    println!(
-        "{:>6}  {:<24} {:>8} {:>8}",
-        "class", "name", "train", "test"
-    );
-    for (c, (name, n)) in d
-        .classes
-        .iter()
-        .zip(t.class_counts(d.classes.len()))
-        .enumerate()
-    {
-        let test = test_counts
-            .as_ref()
-            .map_or("-".to_string(), |v| v[c].to_string());
+    println!("{:>6}  {:<24} {:>8} {:>8}", "class", "name", "train", "test");
+    for (c, (name, n)) in d.classes.iter().zip(t.class_counts(d.classes.len())).enumerate() {
+        let test = test_counts.as_ref().map_or("-".to_string(), |v| v[c].to_string());
         println!("{c:>6}  {name:<24} {n:>8} {test:>8}");
     }
     Ok(())

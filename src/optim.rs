@@ -51,11 +51,7 @@ impl Optimizer {
 
     /// The trainable variables of a VarStore, sorted by name so state order is stable.
     pub fn trainable(vs: &tch::nn::VarStore) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
+        let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -104,15 +100,8 @@ impl Optimizer {
     }
 
     /// Restores state saved by [`Optimizer::state`]; errors name the first missing entry.
-    pub fn load_state(
-        &mut self,
-        saved: &std::collections::HashMap<String, Tensor>,
-    ) -> Result<(), String> {
-        let get = |k: &str| {
-            saved
-                .get(k)
-                .ok_or_else(|| format!("optimizer state `{k}` missing"))
-        };
+    pub fn load_state(&mut self, saved: &std::collections::HashMap<String, Tensor>) -> Result<(), String> {
+        let get = |k: &str| saved.get(k).ok_or_else(|| format!("optimizer state `{k}` missing"));
         self.steps = get("steps")?.int64_value(&[]);
         tch::no_grad(|| {
             for p in &mut self.params {
@@ -126,11 +115,7 @@ impl Optimizer {
 }
 
 fn sgd(p: &mut Param, grad: Tensor, lr: f64, wd: f64, cfg: &OptimConfig) {
-    let g = if wd != 0.0 {
-        grad + &p.tensor * wd
-    } else {
-        grad
-    };
+    let g = if wd != 0.0 { grad + &p.tensor * wd } else { grad };
     let d = if cfg.momentum != 0.0 {
         let buf = &mut p.state[0];
         let _ = buf.g_mul_scalar_(cfg.momentum);
@@ -147,11 +132,7 @@ fn sgd(p: &mut Param, grad: Tensor, lr: f64, wd: f64, cfg: &OptimConfig) {
 }
 
 fn adam(p: &mut Param, grad: Tensor, lr: f64, wd: f64, t: i32, cfg: &OptimConfig) {
-    let g = if wd != 0.0 {
-        grad + &p.tensor * wd
-    } else {
-        grad
-    };
+    let g = if wd != 0.0 { grad + &p.tensor * wd } else { grad };
     let (b1, b2) = (cfg.beta1, cfg.beta2);
     let _ = p.state[0].g_mul_scalar_(b1);
     let _ = p.state[0].g_add_(&(&g * (1.0 - b1)));
@@ -171,14 +152,9 @@ mod tests {
     /// Runs 3 steps on p = [1, -2] (plus a 2-D parameter) with loss sum(p^2 * c) and returns p.
     fn run(cfg: &OptimConfig, lr: f64, wd: f64) -> (Vec<f64>, Vec<f64>) {
         let p = Tensor::from_slice(&[1.0f64, -2.0]).set_requires_grad(true);
-        let w = Tensor::from_slice(&[0.5f64, 3.0])
-            .view([1, 2])
-            .set_requires_grad(true);
+        let w = Tensor::from_slice(&[0.5f64, 3.0]).view([1, 2]).set_requires_grad(true);
         let mut opt = Optimizer::new(
-            vec![
-                ("p".into(), p.shallow_clone()),
-                ("w".into(), w.shallow_clone()),
-            ],
+            vec![("p".into(), p.shallow_clone()), ("w".into(), w.shallow_clone())],
             cfg,
         );
         let c = Tensor::from_slice(&[1.0f64, 0.5]);
@@ -187,10 +163,7 @@ mod tests {
             ((&p * &p * &c).sum(Kind::Double) + (&w * &w * &c).sum(Kind::Double)).backward();
             opt.step(lr, wd);
         }
-        (
-            Vec::try_from(&p).unwrap(),
-            Vec::try_from(&w.flatten(0, -1)).unwrap(),
-        )
+        (Vec::try_from(&p).unwrap(), Vec::try_from(&w.flatten(0, -1)).unwrap())
     }
 
     /// The same 3 steps computed in plain f64 by the PyTorch update formulas.
@@ -205,11 +178,7 @@ mod tests {
                     OptimName::Sgd => {
                         g += wd * x[i];
                         m[i] = cfg.momentum * m[i] + g;
-                        let d = if cfg.nesterov {
-                            g + cfg.momentum * m[i]
-                        } else {
-                            m[i]
-                        };
+                        let d = if cfg.nesterov { g + cfg.momentum * m[i] } else { m[i] };
                         x[i] -= lr * d;
                     }
                     OptimName::Adam | OptimName::Adamw => {
@@ -231,10 +200,7 @@ mod tests {
     }
 
     fn assert_close(a: &[f64], b: &[f64]) {
-        assert!(
-            a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12),
-            "{a:?} vs {b:?}"
-        );
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12), "{a:?} vs {b:?}");
     }
 
     #[test]
@@ -294,10 +260,7 @@ mod tests {
         let mut b = Optimizer::new(vec![("p".into(), p.zeros_like())], &cfg);
         b.load_state(&saved).unwrap();
         assert_eq!(b.steps, 1);
-        assert_eq!(
-            Vec::<f32>::try_from(&b.params[0].state[0]).unwrap(),
-            vec![0.1, 0.1]
-        );
+        assert_eq!(Vec::<f32>::try_from(&b.params[0].state[0]).unwrap(), vec![0.1, 0.1]);
         let e = b.load_state(&std::collections::HashMap::new()).unwrap_err();
         assert!(e.contains("steps"), "{e}");
     }

@@ -23,6 +23,8 @@ pub struct Recipe {
     pub loss: LossConfig,
     pub augment: AugmentConfig,
     pub train: TrainConfig,
+    /// What `darkmagic checklist` varies around this recipe; ignored by `darkmagic train`.
+    pub checklist: ChecklistConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,9 +240,7 @@ pub struct LossConfig {
 
 impl Default for LossConfig {
     fn default() -> Self {
-        LossConfig {
-            label_smoothing: 0.1,
-        }
+        LossConfig { label_smoothing: 0.1 }
     }
 }
 
@@ -303,6 +303,46 @@ impl Default for TrainConfig {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// The article's one-factor variants (TRICKS.md section 1) that this build supports.
+    Default,
+    /// `default` plus the "future posts" tricks and their usual companions.
+    Extended,
+    /// Only the factors listed in `checklist.factors`.
+    None,
+}
+
+/// The checklist around this recipe: the baseline is the recipe itself, each variant changes one
+/// factor. A factor maps variant names to the fields they override, e.g.
+/// `[checklist.factors.weight_decay]` with `"10x" = { "optim.weight_decay" = 5e-4 }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecklistConfig {
+    pub plan: PlanKind,
+    /// Seeds per trial: `seed`, `seed + 1`, ...; the same for every trial so comparisons pair up.
+    pub seeds: usize,
+    /// Built-in factors to leave out.
+    pub skip: Vec<String>,
+    /// Factors added to (or replacing) the built-in plan: factor -> variant -> overrides.
+    pub factors: std::collections::BTreeMap<String, std::collections::BTreeMap<String, toml::Table>>,
+    /// Build the combined recipe (every variant that helps, one per factor) and confirm it.
+    pub combine: bool,
+}
+
+impl Default for ChecklistConfig {
+    fn default() -> Self {
+        ChecklistConfig {
+            plan: PlanKind::Default,
+            seeds: 3,
+            skip: Vec::new(),
+            factors: Default::default(),
+            combine: true,
+        }
+    }
+}
+
 impl Recipe {
     /// Reads a recipe file (or the defaults when `path` is None), applies `key.path=value`
     /// overrides, and validates the result.
@@ -319,15 +359,33 @@ impl Recipe {
 
     /// Deserializes strictly and validates; errors carry the key path.
     pub fn from_table(table: toml::Table) -> Result<Recipe> {
-        let recipe: Recipe =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                // toml appends "\nin `section`", which the path already says.
-                let inner = e.inner().to_string();
-                let message = inner.lines().next().unwrap_or_default().to_string();
-                Error::recipe(e.path().to_string(), message)
-            })?;
+        let recipe: Recipe = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            // toml appends "\nin `section`", which the path already says.
+            let inner = e.inner().to_string();
+            let message = inner.lines().next().unwrap_or_default().to_string();
+            Error::recipe(e.path().to_string(), message)
+        })?;
         recipe.validate()?;
         Ok(recipe)
+    }
+
+    /// This recipe with dotted-key overrides applied (`{"optim.lr" = 0.01}`), validated.
+    pub fn with_overrides(&self, overrides: &toml::Table) -> Result<Recipe> {
+        let mut table = toml::Table::try_from(self).expect("a Recipe always converts to a table");
+        for (key, value) in overrides {
+            set_path(&mut table, key, value.clone())?;
+        }
+        Recipe::from_table(table)
+    }
+
+    /// The value at a dotted key, as TOML (None if the recipe has no such field set).
+    pub fn get(&self, key: &str) -> Option<toml::Value> {
+        let table = toml::Table::try_from(self).expect("a Recipe always converts to a table");
+        let mut node = toml::Value::Table(table);
+        for part in key.split('.') {
+            node = node.as_table()?.get(part)?.clone();
+        }
+        Some(node)
     }
 
     /// The resolved recipe as TOML, as written to `recipe.toml` in a run dir.
@@ -366,12 +424,7 @@ impl Recipe {
             return Err(Error::recipe("data.std", "every value must be > 0"));
         }
         let m = &self.model;
-        check(
-            "model.width",
-            m.width,
-            m.width > 0.0 && m.width <= 16.0,
-            "in (0, 16]",
-        )?;
+        check("model.width", m.width, m.width > 0.0 && m.width <= 16.0, "in (0, 16]")?;
         check(
             "model.se_ratio",
             m.se_ratio,
@@ -388,12 +441,7 @@ impl Recipe {
             "in [0, 1]",
         )?;
         let o = &self.optim;
-        check(
-            "optim.lr",
-            o.lr,
-            o.lr > 0.0 && o.lr.is_finite(),
-            "a finite number > 0",
-        )?;
+        check("optim.lr", o.lr, o.lr > 0.0 && o.lr.is_finite(), "a finite number > 0")?;
         check(
             "optim.momentum",
             o.momentum,
@@ -406,33 +454,16 @@ impl Recipe {
                 "Nesterov momentum requires optim.momentum > 0",
             ));
         }
-        check(
-            "optim.weight_decay",
-            o.weight_decay,
-            o.weight_decay >= 0.0,
-            ">= 0",
-        )?;
-        check(
-            "optim.beta1",
-            o.beta1,
-            (0.0..1.0).contains(&o.beta1),
-            "in [0, 1)",
-        )?;
-        check(
-            "optim.beta2",
-            o.beta2,
-            (0.0..1.0).contains(&o.beta2),
-            "in [0, 1)",
-        )?;
+        check("optim.weight_decay", o.weight_decay, o.weight_decay >= 0.0, ">= 0")?;
+        check("optim.beta1", o.beta1, (0.0..1.0).contains(&o.beta1), "in [0, 1)")?;
+        check("optim.beta2", o.beta2, (0.0..1.0).contains(&o.beta2), "in [0, 1)")?;
         check("optim.eps", o.eps, o.eps > 0.0, "> 0")?;
         self.validate_schedule()?;
+        if self.checklist.seeds == 0 {
+            return Err(Error::recipe("checklist.seeds", "must be at least 1"));
+        }
         let ls = self.loss.label_smoothing;
-        check(
-            "loss.label_smoothing",
-            ls,
-            (0.0..1.0).contains(&ls),
-            "in [0, 1)",
-        )?;
+        check("loss.label_smoothing", ls, (0.0..1.0).contains(&ls), "in [0, 1)")?;
         let t = &self.train;
         for (key, v) in [
             ("train.epochs", t.epochs),
@@ -488,12 +519,7 @@ impl Recipe {
             s.cycle_mul >= 1.0 && s.cycle_mul <= 10.0,
             "in [1, 10]",
         )?;
-        check(
-            "schedule.gamma",
-            s.gamma,
-            s.gamma > 0.0 && s.gamma <= 1.0,
-            "in (0, 1]",
-        )?;
+        check("schedule.gamma", s.gamma, s.gamma > 0.0 && s.gamma <= 1.0, "in (0, 1]")?;
         if let Some(se) = s.step_epochs {
             check("schedule.step_epochs", se, se > 0.0, "> 0")?;
         }
@@ -516,10 +542,7 @@ fn check(key: &str, value: f64, ok: bool, expected: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::recipe(
-            key,
-            format!("got {value}; expected {expected}"),
-        ))
+        Err(Error::recipe(key, format!("got {value}; expected {expected}")))
     }
 }
 
@@ -538,8 +561,11 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
     let (key, raw) = spec
         .split_once('=')
         .ok_or_else(|| Error::recipe(spec, "an override must look like key.path=value"))?;
-    let key = key.trim();
-    let value = parse_value(raw.trim());
+    set_path(table, key.trim(), parse_value(raw.trim()))
+}
+
+/// Sets the field at dotted `key` (e.g. `optim.lr`) to `value`, creating sections as needed.
+pub fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(Error::recipe(key, "empty component in key path"));
@@ -601,11 +627,7 @@ mod tests {
 
     #[test]
     fn overrides_set_typed_values_and_bare_strings() {
-        let r = load_str(
-            "",
-            &["optim.name=adamw", "optim.lr=0.003", "model.se=false"],
-        )
-        .unwrap();
+        let r = load_str("", &["optim.name=adamw", "optim.lr=0.003", "model.se=false"]).unwrap();
         assert_eq!(r.optim.name, OptimName::Adamw);
         assert_eq!(r.optim.lr, 0.003);
         assert!(!r.model.se);
@@ -613,9 +635,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_its_path() {
-        let e = load_str("[model]\nsee = true\n", &[])
-            .unwrap_err()
-            .to_string();
+        let e = load_str("[model]\nsee = true\n", &[]).unwrap_err().to_string();
         assert!(e.contains("model"), "{e}");
         assert!(e.contains("unknown field `see`"), "{e}");
         assert!(e.contains("`se`"), "lists allowed fields: {e}");
@@ -630,9 +650,7 @@ mod tests {
 
     #[test]
     fn wrong_type_names_the_key() {
-        let e = load_str("[train]\nepochs = \"ten\"\n", &[])
-            .unwrap_err()
-            .to_string();
+        let e = load_str("[train]\nepochs = \"ten\"\n", &[]).unwrap_err().to_string();
         assert!(e.starts_with("recipe: `train.epochs`"), "{e}");
     }
 
@@ -642,11 +660,7 @@ mod tests {
             ("schedule.power=0.5", "schedule.power", ">= 1"),
             ("loss.label_smoothing=1.5", "loss.label_smoothing", "[0, 1)"),
             ("optim.lr=-1", "optim.lr", "> 0"),
-            (
-                "schedule.milestones=[0.8, 0.2]",
-                "schedule.milestones",
-                "ascending",
-            ),
+            ("schedule.milestones=[0.8, 0.2]", "schedule.milestones", "ascending"),
             ("train.batch_size=0", "train.batch_size", "at least 1"),
         ];
         for (o, key, expected) in cases {

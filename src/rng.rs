@@ -57,18 +57,9 @@ mod tests {
     fn same_key_same_stream_and_different_keys_differ() {
         let a: Vec<u64> = (0..4).map(|_| Rng::keyed(1, 2, 3).next_u64()).collect();
         assert!(a.iter().all(|&x| x == a[0]));
-        assert_ne!(
-            Rng::keyed(1, 2, 3).next_u64(),
-            Rng::keyed(1, 2, 4).next_u64()
-        );
-        assert_ne!(
-            Rng::keyed(1, 2, 3).next_u64(),
-            Rng::keyed(1, 3, 3).next_u64()
-        );
-        assert_ne!(
-            Rng::keyed(1, 2, 3).next_u64(),
-            Rng::keyed(2, 2, 3).next_u64()
-        );
+        assert_ne!(Rng::keyed(1, 2, 3).next_u64(), Rng::keyed(1, 2, 4).next_u64());
+        assert_ne!(Rng::keyed(1, 2, 3).next_u64(), Rng::keyed(1, 3, 3).next_u64());
+        assert_ne!(Rng::keyed(1, 2, 3).next_u64(), Rng::keyed(2, 2, 3).next_u64());
     }
 
     #[test]

@@ -32,8 +32,8 @@ pub struct LrSchedule {
 impl LrSchedule {
     pub fn new(cfg: &ScheduleConfig, peak: f64, epochs: usize, steps_per_epoch: usize) -> Self {
         let total_steps = epochs * steps_per_epoch;
-        let warmup_steps = ((cfg.warmup_epochs * steps_per_epoch as f64).round() as usize)
-            .min(total_steps.saturating_sub(1));
+        let warmup_steps =
+            ((cfg.warmup_epochs * steps_per_epoch as f64).round() as usize).min(total_steps.saturating_sub(1));
         let cycles = match cfg.regime {
             Regime::CosinePower => cfg.cycles,
             _ => 1,
@@ -79,11 +79,7 @@ impl LrSchedule {
             Some(every) => (epoch / every).floor() as i32,
             None => {
                 let progress = step as f64 / self.total_steps as f64;
-                self.cfg
-                    .milestones
-                    .iter()
-                    .filter(|&&m| progress >= m)
-                    .count() as i32
+                self.cfg.milestones.iter().filter(|&&m| progress >= m).count() as i32
             }
         }
     }
@@ -91,10 +87,7 @@ impl LrSchedule {
     /// Cycle `i` runs from its peak `peak * cycle_decay^i` (first step) down to `lr_min` (last step).
     fn annealed(&self, step: usize, power: f64) -> f64 {
         let t = step - self.warmup_steps;
-        let i = self
-            .cycle_bounds
-            .partition_point(|&b| b <= t)
-            .saturating_sub(1);
+        let i = self.cycle_bounds.partition_point(|&b| b <= t).saturating_sub(1);
         let (start, end) = (self.cycle_bounds[i], self.cycle_bounds[i + 1]);
         let len = end - start;
         let x = if len <= 1 {

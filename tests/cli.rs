@@ -51,13 +51,7 @@ const SMALL: [&str; 10] = [
 
 fn train(dir: &Path, epochs: usize, extra: &[&str]) -> Output {
     let epochs = format!("train.epochs={epochs}");
-    let mut args = vec![
-        "train",
-        "--run-dir",
-        dir.to_str().unwrap(),
-        "--set",
-        &epochs,
-    ];
+    let mut args = vec!["train", "--run-dir", dir.to_str().unwrap(), "--set", &epochs];
     args.extend_from_slice(&SMALL);
     args.extend_from_slice(extra);
     run(&args)
@@ -112,13 +106,7 @@ fn killed_run_resumes_to_the_same_result() {
 
     let dir = tempdir("resume");
     let epochs_arg = format!("train.epochs={epochs}");
-    let mut args = vec![
-        "train",
-        "--run-dir",
-        dir.to_str().unwrap(),
-        "--set",
-        &epochs_arg,
-    ];
+    let mut args = vec!["train", "--run-dir", dir.to_str().unwrap(), "--set", &epochs_arg];
     args.extend_from_slice(&SMALL);
     let mut child = bin()
         .args(&args)
@@ -143,13 +131,7 @@ fn killed_run_resumes_to_the_same_result() {
     assert!(log.contains("resumed from epoch"), "{log}");
     let strip = |ms: Vec<Value>| -> Vec<(Value, Value, Value)> {
         ms.into_iter()
-            .map(|m| {
-                (
-                    m["step"].clone(),
-                    m["train_loss"].clone(),
-                    m["val_acc"].clone(),
-                )
-            })
+            .map(|m| (m["step"].clone(), m["train_loss"].clone(), m["val_acc"].clone()))
             .collect()
     };
     assert_eq!(strip(metrics(&dir)), strip(metrics(&reference)));
@@ -166,20 +148,13 @@ fn killed_run_resumes_to_the_same_result() {
             .status
             .success()
     );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(),
-        before
-    );
+    assert_eq!(std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(), before);
 }
 
 #[test]
 fn huge_learning_rate_is_reported_as_diverged() {
     let dir = tempdir("diverge");
-    let out = train(
-        &dir,
-        2,
-        &["--set", "optim.lr=1e6", "--set", "schedule.warmup_epochs=0"],
-    );
+    let out = train(&dir, 2, &["--set", "optim.lr=1e6", "--set", "schedule.warmup_epochs=0"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("Diverged"), "{}", stderr(&out));
     let result = read_json(&dir.join("result.json"));
@@ -193,19 +168,10 @@ fn huge_learning_rate_is_reported_as_diverged() {
 
 #[test]
 fn recipe_errors_name_the_key_or_file() {
-    let out = run(&[
-        "train",
-        "--run-dir",
-        "/nonexistent/x",
-        "--set",
-        "model.depth=20",
-    ]);
+    let out = run(&["train", "--run-dir", "/nonexistent/x", "--set", "model.depth=20"]);
     assert!(!out.status.success());
     let e = stderr(&out);
-    assert!(
-        e.contains("model") && e.contains("unknown field `depth`"),
-        "{e}"
-    );
+    assert!(e.contains("model") && e.contains("unknown field `depth`"), "{e}");
 
     let dir = tempdir("badrecipe");
     let path = dir.join("bad.toml");
@@ -270,11 +236,7 @@ fn data_inspect_reports_an_image_folder_and_names_a_corrupt_file() {
         [0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2],
     )
     .unwrap();
-    std::fs::write(
-        idx.join("train-labels-idx1-ubyte"),
-        [0, 0, 8, 1, 0, 0, 0, 9, 1],
-    )
-    .unwrap();
+    std::fs::write(idx.join("train-labels-idx1-ubyte"), [0, 0, 8, 1, 0, 0, 0, 9, 1]).unwrap();
     let out = run(&["data", "inspect", idx.to_str().unwrap()]);
     let e = stderr(&out);
     assert!(
@@ -288,8 +250,7 @@ fn idx_dataset_trains_and_reports_test_accuracy() {
     let dir = tempdir("idx-train");
     let write = |name: &str, dims: &[u32], data: &[u8]| {
         let mut b = vec![0, 0, 8, dims.len() as u8];
-        dims.iter()
-            .for_each(|d| b.extend_from_slice(&d.to_be_bytes()));
+        dims.iter().for_each(|d| b.extend_from_slice(&d.to_be_bytes()));
         b.extend_from_slice(data);
         std::fs::write(dir.join(name), b).unwrap();
     };

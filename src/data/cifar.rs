@@ -37,9 +37,7 @@ impl Variant {
 pub fn load(dir: &Path, variant: Variant) -> Result<Dataset> {
     let (train_files, test_file, names_file, format) = match variant {
         Variant::Cifar10 => (
-            (1..=5)
-                .map(|i| format!("data_batch_{i}.bin"))
-                .collect::<Vec<_>>(),
+            (1..=5).map(|i| format!("data_batch_{i}.bin")).collect::<Vec<_>>(),
             "test_batch.bin",
             "batches.meta.txt",
             "CIFAR-10 binary",
@@ -100,10 +98,7 @@ fn append_records(path: &Path, variant: Variant, out: &mut Images) -> Result<()>
         if label >= variant.num_classes() {
             return Err(Error::data(
                 path,
-                format!(
-                    "record {r}: label {label} >= {} classes",
-                    variant.num_classes()
-                ),
+                format!("record {r}: label {label} >= {} classes", variant.num_classes()),
             ));
         }
         out.labels.push(label as i64);
@@ -150,11 +145,7 @@ mod tests {
     fn cifar10_planes_become_hwc_and_names_are_read() {
         let dir = crate::testutil::tempdir("cifar10");
         for i in 1..=5 {
-            std::fs::write(
-                dir.join(format!("data_batch_{i}.bin")),
-                record(&[i], 10, 20, 30),
-            )
-            .unwrap();
+            std::fs::write(dir.join(format!("data_batch_{i}.bin")), record(&[i], 10, 20, 30)).unwrap();
         }
         std::fs::write(dir.join("test_batch.bin"), record(&[9], 1, 2, 3)).unwrap();
         let names = (0..10).map(|i| format!("c{i}\n")).collect::<String>();

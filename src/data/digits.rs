@@ -28,11 +28,7 @@ pub fn load() -> Result<Dataset> {
 fn parse_csv(path: &Path, text: &str) -> Result<Images> {
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
-    for (line_no, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
+    for (line_no, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let bad = |msg: String| Error::data(path, format!("line {}: {msg}", line_no + 1));
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() != SIDE * SIDE + 1 {
@@ -77,10 +73,7 @@ mod tests {
         assert_eq!((d.train.height, d.train.width, d.train.channels), (8, 8, 1));
         let counts = d.train.class_counts(10);
         assert_eq!(counts.iter().sum::<usize>(), 1797);
-        assert!(
-            counts.iter().all(|&c| (170..=190).contains(&c)),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (170..=190).contains(&c)), "{counts:?}");
         // First row of the CSV: 0,0,5,13,9,1,0,0,... label 0.
         assert_eq!(&d.train.image(0)[..4], &[0, 0, 80, 207]);
         assert_eq!(d.train.labels[0], 0);
@@ -88,9 +81,7 @@ mod tests {
 
     #[test]
     fn bad_row_names_the_line() {
-        let e = parse_csv(Path::new("x.csv"), "1,2,3\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_csv(Path::new("x.csv"), "1,2,3\n").unwrap_err().to_string();
         assert!(
             e.contains("x.csv") && e.contains("line 1") && e.contains("65 fields"),
             "{e}"

@@ -16,10 +16,7 @@ const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 pub fn load(dir: &Path, image_size: Option<usize>) -> Result<Dataset> {
     let train_dir = dir.join("train");
     let (train_root, test_root) = if train_dir.is_dir() {
-        let test = ["val", "test"]
-            .iter()
-            .map(|s| dir.join(s))
-            .find(|p| p.is_dir());
+        let test = ["val", "test"].iter().map(|s| dir.join(s)).find(|p| p.is_dir());
         (train_dir, test)
     } else {
         (dir.to_path_buf(), None)
@@ -46,10 +43,7 @@ pub fn load(dir: &Path, image_size: Option<usize>) -> Result<Dataset> {
     };
     let (height, width) = match image_size {
         Some(s) => (s, s),
-        None => (
-            decoded[0].0.height() as usize,
-            decoded[0].0.width() as usize,
-        ),
+        None => (decoded[0].0.height() as usize, decoded[0].0.width() as usize),
     };
     let mut images = decoded.into_iter();
     let mut take = |files: &[(PathBuf, i64)]| -> Result<Images> {
@@ -83,12 +77,7 @@ pub fn load(dir: &Path, image_size: Option<usize>) -> Result<Dataset> {
 
 /// Brings an image to `size`: resize-and-centre-crop when `image_size` is set, else it must
 /// already have the dataset's size.
-fn fit(
-    im: DynamicImage,
-    image_size: Option<usize>,
-    path: &Path,
-    size: (usize, usize),
-) -> Result<DynamicImage> {
+fn fit(im: DynamicImage, image_size: Option<usize>, path: &Path, size: (usize, usize)) -> Result<DynamicImage> {
     let (h, w) = (im.height() as usize, im.width() as usize);
     match image_size {
         None if (h, w) == size => Ok(im),
@@ -143,19 +132,15 @@ fn list_files(root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
-                p.extension().is_some_and(|x| {
-                    EXTENSIONS.contains(&x.to_string_lossy().to_lowercase().as_str())
-                })
+                p.extension()
+                    .is_some_and(|x| EXTENSIONS.contains(&x.to_string_lossy().to_lowercase().as_str()))
             })
             .collect();
         found.sort();
         files.extend(found.into_iter().map(|p| (p, label as i64)));
     }
     if files.is_empty() {
-        return Err(Error::data(
-            root,
-            "no PNG or JPEG files in the class folders",
-        ));
+        return Err(Error::data(root, "no PNG or JPEG files in the class folders"));
     }
     Ok(files)
 }
@@ -204,9 +189,6 @@ mod tests {
         std::fs::create_dir_all(dir.join("a")).unwrap();
         std::fs::write(dir.join("a/broken.png"), b"\x89PNG not really").unwrap();
         let e = load(&dir, None).unwrap_err().to_string();
-        assert!(
-            e.contains("broken.png") && e.contains("cannot decode"),
-            "{e}"
-        );
+        assert!(e.contains("broken.png") && e.contains("cannot decode"), "{e}");
     }
 }

@@ -23,10 +23,7 @@ pub fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
             }
         }
     }
-    Err(Error::data(
-        dir.join(format!("{stem}-{suffix}[.gz]")),
-        "file not found",
-    ))
+    Err(Error::data(dir.join(format!("{stem}-{suffix}[.gz]")), "file not found"))
 }
 
 /// Loads the train and (if present) t10k splits of an IDX dataset folder.
@@ -82,10 +79,7 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     if bytes[2] != 0x08 {
         return Err(Error::data(
             path,
-            format!(
-                "IDX data type 0x{:02x} unsupported (expected 0x08, u8)",
-                bytes[2]
-            ),
+            format!("IDX data type 0x{:02x} unsupported (expected 0x08, u8)", bytes[2]),
         ));
     }
     let ndims = bytes[3] as usize;
@@ -138,11 +132,7 @@ pub(crate) mod tests {
         let px: Vec<u8> = (0..3 * 2 * 2).collect();
         write_idx(&dir.join("train-images-idx3-ubyte"), &[3, 2, 2], &px);
         write_idx(&dir.join("train-labels-idx1-ubyte"), &[3], &[0, 2, 1]);
-        write_idx(
-            &dir.join("t10k-images-idx3-ubyte"),
-            &[1, 2, 2],
-            &[9, 9, 9, 9],
-        );
+        write_idx(&dir.join("t10k-images-idx3-ubyte"), &[1, 2, 2], &[9, 9, 9, 9]);
         write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[1], &[2]);
         let raw = std::fs::read(dir.join("t10k-images-idx3-ubyte")).unwrap();
         std::fs::remove_file(dir.join("t10k-images-idx3-ubyte")).unwrap();
@@ -152,10 +142,7 @@ pub(crate) mod tests {
         assert_eq!(d.train.image(1), &[4, 5, 6, 7]);
         assert_eq!(d.train.labels, vec![0, 2, 1]);
         let t = d.test.unwrap();
-        assert_eq!(
-            (t.pixels.clone(), t.labels.clone()),
-            (vec![9, 9, 9, 9], vec![2])
-        );
+        assert_eq!((t.pixels.clone(), t.labels.clone()), (vec![9, 9, 9, 9], vec![2]));
     }
 
     #[test]
@@ -173,11 +160,7 @@ pub(crate) mod tests {
     #[test]
     fn corrupt_gzip_and_missing_file_are_named() {
         let dir = crate::testutil::tempdir("idx-gz");
-        std::fs::write(
-            dir.join("train-images-idx3-ubyte.gz"),
-            [0x1f, 0x8b, 1, 2, 3],
-        )
-        .unwrap();
+        std::fs::write(dir.join("train-images-idx3-ubyte.gz"), [0x1f, 0x8b, 1, 2, 3]).unwrap();
         write_idx(&dir.join("train-labels-idx1-ubyte"), &[1], &[0]);
         let e = load(&dir).unwrap_err().to_string();
         assert!(
@@ -185,9 +168,6 @@ pub(crate) mod tests {
             "{e}"
         );
         let e = load(&dir.join("nope")).unwrap_err().to_string();
-        assert!(
-            e.contains("train-images-idx3-ubyte") && e.contains("not found"),
-            "{e}"
-        );
+        assert!(e.contains("train-images-idx3-ubyte") && e.contains("not found"), "{e}");
     }
 }

@@ -23,9 +23,7 @@ impl Normalizer {
     pub fn new(mean: &[f64], std: &[f64], channels: usize) -> Self {
         let pick = |v: &[f64], c: usize| if v.len() == 1 { v[0] } else { v[c] };
         let tables = (0..channels)
-            .map(|c| {
-                std::array::from_fn(|v| ((v as f64 / 255.0 - pick(mean, c)) / pick(std, c)) as f32)
-            })
+            .map(|c| std::array::from_fn(|v| ((v as f64 / 255.0 - pick(mean, c)) / pick(std, c)) as f32))
             .collect();
         Normalizer { tables }
     }
@@ -71,12 +69,7 @@ impl TrainOrder {
 }
 
 /// Builds one batch from `indices`, augmenting each image with its own keyed RNG when `order` is given.
-pub fn make_batch(
-    images: &Images,
-    indices: &[usize],
-    norm: &Normalizer,
-    order: Option<&TrainOrder>,
-) -> Batch {
+pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, order: Option<&TrainOrder>) -> Batch {
     let (h, w, c) = (images.height, images.width, images.channels);
     let len = images.image_len();
     let mut data = vec![0f32; indices.len() * len];
@@ -85,22 +78,14 @@ pub fn make_batch(
         match order {
             Some(o) => {
                 let mut rng = Rng::keyed(o.seed, o.epoch, i as u64);
-                norm.write_chw(
-                    &augment::apply(images.image(i), h, w, c, &o.augment, &mut rng),
-                    out,
-                );
+                norm.write_chw(&augment::apply(images.image(i), h, w, c, &o.augment, &mut rng), out);
             }
             None => norm.write_chw(images.image(i), out),
         }
     }
     let labels: Vec<i64> = indices.iter().map(|&i| images.labels[i]).collect();
     Batch {
-        images: Tensor::from_slice(&data).view([
-            indices.len() as i64,
-            c as i64,
-            h as i64,
-            w as i64,
-        ]),
+        images: Tensor::from_slice(&data).view([indices.len() as i64, c as i64, h as i64, w as i64]),
         labels: Tensor::from_slice(&labels),
     }
 }
@@ -115,10 +100,7 @@ pub fn train_epoch(
     let (tx, rx) = mpsc::sync_channel(depth);
     std::thread::spawn(move || {
         for idx in order.batches(images.len()) {
-            if tx
-                .send(make_batch(&images, &idx, &norm, Some(&order)))
-                .is_err()
-            {
+            if tx.send(make_batch(&images, &idx, &norm, Some(&order))).is_err() {
                 return;
             }
         }

@@ -209,13 +209,7 @@ mod tests {
         let s = split(toy(20, 3), 0.25, 1);
         assert_eq!(s.val.class_counts(3), vec![5, 5, 5]);
         assert_eq!(s.train.class_counts(3), vec![15, 15, 15]);
-        let mut all: Vec<u8> = s
-            .train
-            .pixels
-            .iter()
-            .chain(&s.val.pixels)
-            .copied()
-            .collect();
+        let mut all: Vec<u8> = s.train.pixels.iter().chain(&s.val.pixels).copied().collect();
         all.sort();
         assert_eq!(all, (0..60).collect::<Vec<u8>>());
         assert_eq!(split(toy(20, 3), 0.25, 1).val, s.val);

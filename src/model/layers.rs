@@ -143,10 +143,7 @@ mod tests {
             .map(|&x| if x > 0.0 { x } else { x.exp() - 1.0 })
             .collect();
         for (a, e) in [(v(Act::Swish), swish), (v(Act::Elu), elu)] {
-            assert!(
-                a.iter().zip(&e).all(|(a, e)| (a - e).abs() < 1e-6),
-                "{a:?} vs {e:?}"
-            );
+            assert!(a.iter().zip(&e).all(|(a, e)| (a - e).abs() < 1e-6), "{a:?} vs {e:?}");
         }
     }
 
@@ -157,9 +154,7 @@ mod tests {
         let x = Tensor::randn([2, 16, 3, 3], (tch::Kind::Float, tch::Device::Cpu)).abs() + 0.1;
         let scale = se.forward(&x) / &x;
         // The scale is constant over each channel's spatial positions, and inside (0, 1).
-        let spread = (scale.amax([2i64, 3].as_slice(), false)
-            - scale.amin([2i64, 3].as_slice(), false))
-        .max();
+        let spread = (scale.amax([2i64, 3].as_slice(), false) - scale.amin([2i64, 3].as_slice(), false)).max();
         assert!(spread.double_value(&[]) < 1e-5);
         assert!(scale.min().double_value(&[]) > 0.0 && scale.max().double_value(&[]) < 1.0);
         let vars = vs.variables();

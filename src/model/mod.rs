@@ -120,15 +120,7 @@ impl Net {
     }
 }
 
-fn block(
-    p: &nn::Path,
-    cfg: &ModelConfig,
-    c_in: i64,
-    planes: i64,
-    expansion: i64,
-    stride: i64,
-    act: Act,
-) -> Block {
+fn block(p: &nn::Path, cfg: &ModelConfig, c_in: i64, planes: i64, expansion: i64, stride: i64, act: Act) -> Block {
     let c_out = planes * expansion;
     let unit = |i: usize, ci: i64, co: i64, k: i64, s: i64, gamma: f64| ConvBn {
         conv: conv(p / format!("conv{i}"), ci, co, k, s),
@@ -192,11 +184,7 @@ mod tests {
             ..ModelConfig::default()
         };
         let _net = Net::new(&vs.root(), &cfg, 3, 1000);
-        let n = vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum();
+        let n = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         (n, vs.variables())
     }
 
@@ -205,10 +193,7 @@ mod tests {
         // torchvision: sum(p.numel() for p in resnet18().parameters()) == 11_689_512, resnet50: 25_557_032.
         let (n18, vars) = params(Arch::Resnet18, false);
         assert_eq!(n18, 11_689_512);
-        assert_eq!(
-            vars["layer2.0.downsample.0.weight"].size(),
-            vec![128, 64, 1, 1]
-        );
+        assert_eq!(vars["layer2.0.downsample.0.weight"].size(), vec![128, 64, 1, 1]);
         assert_eq!(vars["layer4.1.bn2.running_var"].size(), vec![512]);
         assert_eq!(vars["fc.weight"].size(), vec![1000, 512]);
         assert_eq!(params(Arch::Resnet50, false).0, 25_557_032);
@@ -223,10 +208,7 @@ mod tests {
         assert_eq!(vars["layer3.2.conv2.weight"].size(), vec![64, 64, 3, 3]);
         assert_eq!(vars["layer3.0.se.fc1.weight"].size(), vec![8, 64, 1, 1]);
         assert!(!vars.contains_key("layer1.0.downsample.0.weight"));
-        let out = net.forward_t(
-            &Tensor::zeros([2, 1, 8, 8], (Kind::Float, Device::Cpu)),
-            false,
-        );
+        let out = net.forward_t(&Tensor::zeros([2, 1, 8, 8], (Kind::Float, Device::Cpu)), false);
         assert_eq!(out.size(), vec![2, 10]);
     }
 }

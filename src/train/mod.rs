@@ -34,7 +34,7 @@ pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     outcome.or_else(|e| {
         let metrics = dir.read_metrics().unwrap_or_default();
         let wall = metrics.iter().map(|m| m.seconds).sum();
-        let mut r = RunResult::from_metrics(Status::Failed, &metrics, wall, format!("{device:?}"));
+        let mut r = RunResult::from_metrics(Status::Failed, &metrics, wall, format!("{device:?}"), 0);
         r.error = Some(e.to_string());
         dir.log(&format!("failed: {e}"));
         dir.write_result(&r)?;
@@ -133,11 +133,7 @@ impl<'a> Trainer<'a> {
     fn new(recipe: &'a Recipe, dir: &'a RunDir, device: Device, resume: bool) -> Result<Self> {
         configure_cpu(recipe.train.threads);
         tch::manual_seed(recipe.seed as i64);
-        let splits = data::split(
-            data::load(&recipe.data)?,
-            recipe.data.val_fraction,
-            recipe.seed,
-        );
+        let splits = data::split(data::load(&recipe.data)?, recipe.data.val_fraction, recipe.seed);
         let im = &splits.train;
         let (mean, std) = match (&recipe.data.mean, &recipe.data.std) {
             (Some(m), Some(s)) => (m.clone(), s.clone()),
@@ -146,38 +142,20 @@ impl<'a> Trainer<'a> {
         let norm = loader::Normalizer::new(&mean, &std, im.channels);
         let classes = splits.classes.len();
         let vs = VarStore::new(device);
-        let net = Net::new(
-            &vs.root(),
-            &recipe.model,
-            im.channels as i64,
-            classes as i64,
-        );
+        let net = Net::new(&vs.root(), &recipe.model, im.channels as i64, classes as i64);
         let mut opt = Optimizer::new(Optimizer::trainable(&vs), &recipe.optim);
         let steps_per_epoch = (im.len() / recipe.train.batch_size).max(1);
-        let sched = LrSchedule::new(
-            &recipe.schedule,
-            recipe.optim.lr,
-            recipe.train.epochs,
-            steps_per_epoch,
-        );
+        let sched = LrSchedule::new(&recipe.schedule, recipe.optim.lr, recipe.train.epochs, steps_per_epoch);
         let ckpt = dir.file(rundir::CHECKPOINT);
         let (progress, metrics) = if resume && ckpt.exists() {
             let p = checkpoint::load(&ckpt, &vs, &mut opt)?;
-            let kept = dir
-                .read_metrics()?
-                .into_iter()
-                .filter(|m| m.epoch <= p.epoch)
-                .collect();
+            let kept = dir.read_metrics()?.into_iter().filter(|m| m.epoch <= p.epoch).collect();
             dir.log(&format!("resumed from epoch {} (step {})", p.epoch, p.step));
             (p, kept)
         } else {
             (Progress { epoch: 0, step: 0 }, Vec::new())
         };
-        let n_params: i64 = vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum();
+        let n_params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         dir.log(&format!(
             "{} classes, train {} / val {} / test {} images of {}x{}x{}; {n_params} parameters; device {device:?}",
             classes,
@@ -225,20 +203,13 @@ impl<'a> Trainer<'a> {
                 val_loss: val.loss,
                 val_acc: val.top1,
                 val_top5: val.top5,
-                images_per_sec: (self.steps_per_epoch * self.recipe.train.batch_size) as f64
-                    / train_secs,
+                images_per_sec: (self.steps_per_epoch * self.recipe.train.batch_size) as f64 / train_secs,
                 seconds: start.elapsed().as_secs_f64(),
             };
-            self.dir
-                .log(&serde_json::to_string(&m).expect("metrics serialize"));
+            self.dir.log(&serde_json::to_string(&m).expect("metrics serialize"));
             self.metrics.push(m);
             self.progress.epoch = epoch;
-            checkpoint::save(
-                &self.dir.file(rundir::CHECKPOINT),
-                &self.vs,
-                &self.opt,
-                self.progress,
-            )?;
+            checkpoint::save(&self.dir.file(rundir::CHECKPOINT), &self.vs, &self.opt, self.progress)?;
             self.dir.write_metrics(&self.metrics)?;
         }
         self.finish(Status::Completed)
@@ -263,24 +234,17 @@ impl<'a> Trainer<'a> {
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
                 bar.abandon_with_message("diverged");
-                self.dir.log(&format!(
-                    "diverged at step {}: loss {loss_value}",
-                    self.progress.step
-                ));
+                self.dir
+                    .log(&format!("diverged at step {}: loss {loss_value}", self.progress.step));
                 return Ok(None);
             }
             self.opt.zero_grad();
             loss.backward();
-            self.opt
-                .step(self.sched.lr(self.progress.step), r.optim.weight_decay);
+            self.opt.step(self.sched.lr(self.progress.step), r.optim.weight_decay);
             self.progress.step += 1;
             let n = y.size()[0] as usize;
             loss_sum += loss_value * n as f64;
-            correct += logits
-                .argmax(-1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
+            correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
             seen += n;
             bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
             bar.inc(1);
@@ -321,10 +285,14 @@ impl<'a> Trainer<'a> {
             (Some(t), Status::Completed) => Some(self.evaluate(t)),
             _ => None,
         };
-        let wall =
-            self.metrics.iter().map(|m| m.seconds).sum::<f64>() + start.elapsed().as_secs_f64();
-        let mut r =
-            RunResult::from_metrics(status, &self.metrics, wall, format!("{:?}", self.device));
+        let wall = self.metrics.iter().map(|m| m.seconds).sum::<f64>() + start.elapsed().as_secs_f64();
+        let mut r = RunResult::from_metrics(
+            status,
+            &self.metrics,
+            wall,
+            format!("{:?}", self.device),
+            self.val.len(),
+        );
         r.test_acc = test.map(|t| t.top1);
         r.test_top5 = test.and_then(|t| t.top5);
         self.dir.log(&format!(
@@ -348,11 +316,9 @@ fn topk_correct(logits: &Tensor, labels: &Tensor, k: i64) -> i64 {
 /// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
 fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template(
-        "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, eta {eta})",
-    )
-    .expect("valid template")
-    .progress_chars("=> ");
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({per_sec}, eta {eta})")
+        .expect("valid template")
+        .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar

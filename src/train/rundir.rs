@@ -82,6 +82,9 @@ pub struct RunResult {
     pub test_top5: Option<f64>,
     pub wall_seconds: f64,
     pub device: String,
+    /// Size of the validation split: accuracies are multiples of 1 / val_images.
+    #[serde(default)]
+    pub val_images: usize,
 }
 
 impl RunResult {
@@ -91,10 +94,9 @@ impl RunResult {
         metrics: &[EpochMetrics],
         wall_seconds: f64,
         device: String,
+        val_images: usize,
     ) -> Self {
-        let best = metrics
-            .iter()
-            .max_by(|a, b| a.val_acc.total_cmp(&b.val_acc));
+        let best = metrics.iter().max_by(|a, b| a.val_acc.total_cmp(&b.val_acc));
         RunResult {
             status,
             error: None,
@@ -106,6 +108,7 @@ impl RunResult {
             test_top5: None,
             wall_seconds,
             device,
+            val_images,
         }
     }
 }
@@ -163,12 +166,10 @@ impl RunDir {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(None);
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::RunDir {
-                path,
-                message: e.to_string(),
-            })
+        serde_json::from_str(&text).map(Some).map_err(|e| Error::RunDir {
+            path,
+            message: e.to_string(),
+        })
     }
 
     /// Appends one line to `train.log` (best effort: logging never stops training).
@@ -208,7 +209,7 @@ mod tests {
         let ms = vec![m(1, 0.5), m(2, 0.9), m(3, 0.8)];
         dir.write_metrics(&ms).unwrap();
         assert_eq!(dir.read_metrics().unwrap(), ms);
-        let r = RunResult::from_metrics(Status::Completed, &ms, 3.0, "cpu".into());
+        let r = RunResult::from_metrics(Status::Completed, &ms, 3.0, "cpu".into(), 100);
         assert_eq!(
             (r.final_val_acc, r.best_val_acc, r.best_epoch),
             (Some(0.8), Some(0.9), Some(2))

@@ -1,0 +1,337 @@
+//! The plan: which one-factor variants run around the baseline, and the trials (variant x seed)
+//! that make it up.
+//!
+//! The default plan is the article's checklist (TRICKS.md section 1) as far as this build's
+//! trainer supports it; the extended plan adds the "future posts" tricks. A recipe's
+//! `[checklist.factors]` adds factors or replaces built-in ones, and `checklist.skip` drops them.
+use crate::error::{Error, Result};
+use crate::recipe::{Activation, OptimName, PlanKind, Recipe, Regime};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One variant: a factor, a name, and the fields it changes (dotted keys).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    pub factor: String,
+    pub name: String,
+    pub overrides: toml::Table,
+}
+
+impl Variant {
+    fn new(factor: &str, name: &str, overrides: &[(&str, toml::Value)]) -> Self {
+        Variant {
+            factor: factor.into(),
+            name: name.into(),
+            overrides: overrides.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        }
+    }
+
+    /// `factor=name`, the label used in reports and directory names.
+    pub fn label(&self) -> String {
+        format!("{}={}", self.factor, self.name)
+    }
+}
+
+/// The arm of the comparison a trial belongs to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Arm {
+    Baseline,
+    Variant(Variant),
+    /// The baseline plus every variant that helped (one per factor).
+    Combined {
+        variants: Vec<Variant>,
+    },
+}
+
+impl Arm {
+    pub fn label(&self) -> String {
+        match self {
+            Arm::Baseline => "baseline".into(),
+            Arm::Variant(v) => v.label(),
+            Arm::Combined { .. } => "combined".into(),
+        }
+    }
+
+    /// All overrides of the arm, merged in order.
+    pub fn overrides(&self) -> toml::Table {
+        match self {
+            Arm::Baseline => toml::Table::new(),
+            Arm::Variant(v) => v.overrides.clone(),
+            Arm::Combined { variants } => variants.iter().flat_map(|v| v.overrides.clone()).collect(),
+        }
+    }
+}
+
+/// One training run of the checklist: an arm with one seed, in its own run directory.
+/// Stored as `trial.json` in that directory, so a report can be rebuilt from run dirs alone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    pub arm: Arm,
+    /// 0-based index of the seed; the recipe's seed is `baseline seed + seed_index`.
+    pub seed_index: usize,
+    pub seed: u64,
+    /// Path relative to the checklist root.
+    pub dir: PathBuf,
+}
+
+impl Trial {
+    pub fn new(arm: Arm, baseline_seed: u64, seed_index: usize) -> Self {
+        let dir = Path::new("trials")
+            .join(dir_name(&arm.label()))
+            .join(format!("seed-{seed_index}"));
+        Trial {
+            arm,
+            seed_index,
+            seed: baseline_seed + seed_index as u64,
+            dir,
+        }
+    }
+
+    /// The trial's recipe: the baseline with the arm's overrides and the trial's seed, without
+    /// the checklist section (a trial is a plain training run).
+    pub fn recipe(&self, baseline: &Recipe) -> Result<Recipe> {
+        let mut r = baseline.with_overrides(&self.arm.overrides())?;
+        r.seed = self.seed;
+        r.checklist = Default::default();
+        Ok(r)
+    }
+}
+
+/// A directory name from a label: letters, digits and `.=-_` kept, anything else `_`.
+fn dir_name(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".=-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The variants of `baseline`'s checklist: the built-in plan minus `skip`, with the recipe's
+/// own factors added or replacing built-in ones. Variants identical to the baseline are dropped.
+/// Every variant's recipe is validated; an error names the factor.
+pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
+    let cfg = &baseline.checklist;
+    let mut out: Vec<Variant> = match cfg.plan {
+        PlanKind::Default => default_plan(baseline),
+        PlanKind::Extended => [default_plan(baseline), extended_extra(baseline)].concat(),
+        PlanKind::None => Vec::new(),
+    };
+    for name in &cfg.skip {
+        if !out.iter().any(|v| &v.factor == name) && !cfg.factors.contains_key(name) {
+            let known: Vec<String> = factor_names(&out);
+            return Err(Error::recipe(
+                "checklist.skip",
+                format!("unknown factor `{name}`; the plan has {known:?}"),
+            ));
+        }
+    }
+    out.retain(|v| !cfg.skip.contains(&v.factor) && !cfg.factors.contains_key(&v.factor));
+    for (factor, vs) in &cfg.factors {
+        for (name, overrides) in vs {
+            out.push(Variant {
+                factor: factor.clone(),
+                name: name.clone(),
+                overrides: overrides.clone(),
+            });
+        }
+    }
+    out.retain(|v| v.overrides.iter().any(|(k, val)| baseline.get(k).as_ref() != Some(val)));
+    for v in &out {
+        baseline
+            .with_overrides(&v.overrides)
+            .map_err(|e| Error::recipe(format!("checklist.factors.{}.{}", v.factor, v.name), e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// The factors in plan order, each once.
+pub fn factor_names(variants: &[Variant]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for v in variants {
+        if !names.contains(&v.factor) {
+            names.push(v.factor.clone());
+        }
+    }
+    names
+}
+
+fn s(v: &str) -> toml::Value {
+    toml::Value::String(v.into())
+}
+
+fn f(v: f64) -> toml::Value {
+    toml::Value::Float(v)
+}
+
+/// The article's 15-run checklist as far as this trainer supports it. Not yet available (they
+/// need the augmentation and remaining-tricks work): ImageNet pretraining, AutoAugment vs
+/// standard color augmentation, linearly increasing weight decay, mixup.
+fn default_plan(b: &Recipe) -> Vec<Variant> {
+    let wd = b.optim.weight_decay;
+    let act = |a: Activation| {
+        s(match a {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Swish => "swish",
+            Activation::Elu => "elu",
+        })
+    };
+    let mut plan = vec![
+        Variant::new("lr_regime", "step", &[("schedule.regime", s("step"))]),
+        Variant::new("lr_regime", "cosine", &[("schedule.regime", s("cosine"))]),
+    ];
+    if b.optim.name == OptimName::Sgd {
+        plan.push(Variant::new(
+            "optimizer",
+            "momentum",
+            &[("optim.nesterov", toml::Value::Boolean(!b.optim.nesterov))],
+        ));
+    }
+    plan.extend([
+        Variant::new("optimizer", "adam", &[("optim.name", s("adam")), ("optim.lr", f(1e-3))]),
+        Variant::new("weight_decay", "10x", &[("optim.weight_decay", f(wd * 10.0))]),
+        Variant::new("weight_decay", "0.1x", &[("optim.weight_decay", f(wd / 10.0))]),
+        Variant::new("label_smoothing", "0", &[("loss.label_smoothing", f(0.0))]),
+        Variant::new("label_smoothing", "0.2", &[("loss.label_smoothing", f(0.2))]),
+        Variant::new(
+            "se",
+            if b.model.se { "off" } else { "on" },
+            &[("model.se", toml::Value::Boolean(!b.model.se))],
+        ),
+        Variant::new(
+            "downscale_activation",
+            "relu",
+            &[("model.downscale_activation", act(Activation::Relu))],
+        ),
+        Variant::new(
+            "downscale_activation",
+            "swish",
+            &[("model.downscale_activation", act(Activation::Swish))],
+        ),
+    ]);
+    if b.schedule.regime == Regime::Cosine {
+        plan.retain(|v| v.label() != "lr_regime=cosine");
+    }
+    plan
+}
+
+/// Tricks the article left "for future posts" that this build supports: batch size (with the
+/// linear LR scaling rule, lr proportional to batch).
+fn extended_extra(b: &Recipe) -> Vec<Variant> {
+    let (bs, lr) = (b.train.batch_size as i64, b.optim.lr);
+    let mut out = vec![Variant::new(
+        "batch_size",
+        "2x",
+        &[
+            ("train.batch_size", toml::Value::Integer(bs * 2)),
+            ("optim.lr", f(lr * 2.0)),
+        ],
+    )];
+    if bs >= 2 {
+        out.push(Variant::new(
+            "batch_size",
+            "0.5x",
+            &[
+                ("train.batch_size", toml::Value::Integer(bs / 2)),
+                ("optim.lr", f(lr / 2.0)),
+            ],
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_plan_varies_one_factor_each_and_validates() {
+        let b = Recipe::default();
+        let v = variants(&b).unwrap();
+        let labels: Vec<String> = v.iter().map(Variant::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "lr_regime=step",
+                "lr_regime=cosine",
+                "optimizer=momentum",
+                "optimizer=adam",
+                "weight_decay=10x",
+                "weight_decay=0.1x",
+                "label_smoothing=0",
+                "label_smoothing=0.2",
+                "se=off",
+                "downscale_activation=relu",
+                "downscale_activation=swish",
+            ]
+        );
+        let wd = &v[4].overrides["optim.weight_decay"];
+        assert_eq!(wd.as_float().unwrap(), 5e-4);
+    }
+
+    #[test]
+    fn variants_equal_to_the_baseline_are_dropped() {
+        let mut b = Recipe::default();
+        b.loss.label_smoothing = 0.2;
+        b.model.downscale_activation = Activation::Relu;
+        let labels: Vec<String> = variants(&b).unwrap().iter().map(Variant::label).collect();
+        assert!(!labels.contains(&"label_smoothing=0.2".to_string()));
+        assert!(!labels.contains(&"downscale_activation=relu".to_string()));
+        assert!(labels.contains(&"label_smoothing=0".to_string()));
+    }
+
+    #[test]
+    fn recipe_factors_replace_and_skip_removes() {
+        let text = r#"
+            [checklist]
+            plan = "default"
+            skip = ["optimizer", "lr_regime"]
+            [checklist.factors.weight_decay]
+            "3x" = { "optim.weight_decay" = 1.5e-4 }
+            [checklist.factors.width]
+            "2x" = { "model.width" = 2.0 }
+        "#;
+        let b = Recipe::from_table(text.parse().unwrap()).unwrap();
+        let labels: Vec<String> = variants(&b).unwrap().iter().map(Variant::label).collect();
+        assert!(
+            !labels
+                .iter()
+                .any(|l| l.starts_with("optimizer") || l.starts_with("lr_regime"))
+        );
+        assert!(labels.contains(&"weight_decay=3x".to_string()));
+        assert!(!labels.contains(&"weight_decay=10x".to_string()));
+        assert!(labels.contains(&"width=2x".to_string()));
+    }
+
+    #[test]
+    fn bad_factor_values_and_skips_are_named() {
+        let text = "[checklist.factors.opt]\nbad = { \"optim.name\" = \"lion\" }\n";
+        let b = Recipe::from_table(text.parse().unwrap()).unwrap();
+        let e = variants(&b).unwrap_err().to_string();
+        assert!(e.contains("checklist.factors.opt.bad") && e.contains("lion"), "{e}");
+        let b = Recipe::from_table("[checklist]\nskip = [\"mixupp\"]\n".parse().unwrap()).unwrap();
+        let e = variants(&b).unwrap_err().to_string();
+        assert!(e.contains("checklist.skip") && e.contains("mixupp"), "{e}");
+    }
+
+    #[test]
+    fn trials_get_seeds_dirs_and_recipes() {
+        let b = Recipe { seed: 10, ..Recipe::default() };
+        let v = variants(&b).unwrap().remove(0);
+        let t = Trial::new(Arm::Variant(v), b.seed, 2);
+        assert_eq!(t.seed, 12);
+        assert_eq!(t.dir, Path::new("trials/lr_regime=step/seed-2"));
+        let r = t.recipe(&b).unwrap();
+        assert_eq!((r.seed, r.schedule.regime), (12, Regime::Step));
+        assert_eq!(
+            Trial::new(Arm::Baseline, 10, 0).dir,
+            Path::new("trials/baseline/seed-0")
+        );
+    }
+}

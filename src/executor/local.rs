@@ -1,0 +1,161 @@
+//! The local executor: up to `parallel` trial processes at once on this machine, `threads` CPU
+//! threads each, or one per GPU with `CUDA_VISIBLE_DEVICES`. A live view shows each running
+//! trial's epoch and an overall ETA; each trial's output goes to `stdout.log` in its run dir.
+use super::{Executor, Job};
+use crate::error::{Error, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Local {
+    /// The `darkmagic` binary to run.
+    pub exe: PathBuf,
+    pub parallel: usize,
+    pub threads: usize,
+    /// GPU indices to pin trials to, one trial per GPU; empty for CPU.
+    pub gpus: Vec<usize>,
+}
+
+struct Running {
+    child: Child,
+    job: Job,
+    slot: usize,
+    bar: ProgressBar,
+}
+
+impl Local {
+    /// Defaults from the machine: one trial per GPU when libtorch sees GPUs, else one
+    /// single-threaded trial per core.
+    pub fn for_this_machine(parallel: Option<usize>, threads: Option<usize>) -> Result<Local> {
+        let exe = std::env::current_exe().map_err(|e| Error::io("darkmagic executable", e))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let gpus: Vec<usize> = (0..tch::Cuda::device_count().max(0) as usize).collect();
+        let parallel = parallel
+            .unwrap_or(if gpus.is_empty() { cores } else { gpus.len() })
+            .max(1);
+        let threads = threads.unwrap_or((cores / parallel).max(1));
+        Ok(Local {
+            exe,
+            parallel,
+            threads,
+            gpus,
+        })
+    }
+
+    fn spawn(&self, job: &Job, slot: usize) -> Result<Child> {
+        let log = job.dir.join("stdout.log");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| Error::io(&log, e))?;
+        let err = out.try_clone().map_err(|e| Error::io(&log, e))?;
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("train")
+            .arg("--run-dir")
+            .arg(&job.dir)
+            .arg("--resume")
+            .arg("--threads")
+            .arg(self.threads.to_string());
+        if !self.gpus.is_empty() {
+            cmd.env("CUDA_VISIBLE_DEVICES", self.gpus[slot % self.gpus.len()].to_string());
+        }
+        die_with_parent(&mut cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| Error::io(&self.exe, e))
+    }
+}
+
+/// Makes the trial process receive SIGKILL when the checklist process dies, so a killed
+/// checklist leaves no trial writing into its run dirs; the rerun resumes them from checkpoints.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    const PR_SET_PDEATHSIG: i32 = 1;
+    const SIGKILL: u64 = 9;
+    unsafe extern "C" {
+        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+    }
+    // SAFETY: prctl is async-signal-safe and only sets this child's parent-death signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
+/// Epochs a run directory has recorded so far.
+fn epochs_done(job: &Job) -> usize {
+    std::fs::read_to_string(job.dir.join(crate::train::rundir::METRICS)).map_or(0, |t| t.lines().count())
+}
+
+impl Executor for Local {
+    fn run_all(&mut self, jobs: &[Job]) -> Result<()> {
+        let multi = MultiProgress::new();
+        let total: usize = jobs.iter().map(|j| j.epochs).sum();
+        let overall = multi.add(ProgressBar::new(total as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} epochs, eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let trial_style = ProgressStyle::with_template("  {prefix:40} [{bar:20}] epoch {pos}/{len}")
+            .expect("valid template")
+            .progress_chars("=> ");
+        let mut queue: std::collections::VecDeque<Job> = jobs.iter().cloned().collect();
+        let mut running: Vec<Running> = Vec::new();
+        let (mut finished, mut done_epochs) = (0usize, 0usize);
+        while !queue.is_empty() || !running.is_empty() {
+            while running.len() < self.parallel {
+                let Some(job) = queue.pop_front() else { break };
+                let slot = (0..self.parallel)
+                    .find(|s| !running.iter().any(|r| r.slot == *s))
+                    .unwrap_or(0);
+                let bar = multi.add(ProgressBar::new(job.epochs as u64));
+                bar.set_style(trial_style.clone());
+                bar.set_prefix(job.label.clone());
+                running.push(Running {
+                    child: self.spawn(&job, slot)?,
+                    job,
+                    slot,
+                    bar,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let mut i = 0;
+            while i < running.len() {
+                let r = &mut running[i];
+                r.bar.set_position(epochs_done(&r.job) as u64);
+                match r.child.try_wait().map_err(|e| Error::io(&r.job.dir, e))? {
+                    None => i += 1,
+                    Some(status) => {
+                        let r = running.swap_remove(i);
+                        finished += 1;
+                        done_epochs += r.job.epochs;
+                        let what = if status.success() {
+                            "done"
+                        } else {
+                            "ended with an error (see its train.log)"
+                        };
+                        multi.suspend(|| println!("[{finished}/{}] {} {what}", jobs.len(), r.job.label));
+                        r.bar.finish_and_clear();
+                        multi.remove(&r.bar);
+                    }
+                }
+            }
+            let live: usize = running.iter().map(|r| epochs_done(&r.job)).sum();
+            overall.set_prefix(format!("{finished}/{} trials", jobs.len()));
+            overall.set_position((done_epochs + live) as u64);
+        }
+        overall.finish_and_clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,206 @@
+//! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no external links).
+use super::svg::{self, Bar, esc};
+use super::{Compute, TrialData, interval, pct, pp, verdict_text};
+use crate::checklist::analysis::{ArmSummary, Summary, Verdict};
+use crate::checklist::plan::Arm;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222}\
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+td:first-child,th:first-child{text-align:left}.helps{color:#2e7d32;font-weight:600}.hurts{color:#c62828;font-weight:600}\
+.t{font-size:14px;font-weight:600}.l{font-size:12px}.k{font-size:11px;fill:#444}pre{background:#f5f5f5;padding:8px}\
+.grid{display:flex;flex-wrap:wrap;gap:8px}";
+
+fn color(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Helps => "#59a14f",
+        Verdict::Hurts => "#e15759",
+        Verdict::NoEffect | Verdict::Inconclusive | Verdict::Baseline => "#9e9e9e",
+        Verdict::Diverged | Verdict::Failed | Verdict::Incomplete => "#f28e2b",
+    }
+}
+
+fn class(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Helps => "helps",
+        Verdict::Hurts => "hurts",
+        _ => "",
+    }
+}
+
+fn row(a: &ArmSummary) -> String {
+    let seeds: Vec<String> = a
+        .seeds
+        .iter()
+        .map(|s| {
+            s.val_acc.map_or_else(
+                || format!("{:?}", s.status.map_or("running".into(), |x| format!("{x:?}"))).to_lowercase(),
+                |v| format!("{:.2}", 100.0 * v),
+            )
+        })
+        .collect();
+    format!(
+        "<tr><td>{}</td><td>{}</td><td>{} ± {}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+        esc(&a.label),
+        esc(&seeds.join(", ")),
+        pct(a.mean),
+        pct(a.std),
+        a.diff.map_or("-".into(), pp),
+        interval(a.ci),
+        class(a.verdict),
+        verdict_text(a.verdict)
+    )
+}
+
+fn table(rows: &[&ArmSummary]) -> String {
+    let mut s = String::from(
+        "<table><tr><th>trial</th><th>accuracy per seed (%)</th><th>mean ± std (%)</th><th>difference (pp)</th><th>95% interval (pp)</th><th>verdict</th></tr>",
+    );
+    for a in rows {
+        s.push_str(&row(a));
+    }
+    s.push_str("</table>");
+    s
+}
+
+/// Mean validation accuracy (%) per epoch over the seeds of one arm.
+fn mean_curve(data: &[TrialData], label: &str) -> Vec<(f64, f64)> {
+    let runs: Vec<&TrialData> = data.iter().filter(|d| d.trial.arm.label() == label).collect();
+    let epochs = runs.iter().map(|d| d.metrics.len()).min().unwrap_or(0);
+    (0..epochs)
+        .map(|e| {
+            (
+                (e + 1) as f64,
+                100.0 * runs.iter().map(|d| d.metrics[e].val_acc).sum::<f64>() / runs.len() as f64,
+            )
+        })
+        .collect()
+}
+
+fn curves(summary: &Summary, data: &[TrialData]) -> String {
+    let mut factors: Vec<&str> = summary.trials.iter().filter_map(|t| t.factor.as_deref()).collect();
+    factors.sort();
+    factors.dedup();
+    let mut s = String::from("<div class=\"grid\">");
+    for f in factors {
+        let mut series = vec![("baseline".to_string(), mean_curve(data, "baseline"))];
+        for t in summary.trials.iter().filter(|t| t.factor.as_deref() == Some(f)) {
+            series.push((t.variant.clone().unwrap_or_default(), mean_curve(data, &t.label)));
+        }
+        s.push_str(&svg::line_chart(
+            &format!("{f}: validation accuracy"),
+            "epoch",
+            "val acc (%, mean over seeds)",
+            &series,
+        ));
+    }
+    s.push_str("</div>");
+    s
+}
+
+/// The LR schedules in use: the baseline's and every arm's that differs from it (seed 0 runs).
+fn schedules(data: &[TrialData]) -> String {
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut wd: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for d in data.iter().filter(|d| d.trial.seed_index == 0) {
+        let (Some(curve), Some(r)) = (d.lr_curve(), d.recipe.as_ref()) else {
+            continue;
+        };
+        if !series.iter().any(|(_, c)| *c == curve) {
+            series.push((d.trial.arm.label(), curve.clone()));
+        }
+        let w: Vec<(f64, f64)> = curve.iter().map(|&(x, _)| (x, r.optim.weight_decay)).collect();
+        if !wd.iter().any(|(_, c)| *c == w) {
+            wd.push((d.trial.arm.label(), w));
+        }
+    }
+    format!(
+        "<div class=\"grid\">{}{}</div>",
+        svg::line_chart("learning rate per step", "epoch", "lr", &series),
+        svg::line_chart("weight decay per step", "epoch", "weight decay", &wd)
+    )
+}
+
+fn combined(summary: &Summary) -> String {
+    if summary.combined_variants.is_empty() {
+        return "<p>No variant helped at this noise level, so the combined recipe is the baseline.</p>".into();
+    }
+    let mut s = format!(
+        "<p>Baseline plus every variant that helps, one per factor: <b>{}</b>.</p>",
+        esc(&summary.combined_variants.join(", "))
+    );
+    if let Some(c) = &summary.combined {
+        let changes: Vec<String> = c.overrides.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        s.push_str(&format!("<pre>{}</pre>", esc(&changes.join("\n"))));
+        s.push_str(&table(&[&summary.baseline, c]));
+        s.push_str("<p>The difference of the combined recipe to the baseline checks the article's assumption that the tricks' effects add up independently.</p>");
+    }
+    s
+}
+
+fn failures(data: &[TrialData]) -> String {
+    let mut s = String::new();
+    for d in data {
+        if let Some(tail) = &d.log_tail {
+            s.push_str(&format!(
+                "<h3>{} (seed {})</h3><pre>{}</pre>",
+                esc(&d.trial.arm.label()),
+                d.trial.seed,
+                esc(tail)
+            ));
+        }
+    }
+    if s.is_empty() {
+        s
+    } else {
+        format!("<h2>Failed and diverged runs (end of train.log)</h2>{s}")
+    }
+}
+
+/// The whole page.
+pub fn render(summary: &Summary, data: &[TrialData]) -> String {
+    let c: Compute = super::compute(data);
+    let bars: Vec<Bar> = summary
+        .trials
+        .iter()
+        .filter_map(|t| {
+            Some(Bar {
+                label: t.label.clone(),
+                value: 100.0 * t.diff?,
+                interval: t.ci.map(|(l, h)| (100.0 * l, 100.0 * h)),
+                color: color(t.verdict),
+            })
+        })
+        .collect();
+    let counts = [Verdict::Helps, Verdict::Hurts, Verdict::NoEffect]
+        .map(|v| {
+            format!(
+                "{} {}",
+                summary.trials.iter().filter(|t| t.verdict == v).count(),
+                verdict_text(v)
+            )
+        })
+        .join(", ");
+    let seeds = summary.baseline.seeds.len();
+    let mut rows: Vec<&ArmSummary> = vec![&summary.baseline];
+    rows.extend(&summary.trials);
+    let base_label = Arm::Baseline.label();
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>darkmagic checklist</title><style>{STYLE}</style></head><body>\
+<h1>darkmagic checklist</h1>\
+<p>{} variants around the {base_label}, {seeds} seeds each: {counts}. Metric: final validation top-1 accuracy; \
+differences are paired by seed (same initialisation, data order and augmentation), in percentage points (pp), with 95% paired-t intervals. \
+A variant <span class=\"helps\">helps</span> when its whole interval is above 0 and <span class=\"hurts\">hurts</span> when it is below.</p>\
+<h2>Verdicts</h2>{}<h2>Effects</h2>{}<h2>Combined recipe</h2>{}<h2>Validation curves</h2>{}<h2>Schedules used</h2>{}{}\
+<h2>Compute</h2><p>{} training runs, {} epochs, {:.1} minutes of training summed over runs.</p></body></html>\n",
+        summary.trials.len(),
+        table(&rows),
+        svg::interval_chart("difference to the baseline (pp) with 95% interval", "pp", &bars),
+        combined(summary),
+        curves(summary, data),
+        schedules(data),
+        failures(data),
+        c.trials,
+        c.epochs,
+        c.train_seconds / 60.0
+    )
+}

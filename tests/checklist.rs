@@ -1,0 +1,222 @@
+//! End-to-end tests of `darkmagic checklist` and `darkmagic report` on tiny plans.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_darkmagic"))
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("darkmagic-checklist-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A plan of two one-factor variants, 2 seeds, 2 epochs of a narrow ResNet-20 on the digits.
+const TINY: &str = r#"
+[model]
+width = 0.25
+[augment]
+pad = 1
+[train]
+epochs = 2
+batch_size = 32
+[checklist]
+plan = "none"
+seeds = 2
+[checklist.factors.label_smoothing]
+"0" = { "loss.label_smoothing" = 0.0 }
+[checklist.factors.lr]
+"huge" = { "optim.lr" = 1e6, "schedule.warmup_epochs" = 0.0 }
+"#;
+
+fn write_recipe(dir: &Path) -> PathBuf {
+    let p = dir.join("tiny.toml");
+    std::fs::write(&p, TINY).unwrap();
+    p
+}
+
+fn checklist(recipe: &Path, out: &Path) -> Command {
+    let mut c = bin();
+    c.args([
+        "checklist",
+        "--recipe",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--parallel",
+        "2",
+        "--threads",
+        "1",
+    ]);
+    c
+}
+
+fn finish(mut c: Command) -> Output {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn summary(out: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+}
+
+fn results(out: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(out.join("trials"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|a| {
+            std::fs::read_dir(a.path())
+                .unwrap()
+                .flatten()
+                .map(|s| s.path().join("result.json"))
+        })
+        .filter(|p| p.exists())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn killed_checklist_resumes_without_rerunning_and_matches_an_uninterrupted_run() {
+    let dir = tempdir("resume");
+    let recipe = write_recipe(&dir);
+    let reference = dir.join("reference");
+    finish(checklist(&recipe, &reference));
+
+    let out = dir.join("killed");
+    let mut child = checklist(&recipe, &out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while results(&out).len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no trial finished");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done: Vec<(PathBuf, std::time::SystemTime)> = results(&out)
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::metadata(&p).unwrap().modified().unwrap()))
+        .collect();
+    assert!(!out.join("summary.json").exists(), "killed before the report");
+
+    finish(checklist(&recipe, &out));
+    for (p, t) in done {
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().modified().unwrap(),
+            t,
+            "{} was rerun",
+            p.display()
+        );
+    }
+    assert_eq!(summary(&out), summary(&reference));
+
+    // The report can be rebuilt from the run dirs alone.
+    for f in ["summary.json", "summary.csv", "summary.md", "report.html"] {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    finish({
+        let mut c = bin();
+        c.args(["report", out.to_str().unwrap()]);
+        c
+    });
+    assert_eq!(summary(&out), summary(&reference));
+}
+
+#[test]
+fn diverging_variant_is_reported_and_the_rest_complete() {
+    let dir = tempdir("diverge");
+    let out = dir.join("out");
+    finish(checklist(&write_recipe(&dir), &out));
+    let s = summary(&out);
+    let trials = s["trials"].as_array().unwrap();
+    let huge = trials.iter().find(|t| t["label"] == "lr=huge").unwrap();
+    assert_eq!(huge["verdict"], "diverged");
+    assert!(
+        huge["seeds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "diverged")
+    );
+    let ls = trials.iter().find(|t| t["label"] == "label_smoothing=0").unwrap();
+    assert!(
+        ls["seeds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "completed"),
+        "{ls}"
+    );
+    assert_eq!(ls["seeds"].as_array().unwrap().len(), 2);
+    assert!(ls["diff"].is_number() && ls["ci"].is_array(), "{ls}");
+    assert!(
+        s["baseline"]["seeds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["status"] == "completed")
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("lr=huge") && html.contains("diverged at step"),
+        "report shows the log tail"
+    );
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count() == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+    );
+    assert!(!html.contains("https://") && !html.contains("<script") && !html.contains("src="));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("lr=huge,lr,huge,2,") && l.ends_with(",diverged")),
+        "{csv}"
+    );
+}
+
+#[test]
+fn a_second_checklist_in_the_same_directory_is_refused() {
+    let dir = tempdir("lock");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("checklist.lock"), format!("{}\n", std::process::id())).unwrap();
+    let o = checklist(&write_recipe(&dir), &out).output().unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!("another checklist (pid {})", std::process::id())),
+        "{e}"
+    );
+    // A lock whose process is gone is taken over.
+    std::fs::write(out.join("checklist.lock"), "999999999\n").unwrap();
+    let o = bin()
+        .args(["checklist", "--out", out.to_str().unwrap(), "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+}
+
+#[test]
+fn dry_run_lists_trials_changes_and_compute() {
+    let o = bin()
+        .args(["checklist", "--dry-run", "--seeds", "2", "--threads", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("optimizer=adam") && text.contains("optim.name = \"adam\""),
+        "{text}"
+    );
+    assert!(text.contains("24 trials (12 arms x 2 seeds)"), "{text}");
+    assert!(text.contains("estimated time:"), "{text}");
+}
