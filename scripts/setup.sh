@@ -2,7 +2,8 @@
 # Sets up everything darkmagic needs on a fresh Debian machine, idempotently:
 # - a project-local virtualenv `.venv` holding PyTorch 2.13.0 (libtorch for tch),
 # - the link `.venv/torch` that `.cargo/config.toml` points LIBTORCH at,
-# - Debian's Fashion-MNIST package, used by `recipes/fashion-mnist-resnet20.toml`.
+# - Debian packages: Fashion-MNIST (for `recipes/fashion-mnist-resnet20.toml`) and Chromium
+#   (the tests open the checklist report in a real headless browser).
 # Rerunning it does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,12 @@ fi
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 ln -sfn "$site/torch" .venv/torch
 
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+missing=()
+[ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 echo "darkmagic setup: torch $TORCH_VERSION in .venv, LIBTORCH=.venv/torch"

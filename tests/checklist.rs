@@ -175,6 +175,7 @@ fn diverging_variant_is_reported_and_the_rest_complete() {
             || html.matches("http://").count() == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
     );
     assert!(!html.contains("https://") && !html.contains("<script") && !html.contains("src="));
+    assert_opens_cleanly_in_chromium(&out.join("report.html"));
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert!(
         csv.lines()
@@ -219,4 +220,37 @@ fn dry_run_lists_trials_changes_and_compute() {
     );
     assert!(text.contains("24 trials (12 arms x 2 seeds)"), "{text}");
     assert!(text.contains("estimated time:"), "{text}");
+}
+
+/// Loads the page in headless Chromium and checks that it rendered, with no console message:
+/// the report's Content-Security-Policy (`default-src 'none'`) turns any network request into a
+/// console error, so a clean console also means no request was made.
+fn assert_opens_cleanly_in_chromium(page: &Path) {
+    let profile = page.with_file_name("chromium-profile");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs (bash scripts/setup.sh installs it)");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        dom.contains("<h1>darkmagic checklist</h1>") && dom.contains("<svg"),
+        "page did not render: {dom:.300}"
+    );
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
 }

@@ -322,7 +322,10 @@ mod tests {
 
     #[test]
     fn trials_get_seeds_dirs_and_recipes() {
-        let b = Recipe { seed: 10, ..Recipe::default() };
+        let b = Recipe {
+            seed: 10,
+            ..Recipe::default()
+        };
         let v = variants(&b).unwrap().remove(0);
         let t = Trial::new(Arm::Variant(v), b.seed, 2);
         assert_eq!(t.seed, 12);

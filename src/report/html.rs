@@ -185,7 +185,7 @@ pub fn render(summary: &Summary, data: &[TrialData]) -> String {
     rows.extend(&summary.trials);
     let base_label = Arm::Baseline.label();
     format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>darkmagic checklist</title><style>{STYLE}</style></head><body>\
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\"><title>darkmagic checklist</title><style>{STYLE}</style></head><body>\
 <h1>darkmagic checklist</h1>\
 <p>{} variants around the {base_label}, {seeds} seeds each: {counts}. Metric: final validation top-1 accuracy; \
 differences are paired by seed (same initialisation, data order and augmentation), in percentage points (pp), with 95% paired-t intervals. \
