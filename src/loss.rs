@@ -8,6 +8,14 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, eps: f64) -> Tensor {
     logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, eps)
 }
 
+/// Mean cross-entropy of `logits` (N, C) against soft `targets` (N, C), each row a distribution:
+/// `-sum_c targets[n, c] * log_softmax(logits)[n, c]`, averaged over the batch.
+pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
+    -(targets * logits.log_softmax(-1, None))
+        .sum_dim_intlist(-1, false, None)
+        .mean(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,6 +39,13 @@ mod tests {
         let got = cross_entropy(&t, &Tensor::from_slice(&labels), eps).double_value(&[]);
         assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
         let plain = cross_entropy(&t, &Tensor::from_slice(&labels), 0.0).double_value(&[]);
+        // The same smoothed targets given explicitly give the same loss.
+        let q: Vec<f64> = labels
+            .iter()
+            .flat_map(|&y| (0..3).map(move |k| eps / c + if k == y { 1.0 - eps } else { 0.0 }))
+            .collect();
+        let soft = soft_cross_entropy(&t, &Tensor::from_slice(&q).view([2, 3])).double_value(&[]);
+        assert!((soft - expected).abs() < 1e-6, "{soft} vs {expected}");
         assert!(
             plain < got,
             "smoothing raises the loss of a confident correct prediction"

@@ -31,7 +31,7 @@ enum Command {
         /// The checklist directory.
         dir: PathBuf,
     },
-    /// Print the learning-rate schedule of a recipe as CSV (step, epoch, lr).
+    /// Print the schedules of a recipe as CSV (step, epoch, lr, weight_decay).
     Schedule(RecipeArgs),
     /// Print the resolved recipe (defaults, file and overrides) as TOML.
     Recipe(RecipeArgs),
@@ -256,9 +256,14 @@ fn schedule_cmd(recipe: &Recipe) -> Result<()> {
     let d = data::split(data::load(&recipe.data)?, recipe.data.val_fraction, recipe.seed);
     let steps_per_epoch = (d.train.len() / recipe.train.batch_size).max(1);
     let s = LrSchedule::new(&recipe.schedule, recipe.optim.lr, recipe.train.epochs, steps_per_epoch);
-    println!("step,epoch,lr");
+    println!("step,epoch,lr,weight_decay");
     for step in 0..s.total_steps() {
-        println!("{step},{:.4},{:.6e}", step as f64 / steps_per_epoch as f64, s.lr(step));
+        let wd = s.weight_decay(step, recipe.optim.weight_decay);
+        println!(
+            "{step},{:.4},{:.6e},{wd:.6e}",
+            step as f64 / steps_per_epoch as f64,
+            s.lr(step)
+        );
     }
     Ok(())
 }

@@ -211,6 +211,25 @@ pub struct ScheduleConfig {
     pub step_epochs: Option<f64>,
     /// Step regime: decay points as fractions of the whole training, ascending in (0, 1).
     pub milestones: Vec<f64>,
+    /// Scheduled regularization: how weight decay changes over training.
+    pub wd_policy: WdPolicy,
+    /// Weight decay factor (times `optim.weight_decay`) where a schedule starts (or its minimum).
+    pub wd_start: f64,
+    /// Weight decay factor where a schedule ends (or its maximum).
+    pub wd_end: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WdPolicy {
+    /// `optim.weight_decay` throughout.
+    Fixed,
+    /// Linear ramp from `wd_start` to `wd_end` times the weight decay over training.
+    Linear,
+    /// Steps up from `wd_start` to `wd_end` at each LR cycle end.
+    Cycles,
+    /// Rises as the LR falls within each cycle.
+    Lr,
 }
 
 impl Default for ScheduleConfig {
@@ -227,6 +246,9 @@ impl Default for ScheduleConfig {
             gamma: 0.1,
             step_epochs: None,
             milestones: vec![0.5, 0.75],
+            wd_policy: WdPolicy::Fixed,
+            wd_start: 0.0,
+            wd_end: 2.0,
         }
     }
 }
@@ -259,6 +281,14 @@ pub struct AugmentConfig {
     pub pad_mode: PadMode,
     /// Random horizontal flip with probability 0.5 (off by default: digits must not be mirrored).
     pub hflip: bool,
+    /// Mixup's Beta(alpha, alpha) parameter; 0 = no mixup.
+    pub mixup_alpha: f64,
+    /// CutMix's Beta(alpha, alpha) parameter; 0 = no CutMix.
+    pub cutmix_alpha: f64,
+    /// Probability that a batch is mixed at all.
+    pub mix_prob: f64,
+    /// With both mixup and CutMix on, the probability of CutMix for a mixed batch.
+    pub mix_switch_prob: f64,
 }
 
 impl Default for AugmentConfig {
@@ -267,6 +297,10 @@ impl Default for AugmentConfig {
             pad: 0,
             pad_mode: PadMode::Zero,
             hflip: false,
+            mixup_alpha: 0.0,
+            cutmix_alpha: 0.0,
+            mix_prob: 1.0,
+            mix_switch_prob: 0.5,
         }
     }
 }
@@ -462,6 +496,31 @@ impl Recipe {
         if self.checklist.seeds == 0 {
             return Err(Error::recipe("checklist.seeds", "must be at least 1"));
         }
+        let a = &self.augment;
+        check(
+            "augment.mixup_alpha",
+            a.mixup_alpha,
+            a.mixup_alpha >= 0.0 && a.mixup_alpha.is_finite(),
+            ">= 0",
+        )?;
+        check(
+            "augment.cutmix_alpha",
+            a.cutmix_alpha,
+            a.cutmix_alpha >= 0.0 && a.cutmix_alpha.is_finite(),
+            ">= 0",
+        )?;
+        check(
+            "augment.mix_prob",
+            a.mix_prob,
+            (0.0..=1.0).contains(&a.mix_prob),
+            "in [0, 1]",
+        )?;
+        check(
+            "augment.mix_switch_prob",
+            a.mix_switch_prob,
+            (0.0..=1.0).contains(&a.mix_switch_prob),
+            "in [0, 1]",
+        )?;
         let ls = self.loss.label_smoothing;
         check("loss.label_smoothing", ls, (0.0..1.0).contains(&ls), "in [0, 1)")?;
         let t = &self.train;
@@ -523,6 +582,18 @@ impl Recipe {
         if let Some(se) = s.step_epochs {
             check("schedule.step_epochs", se, se > 0.0, "> 0")?;
         }
+        check(
+            "schedule.wd_start",
+            s.wd_start,
+            s.wd_start >= 0.0 && s.wd_start.is_finite(),
+            ">= 0",
+        )?;
+        check(
+            "schedule.wd_end",
+            s.wd_end,
+            s.wd_end >= 0.0 && s.wd_end.is_finite(),
+            ">= 0",
+        )?;
         let ascending = s.milestones.windows(2).all(|w| w[0] < w[1]);
         let inside = s.milestones.iter().all(|&m| m > 0.0 && m < 1.0);
         if !(ascending && inside) {

@@ -41,6 +41,42 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as usize
     }
 
+    /// Standard normal, by the Box-Muller transform.
+    pub fn normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform(); // (0, 1]
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    /// Gamma(shape, 1), by Marsaglia & Tsang (2000); shapes below 1 use the boost
+    /// `Gamma(a) = Gamma(a + 1) * U^(1/a)`.
+    pub fn gamma(&mut self, shape: f64) -> f64 {
+        if shape < 1.0 {
+            let u = 1.0 - self.uniform();
+            return self.gamma(shape + 1.0) * u.powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal();
+            let v = (1.0 + c * x).powi(3);
+            if v <= 0.0 {
+                continue;
+            }
+            let u = 1.0 - self.uniform();
+            if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+                return d * v;
+            }
+        }
+    }
+
+    /// Beta(a, b) as `X / (X + Y)` with `X ~ Gamma(a)`, `Y ~ Gamma(b)`.
+    pub fn beta(&mut self, a: f64, b: f64) -> f64 {
+        let x = self.gamma(a);
+        let y = self.gamma(b);
+        x / (x + y)
+    }
+
     /// Fisher-Yates shuffle in place.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
@@ -74,6 +110,25 @@ mod tests {
         }
         for c in counts {
             assert!((c as f64 / n as f64 - 0.2).abs() < 0.01, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn beta_moments_match_the_distribution() {
+        // Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)).
+        for a in [0.2, 1.0, 2.0] {
+            let mut r = Rng::keyed(11, 0, 0);
+            let n = 100_000;
+            let xs: Vec<f64> = (0..n).map(|_| r.beta(a, a)).collect();
+            let mean = xs.iter().sum::<f64>() / n as f64;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+            let expected = 1.0 / (4.0 * (2.0 * a + 1.0));
+            assert!((mean - 0.5).abs() < 0.005, "a {a}: mean {mean}");
+            assert!(
+                (var - expected).abs() < 0.03 * expected,
+                "a {a}: var {var} vs {expected}"
+            );
+            assert!(xs.iter().all(|x| (0.0..=1.0).contains(x)));
         }
     }
 

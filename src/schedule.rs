@@ -3,7 +3,7 @@
 //! Time is counted in optimizer steps. A linear warm-up from `warmup_lr_init` to the peak comes
 //! first; the regime then spans the *remaining* steps (timm#1242: starting the cosine at step 0
 //! instead makes the LR drop sharply right after warm-up).
-use crate::recipe::{Regime, ScheduleConfig};
+use crate::recipe::{Regime, ScheduleConfig, WdPolicy};
 
 /// Cosine power annealing (Hundt et al. 2019, sharpDARTS), the fraction of the way from `lr_min`
 /// to the peak at progress `x` in [0, 1] through a cycle:
@@ -84,10 +84,48 @@ impl LrSchedule {
         }
     }
 
+    /// The weight decay at `step` for the recipe's base decay `wd` (TRICKS.md section 4,
+    /// scheduled regularization), between `lo = wd_start * wd` and `hi = wd_end * wd`:
+    /// `linear` ramps from lo at the first step to hi at the last; `cycles` steps from lo up to hi
+    /// at each LR cycle end; `lr` is `lo + (hi - lo) * (1 - lr / peak of the cycle)`, rising as the
+    /// LR falls (lo during warm-up, where the LR rises).
+    pub fn weight_decay(&self, step: usize, wd: f64) -> f64 {
+        let c = &self.cfg;
+        let (lo, hi) = (c.wd_start * wd, c.wd_end * wd);
+        match c.wd_policy {
+            WdPolicy::Fixed => wd,
+            WdPolicy::Linear => lo + (hi - lo) * step as f64 / self.total_steps.saturating_sub(1).max(1) as f64,
+            WdPolicy::Cycles => {
+                let cycles = self.cycle_bounds.len() - 1;
+                lo + (hi - lo) * self.cycle_of(step) as f64 / cycles.saturating_sub(1).max(1) as f64
+            }
+            WdPolicy::Lr if step < self.warmup_steps => lo,
+            WdPolicy::Lr => lo + (hi - lo) * (1.0 - self.lr(step) / self.cycle_peak(self.cycle_of(step))),
+        }
+    }
+
+    /// The annealing cycle `step` falls in (0 during warm-up).
+    fn cycle_of(&self, step: usize) -> usize {
+        let t = step.saturating_sub(self.warmup_steps);
+        let last = self.cycle_bounds.len() - 2;
+        self.cycle_bounds
+            .partition_point(|&b| b <= t)
+            .saturating_sub(1)
+            .min(last)
+    }
+
+    /// Peak LR of cycle `i`: `lr * cycle_decay^i` for cosine power annealing, else the peak.
+    fn cycle_peak(&self, i: usize) -> f64 {
+        match self.cfg.regime {
+            Regime::CosinePower => self.peak * self.cfg.cycle_decay.powi(i as i32),
+            _ => self.peak,
+        }
+    }
+
     /// Cycle `i` runs from its peak `peak * cycle_decay^i` (first step) down to `lr_min` (last step).
     fn annealed(&self, step: usize, power: f64) -> f64 {
         let t = step - self.warmup_steps;
-        let i = self.cycle_bounds.partition_point(|&b| b <= t).saturating_sub(1);
+        let i = self.cycle_of(step);
         let (start, end) = (self.cycle_bounds[i], self.cycle_bounds[i + 1]);
         let len = end - start;
         let x = if len <= 1 {
@@ -95,7 +133,7 @@ impl LrSchedule {
         } else {
             (t - start) as f64 / (len - 1) as f64
         };
-        let cycle_peak = self.peak * self.cfg.cycle_decay.powi(i as i32);
+        let cycle_peak = self.cycle_peak(i);
         let lr_min = self.cfg.lr_min.min(cycle_peak);
         lr_min + (cycle_peak - lr_min) * cosine_power(x, power)
     }
@@ -255,6 +293,56 @@ mod tests {
         close(s.lr(20), 0.2);
         close(s.lr(30), 0.04);
         close(s.lr(39), 0.04);
+    }
+
+    #[test]
+    fn weight_decay_policies_match_their_formulas() {
+        let wd = 1e-4;
+        let base = ScheduleConfig {
+            wd_start: 0.5,
+            wd_end: 3.0,
+            cycles: 2,
+            cycle_decay: 0.5,
+            ..cfg(Regime::CosinePower)
+        };
+        let at = |policy: WdPolicy, step: usize| {
+            LrSchedule::new(
+                &ScheduleConfig {
+                    wd_policy: policy,
+                    ..base.clone()
+                },
+                0.1,
+                4,
+                25,
+            )
+            .weight_decay(step, wd)
+        };
+        // 100 steps, two cycles of 50.
+        close(at(WdPolicy::Fixed, 37), wd);
+        close(at(WdPolicy::Linear, 0), 0.5e-4);
+        close(at(WdPolicy::Linear, 99), 3e-4);
+        close(at(WdPolicy::Linear, 33), 0.5e-4 + 2.5e-4 * 33.0 / 99.0);
+        close(at(WdPolicy::Cycles, 49), 0.5e-4);
+        close(at(WdPolicy::Cycles, 50), 3e-4);
+        let s = LrSchedule::new(
+            &ScheduleConfig {
+                wd_policy: WdPolicy::Lr,
+                ..base.clone()
+            },
+            0.1,
+            4,
+            25,
+        );
+        close(s.weight_decay(0, wd), 0.5e-4);
+        close(s.weight_decay(49, wd), 3e-4);
+        close(s.weight_decay(50, wd), 0.5e-4);
+        close(s.weight_decay(70, wd), 0.5e-4 + 2.5e-4 * (1.0 - s.lr(70) / 0.05));
+        let warm = ScheduleConfig {
+            wd_policy: WdPolicy::Lr,
+            warmup_epochs: 1.0,
+            ..base
+        };
+        close(LrSchedule::new(&warm, 0.1, 4, 25).weight_decay(10, wd), 0.5e-4);
     }
 
     #[test]

@@ -194,18 +194,22 @@ fn schedule_prints_one_row_per_step() {
         "train.batch_size=100",
         "--set",
         "schedule.warmup_lr_init=0.001",
+        "--set",
+        "schedule.wd_policy=linear",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "step,epoch,lr");
+    assert_eq!(lines[0], "step,epoch,lr,weight_decay");
     // 1617 training images / 100 = 16 steps per epoch.
     assert_eq!(lines.len(), 1 + 3 * 16);
-    assert_eq!(lines[1], "0,0.0000,1.000000e-3");
+    // Weight decay ramps linearly from 0 to 2 x 5e-5 over the 48 steps.
+    assert_eq!(lines[1], "0,0.0000,1.000000e-3,0.000000e0");
     assert_eq!(
-        lines[17], "16,1.0000,1.000000e-1",
+        lines[17], "16,1.0000,1.000000e-1,3.404255e-5",
         "the peak right after one warm-up epoch"
     );
+    assert!(lines[48].ends_with(",1.000000e-4"), "{}", lines[48]);
 }
 
 #[test]

@@ -169,9 +169,9 @@ fn f(v: f64) -> toml::Value {
     toml::Value::Float(v)
 }
 
-/// The article's 15-run checklist as far as this trainer supports it. Not yet available (they
-/// need the augmentation and remaining-tricks work): ImageNet pretraining, AutoAugment vs
-/// standard color augmentation, linearly increasing weight decay, mixup.
+/// The article's 15-run checklist as far as this trainer supports it. Not yet available: ImageNet
+/// pretraining (needs weight import) and AutoAugment vs standard color augmentation (needs the
+/// AutoAugment pipeline).
 fn default_plan(b: &Recipe) -> Vec<Variant> {
     let wd = b.optim.weight_decay;
     let act = |a: Activation| {
@@ -197,8 +197,10 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
         Variant::new("optimizer", "adam", &[("optim.name", s("adam")), ("optim.lr", f(1e-3))]),
         Variant::new("weight_decay", "10x", &[("optim.weight_decay", f(wd * 10.0))]),
         Variant::new("weight_decay", "0.1x", &[("optim.weight_decay", f(wd / 10.0))]),
+        Variant::new("wd_schedule", "linear", &[("schedule.wd_policy", s("linear"))]),
         Variant::new("label_smoothing", "0", &[("loss.label_smoothing", f(0.0))]),
         Variant::new("label_smoothing", "0.2", &[("loss.label_smoothing", f(0.2))]),
+        Variant::new("mixup", "on", &[("augment.mixup_alpha", f(0.2))]),
         Variant::new(
             "se",
             if b.model.se { "off" } else { "on" },
@@ -264,8 +266,10 @@ mod tests {
                 "optimizer=adam",
                 "weight_decay=10x",
                 "weight_decay=0.1x",
+                "wd_schedule=linear",
                 "label_smoothing=0",
                 "label_smoothing=0.2",
+                "mixup=on",
                 "se=off",
                 "downscale_activation=relu",
                 "downscale_activation=swish",

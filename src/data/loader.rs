@@ -2,6 +2,7 @@
 //! prefetch thread so the next batch is ready while the model trains on the current one.
 use super::Images;
 use crate::augment;
+use crate::augment::mix::Mix;
 use crate::recipe::AugmentConfig;
 use crate::rng::Rng;
 use std::sync::{Arc, mpsc};
@@ -11,6 +12,8 @@ use tch::Tensor;
 pub struct Batch {
     pub images: Tensor,
     pub labels: Tensor,
+    /// Soft targets (N, classes) of a mixed batch; None when the batch is not mixed.
+    pub targets: Option<Tensor>,
 }
 
 /// Maps u8 pixels to `(v / 255 - mean[c]) / std[c]` through one 256-entry table per channel.
@@ -47,6 +50,9 @@ pub struct TrainOrder {
     pub epoch: u64,
     pub batch_size: usize,
     pub augment: AugmentConfig,
+    /// Number of classes and label smoothing, for the soft targets of mixed batches.
+    pub classes: usize,
+    pub label_smoothing: f64,
 }
 
 impl TrainOrder {
@@ -68,15 +74,18 @@ impl TrainOrder {
     }
 }
 
-/// Builds one batch from `indices`, augmenting each image with its own keyed RNG when `order` is given.
-pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, order: Option<&TrainOrder>) -> Batch {
+/// Builds one batch from `indices`. For training (`order` with the batch's index in the epoch),
+/// each image is augmented with its own keyed RNG, then the batch may be mixed (mixup/CutMix),
+/// which gives it soft targets.
+pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, order: Option<(&TrainOrder, usize)>) -> Batch {
     let (h, w, c) = (images.height, images.width, images.channels);
     let len = images.image_len();
-    let mut data = vec![0f32; indices.len() * len];
+    let n = indices.len();
+    let mut data = vec![0f32; n * len];
     for (k, &i) in indices.iter().enumerate() {
         let out = &mut data[k * len..(k + 1) * len];
         match order {
-            Some(o) => {
+            Some((o, _)) => {
                 let mut rng = Rng::keyed(o.seed, o.epoch, i as u64);
                 norm.write_chw(&augment::apply(images.image(i), h, w, c, &o.augment, &mut rng), out);
             }
@@ -84,9 +93,24 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, order: 
         }
     }
     let labels: Vec<i64> = indices.iter().map(|&i| images.labels[i]).collect();
+    let mut targets = None;
+    if let Some((o, b)) = order {
+        let mix = Mix::draw(
+            &o.augment,
+            h,
+            w,
+            &mut Rng::keyed(o.seed, o.epoch, u64::MAX - 1 - b as u64),
+        );
+        if mix != Mix::None {
+            mix.apply(&mut data, n, c, h, w);
+            let t = mix.targets(&labels, o.classes, o.label_smoothing);
+            targets = Some(Tensor::from_slice(&t).view([n as i64, o.classes as i64]));
+        }
+    }
     Batch {
-        images: Tensor::from_slice(&data).view([indices.len() as i64, c as i64, h as i64, w as i64]),
+        images: Tensor::from_slice(&data).view([n as i64, c as i64, h as i64, w as i64]),
         labels: Tensor::from_slice(&labels),
+        targets,
     }
 }
 
@@ -99,8 +123,8 @@ pub fn train_epoch(
 ) -> impl Iterator<Item = Batch> {
     let (tx, rx) = mpsc::sync_channel(depth);
     std::thread::spawn(move || {
-        for idx in order.batches(images.len()) {
-            if tx.send(make_batch(&images, &idx, &norm, Some(&order))).is_err() {
+        for (b, idx) in order.batches(images.len()).iter().enumerate() {
+            if tx.send(make_batch(&images, idx, &norm, Some((&order, b)))).is_err() {
                 return;
             }
         }
@@ -124,18 +148,15 @@ pub fn eval_batches<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipe::PadMode;
 
     fn order(epoch: u64) -> TrainOrder {
         TrainOrder {
             seed: 5,
             epoch,
             batch_size: 4,
-            augment: AugmentConfig {
-                pad: 0,
-                pad_mode: PadMode::Zero,
-                hflip: false,
-            },
+            augment: AugmentConfig::default(),
+            classes: 3,
+            label_smoothing: 0.0,
         }
     }
 
@@ -149,6 +170,36 @@ mod tests {
         assert_eq!(all.len(), 8);
         assert_eq!(order(0).batches(10), b);
         assert_ne!(order(1).batches(10), b);
+    }
+
+    #[test]
+    fn mixed_batches_carry_soft_targets() {
+        let images = Images {
+            pixels: (0..8).collect(),
+            labels: vec![0, 1, 2, 0, 1, 2, 0, 1],
+            height: 1,
+            width: 1,
+            channels: 1,
+        };
+        let norm = Normalizer::new(&[0.0], &[1.0], 1);
+        let plain = order(0);
+        assert!(
+            make_batch(&images, &[0, 1, 2, 3], &norm, Some((&plain, 0)))
+                .targets
+                .is_none()
+        );
+        let mixed = TrainOrder {
+            augment: AugmentConfig {
+                mixup_alpha: 1.0,
+                ..AugmentConfig::default()
+            },
+            ..order(0)
+        };
+        let b = make_batch(&images, &[0, 1, 2, 3], &norm, Some((&mixed, 0)));
+        let t = b.targets.unwrap();
+        assert_eq!(t.size(), vec![4, 3]);
+        let sums: Vec<f32> = Vec::try_from(t.sum_dim_intlist(1, false, tch::Kind::Float)).unwrap();
+        assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-6), "{sums:?}");
     }
 
     #[test]

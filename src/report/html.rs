@@ -97,25 +97,21 @@ fn curves(summary: &Summary, data: &[TrialData]) -> String {
     s
 }
 
-/// The LR schedules in use: the baseline's and every arm's that differs from it (seed 0 runs).
+/// The LR and weight-decay schedules in use: the baseline's and each arm's that differs (seed 0).
 fn schedules(data: &[TrialData]) -> String {
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut lr: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let mut wd: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for d in data.iter().filter(|d| d.trial.seed_index == 0) {
-        let (Some(curve), Some(r)) = (d.lr_curve(), d.recipe.as_ref()) else {
-            continue;
-        };
-        if !series.iter().any(|(_, c)| *c == curve) {
-            series.push((d.trial.arm.label(), curve.clone()));
-        }
-        let w: Vec<(f64, f64)> = curve.iter().map(|&(x, _)| (x, r.optim.weight_decay)).collect();
-        if !wd.iter().any(|(_, c)| *c == w) {
-            wd.push((d.trial.arm.label(), w));
+        let Some((l, w)) = d.schedule_curves() else { continue };
+        for (series, curve) in [(&mut lr, l), (&mut wd, w)] {
+            if !series.iter().any(|(_, c)| *c == curve) {
+                series.push((d.trial.arm.label(), curve));
+            }
         }
     }
     format!(
         "<div class=\"grid\">{}{}</div>",
-        svg::line_chart("learning rate per step", "epoch", "lr", &series),
+        svg::line_chart("learning rate per step", "epoch", "lr", &lr),
         svg::line_chart("weight decay per step", "epoch", "weight decay", &wd)
     )
 }

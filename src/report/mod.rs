@@ -20,6 +20,9 @@ pub struct Compute {
     pub train_seconds: f64,
 }
 
+/// Points (x, y) of a plotted curve.
+pub type Curve = Vec<(f64, f64)>;
+
 /// One trial's recorded history, for the plots.
 pub struct TrialData {
     pub trial: Trial,
@@ -60,18 +63,21 @@ impl TrialData {
             .collect())
     }
 
-    /// The learning rate of every step this trial's schedule gives, or None without metrics.
-    pub fn lr_curve(&self) -> Option<Vec<(f64, f64)>> {
+    /// The learning rate and weight decay this trial's recipe gives at each step (at most about
+    /// 400 points, x in epochs), or None without a recipe or metrics.
+    pub fn schedule_curves(&self) -> Option<(Curve, Curve)> {
         let (r, m) = (self.recipe.as_ref()?, self.metrics.first()?);
         let steps_per_epoch = (m.step / m.epoch).max(1);
         let s = LrSchedule::new(&r.schedule, r.optim.lr, r.train.epochs, steps_per_epoch);
         let stride = (s.total_steps() / 400).max(1);
-        Some(
-            (0..s.total_steps())
-                .step_by(stride)
-                .map(|t| (t as f64 / steps_per_epoch as f64, s.lr(t)))
-                .collect(),
-        )
+        let steps: Vec<usize> = (0..s.total_steps()).step_by(stride).collect();
+        let x = |t: usize| t as f64 / steps_per_epoch as f64;
+        let lr = steps.iter().map(|&t| (x(t), s.lr(t))).collect();
+        let wd = steps
+            .iter()
+            .map(|&t| (x(t), s.weight_decay(t, r.optim.weight_decay)))
+            .collect();
+        Some((lr, wd))
     }
 }
 

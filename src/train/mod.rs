@@ -223,6 +223,8 @@ impl<'a> Trainer<'a> {
             epoch: epoch as u64,
             batch_size: r.train.batch_size,
             augment: r.augment.clone(),
+            classes: self.classes,
+            label_smoothing: r.loss.label_smoothing,
         };
         let bar = progress_bar(self.steps_per_epoch, epoch, r.train.epochs);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
@@ -230,7 +232,10 @@ impl<'a> Trainer<'a> {
             let x = batch.images.to_device(self.device);
             let y = batch.labels.to_device(self.device);
             let logits = self.net.forward_t(&x, true);
-            let loss = loss::cross_entropy(&logits, &y, r.loss.label_smoothing);
+            let loss = match &batch.targets {
+                Some(t) => loss::soft_cross_entropy(&logits, &t.to_device(self.device)),
+                None => loss::cross_entropy(&logits, &y, r.loss.label_smoothing),
+            };
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
                 bar.abandon_with_message("diverged");
@@ -240,7 +245,9 @@ impl<'a> Trainer<'a> {
             }
             self.opt.zero_grad();
             loss.backward();
-            self.opt.step(self.sched.lr(self.progress.step), r.optim.weight_decay);
+            let step = self.progress.step;
+            self.opt
+                .step(self.sched.lr(step), self.sched.weight_decay(step, r.optim.weight_decay));
             self.progress.step += 1;
             let n = y.size()[0] as usize;
             loss_sum += loss_value * n as f64;

@@ -1,7 +1,10 @@
-//! Per-image training augmentation on u8 HWC buffers: random crop after padding, horizontal flip.
+//! Training augmentation: per image on u8 HWC buffers (random crop after padding, horizontal
+//! flip), and per batch on float tensors (`mix`: mixup, CutMix).
 //!
 //! Every draw comes from the sample's own [`Rng`], keyed by (seed, epoch, sample index), so the
 //! same image gets the same augmentation in every trial that shares the seed.
+pub mod mix;
+
 use crate::recipe::{AugmentConfig, PadMode};
 use crate::rng::Rng;
 
@@ -52,7 +55,12 @@ mod tests {
     use super::*;
 
     fn cfg(pad: usize, pad_mode: PadMode, hflip: bool) -> AugmentConfig {
-        AugmentConfig { pad, pad_mode, hflip }
+        AugmentConfig {
+            pad,
+            pad_mode,
+            hflip,
+            ..AugmentConfig::default()
+        }
     }
 
     #[test]
