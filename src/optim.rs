@@ -236,6 +236,44 @@ mod tests {
     }
 
     #[test]
+    fn updates_match_torch_optim_golden_values() {
+        // Written by scripts/golden/optim.py with torch.optim (same loss, steps and groups as `run`).
+        let golden: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/optim_golden.json")).unwrap();
+        let base = OptimConfig::default();
+        let cases = [
+            (
+                "sgd_momentum",
+                OptimConfig {
+                    nesterov: false,
+                    ..base.clone()
+                },
+            ),
+            ("sgd_nesterov", base.clone()),
+            (
+                "adam",
+                OptimConfig {
+                    name: OptimName::Adam,
+                    ..base.clone()
+                },
+            ),
+            (
+                "adamw",
+                OptimConfig {
+                    name: OptimName::Adamw,
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (name, cfg) in cases {
+            let (p, w) = run(&cfg, 0.05, 0.1);
+            let want = |k: &str| -> Vec<f64> { serde_json::from_value(golden[name][k].clone()).unwrap() };
+            assert_close(&p, &want("p"));
+            assert_close(&w, &want("w"));
+        }
+    }
+
+    #[test]
     fn decay_applies_to_1d_params_when_not_excluded() {
         let cfg = OptimConfig {
             exclude_1d: false,
