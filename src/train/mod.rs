@@ -209,8 +209,10 @@ impl<'a> Trainer<'a> {
             self.dir.log(&serde_json::to_string(&m).expect("metrics serialize"));
             self.metrics.push(m);
             self.progress.epoch = epoch;
-            checkpoint::save(&self.dir.file(rundir::CHECKPOINT), &self.vs, &self.opt, self.progress)?;
+            // Metrics first: a kill between the two writes leaves the older checkpoint, and the
+            // resumed run recomputes this epoch and drops its line; the other order would lose it.
             self.dir.write_metrics(&self.metrics)?;
+            checkpoint::save(&self.dir.file(rundir::CHECKPOINT), &self.vs, &self.opt, self.progress)?;
         }
         self.finish(Status::Completed)
     }
