@@ -186,10 +186,11 @@ pub fn render(summary: &Summary, data: &[TrialData]) -> String {
 <p>{} variants around the {base_label}, {seeds} seeds each: {counts}. Metric: final validation top-1 accuracy; \
 differences are paired by seed (same initialisation, data order and augmentation), in percentage points (pp), with 95% paired-t intervals. \
 A variant <span class=\"helps\">helps</span> when its whole interval is above 0 and <span class=\"hurts\">hurts</span> when it is below.</p>\
-<h2>Verdicts</h2>{}<h2>Effects</h2>{}<h2>Combined recipe</h2>{}<h2>Validation curves</h2>{}<h2>Schedules used</h2>{}{}\
+<h2>Verdicts</h2>{}<p>{}</p><h2>Effects</h2>{}<h2>Combined recipe</h2>{}<h2>Validation curves</h2>{}<h2>Schedules used</h2>{}{}\
 <h2>Compute</h2><p>{} training runs, {} epochs, {:.1} minutes of training summed over runs.</p></body></html>\n",
         summary.trials.len(),
         table(&rows),
+        esc(&super::resolution_note(summary).unwrap_or_default()),
         svg::interval_chart("difference to the baseline (pp) with 95% interval", "pp", &bars),
         combined(summary),
         curves(summary, data),

@@ -113,6 +113,27 @@ pub fn interval(ci: Option<(f64, f64)>) -> String {
     ci.map_or("-".into(), |(lo, hi)| format!("[{}, {}]", pp(lo), pp(hi)))
 }
 
+/// The median half-width of the variants' 95% intervals, with advice: the smallest effect this
+/// checklist could have detected, and how to detect smaller ones.
+pub fn resolution_note(s: &Summary) -> Option<String> {
+    let mut halves: Vec<f64> = s
+        .trials
+        .iter()
+        .filter_map(|t| t.ci.map(|(lo, hi)| (hi - lo) / 2.0))
+        .collect();
+    if halves.is_empty() {
+        return None;
+    }
+    halves.sort_by(f64::total_cmp);
+    let median = halves[halves.len() / 2];
+    Some(format!(
+        "The median 95% interval is ±{:.2} pp: effects much smaller than that cannot be told from noise with {} seeds. \
+         More seeds (--seeds) narrow the intervals roughly as 1/sqrt(seeds); a larger validation split lowers the noise of each run.",
+        100.0 * median,
+        s.baseline.seeds.len()
+    ))
+}
+
 pub fn verdict_text(v: Verdict) -> &'static str {
     match v {
         Verdict::Baseline => "baseline",
@@ -180,6 +201,9 @@ fn markdown(s: &Summary, c: &Compute) -> String {
     out.push_str(&md_row(&s.baseline));
     for a in &s.trials {
         out.push_str(&md_row(a));
+    }
+    if let Some(note) = resolution_note(s) {
+        out.push_str(&format!("\n{note}\n"));
     }
     out.push_str("\n## Combined recipe\n\n");
     if s.combined_variants.is_empty() {

@@ -77,11 +77,11 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[(String, 
         y1: y1 + pad,
         left: 60.0,
         top: 30.0,
-        width: 420.0,
+        width: 250.0,
         height: 220.0,
     };
     let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="520" height="300" viewBox="0 0 520 300" role="img"><title>{}</title><text x="60" y="18" class="t">{}</text>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="480" height="300" viewBox="0 0 480 300" role="img"><title>{}</title><text x="60" y="18" class="t">{}</text>"#,
         esc(title),
         esc(title)
     );
@@ -95,7 +95,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[(String, 
         ));
         let ly = 40.0 + 18.0 * i as f64;
         s.push_str(&format!(
-            r#"<line x1="358" x2="374" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="378" y="{:.0}" class="l">{}</text>"#,
+            r#"<line x1="318" x2="334" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="338" y="{:.0}" class="l">{}</text>"#,
             ly + 4.0,
             esc(name)
         ));
