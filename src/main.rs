@@ -255,7 +255,7 @@ fn report_cmd(dir: &Path) -> Result<()> {
 fn schedule_cmd(recipe: &Recipe) -> Result<()> {
     let d = data::split(data::load(&recipe.data)?, recipe.data.val_fraction, recipe.seed);
     let steps_per_epoch = (d.train.len() / recipe.train.batch_size).max(1);
-    let s = LrSchedule::new(&recipe.schedule, recipe.optim.lr, recipe.train.epochs, steps_per_epoch);
+    let s = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
     println!("step,epoch,lr,weight_decay");
     for step in 0..s.total_steps() {
         let wd = s.weight_decay(step, recipe.optim.weight_decay);

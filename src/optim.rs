@@ -16,6 +16,8 @@ struct Param {
     name: String,
     tensor: Tensor,
     decay: bool,
+    /// Not updated (e.g. the backbone while fine-tuning only the classifier).
+    frozen: bool,
     state: Vec<Tensor>,
 }
 
@@ -37,6 +39,7 @@ impl Optimizer {
             .into_iter()
             .map(|(name, tensor)| Param {
                 decay: !(cfg.exclude_1d && tensor.dim() <= 1),
+                frozen: false,
                 state: (0..n_state).map(|_| tensor.zeros_like()).collect(),
                 name,
                 tensor,
@@ -56,6 +59,13 @@ impl Optimizer {
         v
     }
 
+    /// Freezes the parameters whose name satisfies `frozen` and unfreezes the others.
+    pub fn freeze(&mut self, frozen: impl Fn(&str) -> bool) {
+        for p in &mut self.params {
+            p.frozen = frozen(&p.name);
+        }
+    }
+
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
             p.tensor.zero_grad();
@@ -70,7 +80,7 @@ impl Optimizer {
         tch::no_grad(|| {
             for p in &mut self.params {
                 let grad = p.tensor.grad();
-                if !grad.defined() {
+                if !grad.defined() || p.frozen {
                     continue;
                 }
                 let wd = if p.decay { wd } else { 0.0 };

@@ -115,6 +115,27 @@ pub struct ModelConfig {
     pub downscale_activation: Activation,
     /// Negative slope of `leaky_relu` wherever it is used.
     pub leaky_slope: f64,
+    /// Stochastic depth: the residual branch of block i (of B) is dropped per sample with
+    /// probability `drop_path_rate * i / (B - 1)`, growing linearly with depth as in timm.
+    pub drop_path_rate: f64,
+    /// Global pooling before the classifier.
+    pub pool: Pool,
+    /// Stage (1-based) whose output feeds an auxiliary classifier during training; none if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux_stage: Option<usize>,
+    /// Initial weights: a darkmagic checkpoint or a safetensors state dict with torchvision's
+    /// parameter names. The classifier is re-initialised when its shape differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pool {
+    /// Global average pooling.
+    Avg,
+    /// Learned attention-weighted pooling (see `model::layers::AttentionPool`).
+    Attention,
 }
 
 impl Default for ModelConfig {
@@ -128,6 +149,10 @@ impl Default for ModelConfig {
             activation: Activation::Relu,
             downscale_activation: Activation::LeakyRelu,
             leaky_slope: 0.01,
+            drop_path_rate: 0.0,
+            pool: Pool::Avg,
+            aux_stage: None,
+            init: None,
         }
     }
 }
@@ -157,6 +182,15 @@ pub struct OptimConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// `linear`: the peak LR is `lr * batch_size / 256` (Goyal et al. 2017's linear scaling rule).
+    pub lr_scaling: LrScaling,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrScaling {
+    None,
+    Linear,
 }
 
 impl Default for OptimConfig {
@@ -171,6 +205,7 @@ impl Default for OptimConfig {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            lr_scaling: LrScaling::None,
         }
     }
 }
@@ -258,11 +293,16 @@ impl Default for ScheduleConfig {
 pub struct LossConfig {
     /// PyTorch's convention: eps/C to every class, 1 - eps + eps/C to the true one.
     pub label_smoothing: f64,
+    /// Weight of the auxiliary classifier's loss (with `model.aux_stage`), as in DARTS.
+    pub aux_weight: f64,
 }
 
 impl Default for LossConfig {
     fn default() -> Self {
-        LossConfig { label_smoothing: 0.1 }
+        LossConfig {
+            label_smoothing: 0.1,
+            aux_weight: 0.4,
+        }
     }
 }
 
@@ -323,6 +363,15 @@ pub struct TrainConfig {
     /// CPU threads for libtorch and the data pipeline; 0 = all cores.
     pub threads: usize,
     pub device: DeviceChoice,
+    /// Gradient accumulation: each optimizer step sums this many micro-batches of
+    /// `batch_size / accumulate` images, so `batch_size` is the effective batch.
+    pub accumulate: usize,
+    /// Exponential moving average of the weights, evaluated beside them; 0 = off.
+    pub ema_decay: f64,
+    /// EMA warm-up as timm: the decay used at update n is `min(ema_decay, (1 + n) / (10 + n))`.
+    pub ema_warmup: bool,
+    /// Train only the classifier for this many first epochs (fine-tuning from `model.init`).
+    pub freeze_epochs: usize,
 }
 
 impl Default for TrainConfig {
@@ -333,6 +382,10 @@ impl Default for TrainConfig {
             eval_batch_size: 512,
             threads: 0,
             device: DeviceChoice::Auto,
+            accumulate: 1,
+            ema_decay: 0.0,
+            ema_warmup: true,
+            freeze_epochs: 0,
         }
     }
 }
@@ -401,6 +454,14 @@ impl Recipe {
         })?;
         recipe.validate()?;
         Ok(recipe)
+    }
+
+    /// The peak learning rate: `optim.lr`, times `batch_size / 256` under the linear scaling rule.
+    pub fn peak_lr(&self) -> f64 {
+        match self.optim.lr_scaling {
+            LrScaling::None => self.optim.lr,
+            LrScaling::Linear => self.optim.lr * self.train.batch_size as f64 / 256.0,
+        }
     }
 
     /// This recipe with dotted-key overrides applied (`{"optim.lr" = 0.01}`), validated.
@@ -474,6 +535,35 @@ impl Recipe {
             (0.0..=1.0).contains(&m.leaky_slope),
             "in [0, 1]",
         )?;
+        check(
+            "model.drop_path_rate",
+            m.drop_path_rate,
+            (0.0..1.0).contains(&m.drop_path_rate),
+            "in [0, 1)",
+        )?;
+        let stages = match m.arch {
+            Arch::Resnet20 | Arch::Resnet32 | Arch::Resnet56 => 3,
+            _ => 4,
+        };
+        if let Some(s) = m.aux_stage
+            && !(1..stages).contains(&s)
+        {
+            return Err(Error::recipe(
+                "model.aux_stage",
+                format!("got {s}; expected a stage in 1..={} (not the last)", stages - 1),
+            ));
+        }
+        if let Some(p) = &m.init
+            && !p.is_file()
+        {
+            return Err(Error::recipe("model.init", format!("{} is not a file", p.display())));
+        }
+        check(
+            "loss.aux_weight",
+            self.loss.aux_weight,
+            self.loss.aux_weight >= 0.0,
+            ">= 0",
+        )?;
         let o = &self.optim;
         check("optim.lr", o.lr, o.lr > 0.0 && o.lr.is_finite(), "a finite number > 0")?;
         check(
@@ -524,6 +614,21 @@ impl Recipe {
         let ls = self.loss.label_smoothing;
         check("loss.label_smoothing", ls, (0.0..1.0).contains(&ls), "in [0, 1)")?;
         let t = &self.train;
+        check(
+            "train.ema_decay",
+            t.ema_decay,
+            (0.0..1.0).contains(&t.ema_decay),
+            "in [0, 1)",
+        )?;
+        if t.accumulate == 0 || !t.batch_size.is_multiple_of(t.accumulate) {
+            return Err(Error::recipe(
+                "train.accumulate",
+                format!(
+                    "got {}; expected at least 1 and a divisor of train.batch_size ({})",
+                    t.accumulate, t.batch_size
+                ),
+            ));
+        }
         for (key, v) in [
             ("train.epochs", t.epochs),
             ("train.batch_size", t.batch_size),

@@ -48,7 +48,10 @@ impl Normalizer {
 pub struct TrainOrder {
     pub seed: u64,
     pub epoch: u64,
+    /// Images per (micro-)batch.
     pub batch_size: usize,
+    /// Micro-batches per optimizer step: an epoch has a multiple of this many batches.
+    pub accumulate: usize,
     pub augment: AugmentConfig,
     /// Number of classes and label smoothing, for the soft targets of mixed batches.
     pub classes: usize,
@@ -56,9 +59,9 @@ pub struct TrainOrder {
 }
 
 impl TrainOrder {
-    /// Full batches per epoch (the last partial batch is dropped, as timm's train loader does).
+    /// Optimizer steps per epoch: full effective batches (`batch_size * accumulate` images).
     pub fn steps(&self, n: usize) -> usize {
-        (n / self.batch_size).max(1)
+        (n / (self.batch_size * self.accumulate)).max(1)
     }
 
     /// The sample indices of each batch, in a permutation drawn from (seed, epoch).
@@ -68,7 +71,7 @@ impl TrainOrder {
         let bs = self.batch_size.min(n);
         order
             .chunks_exact(bs)
-            .take(self.steps(n))
+            .take(self.steps(n) * self.accumulate)
             .map(<[usize]>::to_vec)
             .collect()
     }
@@ -154,6 +157,7 @@ mod tests {
             seed: 5,
             epoch,
             batch_size: 4,
+            accumulate: 1,
             augment: AugmentConfig::default(),
             classes: 3,
             label_smoothing: 0.0,

@@ -100,6 +100,48 @@ impl SqueezeExcite {
     }
 }
 
+/// Stochastic depth (Huang et al. 2016), per sample: each row of `xs` is zeroed with probability
+/// `p` and the kept rows are scaled by `1 / (1 - p)`, so the expectation is unchanged.
+pub fn drop_path(xs: &Tensor, p: f64) -> Tensor {
+    if p <= 0.0 {
+        return xs.shallow_clone();
+    }
+    let keep = 1.0 - p;
+    let mut shape = vec![1i64; xs.dim()];
+    shape[0] = xs.size()[0];
+    let mask = Tensor::empty(shape.as_slice(), (xs.kind(), xs.device())).bernoulli_float_(keep);
+    xs * mask / keep
+}
+
+/// Attention pooling: a learned score per position (1x1 convolution, C -> 1), a softmax over
+/// the positions, and the score-weighted sum of the features, in place of global average
+/// pooling; the attention-based pooling of Ilse, Tomczak & Welling 2018 ("Attention-based Deep
+/// Multiple Instance Learning") with a linear scorer. The scorer starts at zero, so the module
+/// starts as exactly global average pooling and learns where to look.
+#[derive(Debug)]
+pub struct AttentionPool {
+    score: nn::Conv2D,
+}
+
+impl AttentionPool {
+    pub fn new(p: nn::Path, channels: i64) -> Self {
+        let cfg = nn::ConvConfig {
+            bias: true,
+            ws_init: nn::Init::Const(0.0),
+            ..Default::default()
+        };
+        AttentionPool {
+            score: nn::conv2d(p / "score", channels, 1, 1, cfg),
+        }
+    }
+
+    /// (N, C, H, W) -> (N, C).
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let attn = xs.apply(&self.score).flatten(2, -1).softmax(-1, None); // (N, 1, HW)
+        (xs.flatten(2, -1) * attn).sum_dim_intlist(-1, false, None)
+    }
+}
+
 /// A convolution followed by batch norm, the unit residual branches are made of.
 #[derive(Debug)]
 pub struct ConvBn {
@@ -145,6 +187,38 @@ mod tests {
         for (a, e) in [(v(Act::Swish), swish), (v(Act::Elu), elu)] {
             assert!(a.iter().zip(&e).all(|(a, e)| (a - e).abs() < 1e-6), "{a:?} vs {e:?}");
         }
+    }
+
+    #[test]
+    fn drop_path_keeps_the_expected_fraction_scaled_by_one_over_keep() {
+        tch::manual_seed(3);
+        let x = Tensor::ones([20_000, 2, 1, 1], (tch::Kind::Float, tch::Device::Cpu));
+        let y = drop_path(&x, 0.3);
+        let rows: Vec<f32> = Vec::try_from(y.select(1, 0).flatten(0, -1)).unwrap();
+        let kept = rows.iter().filter(|&&v| v != 0.0).count() as f64 / rows.len() as f64;
+        assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+        assert!(rows.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6));
+        // Whole samples are dropped: both channels of a row agree.
+        assert!(y.select(1, 0).equal(&y.select(1, 1)));
+        assert!(drop_path(&x, 0.0).equal(&x));
+    }
+
+    #[test]
+    fn attention_pool_starts_as_average_pooling_and_can_focus() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let pool = AttentionPool::new(vs.root() / "pool", 3);
+        let x = Tensor::randn([2, 3, 4, 5], (tch::Kind::Float, tch::Device::Cpu));
+        let avg = x.mean_dim([2i64, 3].as_slice(), false, None::<tch::Kind>);
+        assert!(pool.forward(&x).allclose(&avg, 1e-5, 1e-6, false));
+        // A score that is large where channel 0 is large picks that position.
+        let x = Tensor::zeros([1, 3, 2, 2], (tch::Kind::Float, tch::Device::Cpu));
+        let _ = x.get(0).get(0).get(1).get(1).fill_(1.0);
+        let _ = x.get(0).get(2).get(1).get(1).fill_(5.0);
+        tch::no_grad(|| {
+            let _ = pool.score.ws.get(0).get(0).fill_(50.0);
+        });
+        let out: Vec<f32> = Vec::try_from(pool.forward(&x).flatten(0, -1)).unwrap();
+        assert!((out[0] - 1.0).abs() < 1e-4 && (out[2] - 5.0).abs() < 1e-3, "{out:?}");
     }
 
     #[test]

@@ -4,10 +4,11 @@
 //! Parameter names and shapes follow torchvision (`conv1`, `bn1`, `layer1.0.conv1`,
 //! `layer2.0.downsample.0`, `fc`, ...), so its state dicts map one to one; SE layers add
 //! `layerX.Y.se.fc1/fc2` as timm names them.
+pub mod import;
 pub mod layers;
 
-use crate::recipe::{Arch, ModelConfig};
-use layers::{Act, ConvBn, SqueezeExcite, batch_norm, conv};
+use crate::recipe::{Arch, ModelConfig, Pool};
+use layers::{Act, AttentionPool, ConvBn, SqueezeExcite, batch_norm, conv, drop_path};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
@@ -19,6 +20,8 @@ struct Block {
     se: Option<SqueezeExcite>,
     downsample: Option<ConvBn>,
     act: Act,
+    /// Stochastic-depth drop probability of the residual branch.
+    drop_prob: f64,
 }
 
 impl Block {
@@ -31,6 +34,9 @@ impl Block {
         h = last.forward_t(&h, train);
         if let Some(se) = &self.se {
             h = se.forward(&h);
+        }
+        if train {
+            h = drop_path(&h, self.drop_prob);
         }
         let shortcut = match &self.downsample {
             Some(d) => d.forward_t(xs, train),
@@ -81,7 +87,10 @@ pub struct Net {
     stem_act: Act,
     max_pool: bool,
     blocks: Vec<Block>,
+    attention_pool: Option<AttentionPool>,
     fc: nn::Linear,
+    /// Auxiliary classifier (`aux_fc`) on the output of block `.0`, for training only.
+    aux: Option<(usize, nn::Linear)>,
 }
 
 impl Net {
@@ -98,16 +107,26 @@ impl Net {
             bn: batch_norm(p / "bn1", stem_c, 1.0),
         };
         let expansion = if lay.bottleneck { 4 } else { 1 };
+        let total: usize = lay.depths.iter().sum();
         let mut c_in = stem_c;
         let mut blocks = Vec::new();
+        let mut aux = None;
         for (stage, &n) in lay.depths.iter().enumerate() {
             let planes = width(lay.base << stage);
             for i in 0..n {
                 let stride = if stage > 0 && i == 0 { 2 } else { 1 };
                 let bp = p / format!("layer{}", stage + 1) / i.to_string();
                 let block_act = if stride == 2 { down_act } else { act };
-                blocks.push(block(&bp, cfg, c_in, planes, expansion, stride, block_act));
+                let mut b = block(&bp, cfg, c_in, planes, expansion, stride, block_act);
+                b.drop_prob = cfg.drop_path_rate * blocks.len() as f64 / (total - 1).max(1) as f64;
+                blocks.push(b);
                 c_in = planes * expansion;
+            }
+            if cfg.aux_stage == Some(stage + 1) {
+                aux = Some((
+                    blocks.len() - 1,
+                    nn::linear(p / "aux_fc", c_in, classes, Default::default()),
+                ));
             }
         }
         Net {
@@ -115,8 +134,33 @@ impl Net {
             stem_act: down_act,
             max_pool: lay.imagenet_stem,
             blocks,
+            attention_pool: (cfg.pool == Pool::Attention).then(|| AttentionPool::new(p / "attn_pool", c_in)),
             fc: nn::linear(p / "fc", c_in, classes, Default::default()),
+            aux,
         }
+    }
+
+    /// Logits, and in training the auxiliary head's logits when the model has one.
+    pub fn forward_with_aux(&self, xs: &Tensor, train: bool) -> (Tensor, Option<Tensor>) {
+        let mut h = self.stem_act.apply(&self.stem.forward_t(xs, train));
+        if self.max_pool {
+            h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
+        let mut aux_logits = None;
+        for (i, b) in self.blocks.iter().enumerate() {
+            h = b.forward_t(&h, train);
+            if let Some((at, head)) = &self.aux
+                && train
+                && *at == i
+            {
+                aux_logits = Some(h.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(head));
+            }
+        }
+        let pooled = match &self.attention_pool {
+            Some(a) => a.forward(&h),
+            None => h.adaptive_avg_pool2d([1, 1]).flatten(1, -1),
+        };
+        (pooled.apply(&self.fc), aux_logits)
     }
 }
 
@@ -155,19 +199,13 @@ fn block(p: &nn::Path, cfg: &ModelConfig, c_in: i64, planes: i64, expansion: i64
         se,
         downsample,
         act,
+        drop_prob: 0.0,
     }
 }
 
 impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut h = self.stem_act.apply(&self.stem.forward_t(xs, train));
-        if self.max_pool {
-            h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        }
-        for b in &self.blocks {
-            h = b.forward_t(&h, train);
-        }
-        h.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+        self.forward_with_aux(xs, train).0
     }
 }
 
@@ -197,6 +235,31 @@ mod tests {
         assert_eq!(vars["layer4.1.bn2.running_var"].size(), vec![512]);
         assert_eq!(vars["fc.weight"].size(), vec![1000, 512]);
         assert_eq!(params(Arch::Resnet50, false).0, 25_557_032);
+    }
+
+    #[test]
+    fn drop_path_grows_linearly_and_aux_head_sits_on_its_stage() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ModelConfig {
+            drop_path_rate: 0.2,
+            aux_stage: Some(2),
+            pool: Pool::Attention,
+            ..ModelConfig::default()
+        };
+        let net = Net::new(&vs.root(), &cfg, 1, 10);
+        let probs: Vec<f64> = net.blocks.iter().map(|b| b.drop_prob).collect();
+        assert_eq!(probs.len(), 9);
+        assert_eq!((probs[0], probs[8]), (0.0, 0.2));
+        assert!((probs[4] - 0.1).abs() < 1e-12);
+        assert_eq!(net.aux.as_ref().unwrap().0, 5, "after the last block of stage 2");
+        assert_eq!(vs.variables()["aux_fc.weight"].size(), vec![10, 32]);
+        let x = Tensor::randn([2, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let (logits, aux) = net.forward_with_aux(&x, true);
+        assert_eq!((logits.size(), aux.unwrap().size()), (vec![2, 10], vec![2, 10]));
+        assert!(
+            net.forward_with_aux(&x, false).1.is_none(),
+            "no auxiliary head in evaluation"
+        );
     }
 
     #[test]

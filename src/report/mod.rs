@@ -68,7 +68,7 @@ impl TrialData {
     pub fn schedule_curves(&self) -> Option<(Curve, Curve)> {
         let (r, m) = (self.recipe.as_ref()?, self.metrics.first()?);
         let steps_per_epoch = (m.step / m.epoch).max(1);
-        let s = LrSchedule::new(&r.schedule, r.optim.lr, r.train.epochs, steps_per_epoch);
+        let s = LrSchedule::new(&r.schedule, r.peak_lr(), r.train.epochs, steps_per_epoch);
         let stride = (s.total_steps() / 400).max(1);
         let steps: Vec<usize> = (0..s.total_steps()).step_by(stride).collect();
         let x = |t: usize| t as f64 / steps_per_epoch as f64;

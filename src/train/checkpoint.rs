@@ -1,5 +1,7 @@
-//! Checkpoints: the model's variables (`model.*`), the optimizer state (`optim.*`) and the
+//! Checkpoints: the model's variables (`model.*`), the optimizer state (`optim.*`), the EMA
+//! weights when kept (`ema.*`, beside the raw weights) and the
 //! progress (`meta.epoch`, `meta.step`) in one safetensors file, written atomically.
+use super::ema::Ema;
 use super::rundir::temp_path;
 use crate::error::{Error, Result};
 use crate::optim::Optimizer;
@@ -16,7 +18,7 @@ pub struct Progress {
     pub step: usize,
 }
 
-pub fn save(path: &Path, vs: &VarStore, opt: &Optimizer, progress: Progress) -> Result<()> {
+pub fn save(path: &Path, vs: &VarStore, opt: &Optimizer, ema: Option<&Ema>, progress: Progress) -> Result<()> {
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
@@ -27,6 +29,9 @@ pub fn save(path: &Path, vs: &VarStore, opt: &Optimizer, progress: Progress) -> 
             .into_iter()
             .map(|(k, v)| (format!("optim.{k}"), v.to_device(Device::Cpu))),
     );
+    if let Some(e) = ema {
+        named.extend(e.state().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))));
+    }
     named.push(("meta.epoch".into(), Tensor::from(progress.epoch as i64)));
     named.push(("meta.step".into(), Tensor::from(progress.step as i64)));
     let tmp = temp_path(path);
@@ -35,7 +40,7 @@ pub fn save(path: &Path, vs: &VarStore, opt: &Optimizer, progress: Progress) -> 
 }
 
 /// Loads a checkpoint into `vs` and `opt`; returns the progress it records.
-pub fn load(path: &Path, vs: &VarStore, opt: &mut Optimizer) -> Result<Progress> {
+pub fn load(path: &Path, vs: &VarStore, opt: &mut Optimizer, ema: Option<&mut Ema>) -> Result<Progress> {
     let bad = |m: String| Error::RunDir {
         path: path.to_path_buf(),
         message: m,
@@ -67,6 +72,13 @@ pub fn load(path: &Path, vs: &VarStore, opt: &mut Optimizer) -> Result<Progress>
         Ok(())
     })?;
     opt.load_state(&optim).map_err(bad)?;
+    if let Some(e) = ema {
+        let on_device: HashMap<String, Tensor> = tensors
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_device(vs.device())))
+            .collect();
+        e.load_state(&on_device).map_err(|m| bad(format!("EMA state: {m}")))?;
+    }
     let meta = |k: &str| {
         tensors
             .get(k)

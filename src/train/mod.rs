@@ -1,6 +1,7 @@
 //! The training loop: epochs over a seeded order, evaluation each epoch, checkpoints, resume,
 //! and a divergence guard. Everything it records goes to the run directory (see `rundir`).
 pub mod checkpoint;
+pub mod ema;
 pub mod rundir;
 
 use crate::data::{self, Images, loader};
@@ -124,6 +125,7 @@ struct Trainer<'a> {
     net: Net,
     opt: Optimizer,
     sched: LrSchedule,
+    ema: Option<ema::Ema>,
     steps_per_epoch: usize,
     progress: Progress,
     metrics: Vec<EpochMetrics>,
@@ -145,10 +147,23 @@ impl<'a> Trainer<'a> {
         let net = Net::new(&vs.root(), &recipe.model, im.channels as i64, classes as i64);
         let mut opt = Optimizer::new(Optimizer::trainable(&vs), &recipe.optim);
         let steps_per_epoch = (im.len() / recipe.train.batch_size).max(1);
-        let sched = LrSchedule::new(&recipe.schedule, recipe.optim.lr, recipe.train.epochs, steps_per_epoch);
+        let sched = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
         let ckpt = dir.file(rundir::CHECKPOINT);
-        let (progress, metrics) = if resume && ckpt.exists() {
-            let p = checkpoint::load(&ckpt, &vs, &mut opt)?;
+        let resuming = resume && ckpt.exists();
+        if let (Some(init), false) = (&recipe.model.init, resuming) {
+            let r = crate::model::import::load(&vs, init)?;
+            dir.log(&format!(
+                "initialised {} tensors from {}; re-initialised {:?}; not in the file: {:?}",
+                r.loaded,
+                init.display(),
+                r.reinitialised,
+                r.missing
+            ));
+        }
+        let t = &recipe.train;
+        let mut ema = (t.ema_decay > 0.0).then(|| ema::Ema::new(&vs, t.ema_decay, t.ema_warmup));
+        let (progress, metrics) = if resuming {
+            let p = checkpoint::load(&ckpt, &vs, &mut opt, ema.as_mut())?;
             let kept = dir.read_metrics()?.into_iter().filter(|m| m.epoch <= p.epoch).collect();
             dir.log(&format!("resumed from epoch {} (step {})", p.epoch, p.step));
             (p, kept)
@@ -179,6 +194,7 @@ impl<'a> Trainer<'a> {
             net,
             opt,
             sched,
+            ema,
             steps_per_epoch,
             progress,
             metrics,
@@ -194,6 +210,7 @@ impl<'a> Trainer<'a> {
             };
             let train_secs = start.elapsed().as_secs_f64();
             let val = self.evaluate(&self.val);
+            let val_ema = self.evaluate_ema_val();
             let m = EpochMetrics {
                 epoch,
                 step: self.progress.step,
@@ -203,6 +220,7 @@ impl<'a> Trainer<'a> {
                 val_loss: val.loss,
                 val_acc: val.top1,
                 val_top5: val.top5,
+                val_acc_ema: val_ema.map(|e| e.top1),
                 images_per_sec: (self.steps_per_epoch * self.recipe.train.batch_size) as f64 / train_secs,
                 seconds: start.elapsed().as_secs_f64(),
             };
@@ -212,32 +230,37 @@ impl<'a> Trainer<'a> {
             // Metrics first: a kill between the two writes leaves the older checkpoint, and the
             // resumed run recomputes this epoch and drops its line; the other order would lose it.
             self.dir.write_metrics(&self.metrics)?;
-            checkpoint::save(&self.dir.file(rundir::CHECKPOINT), &self.vs, &self.opt, self.progress)?;
+            let ckpt = self.dir.file(rundir::CHECKPOINT);
+            checkpoint::save(&ckpt, &self.vs, &self.opt, self.ema.as_ref(), self.progress)?;
         }
         self.finish(Status::Completed)
     }
 
-    /// One epoch of training; None if the loss diverged.
+    /// One epoch of training; None if the loss diverged. Each optimizer step sums the gradients
+    /// of `train.accumulate` micro-batches, each loss scaled by 1/accumulate.
     fn train_epoch(&mut self, epoch: usize) -> Result<Option<(f64, f64)>> {
         let r = self.recipe;
+        let k = r.train.accumulate;
         let order = loader::TrainOrder {
             seed: r.seed,
             epoch: epoch as u64,
-            batch_size: r.train.batch_size,
+            batch_size: r.train.batch_size / k,
+            accumulate: k,
             augment: r.augment.clone(),
             classes: self.classes,
             label_smoothing: r.loss.label_smoothing,
         };
+        let frozen = epoch <= r.train.freeze_epochs;
+        self.opt
+            .freeze(|name| frozen && !name.starts_with("fc.") && !name.starts_with("aux_fc."));
         let bar = progress_bar(self.steps_per_epoch, epoch, r.train.epochs);
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+        let (mut loss_sum, mut correct, mut seen, mut pending) = (0.0, 0i64, 0usize, 0usize);
+        self.opt.zero_grad();
         for batch in loader::train_epoch(self.train.clone(), self.norm.clone(), order, 2) {
             let x = batch.images.to_device(self.device);
             let y = batch.labels.to_device(self.device);
-            let logits = self.net.forward_t(&x, true);
-            let loss = match &batch.targets {
-                Some(t) => loss::soft_cross_entropy(&logits, &t.to_device(self.device)),
-                None => loss::cross_entropy(&logits, &y, r.loss.label_smoothing),
-            };
+            let targets = batch.targets.map(|t| t.to_device(self.device));
+            let (loss, logits) = batch_loss(&self.net, &x, &y, targets.as_ref(), r);
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
                 bar.abandon_with_message("diverged");
@@ -245,21 +268,46 @@ impl<'a> Trainer<'a> {
                     .log(&format!("diverged at step {}: loss {loss_value}", self.progress.step));
                 return Ok(None);
             }
-            self.opt.zero_grad();
-            loss.backward();
-            let step = self.progress.step;
-            self.opt
-                .step(self.sched.lr(step), self.sched.weight_decay(step, r.optim.weight_decay));
-            self.progress.step += 1;
+            scaled_backward(&loss, k);
+            pending += 1;
+            if pending == k {
+                self.optimizer_step();
+                pending = 0;
+                bar.inc(1);
+            }
             let n = y.size()[0] as usize;
             loss_sum += loss_value * n as f64;
             correct += logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
             seen += n;
             bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
-            bar.inc(1);
+        }
+        if pending > 0 {
+            // A data set smaller than one effective batch: step on what was accumulated.
+            self.optimizer_step();
         }
         bar.finish_and_clear();
         Ok(Some((loss_sum / seen as f64, correct as f64 / seen as f64)))
+    }
+
+    /// One optimizer step with this step's LR and weight decay, then the EMA update.
+    fn optimizer_step(&mut self) {
+        let (step, wd) = (self.progress.step, self.recipe.optim.weight_decay);
+        self.opt.step(self.sched.lr(step), self.sched.weight_decay(step, wd));
+        self.opt.zero_grad();
+        if let Some(e) = &mut self.ema {
+            e.update(&self.vs);
+        }
+        self.progress.step += 1;
+    }
+
+    /// The validation result of the EMA weights, when the recipe keeps an EMA.
+    fn evaluate_ema_val(&mut self) -> Option<Eval> {
+        let mut ema = self.ema.take()?;
+        ema.swap(&self.vs);
+        let e = self.evaluate(&self.val);
+        ema.swap(&self.vs);
+        self.ema = Some(ema);
+        Some(e)
     }
 
     /// Plain cross-entropy (no smoothing), top-1 and, with more than 5 classes, top-5 accuracy.
@@ -302,6 +350,7 @@ impl<'a> Trainer<'a> {
             format!("{:?}", self.device),
             self.val.len(),
         );
+        r.final_val_acc_ema = self.metrics.last().and_then(|m| m.val_acc_ema);
         r.test_acc = test.map(|t| t.top1);
         r.test_top5 = test.and_then(|t| t.top5);
         self.dir.log(&format!(
@@ -310,6 +359,33 @@ impl<'a> Trainer<'a> {
         ));
         self.dir.write_result(&r)?;
         Ok(r)
+    }
+}
+
+/// The training loss of one batch and its logits: cross-entropy against the labels with label
+/// smoothing (or against the soft targets of a mixed batch), plus `loss.aux_weight` times the
+/// auxiliary head's loss when the model has one.
+pub fn batch_loss(net: &Net, x: &Tensor, y: &Tensor, targets: Option<&Tensor>, r: &Recipe) -> (Tensor, Tensor) {
+    let (logits, aux) = net.forward_with_aux(x, true);
+    let ce = |l: &Tensor| match targets {
+        Some(t) => loss::soft_cross_entropy(l, t),
+        None => loss::cross_entropy(l, y, r.loss.label_smoothing),
+    };
+    let main = ce(&logits);
+    let total = match aux {
+        Some(a) => main + ce(&a) * r.loss.aux_weight,
+        None => main,
+    };
+    (total, logits)
+}
+
+/// Back-propagates one of `k` accumulated micro-batch losses: the gradients of k micro-batches
+/// of size b then add up to those of one batch of size k*b (mean losses).
+pub fn scaled_backward(loss: &Tensor, k: usize) {
+    if k == 1 {
+        loss.backward()
+    } else {
+        (loss / k as f64).backward()
     }
 }
 
@@ -336,6 +412,55 @@ fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::recipe::ModelConfig;
+    use tch::nn::{self, Module};
+
+    #[test]
+    fn auxiliary_head_adds_exactly_weight_times_its_loss() {
+        let vs = VarStore::new(Device::Cpu);
+        let mut r = Recipe {
+            model: ModelConfig {
+                aux_stage: Some(1),
+                ..ModelConfig::default()
+            },
+            ..Recipe::default()
+        };
+        let net = Net::new(&vs.root(), &r.model, 1, 10);
+        let x = Tensor::randn([8, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 5, 6, 7]);
+        r.loss.aux_weight = 0.4;
+        let (with_aux, logits) = batch_loss(&net, &x, &y, None, &r);
+        let (_, aux) = net.forward_with_aux(&x, true);
+        let main = loss::cross_entropy(&logits, &y, r.loss.label_smoothing).double_value(&[]);
+        let aux = loss::cross_entropy(&aux.unwrap(), &y, r.loss.label_smoothing).double_value(&[]);
+        let got = with_aux.double_value(&[]);
+        assert!((got - (main + 0.4 * aux)).abs() < 1e-5, "{got} vs {main} + 0.4 * {aux}");
+    }
+
+    #[test]
+    fn accumulating_k_micro_batches_equals_one_batch_k_times_larger() {
+        let vs = VarStore::new(Device::Cpu);
+        let lin = nn::linear(vs.root() / "l", 5, 3, Default::default());
+        let x = Tensor::randn([12, 5], (Kind::Float, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
+        let grads = || -> Vec<Tensor> { vs.trainable_variables().iter().map(|v| v.grad().copy()).collect() };
+        let zero = || {
+            for mut v in vs.trainable_variables() {
+                v.zero_grad();
+            }
+        };
+        scaled_backward(&loss::cross_entropy(&lin.forward(&x), &y, 0.1), 1);
+        let whole = grads();
+        zero();
+        for k in 0..3 {
+            let (xs, ys) = (x.narrow(0, 4 * k, 4), y.narrow(0, 4 * k, 4));
+            scaled_backward(&loss::cross_entropy(&lin.forward(&xs), &ys, 0.1), 3);
+        }
+        for (a, b) in whole.iter().zip(grads()) {
+            assert!(a.allclose(&b, 1e-5, 1e-6, false), "{a:?} vs {b:?}");
+        }
+    }
 
     #[test]
     fn topk_counts_rows_with_label_in_top_k() {

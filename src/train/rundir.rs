@@ -51,6 +51,9 @@ pub struct EpochMetrics {
     /// Top-5 accuracy, for datasets with more than 5 classes.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_top5: Option<f64>,
+    /// Validation accuracy of the EMA weights, when `train.ema_decay` > 0.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_acc_ema: Option<f64>,
     pub images_per_sec: f64,
     /// Wall seconds of the epoch (training and evaluation).
     pub seconds: f64,
@@ -76,6 +79,8 @@ pub struct RunResult {
     pub final_val_acc: Option<f64>,
     pub best_val_acc: Option<f64>,
     pub best_epoch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub final_val_acc_ema: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub test_acc: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -104,6 +109,7 @@ impl RunResult {
             final_val_acc: metrics.last().map(|m| m.val_acc),
             best_val_acc: best.map(|m| m.val_acc),
             best_epoch: best.map(|m| m.epoch),
+            final_val_acc_ema: None,
             test_acc: None,
             test_top5: None,
             wall_seconds,
@@ -198,6 +204,7 @@ mod tests {
             val_loss: 1.0,
             val_acc,
             val_top5: None,
+            val_acc_ema: None,
             images_per_sec: 100.0,
             seconds: 1.0,
         }
