@@ -18,6 +18,11 @@ if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+
     .venv/bin/pip install --quiet --upgrade pip
     .venv/bin/pip install --quiet "torch==$TORCH_VERSION"
 fi
+# torchvision (the version paired with torch 2.13) and safetensors: the scripts that make the
+# tests' reference values (scripts/golden/) call them.
+if ! .venv/bin/python -c "import torchvision, safetensors" 2>/dev/null; then
+    .venv/bin/pip install --quiet "torchvision==0.28.0" safetensors
+fi
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 ln -sfn "$site/torch" .venv/torch
 
