@@ -416,6 +416,10 @@ pub struct ChecklistConfig {
     pub factors: std::collections::BTreeMap<String, std::collections::BTreeMap<String, toml::Table>>,
     /// Build the combined recipe (every variant that helps, one per factor) and confirm it.
     pub combine: bool,
+    /// Pretrained weights (darkmagic checkpoint or torchvision safetensors): adds the article's
+    /// "pretraining on" variant, which sets `model.init` to this file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<PathBuf>,
 }
 
 impl Default for ChecklistConfig {
@@ -426,6 +430,7 @@ impl Default for ChecklistConfig {
             skip: Vec::new(),
             factors: Default::default(),
             combine: true,
+            pretrained: None,
         }
     }
 }

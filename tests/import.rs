@@ -30,10 +30,16 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
     };
     let net = Net::new(&vs.root(), &cfg, 3, 10);
     let report = import::load(&vs, &out.join("weights.safetensors")).unwrap();
-    assert!(report.missing.is_empty() && report.reinitialised.is_empty(), "{report:?}");
+    assert!(
+        report.missing.is_empty() && report.reinitialised.is_empty(),
+        "{report:?}"
+    );
     assert_eq!(report.loaded, vs.variables().len());
 
-    let io: HashMap<String, Tensor> = Tensor::read_safetensors(out.join("io.safetensors")).unwrap().into_iter().collect();
+    let io: HashMap<String, Tensor> = Tensor::read_safetensors(out.join("io.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect();
     let got = tch::no_grad(|| net.forward_t(&io["input"], false));
     let diff = (&got - &io["output"]).abs().max().double_value(&[]);
     eprintln!("max abs difference to torchvision: {diff:e}");

@@ -169,9 +169,9 @@ fn f(v: f64) -> toml::Value {
     toml::Value::Float(v)
 }
 
-/// The article's 15-run checklist as far as this trainer supports it. Not yet available: ImageNet
-/// pretraining (needs weight import) and AutoAugment vs standard color augmentation (needs the
-/// AutoAugment pipeline).
+/// The article's 15-run checklist as far as this trainer supports it: pretraining only when
+/// `checklist.pretrained` names a weights file (nothing is downloaded); AutoAugment vs standard
+/// color augmentation is not available yet (it needs the AutoAugment pipeline).
 fn default_plan(b: &Recipe) -> Vec<Variant> {
     let wd = b.optim.weight_decay;
     let act = |a: Activation| {
@@ -217,6 +217,13 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
             &[("model.downscale_activation", act(Activation::Swish))],
         ),
     ]);
+    if let Some(w) = &b.checklist.pretrained {
+        plan.push(Variant::new(
+            "pretraining",
+            "on",
+            &[("model.init", s(&w.to_string_lossy()))],
+        ));
+    }
     if b.schedule.regime == Regime::Cosine {
         plan.retain(|v| v.label() != "lr_regime=cosine");
     }
