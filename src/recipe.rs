@@ -329,6 +329,13 @@ pub struct AugmentConfig {
     pub mix_prob: f64,
     /// With both mixup and CutMix on, the probability of CutMix for a mixed batch.
     pub mix_switch_prob: f64,
+    /// torchvision's `RandomResizedCrop`: a random region (area fraction in `rrc_scale`, aspect
+    /// ratio in `rrc_ratio`) resized back to the image size.
+    pub random_resized_crop: bool,
+    pub rrc_scale: [f64; 2],
+    pub rrc_ratio: [f64; 2],
+    /// Evaluation: the centre crop covering this fraction of each side, resized back (1 = none).
+    pub eval_crop_fraction: f64,
 }
 
 impl Default for AugmentConfig {
@@ -341,6 +348,10 @@ impl Default for AugmentConfig {
             cutmix_alpha: 0.0,
             mix_prob: 1.0,
             mix_switch_prob: 0.5,
+            random_resized_crop: false,
+            rrc_scale: [0.08, 1.0],
+            rrc_ratio: [3.0 / 4.0, 4.0 / 3.0],
+            eval_crop_fraction: 1.0,
         }
     }
 }
@@ -616,6 +627,20 @@ impl Recipe {
             (0.0..=1.0).contains(&a.mix_switch_prob),
             "in [0, 1]",
         )?;
+        if !(0.0 < a.rrc_scale[0] && a.rrc_scale[0] <= a.rrc_scale[1] && a.rrc_scale[1] <= 1.0) {
+            return Err(Error::recipe(
+                "augment.rrc_scale",
+                format!("got {:?}; expected [lo, hi] with 0 < lo <= hi <= 1", a.rrc_scale),
+            ));
+        }
+        if !(0.0 < a.rrc_ratio[0] && a.rrc_ratio[0] <= a.rrc_ratio[1] && a.rrc_ratio[1].is_finite()) {
+            return Err(Error::recipe(
+                "augment.rrc_ratio",
+                format!("got {:?}; expected [lo, hi] with 0 < lo <= hi", a.rrc_ratio),
+            ));
+        }
+        let f = a.eval_crop_fraction;
+        check("augment.eval_crop_fraction", f, f > 0.0 && f <= 1.0, "in (0, 1]")?;
         let ls = self.loss.label_smoothing;
         check("loss.label_smoothing", ls, (0.0..1.0).contains(&ls), "in [0, 1)")?;
         let t = &self.train;

@@ -1,15 +1,32 @@
-//! Training augmentation: per image on u8 HWC buffers (random crop after padding, horizontal
-//! flip), and per batch on float tensors (`mix`: mixup, CutMix).
+//! Training augmentation: per image on u8 HWC buffers (random-resized crop, random crop after
+//! padding, horizontal flip; `crop`), and per batch on float tensors (`mix`: mixup, CutMix).
 //!
 //! Every draw comes from the sample's own [`Rng`], keyed by (seed, epoch, sample index), so the
 //! same image gets the same augmentation in every trial that shares the seed.
+pub mod crop;
 pub mod mix;
 
 use crate::recipe::{AugmentConfig, PadMode};
 use crate::rng::Rng;
 
-/// Applies the recipe's augmentation to one image (`h` x `w` x `c`, HWC) and returns the result.
+/// The evaluation transform: the centre `eval_crop_fraction` of the image resized back to its
+/// size; None when the fraction is 1 (the image as it is).
+pub fn eval(src: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig) -> Option<Vec<u8>> {
+    (cfg.eval_crop_fraction < 1.0)
+        .then(|| crop::resize_region(src, h, w, c, crop::center_region(h, w, cfg.eval_crop_fraction)))
+}
+
+/// Applies the recipe's augmentation to one image (`h` x `w` x `c`, HWC) and returns the result:
+/// random-resized crop, then random crop after padding, then horizontal flip, each if enabled.
 pub fn apply(src: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig, rng: &mut Rng) -> Vec<u8> {
+    let resized;
+    let src = if cfg.random_resized_crop {
+        let region = crop::random_resized_region(h, w, cfg.rrc_scale, cfg.rrc_ratio, rng);
+        resized = crop::resize_region(src, h, w, c, region);
+        &resized[..]
+    } else {
+        src
+    };
     let (dy, dx) = if cfg.pad > 0 {
         (rng.below(2 * cfg.pad + 1), rng.below(2 * cfg.pad + 1))
     } else {

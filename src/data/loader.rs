@@ -77,27 +77,39 @@ impl TrainOrder {
     }
 }
 
-/// Builds one batch from `indices`. For training (`order` with the batch's index in the epoch),
+/// What a batch is for.
+#[derive(Clone, Copy)]
+pub enum Mode<'a> {
+    /// Training, with the batch's index in the epoch (it keys the batch's mix draw).
+    Train(&'a TrainOrder, usize),
+    /// Evaluation, with the recipe's evaluation crop.
+    Eval(&'a AugmentConfig),
+}
+
+/// Builds one batch from `indices`. For training,
 /// each image is augmented with its own keyed RNG, then the batch may be mixed (mixup/CutMix),
 /// which gives it soft targets.
-pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, order: Option<(&TrainOrder, usize)>) -> Batch {
+pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: Mode) -> Batch {
     let (h, w, c) = (images.height, images.width, images.channels);
     let len = images.image_len();
     let n = indices.len();
     let mut data = vec![0f32; n * len];
     for (k, &i) in indices.iter().enumerate() {
         let out = &mut data[k * len..(k + 1) * len];
-        match order {
-            Some((o, _)) => {
+        match mode {
+            Mode::Train(o, _) => {
                 let mut rng = Rng::keyed(o.seed, o.epoch, i as u64);
                 norm.write_chw(&augment::apply(images.image(i), h, w, c, &o.augment, &mut rng), out);
             }
-            None => norm.write_chw(images.image(i), out),
+            Mode::Eval(a) => match augment::eval(images.image(i), h, w, c, a) {
+                Some(cropped) => norm.write_chw(&cropped, out),
+                None => norm.write_chw(images.image(i), out),
+            },
         }
     }
     let labels: Vec<i64> = indices.iter().map(|&i| images.labels[i]).collect();
     let mut targets = None;
-    if let Some((o, b)) = order {
+    if let Mode::Train(o, b) = mode {
         let mix = Mix::draw(
             &o.augment,
             h,
@@ -127,7 +139,10 @@ pub fn train_epoch(
     let (tx, rx) = mpsc::sync_channel(depth);
     std::thread::spawn(move || {
         for (b, idx) in order.batches(images.len()).iter().enumerate() {
-            if tx.send(make_batch(&images, idx, &norm, Some((&order, b)))).is_err() {
+            if tx
+                .send(make_batch(&images, idx, &norm, Mode::Train(&order, b)))
+                .is_err()
+            {
                 return;
             }
         }
@@ -135,15 +150,16 @@ pub fn train_epoch(
     rx.into_iter()
 }
 
-/// Evaluation batches in dataset order, without augmentation.
+/// Evaluation batches in dataset order, with the evaluation crop only.
 pub fn eval_batches<'a>(
     images: &'a Images,
     norm: &'a Normalizer,
+    augment: &'a AugmentConfig,
     batch_size: usize,
 ) -> impl Iterator<Item = Batch> + 'a {
     let idx: Vec<usize> = (0..images.len()).collect();
     idx.chunks(batch_size)
-        .map(|c| make_batch(images, c, norm, None))
+        .map(|c| make_batch(images, c, norm, Mode::Eval(augment)))
         .collect::<Vec<_>>()
         .into_iter()
 }
@@ -188,7 +204,7 @@ mod tests {
         let norm = Normalizer::new(&[0.0], &[1.0], 1);
         let plain = order(0);
         assert!(
-            make_batch(&images, &[0, 1, 2, 3], &norm, Some((&plain, 0)))
+            make_batch(&images, &[0, 1, 2, 3], &norm, Mode::Train(&plain, 0))
                 .targets
                 .is_none()
         );
@@ -199,7 +215,7 @@ mod tests {
             },
             ..order(0)
         };
-        let b = make_batch(&images, &[0, 1, 2, 3], &norm, Some((&mixed, 0)));
+        let b = make_batch(&images, &[0, 1, 2, 3], &norm, Mode::Train(&mixed, 0));
         let t = b.targets.unwrap();
         assert_eq!(t.size(), vec![4, 3]);
         let sums: Vec<f32> = Vec::try_from(t.sum_dim_intlist(1, false, tch::Kind::Float)).unwrap();
@@ -216,7 +232,7 @@ mod tests {
             channels: 2,
         };
         let norm = Normalizer::new(&[0.0, 0.5], &[1.0, 0.5], 2);
-        let b = make_batch(&images, &[0], &norm, None);
+        let b = make_batch(&images, &[0], &norm, Mode::Eval(&AugmentConfig::default()));
         assert_eq!(b.images.size(), vec![1, 2, 1, 2]);
         let v: Vec<f32> = Vec::try_from(b.images.flatten(0, -1)).unwrap();
         let expected = [0.0, 0.2, (1.0 - 0.5) / 0.5, (0.4 - 0.5) / 0.5];

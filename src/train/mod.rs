@@ -315,7 +315,12 @@ impl<'a> Trainer<'a> {
         let mut loss = 0.0;
         let (mut top1, mut top5) = (0i64, 0i64);
         tch::no_grad(|| {
-            for b in loader::eval_batches(images, &self.norm, self.recipe.train.eval_batch_size) {
+            for b in loader::eval_batches(
+                images,
+                &self.norm,
+                &self.recipe.augment,
+                self.recipe.train.eval_batch_size,
+            ) {
                 let y = b.labels.to_device(self.device);
                 let logits = self.net.forward_t(&b.images.to_device(self.device), false);
                 loss += logits
