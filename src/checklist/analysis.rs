@@ -1,6 +1,6 @@
 //! Analysis: from the trials' run directories to per-arm statistics and verdicts.
 //!
-//! The metric is the final validation top-1 accuracy. Each variant is compared with the baseline
+//! The metric is the final validation top-1 accuracy (of the EMA weights when a trial keeps them). Each variant is compared with the baseline
 //! seed by seed (same seed = same initialisation, split, data order and augmentation draws), so
 //! the differences are paired: `d_s = acc_variant(s) - acc_baseline(s)`. The 95% interval is the
 //! paired t interval `mean(d) +- t(0.975, n-1) * sd(d) / sqrt(n)`; with 5 or more seeds a

@@ -5,7 +5,7 @@
 //! trainer supports it; the extended plan adds the "future posts" tricks. A recipe's
 //! `[checklist.factors]` adds factors or replaces built-in ones, and `checklist.skip` drops them.
 use crate::error::{Error, Result};
-use crate::recipe::{Activation, OptimName, PlanKind, Recipe, Regime};
+use crate::recipe::{Activation, Arch, OptimName, PlanKind, Recipe, Regime};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -230,18 +230,43 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
     plan
 }
 
-/// Tricks the article left "for future posts" that this build supports: batch size (with the
-/// linear LR scaling rule, lr proportional to batch).
+/// Tricks the article left "for future posts" and their usual companions, as far as this build
+/// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
+/// auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix and
+/// EMA. CutOut and RandAugment are not available yet.
 fn extended_extra(b: &Recipe) -> Vec<Variant> {
+    let stages = match b.model.arch {
+        Arch::Resnet20 | Arch::Resnet32 | Arch::Resnet56 => 3,
+        _ => 4,
+    };
+    let mut out = vec![
+        Variant::new(
+            "aux_loss",
+            "on",
+            &[("model.aux_stage", toml::Value::Integer(stages - 1))],
+        ),
+        Variant::new(
+            "crop",
+            "random_resized",
+            &[
+                ("augment.random_resized_crop", toml::Value::Boolean(true)),
+                ("augment.rrc_scale", toml::Value::Array(vec![f(0.35), f(1.0)])),
+            ],
+        ),
+        Variant::new("drop_path", "0.1", &[("model.drop_path_rate", f(0.1))]),
+        Variant::new("pool", "attention", &[("model.pool", s("attention"))]),
+        Variant::new("cutmix", "on", &[("augment.cutmix_alpha", f(1.0))]),
+        Variant::new("ema", "on", &[("train.ema_decay", f(0.999))]),
+    ];
     let (bs, lr) = (b.train.batch_size as i64, b.optim.lr);
-    let mut out = vec![Variant::new(
+    out.push(Variant::new(
         "batch_size",
         "2x",
         &[
             ("train.batch_size", toml::Value::Integer(bs * 2)),
             ("optim.lr", f(lr * 2.0)),
         ],
-    )];
+    ));
     if bs >= 2 {
         out.push(Variant::new(
             "batch_size",
@@ -284,6 +309,29 @@ mod tests {
         );
         let wd = &v[4].overrides["optim.weight_decay"];
         assert_eq!(wd.as_float().unwrap(), 5e-4);
+    }
+
+    #[test]
+    fn extended_plan_adds_the_future_posts_tricks_and_validates() {
+        let b = Recipe::from_table("[checklist]\nplan = \"extended\"\n".parse().unwrap()).unwrap();
+        let labels: Vec<String> = variants(&b).unwrap().iter().map(Variant::label).collect();
+        for l in [
+            "aux_loss=on",
+            "crop=random_resized",
+            "drop_path=0.1",
+            "pool=attention",
+            "cutmix=on",
+            "ema=on",
+            "batch_size=2x",
+        ] {
+            assert!(labels.contains(&l.to_string()), "{l} missing from {labels:?}");
+        }
+        let aux = variants(&b)
+            .unwrap()
+            .into_iter()
+            .find(|v| v.factor == "aux_loss")
+            .unwrap();
+        assert_eq!(b.with_overrides(&aux.overrides).unwrap().model.aux_stage, Some(2));
     }
 
     #[test]
