@@ -70,6 +70,10 @@ struct TrainArgs {
     /// CPU threads (shorthand for --set train.threads=N; 0 = all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Initial weights: a darkmagic checkpoint or a torchvision safetensors state dict
+    /// (shorthand for --set model.init=PATH).
+    #[arg(long)]
+    init: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -172,6 +176,10 @@ fn load_recipe(a: &RecipeArgs, fallback: Option<&Path>) -> Result<Recipe> {
 fn train_cmd(mut a: TrainArgs) -> Result<()> {
     if let Some(t) = a.threads {
         a.recipe.overrides.push(format!("train.threads={t}"));
+    }
+    if let Some(p) = &a.init {
+        let value = toml::Value::String(p.display().to_string());
+        a.recipe.overrides.push(format!("model.init={value}"));
     }
     let saved = a.run_dir.join(rundir::RECIPE);
     let fallback = (a.resume && saved.exists()).then_some(saved.as_path());

@@ -284,6 +284,25 @@ mod tests {
     }
 
     #[test]
+    fn frozen_parameters_are_not_updated() {
+        let p = Tensor::from_slice(&[1.0f64, 2.0]).set_requires_grad(true);
+        let fc = Tensor::from_slice(&[1.0f64, 2.0]).set_requires_grad(true);
+        let named = vec![
+            ("layer1.w".to_string(), p.shallow_clone()),
+            ("fc.weight".to_string(), fc.shallow_clone()),
+        ];
+        let mut opt = Optimizer::new(named, &OptimConfig::default());
+        opt.freeze(|name| !name.starts_with("fc."));
+        ((&p * &p).sum(Kind::Double) + (&fc * &fc).sum(Kind::Double)).backward();
+        opt.step(0.1, 0.0);
+        assert_eq!(Vec::<f64>::try_from(&p).unwrap(), vec![1.0, 2.0]);
+        assert_eq!(Vec::<f64>::try_from(&fc).unwrap(), vec![0.8, 1.6]);
+        opt.freeze(|_| false);
+        opt.step(0.1, 0.0);
+        assert_ne!(Vec::<f64>::try_from(&p).unwrap(), vec![1.0, 2.0]);
+    }
+
+    #[test]
     fn decay_applies_to_1d_params_when_not_excluded() {
         let cfg = OptimConfig {
             exclude_1d: false,
