@@ -291,7 +291,12 @@ mod tests {
             ("layer1.w".to_string(), p.shallow_clone()),
             ("fc.weight".to_string(), fc.shallow_clone()),
         ];
-        let mut opt = Optimizer::new(named, &OptimConfig::default());
+        let plain_sgd = OptimConfig {
+            momentum: 0.0,
+            nesterov: false,
+            ..OptimConfig::default()
+        };
+        let mut opt = Optimizer::new(named, &plain_sgd);
         opt.freeze(|name| !name.starts_with("fc."));
         ((&p * &p).sum(Kind::Double) + (&fc * &fc).sum(Kind::Double)).backward();
         opt.step(0.1, 0.0);
