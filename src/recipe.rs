@@ -868,6 +868,16 @@ mod tests {
             ("optim.lr=-1", "optim.lr", "> 0"),
             ("schedule.milestones=[0.8, 0.2]", "schedule.milestones", "ascending"),
             ("train.batch_size=0", "train.batch_size", "at least 1"),
+            (
+                "train.accumulate=3",
+                "train.accumulate",
+                "divisor of train.batch_size (64)",
+            ),
+            ("augment.rrc_scale=[0.5, 0.2]", "augment.rrc_scale", "0 < lo <= hi <= 1"),
+            ("model.aux_stage=3", "model.aux_stage", "1..=2"),
+            ("model.drop_path_rate=1.0", "model.drop_path_rate", "[0, 1)"),
+            ("train.ema_decay=1.5", "train.ema_decay", "[0, 1)"),
+            ("model.init=\"/no/such.safetensors\"", "model.init", "is not a file"),
         ];
         for (o, key, expected) in cases {
             let e = load_str("", &[o]).unwrap_err().to_string();
