@@ -1,19 +1,11 @@
 //! End-to-end tests of the `darkmagic` binary on the embedded digits and on files the tests write.
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_darkmagic"))
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("darkmagic-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::{bin, tempdir};
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("darkmagic runs")
