@@ -2,8 +2,10 @@
 # Sets up everything darkmagic needs on a fresh Debian machine, idempotently:
 # - a project-local virtualenv `.venv` holding PyTorch 2.13.0 (libtorch for tch),
 # - the link `.venv/torch` that `.cargo/config.toml` points LIBTORCH at,
-# - Debian packages: Fashion-MNIST (for `recipes/fashion-mnist-resnet20.toml`) and Chromium
-#   (the tests open the checklist report in a real headless browser).
+# - Debian packages: Fashion-MNIST (for `recipes/fashion-mnist-resnet20.toml`), Chromium (the
+#   tests open the checklist report in a real headless browser), Slurm and munge (the cluster
+#   tests run a one-node Slurm on localhost),
+# - Ray in the virtualenv (the cluster tests run a Ray head on localhost).
 # Rerunning it does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,12 +25,14 @@ fi
 if ! .venv/bin/python -c "import torchvision, safetensors" 2>/dev/null; then
     .venv/bin/pip install --quiet "torchvision==0.28.0" safetensors
 fi
+[ -x .venv/bin/ray ] || .venv/bin/pip install --quiet "ray[default]"
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 ln -sfn "$site/torch" .venv/torch
 
 missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v slurmctld >/dev/null || missing+=(slurmctld slurmd slurm-client munge)
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq

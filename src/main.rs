@@ -3,7 +3,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use darkmagic::checklist::{self, analysis::Verdict};
 use darkmagic::data;
+use darkmagic::executor::Executor;
 use darkmagic::executor::local::Local;
+use darkmagic::executor::ray::Ray;
+use darkmagic::executor::slurm::Slurm;
 use darkmagic::recipe::{Arch, Recipe};
 use darkmagic::schedule::LrSchedule;
 use darkmagic::train::{self, rundir};
@@ -25,7 +28,7 @@ enum Command {
     /// Train one recipe into a run directory.
     Train(TrainArgs),
     /// Run the baseline and every one-factor variant, several seeds each, and write the report.
-    Checklist(ChecklistArgs),
+    Checklist(Box<ChecklistArgs>),
     /// Rebuild a checklist's report (summary.json/csv/md, report.html) from its run dirs.
     Report {
         /// The checklist directory.
@@ -98,6 +101,36 @@ struct ChecklistArgs {
     /// List the trials, what each changes, and the estimated compute; run nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Print the state of each trial of the checklist in DIR (e.g. after --detach) and exit.
+    #[arg(long, value_name = "DIR")]
+    status: Option<PathBuf>,
+    /// Where trials run: local (this machine), slurm (sbatch --array) or ray (Ray Jobs API).
+    #[arg(long, default_value = "local")]
+    executor: String,
+    /// Slurm: submit and return without waiting.
+    #[arg(long)]
+    detach: bool,
+    /// Slurm partition.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Slurm time limit per task, e.g. 01:00:00.
+    #[arg(long)]
+    time: Option<String>,
+    /// Slurm memory per task, e.g. 8G.
+    #[arg(long)]
+    mem: Option<String>,
+    /// GPUs per trial (Slurm: --gres=gpu:N; Ray: entrypoint_num_gpus).
+    #[arg(long, default_value_t = 0.0)]
+    gpus: f64,
+    /// Extra #SBATCH line, repeatable: --sbatch-line=--account=lab.
+    #[arg(long = "sbatch-line", value_name = "LINE")]
+    sbatch_lines: Vec<String>,
+    /// Cluster submissions per trial before it is recorded as failed.
+    #[arg(long, default_value_t = 3)]
+    attempts: usize,
+    /// Ray dashboard address.
+    #[arg(long, default_value = "http://127.0.0.1:8265")]
+    ray_address: String,
 }
 
 #[derive(Subcommand)]
@@ -196,30 +229,33 @@ fn train_cmd(mut a: TrainArgs) -> Result<()> {
     }
 }
 
-fn checklist_cmd(mut a: ChecklistArgs) -> Result<()> {
+fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     if let Some(n) = a.seeds {
         a.recipe.overrides.push(format!("checklist.seeds={n}"));
     }
     if let Some(p) = &a.plan {
         a.recipe.overrides.push(format!("checklist.plan={p}"));
     }
+    if let Some(dir) = &a.status {
+        print!("{}", checklist::status_text(dir)?);
+        return Ok(());
+    }
     let saved = a.out.join(checklist::BASELINE);
     let fallback = saved.exists().then_some(saved.as_path());
     let baseline = load_recipe(&a.recipe, fallback)?;
-    let mut exec = Local::for_this_machine(a.parallel, a.threads)?;
+    let local = Local::for_this_machine(a.parallel, a.threads)?;
     if a.dry_run {
-        let ips = estimate_throughput(&baseline, exec.threads);
-        print!("{}", checklist::describe(&baseline, ips, exec.parallel)?);
+        let ips = estimate_throughput(&baseline, local.threads);
+        print!("{}", checklist::describe(&baseline, ips, local.parallel)?);
         return Ok(());
     }
-    println!(
-        "checklist in {}: {} trials at once, {} threads each",
-        a.out.display(),
-        exec.parallel,
-        exec.threads
-    );
+    let root = std::path::absolute(&a.out)?;
+    let mut exec = executor(&a, local, &root)?;
     let summary =
-        checklist::run(&baseline, &a.out, &mut exec).with_context(|| format!("checklist in {}", a.out.display()))?;
+        checklist::run(&baseline, &root, exec.as_mut()).with_context(|| format!("checklist in {}", a.out.display()))?;
+    if a.detach {
+        return Ok(());
+    }
     print!("{}", std::fs::read_to_string(a.out.join("summary.md"))?);
     println!("\nreport: {}", a.out.join("report.html").display());
     let unfinished = summary.trials.iter().filter(|t| t.verdict == Verdict::Failed).count();
@@ -227,6 +263,45 @@ fn checklist_cmd(mut a: ChecklistArgs) -> Result<()> {
         eprintln!("{unfinished} trial(s) failed; rerun the same command to retry them");
     }
     Ok(())
+}
+
+/// The executor `--executor` names, with its flags.
+fn executor(a: &ChecklistArgs, local: Local, root: &Path) -> Result<Box<dyn Executor>> {
+    let threads = a.threads.unwrap_or(1);
+    let poll = std::time::Duration::from_millis(500);
+    Ok(match a.executor.as_str() {
+        "local" => {
+            println!(
+                "checklist in {}: {} trials at once, {} threads each",
+                a.out.display(),
+                local.parallel,
+                local.threads
+            );
+            Box::new(local)
+        }
+        "slurm" => Box::new(Slurm {
+            exe: local.exe,
+            root: root.to_path_buf(),
+            cpus_per_task: threads,
+            partition: a.partition.clone(),
+            time: a.time.clone(),
+            mem: a.mem.clone(),
+            gpus: a.gpus as usize,
+            extra: a.sbatch_lines.clone(),
+            attempts: a.attempts,
+            detach: a.detach,
+            poll,
+        }),
+        "ray" => Box::new(Ray {
+            exe: local.exe,
+            address: a.ray_address.clone(),
+            cpus: threads,
+            gpus: a.gpus,
+            attempts: a.attempts,
+            poll,
+        }),
+        other => bail!("--executor: unknown `{other}`; expected local, slurm or ray"),
+    })
 }
 
 /// Training images per second of the baseline model on this machine (a few steps on random

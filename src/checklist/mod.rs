@@ -198,3 +198,36 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
     }
     Ok(out)
 }
+
+/// What `--status` prints: each trial's state as its run dir records it.
+pub fn status_text(root: &Path) -> Result<String> {
+    let trials = analysis::read_trials(root)?;
+    if trials.is_empty() {
+        return Err(Error::RunDir {
+            path: root.to_path_buf(),
+            message: "no checklist trials here".into(),
+        });
+    }
+    let mut out = format!("{:<36} {:>5}  status\n", "trial", "seed");
+    let mut counts = std::collections::BTreeMap::new();
+    for t in &trials {
+        let dir = RunDir {
+            path: root.join(&t.dir),
+        };
+        let epochs = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).map_or(0, |r| r.train.epochs);
+        let state = match dir.read_result()? {
+            Some(r) => format!("{:?}", r.status).to_lowercase(),
+            None => match dir.read_metrics()?.len() {
+                0 => "pending".to_string(),
+                n => format!("running (epoch {n}/{epochs})"),
+            },
+        };
+        *counts
+            .entry(state.split(' ').next().unwrap_or_default().to_string())
+            .or_insert(0) += 1;
+        out.push_str(&format!("{:<36} {:>5}  {state}\n", t.arm.label(), t.seed_index));
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    out.push_str(&format!("\n{} trials: {}\n", trials.len(), summary.join(", ")));
+    Ok(out)
+}

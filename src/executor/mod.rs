@@ -1,10 +1,14 @@
 //! Executors run trials: each trial is one `darkmagic train --run-dir D --resume` process, so a
 //! crash or divergence ends one trial, never the checklist, and every executor (this machine,
 //! Slurm, Ray) runs the very same command.
+pub mod http;
 pub mod local;
+pub mod ray;
+pub mod slurm;
 
 use crate::error::Result;
-use std::path::PathBuf;
+use crate::train::rundir::{RunDir, RunResult, Status};
+use std::path::{Path, PathBuf};
 
 /// One trial to run: its run directory (holding `recipe.toml`) and how to show it.
 #[derive(Clone, Debug)]
@@ -18,4 +22,40 @@ pub struct Job {
 /// status in its run directory).
 pub trait Executor {
     fn run_all(&mut self, jobs: &[Job]) -> Result<()>;
+}
+
+/// Whether a trial's run dir holds a final result (completed or diverged): nothing to rerun.
+pub fn finished(dir: &Path) -> bool {
+    let r = RunDir {
+        path: dir.to_path_buf(),
+    }
+    .read_result()
+    .ok()
+    .flatten();
+    r.is_some_and(|r| matches!(r.status, Status::Completed | Status::Diverged))
+}
+
+/// Records that a trial could not finish on a cluster: `result.json` with status `failed`, the
+/// cluster's reason and the tail of the cluster's log for it, unless the trial wrote its own.
+pub fn record_failure(dir: &Path, reason: &str, log: &Path) -> Result<()> {
+    let run = RunDir {
+        path: dir.to_path_buf(),
+    };
+    if run.read_result()?.is_some() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+    let metrics = run.read_metrics().unwrap_or_default();
+    let wall = metrics.iter().map(|m| m.seconds).sum();
+    let mut r = RunResult::from_metrics(Status::Failed, &metrics, wall, "cluster".into(), 0);
+    r.error = Some(format!("{reason}\n{tail}").trim().to_string());
+    run.log(&format!("failed: {reason}"));
+    run.write_result(&r)
+}
+
+/// Quotes a string for a POSIX shell: `'...'`, with each `'` written as `'\''`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }

@@ -1,0 +1,100 @@
+//! A minimal HTTP/1.1 client for JSON APIs on trusted endpoints (the Ray Jobs REST API): one
+//! request per connection, `Connection: close`, plain and chunked bodies. No TLS.
+use crate::error::{Error, Result};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Sends `method url` with an optional JSON body; returns the status code and the body.
+pub fn request(method: &str, url: &str, json: Option<&str>) -> Result<(u16, String)> {
+    let bad = |m: String| Error::RunDir {
+        path: url.into(),
+        message: m,
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("only http:// addresses are supported".into()))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut stream = TcpStream::connect(host).map_err(|e| bad(format!("cannot connect: {e}")))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| bad(e.to_string()))?;
+    let body = json.unwrap_or("");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(body.as_bytes()))
+        .map_err(|e| bad(e.to_string()))?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| bad(e.to_string()))?;
+    parse_response(&raw).ok_or_else(|| bad("malformed HTTP response".into()))
+}
+
+/// Splits a raw response into status code and (de-chunked) body.
+fn parse_response(raw: &[u8]) -> Option<(u16, String)> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status: u16 = head.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let body = &raw[split + 4..];
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked")
+    });
+    let body = if chunked { dechunk(body)? } else { body.to_vec() };
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..line_end]).split(';').next()?.trim(), 16).ok()?;
+        b = &b[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_chunked_responses() {
+        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
+        assert_eq!(parse_response(plain), Some((200, "{\"a\":1}".into())));
+        let chunked =
+            b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnot \r\n5\r\nfound\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked), Some((404, "not found".into())));
+        assert_eq!(parse_response(b"garbage"), None);
+    }
+
+    #[test]
+    fn round_trip_against_a_local_server() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).unwrap();
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+            req
+        });
+        let (code, body) = request("POST", &format!("http://{addr}/api/jobs/"), Some("{}")).unwrap();
+        assert_eq!((code, body.as_str()), (200, "ok"));
+        let req = server.join().unwrap();
+        assert!(
+            req.starts_with("POST /api/jobs/ HTTP/1.1\r\n") && req.ends_with("\r\n\r\n{}"),
+            "{req}"
+        );
+    }
+}

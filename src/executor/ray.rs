@@ -1,0 +1,167 @@
+//! The Ray executor: each trial is a Ray job submitted through the Ray Jobs REST API
+//! (`POST /api/jobs/` with the `darkmagic train --run-dir D --resume` entrypoint and its CPUs
+//! and GPUs), polled with `GET /api/jobs/{id}` until SUCCEEDED, FAILED or STOPPED; the job's logs
+//! (`GET /api/jobs/{id}/logs`) are saved as `ray.log` in its run dir. Trials without a final
+//! result are resubmitted, resuming from their checkpoints, up to `attempts` submissions.
+use super::{Executor, Job, finished, http, record_failure, shell_quote};
+use crate::error::{Error, Result};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Ray {
+    pub exe: PathBuf,
+    /// The Ray dashboard address, e.g. `http://127.0.0.1:8265`.
+    pub address: String,
+    /// CPUs (and libtorch threads) per trial.
+    pub cpus: usize,
+    /// GPUs per trial.
+    pub gpus: f64,
+    pub attempts: usize,
+    pub poll: Duration,
+}
+
+const TERMINAL: [&str; 3] = ["SUCCEEDED", "FAILED", "STOPPED"];
+
+impl Ray {
+    fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.address.trim_end_matches('/'));
+        let (code, text) = http::request(method, &url, body.map(|b| b.to_string()).as_deref())?;
+        if !(200..300).contains(&code) {
+            return Err(Error::RunDir {
+                path: url.into(),
+                message: format!("Ray answered {code}: {text}"),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| Error::RunDir {
+            path: url.into(),
+            message: format!("not JSON ({e}): {text}"),
+        })
+    }
+
+    /// The job's request body.
+    pub fn submission(&self, job: &Job) -> Value {
+        let entrypoint = format!(
+            "{} train --run-dir {} --resume --threads {}",
+            shell_quote(&self.exe.to_string_lossy()),
+            shell_quote(&job.dir.to_string_lossy()),
+            self.cpus
+        );
+        json!({
+            "entrypoint": entrypoint,
+            "entrypoint_num_cpus": self.cpus,
+            "entrypoint_num_gpus": self.gpus,
+            "metadata": {"darkmagic_trial": job.label},
+        })
+    }
+
+    fn submit(&self, job: &Job) -> Result<String> {
+        let v = self.api("POST", "/api/jobs/", Some(&self.submission(job)))?;
+        v["submission_id"]
+            .as_str()
+            .or(v["job_id"].as_str())
+            .map(String::from)
+            .ok_or_else(|| Error::RunDir {
+                path: self.address.clone().into(),
+                message: format!("no submission id in {v}"),
+            })
+    }
+
+    fn status(&self, id: &str) -> Result<String> {
+        Ok(self.api("GET", &format!("/api/jobs/{id}"), None)?["status"]
+            .as_str()
+            .unwrap_or("UNKNOWN")
+            .to_string())
+    }
+
+    fn save_logs(&self, id: &str, job: &Job) -> PathBuf {
+        let path = job.dir.join("ray.log");
+        let logs = self
+            .api("GET", &format!("/api/jobs/{id}/logs"), None)
+            .map(|v| v["logs"].as_str().unwrap_or("").to_string());
+        let _ = std::fs::write(&path, logs.unwrap_or_else(|e| format!("logs unavailable: {e}")));
+        path
+    }
+}
+
+impl Executor for Ray {
+    fn run_all(&mut self, jobs: &[Job]) -> Result<()> {
+        let mut pending: Vec<Job> = jobs.to_vec();
+        for attempt in 1..=self.attempts {
+            let ids: Vec<String> = pending.iter().map(|j| self.submit(j)).collect::<Result<_>>()?;
+            println!(
+                "submitted {} Ray job(s) to {}, attempt {attempt}",
+                ids.len(),
+                self.address
+            );
+            let mut states: Vec<Option<String>> = vec![None; ids.len()];
+            while states.iter().any(Option::is_none) {
+                std::thread::sleep(self.poll);
+                for (i, id) in ids.iter().enumerate() {
+                    if states[i].is_some() {
+                        continue;
+                    }
+                    let s = self.status(id)?;
+                    if TERMINAL.contains(&s.as_str()) {
+                        self.save_logs(id, &pending[i]);
+                        println!("{}: Ray job {id} {s}", pending[i].label);
+                        states[i] = Some(s);
+                    }
+                }
+            }
+            let mut left = Vec::new();
+            for ((job, id), state) in pending.into_iter().zip(&ids).zip(states) {
+                if finished(&job.dir) {
+                    continue;
+                }
+                let state = state.unwrap_or_default();
+                if attempt == self.attempts {
+                    record_failure(
+                        &job.dir,
+                        &format!("Ray job {id} ended {state} (attempt {attempt})"),
+                        &job.dir.join("ray.log"),
+                    )?;
+                } else {
+                    left.push(job);
+                }
+            }
+            if left.is_empty() {
+                return Ok(());
+            }
+            pending = left;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submission_carries_the_entrypoint_and_resources() {
+        let r = Ray {
+            exe: "/bin/dm".into(),
+            address: "http://h:8265".into(),
+            cpus: 2,
+            gpus: 0.5,
+            attempts: 2,
+            poll: Duration::from_secs(1),
+        };
+        let job = Job {
+            dir: "/runs/x/seed-0".into(),
+            label: "x seed 0".into(),
+            epochs: 1,
+        };
+        let v = r.submission(&job);
+        assert_eq!(
+            v["entrypoint"],
+            "'/bin/dm' train --run-dir '/runs/x/seed-0' --resume --threads 2"
+        );
+        assert_eq!(
+            (v["entrypoint_num_cpus"].as_u64(), v["entrypoint_num_gpus"].as_f64()),
+            (Some(2), Some(0.5))
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! The Slurm executor: the trials of a phase become one `sbatch --array` job whose task i runs
+//! `darkmagic train --run-dir <dir i> --resume`. Progress is polled with `squeue` and the end
+//! states read with `scontrol` (`sacct` may be disabled). Trials without a final result
+//! (FAILED, CANCELLED, TIMEOUT, NODE_FAIL, PREEMPTED tasks, or a `failed` run) are resubmitted
+//! and resume from their checkpoints, up to `attempts` submissions. The generated batch script
+//! is kept in `<root>/slurm/` for the user to inspect, beside the tasks' Slurm output.
+use super::{Executor, Job, finished, record_failure, shell_quote};
+use crate::error::{Error, Result};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// Resources and behaviour of the Slurm submissions.
+#[derive(Clone, Debug)]
+pub struct Slurm {
+    pub exe: PathBuf,
+    /// The checklist directory: scripts and Slurm output go to `<root>/slurm/`.
+    pub root: PathBuf,
+    pub cpus_per_task: usize,
+    pub partition: Option<String>,
+    pub time: Option<String>,
+    pub mem: Option<String>,
+    /// GPUs per task (`--gres=gpu:N`); 0 for none.
+    pub gpus: usize,
+    /// Extra `#SBATCH` lines, e.g. `--account=abc`.
+    pub extra: Vec<String>,
+    /// Submissions per trial before it is recorded as failed.
+    pub attempts: usize,
+    /// Submit and return without waiting.
+    pub detach: bool,
+    pub poll: Duration,
+}
+
+/// Runs a Slurm client command and returns its stdout, or an error with its stderr.
+fn slurm(cmd: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(cmd).args(args).output().map_err(|e| Error::io(cmd, e))?;
+    if !out.status.success() {
+        return Err(Error::RunDir {
+            path: PathBuf::from(cmd),
+            message: format!(
+                "`{cmd} {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Slurm {
+    /// The batch script of one array job over `jobs`.
+    pub fn script(&self, jobs: &[Job]) -> String {
+        let out_dir = self.root.join("slurm");
+        let mut s = String::from("#!/bin/bash\n#SBATCH --job-name=darkmagic\n");
+        s.push_str(&format!("#SBATCH --array=0-{}\n", jobs.len() - 1));
+        s.push_str(&format!("#SBATCH --output={}/%A_%a.out\n", out_dir.display()));
+        s.push_str(&format!("#SBATCH --cpus-per-task={}\n", self.cpus_per_task));
+        for (flag, value) in [("partition", &self.partition), ("time", &self.time), ("mem", &self.mem)] {
+            if let Some(v) = value {
+                s.push_str(&format!("#SBATCH --{flag}={v}\n"));
+            }
+        }
+        if self.gpus > 0 {
+            s.push_str(&format!("#SBATCH --gres=gpu:{}\n", self.gpus));
+        }
+        for line in &self.extra {
+            s.push_str(&format!("#SBATCH {line}\n"));
+        }
+        s.push_str("dirs=(\n");
+        for j in jobs {
+            s.push_str(&format!("  {}\n", shell_quote(&j.dir.to_string_lossy())));
+        }
+        s.push_str(")\n");
+        s.push_str(&format!(
+            "exec {} train --run-dir \"${{dirs[$SLURM_ARRAY_TASK_ID]}}\" --resume --threads \"${{SLURM_CPUS_PER_TASK:-1}}\"\n",
+            shell_quote(&self.exe.to_string_lossy())
+        ));
+        s
+    }
+
+    /// Writes the script under `<root>/slurm/` and submits it; returns the array job id.
+    fn submit(&self, jobs: &[Job], attempt: usize) -> Result<String> {
+        let dir = self.root.join("slurm");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let path = dir.join(format!("submit-{attempt}.sh"));
+        crate::train::rundir::write_atomic(&path, self.script(jobs).as_bytes())?;
+        let id = slurm("sbatch", &["--parsable", &path.to_string_lossy()])?;
+        Ok(id.trim().split(';').next().unwrap_or_default().to_string())
+    }
+
+    /// Waits until `squeue` lists no task of array job `id`.
+    fn wait(&self, id: &str) -> Result<()> {
+        while !slurm("squeue", &["-h", "-j", id, "-o", "%i %T"])?.trim().is_empty() {
+            std::thread::sleep(self.poll);
+        }
+        Ok(())
+    }
+}
+
+/// The end state of each task of array job `id`, from `scontrol -o show job` (index -> state).
+pub fn task_states(id: &str) -> Result<Vec<(usize, String)>> {
+    let text = slurm("scontrol", &["-o", "show", "job", id])?;
+    Ok(parse_task_states(&text))
+}
+
+fn parse_task_states(text: &str) -> Vec<(usize, String)> {
+    let field = |line: &str, key: &str| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(key))
+            .map(String::from)
+    };
+    let mut out: Vec<(usize, String)> = text
+        .lines()
+        .filter_map(|l| Some((field(l, "ArrayTaskId=")?.parse().ok()?, field(l, "JobState=")?)))
+        .collect();
+    out.sort();
+    out
+}
+
+impl Executor for Slurm {
+    fn run_all(&mut self, jobs: &[Job]) -> Result<()> {
+        let mut pending: Vec<Job> = jobs.to_vec();
+        for attempt in 1..=self.attempts {
+            let id = self.submit(&pending, attempt)?;
+            println!(
+                "submitted Slurm array job {id}: {} trial(s), attempt {attempt}",
+                pending.len()
+            );
+            if self.detach {
+                println!(
+                    "detached; follow with `darkmagic checklist --status {}`",
+                    self.root.display()
+                );
+                return Ok(());
+            }
+            self.wait(&id)?;
+            let states = task_states(&id)?;
+            let state_of = |i: usize| {
+                states
+                    .iter()
+                    .find(|s| s.0 == i)
+                    .map_or("UNKNOWN".to_string(), |s| s.1.clone())
+            };
+            let mut left = Vec::new();
+            for (i, job) in pending.into_iter().enumerate() {
+                if finished(&job.dir) {
+                    continue;
+                }
+                let state = state_of(i);
+                let log = self.root.join("slurm").join(format!("{id}_{i}.out"));
+                println!(
+                    "{}: Slurm task {id}_{i} ended {state} without a final result",
+                    job.label
+                );
+                if attempt == self.attempts {
+                    record_failure(
+                        &job.dir,
+                        &format!("Slurm task {id}_{i} ended {state} (attempt {attempt})"),
+                        &log,
+                    )?;
+                } else {
+                    left.push(job);
+                }
+            }
+            if left.is_empty() {
+                return Ok(());
+            }
+            pending = left;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `sbatch` is on the PATH.
+pub fn available() -> bool {
+    Command::new("sbatch")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_has_resources_dirs_and_the_train_command() {
+        let s = Slurm {
+            exe: "/opt/dm/darkmagic".into(),
+            root: "/runs/c".into(),
+            cpus_per_task: 2,
+            partition: Some("gpu".into()),
+            time: Some("01:00:00".into()),
+            mem: None,
+            gpus: 1,
+            extra: vec!["--account=lab".into()],
+            attempts: 3,
+            detach: false,
+            poll: Duration::from_secs(1),
+        };
+        let jobs = [
+            Job {
+                dir: "/runs/c/trials/baseline/seed-0".into(),
+                label: "b".into(),
+                epochs: 1,
+            },
+            Job {
+                dir: "/runs/c/trials/it's/seed-0".into(),
+                label: "v".into(),
+                epochs: 1,
+            },
+        ];
+        let text = s.script(&jobs);
+        for line in [
+            "#SBATCH --array=0-1",
+            "#SBATCH --output=/runs/c/slurm/%A_%a.out",
+            "#SBATCH --cpus-per-task=2",
+            "#SBATCH --partition=gpu",
+            "#SBATCH --time=01:00:00",
+            "#SBATCH --gres=gpu:1",
+            "#SBATCH --account=lab",
+            "  '/runs/c/trials/baseline/seed-0'",
+            "  '/runs/c/trials/it'\\''s/seed-0'",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("--mem"));
+        assert!(text.ends_with("exec '/opt/dm/darkmagic' train --run-dir \"${dirs[$SLURM_ARRAY_TASK_ID]}\" --resume --threads \"${SLURM_CPUS_PER_TASK:-1}\"\n"));
+    }
+
+    #[test]
+    fn task_states_are_read_from_scontrol() {
+        let text = "JobId=4 ArrayJobId=2 ArrayTaskId=1 JobName=x JobState=FAILED Reason=NonZeroExitCode\n\
+                    JobId=3 ArrayJobId=2 ArrayTaskId=0 JobName=x JobState=COMPLETED Reason=None\n\
+                    JobId=5 ArrayJobId=2 ArrayTaskId=2 JobName=x JobState=CANCELLED Reason=None\n";
+        assert_eq!(
+            parse_task_states(text),
+            vec![(0, "COMPLETED".into()), (1, "FAILED".into()), (2, "CANCELLED".into())]
+        );
+    }
+}

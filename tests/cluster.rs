@@ -1,0 +1,191 @@
+//! The checklist on real clusters: a one-node Slurm (Debian's slurmctld, slurmd, munge) and a
+//! Ray head (from the project's virtualenv), both started on localhost by `scripts/cluster/`,
+//! give the same run dirs and `summary.json` as the local executor. Needs root (CI runs as root).
+mod common;
+use common::{bin, tempdir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon set started by `scripts/cluster/<kind>.sh up`, stopped by its `down` on drop.
+struct Cluster {
+    script: PathBuf,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    fn up(kind: &str, dir: &Path) -> Cluster {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/cluster/{kind}.sh"));
+        let c = Cluster {
+            script,
+            dir: dir.to_path_buf(),
+        };
+        let out = Command::new("bash").arg(&c.script).arg("up").arg(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{kind} did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("down")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// Whether process `pid` runs (a zombie waiting to be reaped does not count).
+fn alive(pid: &str) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+    matches!(state, Some(s) if s != "Z" && s != "X")
+}
+
+/// 3 trials (the baseline and two variants), 1 seed each, on the embedded digits.
+fn plan(dir: &Path, epochs: usize) -> PathBuf {
+    let p = dir.join("plan.toml");
+    let text = format!(
+        "[model]\nwidth = 0.25\n[augment]\npad = 1\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = {epochs}\nbatch_size = 32\n\
+         [checklist]\nplan = \"none\"\nseeds = 1\n\
+         [checklist.factors.label_smoothing]\n\"0\" = {{ \"loss.label_smoothing\" = 0.0 }}\n\
+         [checklist.factors.se]\n\"off\" = {{ \"model.se\" = false }}\n"
+    );
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn checklist(recipe: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args([
+        "checklist",
+        "--recipe",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    c.args(extra);
+    c
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn summary(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("summary.json")).unwrap()
+}
+
+#[test]
+fn slurm_matches_local_and_a_cancelled_task_resumes_from_its_checkpoint() {
+    let dir = tempdir("slurm");
+    let slurm = Cluster::up("slurm", &dir.join("cluster"));
+    let slurmctld = std::fs::read_to_string(dir.join("cluster/slurmctld.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let conf = dir.join("cluster/slurm.conf");
+    // SAFETY-free alternative to set_var: every command gets SLURM_CONF explicitly.
+    let with_conf = |mut c: Command| {
+        c.env("SLURM_CONF", &conf);
+        c
+    };
+
+    let recipe = plan(&dir, 1);
+    ok(checklist(&recipe, &dir.join("local"), &[]).output().unwrap());
+    let text = ok(
+        with_conf(checklist(&recipe, &dir.join("slurm"), &["--executor", "slurm"]))
+            .output()
+            .unwrap(),
+    );
+    assert!(text.contains("submitted Slurm array job"), "{text}");
+    assert_eq!(summary(&dir.join("slurm")), summary(&dir.join("local")));
+    let script = std::fs::read_to_string(dir.join("slurm/slurm/submit-1.sh")).unwrap();
+    assert!(
+        script.contains("#SBATCH --array=0-2") && script.contains("--resume"),
+        "{script}"
+    );
+
+    // Cancel the running tasks after a checkpoint: darkmagic resubmits, the trials resume.
+    let long = plan(&dir, 6);
+    let out = dir.join("cancelled");
+    let child = with_conf(checklist(&long, &out, &["--executor", "slurm"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let checkpointed = || {
+        ["baseline", "label_smoothing=0", "se=off"]
+            .iter()
+            .any(|a| out.join(format!("trials/{a}/seed-0/checkpoint.safetensors")).exists())
+    };
+    while !checkpointed() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cancel = with_conf({
+        let mut c = Command::new("scancel");
+        c.args(["--name=darkmagic"]);
+        c
+    })
+    .status()
+    .unwrap();
+    assert!(cancel.success());
+    let text = ok(child.wait_with_output().unwrap());
+    assert!(text.contains("ended CANCELLED") && text.contains("attempt 2"), "{text}");
+    let resumed = ["baseline", "label_smoothing=0", "se=off"].iter().any(|a| {
+        std::fs::read_to_string(out.join(format!("trials/{a}/seed-0/train.log")))
+            .unwrap_or_default()
+            .contains("resumed from epoch")
+    });
+    assert!(resumed, "no trial resumed from its checkpoint");
+    let reference = dir.join("long-local");
+    ok(checklist(&long, &reference, &[]).output().unwrap());
+    assert_eq!(summary(&out), summary(&reference));
+    drop(slurm);
+    assert!(!alive(&slurmctld), "slurmctld {slurmctld} still runs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ray_matches_local() {
+    let dir = tempdir("ray");
+    let ray = Cluster::up("ray", &dir.join("cluster"));
+    let recipe = plan(&dir, 1);
+    ok(checklist(&recipe, &dir.join("local"), &[]).output().unwrap());
+    let text = ok(checklist(
+        &recipe,
+        &dir.join("ray"),
+        &["--executor", "ray", "--ray-address", "http://127.0.0.1:8265"],
+    )
+    .output()
+    .unwrap());
+    assert!(
+        text.contains("submitted 3 Ray job(s)") && text.contains("SUCCEEDED"),
+        "{text}"
+    );
+    assert_eq!(summary(&dir.join("ray")), summary(&dir.join("local")));
+    let log = std::fs::read_to_string(dir.join("ray/trials/baseline/seed-0/ray.log")).unwrap();
+    assert!(log.contains("\"status\": \"completed\""), "{log}");
+    let head = std::fs::read_to_string(dir.join("cluster/ray.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    drop(ray);
+    assert!(!alive(&head), "the Ray head {head} still runs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
