@@ -163,14 +163,34 @@ fn slurm_matches_local_and_a_cancelled_task_resumes_from_its_checkpoint() {
         + "[checklist.factors.data]\n\"missing\" = { \"data.dataset\" = \"idx\", \"data.path\" = \"/nonexistent/mnist\" }\n";
     std::fs::write(&failing, text).unwrap();
     let failed = dir.join("failed");
-    let text = ok(with_conf(checklist(&failing, &failed, &["--executor", "slurm", "--attempts", "2"])).output().unwrap());
-    assert!(text.contains("data=missing seed 0: Slurm task") && text.contains("ended FAILED"), "{text}");
+    let text = ok(with_conf(checklist(
+        &failing,
+        &failed,
+        &["--executor", "slurm", "--attempts", "2"],
+    ))
+    .output()
+    .unwrap());
+    assert!(
+        text.contains("data=missing seed 0: Slurm task") && text.contains("ended FAILED"),
+        "{text}"
+    );
     let s: serde_json::Value = serde_json::from_str(&summary(&failed)).unwrap();
-    let t = s["trials"].as_array().unwrap().iter().find(|t| t["label"] == "data=missing").unwrap();
+    let t = s["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "data=missing")
+        .unwrap();
     assert_eq!(t["verdict"], "failed");
-    assert!(t["seeds"][0]["error"].as_str().unwrap().contains("/nonexistent/mnist"), "{t}");
+    assert!(
+        t["seeds"][0]["error"].as_str().unwrap().contains("/nonexistent/mnist"),
+        "{t}"
+    );
     let html = std::fs::read_to_string(failed.join("report.html")).unwrap();
-    assert!(html.contains("Failed and diverged runs") && html.contains("train-images-idx3-ubyte"), "report lacks the log tail");
+    assert!(
+        html.contains("Failed and diverged runs") && html.contains("train-images-idx3-ubyte"),
+        "report lacks the log tail"
+    );
     drop(slurm);
     assert!(!alive(&slurmctld), "slurmctld {slurmctld} still runs");
     let _ = std::fs::remove_dir_all(&dir);

@@ -24,6 +24,46 @@ pub trait Executor {
     fn run_all(&mut self, jobs: &[Job]) -> Result<()>;
 }
 
+/// Why a job of a cluster round did not finish, and the cluster's log for it.
+pub struct Unfinished {
+    pub reason: String,
+    pub log: PathBuf,
+}
+
+/// Runs cluster rounds until every job has a final result or `attempts` rounds are spent.
+/// `round(pending, attempt)` runs the pending jobs once and returns, for each, what to record if
+/// it ends without a final result; it returns None when it does not wait for them (detached).
+/// Jobs still unfinished after the last round get `result.json` with status `failed`.
+pub fn with_retries(
+    jobs: &[Job],
+    attempts: usize,
+    mut round: impl FnMut(&[Job], usize) -> Result<Option<Vec<Unfinished>>>,
+) -> Result<()> {
+    let mut pending: Vec<Job> = jobs.to_vec();
+    for attempt in 1..=attempts {
+        let Some(outcomes) = round(&pending, attempt)? else {
+            return Ok(());
+        };
+        let mut left = Vec::new();
+        for (job, u) in pending.into_iter().zip(outcomes) {
+            if finished(&job.dir) {
+                continue;
+            }
+            println!("{}: {}", job.label, u.reason);
+            if attempt == attempts {
+                record_failure(&job.dir, &format!("{} (attempt {attempt})", u.reason), &u.log)?;
+            } else {
+                left.push(job);
+            }
+        }
+        if left.is_empty() {
+            return Ok(());
+        }
+        pending = left;
+    }
+    Ok(())
+}
+
 /// Whether a trial's run dir holds a final result (completed or diverged): nothing to rerun.
 pub fn finished(dir: &Path) -> bool {
     let r = RunDir {

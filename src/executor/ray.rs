@@ -3,7 +3,7 @@
 //! and GPUs), polled with `GET /api/jobs/{id}` until SUCCEEDED, FAILED or STOPPED; the job's logs
 //! (`GET /api/jobs/{id}/logs`) are saved as `ray.log` in its run dir. Trials without a final
 //! result are resubmitted, resuming from their checkpoints, up to `attempts` submissions.
-use super::{Executor, Job, finished, http, record_failure, shell_quote};
+use super::{Executor, Job, Unfinished, http, shell_quote, with_retries};
 use crate::error::{Error, Result};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -75,20 +75,18 @@ impl Ray {
             .to_string())
     }
 
-    fn save_logs(&self, id: &str, job: &Job) -> PathBuf {
+    fn save_logs(&self, id: &str, job: &Job) {
         let path = job.dir.join("ray.log");
         let logs = self
             .api("GET", &format!("/api/jobs/{id}/logs"), None)
             .map(|v| v["logs"].as_str().unwrap_or("").to_string());
         let _ = std::fs::write(&path, logs.unwrap_or_else(|e| format!("logs unavailable: {e}")));
-        path
     }
 }
 
 impl Executor for Ray {
     fn run_all(&mut self, jobs: &[Job]) -> Result<()> {
-        let mut pending: Vec<Job> = jobs.to_vec();
-        for attempt in 1..=self.attempts {
+        with_retries(jobs, self.attempts, |pending, attempt| {
             let ids: Vec<String> = pending.iter().map(|j| self.submit(j)).collect::<Result<_>>()?;
             println!(
                 "submitted {} Ray job(s) to {}, attempt {attempt}",
@@ -110,28 +108,17 @@ impl Executor for Ray {
                     }
                 }
             }
-            let mut left = Vec::new();
-            for ((job, id), state) in pending.into_iter().zip(&ids).zip(states) {
-                if finished(&job.dir) {
-                    continue;
-                }
-                let state = state.unwrap_or_default();
-                if attempt == self.attempts {
-                    record_failure(
-                        &job.dir,
-                        &format!("Ray job {id} ended {state} (attempt {attempt})"),
-                        &job.dir.join("ray.log"),
-                    )?;
-                } else {
-                    left.push(job);
-                }
-            }
-            if left.is_empty() {
-                return Ok(());
-            }
-            pending = left;
-        }
-        Ok(())
+            let outcomes = ids
+                .iter()
+                .zip(states)
+                .zip(pending)
+                .map(|((id, s), job)| Unfinished {
+                    reason: format!("Ray job {id} ended {} without a final result", s.unwrap_or_default()),
+                    log: job.dir.join("ray.log"),
+                })
+                .collect();
+            Ok(Some(outcomes))
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! (FAILED, CANCELLED, TIMEOUT, NODE_FAIL, PREEMPTED tasks, or a `failed` run) are resubmitted
 //! and resume from their checkpoints, up to `attempts` submissions. The generated batch script
 //! is kept in `<root>/slurm/` for the user to inspect, beside the tasks' Slurm output.
-use super::{Executor, Job, finished, record_failure, shell_quote};
+use super::{Executor, Job, Unfinished, shell_quote, with_retries};
 use crate::error::{Error, Result};
 use std::path::PathBuf;
 use std::process::Command;
@@ -119,9 +119,8 @@ fn parse_task_states(text: &str) -> Vec<(usize, String)> {
 
 impl Executor for Slurm {
     fn run_all(&mut self, jobs: &[Job]) -> Result<()> {
-        let mut pending: Vec<Job> = jobs.to_vec();
-        for attempt in 1..=self.attempts {
-            let id = self.submit(&pending, attempt)?;
+        with_retries(jobs, self.attempts, |pending, attempt| {
+            let id = self.submit(pending, attempt)?;
             println!(
                 "submitted Slurm array job {id}: {} trial(s), attempt {attempt}",
                 pending.len()
@@ -131,7 +130,7 @@ impl Executor for Slurm {
                     "detached; follow with `darkmagic checklist --status {}`",
                     self.root.display()
                 );
-                return Ok(());
+                return Ok(None);
             }
             self.wait(&id)?;
             let states = task_states(&id)?;
@@ -141,42 +140,15 @@ impl Executor for Slurm {
                     .find(|s| s.0 == i)
                     .map_or("UNKNOWN".to_string(), |s| s.1.clone())
             };
-            let mut left = Vec::new();
-            for (i, job) in pending.into_iter().enumerate() {
-                if finished(&job.dir) {
-                    continue;
-                }
-                let state = state_of(i);
-                let log = self.root.join("slurm").join(format!("{id}_{i}.out"));
-                println!(
-                    "{}: Slurm task {id}_{i} ended {state} without a final result",
-                    job.label
-                );
-                if attempt == self.attempts {
-                    record_failure(
-                        &job.dir,
-                        &format!("Slurm task {id}_{i} ended {state} (attempt {attempt})"),
-                        &log,
-                    )?;
-                } else {
-                    left.push(job);
-                }
-            }
-            if left.is_empty() {
-                return Ok(());
-            }
-            pending = left;
-        }
-        Ok(())
+            let outcomes = (0..pending.len())
+                .map(|i| Unfinished {
+                    reason: format!("Slurm task {id}_{i} ended {} without a final result", state_of(i)),
+                    log: self.root.join("slurm").join(format!("{id}_{i}.out")),
+                })
+                .collect();
+            Ok(Some(outcomes))
+        })
     }
-}
-
-/// Whether `sbatch` is on the PATH.
-pub fn available() -> bool {
-    Command::new("sbatch")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[cfg(test)]
