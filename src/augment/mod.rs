@@ -5,6 +5,7 @@
 //! same image gets the same augmentation in every trial that shares the seed.
 pub mod crop;
 pub mod mix;
+pub mod ops;
 
 use crate::recipe::{AugmentConfig, PadMode};
 use crate::rng::Rng;
