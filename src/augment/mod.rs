@@ -6,6 +6,7 @@
 pub mod crop;
 pub mod mix;
 pub mod ops;
+pub mod policy;
 
 use crate::recipe::{AugmentConfig, PadMode};
 use crate::rng::Rng;

@@ -40,13 +40,14 @@ pub const ALL: [Op; 14] = [
     Op::Invert,
 ];
 
-/// torchvision's `torch.linspace(start, end, 10)[bin]` in single precision.
-fn linspace(start: f64, end: f64, bin: usize) -> f64 {
-    let step = (end as f32 - start as f32) / 9.0;
-    if bin < 5 {
+/// torchvision's `torch.linspace(start, end, bins)[bin]` in single precision (the first half
+/// counted from `start`, the second from `end`, as PyTorch's kernel does).
+fn linspace(start: f64, end: f64, bin: usize, bins: usize) -> f64 {
+    let step = (end as f32 - start as f32) / (bins - 1) as f32;
+    if bin < bins / 2 {
         start as f32 + step * bin as f32
     } else {
-        end as f32 - step * (9 - bin) as f32
+        end as f32 - step * (bins - 1 - bin) as f32
     }
     .into()
 }
@@ -87,16 +88,18 @@ impl Op {
         )
     }
 
-    /// The magnitude of bin 0..=9 for an `h` x `w` image (torchvision's `_augmentation_space`).
-    pub fn magnitude(self, bin: usize, h: usize, w: usize) -> f64 {
+    /// The magnitude of bin `bin` of `bins` (AutoAugment: 10) for an `h` x `w` image
+    /// (torchvision's `_augmentation_space`).
+    pub fn magnitude(self, bin: usize, bins: usize, h: usize, w: usize) -> f64 {
+        let lin = |start, end| linspace(start, end, bin, bins);
         match self {
-            Op::ShearX | Op::ShearY => linspace(0.0, 0.3, bin),
-            Op::TranslateX => linspace(0.0, 150.0 / 331.0 * w as f64, bin),
-            Op::TranslateY => linspace(0.0, 150.0 / 331.0 * h as f64, bin),
-            Op::Rotate => linspace(0.0, 30.0, bin),
-            Op::Brightness | Op::Color | Op::Contrast | Op::Sharpness => linspace(0.0, 0.9, bin),
-            Op::Posterize => 8.0 - (bin as f64 / 2.25).round_ties_even(),
-            Op::Solarize => linspace(255.0, 0.0, bin),
+            Op::ShearX | Op::ShearY => lin(0.0, 0.3),
+            Op::TranslateX => lin(0.0, 150.0 / 331.0 * w as f64),
+            Op::TranslateY => lin(0.0, 150.0 / 331.0 * h as f64),
+            Op::Rotate => lin(0.0, 30.0),
+            Op::Brightness | Op::Color | Op::Contrast | Op::Sharpness => lin(0.0, 0.9),
+            Op::Posterize => 8.0 - (bin as f64 / ((bins - 1) as f64 / 4.0)).round_ties_even(),
+            Op::Solarize => lin(255.0, 0.0),
             Op::AutoContrast | Op::Equalize | Op::Invert => 0.0,
         }
     }
@@ -332,14 +335,16 @@ mod tests {
 
     #[test]
     fn magnitudes_follow_torchvision_bins() {
-        assert_eq!(Op::Posterize.magnitude(0, 32, 32), 8.0);
-        let bits: Vec<f64> = (0..10).map(|b| Op::Posterize.magnitude(b, 32, 32)).collect();
+        assert_eq!(Op::Posterize.magnitude(0, 10, 32, 32), 8.0);
+        let bits: Vec<f64> = (0..10).map(|b| Op::Posterize.magnitude(b, 10, 32, 32)).collect();
         assert_eq!(bits, vec![8.0, 8.0, 7.0, 7.0, 6.0, 6.0, 5.0, 5.0, 4.0, 4.0]);
-        assert_eq!(Op::Solarize.magnitude(0, 8, 8), 255.0);
-        assert_eq!(Op::Solarize.magnitude(9, 8, 8), 0.0);
-        assert!((Op::Rotate.magnitude(9, 8, 8) - 30.0).abs() < 1e-6);
-        assert!((Op::TranslateX.magnitude(9, 32, 331) - 150.0).abs() < 1e-4);
-        assert!((Op::ShearX.magnitude(3, 8, 8) - 0.1).abs() < 1e-6);
+        assert_eq!(Op::Solarize.magnitude(0, 10, 8, 8), 255.0);
+        assert_eq!(Op::Solarize.magnitude(9, 10, 8, 8), 0.0);
+        assert!((Op::Rotate.magnitude(9, 10, 8, 8) - 30.0).abs() < 1e-6);
+        assert!((Op::TranslateX.magnitude(9, 10, 32, 331) - 150.0).abs() < 1e-4);
+        assert!((Op::ShearX.magnitude(3, 10, 8, 8) - 0.1).abs() < 1e-6);
+        // RandAugment's 31 bins: bin 9 of Rotate is 9/30 of 30 degrees.
+        assert!((Op::Rotate.magnitude(9, 31, 8, 8) - 9.0).abs() < 1e-5);
     }
 
     #[test]
