@@ -2,8 +2,8 @@
 //!
 //! Defaults are the article's baseline (TRICKS.md section 1): SGD with Nesterov momentum, cycles of
 //! cosine power annealing with decaying amplitude and a linear warm-up, weight decay 5e-5 with 1-D
-//! parameters excluded, label smoothing 0.1, squeeze-and-excitation on, LeakyReLU in the
-//! downscaling layers. The full field reference is `docs/recipe.md`.
+//! parameters excluded, label smoothing 0.1, AutoAugment's ImageNet policy, squeeze-and-excitation
+//! on, LeakyReLU in the downscaling layers. The full field reference is `docs/recipe.md`.
 //!
 //! A recipe is read from TOML, then `--set key.path=value` overrides are applied, then it is
 //! deserialized strictly (unknown keys are errors) and validated; every error names the key.
@@ -336,6 +336,36 @@ pub struct AugmentConfig {
     pub rrc_ratio: [f64; 2],
     /// Evaluation: the centre crop covering this fraction of each side, resized back (1 = none).
     pub eval_crop_fraction: f64,
+    /// Per-image policy after cropping and flipping.
+    pub policy: AugPolicy,
+    /// RandAugment: ops per image.
+    pub randaugment_n: usize,
+    /// RandAugment: magnitude bin of 31 (torchvision's default 9).
+    pub randaugment_m: usize,
+    /// RandAugment: std of Gaussian noise on the magnitude bin (timm's `mstd`); 0 = none.
+    pub randaugment_mstd: f64,
+    /// Color jitter strength s: brightness, contrast, saturation factors in [1 - s, 1 + s].
+    pub color_jitter: f64,
+    /// Fill of pixels geometric ops bring in: 0 as torchvision, 128 as timm.
+    pub fill: u8,
+    /// CutOut (DeVries & Taylor 2017): side of the square zeroed after normalisation, as a
+    /// fraction of the image's shorter side (their CIFAR setting, 16 of 32 px, is 0.5); 0 = off.
+    pub cutout_fraction: f64,
+    /// CutOut: squares per image.
+    pub cutout_count: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AugPolicy {
+    None,
+    /// AutoAugment's ImageNet policy (the article's recommendation).
+    AutoaugmentImagenet,
+    AutoaugmentCifar10,
+    AutoaugmentSvhn,
+    Randaugment,
+    /// The article's "standard color augmentation": brightness/contrast/saturation jitter.
+    ColorJitter,
 }
 
 impl Default for AugmentConfig {
@@ -352,6 +382,14 @@ impl Default for AugmentConfig {
             rrc_scale: [0.08, 1.0],
             rrc_ratio: [3.0 / 4.0, 4.0 / 3.0],
             eval_crop_fraction: 1.0,
+            policy: AugPolicy::AutoaugmentImagenet,
+            randaugment_n: 2,
+            randaugment_m: 9,
+            randaugment_mstd: 0.0,
+            color_jitter: 0.4,
+            fill: 0,
+            cutout_fraction: 0.0,
+            cutout_count: 1,
         }
     }
 }
@@ -639,6 +677,30 @@ impl Recipe {
                 format!("got {:?}; expected [lo, hi] with 0 < lo <= hi", a.rrc_ratio),
             ));
         }
+        if a.randaugment_m >= crate::augment::policy::RAND_BINS {
+            return Err(Error::recipe(
+                "augment.randaugment_m",
+                format!("got {}; expected a bin in 0..=30", a.randaugment_m),
+            ));
+        }
+        check(
+            "augment.randaugment_mstd",
+            a.randaugment_mstd,
+            a.randaugment_mstd >= 0.0,
+            ">= 0",
+        )?;
+        check(
+            "augment.cutout_fraction",
+            a.cutout_fraction,
+            (0.0..=1.0).contains(&a.cutout_fraction),
+            "in [0, 1]",
+        )?;
+        check(
+            "augment.color_jitter",
+            a.color_jitter,
+            (0.0..=1.0).contains(&a.color_jitter),
+            "in [0, 1]",
+        )?;
         let f = a.eval_crop_fraction;
         check("augment.eval_crop_fraction", f, f > 0.0 && f <= 1.0, "in (0, 1]")?;
         let ls = self.loss.label_smoothing;
@@ -821,6 +883,7 @@ mod tests {
         assert!(r.model.se);
         assert_eq!(r.model.downscale_activation, Activation::LeakyRelu);
         assert_eq!(r.optim.weight_decay, 5e-5);
+        assert_eq!(r.augment.policy, AugPolicy::AutoaugmentImagenet);
     }
 
     #[test]

@@ -210,7 +210,7 @@ fn dry_run_lists_trials_changes_and_compute() {
         text.contains("optimizer=adam") && text.contains("optim.name = \"adam\""),
         "{text}"
     );
-    assert!(text.contains("28 trials (14 arms x 2 seeds)"), "{text}");
+    assert!(text.contains("30 trials (15 arms x 2 seeds)"), "{text}");
     assert!(text.contains("estimated time:"), "{text}");
 }
 

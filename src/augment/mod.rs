@@ -8,7 +8,7 @@ pub mod mix;
 pub mod ops;
 pub mod policy;
 
-use crate::recipe::{AugmentConfig, PadMode};
+use crate::recipe::{AugPolicy, AugmentConfig, PadMode};
 use crate::rng::Rng;
 
 /// The evaluation transform: the centre `eval_crop_fraction` of the image resized back to its
@@ -19,7 +19,8 @@ pub fn eval(src: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig) -> Op
 }
 
 /// Applies the recipe's augmentation to one image (`h` x `w` x `c`, HWC) and returns the result:
-/// random-resized crop, then random crop after padding, then horizontal flip, each if enabled.
+/// random-resized crop, random crop after padding, horizontal flip, then the policy
+/// (AutoAugment, RandAugment or color jitter), each if enabled.
 pub fn apply(src: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig, rng: &mut Rng) -> Vec<u8> {
     let resized;
     let src = if cfg.random_resized_crop {
@@ -49,7 +50,7 @@ pub fn apply(src: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig, rng:
             out[o..o + c].copy_from_slice(&src[s..s + c]);
         }
     }
-    out
+    apply_policy(out, h, w, c, cfg, rng)
 }
 
 /// Maps a coordinate of the padded image back to the source, or None for zero padding.
@@ -69,6 +70,44 @@ fn source_index(i: usize, pad: usize, n: usize, mode: PadMode) -> Option<usize> 
     }
 }
 
+/// The recipe's policy applied to an augmented image.
+fn apply_policy(img: Vec<u8>, h: usize, w: usize, c: usize, cfg: &AugmentConfig, rng: &mut Rng) -> Vec<u8> {
+    let aa = |name| policy::autoaugment_table(name).expect("a published policy");
+    match cfg.policy {
+        AugPolicy::None => img,
+        AugPolicy::AutoaugmentImagenet => policy::autoaugment(aa("imagenet"), img, h, w, c, cfg.fill, rng),
+        AugPolicy::AutoaugmentCifar10 => policy::autoaugment(aa("cifar10"), img, h, w, c, cfg.fill, rng),
+        AugPolicy::AutoaugmentSvhn => policy::autoaugment(aa("svhn"), img, h, w, c, cfg.fill, rng),
+        AugPolicy::Randaugment => policy::randaugment(
+            img,
+            h,
+            w,
+            c,
+            cfg.randaugment_n,
+            cfg.randaugment_m,
+            cfg.randaugment_mstd,
+            cfg.fill,
+            rng,
+        ),
+        AugPolicy::ColorJitter => policy::color_jitter(img, h, w, c, cfg.color_jitter, rng),
+    }
+}
+
+/// CutOut (DeVries & Taylor 2017) on a normalised CHW image: `count` squares of side `size`
+/// set to 0 (the mean), each centred uniformly at random and clipped by the border.
+pub fn cutout(img: &mut [f32], c: usize, h: usize, w: usize, size: usize, count: usize, rng: &mut Rng) {
+    for _ in 0..count {
+        let (cy, cx) = (rng.below(h), rng.below(w));
+        let (y0, y1) = (cy.saturating_sub(size / 2), (cy + size.div_ceil(2)).min(h));
+        let (x0, x1) = (cx.saturating_sub(size / 2), (cx + size.div_ceil(2)).min(w));
+        for ch in 0..c {
+            for y in y0..y1 {
+                img[ch * h * w + y * w + x0..ch * h * w + y * w + x1].fill(0.0);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +117,7 @@ mod tests {
             pad,
             pad_mode,
             hflip,
+            policy: AugPolicy::None,
             ..AugmentConfig::default()
         }
     }
@@ -108,6 +148,21 @@ mod tests {
         assert_eq!(source_index(1, 2, 4, PadMode::Reflect), Some(1));
         assert_eq!(source_index(6, 2, 4, PadMode::Reflect), Some(2));
         assert_eq!(source_index(7, 2, 4, PadMode::Reflect), Some(1));
+    }
+
+    #[test]
+    fn cutout_zeroes_a_clipped_square() {
+        let mut rng = Rng::keyed(4, 0, 0);
+        let mut seen_clipped = false;
+        for _ in 0..200 {
+            let mut img = vec![1.0f32; 2 * 8 * 8];
+            cutout(&mut img, 2, 8, 8, 4, 1, &mut rng);
+            let zeros = img[..64].iter().filter(|&&v| v == 0.0).count();
+            assert!(zeros > 0 && zeros <= 16, "{zeros}");
+            assert_eq!(img[..64], img[64..], "every channel gets the same square");
+            seen_clipped |= zeros < 16;
+        }
+        assert!(seen_clipped, "squares at the border are clipped");
     }
 
     #[test]

@@ -169,9 +169,8 @@ fn f(v: f64) -> toml::Value {
     toml::Value::Float(v)
 }
 
-/// The article's 15-run checklist as far as this trainer supports it: pretraining only when
-/// `checklist.pretrained` names a weights file (nothing is downloaded); AutoAugment vs standard
-/// color augmentation is not available yet (it needs the AutoAugment pipeline).
+/// The article's 15-run checklist: pretraining only when `checklist.pretrained` names a weights
+/// file (nothing is downloaded).
 fn default_plan(b: &Recipe) -> Vec<Variant> {
     let wd = b.optim.weight_decay;
     let act = |a: Activation| {
@@ -197,6 +196,12 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
         Variant::new("optimizer", "adam", &[("optim.name", s("adam")), ("optim.lr", f(1e-3))]),
         Variant::new("weight_decay", "10x", &[("optim.weight_decay", f(wd * 10.0))]),
         Variant::new("weight_decay", "0.1x", &[("optim.weight_decay", f(wd / 10.0))]),
+        Variant::new(
+            "augmentation",
+            "autoaugment",
+            &[("augment.policy", s("autoaugment_imagenet"))],
+        ),
+        Variant::new("augmentation", "color_jitter", &[("augment.policy", s("color_jitter"))]),
         Variant::new("wd_schedule", "linear", &[("schedule.wd_policy", s("linear"))]),
         Variant::new("label_smoothing", "0", &[("loss.label_smoothing", f(0.0))]),
         Variant::new("label_smoothing", "0.2", &[("loss.label_smoothing", f(0.2))]),
@@ -232,8 +237,8 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
 
 /// Tricks the article left "for future posts" and their usual companions, as far as this build
 /// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
-/// auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix and
-/// EMA. CutOut and RandAugment are not available yet.
+/// auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
+/// CutOut, RandAugment and EMA.
 fn extended_extra(b: &Recipe) -> Vec<Variant> {
     let stages = match b.model.arch {
         Arch::Resnet20 | Arch::Resnet32 | Arch::Resnet56 => 3,
@@ -256,6 +261,8 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
         Variant::new("drop_path", "0.1", &[("model.drop_path_rate", f(0.1))]),
         Variant::new("pool", "attention", &[("model.pool", s("attention"))]),
         Variant::new("cutmix", "on", &[("augment.cutmix_alpha", f(1.0))]),
+        Variant::new("cutout", "on", &[("augment.cutout_fraction", f(0.5))]),
+        Variant::new("randaugment", "on", &[("augment.policy", s("randaugment"))]),
         Variant::new("ema", "on", &[("train.ema_decay", f(0.999))]),
     ];
     let (bs, lr) = (b.train.batch_size as i64, b.optim.lr);
@@ -298,6 +305,7 @@ mod tests {
                 "optimizer=adam",
                 "weight_decay=10x",
                 "weight_decay=0.1x",
+                "augmentation=color_jitter",
                 "wd_schedule=linear",
                 "label_smoothing=0",
                 "label_smoothing=0.2",

@@ -100,6 +100,10 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: M
             Mode::Train(o, _) => {
                 let mut rng = Rng::keyed(o.seed, o.epoch, i as u64);
                 norm.write_chw(&augment::apply(images.image(i), h, w, c, &o.augment, &mut rng), out);
+                let side = (o.augment.cutout_fraction * h.min(w) as f64).round() as usize;
+                if side > 0 {
+                    augment::cutout(out, c, h, w, side, o.augment.cutout_count, &mut rng);
+                }
             }
             Mode::Eval(a) => match augment::eval(images.image(i), h, w, c, a) {
                 Some(cropped) => norm.write_chw(&cropped, out),
