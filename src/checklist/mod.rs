@@ -192,7 +192,7 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
     if let Some(ips) = images_per_sec {
         let secs = total_images / (ips * parallel as f64);
         out.push_str(&format!(
-            "estimated time: {:.1} min at {ips:.0} images/s per trial (measured on the baseline model), {parallel} in parallel\n",
+            "estimated time: {:.1} min at {ips:.0} images/s per trial (measured on the baseline's architecture, random data), {parallel} in parallel\n",
             secs / 60.0
         ));
     }

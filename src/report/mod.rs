@@ -157,23 +157,21 @@ fn csv(s: &Summary) -> String {
             .map(|x| x.val_acc.map_or("".into(), |v| format!("{v:.6}")))
             .collect();
         let f = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.6}"));
-        out.push_str(
-            &format!(
-                "{},{},{},{},{},{},{},{},{},{},{:?}\n",
-                a.label,
-                a.factor.clone().unwrap_or_default(),
-                a.variant.clone().unwrap_or_default(),
-                a.seeds.len(),
-                accs.join(";"),
-                f(a.mean),
-                f(a.std),
-                f(a.diff),
-                f(a.ci.map(|c| c.0)),
-                f(a.ci.map(|c| c.1)),
-                a.verdict
-            )
-            .to_lowercase(),
-        );
+        let verdict = serde_json::to_value(a.verdict).expect("verdict serializes");
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            a.label,
+            a.factor.clone().unwrap_or_default(),
+            a.variant.clone().unwrap_or_default(),
+            a.seeds.len(),
+            accs.join(";"),
+            f(a.mean),
+            f(a.std),
+            f(a.diff),
+            f(a.ci.map(|c| c.0)),
+            f(a.ci.map(|c| c.1)),
+            verdict.as_str().unwrap_or_default()
+        ));
     }
     out
 }
