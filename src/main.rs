@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Augmentation tools.
+    Augment {
+        #[command(subcommand)]
+        command: AugmentCommand,
+    },
     /// Throughput benchmarks.
     Bench {
         #[command(subcommand)]
@@ -143,6 +148,39 @@ enum DataCommand {
 }
 
 #[derive(Subcommand)]
+enum AugmentCommand {
+    /// Apply one AutoAugment op at one magnitude bin to an image file.
+    Apply {
+        /// ShearX, ShearY, TranslateX, TranslateY, Rotate, Brightness, Color, Contrast,
+        /// Sharpness, Posterize, Solarize, AutoContrast, Equalize or Invert.
+        #[arg(long)]
+        op: String,
+        /// Magnitude bin 0..=9, as in the AutoAugment tables.
+        #[arg(long, default_value_t = 9)]
+        bin: usize,
+        /// Negate the magnitude (signed ops only).
+        #[arg(long)]
+        negate: bool,
+        /// Fill of pixels brought in by geometric ops.
+        #[arg(long, default_value_t = 0)]
+        fill: u8,
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long = "out")]
+        output: PathBuf,
+    },
+    /// Write a grid of augmented training samples of a recipe's dataset as a PNG.
+    Preview {
+        #[command(flatten)]
+        recipe: RecipeArgs,
+        #[arg(long = "out")]
+        output: PathBuf,
+        #[arg(long, default_value_t = 64)]
+        count: usize,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Training images per second of one model on random data.
     Train {
@@ -197,6 +235,7 @@ fn run(cli: Cli) -> Result<()> {
             command: DataCommand::Inspect { path },
         } => inspect_cmd(&path),
         Command::Bench { command } => bench_cmd(command),
+        Command::Augment { command } => augment_cmd(command),
     }
 }
 
@@ -373,6 +412,29 @@ fn inspect_cmd(path: &Path) -> Result<()> {
     for (c, (name, n)) in d.classes.iter().zip(t.class_counts(d.classes.len())).enumerate() {
         let test = test_counts.as_ref().map_or("-".to_string(), |v| v[c].to_string());
         println!("{c:>6}  {name:<24} {n:>8} {test:>8}");
+    }
+    Ok(())
+}
+
+fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
+    use darkmagic::augment::preview;
+    match cmd {
+        AugmentCommand::Apply {
+            op,
+            bin,
+            negate,
+            fill,
+            input,
+            output,
+        } => {
+            preview::apply_op_file(preview::op_by_name(&op)?, bin, negate, fill, &input, &output)?;
+        }
+        AugmentCommand::Preview { recipe, output, count } => {
+            let r = load_recipe(&recipe, None)?;
+            let splits = data::split(data::load(&r.data)?, r.data.val_fraction, r.seed);
+            let (px, h, w, c) = preview::grid(&splits.train, &r.augment, r.seed, count);
+            preview::write_png(&output, px, h, w, c)?;
+        }
     }
     Ok(())
 }

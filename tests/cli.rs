@@ -288,3 +288,44 @@ fn idx_dataset_trains_and_reports_test_accuracy() {
     assert!(result["test_acc"].as_f64().unwrap() > 0.9, "{result}");
     assert!(result.get("test_top5").is_none(), "2 classes: no top-5");
 }
+
+#[test]
+fn augment_apply_and_preview_write_images() {
+    let dir = tempdir("augment");
+    let (a, b, grid) = (dir.join("a.png"), dir.join("b.png"), dir.join("grid.png"));
+    image::GrayImage::from_raw(2, 1, vec![10, 250])
+        .unwrap()
+        .save(&a)
+        .unwrap();
+    let out = run(&[
+        "augment",
+        "apply",
+        "--op",
+        "solarize",
+        "--bin",
+        "5",
+        "--in",
+        a.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Bin 5 of Solarize is a threshold of about 113: 250 is inverted, 10 is not.
+    assert_eq!(image::open(&b).unwrap().into_luma8().into_raw(), vec![10, 5]);
+    let out = run(&["augment", "preview", "--count", "16", "--out", grid.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let g = image::open(&grid).unwrap();
+    // 16 digits of 8 px scaled by 8 to 64 px, 8 per row, 2 px borders: 2 rows.
+    assert_eq!((g.width(), g.height()), (8 * 66, 2 * 66));
+    let e = stderr(&run(&[
+        "augment",
+        "apply",
+        "--op",
+        "blur",
+        "--in",
+        a.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+    ]));
+    assert!(e.contains("unknown op `blur`"), "{e}");
+}

@@ -7,6 +7,7 @@ pub mod crop;
 pub mod mix;
 pub mod ops;
 pub mod policy;
+pub mod preview;
 
 use crate::recipe::{AugPolicy, AugmentConfig, PadMode};
 use crate::rng::Rng;

@@ -1,0 +1,122 @@
+//! Image files for looking at augmentation: one op applied to a PNG/JPEG, and a grid of
+//! augmented training samples.
+use super::ops::{ALL, Op};
+use crate::data::Images;
+use crate::error::{Error, Result};
+use crate::recipe::AugmentConfig;
+use crate::rng::Rng;
+use std::path::Path;
+
+/// The op called `name` (torchvision's names, case-insensitive).
+pub fn op_by_name(name: &str) -> Result<Op> {
+    ALL.into_iter()
+        .find(|o| o.name().eq_ignore_ascii_case(name))
+        .ok_or_else(|| {
+            let names: Vec<&str> = ALL.iter().map(|o| o.name()).collect();
+            Error::recipe(
+                "--op",
+                format!("unknown op `{name}`; expected one of {}", names.join(", ")),
+            )
+        })
+}
+
+/// Reads an image file as u8 HWC (gray stays gray, anything else becomes RGB).
+pub fn read_image(path: &Path) -> Result<(Vec<u8>, usize, usize, usize)> {
+    let im = image::open(path).map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
+    let (w, h) = (im.width() as usize, im.height() as usize);
+    Ok(if im.color().has_color() {
+        (im.into_rgb8().into_raw(), h, w, 3)
+    } else {
+        (im.into_luma8().into_raw(), h, w, 1)
+    })
+}
+
+/// Writes u8 HWC pixels as a PNG.
+pub fn write_png(path: &Path, px: Vec<u8>, h: usize, w: usize, c: usize) -> Result<()> {
+    let (w32, h32) = (w as u32, h as u32);
+    let saved = if c == 1 {
+        image::GrayImage::from_raw(w32, h32, px).map(|i| i.save(path))
+    } else {
+        image::RgbImage::from_raw(w32, h32, px).map(|i| i.save(path))
+    };
+    saved
+        .expect("buffer size matches the image")
+        .map_err(|e| Error::data(path, format!("cannot write PNG: {e}")))
+}
+
+/// Applies `op` at bin 0..=9 (negated if asked) to the image in `input` and writes `output`.
+pub fn apply_op_file(op: Op, bin: usize, negate: bool, fill: u8, input: &Path, output: &Path) -> Result<()> {
+    if bin > 9 {
+        return Err(Error::recipe("--bin", format!("got {bin}; expected 0..=9")));
+    }
+    let (px, h, w, c) = read_image(input)?;
+    let m = op.magnitude(bin, 10, h, w);
+    let m = if negate && op.signed() { -m } else { m };
+    write_png(output, op.apply(&px, h, w, c, m, fill), h, w, c)
+}
+
+/// A grid of `count` augmented training images (8 per row, each scaled up by an integer factor
+/// to at least 64 px), as the first epoch of a run with `seed` would see them.
+pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> (Vec<u8>, usize, usize, usize) {
+    let (h, w, c) = (images.height, images.width, images.channels);
+    let scale = 64usize.div_ceil(h.min(w)).max(1);
+    let (th, tw) = (h * scale, w * scale);
+    let count = count.min(images.len()).max(1);
+    let cols = count.min(8);
+    let rows = count.div_ceil(cols);
+    let (gh, gw) = (rows * (th + 2), cols * (tw + 2));
+    let mut out = vec![255u8; gh * gw * c];
+    for k in 0..count {
+        let aug = super::apply(images.image(k), h, w, c, cfg, &mut Rng::keyed(seed, 1, k as u64));
+        let (oy, ox) = ((k / cols) * (th + 2) + 1, (k % cols) * (tw + 2) + 1);
+        for y in 0..th {
+            for x in 0..tw {
+                let s = ((y / scale) * w + x / scale) * c;
+                let d = ((oy + y) * gw + ox + x) * c;
+                out[d..d + c].copy_from_slice(&aug[s..s + c]);
+            }
+        }
+    }
+    (out, gh, gw, c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_files() {
+        assert_eq!(op_by_name("invert").unwrap(), Op::Invert);
+        let e = op_by_name("Blur").unwrap_err().to_string();
+        assert!(e.contains("Blur") && e.contains("ShearX"), "{e}");
+        let dir = crate::testutil::tempdir("preview");
+        let (a, b) = (dir.join("a.png"), dir.join("b.png"));
+        write_png(&a, vec![0, 100, 200, 255], 2, 2, 1).unwrap();
+        apply_op_file(Op::Invert, 0, false, 0, &a, &b).unwrap();
+        assert_eq!(read_image(&b).unwrap(), (vec![255, 155, 55, 0], 2, 2, 1));
+        assert!(
+            apply_op_file(Op::Invert, 10, false, 0, &a, &b)
+                .unwrap_err()
+                .to_string()
+                .contains("--bin")
+        );
+    }
+
+    #[test]
+    fn grid_tiles_scaled_images() {
+        let images = Images {
+            pixels: vec![7; 3 * 4 * 4],
+            labels: vec![0, 1, 2],
+            height: 4,
+            width: 4,
+            channels: 1,
+        };
+        let cfg = AugmentConfig {
+            policy: crate::recipe::AugPolicy::None,
+            ..AugmentConfig::default()
+        };
+        let (px, h, w, c) = grid(&images, &cfg, 0, 3);
+        assert_eq!((h, w, c), (66, 198, 1));
+        assert_eq!(px.iter().filter(|&&v| v == 7).count(), 3 * 64 * 64);
+    }
+}
