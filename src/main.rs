@@ -182,6 +182,14 @@ enum AugmentCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Images per second of the CIFAR train transform with AutoAugment (bench/augment_cifar.sh
+    /// compares it with torchvision).
+    Augment {
+        #[arg(long, default_value_t = 4096)]
+        images: usize,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// Training images per second of one model on random data.
     Train {
         #[arg(long, value_parser = parse_arch, default_value = "resnet20")]
@@ -440,6 +448,11 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
 }
 
 fn bench_cmd(cmd: BenchCommand) -> Result<()> {
+    if let BenchCommand::Augment { images, threads } = cmd {
+        let ips = darkmagic::bench::augment_images_per_sec(images, threads);
+        println!("darkmagic augment CIFAR AutoAugment threads={threads}: {ips:.1} images/s");
+        return Ok(());
+    }
     let BenchCommand::Train {
         model,
         batch,
@@ -449,7 +462,10 @@ fn bench_cmd(cmd: BenchCommand) -> Result<()> {
         classes,
         threads,
         device,
-    } = cmd;
+    } = cmd
+    else {
+        unreachable!("bench augment returned above")
+    };
     let dims: Vec<i64> = image
         .split('x')
         .map(str::parse)

@@ -5,15 +5,38 @@ use crate::augment;
 use crate::augment::mix::Mix;
 use crate::recipe::AugmentConfig;
 use crate::rng::Rng;
+use rayon::prelude::*;
 use std::sync::{Arc, mpsc};
 use tch::Tensor;
 
 /// One batch on the CPU.
+///
+/// The data stay in host vectors until the consumer asks for tensors: building a tensor runs a
+/// libtorch copy whose OpenMP team would otherwise live, and spin, on the prefetch thread.
 pub struct Batch {
-    pub images: Tensor,
-    pub labels: Tensor,
-    /// Soft targets (N, classes) of a mixed batch; None when the batch is not mixed.
-    pub targets: Option<Tensor>,
+    /// Normalised images, (N, C, H, W) row-major.
+    pub pixels: Vec<f32>,
+    pub shape: [i64; 4],
+    pub labels: Vec<i64>,
+    /// Soft targets (N x classes) of a mixed batch; None when the batch is not mixed.
+    pub targets: Option<Vec<f32>>,
+}
+
+impl Batch {
+    pub fn images(&self, device: tch::Device) -> Tensor {
+        Tensor::from_slice(&self.pixels).view(self.shape).to_device(device)
+    }
+
+    pub fn labels(&self, device: tch::Device) -> Tensor {
+        Tensor::from_slice(&self.labels).to_device(device)
+    }
+
+    pub fn targets(&self, device: tch::Device) -> Option<Tensor> {
+        let n = self.shape[0];
+        self.targets
+            .as_ref()
+            .map(|t| Tensor::from_slice(t).view([n, t.len() as i64 / n]).to_device(device))
+    }
 }
 
 /// Maps u8 pixels to `(v / 255 - mean[c]) / std[c]` through one 256-entry table per channel.
@@ -94,9 +117,11 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: M
     let len = images.image_len();
     let n = indices.len();
     let mut data = vec![0f32; n * len];
-    for (k, &i) in indices.iter().enumerate() {
-        let out = &mut data[k * len..(k + 1) * len];
-        match mode {
+    // Images are augmented in parallel (rayon); each draws from its own keyed RNG, so the batch
+    // is the same whatever the number of threads.
+    data.par_chunks_mut(len)
+        .zip(indices.par_iter())
+        .for_each(|(out, &i)| match mode {
             Mode::Train(o, _) => {
                 let mut rng = Rng::keyed(o.seed, o.epoch, i as u64);
                 norm.write_chw(&augment::apply(images.image(i), h, w, c, &o.augment, &mut rng), out);
@@ -109,8 +134,7 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: M
                 Some(cropped) => norm.write_chw(&cropped, out),
                 None => norm.write_chw(images.image(i), out),
             },
-        }
-    }
+        });
     let labels: Vec<i64> = indices.iter().map(|&i| images.labels[i]).collect();
     let mut targets = None;
     if let Mode::Train(o, b) = mode {
@@ -122,13 +146,13 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: M
         );
         if mix != Mix::None {
             mix.apply(&mut data, n, c, h, w);
-            let t = mix.targets(&labels, o.classes, o.label_smoothing);
-            targets = Some(Tensor::from_slice(&t).view([n as i64, o.classes as i64]));
+            targets = Some(mix.targets(&labels, o.classes, o.label_smoothing));
         }
     }
     Batch {
-        images: Tensor::from_slice(&data).view([n as i64, c as i64, h as i64, w as i64]),
-        labels: Tensor::from_slice(&labels),
+        pixels: data,
+        shape: [n as i64, c as i64, h as i64, w as i64],
+        labels,
         targets,
     }
 }
@@ -197,6 +221,35 @@ mod tests {
     }
 
     #[test]
+    fn batches_are_identical_with_one_or_two_threads() {
+        let d = crate::data::digits::load().unwrap().train;
+        let norm = Normalizer::new(&[0.5], &[0.25], 1);
+        let aug = AugmentConfig {
+            pad: 1,
+            cutout_fraction: 0.5,
+            mixup_alpha: 0.4,
+            ..AugmentConfig::default()
+        };
+        let o = TrainOrder {
+            augment: aug,
+            classes: 10,
+            label_smoothing: 0.1,
+            batch_size: 64,
+            ..order(3)
+        };
+        let idx = &o.batches(d.len())[2];
+        let with = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| make_batch(&d, idx, &norm, Mode::Train(&o, 2)))
+        };
+        let (a, b) = (with(1), with(2));
+        assert_eq!(a.pixels, b.pixels);
+        assert_eq!(a.targets.unwrap(), b.targets.unwrap());
+        let plain = make_batch(&d, idx, &norm, Mode::Eval(&AugmentConfig::default()));
+        assert_ne!(a.pixels, plain.pixels, "the batch was augmented");
+    }
+
+    #[test]
     fn mixed_batches_carry_soft_targets() {
         let images = Images {
             pixels: (0..8).collect(),
@@ -220,7 +273,7 @@ mod tests {
             ..order(0)
         };
         let b = make_batch(&images, &[0, 1, 2, 3], &norm, Mode::Train(&mixed, 0));
-        let t = b.targets.unwrap();
+        let t = b.targets(tch::Device::Cpu).unwrap();
         assert_eq!(t.size(), vec![4, 3]);
         let sums: Vec<f32> = Vec::try_from(t.sum_dim_intlist(1, false, tch::Kind::Float)).unwrap();
         assert!(sums.iter().all(|s| (s - 1.0).abs() < 1e-6), "{sums:?}");
@@ -237,12 +290,12 @@ mod tests {
         };
         let norm = Normalizer::new(&[0.0, 0.5], &[1.0, 0.5], 2);
         let b = make_batch(&images, &[0], &norm, Mode::Eval(&AugmentConfig::default()));
-        assert_eq!(b.images.size(), vec![1, 2, 1, 2]);
-        let v: Vec<f32> = Vec::try_from(b.images.flatten(0, -1)).unwrap();
+        assert_eq!(b.images(tch::Device::Cpu).size(), vec![1, 2, 1, 2]);
+        let v = b.pixels.clone();
         let expected = [0.0, 0.2, (1.0 - 0.5) / 0.5, (0.4 - 0.5) / 0.5];
         for (a, e) in v.iter().zip(expected) {
             assert!((a - e).abs() < 1e-6, "{v:?}");
         }
-        assert_eq!(Vec::<i64>::try_from(&b.labels).unwrap(), vec![3]);
+        assert_eq!(b.labels, vec![3]);
     }
 }

@@ -56,7 +56,8 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
     }
 }
 
-/// Prepares the process for CPU work: libtorch's intra-op threads (0 means all cores), and
+/// Prepares the process for CPU work: libtorch's intra-op threads and the data pipeline's
+/// (0 means all cores), and
 /// denormal floats flushed to zero. Denormals appear when weights or activations get tiny and
 /// slow x86 float units several fold; this is what `torch.set_flush_denormal(True)` does.
 /// Threads started later inherit the mode.
@@ -67,6 +68,8 @@ pub fn configure_cpu(threads: usize) {
         threads
     };
     tch::set_num_threads(n as i32);
+    // The data pipeline's pool: the first call sizes it; later calls keep it.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     flush_denormals();
     keep_freed_memory();
 }
@@ -257,9 +260,9 @@ impl<'a> Trainer<'a> {
         let (mut loss_sum, mut correct, mut seen, mut pending) = (0.0, 0i64, 0usize, 0usize);
         self.opt.zero_grad();
         for batch in loader::train_epoch(self.train.clone(), self.norm.clone(), order, 2) {
-            let x = batch.images.to_device(self.device);
-            let y = batch.labels.to_device(self.device);
-            let targets = batch.targets.map(|t| t.to_device(self.device));
+            let x = batch.images(self.device);
+            let y = batch.labels(self.device);
+            let targets = batch.targets(self.device);
             let (loss, logits) = batch_loss(&self.net, &x, &y, targets.as_ref(), r);
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
@@ -321,8 +324,8 @@ impl<'a> Trainer<'a> {
                 &self.recipe.augment,
                 self.recipe.train.eval_batch_size,
             ) {
-                let y = b.labels.to_device(self.device);
-                let logits = self.net.forward_t(&b.images.to_device(self.device), false);
+                let y = b.labels(self.device);
+                let logits = self.net.forward_t(&b.images(self.device), false);
                 loss += logits
                     .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)
                     .double_value(&[]);
