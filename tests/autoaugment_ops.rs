@@ -1,9 +1,9 @@
 //! darkmagic's AutoAugment ops against torchvision 0.28 on PIL images, at every bin and sign,
 //! on real Fashion-MNIST images (gray and RGB). Golden outputs come from
 //! `scripts/golden/autoaugment_ops.py`, run by this test.
+mod common;
 use darkmagic::augment::ops::{ALL, Op};
 use std::collections::HashMap;
-use std::path::Path;
 use tch::Tensor;
 
 fn bytes(t: &Tensor) -> Vec<u8> {
@@ -12,15 +12,7 @@ fn bytes(t: &Tensor) -> Vec<u8> {
 
 #[test]
 fn every_op_bin_and_sign_matches_torchvision() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::env::temp_dir().join(format!("darkmagic-aa-{}", std::process::id()));
-    let status = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("scripts/golden/autoaugment_ops.py"))
-        .arg(&out)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("the project's .venv python runs (bash scripts/setup.sh)");
-    assert!(status.success(), "the golden script failed");
+    let out = common::golden("autoaugment_ops.py", "autoaugment-ops", &[]);
     let golden: HashMap<String, Tensor> = Tensor::read_safetensors(out.join("ops.safetensors"))
         .unwrap()
         .into_iter()

@@ -1,24 +1,15 @@
 //! Weight import: torchvision's ResNet-18, saved from Python by `scripts/golden/torchvision_resnet.py`,
 //! loaded into darkmagic's ResNet-18 gives the same logits.
+mod common;
 use darkmagic::model::{Net, import};
 use darkmagic::recipe::{Activation, Arch, ModelConfig};
 use std::collections::HashMap;
-use std::path::Path;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Tensor};
 
 #[test]
 fn torchvision_resnet18_weights_give_torchvisions_outputs() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::env::temp_dir().join(format!("darkmagic-tv-{}", std::process::id()));
-    let status = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("scripts/golden/torchvision_resnet.py"))
-        .arg(&out)
-        .arg("resnet18")
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("the project's .venv python runs (bash scripts/setup.sh)");
-    assert!(status.success(), "the fixture script failed");
+    let out = common::golden("torchvision_resnet.py", "torchvision-resnet18", &["resnet18"]);
 
     let vs = VarStore::new(Device::Cpu);
     let cfg = ModelConfig {

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
-use std::path::PathBuf;
+#![allow(dead_code)] // each test crate uses the helpers it needs
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The `darkmagic` binary under test.
@@ -13,4 +14,20 @@ pub fn tempdir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Runs `scripts/golden/<script>` with the project's virtualenv Python, writing into a fresh
+/// temp folder named `name` (passed as its first argument, before `args`); returns the folder.
+pub fn golden(script: &str, name: &str, args: &[&str]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempdir(name);
+    let status = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("scripts/golden").join(script))
+        .arg(&out)
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the project's .venv python runs (bash scripts/setup.sh)");
+    assert!(status.success(), "scripts/golden/{script} failed");
+    out
 }
