@@ -448,23 +448,22 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
 }
 
 fn bench_cmd(cmd: BenchCommand) -> Result<()> {
-    if let BenchCommand::Augment { images, threads } = cmd {
-        let ips = darkmagic::bench::augment_images_per_sec(images, threads);
-        println!("darkmagic augment CIFAR AutoAugment threads={threads}: {ips:.1} images/s");
-        return Ok(());
-    }
-    let BenchCommand::Train {
-        model,
-        batch,
-        image,
-        steps,
-        warmup,
-        classes,
-        threads,
-        device,
-    } = cmd
-    else {
-        unreachable!("bench augment returned above")
+    let (model, batch, image, steps, warmup, classes, threads, device) = match cmd {
+        BenchCommand::Augment { images, threads } => {
+            let ips = darkmagic::bench::augment_images_per_sec(images, threads);
+            println!("darkmagic augment CIFAR AutoAugment threads={threads}: {ips:.1} images/s");
+            return Ok(());
+        }
+        BenchCommand::Train {
+            model,
+            batch,
+            image,
+            steps,
+            warmup,
+            classes,
+            threads,
+            device,
+        } => (model, batch, image, steps, warmup, classes, threads, device),
     };
     let dims: Vec<i64> = image
         .split('x')

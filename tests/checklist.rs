@@ -1,11 +1,11 @@
 //! End-to-end tests of `darkmagic checklist` and `darkmagic report` on tiny plans.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bin, tempdir};
+use common::{bin, ok, tempdir};
 
 /// A plan of two one-factor variants, 2 seeds, 2 epochs of a narrow ResNet-20 on the digits.
 const TINY: &str = r#"
@@ -31,26 +31,14 @@ fn write_recipe(dir: &Path) -> PathBuf {
     p
 }
 
-fn checklist(recipe: &Path, out: &Path) -> Command {
-    let mut c = bin();
-    c.args([
-        "checklist",
-        "--recipe",
-        recipe.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--parallel",
-        "2",
-        "--threads",
-        "1",
-    ]);
-    c
+/// The tiny plan's checklist, two trials at once.
+fn run_tiny(recipe: &Path, out: &Path) -> Command {
+    common::checklist(recipe, out, &["--parallel", "2"])
 }
 
-fn finish(mut c: Command) -> Output {
-    let out = c.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out
+/// Runs a command to success.
+fn finish(mut c: Command) -> String {
+    ok(c.output().unwrap())
 }
 
 fn summary(out: &Path) -> Value {
@@ -79,10 +67,10 @@ fn killed_checklist_resumes_without_rerunning_and_matches_an_uninterrupted_run()
     let dir = tempdir("resume");
     let recipe = write_recipe(&dir);
     let reference = dir.join("reference");
-    finish(checklist(&recipe, &reference));
+    finish(run_tiny(&recipe, &reference));
 
     let out = dir.join("killed");
-    let mut child = checklist(&recipe, &out)
+    let mut child = run_tiny(&recipe, &out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -100,7 +88,7 @@ fn killed_checklist_resumes_without_rerunning_and_matches_an_uninterrupted_run()
         .collect();
     assert!(!out.join("summary.json").exists(), "killed before the report");
 
-    finish(checklist(&recipe, &out));
+    finish(run_tiny(&recipe, &out));
     for (p, t) in done {
         assert_eq!(
             std::fs::metadata(&p).unwrap().modified().unwrap(),
@@ -127,7 +115,7 @@ fn killed_checklist_resumes_without_rerunning_and_matches_an_uninterrupted_run()
 fn diverging_variant_is_reported_and_the_rest_complete() {
     let dir = tempdir("diverge");
     let out = dir.join("out");
-    finish(checklist(&write_recipe(&dir), &out));
+    finish(run_tiny(&write_recipe(&dir), &out));
     let s = summary(&out);
     let trials = s["trials"].as_array().unwrap();
     let huge = trials.iter().find(|t| t["label"] == "lr=huge").unwrap();
@@ -182,7 +170,7 @@ fn a_second_checklist_in_the_same_directory_is_refused() {
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("checklist.lock"), format!("{}\n", std::process::id())).unwrap();
-    let o = checklist(&write_recipe(&dir), &out).output().unwrap();
+    let o = run_tiny(&write_recipe(&dir), &out).output().unwrap();
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(

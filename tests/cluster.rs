@@ -2,9 +2,9 @@
 //! Ray head (from the project's virtualenv), both started on localhost by `scripts/cluster/`,
 //! give the same run dirs and `summary.json` as the local executor. Needs root (CI runs as root).
 mod common;
-use common::{bin, tempdir};
+use common::{checklist, ok, tempdir};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A daemon set started by `scripts/cluster/<kind>.sh up`, stopped by its `down` on drop.
@@ -58,31 +58,6 @@ fn plan(dir: &Path, epochs: usize) -> PathBuf {
     );
     std::fs::write(&p, text).unwrap();
     p
-}
-
-fn checklist(recipe: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut c = bin();
-    c.args([
-        "checklist",
-        "--recipe",
-        recipe.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-    ]);
-    c.args(extra);
-    c
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn summary(dir: &Path) -> String {

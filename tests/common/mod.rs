@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test crate uses the helpers it needs
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The `darkmagic` binary under test.
 pub fn bin() -> Command {
@@ -30,4 +30,31 @@ pub fn golden(script: &str, name: &str, args: &[&str]) -> PathBuf {
         .expect("the project's .venv python runs (bash scripts/setup.sh)");
     assert!(status.success(), "scripts/golden/{script} failed");
     out
+}
+
+/// `darkmagic checklist --recipe R --out O --threads 1` plus `extra` arguments.
+pub fn checklist(recipe: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args([
+        "checklist",
+        "--recipe",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
+    c.args(extra);
+    c
+}
+
+/// Asserts that a command succeeded (showing its output if not) and returns its stdout.
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
