@@ -178,18 +178,18 @@ pub fn train_epoch(
     rx.into_iter()
 }
 
-/// Evaluation batches in dataset order, with the evaluation crop only.
+/// Evaluation batches in dataset order, with the evaluation crop only, built as they are consumed.
 pub fn eval_batches<'a>(
     images: &'a Images,
     norm: &'a Normalizer,
     augment: &'a AugmentConfig,
     batch_size: usize,
 ) -> impl Iterator<Item = Batch> + 'a {
-    let idx: Vec<usize> = (0..images.len()).collect();
-    idx.chunks(batch_size)
-        .map(|c| make_batch(images, c, norm, Mode::Eval(augment)))
-        .collect::<Vec<_>>()
-        .into_iter()
+    let n = images.len();
+    (0..n).step_by(batch_size).map(move |start| {
+        let idx: Vec<usize> = (start..(start + batch_size).min(n)).collect();
+        make_batch(images, &idx, norm, Mode::Eval(augment))
+    })
 }
 
 #[cfg(test)]
