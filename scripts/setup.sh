@@ -5,7 +5,8 @@
 # - Debian packages: Fashion-MNIST (for `recipes/fashion-mnist-resnet20.toml`), Chromium (the
 #   tests open the checklist report in a real headless browser), Slurm and munge (the cluster
 #   tests run a one-node Slurm on localhost),
-# - Ray in the virtualenv (the cluster tests run a Ray head on localhost).
+# - Ray in the virtualenv (the cluster tests run a Ray head on localhost),
+# - data/photos: scikit-image's sample photographs as an RGB image folder (scripts/photos.sh).
 # Rerunning it does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ fi
 [ -x .venv/bin/ray ] || .venv/bin/pip install --quiet "ray[default]"
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 ln -sfn "$site/torch" .venv/torch
+# Real RGB photographs (data/photos) for the resize golden test, previews and benchmarks.
+bash scripts/photos.sh
 
 missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)

@@ -66,11 +66,11 @@ pub fn train_images_per_sec(b: &TrainBench) -> f64 {
 /// warm-up epoch. libtorch runs single-threaded, as torch in the reference script.
 pub fn augment_images_per_sec(n: usize, threads: usize) -> f64 {
     tch::set_num_threads(1);
-    use crate::data::{Images, loader};
+    use crate::data::{Images, Pixels, loader};
     use crate::recipe::{AugPolicy, AugmentConfig};
     let mut rng = crate::rng::Rng::keyed(0, 0, 0);
     let images = Images {
-        pixels: (0..n * 32 * 32 * 3).map(|_| rng.below(256) as u8).collect(),
+        pixels: Pixels::Decoded((0..n * 32 * 32 * 3).map(|_| rng.below(256) as u8).collect()),
         labels: vec![0; n],
         height: 32,
         width: 32,
@@ -100,7 +100,8 @@ pub fn augment_images_per_sec(n: usize, threads: usize) -> f64 {
         let o = order(e);
         pool.install(|| {
             for (b, idx) in o.batches(n).iter().enumerate() {
-                let batch = loader::make_batch(&images, idx, &norm, loader::Mode::Train(&o, b));
+                let batch =
+                    loader::make_batch(&images, idx, &norm, loader::Mode::Train(&o, b)).expect("decoded images");
                 let _ = std::hint::black_box(batch.images(Device::Cpu));
             }
         })

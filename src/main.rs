@@ -354,7 +354,7 @@ fn executor(a: &ChecklistArgs, local: Local, root: &Path) -> Result<Box<dyn Exec
 /// Training images per second of the baseline model on this machine (a few steps on random
 /// data of the dataset's shape), for the dry run's time estimate.
 fn estimate_throughput(baseline: &Recipe, threads: usize) -> Option<f64> {
-    let d = data::load(&baseline.data).ok()?;
+    let d = data::load(&baseline.data, baseline.augment.interpolation).ok()?;
     train::configure_cpu(threads);
     let t = &d.train;
     let b = darkmagic::bench::TrainBench {
@@ -383,7 +383,11 @@ fn report_cmd(dir: &Path) -> Result<()> {
 }
 
 fn schedule_cmd(recipe: &Recipe) -> Result<()> {
-    let d = data::split(data::load(&recipe.data)?, recipe.data.val_fraction, recipe.seed);
+    let d = data::split(
+        data::load(&recipe.data, recipe.augment.interpolation)?,
+        recipe.data.val_fraction,
+        recipe.seed,
+    );
     let steps_per_epoch = (d.train.len() / recipe.train.batch_size).max(1);
     let s = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
     println!("step,epoch,lr,weight_decay");
@@ -405,7 +409,7 @@ fn inspect_cmd(path: &Path) -> Result<()> {
         path: Some(path.to_path_buf()),
         ..Default::default()
     };
-    let d = data::load(&cfg)?;
+    let d = data::load(&cfg, darkmagic::recipe::Interpolation::Bilinear)?;
     let t = &d.train;
     println!("path:     {}", path.display());
     println!("format:   {}", d.format);
@@ -439,8 +443,12 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
         }
         AugmentCommand::Preview { recipe, output, count } => {
             let r = load_recipe(&recipe, None)?;
-            let splits = data::split(data::load(&r.data)?, r.data.val_fraction, r.seed);
-            let (px, h, w, c) = preview::grid(&splits.train, &r.augment, r.seed, count);
+            let splits = data::split(
+                data::load(&r.data, r.augment.interpolation)?,
+                r.data.val_fraction,
+                r.seed,
+            );
+            let (px, h, w, c) = preview::grid(&splits.train, &r.augment, r.seed, count)?;
             preview::write_png(&output, px, h, w, c)?;
         }
     }

@@ -42,6 +42,13 @@ pub enum DatasetKind {
     Folder,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decode {
+    AtLoad,
+    PerBatch,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
@@ -51,9 +58,13 @@ pub struct DataConfig {
     pub path: Option<PathBuf>,
     /// Fraction of the training split held out for validation (stratified, seeded).
     pub val_fraction: f64,
-    /// Side length images of a `folder` dataset are resized to (shorter side, then centre crop).
+    /// Side length images of a `folder` dataset are brought to: at load, the shorter side resized
+    /// to it and the centre square cropped; per batch, by the crop of the transforms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
+    /// When a `folder` dataset's files are decoded: all `at_load` (fast epochs, memory for every
+    /// image) or `per_batch` on the loader threads (ImageNet-size sets; needs `image_size`).
+    pub decode: Decode,
     /// Per-channel mean used to normalise inputs in [0, 1] scale; computed on the train split if unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mean: Option<Vec<f64>>,
@@ -69,6 +80,7 @@ impl Default for DataConfig {
             path: None,
             val_fraction: 0.1,
             image_size: None,
+            decode: Decode::AtLoad,
             mean: None,
             std: None,
         }
@@ -334,8 +346,12 @@ pub struct AugmentConfig {
     pub random_resized_crop: bool,
     pub rrc_scale: [f64; 2],
     pub rrc_ratio: [f64; 2],
-    /// Evaluation: the centre crop covering this fraction of each side, resized back (1 = none).
+    /// Evaluation: the shorter side resized to `image side / eval_crop_fraction`, then the centre
+    /// crop of the image's size (timm's `crop_pct`; 1 = the image as it is).
     pub eval_crop_fraction: f64,
+    /// Resampling filter of every resize (random-resized crop, evaluation, folder images), as
+    /// PIL computes it; torchvision's default is bilinear.
+    pub interpolation: Interpolation,
     /// Per-image policy after cropping and flipping.
     pub policy: AugPolicy,
     /// RandAugment: ops per image.
@@ -353,6 +369,13 @@ pub struct AugmentConfig {
     pub cutout_fraction: f64,
     /// CutOut: squares per image.
     pub cutout_count: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interpolation {
+    Bilinear,
+    Bicubic,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,6 +405,7 @@ impl Default for AugmentConfig {
             rrc_scale: [0.08, 1.0],
             rrc_ratio: [3.0 / 4.0, 4.0 / 3.0],
             eval_crop_fraction: 1.0,
+            interpolation: Interpolation::Bilinear,
             policy: AugPolicy::AutoaugmentImagenet,
             randaugment_n: 2,
             randaugment_m: 9,
@@ -559,6 +583,12 @@ impl Recipe {
         }
         if d.image_size == Some(0) {
             return Err(Error::recipe("data.image_size", "must be at least 1"));
+        }
+        if d.decode == Decode::PerBatch && (d.dataset != DatasetKind::Folder || d.image_size.is_none()) {
+            return Err(Error::recipe(
+                "data.decode",
+                "\"per_batch\" is for `folder` datasets and needs data.image_size",
+            ));
         }
         for (key, v) in [("data.mean", &d.mean), ("data.std", &d.std)] {
             if let Some(v) = v
@@ -941,6 +971,7 @@ mod tests {
             ("model.drop_path_rate=1.0", "model.drop_path_rate", "[0, 1)"),
             ("train.ema_decay=1.5", "train.ema_decay", "[0, 1)"),
             ("model.init=\"/no/such.safetensors\"", "model.init", "is not a file"),
+            ("data.decode=\"per_batch\"", "data.decode", "needs data.image_size"),
         ];
         for (o, key, expected) in cases {
             let e = load_str("", &[o]).unwrap_err().to_string();

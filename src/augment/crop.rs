@@ -1,5 +1,8 @@
-//! Crop-and-resize schemes: torchvision's `RandomResizedCrop` region draw for training and a
-//! centre crop of a fraction of the image for evaluation, each resized back to the image's size.
+//! Crop-and-resize schemes: torchvision's `RandomResizedCrop` region draw for training, and
+//! `Resize` + `CenterCrop` (with timm's crop fraction) for evaluation. The resizing itself is
+//! PIL's (`resample`).
+use super::{View, resample};
+use crate::recipe::Interpolation;
 use crate::rng::Rng;
 
 /// A rectangle of an image: top row, left column, height, width.
@@ -46,40 +49,49 @@ pub fn random_resized_region(h: usize, w: usize, scale: [f64; 2], ratio: [f64; 2
     }
 }
 
-/// The centred region covering `fraction` of each side (the evaluation crop, e.g. 0.875).
-pub fn center_region(h: usize, w: usize, fraction: f64) -> Region {
-    let ch = ((h as f64 * fraction).round() as usize).clamp(1, h);
-    let cw = ((w as f64 * fraction).round() as usize).clamp(1, w);
+/// torchvision's `Resize(size)` with one int: the shorter side becomes `short`, the longer one
+/// `int(short * long / short_side)` (truncated). Returns (height, width).
+pub fn resized_shorter(h: usize, w: usize, short: usize) -> (usize, usize) {
+    let long = |l: usize, s: usize| (short as f64 * l as f64 / s as f64) as usize;
+    if w <= h {
+        (long(h, w), short)
+    } else {
+        (short, long(w, h))
+    }
+}
+
+/// torchvision's `CenterCrop`: the `ch` x `cw` region at offsets `int(round((h - ch) / 2))`,
+/// rounding halves to even as Python's `round` does.
+pub fn center_region(h: usize, w: usize, ch: usize, cw: usize) -> Region {
+    let offset = |d: usize| {
+        if d % 2 == 1 && (d / 2) % 2 == 1 {
+            d / 2 + 1
+        } else {
+            d / 2
+        }
+    };
     Region {
-        y: (h - ch) / 2,
-        x: (w - cw) / 2,
+        y: offset(h - ch),
+        x: offset(w - cw),
         h: ch,
         w: cw,
     }
 }
 
-/// Resizes `region` of an HWC u8 image back to `h` x `w` with bilinear interpolation
-/// (pixel centres at half-integers, edges clamped, no antialiasing).
-pub fn resize_region(src: &[u8], h: usize, w: usize, c: usize, r: Region) -> Vec<u8> {
-    let mut out = vec![0u8; h * w * c];
-    let (sy, sx) = (r.h as f64 / h as f64, r.w as f64 / w as f64);
-    for y in 0..h {
-        let fy = ((y as f64 + 0.5) * sy - 0.5).clamp(0.0, (r.h - 1) as f64);
-        let (y0, ty) = (fy.floor() as usize, fy - fy.floor());
-        let y1 = (y0 + 1).min(r.h - 1);
-        for x in 0..w {
-            let fx = ((x as f64 + 0.5) * sx - 0.5).clamp(0.0, (r.w - 1) as f64);
-            let (x0, tx) = (fx.floor() as usize, fx - fx.floor());
-            let x1 = (x0 + 1).min(r.w - 1);
-            let at = |yy: usize, xx: usize, ch: usize| src[((r.y + yy) * w + r.x + xx) * c + ch] as f64;
-            for ch in 0..c {
-                let top = at(y0, x0, ch) * (1.0 - tx) + at(y0, x1, ch) * tx;
-                let bottom = at(y1, x0, ch) * (1.0 - tx) + at(y1, x1, ch) * tx;
-                out[(y * w + x) * c + ch] = (top * (1.0 - ty) + bottom * ty).round() as u8;
-            }
-        }
-    }
-    out
+/// The evaluation transform of timm and torchvision's reference scripts on an image of any
+/// size: resize the shorter side to `floor(min(h, w) / fraction)`, then centre-crop `h` x `w`.
+/// With `fraction` 1 and an image already `h` x `w`, the image is returned as it is.
+pub fn center_fit(src: View, h: usize, w: usize, fraction: f64, interp: Interpolation) -> Vec<u8> {
+    let short = (h.min(w) as f64 / fraction).floor() as usize;
+    let (rh, rw) = resized_shorter(src.h, src.w, short);
+    let resized;
+    let (px, rh, rw) = if (rh, rw) == (src.h, src.w) {
+        (src.px, src.h, src.w)
+    } else {
+        resized = resample::resize(src.px, src.w, src.c, src.whole(), rh, rw, interp);
+        (&resized[..], rh, rw)
+    };
+    resample::resize(px, rw, src.c, center_region(rh, rw, h.min(rh), w.min(rw)), h, w, interp)
 }
 
 #[cfg(test)]
@@ -109,23 +121,30 @@ mod tests {
     }
 
     #[test]
-    fn center_region_and_resize() {
-        assert_eq!(
-            center_region(32, 32, 0.875),
-            Region {
-                y: 2,
-                x: 2,
-                h: 28,
-                w: 28
-            }
-        );
-        // The whole image resized to itself is unchanged.
+    fn resize_and_center_crop_follow_torchvision() {
+        assert_eq!(resized_shorter(375, 500, 256), (256, 341));
+        assert_eq!(resized_shorter(500, 375, 256), (341, 256));
+        let r = |y, x, h, w| Region { y, x, h, w };
+        assert_eq!(center_region(32, 32, 28, 28), r(2, 2, 28, 28));
+        // Python's round: 1.5 -> 2, 2.5 -> 2.
+        assert_eq!(center_region(7, 9, 4, 4), r(2, 2, 4, 4));
+        // An image of the output size with fraction 1 is unchanged.
         let src: Vec<u8> = (0..48).collect();
-        assert_eq!(resize_region(&src, 4, 4, 3, Region { y: 0, x: 0, h: 4, w: 4 }), src);
-        // A 2x2 region doubled: bilinear with clamped edges.
-        let img = [0u8, 100, 0, 0, 200, 40, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let out = resize_region(&img, 4, 4, 1, Region { y: 0, x: 0, h: 2, w: 2 });
-        assert_eq!(&out[..4], &[0, 25, 75, 100]);
-        assert_eq!(&out[12..], &[200, 160, 80, 40]);
+        let view = View {
+            px: &src,
+            h: 4,
+            w: 4,
+            c: 3,
+        };
+        assert_eq!(center_fit(view, 4, 4, 1.0, Interpolation::Bilinear), src);
+        // Fraction 0.5 of a 2x2 output: shorter side to 4 (unchanged), centre 2x2 crop.
+        let gray: Vec<u8> = (0..16).collect();
+        let view = View {
+            px: &gray,
+            h: 4,
+            w: 4,
+            c: 1,
+        };
+        assert_eq!(center_fit(view, 2, 2, 0.5, Interpolation::Bilinear), vec![5, 6, 9, 10]);
     }
 }

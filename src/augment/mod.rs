@@ -8,28 +8,54 @@ pub mod mix;
 pub mod ops;
 pub mod policy;
 pub mod preview;
+pub mod resample;
 
 use crate::recipe::{AugPolicy, AugmentConfig, PadMode};
 use crate::rng::Rng;
 
-/// The evaluation transform: the centre `eval_crop_fraction` of the image resized back to its
-/// size; None when the fraction is 1 (the image as it is).
-pub fn eval(src: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig) -> Option<Vec<u8>> {
-    (cfg.eval_crop_fraction < 1.0)
-        .then(|| crop::resize_region(src, h, w, c, crop::center_region(h, w, cfg.eval_crop_fraction)))
+/// An HWC u8 image to transform: pixels, height, width, channels.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    pub px: &'a [u8],
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
 }
 
-/// Applies the recipe's augmentation to one image (`h` x `w` x `c`, HWC) and returns the result:
-/// random-resized crop, random crop after padding, horizontal flip, then the policy
-/// (AutoAugment, RandAugment or color jitter), each if enabled.
-pub fn apply(src: &[u8], h: usize, w: usize, c: usize, cfg: &AugmentConfig, rng: &mut Rng) -> Vec<u8> {
-    let resized;
+impl View<'_> {
+    /// The whole image as a region.
+    pub fn whole(&self) -> crop::Region {
+        crop::Region {
+            y: 0,
+            x: 0,
+            h: self.h,
+            w: self.w,
+        }
+    }
+}
+
+/// The evaluation transform to `h` x `w`: shorter side to `floor(min(h, w) / eval_crop_fraction)`,
+/// then the centre crop (`crop::center_fit`).
+pub fn eval(src: View, h: usize, w: usize, cfg: &AugmentConfig) -> Vec<u8> {
+    crop::center_fit(src, h, w, cfg.eval_crop_fraction, cfg.interpolation)
+}
+
+/// Applies the recipe's augmentation to one image and returns an `h` x `w` image: a
+/// random-resized crop (or, for an image of another size, the evaluation resize and centre crop),
+/// random crop after padding, horizontal flip, then the policy (AutoAugment, RandAugment or color
+/// jitter), each if enabled.
+pub fn apply(src: View, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) -> Vec<u8> {
+    let c = src.c;
+    let fitted;
     let src = if cfg.random_resized_crop {
-        let region = crop::random_resized_region(h, w, cfg.rrc_scale, cfg.rrc_ratio, rng);
-        resized = crop::resize_region(src, h, w, c, region);
-        &resized[..]
+        let region = crop::random_resized_region(src.h, src.w, cfg.rrc_scale, cfg.rrc_ratio, rng);
+        fitted = resample::resize(src.px, src.w, c, region, h, w, cfg.interpolation);
+        &fitted[..]
+    } else if (src.h, src.w) != (h, w) {
+        fitted = crop::center_fit(src, h, w, 1.0, cfg.interpolation);
+        &fitted[..]
     } else {
-        src
+        src.px
     };
     let (dy, dx) = if cfg.pad > 0 {
         (rng.below(2 * cfg.pad + 1), rng.below(2 * cfg.pad + 1))
@@ -126,7 +152,18 @@ mod tests {
     #[test]
     fn no_augmentation_is_identity() {
         let src: Vec<u8> = (0..12).collect();
-        let out = apply(&src, 2, 2, 3, &cfg(0, PadMode::Zero, false), &mut Rng::keyed(0, 0, 0));
+        let out = apply(
+            View {
+                px: &src,
+                h: 2,
+                w: 2,
+                c: 3,
+            },
+            2,
+            2,
+            &cfg(0, PadMode::Zero, false),
+            &mut Rng::keyed(0, 0, 0),
+        );
         assert_eq!(out, src);
     }
 
@@ -135,7 +172,18 @@ mod tests {
         let src: Vec<u8> = (1..=9).collect(); // 3x3 gray
         let mut seen = std::collections::HashSet::new();
         for i in 0..200 {
-            let out = apply(&src, 3, 3, 1, &cfg(1, PadMode::Zero, false), &mut Rng::keyed(0, 0, i));
+            let out = apply(
+                View {
+                    px: &src,
+                    h: 3,
+                    w: 3,
+                    c: 1,
+                },
+                3,
+                3,
+                &cfg(1, PadMode::Zero, false),
+                &mut Rng::keyed(0, 0, i),
+            );
             seen.insert(out);
         }
         assert_eq!(seen.len(), 9, "every offset in 0..=2 x 0..=2 appears");
@@ -170,7 +218,20 @@ mod tests {
     fn flip_mirrors_rows_about_half_the_time() {
         let src = vec![1, 2, 3];
         let flipped = (0..1000)
-            .filter(|&i| apply(&src, 1, 3, 1, &cfg(0, PadMode::Zero, true), &mut Rng::keyed(0, 0, i)) == vec![3, 2, 1])
+            .filter(|&i| {
+                apply(
+                    View {
+                        px: &src,
+                        h: 1,
+                        w: 3,
+                        c: 1,
+                    },
+                    1,
+                    3,
+                    &cfg(0, PadMode::Zero, true),
+                    &mut Rng::keyed(0, 0, i),
+                ) == vec![3, 2, 1]
+            })
             .count();
         assert!((450..550).contains(&flipped), "{flipped}");
     }

@@ -57,7 +57,7 @@ pub fn apply_op_file(op: Op, bin: usize, negate: bool, fill: u8, input: &Path, o
 
 /// A grid of `count` augmented training images (8 per row, each scaled up by an integer factor
 /// to at least 64 px), as the first epoch of a run with `seed` would see them.
-pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> (Vec<u8>, usize, usize, usize) {
+pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> Result<(Vec<u8>, usize, usize, usize)> {
     let (h, w, c) = (images.height, images.width, images.channels);
     let scale = 64usize.div_ceil(h.min(w)).max(1);
     let (th, tw) = (h * scale, w * scale);
@@ -67,7 +67,9 @@ pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> (V
     let (gh, gw) = (rows * (th + 2), cols * (tw + 2));
     let mut out = vec![255u8; gh * gw * c];
     for k in 0..count {
-        let aug = super::apply(images.image(k), h, w, c, cfg, &mut Rng::keyed(seed, 1, k as u64));
+        let aug = images.with_image(k, |src| {
+            super::apply(src, h, w, cfg, &mut Rng::keyed(seed, 1, k as u64))
+        })?;
         let (oy, ox) = ((k / cols) * (th + 2) + 1, (k % cols) * (tw + 2) + 1);
         for y in 0..th {
             for x in 0..tw {
@@ -77,12 +79,13 @@ pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> (V
             }
         }
     }
-    (out, gh, gw, c)
+    Ok((out, gh, gw, c))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Pixels;
 
     #[test]
     fn names_and_files() {
@@ -105,7 +108,7 @@ mod tests {
     #[test]
     fn grid_tiles_scaled_images() {
         let images = Images {
-            pixels: vec![7; 3 * 4 * 4],
+            pixels: Pixels::Decoded(vec![7; 3 * 4 * 4]),
             labels: vec![0, 1, 2],
             height: 4,
             width: 4,
@@ -115,7 +118,7 @@ mod tests {
             policy: crate::recipe::AugPolicy::None,
             ..AugmentConfig::default()
         };
-        let (px, h, w, c) = grid(&images, &cfg, 0, 3);
+        let (px, h, w, c) = grid(&images, &cfg, 0, 3).unwrap();
         assert_eq!((h, w, c), (66, 198, 1));
         assert_eq!(px.iter().filter(|&&v| v == 7).count(), 3 * 64 * 64);
     }

@@ -151,7 +151,7 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
 /// What `--dry-run` prints: every trial, what it changes, and the estimated compute.
 pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize) -> Result<String> {
     let trials = trials(baseline)?;
-    let dataset = data::load(&baseline.data)?;
+    let dataset = data::load(&baseline.data, baseline.augment.interpolation)?;
     let n_train = dataset.train.len() - (dataset.train.len() as f64 * baseline.data.val_fraction).round() as usize;
     let mut out = String::new();
     let mut total_images = 0f64;

@@ -4,9 +4,9 @@
 //! CIFAR-10: `data_batch_1.bin` .. `data_batch_5.bin`, `test_batch.bin`, one label byte,
 //! class names in `batches.meta.txt`. CIFAR-100: `train.bin`, `test.bin`, a coarse then a fine
 //! label byte (the fine label is used), names in `fine_label_names.txt`.
-use super::{Dataset, Images};
+use super::{Dataset, Images, Pixels};
 use crate::error::{Error, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const SIDE: usize = 32;
 const PLANE: usize = SIDE * SIDE;
@@ -49,15 +49,11 @@ pub fn load(dir: &Path, variant: Variant) -> Result<Dataset> {
             "CIFAR-100 binary",
         ),
     };
-    let mut train = empty();
-    for f in &train_files {
-        append_records(&dir.join(f), variant, &mut train)?;
-    }
+    let train_paths: Vec<_> = train_files.iter().map(|f| dir.join(f)).collect();
+    let train = read_records(&train_paths, variant)?;
     let test_path = dir.join(test_file);
     let test = if test_path.exists() {
-        let mut t = empty();
-        append_records(&test_path, variant, &mut t)?;
-        Some(t)
+        Some(read_records(&[test_path], variant)?)
     } else {
         None
     };
@@ -69,18 +65,23 @@ pub fn load(dir: &Path, variant: Variant) -> Result<Dataset> {
     })
 }
 
-fn empty() -> Images {
-    Images {
-        pixels: Vec::new(),
-        labels: Vec::new(),
+/// The records of binary files, one after another.
+fn read_records(paths: &[PathBuf], variant: Variant) -> Result<Images> {
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for path in paths {
+        append_records(path, variant, &mut pixels, &mut labels)?;
+    }
+    Ok(Images {
+        pixels: Pixels::Decoded(pixels),
+        labels,
         height: SIDE,
         width: SIDE,
         channels: 3,
-    }
+    })
 }
 
 /// Appends the records of one binary file, converting planes (CHW) to HWC.
-fn append_records(path: &Path, variant: Variant, out: &mut Images) -> Result<()> {
+fn append_records(path: &Path, variant: Variant, pixels: &mut Vec<u8>, labels: &mut Vec<i64>) -> Result<()> {
     let bytes = super::read_file(path)?;
     let lb = variant.label_bytes();
     let record = lb + 3 * PLANE;
@@ -101,11 +102,10 @@ fn append_records(path: &Path, variant: Variant, out: &mut Images) -> Result<()>
                 format!("record {r}: label {label} >= {} classes", variant.num_classes()),
             ));
         }
-        out.labels.push(label as i64);
+        labels.push(label as i64);
         let planes = &rec[lb..];
         for p in 0..PLANE {
-            out.pixels
-                .extend_from_slice(&[planes[p], planes[PLANE + p], planes[2 * PLANE + p]]);
+            pixels.extend_from_slice(&[planes[p], planes[PLANE + p], planes[2 * PLANE + p]]);
         }
     }
     Ok(())

@@ -4,7 +4,7 @@
 //! Source: the test set of the UCI "Optical Recognition of Handwritten Digits" data set
 //! (E. Alpaydin, C. Kaynak, 1998), licensed CC BY 4.0; as shipped in scikit-learn's wheel at
 //! `sklearn/datasets/data/digits.csv.gz`. See `data/README.md`.
-use super::{Dataset, Images};
+use super::{Dataset, Images, Pixels};
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -54,7 +54,7 @@ fn parse_csv(path: &Path, text: &str) -> Result<Images> {
         labels.push(label);
     }
     Ok(Images {
-        pixels,
+        pixels: Pixels::Decoded(pixels),
         labels,
         height: SIDE,
         width: SIDE,

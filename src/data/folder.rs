@@ -3,17 +3,23 @@
 //! split and `val/` or `test/` beside it the test split.
 //!
 //! Gray and RGB files may be mixed: the dataset is gray only if every image is. Images of
-//! different sizes need `data.image_size`: the shorter side is resized to it (bilinear), then
-//! the centre square is cropped.
-use super::{Dataset, Images};
+//! different sizes need `data.image_size`: decoded at load, the shorter side is resized to it
+//! (PIL's filter, `augment.interpolation`) and the centre square cropped; decoded per batch
+//! (`data.decode = "per_batch"`), the training crop or the evaluation resize brings them to it.
+use super::{Dataset, Images, Pixels};
+use crate::augment::View;
+use crate::augment::crop::center_fit;
 use crate::error::{Error, Result};
-use image::{DynamicImage, imageops::FilterType};
+use crate::recipe::{Decode, Interpolation};
+use image::DynamicImage;
 use std::path::{Path, PathBuf};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
-/// Loads an image folder dataset.
-pub fn load(dir: &Path, image_size: Option<usize>) -> Result<Dataset> {
+/// Loads an image folder dataset. With `Decode::AtLoad` every file is decoded now (and resized
+/// with `interp` when `image_size` is set); with `Decode::PerBatch` only the headers are read
+/// now and the batches decode the files.
+pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Interpolation) -> Result<Dataset> {
     let train_dir = dir.join("train");
     let (train_root, test_root) = if train_dir.is_dir() {
         let test = ["val", "test"].iter().map(|s| dir.join(s)).find(|p| p.is_dir());
@@ -23,82 +29,120 @@ pub fn load(dir: &Path, image_size: Option<usize>) -> Result<Dataset> {
     };
     let classes = class_dirs(&train_root)?;
     let train_files = list_files(&train_root, &classes)?;
-    let test_files = match &test_root {
-        Some(root) => Some(list_files(root, &classes)?),
-        None => None,
+    let test_files = test_root.map(|root| list_files(&root, &classes)).transpose()?;
+    let paths: Vec<PathBuf> = train_files
+        .iter()
+        .chain(test_files.iter().flatten())
+        .map(|(p, _)| p.clone())
+        .collect();
+    let (mut pixels, height, width, channels) = match (decode, image_size) {
+        (Decode::PerBatch, Some(s)) => {
+            let channels = header_channels(&paths)?;
+            (Pixels::Files(paths), s, s, channels)
+        }
+        _ => decode_all(&paths, image_size, interp)?,
     };
-    let all = train_files.iter().chain(test_files.iter().flatten());
-    let decoded: Vec<(DynamicImage, PathBuf)> = all
-        .map(|(p, _)| {
-            Ok((
-                image::open(p).map_err(|e| Error::data(p, format!("cannot decode image: {e}")))?,
-                p.clone(),
-            ))
-        })
+    let n_train = train_files.len();
+    let test_pixels = match &mut pixels {
+        Pixels::Decoded(px) => Pixels::Decoded(px.split_off(n_train * height * width * channels)),
+        Pixels::Files(files) => Pixels::Files(files.split_off(n_train)),
+    };
+    let images = |files: &[(PathBuf, i64)], pixels| Images {
+        pixels,
+        labels: files.iter().map(|f| f.1).collect(),
+        height,
+        width,
+        channels,
+    };
+    Ok(Dataset {
+        format: "image folder".into(),
+        classes,
+        train: images(&train_files, pixels),
+        test: test_files.map(|f| images(&f, test_pixels)),
+    })
+}
+
+/// Decodes one image file to u8 HWC with `channels` channels (gray replicated to RGB, alpha
+/// dropped, as PIL's `convert("RGB")`). Returns the pixels, height and width.
+pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, usize, usize)> {
+    let im = image::open(path).map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
+    let (h, w) = (im.height() as usize, im.width() as usize);
+    let px = if channels == 1 {
+        im.into_luma8().into_raw()
+    } else {
+        im.into_rgb8().into_raw()
+    };
+    Ok((px, h, w))
+}
+
+/// 1 if every file is gray, else 3, from the files' headers.
+fn header_channels(paths: &[PathBuf]) -> Result<usize> {
+    for p in paths {
+        let bad = |e: &dyn std::fmt::Display| Error::data(p, format!("cannot read image header: {e}"));
+        let reader = image::ImageReader::open(p).map_err(|e| Error::io(p, e))?;
+        let decoder = reader
+            .with_guessed_format()
+            .map_err(|e| bad(&e))?
+            .into_decoder()
+            .map_err(|e| bad(&e))?;
+        if image::ImageDecoder::color_type(&decoder).has_color() {
+            return Ok(3);
+        }
+    }
+    Ok(1)
+}
+
+/// Decodes every file: gray only if every image is; each brought to the dataset's size.
+/// Returns the concatenated pixels, height, width and channels.
+fn decode_all(
+    paths: &[PathBuf],
+    image_size: Option<usize>,
+    interp: Interpolation,
+) -> Result<(Pixels, usize, usize, usize)> {
+    let decoded: Vec<DynamicImage> = paths
+        .iter()
+        .map(|p| image::open(p).map_err(|e| Error::data(p, format!("cannot decode image: {e}"))))
         .collect::<Result<_>>()?;
-    let channels = if decoded.iter().all(|(im, _)| !im.color().has_color()) {
+    let channels = if decoded.iter().all(|im| !im.color().has_color()) {
         1
     } else {
         3
     };
     let (height, width) = match image_size {
         Some(s) => (s, s),
-        None => (decoded[0].0.height() as usize, decoded[0].0.width() as usize),
+        None => (decoded[0].height() as usize, decoded[0].width() as usize),
     };
-    let mut images = decoded.into_iter();
-    let mut take = |files: &[(PathBuf, i64)]| -> Result<Images> {
-        let mut out = Images {
-            pixels: Vec::new(),
-            labels: Vec::new(),
-            height,
-            width,
-            channels,
+    let mut pixels = Vec::with_capacity(paths.len() * height * width * channels);
+    for (im, path) in decoded.into_iter().zip(paths) {
+        let (h, w) = (im.height() as usize, im.width() as usize);
+        let px = if channels == 1 {
+            im.into_luma8().into_raw()
+        } else {
+            im.into_rgb8().into_raw()
         };
-        for (label, (im, path)) in files.iter().map(|f| f.1).zip(images.by_ref()) {
-            let im = fit(im, image_size, &path, (height, width))?;
-            out.pixels.extend(if channels == 1 {
-                im.into_luma8().into_raw()
-            } else {
-                im.into_rgb8().into_raw()
-            });
-            out.labels.push(label);
-        }
-        Ok(out)
-    };
-    let train = take(&train_files)?;
-    let test = test_files.as_deref().map(&mut take).transpose()?;
-    Ok(Dataset {
-        format: "image folder".into(),
-        classes,
-        train,
-        test,
-    })
-}
-
-/// Brings an image to `size`: resize-and-centre-crop when `image_size` is set, else it must
-/// already have the dataset's size.
-fn fit(im: DynamicImage, image_size: Option<usize>, path: &Path, size: (usize, usize)) -> Result<DynamicImage> {
-    let (h, w) = (im.height() as usize, im.width() as usize);
-    match image_size {
-        None if (h, w) == size => Ok(im),
-        None => Err(Error::data(
-            path,
-            format!(
-                "image is {w}x{h} but the first image is {}x{}; set data.image_size to resize",
-                size.1, size.0
-            ),
-        )),
-        Some(s) => {
-            let scale = s as f64 / h.min(w) as f64;
-            let (nw, nh) = (
-                ((w as f64 * scale).round() as u32).max(s as u32),
-                ((h as f64 * scale).round() as u32).max(s as u32),
-            );
-            let resized = im.resize_exact(nw, nh, FilterType::Triangle);
-            let (x, y) = ((nw - s as u32) / 2, (nh - s as u32) / 2);
-            Ok(resized.crop_imm(x, y, s as u32, s as u32))
+        match image_size {
+            None if (h, w) != (height, width) => {
+                return Err(Error::data(
+                    path,
+                    format!("image is {w}x{h} but the first image is {width}x{height}; set data.image_size to resize"),
+                ));
+            }
+            None => pixels.extend(px),
+            Some(s) => pixels.extend(center_fit(
+                View {
+                    px: &px,
+                    h,
+                    w,
+                    c: channels,
+                },
+                s,
+                s,
+                1.0,
+                interp,
+            )),
         }
     }
+    Ok((Pixels::Decoded(pixels), height, width, channels))
 }
 
 /// The class subfolders of `root`, sorted by name.
@@ -166,9 +210,11 @@ mod tests {
         RgbImage::from_pixel(6, 6, image::Rgb([0, 0, 255]))
             .save(dir.join("val/dog/c.jpg"))
             .unwrap();
-        let e = load(&dir, None).unwrap_err().to_string();
+        let e = load(&dir, None, Decode::AtLoad, Interpolation::Bilinear)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("b.png") && e.contains("data.image_size"), "{e}");
-        let d = load(&dir, Some(3)).unwrap();
+        let d = load(&dir, Some(3), Decode::AtLoad, Interpolation::Bilinear).unwrap();
         assert_eq!(d.classes, vec!["cat", "dog"]);
         assert_eq!((d.train.height, d.train.width, d.train.channels), (3, 3, 3));
         assert_eq!(d.train.labels, vec![0, 1]);
@@ -188,7 +234,9 @@ mod tests {
         let dir = crate::testutil::tempdir("folder-bad");
         std::fs::create_dir_all(dir.join("a")).unwrap();
         std::fs::write(dir.join("a/broken.png"), b"\x89PNG not really").unwrap();
-        let e = load(&dir, None).unwrap_err().to_string();
+        let e = load(&dir, None, Decode::AtLoad, Interpolation::Bilinear)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("broken.png") && e.contains("cannot decode"), "{e}");
     }
 }

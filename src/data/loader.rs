@@ -3,6 +3,7 @@
 use super::Images;
 use crate::augment;
 use crate::augment::mix::Mix;
+use crate::error::Result;
 use crate::recipe::AugmentConfig;
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -111,8 +112,8 @@ pub enum Mode<'a> {
 
 /// Builds one batch from `indices`. For training,
 /// each image is augmented with its own keyed RNG, then the batch may be mixed (mixup/CutMix),
-/// which gives it soft targets.
-pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: Mode) -> Batch {
+/// which gives it soft targets. Fails if an image file cannot be decoded.
+pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: Mode) -> Result<Batch> {
     let (h, w, c) = (images.height, images.width, images.channels);
     let len = images.image_len();
     let n = indices.len();
@@ -121,20 +122,19 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: M
     // is the same whatever the number of threads.
     data.par_chunks_mut(len)
         .zip(indices.par_iter())
-        .for_each(|(out, &i)| match mode {
-            Mode::Train(o, _) => {
-                let mut rng = Rng::keyed(o.seed, o.epoch, i as u64);
-                norm.write_chw(&augment::apply(images.image(i), h, w, c, &o.augment, &mut rng), out);
-                let side = (o.augment.cutout_fraction * h.min(w) as f64).round() as usize;
-                if side > 0 {
-                    augment::cutout(out, c, h, w, side, o.augment.cutout_count, &mut rng);
+        .try_for_each(|(out, &i)| {
+            images.with_image(i, |src| match mode {
+                Mode::Train(o, _) => {
+                    let mut rng = Rng::keyed(o.seed, o.epoch, i as u64);
+                    norm.write_chw(&augment::apply(src, h, w, &o.augment, &mut rng), out);
+                    let side = (o.augment.cutout_fraction * h.min(w) as f64).round() as usize;
+                    if side > 0 {
+                        augment::cutout(out, c, h, w, side, o.augment.cutout_count, &mut rng);
+                    }
                 }
-            }
-            Mode::Eval(a) => match augment::eval(images.image(i), h, w, c, a) {
-                Some(cropped) => norm.write_chw(&cropped, out),
-                None => norm.write_chw(images.image(i), out),
-            },
-        });
+                Mode::Eval(a) => norm.write_chw(&augment::eval(src, h, w, a), out),
+            })
+        })?;
     let labels: Vec<i64> = indices.iter().map(|&i| images.labels[i]).collect();
     let mut targets = None;
     if let Mode::Train(o, b) = mode {
@@ -149,12 +149,12 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: M
             targets = Some(mix.targets(&labels, o.classes, o.label_smoothing));
         }
     }
-    Batch {
+    Ok(Batch {
         pixels: data,
         shape: [n as i64, c as i64, h as i64, w as i64],
         labels,
         targets,
-    }
+    })
 }
 
 /// The training batches of one epoch, built `depth` batches ahead on a background thread.
@@ -163,14 +163,13 @@ pub fn train_epoch(
     norm: Normalizer,
     order: TrainOrder,
     depth: usize,
-) -> impl Iterator<Item = Batch> {
+) -> impl Iterator<Item = Result<Batch>> {
     let (tx, rx) = mpsc::sync_channel(depth);
     std::thread::spawn(move || {
         for (b, idx) in order.batches(images.len()).iter().enumerate() {
-            if tx
-                .send(make_batch(&images, idx, &norm, Mode::Train(&order, b)))
-                .is_err()
-            {
+            let batch = make_batch(&images, idx, &norm, Mode::Train(&order, b));
+            let failed = batch.is_err();
+            if tx.send(batch).is_err() || failed {
                 return;
             }
         }
@@ -184,7 +183,7 @@ pub fn eval_batches<'a>(
     norm: &'a Normalizer,
     augment: &'a AugmentConfig,
     batch_size: usize,
-) -> impl Iterator<Item = Batch> + 'a {
+) -> impl Iterator<Item = Result<Batch>> + 'a {
     let n = images.len();
     (0..n).step_by(batch_size).map(move |start| {
         let idx: Vec<usize> = (start..(start + batch_size).min(n)).collect();
@@ -195,6 +194,7 @@ pub fn eval_batches<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Pixels;
 
     fn order(epoch: u64) -> TrainOrder {
         TrainOrder {
@@ -240,19 +240,19 @@ mod tests {
         let idx = &o.batches(d.len())[2];
         let with = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| make_batch(&d, idx, &norm, Mode::Train(&o, 2)))
+            pool.install(|| make_batch(&d, idx, &norm, Mode::Train(&o, 2)).unwrap())
         };
         let (a, b) = (with(1), with(2));
         assert_eq!(a.pixels, b.pixels);
         assert_eq!(a.targets.unwrap(), b.targets.unwrap());
-        let plain = make_batch(&d, idx, &norm, Mode::Eval(&AugmentConfig::default()));
+        let plain = make_batch(&d, idx, &norm, Mode::Eval(&AugmentConfig::default())).unwrap();
         assert_ne!(a.pixels, plain.pixels, "the batch was augmented");
     }
 
     #[test]
     fn mixed_batches_carry_soft_targets() {
         let images = Images {
-            pixels: (0..8).collect(),
+            pixels: Pixels::Decoded((0..8).collect()),
             labels: vec![0, 1, 2, 0, 1, 2, 0, 1],
             height: 1,
             width: 1,
@@ -262,6 +262,7 @@ mod tests {
         let plain = order(0);
         assert!(
             make_batch(&images, &[0, 1, 2, 3], &norm, Mode::Train(&plain, 0))
+                .unwrap()
                 .targets
                 .is_none()
         );
@@ -272,7 +273,7 @@ mod tests {
             },
             ..order(0)
         };
-        let b = make_batch(&images, &[0, 1, 2, 3], &norm, Mode::Train(&mixed, 0));
+        let b = make_batch(&images, &[0, 1, 2, 3], &norm, Mode::Train(&mixed, 0)).unwrap();
         let t = b.targets(tch::Device::Cpu).unwrap();
         assert_eq!(t.size(), vec![4, 3]);
         let sums: Vec<f32> = Vec::try_from(t.sum_dim_intlist(1, false, tch::Kind::Float)).unwrap();
@@ -282,14 +283,14 @@ mod tests {
     #[test]
     fn normalisation_is_chw_and_uses_per_channel_stats() {
         let images = Images {
-            pixels: vec![0, 255, 51, 102],
+            pixels: Pixels::Decoded(vec![0, 255, 51, 102]),
             labels: vec![3],
             height: 1,
             width: 2,
             channels: 2,
         };
         let norm = Normalizer::new(&[0.0, 0.5], &[1.0, 0.5], 2);
-        let b = make_batch(&images, &[0], &norm, Mode::Eval(&AugmentConfig::default()));
+        let b = make_batch(&images, &[0], &norm, Mode::Eval(&AugmentConfig::default())).unwrap();
         assert_eq!(b.images(tch::Device::Cpu).size(), vec![1, 2, 1, 2]);
         let v = b.pixels.clone();
         let expected = [0.0, 0.2, (1.0 - 0.5) / 0.5, (0.4 - 0.5) / 0.5];

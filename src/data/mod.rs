@@ -9,19 +9,31 @@ pub mod folder;
 pub mod idx;
 pub mod loader;
 
+use crate::augment::View;
 use crate::error::{Error, Result};
-use crate::recipe::{DataConfig, DatasetKind};
+use crate::recipe::{DataConfig, DatasetKind, Interpolation};
 use crate::rng::Rng;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// A set of equally sized images, u8 HWC, with one label each.
+/// A set of images with one label each, all brought to `height` x `width` x `channels` (HWC)
+/// by the time they reach a batch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Images {
-    pub pixels: Vec<u8>,
+    pub pixels: Pixels,
     pub labels: Vec<i64>,
     pub height: usize,
     pub width: usize,
     pub channels: usize,
+}
+
+/// Where the pixels of a set of images are.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pixels {
+    /// Decoded u8 HWC images of the set's size, one after another.
+    Decoded(Vec<u8>),
+    /// Image files, decoded when a batch needs them (`data.decode = "per_batch"`), at their own
+    /// size: the transforms crop and resize them to the set's size.
+    Files(Vec<PathBuf>),
 }
 
 impl Images {
@@ -37,18 +49,42 @@ impl Images {
         self.height * self.width * self.channels
     }
 
-    /// The pixels of image `i`, HWC.
-    pub fn image(&self, i: usize) -> &[u8] {
-        let n = self.image_len();
-        &self.pixels[i * n..(i + 1) * n]
+    /// Calls `f` with image `i` as stored: its decoded pixels, or its file decoded now.
+    pub fn with_image<R>(&self, i: usize, f: impl FnOnce(View) -> R) -> Result<R> {
+        let c = self.channels;
+        match &self.pixels {
+            Pixels::Decoded(px) => {
+                let n = self.image_len();
+                let (h, w) = (self.height, self.width);
+                Ok(f(View {
+                    px: &px[i * n..(i + 1) * n],
+                    h,
+                    w,
+                    c,
+                }))
+            }
+            Pixels::Files(paths) => {
+                let (px, h, w) = folder::decode(&paths[i], c)?;
+                Ok(f(View { px: &px, h, w, c }))
+            }
+        }
+    }
+
+    /// Image `i` as stored (decoded if it is a file), for tests.
+    #[cfg(test)]
+    pub fn image(&self, i: usize) -> Vec<u8> {
+        self.with_image(i, |v| v.px.to_vec()).unwrap()
     }
 
     /// The images at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Images {
-        let mut pixels = Vec::with_capacity(indices.len() * self.image_len());
-        for &i in indices {
-            pixels.extend_from_slice(self.image(i));
-        }
+        let pixels = match &self.pixels {
+            Pixels::Decoded(px) => {
+                let n = self.image_len();
+                Pixels::Decoded(indices.iter().flat_map(|&i| &px[i * n..(i + 1) * n]).copied().collect())
+            }
+            Pixels::Files(paths) => Pixels::Files(indices.iter().map(|&i| paths[i].clone()).collect()),
+        };
         Images {
             pixels,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
@@ -65,24 +101,34 @@ impl Images {
         counts
     }
 
-    /// Per-channel mean and standard deviation of the pixels, in [0, 1] scale.
-    pub fn channel_stats(&self) -> (Vec<f64>, Vec<f64>) {
+    /// Per-channel mean and standard deviation of the pixels, in [0, 1] scale: over every image
+    /// when decoded, over `STATS_FILES` evenly spaced ones when stored as files.
+    pub fn channel_stats(&self) -> Result<(Vec<f64>, Vec<f64>)> {
+        const STATS_FILES: usize = 256;
         let c = self.channels;
-        let mut sum = vec![0f64; c];
-        let mut sq = vec![0f64; c];
-        for (i, &p) in self.pixels.iter().enumerate() {
-            let v = p as f64 / 255.0;
-            sum[i % c] += v;
-            sq[i % c] += v * v;
+        let (mut sum, mut sq, mut count) = (vec![0f64; c], vec![0f64; c], 0usize);
+        let step = match self.pixels {
+            Pixels::Decoded(_) => 1,
+            Pixels::Files(_) => self.len().div_ceil(STATS_FILES).max(1),
+        };
+        for i in (0..self.len()).step_by(step) {
+            self.with_image(i, |v| {
+                for (k, &p) in v.px.iter().enumerate() {
+                    let x = p as f64 / 255.0;
+                    sum[k % c] += x;
+                    sq[k % c] += x * x;
+                }
+                count += v.px.len() / c;
+            })?;
         }
-        let n = (self.pixels.len() / c).max(1) as f64;
+        let n = count.max(1) as f64;
         let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
         let std = sq
             .iter()
             .zip(&mean)
             .map(|(s, m)| (s / n - m * m).max(1e-12).sqrt())
             .collect();
-        (mean, std)
+        Ok((mean, std))
     }
 }
 
@@ -105,8 +151,8 @@ pub struct Splits {
     pub test: Option<Images>,
 }
 
-/// Loads the dataset a recipe names.
-pub fn load(cfg: &DataConfig) -> Result<Dataset> {
+/// Loads the dataset a recipe names; folder images are resized with `interp`.
+pub fn load(cfg: &DataConfig, interp: Interpolation) -> Result<Dataset> {
     let path = || {
         cfg.path
             .as_deref()
@@ -117,7 +163,7 @@ pub fn load(cfg: &DataConfig) -> Result<Dataset> {
         DatasetKind::Idx => idx::load(path()?),
         DatasetKind::Cifar10 => cifar::load(path()?, cifar::Variant::Cifar10),
         DatasetKind::Cifar100 => cifar::load(path()?, cifar::Variant::Cifar100),
-        DatasetKind::Folder => folder::load(path()?, cfg.image_size),
+        DatasetKind::Folder => folder::load(path()?, cfg.image_size, cfg.decode, interp),
     }
 }
 
@@ -194,7 +240,7 @@ mod tests {
             format: "toy".into(),
             classes: (0..classes).map(|c| c.to_string()).collect(),
             train: Images {
-                pixels: (0..n).map(|i| i as u8).collect(),
+                pixels: Pixels::Decoded((0..n).map(|i| i as u8).collect()),
                 labels: (0..n).map(|i| (i % classes) as i64).collect(),
                 height: 1,
                 width: 1,
@@ -209,7 +255,11 @@ mod tests {
         let s = split(toy(20, 3), 0.25, 1);
         assert_eq!(s.val.class_counts(3), vec![5, 5, 5]);
         assert_eq!(s.train.class_counts(3), vec![15, 15, 15]);
-        let mut all: Vec<u8> = s.train.pixels.iter().chain(&s.val.pixels).copied().collect();
+        let px = |im: &Images| match &im.pixels {
+            Pixels::Decoded(px) => px.clone(),
+            Pixels::Files(_) => unreachable!("decoded"),
+        };
+        let mut all: Vec<u8> = [px(&s.train), px(&s.val)].concat();
         all.sort();
         assert_eq!(all, (0..60).collect::<Vec<u8>>());
         assert_eq!(split(toy(20, 3), 0.25, 1).val, s.val);
@@ -219,13 +269,13 @@ mod tests {
     #[test]
     fn channel_stats_of_known_pixels() {
         let im = Images {
-            pixels: vec![0, 255, 0, 255],
+            pixels: Pixels::Decoded(vec![0, 255, 0, 255]),
             labels: vec![0, 0],
             height: 1,
             width: 1,
             channels: 2,
         };
-        let (m, s) = im.channel_stats();
+        let (m, s) = im.channel_stats().unwrap();
         assert_eq!(m, vec![0.0, 1.0]);
         assert!(s.iter().all(|&v| v < 1e-5));
     }

@@ -138,11 +138,15 @@ impl<'a> Trainer<'a> {
     fn new(recipe: &'a Recipe, dir: &'a RunDir, device: Device, resume: bool) -> Result<Self> {
         configure_cpu(recipe.train.threads);
         tch::manual_seed(recipe.seed as i64);
-        let splits = data::split(data::load(&recipe.data)?, recipe.data.val_fraction, recipe.seed);
+        let splits = data::split(
+            data::load(&recipe.data, recipe.augment.interpolation)?,
+            recipe.data.val_fraction,
+            recipe.seed,
+        );
         let im = &splits.train;
         let (mean, std) = match (&recipe.data.mean, &recipe.data.std) {
             (Some(m), Some(s)) => (m.clone(), s.clone()),
-            _ => im.channel_stats(),
+            _ => im.channel_stats()?,
         };
         let norm = loader::Normalizer::new(&mean, &std, im.channels);
         let classes = splits.classes.len();
@@ -212,8 +216,8 @@ impl<'a> Trainer<'a> {
                 return self.finish(Status::Diverged);
             };
             let train_secs = start.elapsed().as_secs_f64();
-            let val = self.evaluate(&self.val);
-            let val_ema = self.evaluate_ema_val();
+            let val = self.evaluate(&self.val)?;
+            let val_ema = self.evaluate_ema_val()?;
             let m = EpochMetrics {
                 epoch,
                 step: self.progress.step,
@@ -260,6 +264,7 @@ impl<'a> Trainer<'a> {
         let (mut loss_sum, mut correct, mut seen, mut pending) = (0.0, 0i64, 0usize, 0usize);
         self.opt.zero_grad();
         for batch in loader::train_epoch(self.train.clone(), self.norm.clone(), order, 2) {
+            let batch = batch?;
             let x = batch.images(self.device);
             let y = batch.labels(self.device);
             let targets = batch.targets(self.device);
@@ -304,26 +309,29 @@ impl<'a> Trainer<'a> {
     }
 
     /// The validation result of the EMA weights, when the recipe keeps an EMA.
-    fn evaluate_ema_val(&mut self) -> Option<Eval> {
-        let mut ema = self.ema.take()?;
+    fn evaluate_ema_val(&mut self) -> Result<Option<Eval>> {
+        let Some(mut ema) = self.ema.take() else {
+            return Ok(None);
+        };
         ema.swap(&self.vs);
         let e = self.evaluate(&self.val);
         ema.swap(&self.vs);
         self.ema = Some(ema);
-        Some(e)
+        e.map(Some)
     }
 
     /// Plain cross-entropy (no smoothing), top-1 and, with more than 5 classes, top-5 accuracy.
-    fn evaluate(&self, images: &Images) -> Eval {
+    fn evaluate(&self, images: &Images) -> Result<Eval> {
         let mut loss = 0.0;
         let (mut top1, mut top5) = (0i64, 0i64);
-        tch::no_grad(|| {
+        tch::no_grad(|| -> Result<()> {
             for b in loader::eval_batches(
                 images,
                 &self.norm,
                 &self.recipe.augment,
                 self.recipe.train.eval_batch_size,
             ) {
+                let b = b?;
                 let y = b.labels(self.device);
                 let logits = self.net.forward_t(&b.images(self.device), false);
                 loss += logits
@@ -334,20 +342,21 @@ impl<'a> Trainer<'a> {
                     top5 += topk_correct(&logits, &y, 5);
                 }
             }
-        });
+            Ok(())
+        })?;
         let n = images.len().max(1) as f64;
-        Eval {
+        Ok(Eval {
             loss: loss / n,
             top1: top1 as f64 / n,
             top5: (self.classes > 5).then(|| top5 as f64 / n),
-        }
+        })
     }
 
     fn finish(self, status: Status) -> Result<RunResult> {
         self.dir.write_metrics(&self.metrics)?;
         let start = Instant::now();
         let test = match (&self.test, status) {
-            (Some(t), Status::Completed) => Some(self.evaluate(t)),
+            (Some(t), Status::Completed) => Some(self.evaluate(t)?),
             _ => None,
         };
         let wall = self.metrics.iter().map(|m| m.seconds).sum::<f64>() + start.elapsed().as_secs_f64();

@@ -1,0 +1,65 @@
+//! darkmagic's resizing (PIL's `Image.resize`) against torchvision 0.28 on real photographs:
+//! `resized_crop` of several regions and the evaluation `Resize(256)` + `CenterCrop(224)`, with
+//! bilinear and bicubic filters, RGB and gray. Golden outputs come from
+//! `scripts/golden/resize.py`, run by this test on `data/photos` (scripts/photos.sh).
+mod common;
+use darkmagic::augment::crop::{Region, center_fit};
+use darkmagic::augment::{View, resample};
+use darkmagic::recipe::Interpolation;
+use std::collections::HashMap;
+use tch::Tensor;
+
+fn bytes(t: &Tensor) -> Vec<u8> {
+    Vec::<u8>::try_from(t.flatten(0, -1)).unwrap()
+}
+
+#[test]
+fn resized_crops_and_eval_resize_match_torchvision_exactly() {
+    let out = common::golden("resize.py", "resize", &[]);
+    let golden: HashMap<String, Tensor> = Tensor::read_safetensors(out.join("resize.safetensors"))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let mut check = |key: &str, got: Vec<u8>| {
+        let want = bytes(&golden[key]);
+        let off = want.iter().zip(&got).filter(|(a, b)| a != b).count();
+        if got.len() != want.len() || off > 0 {
+            failures.push(format!("{key}: {off} of {} values differ", want.len()));
+        }
+        checked += 1;
+    };
+    for name in ["astronaut", "chelsea", "coffee", "motorcycle", "chelsea_gray"] {
+        let input = &golden[&format!("input/{name}")];
+        let size = input.size();
+        let (h, w, c) = (size[0] as usize, size[1] as usize, size[2] as usize);
+        let px = bytes(input);
+        let view = View { px: &px, h, w, c };
+        for (interp, label) in [
+            (Interpolation::Bilinear, "bilinear"),
+            (Interpolation::Bicubic, "bicubic"),
+        ] {
+            for k in 0..5 {
+                let r = Vec::<i64>::try_from(&golden[&format!("region/{name}/{k}")]).unwrap();
+                let r: Vec<usize> = r.into_iter().map(|v| v as usize).collect();
+                let region = Region {
+                    y: r[0],
+                    x: r[1],
+                    h: r[2],
+                    w: r[3],
+                };
+                let got = resample::resize(&px, w, c, region, r[4], r[5], interp);
+                check(&format!("crop/{name}/{label}/{k}"), got);
+            }
+            // Resize(256) + CenterCrop(224) is the evaluation fit with fraction 224/256.
+            check(
+                &format!("eval/{name}/{label}"),
+                center_fit(view, 224, 224, 0.875, interp),
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(checked, 5 * 2 * 6);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
