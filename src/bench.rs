@@ -1,11 +1,17 @@
-//! Training-step throughput, measured the same way as `bench/train_step.py` measures PyTorch:
+//! Throughput benchmarks, each measured the way its reference script in `bench/` measures
+//! PyTorch or torchvision.
+//!
+//! Training steps, as `bench/train_step.py`:
 //! a plain ResNet (no SE, ReLU everywhere) on a fixed random batch, SGD with Nesterov momentum
 //! 0.9, weight decay 5e-5, cross-entropy with label smoothing 0.1; `warmup` untimed steps, then
 //! `steps` timed ones.
+use crate::data::{Images, Pixels, loader};
+use crate::error::Result;
 use crate::loss;
 use crate::model::Net;
 use crate::optim::Optimizer;
-use crate::recipe::{Activation, Arch, ModelConfig, OptimConfig};
+use crate::recipe::{Activation, Arch, AugPolicy, AugmentConfig, Decode, Interpolation, ModelConfig, OptimConfig};
+use std::path::Path;
 use std::time::Instant;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -63,11 +69,8 @@ pub fn train_images_per_sec(b: &TrainBench) -> f64 {
 /// The CIFAR train transform of `bench/augment_cifar.py` (pad 4 + random crop 32, horizontal
 /// flip, AutoAugment CIFAR10, normalise to a float batch of 128) on `n` random 32x32 RGB
 /// images, on a pool of `threads` threads; returns images per second over one epoch after a
-/// warm-up epoch. libtorch runs single-threaded, as torch in the reference script.
+/// warm-up epoch.
 pub fn augment_images_per_sec(n: usize, threads: usize) -> f64 {
-    tch::set_num_threads(1);
-    use crate::data::{Images, Pixels, loader};
-    use crate::recipe::{AugPolicy, AugmentConfig};
     let mut rng = crate::rng::Rng::keyed(0, 0, 0);
     let images = Images {
         pixels: Pixels::Decoded((0..n * 32 * 32 * 3).map(|_| rng.below(256) as u8).collect()),
@@ -76,38 +79,61 @@ pub fn augment_images_per_sec(n: usize, threads: usize) -> f64 {
         width: 32,
         channels: 3,
     };
-    let norm = loader::Normalizer::new(&[0.49, 0.48, 0.45], &[0.25, 0.24, 0.26], 3);
     let augment = AugmentConfig {
         pad: 4,
         hflip: true,
         policy: AugPolicy::AutoaugmentCifar10,
         ..AugmentConfig::default()
     };
-    let order = |epoch| loader::TrainOrder {
-        seed: 0,
-        epoch,
-        batch_size: 128,
-        accumulate: 1,
-        augment: augment.clone(),
-        classes: 10,
-        label_smoothing: 0.0,
+    loader_images_per_sec(&images, augment, 128, threads).expect("decoded images")
+}
+
+/// The ImageNet train transform of `bench/augment_imagenet.py` on the image files of the folder
+/// dataset `dir`: JPEG/PNG decode, random-resized crop to 224 (bilinear), horizontal flip,
+/// AutoAugment ImageNet, normalise to a float batch of 64; images per second as above.
+pub fn augment_folder_images_per_sec(dir: &Path, threads: usize) -> Result<f64> {
+    let d = crate::data::folder::load(dir, Some(224), Decode::PerBatch, Interpolation::Bilinear)?;
+    let augment = AugmentConfig {
+        random_resized_crop: true,
+        hflip: true,
+        policy: AugPolicy::AutoaugmentImagenet,
+        ..AugmentConfig::default()
     };
+    loader_images_per_sec(&d.train, augment, 64, threads)
+}
+
+/// Images per second of the training loader (`make_batch`, as training runs it) over one epoch
+/// after a warm-up epoch, on a pool of `threads` threads, with the allocator settings training
+/// uses (`train::configure_cpu`). libtorch runs single-threaded, as torch in the reference scripts.
+fn loader_images_per_sec(images: &Images, augment: AugmentConfig, batch_size: usize, threads: usize) -> Result<f64> {
+    crate::train::configure_cpu(threads);
+    tch::set_num_threads(1);
+    let norm = loader::Normalizer::new(&[0.49, 0.48, 0.45], &[0.25, 0.24, 0.26], images.channels);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("a thread pool");
-    let epoch = |e: u64| {
-        let o = order(e);
+    let epoch = |epoch: u64| -> Result<usize> {
+        let o = loader::TrainOrder {
+            seed: 0,
+            epoch,
+            batch_size,
+            accumulate: 1,
+            augment: augment.clone(),
+            classes: 10,
+            label_smoothing: 0.0,
+        };
         pool.install(|| {
-            for (b, idx) in o.batches(n).iter().enumerate() {
-                let batch =
-                    loader::make_batch(&images, idx, &norm, loader::Mode::Train(&o, b)).expect("decoded images");
-                let _ = std::hint::black_box(batch.images(Device::Cpu));
+            let mut seen = 0;
+            for (b, idx) in o.batches(images.len()).iter().enumerate() {
+                let batch = loader::make_batch(images, idx, &norm, loader::Mode::Train(&o, b))?;
+                seen += std::hint::black_box(batch.images(Device::Cpu)).size()[0] as usize;
             }
+            Ok(seen)
         })
     };
-    epoch(0);
+    epoch(0)?;
     let start = Instant::now();
-    epoch(1);
-    (n / 128 * 128) as f64 / start.elapsed().as_secs_f64()
+    let seen = epoch(1)?;
+    Ok(seen as f64 / start.elapsed().as_secs_f64())
 }

@@ -182,13 +182,18 @@ enum AugmentCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
-    /// Images per second of the CIFAR train transform with AutoAugment (bench/augment_cifar.sh
-    /// compares it with torchvision).
+    /// Images per second of the training loader: the CIFAR train transform with AutoAugment on
+    /// random images (bench/augment_cifar.sh), or with --folder the ImageNet one (decode,
+    /// random-resized crop 224, flip, AutoAugment ImageNet) on its files
+    /// (bench/augment_imagenet.sh); both scripts compare with torchvision.
     Augment {
         #[arg(long, default_value_t = 4096)]
         images: usize,
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// An image folder dataset: benchmark the ImageNet transform on its files.
+        #[arg(long)]
+        folder: Option<PathBuf>,
     },
     /// Training images per second of one model on random data.
     Train {
@@ -457,9 +462,21 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
 
 fn bench_cmd(cmd: BenchCommand) -> Result<()> {
     let (model, batch, image, steps, warmup, classes, threads, device) = match cmd {
-        BenchCommand::Augment { images, threads } => {
-            let ips = darkmagic::bench::augment_images_per_sec(images, threads);
-            println!("darkmagic augment CIFAR AutoAugment threads={threads}: {ips:.1} images/s");
+        BenchCommand::Augment {
+            images,
+            threads,
+            folder,
+        } => {
+            match folder {
+                Some(dir) => {
+                    let ips = darkmagic::bench::augment_folder_images_per_sec(&dir, threads)?;
+                    println!("darkmagic augment ImageNet AutoAugment threads={threads}: {ips:.1} images/s");
+                }
+                None => {
+                    let ips = darkmagic::bench::augment_images_per_sec(images, threads);
+                    println!("darkmagic augment CIFAR AutoAugment threads={threads}: {ips:.1} images/s");
+                }
+            }
             return Ok(());
         }
         BenchCommand::Train {

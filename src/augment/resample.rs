@@ -159,22 +159,30 @@ pub fn resize(
 /// The horizontal pass: `rows` rows of `win`, each resampled to `wt`'s output width; the
 /// window's column 0 is source column `first_col` of the weights.
 fn horizontal(win: Window, rows: usize, wt: &Weights, first_col: usize) -> Vec<u8> {
-    let (c, out_w) = (win.c, wt.start.len());
-    let mut out = vec![0u8; rows * out_w * c];
-    let mut acc = [0i32; 4];
-    for y in 0..rows {
-        for x in 0..out_w {
-            acc[..c].fill(1 << (PRECISION_BITS - 1));
+    match win.c {
+        1 => horizontal_c::<1>(win, rows, wt, first_col),
+        3 => horizontal_c::<3>(win, rows, wt, first_col),
+        c => unreachable!("images have 1 or 3 channels, not {c}"),
+    }
+}
+
+/// `horizontal` for `C` channels, so the per-pixel loop over channels unrolls.
+fn horizontal_c<const C: usize>(win: Window, rows: usize, wt: &Weights, first_col: usize) -> Vec<u8> {
+    let out_w = wt.start.len();
+    let mut out = vec![0u8; rows * out_w * C];
+    for (y, dst) in out.chunks_exact_mut(out_w * C).enumerate() {
+        let line = &win.px[win.at(y, 0)..];
+        for (x, d) in dst.chunks_exact_mut(C).enumerate() {
             let k = &wt.k[x * wt.ksize..x * wt.ksize + wt.len[x]];
-            let s = win.at(y, wt.start[x] - first_col);
-            for (j, &kj) in k.iter().enumerate() {
-                for (a, &v) in acc[..c].iter_mut().zip(&win.px[s + j * c..s + (j + 1) * c]) {
-                    *a += v as i32 * kj;
+            let s = (wt.start[x] - first_col) * C;
+            let mut acc = [1i32 << (PRECISION_BITS - 1); C];
+            for (px, &kj) in line[s..s + k.len() * C].chunks_exact(C).zip(k) {
+                for ch in 0..C {
+                    acc[ch] += px[ch] as i32 * kj;
                 }
             }
-            let o = (y * out_w + x) * c;
-            for (dst, &a) in out[o..o + c].iter_mut().zip(&acc[..c]) {
-                *dst = clip8(a);
+            for ch in 0..C {
+                d[ch] = clip8(acc[ch]);
             }
         }
     }
