@@ -2,7 +2,7 @@
 # Sets up everything darkmagic needs on a fresh Debian machine, idempotently:
 # - a project-local virtualenv `.venv` holding PyTorch 2.13.0 (libtorch for tch),
 # - the link `.venv/torch` that `.cargo/config.toml` points LIBTORCH at,
-# - Debian packages: Fashion-MNIST (for `recipes/fashion-mnist-resnet20.toml`), Chromium (the
+# - Debian packages: libjpeg-turbo (darkmagic decodes JPEG with it, as PIL does), Fashion-MNIST (for `recipes/fashion-mnist-resnet20.toml`), Chromium (the
 #   tests open the checklist report in a real headless browser), Slurm and munge (the cluster
 #   tests run a one-node Slurm on localhost),
 # - Ray in the virtualenv (the cluster tests run a Ray head on localhost),
@@ -36,6 +36,7 @@ missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v slurmctld >/dev/null || missing+=(slurmctld slurmd slurm-client munge)
+pkg-config --exists libturbojpeg 2>/dev/null || missing+=(libturbojpeg0-dev pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq

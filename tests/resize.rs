@@ -1,6 +1,7 @@
 //! darkmagic's resizing (PIL's `Image.resize`) against torchvision 0.28 on real photographs:
 //! `resized_crop` of several regions and the evaluation `Resize(256)` + `CenterCrop(224)`, with
-//! bilinear and bicubic filters, RGB and gray. Golden outputs come from
+//! bilinear and bicubic filters, RGB and gray; and JPEG decoding (libjpeg-turbo, as PIL).
+//! Golden outputs come from
 //! `scripts/golden/resize.py`, run by this test on `data/photos` (scripts/photos.sh).
 mod common;
 use darkmagic::augment::crop::{Region, center_fit};
@@ -14,7 +15,7 @@ fn bytes(t: &Tensor) -> Vec<u8> {
 }
 
 #[test]
-fn resized_crops_and_eval_resize_match_torchvision_exactly() {
+fn decoding_resized_crops_and_eval_resize_match_torchvision_exactly() {
     let out = common::golden("resize.py", "resize", &[]);
     let golden: HashMap<String, Tensor> = Tensor::read_safetensors(out.join("resize.safetensors"))
         .unwrap()
@@ -59,7 +60,16 @@ fn resized_crops_and_eval_resize_match_torchvision_exactly() {
             );
         }
     }
+    let photos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/photos");
+    for name in [
+        "space/rocket.jpg",
+        "space/hubble_deep_field.jpg",
+        "microscopy/retina.jpg",
+    ] {
+        let (px, _, _) = darkmagic::data::folder::decode(&photos.join(name), 3).unwrap();
+        check(&format!("decoded/{name}"), px);
+    }
     let _ = std::fs::remove_dir_all(&out);
-    assert_eq!(checked, 5 * 2 * 6);
+    assert_eq!(checked, 5 * 2 * 6 + 3);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -3,7 +3,8 @@
 Inputs: real photographs from data/photos (scripts/photos.sh), RGB and one converted to gray by
 PIL. For each, `F.resized_crop` on a few regions (downscaled, upscaled, non-square output) and
 the evaluation transform `Resize(256)` + `CenterCrop(224)`, with BILINEAR and BICUBIC
-interpolation. Writes OUT_DIR/resize.safetensors: `input/<name>` uint8 HWC images,
+interpolation; and PIL's decoding of the JPEG photographs (`decoded/<path under data/photos>`).
+Writes OUT_DIR/resize.safetensors: `input/<name>` uint8 HWC images,
 `crop/<name>/<interp>/<k>` outputs with `region/<name>/<k>` = [top, left, height, width,
 out_height, out_width] (int64), and `eval/<name>/<interp>`.
 Run: .venv/bin/python scripts/golden/resize.py OUT_DIR
@@ -55,5 +56,8 @@ for name, img in photos.items():
     for mode_name, mode in modes.items():
         res = T.Compose([T.Resize(256, interpolation=mode), T.CenterCrop(224)])(img)
         tensors[f"eval/{name}/{mode_name}"] = hwc(res)
+# JPEG decoding: PIL's pixels of the JPEG photographs (libjpeg-turbo, default settings).
+for name in ["space/rocket.jpg", "space/hubble_deep_field.jpg", "microscopy/retina.jpg"]:
+    tensors[f"decoded/{name}"] = hwc(Image.open(root / name).convert("RGB"))
 save_file(tensors, str(out / "resize.safetensors"))
 print(f"torchvision {torchvision.__version__}: {len(tensors)} tensors in {out}")

@@ -11,7 +11,6 @@ use crate::augment::View;
 use crate::augment::crop::center_fit;
 use crate::error::{Error, Result};
 use crate::recipe::{Decode, Interpolation};
-use image::DynamicImage;
 use std::path::{Path, PathBuf};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -64,8 +63,22 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
 
 /// Decodes one image file to u8 HWC with `channels` channels (gray replicated to RGB, alpha
 /// dropped, as PIL's `convert("RGB")`). Returns the pixels, height and width.
+///
+/// JPEG files go through libjpeg-turbo, the decoder PIL uses, with its defaults (integer IDCT,
+/// smooth chroma upsampling), so the pixels are PIL's; other formats through the `image` crate.
 pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, usize, usize)> {
-    let im = image::open(path).map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
+    let bytes = super::read_file(path)?;
+    let bad = |e: &dyn std::fmt::Display| Error::data(path, format!("cannot decode image: {e}"));
+    if bytes.starts_with(&[0xff, 0xd8]) {
+        let format = if channels == 1 {
+            turbojpeg::PixelFormat::GRAY
+        } else {
+            turbojpeg::PixelFormat::RGB
+        };
+        let im = turbojpeg::decompress(&bytes, format).map_err(|e| bad(&e))?;
+        return Ok((im.pixels, im.height, im.width));
+    }
+    let im = image::load_from_memory(&bytes).map_err(|e| bad(&e))?;
     let (h, w) = (im.height() as usize, im.width() as usize);
     let px = if channels == 1 {
         im.into_luma8().into_raw()
@@ -78,7 +91,7 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, usize, usize)> {
 /// 1 if every file is gray, else 3, from the files' headers.
 fn header_channels(paths: &[PathBuf]) -> Result<usize> {
     for p in paths {
-        let bad = |e: &dyn std::fmt::Display| Error::data(p, format!("cannot read image header: {e}"));
+        let bad = |e: &dyn std::fmt::Display| Error::data(p, format!("cannot decode image header: {e}"));
         let reader = image::ImageReader::open(p).map_err(|e| Error::io(p, e))?;
         let decoder = reader
             .with_guessed_format()
@@ -92,34 +105,19 @@ fn header_channels(paths: &[PathBuf]) -> Result<usize> {
     Ok(1)
 }
 
-/// Decodes every file: gray only if every image is; each brought to the dataset's size.
-/// Returns the concatenated pixels, height, width and channels.
+/// Decodes every file, each brought to the dataset's size. Returns the concatenated pixels,
+/// height, width and channels.
 fn decode_all(
     paths: &[PathBuf],
     image_size: Option<usize>,
     interp: Interpolation,
 ) -> Result<(Pixels, usize, usize, usize)> {
-    let decoded: Vec<DynamicImage> = paths
-        .iter()
-        .map(|p| image::open(p).map_err(|e| Error::data(p, format!("cannot decode image: {e}"))))
-        .collect::<Result<_>>()?;
-    let channels = if decoded.iter().all(|im| !im.color().has_color()) {
-        1
-    } else {
-        3
-    };
-    let (height, width) = match image_size {
-        Some(s) => (s, s),
-        None => (decoded[0].height() as usize, decoded[0].width() as usize),
-    };
-    let mut pixels = Vec::with_capacity(paths.len() * height * width * channels);
-    for (im, path) in decoded.into_iter().zip(paths) {
-        let (h, w) = (im.height() as usize, im.width() as usize);
-        let px = if channels == 1 {
-            im.into_luma8().into_raw()
-        } else {
-            im.into_rgb8().into_raw()
-        };
+    let channels = header_channels(paths)?;
+    let mut size = image_size.map(|s| (s, s));
+    let mut pixels = Vec::new();
+    for path in paths {
+        let (px, h, w) = decode(path, channels)?;
+        let (height, width) = *size.get_or_insert((h, w));
         match image_size {
             None if (h, w) != (height, width) => {
                 return Err(Error::data(
@@ -142,6 +140,7 @@ fn decode_all(
             )),
         }
     }
+    let (height, width) = size.expect("list_files found at least one file");
     Ok((Pixels::Decoded(pixels), height, width, channels))
 }
 
