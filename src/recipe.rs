@@ -369,6 +369,26 @@ pub struct AugmentConfig {
     pub cutout_fraction: f64,
     /// CutOut: squares per image.
     pub cutout_count: usize,
+    /// Random erasing (Zhong et al. 2020, timm's `RandomErasing`, after normalisation):
+    /// probability per image; 0 = off.
+    pub erase_prob: f64,
+    /// Random erasing: area of the rectangles as a fraction of the image, uniform in this range.
+    pub erase_area: [f64; 2],
+    /// Random erasing: aspect ratio (height / width), log-uniform in this range.
+    pub erase_ratio: [f64; 2],
+    /// Random erasing: rectangles per image (the drawn area is split across them, as timm).
+    pub erase_count: usize,
+    /// Random erasing fill, as timm's modes: `const` 0 (the mean), `rand` one standard normal
+    /// value per channel, `pixel` one per pixel.
+    pub erase_mode: EraseMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EraseMode {
+    Const,
+    Rand,
+    Pixel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -414,6 +434,11 @@ impl Default for AugmentConfig {
             fill: 0,
             cutout_fraction: 0.0,
             cutout_count: 1,
+            erase_prob: 0.0,
+            erase_area: [0.02, 1.0 / 3.0],
+            erase_ratio: [0.3, 1.0 / 0.3],
+            erase_count: 1,
+            erase_mode: EraseMode::Pixel,
         }
     }
 }
@@ -695,17 +720,18 @@ impl Recipe {
             (0.0..=1.0).contains(&a.mix_switch_prob),
             "in [0, 1]",
         )?;
-        if !(0.0 < a.rrc_scale[0] && a.rrc_scale[0] <= a.rrc_scale[1] && a.rrc_scale[1] <= 1.0) {
-            return Err(Error::recipe(
-                "augment.rrc_scale",
-                format!("got {:?}; expected [lo, hi] with 0 < lo <= hi <= 1", a.rrc_scale),
-            ));
-        }
-        if !(0.0 < a.rrc_ratio[0] && a.rrc_ratio[0] <= a.rrc_ratio[1] && a.rrc_ratio[1].is_finite()) {
-            return Err(Error::recipe(
-                "augment.rrc_ratio",
-                format!("got {:?}; expected [lo, hi] with 0 < lo <= hi", a.rrc_ratio),
-            ));
+        check_range("augment.rrc_scale", a.rrc_scale, Some(1.0))?;
+        check_range("augment.rrc_ratio", a.rrc_ratio, None)?;
+        check(
+            "augment.erase_prob",
+            a.erase_prob,
+            (0.0..=1.0).contains(&a.erase_prob),
+            "in [0, 1]",
+        )?;
+        check_range("augment.erase_area", a.erase_area, Some(1.0))?;
+        check_range("augment.erase_ratio", a.erase_ratio, None)?;
+        if a.erase_count == 0 {
+            return Err(Error::recipe("augment.erase_count", "must be at least 1"));
         }
         if a.randaugment_m >= crate::augment::policy::RAND_BINS {
             return Err(Error::recipe(
@@ -844,6 +870,19 @@ fn check(key: &str, value: f64, ok: bool, expected: &str) -> Result<()> {
     }
 }
 
+/// Checks a `[lo, hi]` range: 0 < lo <= hi, and hi <= `upper` when given (finite otherwise).
+fn check_range(key: &str, v: [f64; 2], upper: Option<f64>) -> Result<()> {
+    let [lo, hi] = v;
+    if 0.0 < lo && lo <= hi && hi <= upper.unwrap_or(f64::MAX) {
+        return Ok(());
+    }
+    let bound = upper.map_or(String::new(), |u| format!(" <= {u}"));
+    Err(Error::recipe(
+        key,
+        format!("got {v:?}; expected [lo, hi] with 0 < lo <= hi{bound}"),
+    ))
+}
+
 fn read_table(path: &Path) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     text.parse::<toml::Table>().map_err(|e| Error::RecipeFile {
@@ -972,6 +1011,13 @@ mod tests {
             ("train.ema_decay=1.5", "train.ema_decay", "[0, 1)"),
             ("model.init=\"/no/such.safetensors\"", "model.init", "is not a file"),
             ("data.decode=\"per_batch\"", "data.decode", "needs data.image_size"),
+            (
+                "augment.erase_area=[0.0, 0.3]",
+                "augment.erase_area",
+                "0 < lo <= hi <= 1",
+            ),
+            ("augment.erase_ratio=[2.0, 1.0]", "augment.erase_ratio", "0 < lo <= hi"),
+            ("augment.erase_count=0", "augment.erase_count", "at least 1"),
         ];
         for (o, key, expected) in cases {
             let e = load_str("", &[o]).unwrap_err().to_string();

@@ -1,9 +1,12 @@
 //! Training augmentation: per image on u8 HWC buffers (random-resized crop, random crop after
-//! padding, horizontal flip; `crop`), and per batch on float tensors (`mix`: mixup, CutMix).
+//! padding, horizontal flip; `crop`, `resample`; then a policy: `ops`, `policy`), per image
+//! after normalisation (`erase`: CutOut, random erasing), and per batch on float tensors (`mix`:
+//! mixup, CutMix).
 //!
 //! Every draw comes from the sample's own [`Rng`], keyed by (seed, epoch, sample index), so the
 //! same image gets the same augmentation in every trial that shares the seed.
 pub mod crop;
+pub mod erase;
 pub mod mix;
 pub mod ops;
 pub mod policy;
@@ -120,21 +123,6 @@ fn apply_policy(img: Vec<u8>, h: usize, w: usize, c: usize, cfg: &AugmentConfig,
     }
 }
 
-/// CutOut (DeVries & Taylor 2017) on a normalised CHW image: `count` squares of side `size`
-/// set to 0 (the mean), each centred uniformly at random and clipped by the border.
-pub fn cutout(img: &mut [f32], c: usize, h: usize, w: usize, size: usize, count: usize, rng: &mut Rng) {
-    for _ in 0..count {
-        let (cy, cx) = (rng.below(h), rng.below(w));
-        let (y0, y1) = (cy.saturating_sub(size / 2), (cy + size.div_ceil(2)).min(h));
-        let (x0, x1) = (cx.saturating_sub(size / 2), (cx + size.div_ceil(2)).min(w));
-        for ch in 0..c {
-            for y in y0..y1 {
-                img[ch * h * w + y * w + x0..ch * h * w + y * w + x1].fill(0.0);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,21 +185,6 @@ mod tests {
         assert_eq!(source_index(1, 2, 4, PadMode::Reflect), Some(1));
         assert_eq!(source_index(6, 2, 4, PadMode::Reflect), Some(2));
         assert_eq!(source_index(7, 2, 4, PadMode::Reflect), Some(1));
-    }
-
-    #[test]
-    fn cutout_zeroes_a_clipped_square() {
-        let mut rng = Rng::keyed(4, 0, 0);
-        let mut seen_clipped = false;
-        for _ in 0..200 {
-            let mut img = vec![1.0f32; 2 * 8 * 8];
-            cutout(&mut img, 2, 8, 8, 4, 1, &mut rng);
-            let zeros = img[..64].iter().filter(|&&v| v == 0.0).count();
-            assert!(zeros > 0 && zeros <= 16, "{zeros}");
-            assert_eq!(img[..64], img[64..], "every channel gets the same square");
-            seen_clipped |= zeros < 16;
-        }
-        assert!(seen_clipped, "squares at the border are clipped");
     }
 
     #[test]

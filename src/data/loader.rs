@@ -127,10 +127,7 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: M
                 Mode::Train(o, _) => {
                     let mut rng = Rng::keyed(o.seed, o.epoch, i as u64);
                     norm.write_chw(&augment::apply(src, h, w, &o.augment, &mut rng), out);
-                    let side = (o.augment.cutout_fraction * h.min(w) as f64).round() as usize;
-                    if side > 0 {
-                        augment::cutout(out, c, h, w, side, o.augment.cutout_count, &mut rng);
-                    }
+                    augment::erase::apply(out, c, h, w, &o.augment, &mut rng);
                 }
                 Mode::Eval(a) => norm.write_chw(&augment::eval(src, h, w, a), out),
             })
