@@ -56,19 +56,21 @@ pub fn apply_op_file(op: Op, bin: usize, negate: bool, fill: u8, input: &Path, o
 }
 
 /// A grid of `count` augmented training images (8 per row, each scaled up by an integer factor
-/// to at least 64 px), as the first epoch of a run with `seed` would see them.
+/// to at least 64 px), as a run with `seed` would see them: the images in order in epoch 1,
+/// then again in epoch 2 if `count` exceeds the number of images, and so on.
 pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> Result<(Vec<u8>, usize, usize, usize)> {
     let (h, w, c) = (images.height, images.width, images.channels);
     let scale = 64usize.div_ceil(h.min(w)).max(1);
     let (th, tw) = (h * scale, w * scale);
-    let count = count.min(images.len()).max(1);
+    let count = count.max(1);
     let cols = count.min(8);
     let rows = count.div_ceil(cols);
     let (gh, gw) = (rows * (th + 2), cols * (tw + 2));
     let mut out = vec![255u8; gh * gw * c];
     for k in 0..count {
-        let aug = images.with_image(k, |src| {
-            super::apply(src, h, w, cfg, &mut Rng::keyed(seed, 1, k as u64))
+        let (epoch, i) = (1 + k / images.len(), k % images.len());
+        let aug = images.with_image(i, |src| {
+            super::apply(src, h, w, cfg, &mut Rng::keyed(seed, epoch as u64, i as u64))
         })?;
         let (oy, ox) = ((k / cols) * (th + 2) + 1, (k % cols) * (tw + 2) + 1);
         for y in 0..th {
@@ -121,5 +123,9 @@ mod tests {
         let (px, h, w, c) = grid(&images, &cfg, 0, 3).unwrap();
         assert_eq!((h, w, c), (66, 198, 1));
         assert_eq!(px.iter().filter(|&&v| v == 7).count(), 3 * 64 * 64);
+        // More tiles than images: the images again, as the next epoch draws them.
+        let (px, h, w, _) = grid(&images, &cfg, 0, 5).unwrap();
+        assert_eq!((h, w), (66, 330));
+        assert_eq!(px.iter().filter(|&&v| v == 7).count(), 5 * 64 * 64);
     }
 }
