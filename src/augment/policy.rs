@@ -112,16 +112,26 @@ pub fn autoaugment(
     fill: u8,
     rng: &mut Rng,
 ) -> Vec<u8> {
-    let sub = &table[rng.below(25)];
+    let (sub, magnitudes) = autoaugment_draw(table, h, w, rng);
     let mut img = img;
-    for &(op, p, bin) in sub {
-        let (apply, negate) = (rng.uniform() <= p, rng.below(2) == 0);
-        if apply {
-            let m = bin.map_or(0.0, |b| op.magnitude(b, 10, h, w));
-            img = op.apply(&img, h, w, c, if op.signed() && negate { -m } else { m }, fill);
+    for (&(op, _, _), m) in table[sub].iter().zip(magnitudes) {
+        if let Some(m) = m {
+            img = op.apply(&img, h, w, c, m, fill);
         }
     }
     img
+}
+
+/// The random part of `autoaugment`: the drawn sub-policy and, for each of its two ops, the
+/// signed magnitude it is applied with, or None when it is skipped.
+pub fn autoaugment_draw(table: &[SubPolicy; 25], h: usize, w: usize, rng: &mut Rng) -> (usize, [Option<f64>; 2]) {
+    let sub = rng.below(25);
+    let magnitudes = table[sub].map(|(op, p, bin)| {
+        let (apply, negate) = (rng.uniform() <= p, rng.below(2) == 0);
+        let m = bin.map_or(0.0, |b| op.magnitude(b, 10, h, w));
+        apply.then_some(if op.signed() && negate { -m } else { m })
+    });
+    (sub, magnitudes)
 }
 
 /// RandAugment's ops: torchvision's space (identity plus every op but Invert).
@@ -196,20 +206,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn subpolicy_choice_and_op_rates_match_their_probabilities() {
-        // 100k draws of the ImageNet policy: each sub-policy about 1/25 of the time, and each op
-        // of a sub-policy applied at its probability (chi-square / tolerance).
+    fn subpolicy_choice_op_rates_and_signs_match_their_probabilities() {
+        // 100k draws of the ImageNet policy: each sub-policy about 1/25 of the time (chi-square),
+        // each op of a sub-policy applied at its probability, and signed ops negated half the
+        // time (tolerances of about 4 standard errors).
         let table = autoaugment_table("imagenet").unwrap();
         let n = 100_000;
         let mut chosen = [0usize; 25];
         let mut applied = [[0usize; 2]; 25];
+        let (mut signed, mut negative) = (0usize, 0usize);
         for i in 0..n {
-            let mut rng = Rng::keyed(1, 0, i as u64);
-            let s = rng.below(25);
+            let (s, magnitudes) = autoaugment_draw(table, 224, 224, &mut Rng::keyed(1, 0, i as u64));
             chosen[s] += 1;
-            for (k, &(_, p, _)) in table[s].iter().enumerate() {
-                let (apply, _) = (rng.uniform() <= p, rng.below(2));
-                applied[s][k] += usize::from(apply);
+            for (k, m) in magnitudes.iter().enumerate() {
+                let (op, _, bin) = table[s][k];
+                let Some(m) = *m else { continue };
+                applied[s][k] += 1;
+                let expected = bin.map_or(0.0, |b| op.magnitude(b, 10, 224, 224));
+                assert_eq!(m.abs(), expected.abs(), "{op:?} at bin {bin:?}");
+                if op.signed() && expected != 0.0 {
+                    signed += 1;
+                    negative += usize::from(m < 0.0);
+                } else {
+                    assert!(m >= 0.0, "{op:?} is unsigned");
+                }
             }
         }
         let expected = n as f64 / 25.0;
@@ -225,6 +245,11 @@ mod tests {
                 assert!((rate - p).abs() < 0.04, "sub-policy {s} op {k}: rate {rate} vs p {p}");
             }
         }
+        let neg = negative as f64 / signed as f64;
+        assert!(
+            signed > 10_000 && (neg - 0.5).abs() < 0.02,
+            "{negative} of {signed} negated"
+        );
     }
 
     #[test]
