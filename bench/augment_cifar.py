@@ -4,12 +4,13 @@ through a DataLoader, batch 128, on N random 32x32 RGB uint8 images held in memo
 Prints images per second over one epoch after a warm-up epoch.
 """
 import argparse
-import time
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
+
+from loader_timing import images_per_sec
 
 
 class Arrays(Dataset):
@@ -40,11 +41,7 @@ def main():
     torch.set_num_threads(1)
     ds = Arrays(a.images)
     dl = DataLoader(ds, batch_size=128, num_workers=a.workers, persistent_workers=a.workers > 0)
-    for _ in dl:  # warm-up epoch (starts the workers)
-        pass
-    start = time.perf_counter()
-    n = sum(x.shape[0] for x, _ in dl)
-    ips = n / (time.perf_counter() - start)
+    ips = images_per_sec(dl)
     print(f"torchvision DataLoader num_workers={a.workers}: {ips:.1f} images/s")
 
 

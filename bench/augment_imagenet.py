@@ -4,12 +4,13 @@ IMAGENET policy, to tensor, normalise) through ImageFolder and a DataLoader, bat
 Prints images per second over one epoch after a warm-up epoch.
 """
 import argparse
-import time
 
 import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision import transforms as T
+
+from loader_timing import images_per_sec
 
 
 def main():
@@ -28,11 +29,7 @@ def main():
     ds = datasets.ImageFolder(a.folder, transform=tf)
     dl = DataLoader(ds, batch_size=64, shuffle=True, drop_last=True, num_workers=a.workers,
                     persistent_workers=a.workers > 0)
-    for _ in dl:  # warm-up epoch (starts the workers, fills the page cache)
-        pass
-    start = time.perf_counter()
-    n = sum(x.shape[0] for x, _ in dl)
-    ips = n / (time.perf_counter() - start)
+    ips = images_per_sec(dl)
     print(f"torchvision DataLoader num_workers={a.workers}: {ips:.1f} images/s")
 
 

@@ -3,30 +3,20 @@
 //! `scripts/golden/autoaugment_ops.py`, run by this test.
 mod common;
 use darkmagic::augment::ops::{ALL, Op};
-use std::collections::HashMap;
-use tch::Tensor;
-
-fn bytes(t: &Tensor) -> Vec<u8> {
-    Vec::<u8>::try_from(t.flatten(0, -1)).unwrap()
-}
 
 #[test]
 fn every_op_bin_and_sign_matches_torchvision() {
-    let out = common::golden("autoaugment_ops.py", "autoaugment-ops", &[]);
-    let golden: HashMap<String, Tensor> = Tensor::read_safetensors(out.join("ops.safetensors"))
-        .unwrap()
-        .into_iter()
-        .collect();
+    let (out, golden) = common::golden_tensors("autoaugment_ops.py", "autoaugment-ops", "ops.safetensors");
     let (mut checked, mut identical) = (0, 0);
     let mut failures = Vec::new();
     for (image, c) in [("gray", 1), ("rgb", 3)] {
-        let input = bytes(&golden[&format!("input/{image}")]);
+        let input = common::bytes(&golden[&format!("input/{image}")]);
         for op in ALL {
             for key in golden
                 .keys()
                 .filter(|k| k.starts_with(&format!("{image}/{}/", op.name())))
             {
-                let want = bytes(&golden[key]);
+                let want = common::bytes(&golden[key]);
                 let magnitude = golden[&format!("mag/{key}")].double_value(&[0]);
                 let got = op.apply(&input, 28, 28, c, magnitude, 0);
                 let off: Vec<usize> = (0..want.len())

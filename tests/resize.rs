@@ -7,24 +7,14 @@ mod common;
 use darkmagic::augment::crop::{Region, center_fit};
 use darkmagic::augment::{View, resample};
 use darkmagic::recipe::Interpolation;
-use std::collections::HashMap;
-use tch::Tensor;
-
-fn bytes(t: &Tensor) -> Vec<u8> {
-    Vec::<u8>::try_from(t.flatten(0, -1)).unwrap()
-}
 
 #[test]
 fn decoding_resized_crops_and_eval_resize_match_torchvision_exactly() {
-    let out = common::golden("resize.py", "resize", &[]);
-    let golden: HashMap<String, Tensor> = Tensor::read_safetensors(out.join("resize.safetensors"))
-        .unwrap()
-        .into_iter()
-        .collect();
+    let (out, golden) = common::golden_tensors("resize.py", "resize", "resize.safetensors");
     let mut failures = Vec::new();
     let mut checked = 0;
     let mut check = |key: &str, got: Vec<u8>| {
-        let want = bytes(&golden[key]);
+        let want = common::bytes(&golden[key]);
         let off = want.iter().zip(&got).filter(|(a, b)| a != b).count();
         if got.len() != want.len() || off > 0 {
             failures.push(format!("{key}: {off} of {} values differ", want.len()));
@@ -35,7 +25,7 @@ fn decoding_resized_crops_and_eval_resize_match_torchvision_exactly() {
         let input = &golden[&format!("input/{name}")];
         let size = input.size();
         let (h, w, c) = (size[0] as usize, size[1] as usize, size[2] as usize);
-        let px = bytes(input);
+        let px = common::bytes(input);
         let view = View { px: &px, h, w, c };
         for (interp, label) in [
             (Interpolation::Bilinear, "bilinear"),

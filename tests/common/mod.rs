@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test crate uses the helpers it needs
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -30,6 +31,22 @@ pub fn golden(script: &str, name: &str, args: &[&str]) -> PathBuf {
         .expect("the project's .venv python runs (bash scripts/setup.sh)");
     assert!(status.success(), "scripts/golden/{script} failed");
     out
+}
+
+/// Runs `scripts/golden/<script>` (as `golden`) and reads the safetensors file `file` it wrote:
+/// returns the output folder and the tensors by name.
+pub fn golden_tensors(script: &str, name: &str, file: &str) -> (PathBuf, HashMap<String, tch::Tensor>) {
+    let out = golden(script, name, &[]);
+    let tensors = tch::Tensor::read_safetensors(out.join(file))
+        .unwrap()
+        .into_iter()
+        .collect();
+    (out, tensors)
+}
+
+/// The values of a uint8 tensor, flattened.
+pub fn bytes(t: &tch::Tensor) -> Vec<u8> {
+    Vec::<u8>::try_from(t.flatten(0, -1)).unwrap()
 }
 
 /// `darkmagic checklist --recipe R --out O --threads 1` plus `extra` arguments.
