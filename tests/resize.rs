@@ -26,7 +26,7 @@ fn decoding_resized_crops_and_eval_resize_match_torchvision_exactly() {
         let size = input.size();
         let (h, w, c) = (size[0] as usize, size[1] as usize, size[2] as usize);
         let px = common::bytes(input);
-        let view = View { px: &px, h, w, c };
+        let view = View::new(&px, h, w, c);
         for (interp, label) in [
             (Interpolation::Bilinear, "bilinear"),
             (Interpolation::Bicubic, "bicubic"),

@@ -130,21 +130,11 @@ mod tests {
         assert_eq!(center_region(7, 9, 4, 4), r(2, 2, 4, 4));
         // An image of the output size with fraction 1 is unchanged.
         let src: Vec<u8> = (0..48).collect();
-        let view = View {
-            px: &src,
-            h: 4,
-            w: 4,
-            c: 3,
-        };
+        let view = View::new(&src, 4, 4, 3);
         assert_eq!(center_fit(view, 4, 4, 1.0, Interpolation::Bilinear), src);
         // Fraction 0.5 of a 2x2 output: shorter side to 4 (unchanged), centre 2x2 crop.
         let gray: Vec<u8> = (0..16).collect();
-        let view = View {
-            px: &gray,
-            h: 4,
-            w: 4,
-            c: 1,
-        };
+        let view = View::new(&gray, 4, 4, 1);
         assert_eq!(center_fit(view, 2, 2, 0.5, Interpolation::Bilinear), vec![5, 6, 9, 10]);
     }
 }

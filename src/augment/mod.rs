@@ -25,7 +25,12 @@ pub struct View<'a> {
     pub c: usize,
 }
 
-impl View<'_> {
+impl<'a> View<'a> {
+    pub fn new(px: &'a [u8], h: usize, w: usize, c: usize) -> Self {
+        debug_assert_eq!(px.len(), h * w * c, "an h x w x c image");
+        View { px, h, w, c }
+    }
+
     /// The whole image as a region.
     pub fn whole(&self) -> crop::Region {
         crop::Region {
@@ -141,12 +146,7 @@ mod tests {
     fn no_augmentation_is_identity() {
         let src: Vec<u8> = (0..12).collect();
         let out = apply(
-            View {
-                px: &src,
-                h: 2,
-                w: 2,
-                c: 3,
-            },
+            View::new(&src, 2, 2, 3),
             2,
             2,
             &cfg(0, PadMode::Zero, false),
@@ -161,12 +161,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for i in 0..200 {
             let out = apply(
-                View {
-                    px: &src,
-                    h: 3,
-                    w: 3,
-                    c: 1,
-                },
+                View::new(&src, 3, 3, 1),
                 3,
                 3,
                 &cfg(1, PadMode::Zero, false),
@@ -193,12 +188,7 @@ mod tests {
         let flipped = (0..1000)
             .filter(|&i| {
                 apply(
-                    View {
-                        px: &src,
-                        h: 1,
-                        w: 3,
-                        c: 1,
-                    },
+                    View::new(&src, 1, 3, 1),
                     1,
                     3,
                     &cfg(0, PadMode::Zero, true),

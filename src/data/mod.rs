@@ -56,16 +56,11 @@ impl Images {
             Pixels::Decoded(px) => {
                 let n = self.image_len();
                 let (h, w) = (self.height, self.width);
-                Ok(f(View {
-                    px: &px[i * n..(i + 1) * n],
-                    h,
-                    w,
-                    c,
-                }))
+                Ok(f(View::new(&px[i * n..(i + 1) * n], h, w, c)))
             }
             Pixels::Files(paths) => {
                 let (px, h, w) = folder::decode(&paths[i], c)?;
-                Ok(f(View { px: &px, h, w, c }))
+                Ok(f(View::new(&px, h, w, c)))
             }
         }
     }
