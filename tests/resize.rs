@@ -46,7 +46,7 @@ fn decoding_resized_crops_and_eval_resize_match_torchvision_exactly() {
             // Resize(256) + CenterCrop(224) is the evaluation fit with fraction 224/256.
             check(
                 &format!("eval/{name}/{label}"),
-                center_fit(view, 224, 224, 0.875, interp),
+                center_fit(view, 224, 224, 0.875, interp).into_owned(),
             );
         }
     }

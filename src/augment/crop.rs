@@ -4,6 +4,7 @@
 use super::{View, resample};
 use crate::recipe::Interpolation;
 use crate::rng::Rng;
+use std::borrow::Cow;
 
 /// A rectangle of an image: top row, left column, height, width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,10 +81,13 @@ pub fn center_region(h: usize, w: usize, ch: usize, cw: usize) -> Region {
 
 /// The evaluation transform of timm and torchvision's reference scripts on an image of any
 /// size: resize the shorter side to `floor(min(h, w) / fraction)`, then centre-crop `h` x `w`.
-/// With `fraction` 1 and an image already `h` x `w`, the image is returned as it is.
-pub fn center_fit(src: View, h: usize, w: usize, fraction: f64, interp: Interpolation) -> Vec<u8> {
+/// With `fraction` 1 and an image already `h` x `w`, the image is returned as it is, uncopied.
+pub fn center_fit<'a>(src: View<'a>, h: usize, w: usize, fraction: f64, interp: Interpolation) -> Cow<'a, [u8]> {
     let short = (h.min(w) as f64 / fraction).floor() as usize;
     let (rh, rw) = resized_shorter(src.h, src.w, short);
+    if (rh, rw) == (src.h, src.w) && (h, w) == (rh, rw) {
+        return Cow::Borrowed(src.px);
+    }
     let resized;
     let (px, rh, rw) = if (rh, rw) == (src.h, src.w) {
         (src.px, src.h, src.w)
@@ -91,7 +95,15 @@ pub fn center_fit(src: View, h: usize, w: usize, fraction: f64, interp: Interpol
         resized = resample::resize(src.px, src.w, src.c, src.whole(), rh, rw, interp);
         (&resized[..], rh, rw)
     };
-    resample::resize(px, rw, src.c, center_region(rh, rw, h.min(rh), w.min(rw)), h, w, interp)
+    Cow::Owned(resample::resize(
+        px,
+        rw,
+        src.c,
+        center_region(rh, rw, h.min(rh), w.min(rw)),
+        h,
+        w,
+        interp,
+    ))
 }
 
 #[cfg(test)]
@@ -131,7 +143,9 @@ mod tests {
         // An image of the output size with fraction 1 is unchanged.
         let src: Vec<u8> = (0..48).collect();
         let view = View::new(&src, 4, 4, 3);
-        assert_eq!(center_fit(view, 4, 4, 1.0, Interpolation::Bilinear), src);
+        let same = center_fit(view, 4, 4, 1.0, Interpolation::Bilinear);
+        assert!(matches!(same, Cow::Borrowed(_)), "not copied");
+        assert_eq!(same, src);
         // Fraction 0.5 of a 2x2 output: shorter side to 4 (unchanged), centre 2x2 crop.
         let gray: Vec<u8> = (0..16).collect();
         let view = View::new(&gray, 4, 4, 1);

@@ -44,7 +44,7 @@ impl<'a> View<'a> {
 
 /// The evaluation transform to `h` x `w`: shorter side to `floor(min(h, w) / eval_crop_fraction)`,
 /// then the centre crop (`crop::center_fit`).
-pub fn eval(src: View, h: usize, w: usize, cfg: &AugmentConfig) -> Vec<u8> {
+pub fn eval<'a>(src: View<'a>, h: usize, w: usize, cfg: &AugmentConfig) -> std::borrow::Cow<'a, [u8]> {
     crop::center_fit(src, h, w, cfg.eval_crop_fraction, cfg.interpolation)
 }
 
@@ -60,7 +60,7 @@ pub fn apply(src: View, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) 
         fitted = resample::resize(src.px, src.w, c, region, h, w, cfg.interpolation);
         &fitted[..]
     } else if (src.h, src.w) != (h, w) {
-        fitted = crop::center_fit(src, h, w, 1.0, cfg.interpolation);
+        fitted = crop::center_fit(src, h, w, 1.0, cfg.interpolation).into_owned();
         &fitted[..]
     } else {
         src.px

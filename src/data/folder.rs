@@ -126,7 +126,7 @@ fn decode_all(
                 ));
             }
             None => pixels.extend(px),
-            Some(s) => pixels.extend(center_fit(View::new(&px, h, w, channels), s, s, 1.0, interp)),
+            Some(s) => pixels.extend_from_slice(&center_fit(View::new(&px, h, w, channels), s, s, 1.0, interp)),
         }
     }
     let (height, width) = size.expect("list_files found at least one file");
