@@ -310,14 +310,15 @@ fn autocontrast_lut(hist: &[usize; 256]) -> [u8; 256] {
     }
 }
 
-/// PIL's `ImageOps.equalize`: `step = (total - count of the last used level) // 256`, then
-/// level i maps to `(step // 2 + cumulative count below i) // step`.
+/// PIL's `ImageOps.equalize`: `step = (total - count of the last used level) // 255`, then
+/// level i maps to `(step // 2 + cumulative count below i) // step`, clipped to 255 (Pillow's
+/// `point` clips its table to u8); identity when one level is used or `step` is 0.
 fn equalize_lut(hist: &[usize; 256]) -> [u8; 256] {
     let used: Vec<usize> = hist.iter().copied().filter(|&n| n > 0).collect();
     if used.len() <= 1 {
         return identity_lut();
     }
-    let step = (used.iter().sum::<usize>() - used[used.len() - 1]) / 256;
+    let step = (used.iter().sum::<usize>() - used[used.len() - 1]) / 255;
     if step == 0 {
         return identity_lut();
     }
@@ -358,5 +359,26 @@ mod tests {
             vec![0, 127, 255, 255]
         );
         assert_eq!(Op::Brightness.apply(&img, 2, 2, 1, 0.5, 0), vec![0, 96, 192, 255]);
+    }
+
+    /// Pillow's step is `(total - last) // 255`: 260 pixels at 0, 250 at 50 and one at 200 give
+    /// step 510 // 255 = 2, so 50 maps to (1 + 260) // 2 = 130 and 200 to 511 // 2 clipped to
+    /// 255 (a step of 510 // 256 = 1 would send 50 to 255); 255 pixels at 10 and one at 20 give
+    /// step 1, 10 -> 0 and 20 -> 255 (with 255 // 256 = 0 the image would stay unchanged).
+    #[test]
+    fn equalize_step_divides_by_255_as_pillow() {
+        let img = |levels: &[(u8, usize)]| -> Vec<u8> {
+            levels.iter().flat_map(|&(v, n)| std::iter::repeat_n(v, n)).collect()
+        };
+        let a = img(&[(0, 260), (50, 250), (200, 1)]);
+        assert_eq!(
+            Op::Equalize.apply(&a, 1, a.len(), 1, 0.0, 0),
+            img(&[(0, 260), (130, 250), (255, 1)])
+        );
+        let b = img(&[(10, 255), (20, 1)]);
+        assert_eq!(
+            Op::Equalize.apply(&b, 1, b.len(), 1, 0.0, 0),
+            img(&[(0, 255), (255, 1)])
+        );
     }
 }
