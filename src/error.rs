@@ -12,18 +12,24 @@ pub enum Error {
     /// A dataset file is missing, truncated or corrupt.
     #[error("data: {}: {message}", path.display())]
     Data { path: PathBuf, message: String },
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Reading or writing a file failed. The OS error is part of the message, not a separate
+    /// source, so that a printed chain of causes says it once.
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: std::io::Error },
+    /// A weights file (`model.init`, `--init`, `checklist.pretrained`) cannot be used.
+    #[error("weights: {}: {message}", path.display())]
+    Weights { path: PathBuf, message: String },
+    /// A command-line option holds a value darkmagic cannot use.
+    #[error("{flag}: {message}")]
+    Flag { flag: String, message: String },
     /// A run directory holds a file darkmagic cannot use.
     #[error("run dir: {}: {message}", path.display())]
     RunDir { path: PathBuf, message: String },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A thread panicked: a bug in darkmagic or libtorch, caught so that the run records it.
+    #[error("internal error in {what}: {message} (a bug; please report it)")]
+    Panic { what: String, message: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -36,6 +42,13 @@ impl Error {
         }
     }
 
+    pub fn flag(flag: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Flag {
+            flag: flag.into(),
+            message: message.into(),
+        }
+    }
+
     pub fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::Data {
             path: path.into(),
@@ -43,10 +56,23 @@ impl Error {
         }
     }
 
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// The error for a caught panic's `payload` in `what` (e.g. "the data loader thread").
+    pub fn panic(what: &str, payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic without a message".into());
+        Error::Panic {
+            what: what.into(),
+            message,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The `darkmagic` command line: a thin layer over the library.
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use darkmagic::checklist::{self, analysis::Verdict};
+use darkmagic::checklist;
 use darkmagic::data;
 use darkmagic::executor::Executor;
 use darkmagic::executor::local::Local;
@@ -136,6 +136,10 @@ struct ChecklistArgs {
     /// Ray dashboard address.
     #[arg(long, default_value = "http://127.0.0.1:8265")]
     ray_address: String,
+    /// Remove the directory's checklist.lock first, whoever holds it: for a lock left on a
+    /// shared filesystem by a host where the checklist no longer runs.
+    #[arg(long)]
+    break_lock: bool,
 }
 
 #[derive(Subcommand)]
@@ -227,12 +231,33 @@ fn parse_arch(s: &str) -> Result<Arch, String> {
 use serde::Deserialize;
 
 fn main() {
+    default_sigpipe();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        let code = if e.is::<TrialsFailed>() { TrialsFailed::EXIT } else { 1 };
+        std::process::exit(code);
     }
 }
+
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores: `darkmagic schedule |
+/// head` then ends quietly when `head` exits, as other Unix tools do, instead of panicking on
+/// the failed write. (Sockets are unaffected: Rust sends with MSG_NOSIGNAL.)
+#[cfg(unix)]
+fn default_sigpipe() {
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is a valid action.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -295,6 +320,9 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     let saved = a.out.join(checklist::BASELINE);
     let fallback = saved.exists().then_some(saved.as_path());
     let baseline = load_recipe(&a.recipe, fallback)?;
+    if a.parallel == Some(0) {
+        bail!("--parallel: got 0; expected at least 1 trial at a time");
+    }
     let local = Local::for_this_machine(a.parallel, a.threads)?;
     if a.dry_run {
         let ips = estimate_throughput(&baseline, local.threads);
@@ -303,6 +331,9 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     }
     let root = std::path::absolute(&a.out)?;
     let mut exec = executor(&a, local, &root)?;
+    if a.break_lock {
+        checklist::lock::Lock::break_lock(&root)?;
+    }
     let summary =
         checklist::run(&baseline, &root, exec.as_mut()).with_context(|| format!("checklist in {}", a.out.display()))?;
     if a.detach {
@@ -310,16 +341,62 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     }
     print!("{}", std::fs::read_to_string(a.out.join("summary.md"))?);
     println!("\nreport: {}", a.out.join("report.html").display());
-    let unfinished = summary.trials.iter().filter(|t| t.verdict == Verdict::Failed).count();
-    if unfinished > 0 {
-        eprintln!("{unfinished} trial(s) failed; rerun the same command to retry them");
+    let arms = std::iter::once(&summary.baseline)
+        .chain(&summary.trials)
+        .chain(&summary.combined);
+    let failed: Vec<String> = arms
+        .flat_map(|a| {
+            a.seeds
+                .iter()
+                .filter(|s| s.status == Some(rundir::Status::Failed))
+                .map(move |s| format!("{} seed {}", a.label, s.seed))
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Err(TrialsFailed(failed).into());
     }
     Ok(())
 }
 
-/// The executor `--executor` names, with its flags.
+/// The checklist finished but some trials failed: exit status `TrialsFailed::EXIT`, so that a
+/// script can tell it from a checklist that could not run (1) and from success (0).
+#[derive(Debug)]
+struct TrialsFailed(Vec<String>);
+
+impl TrialsFailed {
+    const EXIT: i32 = 3;
+}
+
+impl std::fmt::Display for TrialsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} trial(s) failed ({}); see their train.log, and rerun the same command to retry them",
+            self.0.len(),
+            self.0.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for TrialsFailed {}
+
+/// The executor `--executor` names, with its flags, checked.
 fn executor(a: &ChecklistArgs, local: Local, root: &Path) -> Result<Box<dyn Executor>> {
     let threads = a.threads.unwrap_or(1);
+    if a.attempts == 0 {
+        bail!("--attempts: got 0; expected at least 1 submission per trial");
+    }
+    let cluster = a.executor != "local";
+    if cluster && threads == 0 {
+        bail!("--threads: got 0; a {} task needs at least 1 CPU", a.executor);
+    }
+    let whole = a.gpus.fract() == 0.0;
+    if !(a.gpus.is_finite() && a.gpus >= 0.0) || (a.executor == "slurm" && !whole) {
+        bail!(
+            "--gpus: got {}; expected a number >= 0 (a whole number for Slurm's --gres=gpu:N)",
+            a.gpus
+        );
+    }
     let poll = std::time::Duration::from_millis(500);
     Ok(match a.executor.as_str() {
         "local" => {
@@ -392,9 +469,10 @@ fn schedule_cmd(recipe: &Recipe) -> Result<()> {
         data::load(&recipe.data, recipe.augment.interpolation)?,
         recipe.data.val_fraction,
         recipe.seed,
-    );
+    )?;
     let steps_per_epoch = (d.train.len() / recipe.train.batch_size).max(1);
     let s = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
+    s.check()?;
     println!("step,epoch,lr,weight_decay");
     for step in 0..s.total_steps() {
         let wd = s.weight_decay(step, recipe.optim.weight_decay);
@@ -452,7 +530,7 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
                 data::load(&r.data, r.augment.interpolation)?,
                 r.data.val_fraction,
                 r.seed,
-            );
+            )?;
             let (px, h, w, c) = preview::grid(&splits.train, &r.augment, r.seed, count)?;
             preview::write_png(&output, px, h, w, c)?;
         }

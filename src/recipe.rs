@@ -533,6 +533,15 @@ impl Default for ChecklistConfig {
     }
 }
 
+/// Largest `data.image_size`: 4096 pixels a side (one RGB image is then 48 MiB of floats).
+pub const MAX_IMAGE_SIZE: usize = 4096;
+/// Largest `train.epochs`.
+pub const MAX_EPOCHS: usize = 100_000;
+/// Largest `train.batch_size` and `train.eval_batch_size`.
+pub const MAX_BATCH: usize = 1 << 20;
+/// Largest `checklist.seeds`.
+pub const MAX_SEEDS: usize = 1000;
+
 impl Recipe {
     /// Reads a recipe file (or the defaults when `path` is None), applies `key.path=value`
     /// overrides, and validates the result.
@@ -606,8 +615,13 @@ impl Recipe {
                 "required for this dataset (a folder or file)",
             ));
         }
-        if d.image_size == Some(0) {
-            return Err(Error::recipe("data.image_size", "must be at least 1"));
+        if let Some(s) = d.image_size
+            && !(1..=MAX_IMAGE_SIZE).contains(&s)
+        {
+            return Err(Error::recipe(
+                "data.image_size",
+                format!("got {s}; expected 1 to {MAX_IMAGE_SIZE} pixels"),
+            ));
         }
         if d.decode == Decode::PerBatch && (d.dataset != DatasetKind::Folder || d.image_size.is_none()) {
             return Err(Error::recipe(
@@ -615,11 +629,22 @@ impl Recipe {
                 "\"per_batch\" is for `folder` datasets and needs data.image_size",
             ));
         }
+        if d.mean.is_some() != d.std.is_some() {
+            let (set, unset) = if d.mean.is_some() {
+                ("data.mean", "data.std")
+            } else {
+                ("data.std", "data.mean")
+            };
+            return Err(Error::recipe(
+                unset,
+                format!("required with {set}: give both or neither"),
+            ));
+        }
         for (key, v) in [("data.mean", &d.mean), ("data.std", &d.std)] {
             if let Some(v) = v
-                && (v.is_empty() || v.len() > 3)
+                && (v.len() != 1 && v.len() != 3 || v.iter().any(|x| !x.is_finite()))
             {
-                return Err(Error::recipe(key, "expected 1 or 3 values"));
+                return Err(Error::recipe(key, format!("got {v:?}; expected 1 or 3 finite values")));
             }
         }
         if let Some(std) = &d.std
@@ -691,9 +716,13 @@ impl Recipe {
         check("optim.beta1", o.beta1, (0.0..1.0).contains(&o.beta1), "in [0, 1)")?;
         check("optim.beta2", o.beta2, (0.0..1.0).contains(&o.beta2), "in [0, 1)")?;
         check("optim.eps", o.eps, o.eps > 0.0, "> 0")?;
+        self.validate_train()?;
         self.validate_schedule()?;
-        if self.checklist.seeds == 0 {
-            return Err(Error::recipe("checklist.seeds", "must be at least 1"));
+        if !(1..=MAX_SEEDS).contains(&self.checklist.seeds) {
+            return Err(Error::recipe(
+                "checklist.seeds",
+                format!("got {}; expected 1 to {MAX_SEEDS}", self.checklist.seeds),
+            ));
         }
         let a = &self.augment;
         check(
@@ -761,6 +790,11 @@ impl Recipe {
         check("augment.eval_crop_fraction", f, f > 0.0 && f <= 1.0, "in (0, 1]")?;
         let ls = self.loss.label_smoothing;
         check("loss.label_smoothing", ls, (0.0..1.0).contains(&ls), "in [0, 1)")?;
+        Ok(())
+    }
+
+    /// The `[train]` section: counts first, since the schedule's rules depend on `train.epochs`.
+    fn validate_train(&self) -> Result<()> {
         let t = &self.train;
         check(
             "train.ema_decay",
@@ -777,13 +811,13 @@ impl Recipe {
                 ),
             ));
         }
-        for (key, v) in [
-            ("train.epochs", t.epochs),
-            ("train.batch_size", t.batch_size),
-            ("train.eval_batch_size", t.eval_batch_size),
+        for (key, v, max) in [
+            ("train.epochs", t.epochs, MAX_EPOCHS),
+            ("train.batch_size", t.batch_size, MAX_BATCH),
+            ("train.eval_batch_size", t.eval_batch_size, MAX_BATCH),
         ] {
-            if v == 0 {
-                return Err(Error::recipe(key, "must be at least 1"));
+            if !(1..=max).contains(&v) {
+                return Err(Error::recipe(key, format!("got {v}; expected 1 to {max}")));
             }
         }
         Ok(())
@@ -862,11 +896,17 @@ impl Recipe {
     }
 }
 
+/// Checks one number: it must be finite and satisfy `ok`.
 fn check(key: &str, value: f64, ok: bool, expected: &str) -> Result<()> {
-    if ok {
+    if ok && value.is_finite() {
         Ok(())
-    } else {
+    } else if value.is_finite() {
         Err(Error::recipe(key, format!("got {value}; expected {expected}")))
+    } else {
+        Err(Error::recipe(
+            key,
+            format!("got {value}; expected a finite number, {expected}"),
+        ))
     }
 }
 
@@ -959,6 +999,7 @@ mod tests {
     fn round_trips_through_toml() {
         let mut r = Recipe::default();
         r.data.mean = Some(vec![0.5]);
+        r.data.std = Some(vec![0.25]);
         let back = load_str(&r.to_toml(), &[]).unwrap();
         assert_eq!(back, r);
     }
@@ -999,7 +1040,7 @@ mod tests {
             ("loss.label_smoothing=1.5", "loss.label_smoothing", "[0, 1)"),
             ("optim.lr=-1", "optim.lr", "> 0"),
             ("schedule.milestones=[0.8, 0.2]", "schedule.milestones", "ascending"),
-            ("train.batch_size=0", "train.batch_size", "at least 1"),
+            ("train.batch_size=0", "train.batch_size", "expected 1 to 1048576"),
             (
                 "train.accumulate=3",
                 "train.accumulate",

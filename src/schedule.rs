@@ -57,6 +57,26 @@ impl LrSchedule {
         self.total_steps
     }
 
+    /// Fails when a cosine cycle is shorter than 2 steps: such a cycle never leaves `lr_min`,
+    /// so the run would train at the minimum learning rate without a word.
+    pub fn check(&self) -> crate::Result<()> {
+        let shortest = self.cycle_bounds.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
+        if shortest >= 2 || !matches!(self.cfg.regime, Regime::Cosine | Regime::CosinePower) {
+            return Ok(());
+        }
+        let cycles = self.cycle_bounds.len() - 1;
+        Err(crate::Error::recipe(
+            "schedule.cycles",
+            format!(
+                "{cycles} annealing cycle(s) in {} steps after warm-up ({} epochs of {} steps, {} of warm-up): a cycle needs at least 2 steps; use fewer cycles or more epochs",
+                self.total_steps - self.warmup_steps,
+                self.total_steps / self.steps_per_epoch,
+                self.steps_per_epoch,
+                self.warmup_steps
+            ),
+        ))
+    }
+
     /// The learning rate used by optimizer step `step` (0-based).
     pub fn lr(&self, step: usize) -> f64 {
         let c = &self.cfg;

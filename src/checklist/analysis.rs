@@ -153,7 +153,9 @@ pub struct Summary {
     pub combined: Option<ArmSummary>,
 }
 
-/// Reads every `trials/*/seed-*/trial.json` under `root`, sorted by directory.
+/// Reads every `trials/*/seed-*/trial.json` under `root`, sorted by directory. A trial's run
+/// dir is where its `trial.json` lies, whatever the file says, and must resolve inside `root`
+/// (no symbolic link out of it): a report reads and embeds nothing from elsewhere.
 pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
     let mut trials = Vec::new();
     let dir = root.join("trials");
@@ -167,12 +169,26 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
         .filter(|p| p.exists())
         .collect();
     paths.sort();
+    let real_root = root.canonicalize().map_err(|e| crate::Error::io(root, e))?;
     for p in paths {
+        let dir = p.parent().expect("trial.json has a folder");
+        let outside = |message: &str| crate::Error::RunDir {
+            path: dir.to_path_buf(),
+            message: message.into(),
+        };
+        let real = dir.canonicalize().map_err(|e| crate::Error::io(dir, e))?;
+        if !real.starts_with(&real_root) {
+            return Err(outside(
+                "resolves outside the checklist directory (a symbolic link?); refusing to read it",
+            ));
+        }
         let text = std::fs::read_to_string(&p).map_err(|e| crate::Error::io(&p, e))?;
-        trials.push(serde_json::from_str(&text).map_err(|e| crate::Error::RunDir {
+        let mut trial: Trial = serde_json::from_str(&text).map_err(|e| crate::Error::RunDir {
             path: p.clone(),
             message: e.to_string(),
-        })?);
+        })?;
+        trial.dir = dir.strip_prefix(root).expect("found under root").to_path_buf();
+        trials.push(trial);
     }
     Ok(trials)
 }

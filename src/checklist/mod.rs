@@ -7,6 +7,7 @@
 //! - `summary.json`, `summary.csv`, `summary.md`, `report.html`: written by `report`,
 //! - `checklist.lock`: held while a checklist runs here.
 pub mod analysis;
+pub mod lock;
 pub mod plan;
 
 use crate::data;
@@ -15,51 +16,11 @@ use crate::executor::{Executor, Job};
 use crate::recipe::Recipe;
 use crate::train::rundir::{self, RunDir, Status};
 use analysis::Summary;
+use lock::Lock;
 use plan::{Arm, Trial};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const BASELINE: &str = "baseline.toml";
-const LOCK: &str = "checklist.lock";
-
-/// Holds `checklist.lock` in a checklist directory; released on drop.
-pub struct Lock(PathBuf);
-
-impl Lock {
-    /// Takes the lock, or names the process that holds it. A lock left by a process that no
-    /// longer runs (killed) is taken over.
-    pub fn acquire(root: &Path) -> Result<Lock> {
-        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        let path = root.join(LOCK);
-        loop {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    writeln!(f, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
-                    return Ok(Lock(path));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let pid = std::fs::read_to_string(&path).unwrap_or_default().trim().to_string();
-                    if !pid.is_empty() && Path::new("/proc").join(&pid).exists() {
-                        return Err(Error::RunDir {
-                            path: root.to_path_buf(),
-                            message: format!(
-                                "another checklist (pid {pid}) is running in this directory; wait for it or stop it"
-                            ),
-                        });
-                    }
-                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                }
-                Err(e) => return Err(Error::io(&path, e)),
-            }
-        }
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// The first-phase trials: the baseline and every variant, each with every seed.
 pub fn trials(baseline: &Recipe) -> Result<Vec<Trial>> {
@@ -161,7 +122,11 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
     for t in &arms {
         let r = t.recipe(baseline)?;
         let steps = (n_train / r.train.batch_size).max(1);
-        total_images += (baseline.checklist.seeds * r.train.epochs * steps * r.train.batch_size) as f64;
+        // In floating point: a product of counts can pass usize::MAX.
+        total_images += [baseline.checklist.seeds, r.train.epochs, steps, r.train.batch_size]
+            .iter()
+            .map(|&n| n as f64)
+            .product::<f64>();
         let changes: Vec<String> = t.arm.overrides().iter().map(|(k, v)| format!("{k} = {v}")).collect();
         let changes = if changes.is_empty() {
             "(baseline)".to_string()

@@ -142,10 +142,21 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
         }
     }
     out.retain(|v| v.overrides.iter().any(|(k, val)| baseline.get(k).as_ref() != Some(val)));
-    for v in &out {
+    for (i, v) in out.iter().enumerate() {
         baseline
             .with_overrides(&v.overrides)
             .map_err(|e| Error::recipe(format!("checklist.factors.{}.{}", v.factor, v.name), e.to_string()))?;
+        let dir = dir_name(&v.label());
+        if let Some(other) = out[..i].iter().find(|o| dir_name(&o.label()) == dir) {
+            return Err(Error::recipe(
+                format!("checklist.factors.{}", v.factor),
+                format!(
+                    "variants `{}` and `{}` would share the run directory trials/{dir}; rename one (letters, digits and `.=-_` are kept, anything else becomes `_`)",
+                    other.label(),
+                    v.label()
+                ),
+            ));
+        }
     }
     Ok(out)
 }

@@ -94,6 +94,8 @@ fn append_records(path: &Path, variant: Variant, pixels: &mut Vec<u8>, labels: &
             ),
         ));
     }
+    super::reserve(pixels, bytes.len(), path)?;
+    super::reserve(labels, bytes.len() / record, path)?;
     for (r, rec) in bytes.chunks_exact(record).enumerate() {
         let label = rec[lb - 1] as usize;
         if label >= variant.num_classes() {

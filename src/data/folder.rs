@@ -66,26 +66,73 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
 ///
 /// JPEG files go through libjpeg-turbo, the decoder PIL uses, with its defaults (integer IDCT,
 /// smooth chroma upsampling), so the pixels are PIL's; other formats through the `image` crate.
+/// The size in the header is checked against `MAX_IMAGE_PIXELS` before any pixel is decoded.
 pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, usize, usize)> {
     let bytes = super::read_file(path)?;
     let bad = |e: &dyn std::fmt::Display| Error::data(path, format!("cannot decode image: {e}"));
     if bytes.starts_with(&[0xff, 0xd8]) {
-        let format = if channels == 1 {
-            turbojpeg::PixelFormat::GRAY
-        } else {
-            turbojpeg::PixelFormat::RGB
-        };
-        let im = turbojpeg::decompress(&bytes, format).map_err(|e| bad(&e))?;
-        return Ok((im.pixels, im.height, im.width));
+        return decode_jpeg(path, &bytes, channels);
     }
-    let im = image::load_from_memory(&bytes).map_err(|e| bad(&e))?;
-    let (h, w) = (im.height() as usize, im.width() as usize);
+    let decoder = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(&e))?
+        .into_decoder()
+        .map_err(|e| bad(&e))?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
+    let (w, h) = (w as usize, h as usize);
+    check_size(path, w, h)?;
+    // The decoder's buffer and the conversion's must fit: probe for them, so that a machine
+    // short of memory gives an error here rather than an abort inside the decoder.
+    let total = image::ImageDecoder::total_bytes(&decoder) as usize + w * h * channels;
+    super::reserve(&mut Vec::<u8>::new(), total, path)?;
+    let im = image::DynamicImage::from_decoder(decoder).map_err(|e| bad(&e))?;
     let px = if channels == 1 {
         im.into_luma8().into_raw()
     } else {
         im.into_rgb8().into_raw()
     };
     Ok((px, h, w))
+}
+
+/// Decodes a JPEG into a buffer allocated here (an error, not an abort, when memory is short).
+fn decode_jpeg(path: &Path, bytes: &[u8], channels: usize) -> Result<(Vec<u8>, usize, usize)> {
+    let bad = |e: turbojpeg::Error| Error::data(path, format!("cannot decode image: {e}"));
+    let mut decompressor = turbojpeg::Decompressor::new().map_err(bad)?;
+    let header = decompressor.read_header(bytes).map_err(bad)?;
+    let (w, h) = (header.width, header.height);
+    check_size(path, w, h)?;
+    let format = if channels == 1 {
+        turbojpeg::PixelFormat::GRAY
+    } else {
+        turbojpeg::PixelFormat::RGB
+    };
+    let mut px = Vec::new();
+    super::reserve(&mut px, w * h * channels, path)?;
+    px.resize(w * h * channels, 0);
+    let image = turbojpeg::Image {
+        pixels: px.as_mut_slice(),
+        width: w,
+        pitch: w * channels,
+        height: h,
+        format,
+    };
+    decompressor.decompress(bytes, image).map_err(bad)?;
+    Ok((px, h, w))
+}
+
+/// Refuses an image whose header claims no pixels or more than `MAX_IMAGE_PIXELS`.
+fn check_size(path: &Path, w: usize, h: usize) -> Result<()> {
+    let pixels = (w as u64).saturating_mul(h as u64);
+    if pixels == 0 || pixels > super::MAX_IMAGE_PIXELS {
+        return Err(Error::data(
+            path,
+            format!(
+                "header says {w}x{h} pixels; expected 1 to {} pixels (Pillow's decompression-bomb limit)",
+                super::MAX_IMAGE_PIXELS
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// 1 if every file is gray, else 3, from the files' headers.
@@ -118,6 +165,7 @@ fn decode_all(
     for path in paths {
         let (px, h, w) = decode(path, channels)?;
         let (height, width) = *size.get_or_insert((h, w));
+        super::reserve(&mut pixels, height * width * channels, path)?;
         match image_size {
             None if (h, w) != (height, width) => {
                 return Err(Error::data(
@@ -133,14 +181,25 @@ fn decode_all(
     Ok((Pixels::Decoded(pixels), height, width, channels))
 }
 
-/// The class subfolders of `root`, sorted by name.
+/// The class subfolders of `root`, sorted by name. Their names must be UTF-8: they are the
+/// class names of reports and JSON files.
 fn class_dirs(root: &Path) -> Result<Vec<String>> {
-    let mut classes: Vec<String> = std::fs::read_dir(root)
-        .map_err(|e| Error::io(root, e))?
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut classes = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
+        let entry = entry.map_err(|e| Error::io(root, e))?;
+        if !entry.path().is_dir() {
+            continue;
+        }
+        match entry.file_name().into_string() {
+            Ok(name) => classes.push(name),
+            Err(name) => {
+                return Err(Error::data(
+                    root.join(&name),
+                    "class folder name is not valid UTF-8; rename the folder",
+                ));
+            }
+        }
+    }
     classes.sort();
     if classes.is_empty() {
         return Err(Error::data(
@@ -152,27 +211,37 @@ fn class_dirs(root: &Path) -> Result<Vec<String>> {
 }
 
 /// Every image file of every class folder under `root`, with its class index, sorted by path.
+/// Every class folder under `root` must be one of `classes` (the training split's) and hold at
+/// least one image, as torchvision's `ImageFolder` requires; a test split may lack a class.
 fn list_files(root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
+    if let Some(extra) = class_dirs(root)?.into_iter().find(|c| !classes.contains(c)) {
+        return Err(Error::data(
+            root.join(extra),
+            format!("class folder not in the training split (its classes: {classes:?})"),
+        ));
+    }
     let mut files = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let dir = root.join(class);
         if !dir.is_dir() {
             continue;
         }
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io(&dir, e))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|x| EXTENSIONS.contains(&x.to_string_lossy().to_lowercase().as_str()))
-            })
-            .collect();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let p = entry.map_err(|e| Error::io(&dir, e))?.path();
+            let ext = p.extension().map(|x| x.to_string_lossy().to_lowercase());
+            if ext.is_some_and(|x| EXTENSIONS.contains(&x.as_str())) && p.is_file() {
+                found.push(p);
+            }
+        }
+        if found.is_empty() {
+            return Err(Error::data(
+                dir,
+                "class folder holds no PNG or JPEG file (.png, .jpg, .jpeg)",
+            ));
+        }
         found.sort();
         files.extend(found.into_iter().map(|p| (p, label as i64)));
-    }
-    if files.is_empty() {
-        return Err(Error::data(root, "no PNG or JPEG files in the class folders"));
     }
     Ok(files)
 }
@@ -187,8 +256,9 @@ mod tests {
         let dir = crate::testutil::tempdir("folder");
         for c in ["cat", "dog"] {
             std::fs::create_dir_all(dir.join("train").join(c)).unwrap();
-            std::fs::create_dir_all(dir.join("val").join(c)).unwrap();
         }
+        // The test split may lack a class (val/cat), as long as its classes are the training split's.
+        std::fs::create_dir_all(dir.join("val/dog")).unwrap();
         GrayImage::from_pixel(4, 4, image::Luma([200]))
             .save(dir.join("train/cat/a.png"))
             .unwrap();

@@ -26,14 +26,40 @@ pub fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
     Err(Error::data(dir.join(format!("{stem}-{suffix}[.gz]")), "file not found"))
 }
 
-/// Loads the train and (if present) t10k splits of an IDX dataset folder.
+/// Loads the train and (if present) t10k splits of an IDX dataset folder. The classes are
+/// 0..=the largest training label, each with at least one training image; test labels must be
+/// among them.
 pub fn load(dir: &Path) -> Result<Dataset> {
-    let train = read_pair(&find(dir, "train-images")?, &find(dir, "train-labels")?)?;
+    let train_images = find(dir, "train-images")?;
+    let train_labels = find(dir, "train-labels")?;
+    let train = read_pair(&train_images, &train_labels)?;
+    let classes = train.labels.iter().max().map_or(0, |&m| m as usize + 1);
+    let counts = train.class_counts(classes);
+    if let Some(empty) = counts.iter().position(|&n| n == 0) {
+        return Err(Error::data(
+            train_labels,
+            format!(
+                "labels run up to {} but class {empty} has no image; expected labels 0..C-1 with every class present",
+                classes - 1
+            ),
+        ));
+    }
     let test = match (find(dir, "t10k-images"), find(dir, "t10k-labels")) {
-        (Ok(i), Ok(l)) => Some(read_pair(&i, &l)?),
+        (Ok(i), Ok(l)) => {
+            let test = read_pair(&i, &l)?;
+            if let Some((k, &label)) = test.labels.iter().enumerate().find(|(_, y)| **y as usize >= classes) {
+                return Err(Error::data(
+                    l,
+                    format!(
+                        "label {label} of image {k} is not a training class (0..={})",
+                        classes - 1
+                    ),
+                ));
+            }
+            Some(test)
+        }
         _ => None,
     };
-    let classes = train.labels.iter().max().map_or(0, |&m| m as usize + 1);
     Ok(Dataset {
         format: "IDX".into(),
         classes: (0..classes).map(|c| c.to_string()).collect(),
@@ -48,6 +74,12 @@ fn read_pair(images: &Path, labels: &Path) -> Result<Images> {
         return Err(Error::data(
             images,
             format!("expected 3 dimensions (N, H, W), found {}", dims.len()),
+        ));
+    }
+    if dims[0] == 0 || dims[1] == 0 || dims[2] == 0 {
+        return Err(Error::data(
+            images,
+            format!("header {dims:?}: expected at least 1 image of at least 1x1 pixels"),
         ));
     }
     let (ldims, label_bytes) = read_idx(labels)?;
@@ -72,7 +104,7 @@ fn read_pair(images: &Path, labels: &Path) -> Result<Images> {
 
 /// Reads one IDX file of unsigned bytes: its dimensions and its data.
 pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
-    let bytes = super::maybe_gunzip(path, super::read_file(path)?)?;
+    let mut bytes = super::maybe_gunzip(path, super::read_file(path)?)?;
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(Error::data(path, "not an IDX file (bad magic number)"));
     }
@@ -91,18 +123,23 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
         .chunks(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let expected: usize = dims.iter().product();
-    let data = &bytes[header..];
-    if data.len() != expected {
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n as u64 <= super::MAX_FILE_BYTES)
+        .ok_or_else(|| Error::data(path, format!("header {dims:?} claims more data than any file can hold")))?;
+    let data_len = bytes.len() - header;
+    if data_len != expected {
         return Err(Error::data(
             path,
             format!(
                 "truncated or corrupt: header {dims:?} needs {expected} bytes of data, found {}",
-                data.len()
+                data_len
             ),
         ));
     }
-    Ok((dims, data.to_vec()))
+    bytes.drain(..header);
+    Ok((dims, bytes))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::Images;
 use crate::augment;
 use crate::augment::mix::Mix;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::recipe::AugmentConfig;
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -155,14 +155,9 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: M
 }
 
 /// The training batches of one epoch, built `depth` batches ahead on a background thread.
-pub fn train_epoch(
-    images: Arc<Images>,
-    norm: Normalizer,
-    order: TrainOrder,
-    depth: usize,
-) -> impl Iterator<Item = Result<Batch>> {
+pub fn train_epoch(images: Arc<Images>, norm: Normalizer, order: TrainOrder, depth: usize) -> Prefetch {
     let (tx, rx) = mpsc::sync_channel(depth);
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         for (b, idx) in order.batches(images.len()).iter().enumerate() {
             let batch = make_batch(&images, idx, &norm, Mode::Train(&order, b));
             let failed = batch.is_err();
@@ -171,7 +166,29 @@ pub fn train_epoch(
             }
         }
     });
-    rx.into_iter()
+    Prefetch {
+        batches: rx.into_iter(),
+        thread: Some(thread),
+    }
+}
+
+/// The batches a prefetch thread sends. When they run out the thread is joined, and a panic
+/// there becomes the last item, an error, instead of an epoch that silently ends early.
+pub struct Prefetch {
+    batches: mpsc::IntoIter<Result<Batch>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Iterator for Prefetch {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if let Some(batch) = self.batches.next() {
+            return Some(batch);
+        }
+        let panic = self.thread.take()?.join().err()?;
+        Some(Err(Error::panic("the data loader thread", panic.as_ref())))
+    }
 }
 
 /// Evaluation batches in dataset order, with the evaluation crop only, built as they are consumed.

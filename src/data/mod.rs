@@ -184,8 +184,9 @@ pub fn detect(path: &Path) -> Result<DatasetKind> {
     }
 }
 
-/// Holds out `val_fraction` of each class of `train` for validation, drawn with `seed`.
-pub fn split(dataset: Dataset, val_fraction: f64, seed: u64) -> Splits {
+/// Holds out `val_fraction` of each class of `train` for validation, drawn with `seed`. Fails
+/// when no training image is left.
+pub fn split(dataset: Dataset, val_fraction: f64, seed: u64) -> Result<Splits> {
     let classes = dataset.classes.len();
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for (i, &l) in dataset.train.labels.iter().enumerate() {
@@ -198,28 +199,100 @@ pub fn split(dataset: Dataset, val_fraction: f64, seed: u64) -> Splits {
         val_idx.extend_from_slice(&idx[..n_val]);
         train_idx.extend_from_slice(&idx[n_val..]);
     }
+    if train_idx.is_empty() {
+        return Err(Error::recipe(
+            "data.val_fraction",
+            format!(
+                "{val_fraction} of {} images holds out every one; no training image is left",
+                dataset.train.len()
+            ),
+        ));
+    }
     train_idx.sort_unstable();
     val_idx.sort_unstable();
-    Splits {
+    Ok(Splits {
         classes: dataset.classes,
         val: dataset.train.select(&val_idx),
         train: dataset.train.select(&train_idx),
         test: dataset.test,
-    }
+    })
 }
 
-/// Reads a whole file, naming it in the error.
+/// The most bytes one data file (IDX, CIFAR, after gzip decompression) may hold: 16 GiB, far
+/// above MNIST (47 MB) or CIFAR (180 MB), so a corrupt header or a gzip bomb ends in an error
+/// that names the file instead of exhausting memory.
+pub const MAX_FILE_BYTES: u64 = 16 << 30;
+
+/// The most pixels one image file may have: Pillow's decompression-bomb limit
+/// (`2 * Image.MAX_IMAGE_PIXELS`, where PIL raises `DecompressionBombError`), checked from the
+/// header before anything is decoded.
+pub const MAX_IMAGE_PIXELS: u64 = 2 * 89_478_485;
+
+/// Reserves room for `additional` more items in `v`, or returns an error naming `path` when the
+/// memory cannot be had (a file larger than the machine holds, `ulimit -v`), where a growing
+/// `Vec` would abort the process.
+pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize, path: &Path) -> Result<()> {
+    v.try_reserve(additional).map_err(|_| {
+        let bytes = (v.len() + additional).saturating_mul(std::mem::size_of::<T>());
+        Error::data(
+            path,
+            format!("cannot allocate {bytes} bytes for its data (out of memory)"),
+        )
+    })
+}
+
+/// Reads a whole file, naming it in the error; at most `MAX_FILE_BYTES`.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    read_bounded(path, file, len, |p, e| Error::io(p, e))
+}
+
+/// Reads `reader` to its end into memory, allocating as data arrives (starting from `hint`
+/// bytes), with an error instead of an abort when it passes `MAX_FILE_BYTES` or memory runs out;
+/// `read_error` names a failed read.
+fn read_bounded(
+    path: &Path,
+    mut reader: impl std::io::Read,
+    hint: u64,
+    read_error: fn(&Path, std::io::Error) -> Error,
+) -> Result<Vec<u8>> {
+    let too_big = || {
+        Error::data(
+            path,
+            format!(
+                "holds more than {} GiB, the limit for one data file",
+                MAX_FILE_BYTES >> 30
+            ),
+        )
+    };
+    if hint > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut out = Vec::new();
+    reserve(&mut out, hint as usize, path)?;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(path, e)),
+        };
+        if (out.len() + n) as u64 > MAX_FILE_BYTES {
+            return Err(too_big());
+        }
+        reserve(&mut out, n, path)?;
+        out.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// Inflates gzip data (detected by its magic bytes) or returns the bytes as they are.
 pub(crate) fn maybe_gunzip(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
-            .map_err(|e| Error::data(path, format!("corrupt gzip data: {e}")))?;
-        Ok(out)
+        let hint = (bytes.len() as u64).saturating_mul(4).min(MAX_FILE_BYTES);
+        let corrupt = |path: &Path, e: std::io::Error| Error::data(path, format!("corrupt gzip data: {e}"));
+        read_bounded(path, flate2::read::GzDecoder::new(&bytes[..]), hint, corrupt)
     } else {
         Ok(bytes)
     }
@@ -247,7 +320,7 @@ mod tests {
 
     #[test]
     fn split_is_stratified_disjoint_and_seeded() {
-        let s = split(toy(20, 3), 0.25, 1);
+        let s = split(toy(20, 3), 0.25, 1).unwrap();
         assert_eq!(s.val.class_counts(3), vec![5, 5, 5]);
         assert_eq!(s.train.class_counts(3), vec![15, 15, 15]);
         let px = |im: &Images| match &im.pixels {
@@ -257,8 +330,8 @@ mod tests {
         let mut all: Vec<u8> = [px(&s.train), px(&s.val)].concat();
         all.sort();
         assert_eq!(all, (0..60).collect::<Vec<u8>>());
-        assert_eq!(split(toy(20, 3), 0.25, 1).val, s.val);
-        assert_ne!(split(toy(20, 3), 0.25, 2).val, s.val);
+        assert_eq!(split(toy(20, 3), 0.25, 1).unwrap().val, s.val);
+        assert_ne!(split(toy(20, 3), 0.25, 2).unwrap().val, s.val);
     }
 
     #[test]

@@ -92,6 +92,18 @@ fn die_with_parent(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut Command) {}
 
+/// How a trial process ended, in words: its exit code or the signal that killed it.
+fn exit_reason(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        return format!("the trial process was killed by signal {signal}");
+    }
+    format!(
+        "the trial process exited with status {} without writing result.json",
+        status.code().unwrap_or(-1)
+    )
+}
+
 /// Epochs a run directory has recorded so far.
 fn epochs_done(job: &Job) -> usize {
     std::fs::read_to_string(job.dir.join(crate::train::rundir::METRICS)).map_or(0, |t| t.lines().count())
@@ -140,6 +152,11 @@ impl Executor for Local {
                         let r = running.swap_remove(i);
                         finished += 1;
                         done_epochs += r.job.epochs;
+                        // A process that crashed (panic, abort, signal) wrote no result.json:
+                        // record it as failed, with the end of its output, rather than leave
+                        // it looking unfinished.
+                        let log = r.job.dir.join("stdout.log");
+                        super::record_failure(&r.job.dir, &exit_reason(status), &log)?;
                         let what = if status.success() {
                             "done"
                         } else {

@@ -75,8 +75,9 @@ pub fn finished(dir: &Path) -> bool {
     r.is_some_and(|r| matches!(r.status, Status::Completed | Status::Diverged))
 }
 
-/// Records that a trial could not finish on a cluster: `result.json` with status `failed`, the
-/// cluster's reason and the tail of the cluster's log for it, unless the trial wrote its own.
+/// Records that a trial ended without a result (its process crashed or was killed, or a
+/// cluster gave up on it): `result.json` with status `failed`, the reason and the tail of the
+/// trial's output log, unless the trial wrote its own result.
 pub fn record_failure(dir: &Path, reason: &str, log: &Path) -> Result<()> {
     let run = RunDir {
         path: dir.to_path_buf(),
@@ -89,7 +90,7 @@ pub fn record_failure(dir: &Path, reason: &str, log: &Path) -> Result<()> {
     let tail = lines[lines.len().saturating_sub(10)..].join("\n");
     let metrics = run.read_metrics().unwrap_or_default();
     let wall = metrics.iter().map(|m| m.seconds).sum();
-    let mut r = RunResult::from_metrics(Status::Failed, &metrics, wall, "cluster".into(), 0);
+    let mut r = RunResult::from_metrics(Status::Failed, &metrics, wall, "unknown".into(), 0);
     r.error = Some(format!("{reason}\n{tail}").trim().to_string());
     run.log(&format!("failed: {reason}"));
     run.write_result(&r)

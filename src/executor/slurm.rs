@@ -4,6 +4,12 @@
 //! (FAILED, CANCELLED, TIMEOUT, NODE_FAIL, PREEMPTED tasks, or a `failed` run) are resubmitted
 //! and resume from their checkpoints, up to `attempts` submissions. The generated batch script
 //! is kept in `<root>/slurm/` for the user to inspect, beside the tasks' Slurm output.
+//!
+//! Nothing unchecked reaches the script: every resource value is validated against Slurm's own
+//! syntax before anything is written (a newline would end the `#SBATCH` block and run as a
+//! command), run dirs and the binary are single-quoted, and the output path, which may hold any
+//! character but a newline, goes to `sbatch` as an argument (no shell) with `%` written `%%`
+//! so that Slurm does not read it as a filename pattern.
 use super::{Executor, Job, Unfinished, shell_quote, with_retries};
 use crate::error::{Error, Result};
 use std::path::PathBuf;
@@ -47,13 +53,79 @@ fn slurm(cmd: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Checks `value` of option `flag` character by character; `expected` says what is allowed.
+fn check_chars(flag: &str, value: &str, ok: impl Fn(char) -> bool, expected: &str) -> Result<()> {
+    if !value.is_empty() && value.chars().all(ok) {
+        return Ok(());
+    }
+    Err(Error::flag(flag, format!("got {value:?}; expected {expected}")))
+}
+
 impl Slurm {
+    /// Checks every value that goes into a batch script or an `sbatch` argument.
+    pub fn check(&self) -> Result<()> {
+        let root = self.root.to_string_lossy();
+        if root.chars().any(|c| c.is_control() || c == '\\') {
+            return Err(Error::flag(
+                "--out",
+                format!("{root:?}: a Slurm output path cannot hold control characters (newlines) or backslashes"),
+            ));
+        }
+        if self.cpus_per_task == 0 {
+            return Err(Error::flag("--threads", "Slurm needs at least 1 CPU per task"));
+        }
+        let name = |c: char| c.is_ascii_alphanumeric() || "_.,-".contains(c);
+        if let Some(p) = &self.partition {
+            check_chars(
+                "--partition",
+                p,
+                name,
+                "partition names: letters, digits, `_.-`, comma-separated",
+            )?;
+        }
+        if let Some(t) = &self.time {
+            let time = |c: char| c.is_ascii_digit() || ":-".contains(c);
+            if !t.eq_ignore_ascii_case("unlimited") {
+                check_chars(
+                    "--time",
+                    t,
+                    time,
+                    "minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED",
+                )?;
+            }
+        }
+        if let Some(m) = &self.mem {
+            let digits = m.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+            check_chars(
+                "--mem",
+                digits,
+                |c| c.is_ascii_digit(),
+                "a size such as 8000, 16G or 512M",
+            )?;
+        }
+        for line in &self.extra {
+            if !line.starts_with('-') || line.chars().any(char::is_control) {
+                return Err(Error::flag(
+                    "--sbatch-line",
+                    format!("got {line:?}; expected one sbatch option on one line, e.g. --account=lab"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `sbatch`'s `--output` for the tasks' logs, `<root>/slurm/%A_%a.out`, with the `%` of the
+    /// path doubled so that only darkmagic's own patterns are expanded.
+    fn output_arg(&self) -> String {
+        let dir = self.root.join("slurm").to_string_lossy().replace('%', "%%");
+        format!("--output={dir}/%A_%a.out")
+    }
+
     /// The batch script of one array job over `jobs`.
     pub fn script(&self, jobs: &[Job]) -> String {
-        let out_dir = self.root.join("slurm");
         let mut s = String::from("#!/bin/bash\n#SBATCH --job-name=darkmagic\n");
         s.push_str(&format!("#SBATCH --array=0-{}\n", jobs.len() - 1));
-        s.push_str(&format!("#SBATCH --output={}/%A_%a.out\n", out_dir.display()));
+        s.push_str(&format!("# sbatch {} (given on the command line)\n", self.output_arg()));
         s.push_str(&format!("#SBATCH --cpus-per-task={}\n", self.cpus_per_task));
         for (flag, value) in [("partition", &self.partition), ("time", &self.time), ("mem", &self.mem)] {
             if let Some(v) = value {
@@ -84,7 +156,7 @@ impl Slurm {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let path = dir.join(format!("submit-{attempt}.sh"));
         crate::train::rundir::write_atomic(&path, self.script(jobs).as_bytes())?;
-        let id = slurm("sbatch", &["--parsable", &path.to_string_lossy()])?;
+        let id = slurm("sbatch", &["--parsable", &self.output_arg(), &path.to_string_lossy()])?;
         Ok(id.trim().split(';').next().unwrap_or_default().to_string())
     }
 
@@ -119,6 +191,7 @@ fn parse_task_states(text: &str) -> Vec<(usize, String)> {
 
 impl Executor for Slurm {
     fn run_all(&mut self, jobs: &[Job]) -> Result<()> {
+        self.check()?;
         with_retries(jobs, self.attempts, |pending, attempt| {
             let id = self.submit(pending, attempt)?;
             println!(
@@ -185,7 +258,7 @@ mod tests {
         let text = s.script(&jobs);
         for line in [
             "#SBATCH --array=0-1",
-            "#SBATCH --output=/runs/c/slurm/%A_%a.out",
+            "# sbatch --output=/runs/c/slurm/%A_%a.out (given on the command line)",
             "#SBATCH --cpus-per-task=2",
             "#SBATCH --partition=gpu",
             "#SBATCH --time=01:00:00",

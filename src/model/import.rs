@@ -23,7 +23,10 @@ pub struct ImportReport {
 
 /// Copies the matching tensors of `path` into `vs`.
 pub fn load(vs: &VarStore, path: &Path) -> Result<ImportReport> {
-    let bad = |m: String| Error::data(path, m);
+    let bad = |message: String| Error::Weights {
+        path: path.to_path_buf(),
+        message,
+    };
     let all: HashMap<String, Tensor> = Tensor::read_safetensors(path)
         .map_err(|e| bad(format!("not a safetensors file: {e}")))?
         .into_iter()

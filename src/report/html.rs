@@ -33,7 +33,7 @@ fn row(a: &ArmSummary) -> String {
         .iter()
         .map(|s| {
             s.val_acc.map_or_else(
-                || format!("{:?}", s.status.map_or("running".into(), |x| format!("{x:?}"))).to_lowercase(),
+                || s.status.map_or("running".into(), |x| format!("{x:?}").to_lowercase()),
                 |v| format!("{:.2}", 100.0 * v),
             )
         })

@@ -85,7 +85,8 @@ pub fn compute(data: &[TrialData]) -> Compute {
     Compute {
         trials: data.len(),
         epochs: data.iter().map(|d| d.metrics.len()).sum(),
-        train_seconds: data.iter().map(|d| d.wall_seconds).sum(),
+        // A fold from +0.0: `sum` of no f64 is -0.0, which prints as "-0.0 minutes".
+        train_seconds: data.iter().map(|d| d.wall_seconds).fold(0.0, |a, b| a + b),
     }
 }
 

@@ -21,8 +21,8 @@ use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
 /// Trains `recipe` into `run_dir`. With `resume`, continues from the run dir's checkpoint (a
-/// completed run is returned as it is). On error, `result.json` records status `failed` and the
-/// error before it is returned.
+/// completed run is returned as it is). On error, or a panic (a bug, in darkmagic or in a
+/// libtorch call), `result.json` records status `failed` and the error before it is returned.
 pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let dir = RunDir::create(run_dir)?;
     if resume && let Some(r) = dir.read_result()?.filter(|r| r.status == Status::Completed) {
@@ -31,7 +31,10 @@ pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let _ = std::fs::remove_file(dir.file(rundir::RESULT));
     rundir::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
     let device = resolve_device(recipe.train.device)?;
-    let outcome = Trainer::new(recipe, &dir, device, resume).and_then(|t| t.fit());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Trainer::new(recipe, &dir, device, resume).and_then(|t| t.fit())
+    }))
+    .unwrap_or_else(|panic| Err(Error::panic("training", panic.as_ref())));
     outcome.or_else(|e| {
         let metrics = dir.read_metrics().unwrap_or_default();
         let wall = metrics.iter().map(|m| m.seconds).sum();
@@ -142,12 +145,35 @@ impl<'a> Trainer<'a> {
             data::load(&recipe.data, recipe.augment.interpolation)?,
             recipe.data.val_fraction,
             recipe.seed,
-        );
+        )?;
+        if splits.val.is_empty() {
+            return Err(Error::recipe(
+                "data.val_fraction",
+                format!(
+                    "{} leaves no validation image ({} training images); the run's accuracy is measured on them",
+                    recipe.data.val_fraction,
+                    splits.train.len()
+                ),
+            ));
+        }
         let im = &splits.train;
         let (mean, std) = match (&recipe.data.mean, &recipe.data.std) {
             (Some(m), Some(s)) => (m.clone(), s.clone()),
             _ => im.channel_stats()?,
         };
+        for (key, v) in [("data.mean", &mean), ("data.std", &std)] {
+            if v.len() != 1 && v.len() != im.channels {
+                return Err(Error::recipe(
+                    key,
+                    format!(
+                        "got {} values; expected 1 or {} for this {}-channel dataset",
+                        v.len(),
+                        im.channels,
+                        im.channels
+                    ),
+                ));
+            }
+        }
         let norm = loader::Normalizer::new(&mean, &std, im.channels);
         let classes = splits.classes.len();
         let vs = VarStore::new(device);
@@ -155,6 +181,7 @@ impl<'a> Trainer<'a> {
         let mut opt = Optimizer::new(Optimizer::trainable(&vs), &recipe.optim);
         let steps_per_epoch = (im.len() / recipe.train.batch_size).max(1);
         let sched = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
+        sched.check()?;
         let ckpt = dir.file(rundir::CHECKPOINT);
         let resuming = resume && ckpt.exists();
         if let (Some(init), false) = (&recipe.model.init, resuming) {
