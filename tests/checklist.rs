@@ -164,26 +164,49 @@ fn diverging_variant_is_reported_and_the_rest_complete() {
     );
 }
 
+/// The lock text of a process: host, pid and start time (`/proc/<pid>/stat` field 22).
+fn lock_text(host: &str, pid: u32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let start = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(19))
+        .unwrap_or("1");
+    format!("host={host}\npid={pid}\nstart={start}\n")
+}
+
 #[test]
 fn a_second_checklist_in_the_same_directory_is_refused() {
     let dir = tempdir("lock");
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join("checklist.lock"), format!("{}\n", std::process::id())).unwrap();
-    let o = run_tiny(&write_recipe(&dir), &out).output().unwrap();
+    let lock = out.join("checklist.lock");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let me = std::process::id();
+    std::fs::write(&lock, lock_text(host.trim(), me)).unwrap();
+    let recipe = dir.join("one.toml");
+    std::fs::write(
+        &recipe,
+        "[model]\nwidth = 0.25\n[train]\nepochs = 1\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\n",
+    )
+    .unwrap();
+    let o = common::checklist(&recipe, &out, &[]).output().unwrap();
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains(&format!("another checklist (pid {me})")), "{e}");
+    // A lock from another host (a shared filesystem) is never taken over without --break-lock.
+    std::fs::write(&lock, lock_text("node-17", me)).unwrap();
+    let o = common::checklist(&recipe, &out, &[]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains(&format!("another checklist (pid {})", std::process::id())),
+        !o.status.success() && e.contains(&format!("pid {me} on host node-17")) && e.contains("--break-lock"),
         "{e}"
     );
-    // A lock whose process is gone is taken over.
-    std::fs::write(out.join("checklist.lock"), "999999999\n").unwrap();
-    let o = bin()
-        .args(["checklist", "--out", out.to_str().unwrap(), "--dry-run"])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    ok(common::checklist(&recipe, &out, &["--break-lock"]).output().unwrap());
+    assert!(!lock.exists(), "released at the end");
+    // A lock whose process is gone (same host, no such pid) is taken over.
+    std::fs::write(&lock, lock_text(host.trim(), 999_999_999)).unwrap();
+    ok(common::checklist(&recipe, &out, &[]).output().unwrap());
 }
 
 #[test]

@@ -163,14 +163,15 @@ impl<'a> Trainer<'a> {
         };
         for (key, v) in [("data.mean", &mean), ("data.std", &std)] {
             if v.len() != 1 && v.len() != im.channels {
+                let c = im.channels;
+                let expected = if c == 1 {
+                    "1 value for this 1-channel data set".to_string()
+                } else {
+                    format!("1 or {c} values for this {c}-channel data set")
+                };
                 return Err(Error::recipe(
                     key,
-                    format!(
-                        "got {} values; expected 1 or {} for this {}-channel dataset",
-                        v.len(),
-                        im.channels,
-                        im.channels
-                    ),
+                    format!("got {} values; expected {expected}", v.len()),
                 ));
             }
         }

@@ -1,0 +1,430 @@
+//! Bad and hostile input, as a careful user and an attacker would give it: every case ends in a
+//! clear error that names the file, key or option and what was expected, with a failing exit
+//! status and no panic or abort; data is either counted whole or refused. Generated Slurm
+//! scripts carry no injected command.
+mod common;
+use common::{bin, tempdir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Asserts that `out` failed cleanly (no panic, no abort) with every one of `needles` in its
+/// stderr; returns the stderr.
+fn fails(out: Output, needles: &[&str]) -> String {
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "succeeded, expected an error with {needles:?}\n{e}"
+    );
+    assert_eq!(out.status.code(), Some(1), "exit status of a clean error\n{e}");
+    for bad in ["panicked", "RUST_BACKTRACE", "Aborted", "memory allocation of"] {
+        assert!(!e.contains(bad), "{bad:?} in stderr:\n{e}");
+    }
+    for n in needles {
+        assert!(e.contains(n), "{n:?} missing from stderr:\n{e}");
+    }
+    e
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("darkmagic runs")
+}
+
+/// `darkmagic train` of a 1-epoch narrow ResNet-20 into a fresh run dir, plus `extra`.
+fn train(name: &str, extra: &[&str]) -> (Output, PathBuf) {
+    let dir = tempdir(name).join("run");
+    let mut args = vec![
+        "train",
+        "--run-dir",
+        dir.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "model.width=0.25",
+        "--set",
+        "schedule.warmup_epochs=0.0",
+    ];
+    args.extend_from_slice(extra);
+    (run(&args), dir)
+}
+
+/// Writes an IDX file of u8 data: magic, dimensions, data.
+fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
+    let mut b = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(data);
+    std::fs::write(path, b).unwrap();
+}
+
+/// An IDX data set folder: `n` 4x4 training images with `labels`, and a test split.
+fn idx_dir(name: &str, labels: &[u8], test_labels: &[u8]) -> PathBuf {
+    let dir = tempdir(name);
+    let n = labels.len() as u32;
+    write_idx(
+        &dir.join("train-images-idx3-ubyte"),
+        &[n, 4, 4],
+        &vec![7; 16 * n as usize],
+    );
+    write_idx(&dir.join("train-labels-idx1-ubyte"), &[n], labels);
+    let t = test_labels.len() as u32;
+    write_idx(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &[t, 4, 4],
+        &vec![7; 16 * t as usize],
+    );
+    write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[t], test_labels);
+    dir
+}
+
+fn idx_args(dir: &Path) -> Vec<String> {
+    vec![
+        "--set".into(),
+        "data.dataset=idx".into(),
+        "--set".into(),
+        format!("data.path={:?}", dir.to_str().unwrap()),
+    ]
+}
+
+fn train_idx(name: &str, dir: &Path) -> Output {
+    let args = idx_args(dir);
+    train(name, &args.iter().map(String::as_str).collect::<Vec<_>>()).0
+}
+
+#[test]
+fn idx_files_that_lie_are_refused_with_the_file_named() {
+    // 0 images: nothing to train on (the run was once recorded `completed` with loss null).
+    let empty = tempdir("idx-empty");
+    write_idx(&empty.join("train-images-idx3-ubyte"), &[0, 4, 4], &[]);
+    write_idx(&empty.join("train-labels-idx1-ubyte"), &[0], &[]);
+    fails(
+        train_idx("idx-empty-run", &empty),
+        &["train-images-idx3-ubyte", "at least 1 image"],
+    );
+    // Height 0.
+    let flat = tempdir("idx-flat");
+    write_idx(&flat.join("train-images-idx3-ubyte"), &[2, 0, 4], &[]);
+    write_idx(&flat.join("train-labels-idx1-ubyte"), &[2], &[0, 1]);
+    fails(
+        run(&["data", "inspect", flat.to_str().unwrap()]),
+        &["train-images-idx3-ubyte", "1x1 pixels"],
+    );
+    // Dimensions whose product overflows.
+    let huge = tempdir("idx-overflow");
+    write_idx(
+        &huge.join("train-images-idx3-ubyte"),
+        &[u32::MAX, u32::MAX, u32::MAX],
+        &[1, 2, 3],
+    );
+    write_idx(&huge.join("train-labels-idx1-ubyte"), &[1], &[0]);
+    fails(
+        run(&["data", "inspect", huge.to_str().unwrap()]),
+        &["train-images-idx3-ubyte", "claims more data"],
+    );
+    // Test labels beyond the training classes: inspect and train.
+    let beyond = idx_dir("idx-beyond", &[0, 1, 0, 1], &[0, 5]);
+    let e = fails(
+        run(&["data", "inspect", beyond.to_str().unwrap()]),
+        &["t10k-labels-idx1-ubyte", "label 5"],
+    );
+    assert!(e.contains("not a training class"), "{e}");
+    fails(
+        train_idx("idx-beyond-run", &beyond),
+        &["t10k-labels-idx1-ubyte", "label 5"],
+    );
+    // One label of 200 among 0 and 1 would make 201 classes, 198 of them empty.
+    let sparse = idx_dir("idx-sparse", &[0, 1, 200, 1], &[0]);
+    fails(
+        run(&["data", "inspect", sparse.to_str().unwrap()]),
+        &["train-labels-idx1-ubyte", "class 2 has no image"],
+    );
+}
+
+#[test]
+fn splits_without_training_or_validation_images_are_refused() {
+    let (o, dir) = train("split-noval", &["--set", "data.val_fraction=0.0"]);
+    fails(o, &["data.val_fraction", "no validation image"]);
+    let result = std::fs::read_to_string(dir.join("result.json")).unwrap();
+    assert!(
+        result.contains("\"failed\"") && result.contains("no validation image"),
+        "{result}"
+    );
+    let (o, _) = train("split-notrain", &["--set", "data.val_fraction=0.999"]);
+    fails(o, &["data.val_fraction", "no training image is left"]);
+}
+
+#[test]
+fn recipe_values_are_checked_before_any_work() {
+    for (set, needles) in [
+        ("data.image_size=100000", vec!["data.image_size", "1 to 4096"]),
+        ("data.mean=[0.5]", vec!["data.std", "give both or neither"]),
+        ("data.std=[0.5, 0.5]", vec!["data.mean", "give both or neither"]),
+        ("optim.weight_decay=inf", vec!["optim.weight_decay", "finite"]),
+        ("optim.eps=inf", vec!["optim.eps", "finite"]),
+        ("schedule.warmup_lr_init=inf", vec!["schedule.warmup_lr_init", "finite"]),
+        ("loss.aux_weight=inf", vec!["loss.aux_weight", "finite"]),
+        (
+            "augment.randaugment_mstd=inf",
+            vec!["augment.randaugment_mstd", "finite"],
+        ),
+        ("optim.lr=nan", vec!["optim.lr", "finite"]),
+        ("train.epochs=0", vec!["train.epochs", "expected 1 to"]),
+        ("train.epochs=1000000", vec!["train.epochs", "expected 1 to 100000"]),
+        (
+            "checklist.seeds=1000000000",
+            vec!["checklist.seeds", "expected 1 to 1000"],
+        ),
+    ] {
+        let e = fails(run(&["recipe", "--set", set]), &needles);
+        assert!(!e.contains("warmup_epochs"), "{set}: {e}");
+    }
+    // Two values fit no data set; three do not fit a gray one.
+    let (o, _) = train(
+        "meanstd-gray",
+        &["--set", "data.mean=[0.5, 0.5, 0.5]", "--set", "data.std=[0.2]"],
+    );
+    fails(o, &["data.mean", "1 value for this 1-channel data set"]);
+    let e = fails(
+        run(&["recipe", "--set", "data.mean=[0.5, 0.5]", "--set", "data.std=[1.0]"]),
+        &["data.mean"],
+    );
+    assert!(e.contains("1 or 3"), "{e}");
+    // A cosine cycle of fewer than 2 steps would train at lr_min without a word.
+    let (o, _) = train(
+        "cycles",
+        &["--set", "train.batch_size=4096", "--set", "schedule.warmup_epochs=0.0"],
+    );
+    fails(o, &["schedule.cycles", "at least 2 steps"]);
+    // The dry run's estimate stays a number at the largest epoch count.
+    let out = run(&[
+        "checklist",
+        "--dry-run",
+        "--set",
+        "train.epochs=100000",
+        "--set",
+        "checklist.plan=none",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // 3 seeds x 100000 epochs x 25 steps x 64 images.
+    assert!(
+        out.status.success() && text.contains("4.800e8 training images"),
+        "{text}"
+    );
+}
+
+/// A folder data set with `classes`, each holding `n` 3x3 PNGs.
+fn folder(root: &Path, classes: &[&str], n: usize) {
+    for c in classes {
+        std::fs::create_dir_all(root.join(c)).unwrap();
+        for i in 0..n {
+            image::GrayImage::from_pixel(3, 3, image::Luma([40 * i as u8]))
+                .save(root.join(c).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+}
+
+fn inspect(dir: &Path) -> Output {
+    run(&["data", "inspect", dir.to_str().unwrap()])
+}
+
+#[test]
+fn image_folders_are_counted_whole_or_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    // A class folder whose name is not UTF-8 once lost all its images.
+    let dir = tempdir("folder-utf8");
+    folder(&dir, &["ok"], 2);
+    let bad = dir.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    folder(&bad, &[""], 2);
+    fails(inspect(&dir), &["caf", "not valid UTF-8"]);
+    // An empty class folder, and a link to the root (`up -> .`), were classes of 0 images.
+    let dir = tempdir("folder-empty");
+    folder(&dir, &["a", "b"], 2);
+    std::fs::create_dir_all(dir.join("c")).unwrap();
+    fails(inspect(&dir), &["/c", "holds no PNG or JPEG file"]);
+    let dir = tempdir("folder-link");
+    folder(&dir, &["a", "b"], 2);
+    std::os::unix::fs::symlink(".", dir.join("up")).unwrap();
+    fails(inspect(&dir), &["/up", "holds no PNG or JPEG file"]);
+    // A val/ class that train/ lacks was dropped with its images.
+    let dir = tempdir("folder-val");
+    folder(&dir.join("train"), &["a", "b"], 2);
+    folder(&dir.join("val"), &["a", "zebra"], 1);
+    fails(inspect(&dir), &["val/zebra", "not in the training split"]);
+    // Every image on disk is counted.
+    let dir = tempdir("folder-count");
+    folder(&dir.join("train"), &["a", "b"], 3);
+    folder(&dir.join("val"), &["b"], 2);
+    let out = common::ok(inspect(&dir));
+    assert!(
+        out.contains("train:    6 images") && out.contains("test:     2 images"),
+        "{out}"
+    );
+}
+
+/// A small real JPEG whose SOF header is rewritten to claim `w` x `h` pixels.
+pub fn jpeg_claiming(w: u16, h: u16) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new(&mut bytes)
+        .encode(&[90u8; 8 * 8 * 3], 8, 8, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    let sof = bytes.windows(2).position(|w| w == [0xff, 0xc0]).expect("baseline JPEG");
+    bytes[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    bytes[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    bytes
+}
+
+/// A 1x1 PNG whose IHDR (with its CRC recomputed) claims `w` x `h` pixels.
+pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image::RgbImage::from_pixel(1, 1, image::Rgb([1, 2, 3]))
+        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .unwrap();
+    bytes[16..20].copy_from_slice(&w.to_be_bytes());
+    bytes[20..24].copy_from_slice(&h.to_be_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(&bytes[12..29]);
+    bytes[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    bytes
+}
+
+#[test]
+fn image_header_bombs_are_refused_before_decoding() {
+    for (name, bytes) in [
+        ("bomb.jpg", jpeg_claiming(60000, 60000)),
+        ("bomb.png", png_claiming(60000, 60000)),
+    ] {
+        let dir = tempdir(&format!("bomb-{name}"));
+        folder(&dir, &["a"], 1);
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        std::fs::write(dir.join("b").join(name), &bytes).unwrap();
+        assert!(bytes.len() < 1000, "{name}: {} bytes", bytes.len());
+        fails(
+            inspect(&dir),
+            &[name, "60000x60000", "Pillow's decompression-bomb limit"],
+        );
+    }
+}
+
+#[test]
+fn cli_options_are_checked() {
+    let out = tempdir("cli-opts").join("out");
+    let o = out.to_str().unwrap();
+    let checklist = |extra: &[&str]| {
+        let mut args = vec!["checklist", "--out", o, "--set", "checklist.plan=none"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    for (gpus, shown) in [("0.5", "0.5"), ("-2", "-2"), ("nan", "NaN"), ("inf", "inf")] {
+        let flag = format!("--gpus={gpus}");
+        fails(
+            checklist(&["--executor", "slurm", &flag]),
+            &["--gpus", shown, "whole number"],
+        );
+    }
+    fails(checklist(&["--executor", "ray", "--gpus=-1"]), &["--gpus"]);
+    fails(
+        checklist(&["--executor", "slurm", "--threads", "0"]),
+        &["--threads", "at least 1 CPU"],
+    );
+    fails(
+        checklist(&["--executor", "slurm", "--attempts", "0"]),
+        &["--attempts", "at least 1"],
+    );
+    fails(checklist(&["--parallel", "0"]), &["--parallel", "at least 1"]);
+    fails(
+        checklist(&["--executor", "pbs"]),
+        &["--executor", "local, slurm or ray"],
+    );
+    assert!(!out.join("trials").exists(), "nothing ran");
+    // Variants named `a b` and `a_b` would share one run dir.
+    let dir = tempdir("cli-collide");
+    let recipe = dir.join("r.toml");
+    std::fs::write(
+        &recipe,
+        "[checklist]\nplan = \"none\"\n[checklist.factors.f]\n\"a b\" = { \"optim.lr\" = 0.2 }\n\"a_b\" = { \"optim.lr\" = 0.3 }\n",
+    )
+    .unwrap();
+    fails(
+        run(&["checklist", "--dry-run", "--recipe", recipe.to_str().unwrap()]),
+        &["checklist.factors.f", "`f=a b` and `f=a_b`", "trials/f=a_b"],
+    );
+}
+
+#[test]
+fn errors_say_each_thing_once_and_under_the_right_name() {
+    let e = fails(
+        run(&["recipe", "--recipe", "/no/such/recipe.toml"]),
+        &["/no/such/recipe.toml"],
+    );
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+    let dir = tempdir("init-label");
+    let weights = dir.join("w.safetensors");
+    std::fs::write(&weights, b"not safetensors").unwrap();
+    let (o, _) = train("init-label-run", &["--init", weights.to_str().unwrap()]);
+    let e = fails(o, &["weights:", "w.safetensors", "not a safetensors file"]);
+    assert!(!e.contains("data:"), "{e}");
+}
+
+#[test]
+fn schedule_into_a_closed_pipe_ends_quietly() {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("'{}' schedule | head -1", env!("CARGO_BIN_EXE_darkmagic")))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && e.is_empty(), "{e}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "step,epoch,lr,weight_decay\n");
+}
+
+#[test]
+fn report_reads_nothing_outside_its_directory() {
+    let dir = tempdir("confine");
+    let secret = dir.join("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("train.log"), "SECRET-LOG\n").unwrap();
+    std::fs::write(
+        secret.join("result.json"),
+        r#"{"status":"failed","epochs":0,"final_val_acc":null,"best_val_acc":null,"wall_seconds":0.0,"device":"x","error":"SECRET-RESULT"}"#,
+    )
+    .unwrap();
+    // trial.json pointing its `dir` at an absolute path elsewhere.
+    let root = dir.join("checklist");
+    let seed = root.join("trials/baseline/seed-0");
+    std::fs::create_dir_all(&seed).unwrap();
+    let trial = format!(
+        r#"{{"arm":{{"kind":"baseline"}},"seed":0,"seed_index":0,"dir":{:?}}}"#,
+        secret.to_str().unwrap()
+    );
+    std::fs::write(seed.join("trial.json"), trial).unwrap();
+    let o = run(&["report", root.to_str().unwrap()]);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!all.contains("panicked"), "{all}");
+    for f in ["report.html", "summary.json", "summary.md"] {
+        let text = std::fs::read_to_string(root.join(f)).unwrap_or_default();
+        assert!(
+            !text.contains("SECRET"),
+            "{f} embeds a file outside the checklist:\n{text}"
+        );
+    }
+    // An arm folder that is a link out of the checklist is refused.
+    std::fs::remove_dir_all(root.join("trials/baseline")).unwrap();
+    std::fs::create_dir_all(secret.join("seed-0")).unwrap();
+    std::fs::write(
+        secret.join("seed-0/trial.json"),
+        r#"{"arm":{"kind":"baseline"},"seed":0,"seed_index":0,"dir":"x"}"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&secret, root.join("trials/baseline")).unwrap();
+    fails(
+        run(&["report", root.to_str().unwrap()]),
+        &["trials/baseline/seed-0", "outside the checklist directory"],
+    );
+}
