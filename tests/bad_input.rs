@@ -338,6 +338,10 @@ fn cli_options_are_checked() {
         checklist(&["--executor", "pbs"]),
         &["--executor", "local, slurm or ray"],
     );
+    fails(
+        checklist(&["--dry-run", "--seeds", "1000000000"]),
+        &["checklist.seeds", "1 to 1000"],
+    );
     assert!(!out.join("trials").exists(), "nothing ran");
     // Variants named `a b` and `a_b` would share one run dir.
     let dir = tempdir("cli-collide");
@@ -414,6 +418,8 @@ fn report_reads_nothing_outside_its_directory() {
             "{f} embeds a file outside the checklist:\n{text}"
         );
     }
+    let md = std::fs::read_to_string(root.join("summary.md")).unwrap();
+    assert!(md.contains(" 0.0 minutes") && !md.contains("-0.0"), "{md}");
     // An arm folder that is a link out of the checklist is refused.
     std::fs::remove_dir_all(root.join("trials/baseline")).unwrap();
     std::fs::create_dir_all(secret.join("seed-0")).unwrap();
@@ -427,4 +433,190 @@ fn report_reads_nothing_outside_its_directory() {
         run(&["report", root.to_str().unwrap()]),
         &["trials/baseline/seed-0", "outside the checklist directory"],
     );
+}
+
+/// Every resource field of a Slurm submission and the checklist's `--out` path, fed a newline
+/// and a command, `$(...)`, backticks, quotes and `%j`: either the value is refused with the
+/// option named, or the generated script, run by bash with its `exec` line replaced, runs no
+/// injected command and lists the run dirs exactly.
+#[test]
+fn slurm_scripts_carry_no_injected_command() {
+    use darkmagic::executor::{Job, slurm::Slurm};
+    let dir = tempdir("slurm-inject");
+    let marker = dir.join("pwned");
+    let m = marker.to_str().unwrap();
+    let payloads = [
+        format!("x\ntouch {m}"),
+        format!("x$(touch {m})"),
+        format!("x`touch {m}`"),
+        format!("x\"; touch {m}; '"),
+        "x%j".to_string(),
+    ];
+    let base = Slurm {
+        exe: "/opt/darkmagic".into(),
+        root: dir.join("out"),
+        cpus_per_task: 1,
+        partition: None,
+        time: None,
+        mem: None,
+        gpus: 0,
+        extra: Vec::new(),
+        attempts: 1,
+        detach: false,
+        poll: std::time::Duration::from_secs(1),
+    };
+    let (mut refused, mut accepted) = (0, 0);
+    for p in &payloads {
+        let cases: [(&str, Slurm); 5] = [
+            (
+                "--partition",
+                Slurm {
+                    partition: Some(p.clone()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "--time",
+                Slurm {
+                    time: Some(p.clone()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "--mem",
+                Slurm {
+                    mem: Some(p.clone()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "--sbatch-line",
+                Slurm {
+                    extra: vec![format!("--comment={p}")],
+                    ..base.clone()
+                },
+            ),
+            (
+                "--out",
+                Slurm {
+                    root: dir.join(format!("out {p}")),
+                    ..base.clone()
+                },
+            ),
+        ];
+        for (flag, s) in cases {
+            if let Err(e) = s.check() {
+                let e = e.to_string();
+                assert!(
+                    e.starts_with(flag) && (e.contains("expected") || e.contains("cannot hold")),
+                    "{e}"
+                );
+                refused += 1;
+                continue;
+            }
+            accepted += 1;
+            let jobs: Vec<Job> = (0..2)
+                .map(|k| Job {
+                    dir: s.root.join(format!("trials/it's/seed-{k}")),
+                    label: "t".into(),
+                    epochs: 1,
+                })
+                .collect();
+            let listed = dir.join("listed");
+            let script: String = s
+                .script(&jobs)
+                .lines()
+                .map(|l| {
+                    if l.starts_with("exec ") {
+                        format!("printf '%s\\n' \"${{dirs[@]}}\" > '{}'", listed.display())
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            let path = dir.join("submit.sh");
+            std::fs::write(&path, &script).unwrap();
+            let out = Command::new("bash").arg(&path).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{flag} {p:?}: {}\n{script}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!marker.exists(), "{flag} = {p:?} ran a command:\n{script}");
+            let want: Vec<String> = jobs.iter().map(|j| j.dir.display().to_string() + "\n").collect();
+            assert_eq!(std::fs::read_to_string(&listed).unwrap(), want.concat(), "{flag} {p:?}");
+            let sbatch_lines = script.lines().skip(1).take_while(|l| l.starts_with('#'));
+            assert!(
+                sbatch_lines.count() >= 3,
+                "{flag} {p:?}: the #SBATCH block ends early:\n{script}"
+            );
+        }
+    }
+    // Newlines are refused in every field; the rest only where Slurm's syntax has no room.
+    assert!(refused >= 5 && accepted >= 5, "refused {refused}, accepted {accepted}");
+}
+
+/// Runs darkmagic with `args` under `ulimit -v limit_kb` (address space, KiB).
+fn under_ulimit(limit_kb: u64, args: &[&str]) -> Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -v {limit_kb} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_darkmagic"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Files whose headers (or sizes) claim 430-620 MB, inspected with about 300-400 MB of address
+/// space left after darkmagic has loaded libtorch: each ends in an error naming the file, not
+/// in an abort.
+#[test]
+fn header_bombs_under_a_memory_limit_end_in_clear_errors() {
+    use std::io::Write;
+    // The smallest limit (in 100 MB steps) at which darkmagic starts and inspects the digits.
+    let start = (20..100)
+        .map(|i| i * 100_000)
+        .find(|&kb| under_ulimit(kb, &["data", "inspect", "digits"]).status.success())
+        .expect("darkmagic starts under some limit below 10 GB");
+    let limit = start + 300_000;
+    let dir = tempdir("ulimit");
+    let jpeg = dir.join("jpeg");
+    folder(&jpeg, &["a"], 1);
+    std::fs::create_dir_all(jpeg.join("b")).unwrap();
+    std::fs::write(jpeg.join("b/big.jpg"), jpeg_claiming(15000, 10000)).unwrap();
+    let png = dir.join("png");
+    folder(&png, &["a"], 1);
+    std::fs::create_dir_all(png.join("b")).unwrap();
+    std::fs::write(png.join("b/big.png"), png_claiming(12000, 12000)).unwrap();
+    // An IDX gzip bomb: 600 MB of zeros in about 0.6 MB.
+    let idx = dir.join("idx");
+    std::fs::create_dir_all(&idx).unwrap();
+    let n: u32 = 765_000;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut header = vec![0, 0, 8, 3];
+    for d in [n, 28, 28] {
+        header.extend_from_slice(&d.to_be_bytes());
+    }
+    gz.write_all(&header).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..(n as usize * 784) >> 20 {
+        gz.write_all(&zeros).unwrap();
+    }
+    std::fs::write(idx.join("train-images-idx3-ubyte.gz"), gz.finish().unwrap()).unwrap();
+    write_idx(&idx.join("train-labels-idx1-ubyte"), &[1], &[0]);
+    // A CIFAR-10 batch of 614 MB that is all holes (a sparse file).
+    let cifar = dir.join("cifar");
+    std::fs::create_dir_all(&cifar).unwrap();
+    let f = std::fs::File::create(cifar.join("data_batch_1.bin")).unwrap();
+    f.set_len(3073 * 200_000).unwrap();
+    for (data, file) in [
+        (&jpeg, "big.jpg"),
+        (&png, "big.png"),
+        (&idx, "train-images-idx3-ubyte.gz"),
+        (&cifar, "data_batch_1.bin"),
+    ] {
+        let o = under_ulimit(limit, &["data", "inspect", data.to_str().unwrap()]);
+        fails(o, &[file, "cannot allocate", "out of memory"]);
+    }
 }

@@ -187,7 +187,7 @@ fn a_second_checklist_in_the_same_directory_is_refused() {
     let recipe = dir.join("one.toml");
     std::fs::write(
         &recipe,
-        "[model]\nwidth = 0.25\n[train]\nepochs = 1\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\n",
+        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\n",
     )
     .unwrap();
     let o = common::checklist(&recipe, &out, &[]).output().unwrap();
@@ -256,4 +256,56 @@ fn assert_opens_cleanly_in_chromium(page: &Path) {
     );
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(console.is_empty(), "console messages: {console:?}");
+}
+
+/// The pid of the running process whose command line holds `needle`.
+fn pid_of(needle: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        String::from_utf8_lossy(&cmd).contains(needle).then_some(pid)
+    })
+}
+
+#[test]
+fn a_crashed_trial_is_recorded_failed_and_the_exit_status_says_so() {
+    let dir = tempdir("crash");
+    let out = dir.join("out");
+    let recipe = dir.join("crash.toml");
+    std::fs::write(
+        &recipe,
+        "[model]\nwidth = 0.25\n[train]\nepochs = 30\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\n\
+         [checklist.factors.epochs]\n\"1\" = { \"train.epochs\" = 1, \"schedule.warmup_epochs\" = 0.0 }\n",
+    )
+    .unwrap();
+    let child = common::checklist(&recipe, &out, &["--parallel", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Abort the baseline's trial process (as a crash in libtorch would) once it trains.
+    let start = Instant::now();
+    let pid = loop {
+        let metrics = out.join("trials/baseline/seed-0/metrics.jsonl");
+        if let Some(pid) = pid_of("trials/baseline/seed-0").filter(|_| metrics.exists()) {
+            break pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the baseline trial never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Command::new("kill").args(["-ABRT", &pid.to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert!(e.contains("1 trial(s) failed (baseline seed 0)"), "{e}");
+    let s = summary(&out);
+    let seed = &s["baseline"]["seeds"][0];
+    assert_eq!(seed["status"], "failed", "{seed}");
+    assert!(seed["error"].as_str().unwrap().contains("killed by signal 6"), "{seed}");
+    assert_eq!(s["trials"][0]["seeds"][0]["status"], "completed");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("failed") && !html.contains("\"running\""));
 }

@@ -336,7 +336,15 @@ fn photo_folder_decoded_per_batch_trains_and_previews() {
     // decoded by the loader per batch and cropped to 32x32.
     let dir = tempdir("photos");
     let small = ["--set", "data.image_size=32", "--set", "data.val_fraction=0.3"];
-    let mut extra = vec!["--recipe", "recipes/photos.toml"];
+    // One step an epoch: one cosine cycle over both, no warm-up, so the LR leaves lr_min.
+    let mut extra = vec![
+        "--recipe",
+        "recipes/photos.toml",
+        "--set",
+        "schedule.cycles=1",
+        "--set",
+        "schedule.warmup_epochs=0.0",
+    ];
     extra.extend_from_slice(&small);
     let out = train(&dir, 2, &extra);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -81,18 +81,32 @@ fn slurm_matches_local_and_a_cancelled_task_resumes_from_its_checkpoint() {
 
     let recipe = plan(&dir, 1);
     ok(checklist(&recipe, &dir.join("local"), &[]).output().unwrap());
-    let text = ok(
-        with_conf(checklist(&recipe, &dir.join("slurm"), &["--executor", "slurm"]))
-            .output()
-            .unwrap(),
-    );
+    // A hostile checklist path: a Slurm filename pattern, quotes and shell substitutions.
+    let hostile = dir.join("slurm %j 'q' \"d\" $(touch pwned) `touch pwned2`");
+    let text = ok(with_conf(checklist(&recipe, &hostile, &["--executor", "slurm"]))
+        .current_dir(&dir)
+        .output()
+        .unwrap());
     assert!(text.contains("submitted Slurm array job"), "{text}");
-    assert_eq!(summary(&dir.join("slurm")), summary(&dir.join("local")));
-    let script = std::fs::read_to_string(dir.join("slurm/slurm/submit-1.sh")).unwrap();
+    assert_eq!(summary(&hostile), summary(&dir.join("local")));
+    let script = std::fs::read_to_string(hostile.join("slurm/submit-1.sh")).unwrap();
     assert!(
         script.contains("#SBATCH --array=0-2") && script.contains("--resume"),
         "{script}"
     );
+    let logs: Vec<String> = std::fs::read_dir(hostile.join("slurm"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".out"))
+        .collect();
+    assert_eq!(logs.len(), 3, "task logs where darkmagic reads them: {logs:?}");
+    for name in ["pwned", "pwned2"] {
+        assert!(
+            !dir.join(name).exists() && !Path::new(name).exists(),
+            "{name} was created"
+        );
+    }
 
     // Cancel the running tasks after a checkpoint: darkmagic resubmits, the trials resume.
     let long = plan(&dir, 6);
@@ -138,13 +152,16 @@ fn slurm_matches_local_and_a_cancelled_task_resumes_from_its_checkpoint() {
         + "[checklist.factors.data]\n\"missing\" = { \"data.dataset\" = \"idx\", \"data.path\" = \"/nonexistent/mnist\" }\n";
     std::fs::write(&failing, text).unwrap();
     let failed = dir.join("failed");
-    let text = ok(with_conf(checklist(
+    let o = with_conf(checklist(
         &failing,
         &failed,
         &["--executor", "slurm", "--attempts", "2"],
     ))
     .output()
-    .unwrap());
+    .unwrap();
+    let (text, e) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(3), "the exit status says trials failed: {e}");
+    assert!(e.contains("1 trial(s) failed (data=missing seed 0)"), "{e}");
     assert!(
         text.contains("data=missing seed 0: Slurm task") && text.contains("ended FAILED"),
         "{text}"

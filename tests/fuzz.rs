@@ -1,0 +1,262 @@
+//! A bounded mutation fuzzer on stable Rust, part of `cargo test`: the recipe parser and `--set`
+//! overrides, the IDX and CIFAR readers and image decoding get thousands of mutated inputs
+//! (bit flips, interesting integers in headers, insertions, deletions, truncations, gzip) and
+//! must answer each with a value or an error: no panic, and no single allocation above what the
+//! documented limits allow (`data::MAX_IMAGE_PIXELS`, `data::MAX_FILE_BYTES`).
+//!
+//! `DARKMAGIC_FUZZ_ITERS=N` sets the inputs per target (default 5000) for a longer run;
+//! `DARKMAGIC_FUZZ_SEED` the first seed.
+mod common;
+use darkmagic::data::{self, cifar, folder, idx};
+use darkmagic::recipe::Recipe;
+use darkmagic::rng::Rng;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The system allocator, recording the largest single request.
+struct Tracking;
+
+static LARGEST: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Tracking {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
+        // SAFETY: forwards the caller's layout to the system allocator unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST.fetch_max(new_size, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`; `new_size` is the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Tracking = Tracking;
+
+/// The largest allocation an input may cause: an image at the pixel limit decoded as RGBA (the
+/// decoder's buffer, which the `image` crate also caps at 512 MiB) plus its RGB conversion.
+const ALLOCATION_BOUND: usize = data::MAX_IMAGE_PIXELS as usize * 7;
+
+fn iterations() -> u64 {
+    std::env::var("DARKMAGIC_FUZZ_ITERS").map_or(5000, |v| v.parse().expect("DARKMAGIC_FUZZ_ITERS: a number"))
+}
+
+fn first_seed() -> u64 {
+    std::env::var("DARKMAGIC_FUZZ_SEED").map_or(0, |v| v.parse().expect("DARKMAGIC_FUZZ_SEED: a number"))
+}
+
+/// Values that break parsers and size computations.
+const INTERESTING: [u32; 8] = [0, 1, 0x7f, 0xff, 0xffff, 0x7fff_ffff, 0x8000_0000, u32::MAX];
+
+/// Applies 1 to 4 random mutations to `input`.
+fn mutate(input: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut b = input.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let at = |rng: &mut Rng, b: &[u8]| rng.below(b.len().max(1));
+        match rng.below(7) {
+            0 if !b.is_empty() => {
+                let i = at(rng, &b);
+                b[i] ^= 1 << rng.below(8);
+            }
+            1 if b.len() >= 4 => {
+                let i = rng.below(b.len() - 3);
+                let v = INTERESTING[rng.below(INTERESTING.len())];
+                b[i..i + 4].copy_from_slice(&v.to_be_bytes());
+            }
+            2 => {
+                let i = at(rng, &b).min(b.len());
+                let n = 1 + rng.below(16);
+                let bytes: Vec<u8> = (0..n).map(|_| rng.below(256) as u8).collect();
+                b.splice(i..i, bytes);
+            }
+            3 if !b.is_empty() => {
+                let i = at(rng, &b);
+                let n = (1 + rng.below(32)).min(b.len() - i);
+                b.drain(i..i + n);
+            }
+            4 => {
+                let keep = rng.below(b.len() + 1);
+                b.truncate(keep);
+            }
+            5 if !b.is_empty() => {
+                let i = at(rng, &b);
+                let n = (1 + rng.below(64)).min(b.len() - i);
+                let copy = b[i..i + n].to_vec();
+                let j = at(rng, &b);
+                b.splice(j..j, copy);
+            }
+            _ if !b.is_empty() => {
+                let i = at(rng, &b);
+                b[i] = INTERESTING[rng.below(INTERESTING.len())] as u8;
+            }
+            _ => {}
+        }
+    }
+    b
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Runs `target` on `iterations()` mutations of the `seeds`; returns the inputs that panicked.
+fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> Vec<String> {
+    let mut panics = Vec::new();
+    let n = iterations();
+    for k in 0..n {
+        let mut rng = Rng::keyed(first_seed(), name.len() as u64, k);
+        let input = mutate(&seeds[rng.below(seeds.len())], &mut rng);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target(&input)));
+        if caught.is_err() {
+            panics.push(format!("{name} input {k}: {:?}", &input[..input.len().min(64)]));
+        }
+    }
+    eprintln!("{name}: {n} inputs, {} panics", panics.len());
+    panics
+}
+
+fn recipe_seeds() -> Vec<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let mut seeds = vec![Recipe::default().to_toml().into_bytes()];
+    for e in std::fs::read_dir(root).unwrap().flatten() {
+        seeds.push(std::fs::read(e.path()).unwrap());
+    }
+    seeds
+}
+
+/// `--set` overrides from the recipe's own keys and values that test every check.
+fn random_overrides(rng: &mut Rng, keys: &[String]) -> Vec<String> {
+    const VALUES: [&str; 16] = [
+        "nan",
+        "inf",
+        "-inf",
+        "-1",
+        "0",
+        "1e308",
+        "18446744073709551616",
+        "[]",
+        "[1, 2, 3, 4]",
+        "[0.5, nan]",
+        "\"x\"",
+        "true",
+        "{ a = 1 }",
+        "",
+        "=",
+        "a.b",
+    ];
+    (0..1 + rng.below(3))
+        .map(|_| {
+            let key = &keys[rng.below(keys.len())];
+            format!("{key}={}", VALUES[rng.below(VALUES.len())])
+        })
+        .collect()
+}
+
+/// Every dotted key of the default recipe.
+fn recipe_keys() -> Vec<String> {
+    fn walk(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(sub) => walk(&key, sub, out),
+                _ => out.push(key),
+            }
+        }
+    }
+    let table: toml::Table = Recipe::default().to_toml().parse().unwrap();
+    let mut keys = Vec::new();
+    walk("", &table, &mut keys);
+    keys.extend(
+        [
+            "data.image_size",
+            "data.mean",
+            "data.std",
+            "model.aux_stage",
+            "x.y",
+            "optim",
+        ]
+        .map(String::from),
+    );
+    keys
+}
+
+fn idx_seeds() -> Vec<Vec<u8>> {
+    let mut images = vec![0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 4];
+    images.extend((0..48).map(|i| i as u8));
+    vec![images.clone(), gzip(&images)]
+}
+
+fn cifar_seeds() -> Vec<Vec<u8>> {
+    let record: Vec<u8> = std::iter::once(3).chain((0..3072).map(|i| i as u8)).collect();
+    vec![[record.clone(), record].concat()]
+}
+
+fn image_seeds() -> Vec<Vec<u8>> {
+    let rgb = image::RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 90]));
+    let mut png = Vec::new();
+    rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let mut gray = Vec::new();
+    image::GrayImage::from_pixel(4, 6, image::Luma([77]))
+        .write_to(&mut std::io::Cursor::new(&mut gray), image::ImageFormat::Png)
+        .unwrap();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+        .encode(rgb.as_raw(), 7, 5, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    vec![png, gray, jpeg]
+}
+
+#[test]
+fn parsers_and_decoders_survive_mutated_input() {
+    // libtorch's and this test's own panics would print; only the count matters here.
+    std::panic::set_hook(Box::new(|_| {}));
+    let dir = common::tempdir("fuzz");
+    let keys = recipe_keys();
+    let mut rng = Rng::keyed(first_seed(), 99, 0);
+    let mut panics = fuzz("recipe", &recipe_seeds(), |input| {
+        if let Ok(text) = std::str::from_utf8(input)
+            && let Ok(table) = text.parse::<toml::Table>()
+        {
+            let _ = Recipe::from_table(table);
+        }
+        let _ = Recipe::load(None, &random_overrides(&mut rng, &keys));
+    });
+    let labels = [0, 0, 8, 1, 0, 0, 0, 3, 0, 1, 2];
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels).unwrap();
+    panics.extend(fuzz("idx", &idx_seeds(), |input| {
+        std::fs::write(dir.join("train-images-idx3-ubyte"), input).unwrap();
+        let _ = idx::load(&dir);
+    }));
+    panics.extend(fuzz("cifar", &cifar_seeds(), |input| {
+        std::fs::write(dir.join("data_batch_1.bin"), input).unwrap();
+        let _ = cifar::load(&dir, cifar::Variant::Cifar10);
+    }));
+    let image = dir.join("image");
+    panics.extend(fuzz("image", &image_seeds(), |input| {
+        std::fs::write(&image, input).unwrap();
+        let _ = folder::decode(&image, 1);
+        let _ = folder::decode(&image, 3);
+    }));
+    let _ = std::panic::take_hook();
+    let largest = LARGEST.load(Ordering::Relaxed);
+    eprintln!("largest single allocation: {largest} bytes");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(panics.is_empty(), "{} panics:\n{}", panics.len(), panics.join("\n"));
+    assert!(largest <= ALLOCATION_BOUND, "an allocation of {largest} bytes");
+}
