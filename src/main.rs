@@ -386,6 +386,12 @@ fn executor(a: &ChecklistArgs, local: Local, root: &Path) -> Result<Box<dyn Exec
     if a.attempts == 0 {
         bail!("--attempts: got 0; expected at least 1 submission per trial");
     }
+    if threads > darkmagic::recipe::MAX_THREADS {
+        bail!(
+            "--threads: got {threads}; expected at most {}",
+            darkmagic::recipe::MAX_THREADS
+        );
+    }
     let cluster = a.executor != "local";
     if cluster && threads == 0 {
         bail!("--threads: got 0; a {} task needs at least 1 CPU", a.executor);
@@ -576,6 +582,9 @@ fn bench_cmd(cmd: BenchCommand) -> Result<()> {
     let [c, h, w] = dims[..] else {
         bail!("--image: expected CxHxW, e.g. 3x32x32")
     };
+    if dims.iter().any(|&d| d < 1) || batch < 1 || classes < 1 {
+        bail!("--image, --batch, --classes: every size must be at least 1");
+    }
     let choice = parse_device(&device)?;
     train::configure_cpu(threads);
     let device = train::resolve_device(choice)?;

@@ -539,6 +539,8 @@ pub const MAX_IMAGE_SIZE: usize = 4096;
 pub const MAX_EPOCHS: usize = 100_000;
 /// Largest `train.batch_size` and `train.eval_batch_size`.
 pub const MAX_BATCH: usize = 1 << 20;
+/// Largest `train.threads`.
+pub const MAX_THREADS: usize = 1024;
 /// Largest `checklist.seeds`.
 pub const MAX_SEEDS: usize = 1000;
 
@@ -809,6 +811,12 @@ impl Recipe {
                     "got {}; expected at least 1 and a divisor of train.batch_size ({})",
                     t.accumulate, t.batch_size
                 ),
+            ));
+        }
+        if t.threads > MAX_THREADS {
+            return Err(Error::recipe(
+                "train.threads",
+                format!("got {}; expected 0 (all cores) to {MAX_THREADS}", t.threads),
             ));
         }
         for (key, v, max) in [

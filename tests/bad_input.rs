@@ -620,3 +620,63 @@ fn header_bombs_under_a_memory_limit_end_in_clear_errors() {
         fails(o, &[file, "cannot allocate", "out of memory"]);
     }
 }
+
+#[test]
+fn further_cases_found_by_trying() {
+    let dir = tempdir("further");
+    let file = dir.join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let f = file.to_str().unwrap();
+    fails(
+        run(&["train", "--run-dir", f]),
+        &["afile", "exists and is not a folder"],
+    );
+    let r = dir.join("r");
+    fails(
+        run(&["train", "--run-dir", r.to_str().unwrap(), "--threads", "100000"]),
+        &["train.threads", "0 (all cores) to 1024"],
+    );
+    fails(
+        run(&["checklist", "--out", f, "--threads", "100000"]),
+        &["--threads", "at most 1024"],
+    );
+    let grid = dir.join("g.png");
+    fails(
+        run(&["augment", "preview", "--count", "0", "--out", grid.to_str().unwrap()]),
+        &["--count", "at least 1"],
+    );
+    let e = fails(
+        run(&[
+            "augment",
+            "apply",
+            "--op",
+            "Nope",
+            "--in",
+            f,
+            "--out",
+            grid.to_str().unwrap(),
+        ]),
+        &["--op", "unknown op `Nope`"],
+    );
+    assert!(!e.contains("recipe"), "{e}");
+    fails(
+        run(&["bench", "train", "--image", "3x0x32", "--steps", "1"]),
+        &["--image", "at least 1"],
+    );
+    // `augment apply` reads its input as a data set's image: header limits included.
+    let bomb = dir.join("bomb.jpg");
+    std::fs::write(&bomb, jpeg_claiming(60000, 60000)).unwrap();
+    fails(
+        run(&[
+            "augment",
+            "apply",
+            "--op",
+            "Invert",
+            "--in",
+            bomb.to_str().unwrap(),
+            "--out",
+            grid.to_str().unwrap(),
+        ]),
+        &["bomb.jpg", "decompression-bomb limit"],
+    );
+}

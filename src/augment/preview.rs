@@ -13,7 +13,7 @@ pub fn op_by_name(name: &str) -> Result<Op> {
         .find(|o| o.name().eq_ignore_ascii_case(name))
         .ok_or_else(|| {
             let names: Vec<&str> = ALL.iter().map(|o| o.name()).collect();
-            Error::recipe(
+            Error::flag(
                 "--op",
                 format!("unknown op `{name}`; expected one of {}", names.join(", ")),
             )
@@ -21,14 +21,11 @@ pub fn op_by_name(name: &str) -> Result<Op> {
 }
 
 /// Reads an image file as u8 HWC (gray stays gray, anything else becomes RGB).
+/// Decoded as a data set's image file is, with the same checks and limits.
 pub fn read_image(path: &Path) -> Result<(Vec<u8>, usize, usize, usize)> {
-    let im = image::open(path).map_err(|e| Error::data(path, format!("cannot decode image: {e}")))?;
-    let (w, h) = (im.width() as usize, im.height() as usize);
-    Ok(if im.color().has_color() {
-        (im.into_rgb8().into_raw(), h, w, 3)
-    } else {
-        (im.into_luma8().into_raw(), h, w, 1)
-    })
+    let c = crate::data::folder::header_channels(&[path.to_path_buf()])?;
+    let (px, h, w) = crate::data::folder::decode(path, c)?;
+    Ok((px, h, w, c))
 }
 
 /// Writes u8 HWC pixels as a PNG.
@@ -47,7 +44,7 @@ pub fn write_png(path: &Path, px: Vec<u8>, h: usize, w: usize, c: usize) -> Resu
 /// Applies `op` at bin 0..=9 (negated if asked) to the image in `input` and writes `output`.
 pub fn apply_op_file(op: Op, bin: usize, negate: bool, fill: u8, input: &Path, output: &Path) -> Result<()> {
     if bin > 9 {
-        return Err(Error::recipe("--bin", format!("got {bin}; expected 0..=9")));
+        return Err(Error::flag("--bin", format!("got {bin}; expected 0..=9")));
     }
     let (px, h, w, c) = read_image(input)?;
     let m = op.magnitude(bin, 10, h, w);
@@ -62,7 +59,9 @@ pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> Re
     let (h, w, c) = (images.height, images.width, images.channels);
     let scale = 64usize.div_ceil(h.min(w)).max(1);
     let (th, tw) = (h * scale, w * scale);
-    let count = count.max(1);
+    if count == 0 {
+        return Err(Error::flag("--count", "got 0; expected at least 1 sample"));
+    }
     let cols = count.min(8);
     let rows = count.div_ceil(cols);
     let (gh, gw) = (rows * (th + 2), cols * (tw + 2));

@@ -136,7 +136,7 @@ fn check_size(path: &Path, w: usize, h: usize) -> Result<()> {
 }
 
 /// 1 if every file is gray, else 3, from the files' headers.
-fn header_channels(paths: &[PathBuf]) -> Result<usize> {
+pub(crate) fn header_channels(paths: &[PathBuf]) -> Result<usize> {
     for p in paths {
         let bad = |e: &dyn std::fmt::Display| Error::data(p, format!("cannot decode image header: {e}"));
         let reader = image::ImageReader::open(p).map_err(|e| Error::io(p, e))?;

@@ -126,6 +126,12 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn create(path: &Path) -> Result<RunDir> {
+        if path.exists() && !path.is_dir() {
+            return Err(Error::RunDir {
+                path: path.to_path_buf(),
+                message: "exists and is not a folder".into(),
+            });
+        }
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         Ok(RunDir {
             path: path.to_path_buf(),
