@@ -73,13 +73,7 @@ impl Lock {
     /// Takes the lock of checklist directory `root`, or says who holds it. A lock whose holder
     /// is provably gone (killed) is taken over.
     pub fn acquire(root: &Path) -> Result<Lock> {
-        if root.exists() && !root.is_dir() {
-            return Err(Error::RunDir {
-                path: root.to_path_buf(),
-                message: "exists and is not a folder".into(),
-            });
-        }
-        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        crate::train::rundir::RunDir::create(root)?;
         let path = root.join(LOCK);
         let me = Holder::me();
         // Written whole under a temporary name, then linked into place: the link fails if a

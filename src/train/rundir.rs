@@ -125,6 +125,7 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// Creates the folder (and its parents) if needed; a file in its place is an error.
     pub fn create(path: &Path) -> Result<RunDir> {
         if path.exists() && !path.is_dir() {
             return Err(Error::RunDir {
