@@ -26,7 +26,10 @@ fi
 if ! .venv/bin/python -c "import torchvision, safetensors" 2>/dev/null; then
     .venv/bin/pip install --quiet "torchvision==0.28.0" safetensors
 fi
-[ -x .venv/bin/ray ] || .venv/bin/pip install --quiet "ray[default]"
+# Ray, pinned: the version tests/cluster.rs runs against (token authentication needs >= 2.52).
+RAY_VERSION=2.60.0
+.venv/bin/python -c "import ray, sys; sys.exit(ray.__version__ != '$RAY_VERSION')" 2>/dev/null ||
+    .venv/bin/pip install --quiet "ray[default]==$RAY_VERSION"
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 ln -sfn "$site/torch" .venv/torch
 # Real RGB photographs (data/photos) for the resize golden test, previews and benchmarks.

@@ -136,6 +136,10 @@ struct ChecklistArgs {
     /// Ray dashboard address.
     #[arg(long, default_value = "http://127.0.0.1:8265")]
     ray_address: String,
+    /// Ray: file holding the cluster's authentication token (default: RAY_AUTH_TOKEN, then
+    /// RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token, as Ray's own clients look for it).
+    #[arg(long, value_name = "FILE")]
+    ray_token_file: Option<PathBuf>,
     /// Remove the directory's checklist.lock first, whoever holds it: for a lock left on a
     /// shared filesystem by a host where the checklist no longer runs.
     #[arg(long)]
@@ -430,6 +434,7 @@ fn executor(a: &ChecklistArgs, local: Local, root: &Path) -> Result<Box<dyn Exec
         "ray" => Box::new(Ray {
             exe: local.exe,
             address: a.ray_address.clone(),
+            token: darkmagic::executor::ray::Token::find(a.ray_token_file.as_deref())?,
             cpus: threads,
             gpus: a.gpus,
             attempts: a.attempts,

@@ -188,24 +188,85 @@ fn slurm_matches_local_and_a_cancelled_task_resumes_from_its_checkpoint() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Every file under `dir` (recursively), with its bytes.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+/// The Ray jobs the head knows, through its Jobs API with `token`.
+fn ray_jobs(token: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Authorization: Bearer {token}")])
+        .arg("http://127.0.0.1:8265/api/jobs/")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
-fn ray_matches_local() {
+fn ray_with_token_authentication_matches_local() {
     let dir = tempdir("ray");
     let ray = Cluster::up("ray", &dir.join("cluster"));
+    let token_file = dir.join("cluster/auth_token");
+    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_string();
     let recipe = plan(&dir, 1);
     ok(checklist(&recipe, &dir.join("local"), &[]).output().unwrap());
-    let text = ok(checklist(
-        &recipe,
-        &dir.join("ray"),
-        &["--executor", "ray", "--ray-address", "http://127.0.0.1:8265"],
-    )
-    .output()
-    .unwrap());
+    let ray_args = ["--executor", "ray", "--ray-address", "http://127.0.0.1:8265"];
+    // Without the token (and none where Ray's clients look): a clear error, no job submitted.
+    let home = tempdir("ray-home");
+    let o = checklist(&recipe, &dir.join("denied"), &ray_args)
+        .env("HOME", &home)
+        .env_remove("RAY_AUTH_TOKEN")
+        .env_remove("RAY_AUTH_TOKEN_PATH")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("Ray answered 401") && e.contains("--ray-token-file"),
+        "{e}"
+    );
+    assert_eq!(ray_jobs(&token).trim(), "[]", "a job was submitted without the token");
+    // With the token, from --ray-token-file and from RAY_AUTH_TOKEN_PATH.
+    let with_token = |out: &str, file_flag: bool| {
+        let mut c = checklist(&recipe, &dir.join(out), &ray_args);
+        if file_flag {
+            c.args(["--ray-token-file", token_file.to_str().unwrap()]);
+        } else {
+            c.env("RAY_AUTH_TOKEN_PATH", &token_file);
+        }
+        c.env("HOME", &home).env_remove("RAY_AUTH_TOKEN").output().unwrap()
+    };
+    let o = with_token("ray", true);
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = ok(o);
     assert!(
         text.contains("submitted 3 Ray job(s)") && text.contains("SUCCEEDED"),
         "{text}"
     );
     assert_eq!(summary(&dir.join("ray")), summary(&dir.join("local")));
+    ok(with_token("ray-env", false));
+    assert_eq!(summary(&dir.join("ray-env")), summary(&dir.join("local")));
+    // The token is nowhere: not in the output, not in any file of the checklist directories.
+    assert!(!output.contains(&token), "the output shows the token");
+    for out in ["ray", "ray-env", "denied"] {
+        for (path, bytes) in files(&dir.join(out)) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(&token), "{} holds the token", path.display());
+        }
+    }
     let log = std::fs::read_to_string(dir.join("ray/trials/baseline/seed-0/ray.log")).unwrap();
     assert!(log.contains("\"status\": \"completed\""), "{log}");
     let head = std::fs::read_to_string(dir.join("cluster/ray.pid"))

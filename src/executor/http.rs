@@ -5,8 +5,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// Sends `method url` with an optional JSON body; returns the status code and the body.
-pub fn request(method: &str, url: &str, json: Option<&str>) -> Result<(u16, String)> {
+/// Sends `method url` with an optional JSON body and, when given, `Authorization: Bearer
+/// <token>`; returns the status code and the body. Errors never include the token.
+pub fn request(method: &str, url: &str, json: Option<&str>, bearer: Option<&str>) -> Result<(u16, String)> {
     let bad = |m: String| Error::RunDir {
         path: url.into(),
         message: m,
@@ -23,8 +24,9 @@ pub fn request(method: &str, url: &str, json: Option<&str>) -> Result<(u16, Stri
         .set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(|e| bad(e.to_string()))?;
     let body = json.unwrap_or("");
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream
@@ -94,12 +96,13 @@ mod tests {
             s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
             req
         });
-        let (code, body) = request("POST", &format!("http://{addr}/api/jobs/"), Some("{}")).unwrap();
+        let (code, body) = request("POST", &format!("http://{addr}/api/jobs/"), Some("{}"), Some("t0k")).unwrap();
         assert_eq!((code, body.as_str()), (200, "ok"));
         let req = server.join().unwrap();
         assert!(
             req.starts_with("POST /api/jobs/ HTTP/1.1\r\n") && req.ends_with("\r\n\r\n{}"),
             "{req}"
         );
+        assert!(req.contains("\r\nAuthorization: Bearer t0k\r\n"), "{req}");
     }
 }

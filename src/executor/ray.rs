@@ -3,17 +3,73 @@
 //! and GPUs), polled with `GET /api/jobs/{id}` until SUCCEEDED, FAILED or STOPPED; the job's logs
 //! (`GET /api/jobs/{id}/logs`) are saved as `ray.log` in its run dir. Trials without a final
 //! result are resubmitted, resuming from their checkpoints, up to `attempts` submissions.
+//!
+//! Ray's token authentication (Ray >= 2.52, `RAY_AUTH_MODE=token`): every request carries
+//! `Authorization: Bearer <token>` when a token is found, the way Ray's own clients find it
+//! (`--ray-token-file`, then `RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH`, `~/.ray/auth_token`). The
+//! token is kept in a [`Token`], which never prints it.
 use super::{Executor, Job, Unfinished, http, shell_quote, with_retries};
 use crate::error::{Error, Result};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A Ray authentication token. Its `Debug` and `Display` say `<redacted>`, so no log, error or
+/// report can show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Token {
+    /// The token to send: from `file` when given, else from `RAY_AUTH_TOKEN`, the file named by
+    /// `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`, as Ray looks for it; None when there is
+    /// none (a cluster without token authentication).
+    pub fn find(file: Option<&Path>) -> Result<Option<Token>> {
+        let read = |path: &Path| -> Result<Option<Token>> {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let token = text.trim();
+            if token.is_empty() {
+                return Err(Error::flag("--ray-token-file", format!("{} is empty", path.display())));
+            }
+            Ok(Some(Token(token.to_string())))
+        };
+        if let Some(f) = file {
+            return read(f);
+        }
+        if let Ok(t) = std::env::var("RAY_AUTH_TOKEN")
+            && !t.trim().is_empty()
+        {
+            return Ok(Some(Token(t.trim().to_string())));
+        }
+        if let Ok(p) = std::env::var("RAY_AUTH_TOKEN_PATH") {
+            return read(Path::new(&p));
+        }
+        let default = std::env::var_os("HOME").map(|h| Path::new(&h).join(".ray/auth_token"));
+        match default {
+            Some(p) if p.is_file() => read(&p),
+            _ => Ok(None),
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Ray {
     pub exe: PathBuf,
     /// The Ray dashboard address, e.g. `http://127.0.0.1:8265`.
     pub address: String,
+    /// The authentication token, when the cluster requires one.
+    pub token: Option<Token>,
     /// CPUs (and libtorch threads) per trial.
     pub cpus: usize,
     /// GPUs per trial.
@@ -27,7 +83,23 @@ const TERMINAL: [&str; 3] = ["SUCCEEDED", "FAILED", "STOPPED"];
 impl Ray {
     fn api(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
         let url = format!("{}{path}", self.address.trim_end_matches('/'));
-        let (code, text) = http::request(method, &url, body.map(|b| b.to_string()).as_deref())?;
+        let body = body.map(|b| b.to_string());
+        let token = self.token.as_ref().map(|t| t.0.as_str());
+        let (code, text) = http::request(method, &url, body.as_deref(), token)?;
+        if code == 401 || code == 403 {
+            let sent = if token.is_some() {
+                "the token darkmagic sent was refused"
+            } else {
+                "darkmagic found no token"
+            };
+            return Err(Error::RunDir {
+                path: url.into(),
+                message: format!(
+                    "Ray answered {code} ({}): the cluster uses token authentication and {sent}; give the cluster's token with --ray-token-file FILE, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (`ray get-auth-token` on the head prints it)",
+                    text.trim()
+                ),
+            });
+        }
         if !(200..300).contains(&code) {
             return Err(Error::RunDir {
                 path: url.into(),
@@ -131,6 +203,7 @@ mod tests {
         let r = Ray {
             exe: "/bin/dm".into(),
             address: "http://h:8265".into(),
+            token: Some(Token("s3cret".into())),
             cpus: 2,
             gpus: 0.5,
             attempts: 2,
@@ -141,6 +214,7 @@ mod tests {
             label: "x seed 0".into(),
             epochs: 1,
         };
+        assert!(!format!("{r:?}").contains("s3cret"), "Debug shows the token");
         let v = r.submission(&job);
         assert_eq!(
             v["entrypoint"],
