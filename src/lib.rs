@@ -17,6 +17,7 @@ pub mod recipe;
 pub mod report;
 pub mod rng;
 pub mod schedule;
+pub mod stats;
 pub mod train;
 
 #[cfg(test)]

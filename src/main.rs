@@ -91,9 +91,12 @@ struct ChecklistArgs {
     /// Checklist directory: trials, summaries and report.html. Rerunning resumes it.
     #[arg(long, default_value = "runs/checklist")]
     out: PathBuf,
-    /// Seeds per trial (shorthand for --set checklist.seeds=N).
+    /// Seeds of the first round (shorthand for --set checklist.seeds=N).
     #[arg(long)]
     seeds: Option<usize>,
+    /// The most seeds a variant gets in later rounds (shorthand for --set checklist.max_seeds=N).
+    #[arg(long)]
+    max_seeds: Option<usize>,
     /// default (the article's checklist) or extended (plus the "future posts" tricks).
     #[arg(long)]
     plan: Option<String>,
@@ -313,6 +316,9 @@ fn train_cmd(mut a: TrainArgs) -> Result<()> {
 fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     if let Some(n) = a.seeds {
         a.recipe.overrides.push(format!("checklist.seeds={n}"));
+    }
+    if let Some(n) = a.max_seeds {
+        a.recipe.overrides.push(format!("checklist.max_seeds={n}"));
     }
     if let Some(p) = &a.plan {
         a.recipe.overrides.push(format!("checklist.plan={p}"));

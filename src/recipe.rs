@@ -506,8 +506,21 @@ pub enum PlanKind {
 #[serde(deny_unknown_fields, default)]
 pub struct ChecklistConfig {
     pub plan: PlanKind,
-    /// Seeds per trial: `seed`, `seed + 1`, ...; the same for every trial so comparisons pair up.
+    /// Seeds of the first round: `seed`, `seed + 1`, ...; the same for every arm so comparisons
+    /// pair up.
     pub seeds: usize,
+    /// The most seeds an arm gets: undecided variants get more rounds up to this (sequential
+    /// seeds); at or below `seeds`, every arm runs `seeds` seeds (a fixed design).
+    pub max_seeds: usize,
+    /// Seeds each later round adds.
+    pub round_seeds: usize,
+    /// Family-wise error of the helps/hurts verdicts over all variants and rounds, and the
+    /// level of each equivalence test.
+    pub alpha: f64,
+    /// Equivalence margin in percentage points; unset: 0.5 pp or two validation images,
+    /// whichever is larger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
     /// Built-in factors to leave out.
     pub skip: Vec<String>,
     /// Factors added to (or replacing) the built-in plan: factor -> variant -> overrides.
@@ -525,6 +538,10 @@ impl Default for ChecklistConfig {
         ChecklistConfig {
             plan: PlanKind::Default,
             seeds: 3,
+            max_seeds: 6,
+            round_seeds: 3,
+            alpha: 0.05,
+            margin: None,
             skip: Vec::new(),
             factors: Default::default(),
             combine: true,
@@ -720,12 +737,7 @@ impl Recipe {
         check("optim.eps", o.eps, o.eps > 0.0, "> 0")?;
         self.validate_train()?;
         self.validate_schedule()?;
-        if !(1..=MAX_SEEDS).contains(&self.checklist.seeds) {
-            return Err(Error::recipe(
-                "checklist.seeds",
-                format!("got {}; expected 1 to {MAX_SEEDS}", self.checklist.seeds),
-            ));
-        }
+        self.validate_checklist()?;
         let a = &self.augment;
         check(
             "augment.mixup_alpha",
@@ -827,6 +839,40 @@ impl Recipe {
             if !(1..=max).contains(&v) {
                 return Err(Error::recipe(key, format!("got {v}; expected 1 to {max}")));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_checklist(&self) -> Result<()> {
+        let c = &self.checklist;
+        if !(1..=MAX_SEEDS).contains(&c.seeds) {
+            return Err(Error::recipe(
+                "checklist.seeds",
+                format!("got {}; expected 1 to {MAX_SEEDS}", c.seeds),
+            ));
+        }
+        if !(1..=MAX_SEEDS).contains(&c.max_seeds) {
+            return Err(Error::recipe(
+                "checklist.max_seeds",
+                format!("got {}; expected 1 to {MAX_SEEDS}", c.max_seeds),
+            ));
+        }
+        if c.round_seeds == 0 {
+            return Err(Error::recipe("checklist.round_seeds", "must be at least 1"));
+        }
+        check(
+            "checklist.alpha",
+            c.alpha,
+            c.alpha > 0.0 && c.alpha < 0.5,
+            "in (0, 0.5)",
+        )?;
+        if let Some(m) = c.margin {
+            check(
+                "checklist.margin",
+                m,
+                m > 0.0 && m < 100.0,
+                "in (0, 100) percentage points",
+            )?;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ batch_size = 32
 [checklist]
 plan = "none"
 seeds = 2
+max_seeds = 2
 [checklist.factors.label_smoothing]
 "0" = { "loss.label_smoothing" = 0.0 }
 [checklist.factors.lr]
@@ -187,7 +188,7 @@ fn a_second_checklist_in_the_same_directory_is_refused() {
     let recipe = dir.join("one.toml");
     std::fs::write(
         &recipe,
-        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\n",
+        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\n",
     )
     .unwrap();
     let o = common::checklist(&recipe, &out, &[]).output().unwrap();
@@ -274,7 +275,7 @@ fn a_crashed_trial_is_recorded_failed_and_the_exit_status_says_so() {
     let recipe = dir.join("crash.toml");
     std::fs::write(
         &recipe,
-        "[model]\nwidth = 0.25\n[train]\nepochs = 30\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\n\
+        "[model]\nwidth = 0.25\n[train]\nepochs = 30\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\n\
          [checklist.factors.epochs]\n\"1\" = { \"train.epochs\" = 1, \"schedule.warmup_epochs\" = 0.0 }\n",
     )
     .unwrap();

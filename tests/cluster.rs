@@ -52,7 +52,7 @@ fn plan(dir: &Path, epochs: usize) -> PathBuf {
     let p = dir.join("plan.toml");
     let text = format!(
         "[model]\nwidth = 0.25\n[augment]\npad = 1\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = {epochs}\nbatch_size = 32\n\
-         [checklist]\nplan = \"none\"\nseeds = 1\n\
+         [checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\n\
          [checklist.factors.label_smoothing]\n\"0\" = {{ \"loss.label_smoothing\" = 0.0 }}\n\
          [checklist.factors.se]\n\"off\" = {{ \"model.se\" = false }}\n"
     );

@@ -1,34 +1,19 @@
 //! Analysis: from the trials' run directories to per-arm statistics and verdicts.
 //!
-//! The metric is the final validation top-1 accuracy (of the EMA weights when a trial keeps them). Each variant is compared with the baseline
-//! seed by seed (same seed = same initialisation, split, data order and augmentation draws), so
-//! the differences are paired: `d_s = acc_variant(s) - acc_baseline(s)`. The 95% interval is the
-//! paired t interval `mean(d) +- t(0.975, n-1) * sd(d) / sqrt(n)`; with 5 or more seeds a
-//! percentile bootstrap interval of `mean(d)` is given beside it. The verdict reads the t interval:
-//! `helps` if it lies above 0, `hurts` if below, `no_effect` if it straddles 0.
+//! The metric is the final validation top-1 accuracy (of the EMA weights when a trial keeps
+//! them). Each variant is compared with the baseline seed by seed (same seed = same
+//! initialisation, split, data order and augmentation draws), so the differences are paired:
+//! `d_s = acc_variant(s) - acc_baseline(s)`. The seeds are spent in rounds and the verdicts
+//! (`helps`, `hurts`, `equivalent`, `undecided`) come from the sequential design of
+//! [`super::sequential`]; with 5 or more seeds a percentile bootstrap interval of `mean(d)` is
+//! given beside the design's corrected interval.
 use super::plan::{Arm, Trial, Variant};
+use super::sequential::{Decision, Design};
+use crate::recipe::{ChecklistConfig, Recipe};
 use crate::rng::Rng;
 use crate::train::rundir::{RunDir, Status};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// Two-sided 95% quantiles `t(0.975, df)` of Student's t for df = 1..=30 (standard tables).
-const T975: [f64; 30] = [
-    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788, 2.1604, 2.1448,
-    2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484,
-    2.0452, 2.0423,
-];
-
-/// `t(0.975, df)`: the table up to 30 degrees of freedom, then the Cornish-Fisher expansion
-/// around the normal quantile 1.959964 (error below 1e-4 there).
-pub fn t_quantile_975(df: usize) -> f64 {
-    assert!(df >= 1, "t quantile needs at least one degree of freedom");
-    if df <= 30 {
-        return T975[df - 1];
-    }
-    let (z, n): (f64, f64) = (1.959_963_985, df as f64);
-    z + (z.powi(3) + z) / (4.0 * n) + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * n * n)
-}
 
 pub fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
@@ -41,21 +26,6 @@ pub fn sample_std(xs: &[f64]) -> f64 {
     }
     let m = mean(xs);
     (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
-}
-
-/// The paired t 95% interval of the mean difference; None for fewer than 2 pairs.
-///
-/// Accuracies are multiples of `resolution` (1 / validation images), so a few seeds can give
-/// identical differences and a zero-width interval; the standard deviation is floored at one
-/// resolution step so that such a case does not read as a certain effect.
-pub fn t_interval(diffs: &[f64], resolution: f64) -> Option<(f64, f64)> {
-    let n = diffs.len();
-    if n < 2 {
-        return None;
-    }
-    let half = t_quantile_975(n - 1) * sample_std(diffs).max(resolution) / (n as f64).sqrt();
-    let m = mean(diffs);
-    Some((m - half, m + half))
 }
 
 /// Percentile bootstrap 95% interval of the mean of `diffs` (10 000 resamples, fixed seed, so
@@ -82,28 +52,18 @@ pub fn bootstrap_interval(diffs: &[f64]) -> Option<(f64, f64)> {
 pub enum Verdict {
     /// The reference arm.
     Baseline,
-    /// The interval lies above 0.
+    /// The corrected interval lies above 0.
     Helps,
-    /// The interval lies below 0.
+    /// The corrected interval lies below 0.
     Hurts,
-    /// The interval contains 0: no effect detectable at this noise level.
-    NoEffect,
-    /// Fewer than 2 paired seeds: no interval.
-    Inconclusive,
+    /// The equivalence interval lies inside +-margin.
+    Equivalent,
+    /// No decision by the last look (`checklist.max_seeds`).
+    Undecided,
     Diverged,
     Failed,
-    /// Some seeds have not finished.
+    /// Waiting for seeds of a later round (or of an unfinished one).
     Incomplete,
-}
-
-/// Verdict from a 95% interval of the paired difference.
-pub fn verdict_from_interval(ci: Option<(f64, f64)>) -> Verdict {
-    match ci {
-        None => Verdict::Inconclusive,
-        Some((lo, _)) if lo > 0.0 => Verdict::Helps,
-        Some((_, hi)) if hi < 0.0 => Verdict::Hurts,
-        Some(_) => Verdict::NoEffect,
-    }
 }
 
 /// One seed of one arm as its run directory records it.
@@ -134,11 +94,33 @@ pub struct ArmSummary {
     /// Mean and sample std of the final validation accuracy over completed seeds.
     pub mean: Option<f64>,
     pub std: Option<f64>,
-    /// Mean paired difference to the baseline and its 95% t interval.
+    /// Mean paired difference to the baseline over every paired seed.
     pub diff: Option<f64>,
+    /// The design's corrected interval at the arm's last look (see `decision`).
     pub ci: Option<(f64, f64)>,
     pub bootstrap_ci: Option<(f64, f64)>,
     pub verdict: Verdict,
+    /// The sequential design's standing of the arm: look, seeds used, intervals, the effect it
+    /// could detect, the seeds a decision would need. None for the baseline.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<Decision>,
+}
+
+/// The sequential design a checklist ran with, and what it spent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesignSummary {
+    /// Family-wise error of helps/hurts claims.
+    pub alpha: f64,
+    /// Equivalence margin (fraction; 0.005 = 0.5 pp).
+    pub margin: f64,
+    /// Seeds at each look.
+    pub looks: Vec<usize>,
+    /// Looks reached so far (rounds run).
+    pub rounds: usize,
+    /// Training runs that finished or failed.
+    pub runs: usize,
+    /// Training runs of the same arms with every one at `max_seeds`.
+    pub runs_at_max_seeds: usize,
 }
 
 /// The whole checklist's statistics.
@@ -151,6 +133,7 @@ pub struct Summary {
     /// The variants the combined recipe takes, one per factor.
     pub combined_variants: Vec<String>,
     pub combined: Option<ArmSummary>,
+    pub design: DesignSummary,
 }
 
 /// Reads every `trials/*/seed-*/trial.json` under `root`, sorted by directory. A trial's run
@@ -221,39 +204,52 @@ pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
     }
 }
 
-/// Statistics of one arm against the baseline's seeds (`None` for the baseline itself).
-pub fn summarize_arm(arm: &Arm, seeds: Vec<SeedOutcome>, baseline: Option<&[SeedOutcome]>) -> ArmSummary {
+/// The paired differences of `seeds` against `baseline` in seed order, up to the first seed
+/// that either lacks: the looks judge the first `n` seeds of every arm.
+pub fn paired_prefix(seeds: &[SeedOutcome], baseline: &[SeedOutcome]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for s in seeds {
+        let base = baseline.iter().find(|x| x.seed == s.seed).and_then(|x| x.val_acc);
+        match (s.val_acc, base) {
+            (Some(v), Some(b)) => out.push(v - b),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// `diverged` or `failed` when a seed of the arm ended so: the arm takes no part in the looks.
+fn status_verdict(seeds: &[SeedOutcome]) -> Option<Verdict> {
+    if seeds.iter().any(|s| s.status == Some(Status::Diverged)) {
+        Some(Verdict::Diverged)
+    } else if seeds.iter().any(|s| s.status == Some(Status::Failed)) {
+        Some(Verdict::Failed)
+    } else {
+        None
+    }
+}
+
+/// Statistics of one arm against the baseline's seeds (`None` for the baseline itself), with
+/// its standing in the sequential design.
+pub fn summarize_arm(
+    arm: &Arm,
+    seeds: Vec<SeedOutcome>,
+    baseline: Option<&[SeedOutcome]>,
+    decision: Option<Decision>,
+) -> ArmSummary {
     let accs: Vec<f64> = seeds.iter().filter_map(|s| s.val_acc).collect();
     let diffs: Vec<f64> = baseline
         .map(|b| {
             seeds
                 .iter()
-                .filter_map(|s| {
-                    let base = b.iter().find(|x| x.seed == s.seed)?.val_acc?;
-                    Some(s.val_acc? - base)
-                })
+                .filter_map(|s| Some(s.val_acc? - b.iter().find(|x| x.seed == s.seed)?.val_acc?))
                 .collect()
         })
         .unwrap_or_default();
-    let resolution = seeds
-        .iter()
-        .filter(|s| s.val_images > 0)
-        .map(|s| 1.0 / s.val_images as f64)
-        .fold(0.0, f64::max);
-    let ci = t_interval(&diffs, resolution);
-    let status_verdict = if seeds.iter().any(|s| s.status == Some(Status::Diverged)) {
-        Some(Verdict::Diverged)
-    } else if seeds.iter().any(|s| s.status == Some(Status::Failed)) {
-        Some(Verdict::Failed)
-    } else if seeds.iter().any(|s| s.status.is_none()) {
-        Some(Verdict::Incomplete)
-    } else {
-        None
-    };
-    let verdict = match (status_verdict, baseline) {
+    let verdict = match (status_verdict(&seeds), &decision) {
         (Some(v), _) => v,
+        (None, Some(d)) => d.verdict,
         (None, None) => Verdict::Baseline,
-        (None, Some(_)) => verdict_from_interval(ci),
     };
     let (factor, variant) = match arm {
         Arm::Variant(v) => (Some(v.factor.clone()), Some(v.name.clone())),
@@ -268,9 +264,10 @@ pub fn summarize_arm(arm: &Arm, seeds: Vec<SeedOutcome>, baseline: Option<&[Seed
         mean: (!accs.is_empty()).then(|| mean(&accs)),
         std: (!accs.is_empty()).then(|| sample_std(&accs)),
         diff: (!diffs.is_empty()).then(|| mean(&diffs)),
-        ci,
+        ci: decision.as_ref().and_then(|d| d.ci),
         bootstrap_ci: bootstrap_interval(&diffs),
         verdict,
+        decision,
     }
 }
 
@@ -289,7 +286,14 @@ pub fn winners(trials: &[ArmSummary], variants: &[Variant]) -> Vec<Variant> {
         .collect()
 }
 
-/// Summarises every trial found under `root`.
+/// The `[checklist]` section the checklist in `root` runs with (`baseline.toml`), or the
+/// defaults for a directory without one.
+fn checklist_config(root: &Path) -> ChecklistConfig {
+    Recipe::load(Some(&root.join(super::BASELINE)), &[]).map_or_else(|_| ChecklistConfig::default(), |r| r.checklist)
+}
+
+/// Summarises every trial found under `root`, judging the variants (and the combined recipe)
+/// with the sequential design of the checklist's `[checklist]` section.
 pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let trials = read_trials(root)?;
     let mut arms: Vec<(Arm, Vec<SeedOutcome>)> = Vec::new();
@@ -308,20 +312,36 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .find(|(a, _)| *a == Arm::Baseline)
         .map(|(_, s)| s.clone())
         .unwrap_or_default();
-    let baseline = summarize_arm(&Arm::Baseline, base_seeds.clone(), None);
-    let mut variants = Vec::new();
-    let mut summaries = Vec::new();
-    let mut combined = None;
-    for (arm, seeds) in arms {
-        match &arm {
-            Arm::Baseline => {}
-            Arm::Variant(v) => {
-                variants.push(v.clone());
-                summaries.push(summarize_arm(&arm, seeds, Some(&base_seeds)));
-            }
-            Arm::Combined { .. } => combined = Some(summarize_arm(&arm, seeds, Some(&base_seeds))),
-        }
-    }
+    let all_seeds = || arms.iter().flat_map(|(_, s)| s);
+    let resolution = all_seeds()
+        .filter(|s| s.val_images > 0)
+        .map(|s| 1.0 / s.val_images as f64)
+        .fold(0.0, f64::max);
+    let val_images = all_seeds().map(|s| s.val_images).filter(|&n| n > 0).min().unwrap_or(0);
+    let design = Design::new(&checklist_config(root), val_images);
+    let judge = |group: &[&(Arm, Vec<SeedOutcome>)]| -> Vec<ArmSummary> {
+        let diffs: Vec<Vec<f64>> = group.iter().map(|(_, s)| paired_prefix(s, &base_seeds)).collect();
+        let stopped: Vec<bool> = group.iter().map(|(_, s)| status_verdict(s).is_some()).collect();
+        let decisions = design.decide(&diffs, &stopped, resolution);
+        group
+            .iter()
+            .zip(decisions)
+            .map(|((arm, seeds), d)| summarize_arm(arm, seeds.clone(), Some(&base_seeds), Some(d)))
+            .collect()
+    };
+    let variant_arms: Vec<&(Arm, Vec<SeedOutcome>)> =
+        arms.iter().filter(|(a, _)| matches!(a, Arm::Variant(_))).collect();
+    let mut summaries = judge(&variant_arms);
+    let combined_arm: Vec<&(Arm, Vec<SeedOutcome>)> =
+        arms.iter().filter(|(a, _)| matches!(a, Arm::Combined { .. })).collect();
+    let combined = judge(&combined_arm).pop();
+    let variants: Vec<Variant> = variant_arms
+        .iter()
+        .filter_map(|(a, _)| match a {
+            Arm::Variant(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect();
     summaries.sort_by(|a, b| {
         b.diff
             .unwrap_or(f64::NEG_INFINITY)
@@ -329,12 +349,24 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
             .then(a.label.cmp(&b.label))
     });
     let combined_variants = winners(&summaries, &variants).iter().map(Variant::label).collect();
+    let looks = design.looks();
+    let judged = summaries.iter().chain(&combined).filter_map(|a| a.decision.as_ref());
+    let runs = all_seeds().filter(|s| s.status.is_some()).count();
+    let design_summary = DesignSummary {
+        alpha: design.alpha,
+        margin: design.margin,
+        rounds: judged.map(|d| d.look).max().unwrap_or(0),
+        runs,
+        runs_at_max_seeds: arms.len() * design.max,
+        looks,
+    };
     Ok(Summary {
         metric: "final_val_acc".into(),
-        baseline,
+        baseline: summarize_arm(&Arm::Baseline, base_seeds.clone(), None, None),
         trials: summaries,
         combined_variants,
         combined,
+        design: design_summary,
     })
 }
 
@@ -344,46 +376,6 @@ mod tests {
 
     fn close(a: f64, b: f64, tol: f64) {
         assert!((a - b).abs() < tol, "{a} vs {b}");
-    }
-
-    #[test]
-    fn paired_t_interval_by_hand() {
-        // d = [0.01, 0.02, 0.03]: mean 0.02, sd 0.01, n 3, t(0.975, 2) = 4.3027.
-        let (lo, hi) = t_interval(&[0.01, 0.02, 0.03], 0.0).unwrap();
-        let half = 4.3027 * 0.01 / 3f64.sqrt();
-        close(lo, 0.02 - half, 1e-12);
-        close(hi, 0.02 + half, 1e-12);
-        assert_eq!(
-            verdict_from_interval(Some((lo, hi))),
-            Verdict::NoEffect,
-            "lo = {lo} < 0"
-        );
-        // d = [0.02, 0.025, 0.03, 0.022]: mean 0.02425, sd 0.0043493, t(0.975, 3) = 3.1824.
-        let (lo, _) = t_interval(&[0.02, 0.025, 0.03, 0.022], 0.0).unwrap();
-        close(lo, 0.02425 - 3.1824 * 0.004349329 / 2.0, 1e-8);
-        assert_eq!(
-            verdict_from_interval(t_interval(&[0.02, 0.025, 0.03, 0.022], 0.0)),
-            Verdict::Helps
-        );
-        assert_eq!(
-            verdict_from_interval(t_interval(&[-0.02, -0.025, -0.03], 0.0)),
-            Verdict::Hurts
-        );
-        assert_eq!(t_interval(&[0.1], 0.0), None);
-        // Identical differences of one image in 200: sd floored at 1/200, t(0.975, 1) = 12.7062.
-        let (lo, hi) = t_interval(&[-0.005, -0.005], 0.005).unwrap();
-        close(lo, -0.005 - 12.7062 * 0.005 / 2f64.sqrt(), 1e-12);
-        assert_eq!(verdict_from_interval(Some((lo, hi))), Verdict::NoEffect);
-        assert_eq!(verdict_from_interval(None), Verdict::Inconclusive);
-    }
-
-    #[test]
-    fn t_quantiles_table_and_expansion() {
-        assert_eq!(t_quantile_975(1), 12.7062);
-        assert_eq!(t_quantile_975(10), 2.2281);
-        close(t_quantile_975(40), 2.0211, 1e-4);
-        close(t_quantile_975(120), 1.9799, 1e-4);
-        close(t_quantile_975(100_000), 1.96, 1e-4);
     }
 
     #[test]
@@ -425,14 +417,21 @@ mod tests {
             name: "x".into(),
             overrides: toml::Table::new(),
         };
-        let s = summarize_arm(&Arm::Variant(v.clone()), var, Some(&base));
+        let mut sorted = var.clone();
+        sorted.sort_by_key(|s| s.seed);
+        let prefix = paired_prefix(&sorted, &base);
+        assert_eq!(prefix.len(), 3);
+        close(prefix[0], 0.01, 1e-12);
+        close(prefix[1], 0.03, 1e-12);
+        let s = summarize_arm(&Arm::Variant(v.clone()), var, Some(&base), None);
         close(s.diff.unwrap(), 0.02, 1e-12); // diffs 0.01, 0.03, 0.02
-        let half = 4.3027 * 0.01 / 3f64.sqrt();
-        close(s.ci.unwrap().0, 0.02 - half, 1e-12);
         close(s.mean.unwrap(), (0.87 + 0.91 + 0.83) / 3.0, 1e-12);
+        // The prefix stops at the first seed either arm lacks.
+        let gap = vec![seed(0, Some(0.9), Status::Completed), seed(1, None, Status::Completed)];
+        assert_eq!(paired_prefix(&gap, &base).len(), 1);
         let diverged = vec![seed(0, None, Status::Diverged), seed(1, Some(0.8), Status::Completed)];
         assert_eq!(
-            summarize_arm(&Arm::Variant(v), diverged, Some(&base)).verdict,
+            summarize_arm(&Arm::Variant(v), diverged, Some(&base), None).verdict,
             Verdict::Diverged
         );
     }
@@ -451,11 +450,12 @@ mod tests {
             ci: None,
             bootstrap_ci: None,
             verdict,
+            decision: None,
         };
         let trials = vec![
             mk("a", "1", 0.01, Verdict::Helps),
             mk("a", "2", 0.03, Verdict::Helps),
-            mk("b", "1", 0.05, Verdict::NoEffect),
+            mk("b", "1", 0.05, Verdict::Equivalent),
             mk("c", "1", 0.02, Verdict::Helps),
         ];
         let variants: Vec<Variant> = trials

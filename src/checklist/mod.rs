@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod lock;
 pub mod plan;
+pub mod sequential;
 
 use crate::data;
 use crate::error::{Error, Result};
@@ -69,15 +70,20 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>>
 }
 
 /// Whether two recipes describe the same training run: they may differ only in where and how
-/// fast it runs (`train.threads`, `train.device`), which executors choose.
+/// fast it runs (`train.threads`, `train.device`), which executors choose, and in the
+/// `[checklist]` section, which training ignores (so that raising `max_seeds` or changing the
+/// margin on a rerun reuses every finished trial).
 fn same_run(a: &Recipe, b: &Recipe) -> bool {
     let mut a = a.clone();
     a.train.threads = b.train.threads;
     a.train.device = b.train.device;
+    a.checklist = b.checklist.clone();
     a == *b
 }
 
-fn run_trials(root: &Path, baseline: &Recipe, trials: &[Trial], exec: &mut dyn Executor) -> Result<()> {
+/// Prepares `trials` and runs those without a final result; returns how many ran and whether
+/// every one of them ended with a final result (completed or diverged).
+fn run_trials(root: &Path, baseline: &Recipe, trials: &[Trial], exec: &mut dyn Executor) -> Result<(usize, bool)> {
     let jobs: Vec<Job> = trials
         .iter()
         .map(|t| prepare(root, baseline, t))
@@ -88,42 +94,80 @@ fn run_trials(root: &Path, baseline: &Recipe, trials: &[Trial], exec: &mut dyn E
     if !jobs.is_empty() {
         exec.run_all(&jobs)?;
     }
-    Ok(())
+    Ok((jobs.len(), jobs.iter().all(|j| crate::executor::finished(&j.dir))))
 }
 
-/// Runs (or resumes) the checklist of `baseline` in `root` and writes the report.
+/// The trials of the next round, from the results so far: each variant up to the seeds its
+/// standing in the sequential design needs, then (once every variant is decided or undecided)
+/// the combined recipe likewise, and the baseline up to the most any arm needs (differences are
+/// paired). Seeds already run are listed too; `prepare` skips them.
+fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) -> Vec<Trial> {
+    let first = baseline.checklist.seeds;
+    let needs = |arm: Option<&analysis::ArmSummary>| arm.and_then(|a| a.decision.as_ref()).map_or(first, |d| d.needs);
+    let mut wanted: Vec<(Arm, usize)> = variants
+        .iter()
+        .map(|v| {
+            let label = v.label();
+            (
+                Arm::Variant(v.clone()),
+                needs(summary.trials.iter().find(|t| t.label == label)),
+            )
+        })
+        .collect();
+    if wanted.iter().all(|(_, n)| *n == 0) && baseline.checklist.combine && !summary.combined_variants.is_empty() {
+        let chosen = variants
+            .iter()
+            .filter(|v| summary.combined_variants.contains(&v.label()))
+            .cloned()
+            .collect();
+        let combined = Arm::Combined { variants: chosen };
+        let same = summary.combined.as_ref().filter(|c| c.label == combined.label());
+        wanted.push((combined, needs(same)));
+    }
+    let base = wanted.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    wanted.push((Arm::Baseline, base));
+    wanted
+        .into_iter()
+        .flat_map(|(arm, n)| (0..n).map(move |k| Trial::new(arm.clone(), baseline.seed, k)))
+        .collect()
+}
+
+/// Runs (or resumes) the checklist of `baseline` in `root`, round after round until every
+/// variant (and the combined recipe) is decided or at `max_seeds`, and writes the report. A
+/// round whose trials do not all finish (failures, `--detach`) ends the run; rerunning resumes.
 pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Summary> {
     let _lock = Lock::acquire(root)?;
     rundir::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
-    run_trials(root, baseline, &trials(baseline)?, exec)?;
-    let summary = analysis::analyze(root)?;
-    if baseline.checklist.combine && !summary.combined_variants.is_empty() {
-        let variants = plan::variants(baseline)?
-            .into_iter()
-            .filter(|v| summary.combined_variants.contains(&v.label()))
-            .collect();
-        run_trials(root, baseline, &seeded(Arm::Combined { variants }, baseline), exec)?;
+    let variants = plan::variants(baseline)?;
+    loop {
+        let summary = analysis::analyze(root)?;
+        let (ran, all_finished) = run_trials(root, baseline, &next_round(baseline, &variants, &summary), exec)?;
+        if ran == 0 || !all_finished {
+            break;
+        }
     }
     let summary = analysis::analyze(root)?;
     crate::report::write(root, &summary)?;
     Ok(summary)
 }
 
-/// What `--dry-run` prints: every trial, what it changes, and the estimated compute.
+/// What `--dry-run` prints: every arm, what it changes, and the compute of the first round and
+/// of the worst case (every arm to `max_seeds`, then the combined recipe's confirmation).
 pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize) -> Result<String> {
     let trials = trials(baseline)?;
     let dataset = data::load(&baseline.data, baseline.augment.interpolation)?;
     let n_train = dataset.train.len() - (dataset.train.len() as f64 * baseline.data.val_fraction).round() as usize;
+    let c = &baseline.checklist;
     let mut out = String::new();
-    let mut total_images = 0f64;
+    let mut images_per_seed = 0f64;
     let mut arms: Vec<&Trial> = trials.iter().filter(|t| t.seed_index == 0).collect();
     arms.dedup_by_key(|t| t.arm.label());
-    out.push_str(&format!("{:<36} {:>6} {:>7}  changes\n", "trial", "seeds", "epochs"));
+    out.push_str(&format!("{:<36} {:>7}  changes\n", "trial", "epochs"));
     for t in &arms {
         let r = t.recipe(baseline)?;
         let steps = (n_train / r.train.batch_size).max(1);
         // In floating point: a product of counts can pass usize::MAX.
-        total_images += [baseline.checklist.seeds, r.train.epochs, steps, r.train.batch_size]
+        images_per_seed += [r.train.epochs, steps, r.train.batch_size]
             .iter()
             .map(|&n| n as f64)
             .product::<f64>();
@@ -133,32 +177,30 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
         } else {
             changes.join(", ")
         };
-        out.push_str(&format!(
-            "{:<36} {:>6} {:>7}  {changes}\n",
-            t.arm.label(),
-            baseline.checklist.seeds,
-            r.train.epochs
-        ));
+        out.push_str(&format!("{:<36} {:>7}  {changes}\n", t.arm.label(), r.train.epochs));
     }
+    let looks = sequential::Design::new(c, 0).looks();
+    let looks: Vec<String> = looks.iter().map(usize::to_string).collect();
+    let max = c.max_seeds.max(c.seeds);
+    let combined = if c.combine { max } else { 0 };
+    let first = images_per_seed * c.seeds as f64;
+    let worst = images_per_seed * max as f64;
     out.push_str(&format!(
-        "\n{} trials ({} arms x {} seeds), {:.3e} training images",
+        "\nfirst round: {} trials ({} arms x {} seeds), {first:.3e} training images\n\
+         worst case: {} trials (every arm to {} seeds, looks at {} seeds) plus up to {combined} confirmation trials of the combined recipe, {worst:.3e} training images\n",
         trials.len(),
         arms.len(),
-        baseline.checklist.seeds,
-        total_images
+        c.seeds,
+        arms.len() * max,
+        max,
+        looks.join(", ")
     ));
-    if baseline.checklist.combine {
-        out.push_str(&format!(
-            ", then up to {} confirmation trials of the combined recipe",
-            baseline.checklist.seeds
-        ));
-    }
-    out.push('\n');
     if let Some(ips) = images_per_sec {
-        let secs = total_images / (ips * parallel as f64);
+        let minutes = |images: f64| images / (ips * parallel as f64) / 60.0;
         out.push_str(&format!(
-            "estimated time: {:.1} min at {ips:.0} images/s per trial (measured on the baseline's architecture, random data), {parallel} in parallel\n",
-            secs / 60.0
+            "estimated time: first round {:.1} min, worst case {:.1} min, at {ips:.0} images/s per trial (measured on the baseline's architecture, random data), {parallel} in parallel\n",
+            minutes(first),
+            minutes(worst)
         ));
     }
     Ok(out)

@@ -1,6 +1,6 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no external links).
 use super::svg::{self, Bar, esc};
-use super::{Compute, TrialData, interval, pct, pp, verdict_text};
+use super::{Compute, TrialData, interval, pct, power, pp, verdict_text};
 use crate::checklist::analysis::{ArmSummary, Summary, Verdict};
 use crate::checklist::plan::Arm;
 
@@ -14,7 +14,7 @@ fn color(v: Verdict) -> &'static str {
     match v {
         Verdict::Helps => "#59a14f",
         Verdict::Hurts => "#e15759",
-        Verdict::NoEffect | Verdict::Inconclusive | Verdict::Baseline => "#9e9e9e",
+        Verdict::Equivalent | Verdict::Undecided | Verdict::Baseline => "#9e9e9e",
         Verdict::Diverged | Verdict::Failed | Verdict::Incomplete => "#f28e2b",
     }
 }
@@ -38,8 +38,9 @@ fn row(a: &ArmSummary) -> String {
             )
         })
         .collect();
+    let [_, detectable, needed] = power(a);
     format!(
-        "<tr><td>{}</td><td>{}</td><td>{} ± {}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+        "<tr><td>{}</td><td>{}</td><td>{} ± {}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
         esc(&a.label),
         esc(&seeds.join(", ")),
         pct(a.mean),
@@ -47,13 +48,15 @@ fn row(a: &ArmSummary) -> String {
         a.diff.map_or("-".into(), pp),
         interval(a.ci),
         class(a.verdict),
-        verdict_text(a.verdict)
+        verdict_text(a.verdict),
+        esc(&detectable),
+        esc(&needed)
     )
 }
 
 fn table(rows: &[&ArmSummary]) -> String {
     let mut s = String::from(
-        "<table><tr><th>trial</th><th>accuracy per seed (%)</th><th>mean ± std (%)</th><th>difference (pp)</th><th>95% interval (pp)</th><th>verdict</th></tr>",
+        "<table><tr><th>trial</th><th>accuracy per seed (%)</th><th>mean ± std (%)</th><th>difference (pp)</th><th>corrected interval (pp)</th><th>verdict</th><th>detectable (pp)</th><th>seeds needed</th></tr>",
     );
     for a in rows {
         s.push_str(&row(a));
@@ -118,7 +121,7 @@ fn schedules(data: &[TrialData]) -> String {
 
 fn combined(summary: &Summary) -> String {
     if summary.combined_variants.is_empty() {
-        return "<p>No variant helped at this noise level, so the combined recipe is the baseline.</p>".into();
+        return "<p>No variant helped, so the combined recipe is the baseline.</p>".into();
     }
     let mut s = format!(
         "<p>Baseline plus every variant that helps, one per factor: <b>{}</b>.</p>",
@@ -167,7 +170,7 @@ pub fn render(summary: &Summary, data: &[TrialData]) -> String {
             })
         })
         .collect();
-    let counts = [Verdict::Helps, Verdict::Hurts, Verdict::NoEffect]
+    let counts = [Verdict::Helps, Verdict::Hurts, Verdict::Equivalent, Verdict::Undecided]
         .map(|v| {
             format!(
                 "{} {}",
@@ -177,21 +180,22 @@ pub fn render(summary: &Summary, data: &[TrialData]) -> String {
         })
         .join(", ");
     let seeds = summary.baseline.seeds.len();
+    let max_seeds = summary.design.looks.last().copied().unwrap_or(seeds);
     let mut rows: Vec<&ArmSummary> = vec![&summary.baseline];
     rows.extend(&summary.trials);
     let base_label = Arm::Baseline.label();
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\"><title>darkmagic checklist</title><style>{STYLE}</style></head><body>\
 <h1>darkmagic checklist</h1>\
-<p>{} variants around the {base_label}, {seeds} seeds each: {counts}. Metric: final validation top-1 accuracy; \
-differences are paired by seed (same initialisation, data order and augmentation), in percentage points (pp), with 95% paired-t intervals. \
-A variant <span class=\"helps\">helps</span> when its whole interval is above 0 and <span class=\"hurts\">hurts</span> when it is below.</p>\
+<p>{} variants around the {base_label} ({seeds} of at most {max_seeds} seeds): {counts}. Metric: final validation top-1 accuracy; \
+differences are paired by seed (same initialisation, data order and augmentation), in percentage points (pp). \
+A variant <span class=\"helps\">helps</span> when its whole corrected interval is above 0 and <span class=\"hurts\">hurts</span> when it is below.</p>\
 <h2>Verdicts</h2>{}<p>{}</p><h2>Effects</h2>{}<h2>Combined recipe</h2>{}<h2>Validation curves</h2>{}<h2>Schedules used</h2>{}{}\
 <h2>Compute</h2><p>{} training runs, {} epochs, {:.1} minutes of training summed over runs.</p></body></html>\n",
         summary.trials.len(),
         table(&rows),
-        esc(&super::resolution_note(summary).unwrap_or_default()),
-        svg::interval_chart("difference to the baseline (pp) with 95% interval", "pp", &bars),
+        esc(&super::design_note(summary)),
+        svg::interval_chart("difference to the baseline (pp) with corrected interval", "pp", &bars),
         combined(summary),
         curves(summary, data),
         schedules(data),

@@ -114,25 +114,43 @@ pub fn interval(ci: Option<(f64, f64)>) -> String {
     ci.map_or("-".into(), |(lo, hi)| format!("[{}, {}]", pp(lo), pp(hi)))
 }
 
-/// The median half-width of the variants' 95% intervals, with advice: the smallest effect this
-/// checklist could have detected, and how to detect smaller ones.
-pub fn resolution_note(s: &Summary) -> Option<String> {
-    let mut halves: Vec<f64> = s
-        .trials
-        .iter()
-        .filter_map(|t| t.ci.map(|(lo, hi)| (hi - lo) / 2.0))
-        .collect();
-    if halves.is_empty() {
-        return None;
-    }
-    halves.sort_by(f64::total_cmp);
-    let median = halves[halves.len() / 2];
-    Some(format!(
-        "The median 95% interval is ±{:.2} pp: effects much smaller than that cannot be told from noise with {} seeds. \
-         More seeds (--seeds) narrow the intervals roughly as 1/sqrt(seeds); a larger validation split lowers the noise of each run.",
-        100.0 * median,
-        s.baseline.seeds.len()
-    ))
+/// What the sequential design was and what it spent: the looks, the error it controls, the
+/// equivalence margin, and the training runs against every arm at `max_seeds`.
+pub fn design_note(s: &Summary) -> String {
+    let d = &s.design;
+    let looks: Vec<String> = d.looks.iter().map(usize::to_string).collect();
+    format!(
+        "Sequential seeds: looks at {} seeds ({} of {} rounds run). A variant helps or hurts when its corrected interval \
+         (Bonferroni over the variants still undecided, alpha spent over the looks) excludes 0: at most {:.0}% chance of any \
+         false helps or hurts in the whole checklist. It is equivalent when its {:.0}% equivalence interval lies within \
+         ±{:.2} pp, undecided when the last look ends without either. {} training runs, {:.0}% of the {} that every arm at \
+         {} seeds would take. Method: docs/checklist-statistics.md.",
+        looks.join(", "),
+        d.rounds,
+        d.looks.len(),
+        100.0 * d.alpha,
+        100.0 * (1.0 - 2.0 * d.alpha),
+        100.0 * d.margin,
+        d.runs,
+        100.0 * d.runs as f64 / d.runs_at_max_seeds.max(1) as f64,
+        d.runs_at_max_seeds,
+        d.looks.last().copied().unwrap_or(0)
+    )
+}
+
+/// Seeds used, the smallest effect the arm's corrected interval could call (±pp), and the seeds
+/// a decision would need, for the tables; dashes for the baseline.
+pub fn power(a: &ArmSummary) -> [String; 3] {
+    let Some(d) = &a.decision else {
+        return ["-".into(), "-".into(), "-".into()];
+    };
+    let needed = match (a.verdict, d.seeds_needed) {
+        (Verdict::Undecided, Some(n)) => n.to_string(),
+        (Verdict::Undecided, None) => "> 1000".into(),
+        _ => "-".into(),
+    };
+    let detectable = d.detectable.map_or("-".into(), |h| format!("±{:.2}", 100.0 * h));
+    [d.seeds.to_string(), detectable, needed]
 }
 
 pub fn verdict_text(v: Verdict) -> &'static str {
@@ -140,8 +158,8 @@ pub fn verdict_text(v: Verdict) -> &'static str {
         Verdict::Baseline => "baseline",
         Verdict::Helps => "helps",
         Verdict::Hurts => "hurts",
-        Verdict::NoEffect => "no detectable effect",
-        Verdict::Inconclusive => "inconclusive (1 seed)",
+        Verdict::Equivalent => "equivalent",
+        Verdict::Undecided => "undecided",
         Verdict::Diverged => "diverged",
         Verdict::Failed => "failed",
         Verdict::Incomplete => "incomplete",
@@ -149,7 +167,9 @@ pub fn verdict_text(v: Verdict) -> &'static str {
 }
 
 fn csv(s: &Summary) -> String {
-    let mut out = String::from("trial,factor,variant,seeds,accuracies,mean,std,diff,ci_low,ci_high,verdict\n");
+    let mut out = String::from(
+        "trial,factor,variant,seeds,accuracies,mean,std,diff,ci_low,ci_high,seeds_used,look,detectable,seeds_needed,verdict\n",
+    );
     let rows = std::iter::once(&s.baseline).chain(&s.trials).chain(&s.combined);
     for a in rows {
         let accs: Vec<String> = a
@@ -159,8 +179,10 @@ fn csv(s: &Summary) -> String {
             .collect();
         let f = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.6}"));
         let verdict = serde_json::to_value(a.verdict).expect("verdict serializes");
+        let d = a.decision.as_ref();
+        let count = |x: Option<usize>| x.map_or(String::new(), |v| v.to_string());
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             a.label,
             a.factor.clone().unwrap_or_default(),
             a.variant.clone().unwrap_or_default(),
@@ -171,47 +193,65 @@ fn csv(s: &Summary) -> String {
             f(a.diff),
             f(a.ci.map(|c| c.0)),
             f(a.ci.map(|c| c.1)),
+            count(d.map(|d| d.seeds)),
+            count(d.map(|d| d.look)),
+            f(d.and_then(|d| d.detectable)),
+            count(d.and_then(|d| d.seeds_needed)),
             verdict.as_str().unwrap_or_default()
         ));
     }
     out
 }
 
-fn md_row(a: &ArmSummary) -> String {
-    format!(
-        "| {} | {} | {} ± {} | {} | {} | {} |\n",
-        a.label,
-        a.seeds.len(),
-        pct(a.mean),
-        pct(a.std),
+/// The columns of the summary tables (Markdown and HTML).
+pub const COLUMNS: [&str; 8] = [
+    "trial",
+    "seeds",
+    "accuracy (mean ± std)",
+    "difference",
+    "corrected interval",
+    "verdict",
+    "detectable (pp)",
+    "seeds needed",
+];
+
+/// One arm's cells, in `COLUMNS` order.
+pub fn cells(a: &ArmSummary) -> [String; 8] {
+    let [_, detectable, needed] = power(a);
+    [
+        a.label.clone(),
+        a.seeds.len().to_string(),
+        format!("{} ± {}", pct(a.mean), pct(a.std)),
         a.diff.map_or("-".into(), pp),
         interval(a.ci),
-        verdict_text(a.verdict)
-    )
+        verdict_text(a.verdict).into(),
+        detectable,
+        needed,
+    ]
+}
+
+fn md_table(rows: &[&ArmSummary]) -> String {
+    let mut out = format!("| {} |\n|{}\n", COLUMNS.join(" | "), "---|".repeat(COLUMNS.len()));
+    for a in rows {
+        out.push_str(&format!("| {} |\n", cells(a).join(" | ")));
+    }
+    out
 }
 
 fn markdown(s: &Summary, c: &Compute) -> String {
     let mut out = String::from("# darkmagic checklist\n\n");
     out.push_str("Metric: final validation top-1 accuracy (%); differences are paired by seed against the baseline, ");
-    out.push_str("in percentage points, with 95% paired-t intervals.\n\n");
-    out.push_str(
-        "| trial | seeds | accuracy (mean ± std) | difference | 95% interval | verdict |\n|---|---|---|---|---|---|\n",
-    );
-    out.push_str(&md_row(&s.baseline));
-    for a in &s.trials {
-        out.push_str(&md_row(a));
-    }
-    if let Some(note) = resolution_note(s) {
-        out.push_str(&format!("\n{note}\n"));
-    }
+    out.push_str("in percentage points.\n\n");
+    let rows: Vec<&ArmSummary> = std::iter::once(&s.baseline).chain(&s.trials).collect();
+    out.push_str(&md_table(&rows));
+    out.push_str(&format!("\n{}\n", design_note(s)));
     out.push_str("\n## Combined recipe\n\n");
     if s.combined_variants.is_empty() {
         out.push_str("No variant helped, so the combined recipe is the baseline.\n");
     } else {
         out.push_str(&format!("Baseline plus: {}.\n\n", s.combined_variants.join(", ")));
         if let Some(c) = &s.combined {
-            out.push_str("| trial | seeds | accuracy (mean ± std) | difference | 95% interval | verdict |\n|---|---|---|---|---|---|\n");
-            out.push_str(&md_row(c));
+            out.push_str(&md_table(&[c]));
         }
     }
     out.push_str(&format!(
