@@ -310,3 +310,89 @@ fn a_crashed_trial_is_recorded_failed_and_the_exit_status_says_so() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("failed") && !html.contains("\"running\""));
 }
+
+/// Sequential seeds on a tiny plan: a first round of 2 seeds, then 2 more for the undecided.
+const SEQUENTIAL: &str = r#"
+[model]
+width = 0.25
+[augment]
+pad = 1
+[train]
+epochs = 2
+batch_size = 32
+[checklist]
+plan = "none"
+seeds = 2
+max_seeds = 4
+round_seeds = 2
+[checklist.factors.label_smoothing]
+"0" = { "loss.label_smoothing" = 0.0 }
+[checklist.factors.lr]
+"low" = { "optim.lr" = 0.001 }
+"#;
+
+#[test]
+fn sequential_rounds_resume_after_a_kill_inside_the_second_round() {
+    let dir = tempdir("rounds");
+    let recipe = dir.join("seq.toml");
+    std::fs::write(&recipe, SEQUENTIAL).unwrap();
+    let reference = dir.join("reference");
+    finish(run_tiny(&recipe, &reference));
+    let s = summary(&reference);
+    assert_eq!(s["design"]["looks"], serde_json::json!([2, 4]));
+    assert_eq!(s["design"]["rounds"], 2, "{}", s["design"]);
+    for t in s["trials"].as_array().unwrap() {
+        let v = t["verdict"].as_str().unwrap();
+        assert!(["helps", "hurts", "equivalent", "undecided"].contains(&v), "{t}");
+        let d = &t["decision"];
+        assert_eq!(
+            d["seeds"].as_u64().unwrap() as usize,
+            t["seeds"].as_array().unwrap().len(),
+            "{t}"
+        );
+        assert!(d["detectable"].as_f64().unwrap() > 0.0, "{t}");
+    }
+    // Killed inside the second round (a seed-2 trial has started), then rerun: the same summary.
+    let out = dir.join("killed");
+    let mut child = run_tiny(&recipe, &out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let second_round = || {
+        std::fs::read_dir(out.join("trials"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|a| a.path().join("seed-2/metrics.jsonl").exists())
+    };
+    while !second_round() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no second round");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    finish(run_tiny(&recipe, &out));
+    assert_eq!(summary(&out), summary(&reference));
+    // Raising max_seeds on a rerun keeps every finished trial (the [checklist] section does not
+    // change a trial's recipe) and runs only the new rounds.
+    let done: Vec<(PathBuf, std::time::SystemTime)> = results(&reference)
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::metadata(&p).unwrap().modified().unwrap()))
+        .collect();
+    finish(common::checklist(
+        &recipe,
+        &reference,
+        &["--parallel", "2", "--max-seeds", "6"],
+    ));
+    for (p, t) in &done {
+        assert_eq!(
+            std::fs::metadata(p).unwrap().modified().unwrap(),
+            *t,
+            "{} was rerun",
+            p.display()
+        );
+    }
+    assert_eq!(summary(&reference)["design"]["looks"], serde_json::json!([2, 4, 6]));
+}

@@ -47,12 +47,13 @@ fn alive(pid: &str) -> bool {
     matches!(state, Some(s) if s != "Z" && s != "X")
 }
 
-/// 3 trials (the baseline and two variants), 1 seed each, on the embedded digits.
+/// 3 arms (the baseline and two variants) on the embedded digits, in two rounds of 1 seed (the
+/// first round cannot decide with one seed, so every arm runs the second).
 fn plan(dir: &Path, epochs: usize) -> PathBuf {
     let p = dir.join("plan.toml");
     let text = format!(
         "[model]\nwidth = 0.25\n[augment]\npad = 1\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = {epochs}\nbatch_size = 32\n\
-         [checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\n\
+         [checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 2\nround_seeds = 1\n\
          [checklist.factors.label_smoothing]\n\"0\" = {{ \"loss.label_smoothing\" = 0.0 }}\n\
          [checklist.factors.se]\n\"off\" = {{ \"model.se\" = false }}\n"
     );

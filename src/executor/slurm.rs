@@ -150,11 +150,15 @@ impl Slurm {
         s
     }
 
-    /// Writes the script under `<root>/slurm/` and submits it; returns the array job id.
-    fn submit(&self, jobs: &[Job], attempt: usize) -> Result<String> {
+    /// Writes the script under `<root>/slurm/` as `submit-<k>.sh`, the first number not yet
+    /// used (one per round and attempt, all kept), and submits it; returns the array job id.
+    fn submit(&self, jobs: &[Job]) -> Result<String> {
         let dir = self.root.join("slurm");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let path = dir.join(format!("submit-{attempt}.sh"));
+        let path = (1..)
+            .map(|k| dir.join(format!("submit-{k}.sh")))
+            .find(|p| !p.exists())
+            .expect("a free script name");
         crate::train::rundir::write_atomic(&path, self.script(jobs).as_bytes())?;
         let id = slurm("sbatch", &["--parsable", &self.output_arg(), &path.to_string_lossy()])?;
         Ok(id.trim().split(';').next().unwrap_or_default().to_string())
@@ -193,7 +197,7 @@ impl Executor for Slurm {
     fn run_all(&mut self, jobs: &[Job]) -> Result<()> {
         self.check()?;
         with_retries(jobs, self.attempts, |pending, attempt| {
-            let id = self.submit(pending, attempt)?;
+            let id = self.submit(pending)?;
             println!(
                 "submitted Slurm array job {id}: {} trial(s), attempt {attempt}",
                 pending.len()
