@@ -101,7 +101,11 @@ fn slurm_matches_local_and_a_cancelled_task_resumes_from_its_checkpoint() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".out"))
         .collect();
-    assert_eq!(logs.len(), 3, "task logs where darkmagic reads them: {logs:?}");
+    assert_eq!(
+        logs.len(),
+        6,
+        "task logs (2 rounds of 3) where darkmagic reads them: {logs:?}"
+    );
     for name in ["pwned", "pwned2"] {
         assert!(
             !dir.join(name).exists() && !Path::new(name).exists(),
