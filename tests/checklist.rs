@@ -309,6 +309,9 @@ fn a_crashed_trial_is_recorded_failed_and_the_exit_status_says_so() {
     assert_eq!(s["trials"][0]["seeds"][0]["status"], "completed");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("failed") && !html.contains("\"running\""));
+    // Rerunning retries the failed trial (from its checkpoint) and ends cleanly.
+    ok(common::checklist(&recipe, &out, &["--parallel", "2"]).output().unwrap());
+    assert_eq!(summary(&out)["baseline"]["seeds"][0]["status"], "completed");
 }
 
 /// Sequential seeds on a tiny plan: a first round of 2 seeds, then 2 more for the undecided.

@@ -98,23 +98,28 @@ fn run_trials(root: &Path, baseline: &Recipe, trials: &[Trial], exec: &mut dyn E
 }
 
 /// The trials of the next round, from the results so far: each variant up to the seeds its
-/// standing in the sequential design needs, then (once every variant is decided or undecided)
-/// the combined recipe likewise, and the baseline up to the most any arm needs (differences are
-/// paired). Seeds already run are listed too; `prepare` skips them.
+/// standing in the sequential design needs, then (once no variant needs more) the combined
+/// recipe likewise, and the baseline up to the most any arm needs (differences are paired).
+/// Seeds already run are listed too: `prepare` skips the finished ones and reruns the failed.
 fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) -> Vec<Trial> {
     let first = baseline.checklist.seeds;
-    let needs = |arm: Option<&analysis::ArmSummary>| arm.and_then(|a| a.decision.as_ref()).map_or(first, |d| d.needs);
-    let mut wanted: Vec<(Arm, usize)> = variants
+    // (seeds the design asks for, seeds the arm has): an arm not run yet needs the first round.
+    let wants = |arm: Option<&analysis::ArmSummary>| match arm {
+        None => (first, 0),
+        Some(a) => (a.decision.as_ref().map_or(first, |d| d.needs), a.seeds.len()),
+    };
+    let mut wanted: Vec<(Arm, (usize, usize))> = variants
         .iter()
         .map(|v| {
             let label = v.label();
             (
                 Arm::Variant(v.clone()),
-                needs(summary.trials.iter().find(|t| t.label == label)),
+                wants(summary.trials.iter().find(|t| t.label == label)),
             )
         })
         .collect();
-    if wanted.iter().all(|(_, n)| *n == 0) && baseline.checklist.combine && !summary.combined_variants.is_empty() {
+    let variants_done = wanted.iter().all(|(_, (needs, _))| *needs == 0);
+    if variants_done && baseline.checklist.combine && !summary.combined_variants.is_empty() {
         let chosen = variants
             .iter()
             .filter(|v| summary.combined_variants.contains(&v.label()))
@@ -122,13 +127,13 @@ fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) 
             .collect();
         let combined = Arm::Combined { variants: chosen };
         let same = summary.combined.as_ref().filter(|c| c.label == combined.label());
-        wanted.push((combined, needs(same)));
+        wanted.push((combined, wants(same)));
     }
-    let base = wanted.iter().map(|(_, n)| *n).max().unwrap_or(0);
-    wanted.push((Arm::Baseline, base));
+    let base = wanted.iter().map(|(_, (needs, _))| *needs).max().unwrap_or(0);
+    wanted.push((Arm::Baseline, (base, summary.baseline.seeds.len())));
     wanted
         .into_iter()
-        .flat_map(|(arm, n)| (0..n).map(move |k| Trial::new(arm.clone(), baseline.seed, k)))
+        .flat_map(|(arm, (needs, has))| (0..needs.max(has)).map(move |k| Trial::new(arm.clone(), baseline.seed, k)))
         .collect()
 }
 
