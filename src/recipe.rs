@@ -470,6 +470,14 @@ pub struct TrainConfig {
     pub ema_warmup: bool,
     /// Train only the classifier for this many first epochs (fine-tuning from `model.init`).
     pub freeze_epochs: usize,
+    /// A finished run dir to compare with epoch by epoch (the checklist's early stop sets it to
+    /// the paired baseline trial): from half the epochs on, this run stops with status
+    /// `stopped` once its validation accuracy is more than `stop_margin` below the reference's
+    /// at the same epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reference: Option<PathBuf>,
+    /// Percentage points below the reference that stop the run.
+    pub stop_margin: f64,
 }
 
 impl Default for TrainConfig {
@@ -484,6 +492,8 @@ impl Default for TrainConfig {
             ema_decay: 0.0,
             ema_warmup: true,
             freeze_epochs: 0,
+            stop_reference: None,
+            stop_margin: 10.0,
         }
     }
 }
@@ -527,6 +537,12 @@ pub struct ChecklistConfig {
     pub factors: std::collections::BTreeMap<String, std::collections::BTreeMap<String, toml::Table>>,
     /// Build the combined recipe (every variant that helps, one per factor) and confirm it.
     pub combine: bool,
+    /// Stop a variant's trial early (status `stopped`) when, from half its epochs on, its
+    /// validation accuracy falls more than `early_stop_margin` pp below its paired baseline
+    /// trial's at the same epoch. Each round then runs the baseline's trials first.
+    pub early_stop: bool,
+    /// Percentage points below the baseline that stop a variant's trial.
+    pub early_stop_margin: f64,
     /// Pretrained weights (darkmagic checkpoint or torchvision safetensors): adds the article's
     /// "pretraining on" variant, which sets `model.init` to this file.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -545,6 +561,8 @@ impl Default for ChecklistConfig {
             skip: Vec::new(),
             factors: Default::default(),
             combine: true,
+            early_stop: false,
+            early_stop_margin: 10.0,
             pretrained: None,
         }
     }
@@ -825,6 +843,13 @@ impl Recipe {
                 ),
             ));
         }
+        let m = t.stop_margin;
+        check(
+            "train.stop_margin",
+            m,
+            m > 0.0 && m <= 100.0,
+            "in (0, 100] percentage points",
+        )?;
         if t.threads > MAX_THREADS {
             return Err(Error::recipe(
                 "train.threads",
@@ -865,6 +890,13 @@ impl Recipe {
             c.alpha,
             c.alpha > 0.0 && c.alpha < 0.5,
             "in (0, 0.5)",
+        )?;
+        let m = c.early_stop_margin;
+        check(
+            "checklist.early_stop_margin",
+            m,
+            m > 0.0 && m <= 100.0,
+            "in (0, 100] percentage points",
         )?;
         if let Some(m) = c.margin {
             check(

@@ -399,3 +399,44 @@ fn sequential_rounds_resume_after_a_kill_inside_the_second_round() {
     }
     assert_eq!(summary(&reference)["design"]["looks"], serde_json::json!([2, 4, 6]));
 }
+
+#[test]
+fn early_stop_ends_a_hopeless_variant_at_half_its_epochs() {
+    let dir = tempdir("early-stop");
+    let recipe = dir.join("stop.toml");
+    std::fs::write(
+        &recipe,
+        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 4\nbatch_size = 32\n\
+         [checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\nearly_stop = true\nearly_stop_margin = 10.0\n\
+         [checklist.factors.lr]\n\"low\" = { \"optim.lr\" = 0.0005 }\n\
+         [checklist.factors.label_smoothing]\n\"0\" = { \"loss.label_smoothing\" = 0.0 }\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    ok(run_tiny(&recipe, &out).output().unwrap());
+    let s = summary(&out);
+    let arm = |label: &str| {
+        s["trials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["label"] == label)
+            .unwrap()
+            .clone()
+    };
+    let low = arm("lr=low");
+    assert_eq!(low["verdict"], "stopped", "{low}");
+    let seed = &low["seeds"][0];
+    assert_eq!(
+        (seed["status"].as_str(), seed["epochs"].as_u64()),
+        (Some("stopped"), Some(2)),
+        "{seed}"
+    );
+    assert!(seed["error"].as_str().unwrap().contains("stopped at epoch 2"), "{seed}");
+    assert_eq!(arm("label_smoothing=0")["seeds"][0]["status"], "completed");
+    let trial = std::fs::read_to_string(out.join("trials/lr=low/seed-0/recipe.toml")).unwrap();
+    assert!(
+        trial.contains("stop_reference") && trial.contains("trials/baseline/seed-0"),
+        "{trial}"
+    );
+}

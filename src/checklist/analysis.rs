@@ -62,6 +62,8 @@ pub enum Verdict {
     Undecided,
     Diverged,
     Failed,
+    /// A trial was stopped early, far below its paired baseline trial (`checklist.early_stop`).
+    Stopped,
     /// Waiting for seeds of a later round (or of an unfinished one).
     Incomplete,
 }
@@ -218,10 +220,13 @@ pub fn paired_prefix(seeds: &[SeedOutcome], baseline: &[SeedOutcome]) -> Vec<f64
     out
 }
 
-/// `diverged` or `failed` when a seed of the arm ended so: the arm takes no part in the looks.
+/// `diverged`, `stopped` or `failed` when a seed of the arm ended so: the arm takes no part in
+/// the looks.
 fn status_verdict(seeds: &[SeedOutcome]) -> Option<Verdict> {
     if seeds.iter().any(|s| s.status == Some(Status::Diverged)) {
         Some(Verdict::Diverged)
+    } else if seeds.iter().any(|s| s.status == Some(Status::Stopped)) {
+        Some(Verdict::Stopped)
     } else if seeds.iter().any(|s| s.status == Some(Status::Failed)) {
         Some(Verdict::Failed)
     } else {

@@ -15,7 +15,7 @@ use crate::data;
 use crate::error::{Error, Result};
 use crate::executor::{Executor, Job};
 use crate::recipe::Recipe;
-use crate::train::rundir::{self, RunDir, Status};
+use crate::train::rundir::{self, RunDir};
 use analysis::Summary;
 use lock::Lock;
 use plan::{Arm, Trial};
@@ -39,7 +39,12 @@ fn seeded(arm: Arm, baseline: &Recipe) -> Vec<Trial> {
 /// Writes a trial's `recipe.toml` and `trial.json`, unless it already finished. Returns the job
 /// to run, or None when the trial is complete (completed or diverged).
 fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>> {
-    let recipe = trial.recipe(baseline)?;
+    let mut recipe = trial.recipe(baseline)?;
+    if baseline.checklist.early_stop && trial.arm != Arm::Baseline {
+        let reference = Trial::new(Arm::Baseline, baseline.seed, trial.seed_index).dir;
+        recipe.train.stop_reference = Some(root.join(reference));
+        recipe.train.stop_margin = baseline.checklist.early_stop_margin;
+    }
     let dir = RunDir::create(&root.join(&trial.dir))?;
     if let Ok(existing) = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[])
         && !same_run(&existing, &recipe)
@@ -54,9 +59,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>>
             message: "holds a different recipe than this checklist would run; use another directory".into(),
         });
     }
-    if let Some(r) = dir.read_result()?
-        && matches!(r.status, Status::Completed | Status::Diverged)
-    {
+    if crate::executor::finished(&dir.path) {
         return Ok(None);
     }
     rundir::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
@@ -70,13 +73,16 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>>
 }
 
 /// Whether two recipes describe the same training run: they may differ only in where and how
-/// fast it runs (`train.threads`, `train.device`), which executors choose, and in the
+/// fast it runs (`train.threads`, `train.device`), which executors choose, in the
 /// `[checklist]` section, which training ignores (so that raising `max_seeds` or changing the
-/// margin on a rerun reuses every finished trial).
+/// margin on a rerun reuses every finished trial), and in the early-stop reference, which the
+/// checklist sets.
 fn same_run(a: &Recipe, b: &Recipe) -> bool {
     let mut a = a.clone();
     a.train.threads = b.train.threads;
     a.train.device = b.train.device;
+    a.train.stop_reference.clone_from(&b.train.stop_reference);
+    a.train.stop_margin = b.train.stop_margin;
     a.checklist = b.checklist.clone();
     a == *b
 }
@@ -146,8 +152,21 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
     let variants = plan::variants(baseline)?;
     loop {
         let summary = analysis::analyze(root)?;
-        let (ran, all_finished) = run_trials(root, baseline, &next_round(baseline, &variants, &summary), exec)?;
-        if ran == 0 || !all_finished {
+        let round = next_round(baseline, &variants, &summary);
+        // With early stop, a variant's trial compares itself with its finished baseline trial,
+        // epoch by epoch: the baseline's trials of the round run first, so that the outcome
+        // does not depend on which process is faster.
+        let (first, rest): (Vec<Trial>, Vec<Trial>) = if baseline.checklist.early_stop {
+            round.into_iter().partition(|t| t.arm == Arm::Baseline)
+        } else {
+            (Vec::new(), round)
+        };
+        let (ran_first, first_finished) = run_trials(root, baseline, &first, exec)?;
+        if !first_finished {
+            break;
+        }
+        let (ran, all_finished) = run_trials(root, baseline, &rest, exec)?;
+        if ran_first + ran == 0 || !all_finished {
             break;
         }
     }

@@ -64,7 +64,8 @@ pub fn with_retries(
     Ok(())
 }
 
-/// Whether a trial's run dir holds a final result (completed or diverged): nothing to rerun.
+/// Whether a trial's run dir holds a final result (completed, diverged or stopped early):
+/// nothing to rerun.
 pub fn finished(dir: &Path) -> bool {
     let r = RunDir {
         path: dir.to_path_buf(),
@@ -72,7 +73,7 @@ pub fn finished(dir: &Path) -> bool {
     .read_result()
     .ok()
     .flatten();
-    r.is_some_and(|r| matches!(r.status, Status::Completed | Status::Diverged))
+    r.is_some_and(|r| matches!(r.status, Status::Completed | Status::Diverged | Status::Stopped))
 }
 
 /// Records that a trial ended without a result (its process crashed or was killed, or a

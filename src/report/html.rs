@@ -15,7 +15,7 @@ fn color(v: Verdict) -> &'static str {
         Verdict::Helps => "#59a14f",
         Verdict::Hurts => "#e15759",
         Verdict::Equivalent | Verdict::Undecided | Verdict::Baseline => "#9e9e9e",
-        Verdict::Diverged | Verdict::Failed | Verdict::Incomplete => "#f28e2b",
+        Verdict::Diverged | Verdict::Failed | Verdict::Stopped | Verdict::Incomplete => "#f28e2b",
     }
 }
 

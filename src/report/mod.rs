@@ -162,6 +162,7 @@ pub fn verdict_text(v: Verdict) -> &'static str {
         Verdict::Undecided => "undecided",
         Verdict::Diverged => "diverged",
         Verdict::Failed => "failed",
+        Verdict::Stopped => "stopped early",
         Verdict::Incomplete => "incomplete",
     }
 }

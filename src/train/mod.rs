@@ -241,7 +241,7 @@ impl<'a> Trainer<'a> {
         for epoch in self.progress.epoch + 1..=self.recipe.train.epochs {
             let start = Instant::now();
             let Some((train_loss, train_acc)) = self.train_epoch(epoch)? else {
-                return self.finish(Status::Diverged);
+                return self.finish(Status::Diverged, None);
             };
             let train_secs = start.elapsed().as_secs_f64();
             let val = self.evaluate(&self.val)?;
@@ -267,8 +267,41 @@ impl<'a> Trainer<'a> {
             self.dir.write_metrics(&self.metrics)?;
             let ckpt = self.dir.file(rundir::CHECKPOINT);
             checkpoint::save(&ckpt, &self.vs, &self.opt, self.ema.as_ref(), self.progress)?;
+            if let Some(reason) = self.far_below_reference(epoch) {
+                self.dir.log(&format!("stopped: {reason}"));
+                return self.finish(Status::Stopped, Some(reason));
+            }
         }
-        self.finish(Status::Completed)
+        self.finish(Status::Completed, None)
+    }
+
+    /// Why this run should stop early, if it should: from half its epochs on, its validation
+    /// accuracy at `epoch` is more than `train.stop_margin` pp below the reference run's at the
+    /// same epoch (`train.stop_reference`). No reference, or none for this epoch: no stop.
+    fn far_below_reference(&self, epoch: usize) -> Option<String> {
+        let t = &self.recipe.train;
+        let reference = t.stop_reference.as_ref()?;
+        if 2 * epoch < t.epochs {
+            return None;
+        }
+        let theirs = RunDir {
+            path: reference.clone(),
+        }
+        .read_metrics()
+        .ok()?
+        .into_iter()
+        .find(|m| m.epoch == epoch)?
+        .val_acc;
+        let ours = self.metrics.last()?.val_acc;
+        (100.0 * (theirs - ours) > t.stop_margin).then(|| {
+            format!(
+                "stopped at epoch {epoch}: validation accuracy {:.2}% is more than {} pp below the reference's {:.2}% ({})",
+                100.0 * ours,
+                t.stop_margin,
+                100.0 * theirs,
+                reference.display()
+            )
+        })
     }
 
     /// One epoch of training; None if the loss diverged. Each optimizer step sums the gradients
@@ -380,7 +413,7 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    fn finish(self, status: Status) -> Result<RunResult> {
+    fn finish(self, status: Status, note: Option<String>) -> Result<RunResult> {
         self.dir.write_metrics(&self.metrics)?;
         let start = Instant::now();
         let test = match (&self.test, status) {
@@ -396,6 +429,7 @@ impl<'a> Trainer<'a> {
             self.val.len(),
         );
         r.final_val_acc_ema = self.metrics.last().and_then(|m| m.val_acc_ema);
+        r.error = note;
         r.test_acc = test.map(|t| t.top1);
         r.test_top5 = test.and_then(|t| t.top5);
         self.dir.log(&format!(

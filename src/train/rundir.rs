@@ -67,6 +67,8 @@ pub enum Status {
     Diverged,
     /// An error ended the run; see `error`.
     Failed,
+    /// Stopped early, far below its reference run (`train.stop_reference`); see `error`.
+    Stopped,
 }
 
 /// The final record of a run.
