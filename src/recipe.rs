@@ -554,7 +554,7 @@ impl Default for ChecklistConfig {
         ChecklistConfig {
             plan: PlanKind::Default,
             seeds: 3,
-            max_seeds: 6,
+            max_seeds: 4,
             round_seeds: 3,
             alpha: 0.05,
             margin: None,

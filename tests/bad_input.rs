@@ -553,8 +553,9 @@ fn slurm_scripts_carry_no_injected_command() {
             );
         }
     }
-    // Newlines are refused in every field; the rest only where Slurm's syntax has no room.
-    assert!(refused >= 5 && accepted >= 5, "refused {refused}, accepted {accepted}");
+    // Newlines are refused in every field (5); partition, time and mem admit none of the other
+    // payloads (12); --sbatch-line and --out take them as inert text (8).
+    assert_eq!((refused, accepted), (17, 8));
 }
 
 /// Runs darkmagic with `args` under `ulimit -v limit_kb` (address space, KiB).
