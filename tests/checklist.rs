@@ -314,31 +314,22 @@ fn a_crashed_trial_is_recorded_failed_and_the_exit_status_says_so() {
     assert_eq!(summary(&out)["baseline"]["seeds"][0]["status"], "completed");
 }
 
-/// Sequential seeds on a tiny plan: a first round of 2 seeds, then 2 more for the undecided.
-const SEQUENTIAL: &str = r#"
-[model]
-width = 0.25
-[augment]
-pad = 1
-[train]
-epochs = 2
-batch_size = 32
-[checklist]
-plan = "none"
-seeds = 2
-max_seeds = 4
-round_seeds = 2
-[checklist.factors.label_smoothing]
-"0" = { "loss.label_smoothing" = 0.0 }
-[checklist.factors.lr]
-"low" = { "optim.lr" = 0.001 }
-"#;
+/// The tiny plan with sequential seeds: a first round of 2 seeds, then 2 more for the
+/// undecided, and a learning-rate variant that trains (too slowly) instead of diverging.
+fn sequential_plan() -> String {
+    TINY.replace("max_seeds = 2", "max_seeds = 4\nround_seeds = 2").replace(
+        r#""huge" = { "optim.lr" = 1e6, "schedule.warmup_epochs" = 0.0 }"#,
+        r#""low" = { "optim.lr" = 0.001 }"#,
+    )
+}
 
 #[test]
 fn sequential_rounds_resume_after_a_kill_inside_the_second_round() {
     let dir = tempdir("rounds");
     let recipe = dir.join("seq.toml");
-    std::fs::write(&recipe, SEQUENTIAL).unwrap();
+    let plan = sequential_plan();
+    assert!(plan.contains("round_seeds = 2") && plan.contains(r#""low""#), "{plan}");
+    std::fs::write(&recipe, plan).unwrap();
     let reference = dir.join("reference");
     finish(run_tiny(&recipe, &reference));
     let s = summary(&reference);
