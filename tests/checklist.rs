@@ -46,6 +46,43 @@ fn summary(out: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
 }
 
+/// Starts the tiny plan's checklist of `recipe` in `out` and SIGKILLs it once `reached()` holds
+/// (`what` names the moment, for the timeout's message).
+fn kill_when(recipe: &Path, out: &Path, what: &str, reached: impl Fn() -> bool) {
+    let mut child = run_tiny(recipe, out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !reached() {
+        assert!(start.elapsed() < Duration::from_secs(120), "{what} never happened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+/// Each finished trial's `result.json` and its modification time.
+fn result_times(out: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    results(out)
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::metadata(&p).unwrap().modified().unwrap()))
+        .collect()
+}
+
+/// Asserts that none of `done` was written again.
+fn not_rerun(done: &[(PathBuf, std::time::SystemTime)]) {
+    for (p, t) in done {
+        assert_eq!(
+            std::fs::metadata(p).unwrap().modified().unwrap(),
+            *t,
+            "{} was rerun",
+            p.display()
+        );
+    }
+}
+
 fn results(out: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(out.join("trials"))
         .into_iter()
@@ -71,33 +108,12 @@ fn killed_checklist_resumes_without_rerunning_and_matches_an_uninterrupted_run()
     finish(run_tiny(&recipe, &reference));
 
     let out = dir.join("killed");
-    let mut child = run_tiny(&recipe, &out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while results(&out).len() < 2 {
-        assert!(start.elapsed() < Duration::from_secs(120), "no trial finished");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let done: Vec<(PathBuf, std::time::SystemTime)> = results(&out)
-        .into_iter()
-        .map(|p| (p.clone(), std::fs::metadata(&p).unwrap().modified().unwrap()))
-        .collect();
+    kill_when(&recipe, &out, "two finished trials", || results(&out).len() >= 2);
+    let done = result_times(&out);
     assert!(!out.join("summary.json").exists(), "killed before the report");
 
     finish(run_tiny(&recipe, &out));
-    for (p, t) in done {
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().modified().unwrap(),
-            t,
-            "{} was rerun",
-            p.display()
-        );
-    }
+    not_rerun(&done);
     assert_eq!(summary(&out), summary(&reference));
 
     // The report can be rebuilt from the run dirs alone.
@@ -348,46 +364,24 @@ fn sequential_rounds_resume_after_a_kill_inside_the_second_round() {
     }
     // Killed inside the second round (a seed-2 trial has started), then rerun: the same summary.
     let out = dir.join("killed");
-    let mut child = run_tiny(&recipe, &out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let second_round = || {
+    kill_when(&recipe, &out, "a second-round trial", || {
         std::fs::read_dir(out.join("trials"))
             .into_iter()
             .flatten()
             .flatten()
             .any(|a| a.path().join("seed-2/metrics.jsonl").exists())
-    };
-    while !second_round() {
-        assert!(start.elapsed() < Duration::from_secs(120), "no second round");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    });
     finish(run_tiny(&recipe, &out));
     assert_eq!(summary(&out), summary(&reference));
     // Raising max_seeds on a rerun keeps every finished trial (the [checklist] section does not
     // change a trial's recipe) and runs only the new rounds.
-    let done: Vec<(PathBuf, std::time::SystemTime)> = results(&reference)
-        .into_iter()
-        .map(|p| (p.clone(), std::fs::metadata(&p).unwrap().modified().unwrap()))
-        .collect();
+    let done = result_times(&reference);
     finish(common::checklist(
         &recipe,
         &reference,
         &["--parallel", "2", "--max-seeds", "6"],
     ));
-    for (p, t) in &done {
-        assert_eq!(
-            std::fs::metadata(p).unwrap().modified().unwrap(),
-            *t,
-            "{} was rerun",
-            p.display()
-        );
-    }
+    not_rerun(&done);
     assert_eq!(summary(&reference)["design"]["looks"], serde_json::json!([2, 4, 6]));
 }
 
