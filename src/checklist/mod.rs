@@ -150,7 +150,7 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
     let _lock = Lock::acquire(root)?;
     rundir::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     let variants = plan::variants(baseline)?;
-    loop {
+    let summary = loop {
         let summary = analysis::analyze(root)?;
         let round = next_round(baseline, &variants, &summary);
         // With early stop, a variant's trial compares itself with its finished baseline trial,
@@ -163,14 +163,16 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
         };
         let (ran_first, first_finished) = run_trials(root, baseline, &first, exec)?;
         if !first_finished {
-            break;
+            break analysis::analyze(root)?;
         }
         let (ran, all_finished) = run_trials(root, baseline, &rest, exec)?;
-        if ran_first + ran == 0 || !all_finished {
-            break;
+        match (ran_first + ran, all_finished) {
+            // Nothing left to run: the analysis above is current.
+            (0, _) => break summary,
+            (_, false) => break analysis::analyze(root)?,
+            _ => {}
         }
-    }
-    let summary = analysis::analyze(root)?;
+    };
     crate::report::write(root, &summary)?;
     Ok(summary)
 }
