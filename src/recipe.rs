@@ -843,6 +843,14 @@ impl Recipe {
                 ),
             ));
         }
+        if let Some(r) = &t.stop_reference
+            && !r.is_dir()
+        {
+            return Err(Error::recipe(
+                "train.stop_reference",
+                format!("{} is not a folder (expected a run dir)", r.display()),
+            ));
+        }
         let m = t.stop_margin;
         check(
             "train.stop_margin",

@@ -176,6 +176,15 @@ fn recipe_values_are_checked_before_any_work() {
             "checklist.seeds=1000000000",
             vec!["checklist.seeds", "expected 1 to 1000"],
         ),
+        (
+            "train.stop_reference=\"/no/such/run\"",
+            vec!["train.stop_reference", "not a folder"],
+        ),
+        (
+            "checklist.max_seeds=0",
+            vec!["checklist.max_seeds", "expected 1 to 1000"],
+        ),
+        ("checklist.alpha=0.7", vec!["checklist.alpha", "(0, 0.5)"]),
     ] {
         let e = fails(run(&["recipe", "--set", set]), &needles);
         assert!(!e.contains("warmup_epochs"), "{set}: {e}");
