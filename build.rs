@@ -3,7 +3,8 @@
 //! `LIBTORCH` (set by `.cargo/config.toml`) points at `.venv/torch`. We add an rpath to
 //! `torch/lib` and to every `nvidia/*/lib` of the wheel's CUDA dependencies, so binaries and tests
 //! run with no `LD_LIBRARY_PATH`, and force-link `libtorch_cuda` so that a linker using
-//! `--as-needed` cannot drop it and make CUDA look absent (tch-rs issue #980).
+//! `--as-needed` cannot drop it and make CUDA look absent (tch-rs issue #980). It also compiles
+//! `csrc/autocast.cpp`, the few libtorch calls tch does not bind, against the same headers.
 use std::path::{Path, PathBuf};
 
 fn main() {
@@ -15,6 +16,7 @@ fn main() {
     let torch = std::fs::canonicalize(&libtorch)
         .unwrap_or_else(|_| panic!("LIBTORCH={libtorch} does not exist: run `bash scripts/setup.sh` first"));
     let torch_lib = torch.join("lib");
+    compile_shim(&torch);
     for dir in rpath_dirs(&torch) {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
     }
@@ -24,6 +26,20 @@ fn main() {
             torch_lib.display()
         );
     }
+}
+
+/// Builds csrc/autocast.cpp with the flags torch-sys uses for its own bindings.
+fn compile_shim(torch: &Path) {
+    println!("cargo:rerun-if-changed=csrc/autocast.cpp");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/autocast.cpp")
+        .include(torch.join("include"))
+        .flag("-std=c++17")
+        .flag("-D_GLIBCXX_USE_CXX11_ABI=1")
+        .flag("-DGLOG_USE_GLOG_EXPORT")
+        .warnings(false)
+        .compile("darkmagic_shim");
 }
 
 /// `torch/lib` plus each `site-packages/nvidia/**/lib` folder of the CUDA wheels.

@@ -3,7 +3,9 @@
 A CIFAR-style ResNet (He et al. 2016; 3x3 stem, 3 stages of basic blocks, 1x1 projection
 shortcuts) without SE, ReLU everywhere; SGD with Nesterov momentum 0.9, weight decay 5e-5;
 cross-entropy with label smoothing 0.1; one fixed random batch; `loss.item()` every step as a
-training loop that logs its loss does. Prints images per second over the timed steps.
+training loop that logs its loss does. `--channels-last` and `--amp bf16|fp16` as timm's
+`--channels-last --amp --amp-dtype` (fp16 with torch.amp.GradScaler). Prints images per second
+over the timed steps.
 """
 import argparse
 import time
@@ -63,6 +65,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True), as darkmagic does")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"])
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -75,12 +79,19 @@ def main():
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-5)
     x = torch.randn(a.batch, c, h, w, device=dev)
     y = torch.randint(a.classes, (a.batch,), device=dev)
+    if a.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[a.amp]
+    scaler = torch.amp.GradScaler(dev, enabled=a.amp == "fp16")
 
     def step():
-        loss = F.cross_entropy(net(x), y, label_smoothing=0.1)
+        with torch.autocast(dev, dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(net(x), y, label_smoothing=0.1)
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         return loss.item()
 
     for _ in range(a.warmup):
@@ -90,7 +101,8 @@ def main():
         step()
     ips = a.steps * a.batch / (time.perf_counter() - start)
     print(f"pytorch {torch.__version__} train resnet{a.depth} batch {a.batch} image {a.image} "
-          f"device {dev} threads {torch.get_num_threads()}: {ips:.1f} images/s")
+          f"device {dev} threads {torch.get_num_threads()} channels_last {str(a.channels_last).lower()} amp {a.amp}: "
+          f"{ips:.1f} images/s")
 
 
 if __name__ == "__main__":

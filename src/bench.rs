@@ -4,13 +4,15 @@
 //! Training steps, as `bench/train_step.py`:
 //! a plain ResNet (no SE, ReLU everywhere) on a fixed random batch, SGD with Nesterov momentum
 //! 0.9, weight decay 5e-5, cross-entropy with label smoothing 0.1; `warmup` untimed steps, then
-//! `steps` timed ones.
+//! `steps` timed ones; optionally channels-last and under autocast, as the script's
+//! `--channels-last` and `--amp`.
 use crate::data::{Images, Pixels, loader};
 use crate::error::Result;
 use crate::loss;
 use crate::model::Net;
 use crate::optim::Optimizer;
 use crate::recipe::{Activation, Arch, AugPolicy, AugmentConfig, Decode, Interpolation, ModelConfig, OptimConfig};
+use crate::train::amp::autocast;
 use std::path::Path;
 use std::time::Instant;
 use tch::nn::{ModuleT, VarStore};
@@ -26,6 +28,9 @@ pub struct TrainBench {
     pub steps: usize,
     pub warmup: usize,
     pub device: Device,
+    pub channels_last: bool,
+    /// Autocast type, None for float32.
+    pub amp: Option<Kind>,
 }
 
 /// Returns training images per second over the timed steps.
@@ -40,6 +45,9 @@ pub fn train_images_per_sec(b: &TrainBench) -> f64 {
         ..ModelConfig::default()
     };
     let net = Net::new(&vs.root(), &cfg, b.image[0], b.classes);
+    if b.channels_last {
+        crate::model::to_channels_last(&vs);
+    }
     let mut opt = Optimizer::new(
         Optimizer::trainable(&vs),
         &OptimConfig {
@@ -48,9 +56,16 @@ pub fn train_images_per_sec(b: &TrainBench) -> f64 {
         },
     );
     let x = Tensor::randn([b.batch, b.image[0], b.image[1], b.image[2]], (Kind::Float, b.device));
+    let x = if b.channels_last {
+        crate::model::channels_last(&x)
+    } else {
+        x
+    };
     let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, b.device));
     let mut step = || {
-        let loss = loss::cross_entropy(&net.forward_t(&x, true), &y, 0.1);
+        let loss = autocast(b.amp, b.device, || {
+            loss::cross_entropy(&net.forward_t(&x, true), &y, 0.1)
+        });
         opt.zero_grad();
         loss.backward();
         opt.step(0.1, 5e-5);

@@ -207,27 +207,36 @@ enum BenchCommand {
         folder: Option<PathBuf>,
     },
     /// Training images per second of one model on random data.
-    Train {
-        #[arg(long, value_parser = parse_arch, default_value = "resnet20")]
-        model: Arch,
-        #[arg(long, default_value_t = 128)]
-        batch: i64,
-        /// Channels x height x width.
-        #[arg(long, default_value = "3x32x32")]
-        image: String,
-        #[arg(long, default_value_t = 50)]
-        steps: usize,
-        #[arg(long, default_value_t = 5)]
-        warmup: usize,
-        #[arg(long, default_value_t = 10)]
-        classes: i64,
-        /// CPU threads (0 = all cores).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// cpu, cuda or auto.
-        #[arg(long, default_value = "auto")]
-        device: String,
-    },
+    Train(BenchTrainArgs),
+}
+
+#[derive(Args)]
+struct BenchTrainArgs {
+    #[arg(long, value_parser = parse_arch, default_value = "resnet20")]
+    model: Arch,
+    #[arg(long, default_value_t = 128)]
+    batch: i64,
+    /// Channels x height x width.
+    #[arg(long, default_value = "3x32x32")]
+    image: String,
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    classes: i64,
+    /// CPU threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// cpu, cuda or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Weights and batch in channels-last memory order (as bench/train_step.py --channels-last).
+    #[arg(long)]
+    channels_last: bool,
+    /// Autocast: off, bf16 or fp16 (as bench/train_step.py --amp).
+    #[arg(long, default_value = "off")]
+    amp: String,
 }
 
 fn parse_arch(s: &str) -> Result<Arch, String> {
@@ -456,6 +465,7 @@ fn estimate_throughput(baseline: &Recipe, threads: usize) -> Option<f64> {
     let d = data::load(&baseline.data, baseline.augment.interpolation).ok()?;
     train::configure_cpu(threads);
     let t = &d.train;
+    let device = train::resolve_device(baseline.train.device).ok()?;
     let b = darkmagic::bench::TrainBench {
         arch: baseline.model.arch,
         batch: baseline.train.batch_size as i64,
@@ -463,7 +473,9 @@ fn estimate_throughput(baseline: &Recipe, threads: usize) -> Option<f64> {
         classes: d.classes.len() as i64,
         steps: 5,
         warmup: 2,
-        device: train::resolve_device(baseline.train.device).ok()?,
+        device,
+        channels_last: baseline.train.channels_last,
+        amp: train::amp::resolve(baseline.train.amp, device),
     };
     Some(darkmagic::bench::train_images_per_sec(&b))
 }
@@ -556,7 +568,7 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
 }
 
 fn bench_cmd(cmd: BenchCommand) -> Result<()> {
-    let (model, batch, image, steps, warmup, classes, threads, device) = match cmd {
+    match cmd {
         BenchCommand::Augment {
             images,
             threads,
@@ -572,20 +584,15 @@ fn bench_cmd(cmd: BenchCommand) -> Result<()> {
                     println!("darkmagic augment CIFAR AutoAugment threads={threads}: {ips:.1} images/s");
                 }
             }
-            return Ok(());
+            Ok(())
         }
-        BenchCommand::Train {
-            model,
-            batch,
-            image,
-            steps,
-            warmup,
-            classes,
-            threads,
-            device,
-        } => (model, batch, image, steps, warmup, classes, threads, device),
-    };
-    let dims: Vec<i64> = image
+        BenchCommand::Train(a) => bench_train(a),
+    }
+}
+
+fn bench_train(a: BenchTrainArgs) -> Result<()> {
+    let dims: Vec<i64> = a
+        .image
         .split('x')
         .map(str::parse)
         .collect::<Result<_, _>>()
@@ -593,25 +600,34 @@ fn bench_cmd(cmd: BenchCommand) -> Result<()> {
     let [c, h, w] = dims[..] else {
         bail!("--image: expected CxHxW, e.g. 3x32x32")
     };
-    if dims.iter().any(|&d| d < 1) || batch < 1 || classes < 1 {
+    if dims.iter().any(|&d| d < 1) || a.batch < 1 || a.classes < 1 {
         bail!("--image, --batch, --classes: every size must be at least 1");
     }
-    let choice = parse_device(&device)?;
-    train::configure_cpu(threads);
+    let choice = parse_device(&a.device)?;
+    let amp = darkmagic::recipe::Amp::deserialize(toml::Value::String(a.amp.clone()))
+        .context("--amp: expected off, bf16 or fp16")?;
+    train::configure_cpu(a.threads);
     let device = train::resolve_device(choice)?;
     let b = darkmagic::bench::TrainBench {
-        arch: model,
-        batch,
+        arch: a.model,
+        batch: a.batch,
         image: [c, h, w],
-        classes,
-        steps,
-        warmup,
+        classes: a.classes,
+        steps: a.steps,
+        warmup: a.warmup,
         device,
+        channels_last: a.channels_last,
+        amp: train::amp::resolve(amp, device),
     };
     let ips = darkmagic::bench::train_images_per_sec(&b);
     println!(
-        "darkmagic train {model:?} batch {batch} image {image} device {device:?} threads {}: {ips:.1} images/s",
-        tch::get_num_threads()
+        "darkmagic train {:?} batch {} image {} device {device:?} threads {} channels_last {} amp {}: {ips:.1} images/s",
+        a.model,
+        a.batch,
+        a.image,
+        tch::get_num_threads(),
+        a.channels_last,
+        a.amp
     );
     Ok(())
 }

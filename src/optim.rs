@@ -8,46 +8,98 @@
 //! - Adam (`torch.optim.Adam`): `m = b1*m + (1-b1)*g`, `v = b2*v + (1-b2)*g^2`,
 //!   `p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`; coupled decay.
 //! - AdamW: `p *= 1 - lr*wd` first (decoupled), then the Adam step without decay.
+//!
+//! One fused step: the parameters of a group (same kind, device and decay setting) are views of
+//! one flat buffer, and so are their gradients and each optimizer state, so an update is a
+//! handful of element-wise kernels over the whole group whatever the number of tensors (as
+//! apex's and DeepSpeed's flat-buffer optimizers; torch.optim's `foreach` path gets a similar
+//! effect with multi-tensor kernels, which tch does not bind). Every element still follows the
+//! per-tensor formulas above.
 use crate::recipe::{OptimConfig, OptimName};
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 
-/// One parameter with its optimizer state (SGD: momentum buffer; Adam: first and second moments).
-struct Param {
+/// Where one parameter lies in its group's flat buffers.
+struct Member {
     name: String,
-    tensor: Tensor,
-    decay: bool,
+    offset: i64,
+    numel: i64,
+    size: Vec<i64>,
+    stride: Vec<i64>,
     /// Not updated (e.g. the backbone while fine-tuning only the classifier).
     frozen: bool,
-    state: Vec<Tensor>,
 }
+
+/// Parameters of one kind, device and decay setting: their values, gradients and optimizer
+/// state (SGD: momentum buffer; Adam: first and second moments) as flat 1-D buffers.
+struct Group {
+    decay: bool,
+    values: Tensor,
+    grads: Tensor,
+    state: Vec<Tensor>,
+    members: Vec<Member>,
+}
+
+impl Group {
+    /// `flat` seen as member `m`'s tensor, with the parameter's own shape and memory order.
+    fn view(flat: &Tensor, m: &Member) -> Tensor {
+        flat.as_strided(m.size.as_slice(), m.stride.as_slice(), m.offset)
+    }
+
+    /// Maximal runs `(offset, numel)` of consecutive members that are not frozen: the whole
+    /// buffer when nothing is frozen.
+    fn trainable_runs(&self) -> Vec<(i64, i64)> {
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for m in self.members.iter().filter(|m| !m.frozen) {
+            match runs.last_mut() {
+                Some((start, len)) if *start + *len == m.offset => *len += m.numel,
+                _ => runs.push((m.offset, m.numel)),
+            }
+        }
+        runs
+    }
+}
+
+/// What parameters of one group share: kind, device, and whether weight decay applies.
+type GroupKey = (Kind, Device, bool);
 
 pub struct Optimizer {
     cfg: OptimConfig,
-    params: Vec<Param>,
+    groups: Vec<Group>,
     /// Steps taken so far (Adam's bias-correction counter).
     steps: i64,
 }
 
+/// Elements a dense tensor of this size and stride spans (numel when contiguous or
+/// channels-last; more when it has gaps).
+fn span(size: &[i64], stride: &[i64]) -> i64 {
+    1 + size.iter().zip(stride).map(|(n, s)| (n - 1) * s).sum::<i64>()
+}
+
 impl Optimizer {
-    /// Takes the trainable tensors of a model by name; state buffers start at zero.
+    /// Takes the trainable tensors of a model by name; state buffers start at zero. Each tensor
+    /// becomes a view of its group's flat buffer (same values, shape and memory order) and gets a
+    /// zero gradient that is a view of the group's flat gradient, so backward passes accumulate
+    /// straight into it. Convert the model's memory order (channels-last) before this.
     pub fn new(named: Vec<(String, Tensor)>, cfg: &OptimConfig) -> Self {
         let n_state = match cfg.name {
             OptimName::Sgd => 1,
             OptimName::Adam | OptimName::Adamw => 2,
         };
-        let params = named
+        let mut keyed: Vec<(GroupKey, Vec<(String, Tensor)>)> = Vec::new();
+        for (name, t) in named {
+            let key = (t.kind(), t.device(), !(cfg.exclude_1d && t.dim() <= 1));
+            match keyed.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push((name, t)),
+                None => keyed.push((key, vec![(name, t)])),
+            }
+        }
+        let groups = keyed
             .into_iter()
-            .map(|(name, tensor)| Param {
-                decay: !(cfg.exclude_1d && tensor.dim() <= 1),
-                frozen: false,
-                state: (0..n_state).map(|_| tensor.zeros_like()).collect(),
-                name,
-                tensor,
-            })
+            .map(|((kind, device, decay), params)| Group::new(params, kind, device, decay, n_state))
             .collect();
         Optimizer {
             cfg: cfg.clone(),
-            params,
+            groups,
             steps: 0,
         }
     }
@@ -61,49 +113,48 @@ impl Optimizer {
 
     /// Freezes the parameters whose name satisfies `frozen` and unfreezes the others.
     pub fn freeze(&mut self, frozen: impl Fn(&str) -> bool) {
-        for p in &mut self.params {
-            p.frozen = frozen(&p.name);
+        for m in self.groups.iter_mut().flat_map(|g| g.members.iter_mut()) {
+            m.frozen = frozen(&m.name);
         }
     }
 
+    /// Zeroes every gradient: one kernel per group.
     pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            p.tensor.zero_grad();
+        for g in &mut self.groups {
+            let _ = g.grads.zero_();
         }
+    }
+
+    /// The flat gradient buffers (one per group), e.g. for loss scaling to unscale in place.
+    pub fn grads(&self) -> Vec<Tensor> {
+        self.groups.iter().map(|g| g.grads.shallow_clone()).collect()
     }
 
     /// One update with learning rate `lr` and weight decay `wd` (both may change every step).
     pub fn step(&mut self, lr: f64, wd: f64) {
         self.steps += 1;
-        let cfg = &self.cfg;
-        let t = self.steps as i32;
+        let (cfg, t) = (&self.cfg, self.steps as i32);
         tch::no_grad(|| {
-            for p in &mut self.params {
-                let grad = p.tensor.grad();
-                if !grad.defined() || p.frozen {
-                    continue;
-                }
-                let wd = if p.decay { wd } else { 0.0 };
-                match cfg.name {
-                    OptimName::Sgd => sgd(p, grad, lr, wd, cfg),
-                    OptimName::Adam => adam(p, grad, lr, wd, t, cfg),
-                    OptimName::Adamw => {
-                        if wd != 0.0 {
-                            let _ = p.tensor.g_mul_scalar_(1.0 - lr * wd);
-                        }
-                        adam(p, grad, lr, 0.0, t, cfg)
-                    }
+            for g in &self.groups {
+                let wd = if g.decay { wd } else { 0.0 };
+                for (offset, n) in g.trainable_runs() {
+                    let part = |x: &Tensor| x.narrow(0, offset, n);
+                    let mut state: Vec<Tensor> = g.state.iter().map(part).collect();
+                    update(cfg, &mut part(&g.values), &part(&g.grads), &mut state, lr, wd, t);
                 }
             }
         });
     }
 
-    /// The optimizer state as named tensors, for checkpoints.
+    /// The optimizer state as named tensors (`<parameter>.<k>`, shaped as the parameter), for
+    /// checkpoints.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("steps".to_string(), Tensor::from(self.steps))];
-        for p in &self.params {
-            for (k, s) in p.state.iter().enumerate() {
-                out.push((format!("{}.{k}", p.name), s.shallow_clone()));
+        for g in &self.groups {
+            for m in &g.members {
+                for (k, s) in g.state.iter().enumerate() {
+                    out.push((format!("{}.{k}", m.name), Group::view(s, m)));
+                }
             }
         }
         out
@@ -114,9 +165,11 @@ impl Optimizer {
         let get = |k: &str| saved.get(k).ok_or_else(|| format!("optimizer state `{k}` missing"));
         self.steps = get("steps")?.int64_value(&[]);
         tch::no_grad(|| {
-            for p in &mut self.params {
-                for (k, s) in p.state.iter_mut().enumerate() {
-                    s.copy_(get(&format!("{}.{k}", p.name))?);
+            for g in &self.groups {
+                for m in &g.members {
+                    for (k, s) in g.state.iter().enumerate() {
+                        Group::view(s, m).copy_(get(&format!("{}.{k}", m.name))?);
+                    }
                 }
             }
             Ok(())
@@ -124,10 +177,81 @@ impl Optimizer {
     }
 }
 
-fn sgd(p: &mut Param, grad: Tensor, lr: f64, wd: f64, cfg: &OptimConfig) {
-    let g = if wd != 0.0 { grad + &p.tensor * wd } else { grad };
+impl Group {
+    /// Moves `params` into fresh flat buffers: each parameter keeps its values, shape and
+    /// memory order but now lives in `values`, and its gradient in `grads`.
+    fn new(params: Vec<(String, Tensor)>, kind: Kind, device: Device, decay: bool, n_state: usize) -> Group {
+        let mut offset = 0;
+        let members: Vec<Member> = params
+            .iter()
+            .map(|(name, t)| {
+                let (size, stride, numel) = (t.size(), t.stride(), t.numel() as i64);
+                assert!(
+                    numel == 0 || span(&size, &stride) == numel,
+                    "parameter `{name}` has gaps in memory (size {size:?}, stride {stride:?})"
+                );
+                let m = Member {
+                    name: name.clone(),
+                    offset,
+                    numel,
+                    size,
+                    stride,
+                    frozen: false,
+                };
+                offset += numel;
+                m
+            })
+            .collect();
+        let zeros = || Tensor::zeros([offset], (kind, device));
+        let group = Group {
+            decay,
+            values: zeros(),
+            grads: zeros(),
+            state: (0..n_state).map(|_| zeros()).collect(),
+            members,
+        };
+        for ((_, t), m) in params.iter().zip(&group.members) {
+            let mut t = t.shallow_clone();
+            tch::no_grad(|| {
+                let mut view = Group::view(&group.values, m);
+                view.copy_(&t);
+                t.set_data(&view);
+            });
+            if !t.requires_grad() {
+                continue;
+            }
+            if !t.grad().defined() {
+                // A zero gradient with the parameter's layout, to be re-pointed below.
+                (t.sum(kind) * 0.0).backward();
+            }
+            t.grad().set_data(&Group::view(&group.grads, m));
+        }
+        group
+    }
+}
+
+/// The update rule of `cfg` on one run of elements (parameters, gradients, state of equal length).
+fn update(cfg: &OptimConfig, p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, t: i32) {
+    match cfg.name {
+        OptimName::Sgd => sgd(p, grad, state, lr, wd, cfg),
+        OptimName::Adam => adam(p, grad, state, lr, wd, t, cfg),
+        OptimName::Adamw => {
+            if wd != 0.0 {
+                let _ = p.g_mul_scalar_(1.0 - lr * wd);
+            }
+            adam(p, grad, state, lr, 0.0, t, cfg)
+        }
+    }
+}
+
+fn sgd(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, cfg: &OptimConfig) {
+    let g = if wd != 0.0 {
+        grad + &*p * wd
+    } else {
+        grad.shallow_clone()
+    };
     let d = if cfg.momentum != 0.0 {
-        let buf = &mut p.state[0];
+        let buf = &mut state[0];
         let _ = buf.g_mul_scalar_(cfg.momentum);
         let _ = buf.g_add_(&g);
         if cfg.nesterov {
@@ -138,20 +262,24 @@ fn sgd(p: &mut Param, grad: Tensor, lr: f64, wd: f64, cfg: &OptimConfig) {
     } else {
         g
     };
-    let _ = p.tensor.g_sub_(&(d * lr));
+    let _ = p.g_sub_(&(d * lr));
 }
 
-fn adam(p: &mut Param, grad: Tensor, lr: f64, wd: f64, t: i32, cfg: &OptimConfig) {
-    let g = if wd != 0.0 { grad + &p.tensor * wd } else { grad };
+fn adam(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, t: i32, cfg: &OptimConfig) {
+    let g = if wd != 0.0 {
+        grad + &*p * wd
+    } else {
+        grad.shallow_clone()
+    };
     let (b1, b2) = (cfg.beta1, cfg.beta2);
-    let _ = p.state[0].g_mul_scalar_(b1);
-    let _ = p.state[0].g_add_(&(&g * (1.0 - b1)));
-    let _ = p.state[1].g_mul_scalar_(b2);
-    let _ = p.state[1].g_add_(&(&g * &g * (1.0 - b2)));
+    let _ = state[0].g_mul_scalar_(b1);
+    let _ = state[0].g_add_(&(&g * (1.0 - b1)));
+    let _ = state[1].g_mul_scalar_(b2);
+    let _ = state[1].g_add_(&(&g * &g * (1.0 - b2)));
     let bc1 = 1.0 - b1.powi(t);
     let bc2 = 1.0 - b2.powi(t);
-    let denom = p.state[1].sqrt() / bc2.sqrt() + cfg.eps;
-    let _ = p.tensor.g_sub_(&(&p.state[0] / denom * (lr / bc1)));
+    let denom = state[1].sqrt() / bc2.sqrt() + cfg.eps;
+    let _ = p.g_sub_(&(&state[0] / denom * (lr / bc1)));
 }
 
 #[cfg(test)]
@@ -307,6 +435,70 @@ mod tests {
         assert_ne!(Vec::<f64>::try_from(&p).unwrap(), vec![1.0, 2.0]);
     }
 
+    /// NHWC memory order for a 4-D tensor, as `torch.channels_last`.
+    fn channels_last(t: &Tensor) -> Tensor {
+        t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    }
+
+    #[test]
+    fn fused_step_equals_the_per_tensor_update() {
+        // Parameters of every kind the models have: channels-last convolution weights, matrices,
+        // 1-D (excluded from decay), and a frozen one; 4 steps of each optimizer in float32
+        // against the per-tensor formulas applied to copies.
+        for name in [OptimName::Sgd, OptimName::Adam, OptimName::Adamw] {
+            tch::manual_seed(7);
+            let cfg = OptimConfig {
+                name,
+                ..OptimConfig::default()
+            };
+            let opts = (Kind::Float, Device::Cpu);
+            let make = |s: &[i64]| Tensor::randn(s, opts);
+            let shapes: [&[i64]; 5] = [&[8, 3, 3, 3], &[10, 16], &[16], &[4, 4, 1, 1], &[5]];
+            let init: Vec<Tensor> = shapes.iter().map(|s| make(s)).collect();
+            let params: Vec<Tensor> = init
+                .iter()
+                .map(|t| if t.dim() == 4 { channels_last(t) } else { t.copy() }.set_requires_grad(true))
+                .collect();
+            let named = params
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("p{i}"), t.shallow_clone()))
+                .collect();
+            let mut opt = Optimizer::new(named, &cfg);
+            opt.freeze(|n| n == "p3");
+            assert!(
+                params[0].stride() == channels_last(&init[0]).stride(),
+                "memory order kept"
+            );
+            let coef: Vec<Tensor> = shapes.iter().map(|s| make(s)).collect();
+            let mut want: Vec<Tensor> = init.iter().map(Tensor::copy).collect();
+            let mut state: Vec<Vec<Tensor>> = init.iter().map(|t| vec![t.zeros_like(), t.zeros_like()]).collect();
+            for step in 1..=4 {
+                opt.zero_grad();
+                let loss = params
+                    .iter()
+                    .zip(&coef)
+                    .map(|(p, c)| (p * p * c).sum(Kind::Float))
+                    .fold(Tensor::zeros([], opts), |a, b| a + b);
+                loss.backward();
+                opt.step(0.05, 0.1);
+                for (i, w) in want.iter_mut().enumerate() {
+                    if i == 3 {
+                        continue;
+                    }
+                    let grad = &*w * &coef[i] * 2.0;
+                    let wd = if shapes[i].len() > 1 { 0.1 } else { 0.0 };
+                    update(&cfg, w, &grad, &mut state[i], 0.05, wd, step);
+                }
+            }
+            for (i, (p, w)) in params.iter().zip(&want).enumerate() {
+                let diff = (p - w).abs().max().double_value(&[]);
+                assert!(diff < 1e-6, "{name:?} p{i}: {diff}");
+            }
+            assert!(params[3].equal(&channels_last(&init[3])), "frozen p3 unchanged");
+        }
+    }
+
     #[test]
     fn decay_applies_to_1d_params_when_not_excluded() {
         let cfg = OptimConfig {
@@ -332,7 +524,8 @@ mod tests {
         let mut b = Optimizer::new(vec![("p".into(), p.zeros_like())], &cfg);
         b.load_state(&saved).unwrap();
         assert_eq!(b.steps, 1);
-        assert_eq!(Vec::<f32>::try_from(&b.params[0].state[0]).unwrap(), vec![0.1, 0.1]);
+        let state: std::collections::HashMap<_, _> = b.state().into_iter().collect();
+        assert_eq!(Vec::<f32>::try_from(&state["p.0"]).unwrap(), vec![0.1, 0.1]);
         let e = b.load_state(&std::collections::HashMap::new()).unwrap_err();
         assert!(e.contains("steps"), "{e}");
     }

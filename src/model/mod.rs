@@ -12,6 +12,31 @@ use layers::{Act, AttentionPool, ConvBn, SqueezeExcite, batch_norm, conv, drop_p
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
+/// `t` in NHWC memory order with its NCHW shape, as `t.to(memory_format=torch.channels_last)`
+/// (tch has no memory-format argument; permuting, copying and permuting back gives the same
+/// strides). Tensors that are not 4-D are returned as they are.
+pub fn channels_last(t: &Tensor) -> Tensor {
+    if t.dim() == 4 {
+        t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        t.shallow_clone()
+    }
+}
+
+/// Moves every 4-D variable of `vs` (convolution weights) to channels-last memory order in
+/// place, as `model.to(memory_format=torch.channels_last)`; values are unchanged. Convolutions
+/// then return channels-last activations when their input is channels-last.
+pub fn to_channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut v) in vs.variables() {
+            if v.dim() == 4 {
+                let nhwc = channels_last(&v);
+                v.set_data(&nhwc);
+            }
+        }
+    });
+}
+
 /// A residual block: basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1 x4), with optional SE
 /// before the residual addition and a projection shortcut when the shape changes.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! Checkpoints: the model's variables (`model.*`), the optimizer state (`optim.*`), the EMA
-//! weights when kept (`ema.*`, beside the raw weights) and the
+//! weights when kept (`ema.*`, beside the raw weights), the float16 loss scale when kept
+//! (`amp.*`) and the
 //! progress (`meta.epoch`, `meta.step`) in one safetensors file, written atomically.
+use super::amp::GradScaler;
 use super::ema::Ema;
 use super::rundir::temp_path;
 use crate::error::{Error, Result};
@@ -18,29 +20,43 @@ pub struct Progress {
     pub step: usize,
 }
 
-pub fn save(path: &Path, vs: &VarStore, opt: &Optimizer, ema: Option<&Ema>, progress: Progress) -> Result<()> {
+/// Writes the checkpoint. Tensors are stored contiguous (NCHW for channels-last weights), so the
+/// file does not depend on `train.channels_last`.
+pub fn save(
+    path: &Path,
+    vs: &VarStore,
+    opt: &Optimizer,
+    ema: Option<&Ema>,
+    scaler: Option<&GradScaler>,
+    progress: Progress,
+) -> Result<()> {
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
-        .map(|(k, v)| (format!("model.{k}"), v.to_device(Device::Cpu)))
+        .map(|(k, v)| (format!("model.{k}"), v))
         .collect();
-    named.extend(
-        opt.state()
-            .into_iter()
-            .map(|(k, v)| (format!("optim.{k}"), v.to_device(Device::Cpu))),
-    );
-    if let Some(e) = ema {
-        named.extend(e.state().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))));
-    }
+    named.extend(opt.state().into_iter().map(|(k, v)| (format!("optim.{k}"), v)));
+    named.extend(ema.map(Ema::state).unwrap_or_default());
+    named.extend(scaler.map(GradScaler::state).unwrap_or_default());
     named.push(("meta.epoch".into(), Tensor::from(progress.epoch as i64)));
     named.push(("meta.step".into(), Tensor::from(progress.step as i64)));
+    let named: Vec<(String, Tensor)> = named
+        .into_iter()
+        .map(|(k, v)| (k, v.to_device(Device::Cpu).contiguous()))
+        .collect();
     let tmp = temp_path(path);
     Tensor::write_safetensors(&named, &tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
-/// Loads a checkpoint into `vs` and `opt`; returns the progress it records.
-pub fn load(path: &Path, vs: &VarStore, opt: &mut Optimizer, ema: Option<&mut Ema>) -> Result<Progress> {
+/// Loads a checkpoint into `vs`, `opt`, `ema` and `scaler`; returns the progress it records.
+pub fn load(
+    path: &Path,
+    vs: &VarStore,
+    opt: &mut Optimizer,
+    ema: Option<&mut Ema>,
+    scaler: Option<&mut GradScaler>,
+) -> Result<Progress> {
     let bad = |m: String| Error::RunDir {
         path: path.to_path_buf(),
         message: m,
@@ -78,6 +94,9 @@ pub fn load(path: &Path, vs: &VarStore, opt: &mut Optimizer, ema: Option<&mut Em
             .map(|(k, v)| (k.clone(), v.to_device(vs.device())))
             .collect();
         e.load_state(&on_device).map_err(|m| bad(format!("EMA state: {m}")))?;
+    }
+    if let Some(s) = scaler {
+        *s = GradScaler::load_state(&tensors);
     }
     let meta = |k: &str| {
         tensors

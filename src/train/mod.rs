@@ -1,5 +1,6 @@
 //! The training loop: epochs over a seeded order, evaluation each epoch, checkpoints, resume,
 //! and a divergence guard. Everything it records goes to the run directory (see `rundir`).
+pub mod amp;
 pub mod checkpoint;
 pub mod ema;
 pub mod rundir;
@@ -132,6 +133,10 @@ struct Trainer<'a> {
     opt: Optimizer,
     sched: LrSchedule,
     ema: Option<ema::Ema>,
+    /// The autocast type (`train.amp` resolved for the device); None = float32.
+    amp: Option<Kind>,
+    /// Loss scaling, with float16 autocast only.
+    scaler: Option<amp::GradScaler>,
     steps_per_epoch: usize,
     progress: Progress,
     metrics: Vec<EpochMetrics>,
@@ -179,6 +184,9 @@ impl<'a> Trainer<'a> {
         let classes = splits.classes.len();
         let vs = VarStore::new(device);
         let net = Net::new(&vs.root(), &recipe.model, im.channels as i64, classes as i64);
+        if recipe.train.channels_last {
+            crate::model::to_channels_last(&vs);
+        }
         let mut opt = Optimizer::new(Optimizer::trainable(&vs), &recipe.optim);
         let steps_per_epoch = (im.len() / recipe.train.batch_size).max(1);
         let sched = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
@@ -197,8 +205,10 @@ impl<'a> Trainer<'a> {
         }
         let t = &recipe.train;
         let mut ema = (t.ema_decay > 0.0).then(|| ema::Ema::new(&vs, t.ema_decay, t.ema_warmup));
+        let amp = amp::resolve(t.amp, device);
+        let mut scaler = (amp == Some(Kind::Half)).then(amp::GradScaler::default);
         let (progress, metrics) = if resuming {
-            let p = checkpoint::load(&ckpt, &vs, &mut opt, ema.as_mut())?;
+            let p = checkpoint::load(&ckpt, &vs, &mut opt, ema.as_mut(), scaler.as_mut())?;
             let kept = dir.read_metrics()?.into_iter().filter(|m| m.epoch <= p.epoch).collect();
             dir.log(&format!("resumed from epoch {} (step {})", p.epoch, p.step));
             (p, kept)
@@ -207,14 +217,15 @@ impl<'a> Trainer<'a> {
         };
         let n_params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         dir.log(&format!(
-            "{} classes, train {} / val {} / test {} images of {}x{}x{}; {n_params} parameters; device {device:?}",
+            "{} classes, train {} / val {} / test {} images of {}x{}x{}; {n_params} parameters; device {device:?}; channels-last {}; autocast {amp:?}",
             classes,
             im.len(),
             splits.val.len(),
             splits.test.as_ref().map_or(0, Images::len),
             im.channels,
             im.height,
-            im.width
+            im.width,
+            t.channels_last
         ));
         Ok(Trainer {
             recipe,
@@ -230,6 +241,8 @@ impl<'a> Trainer<'a> {
             opt,
             sched,
             ema,
+            amp,
+            scaler,
             steps_per_epoch,
             progress,
             metrics,
@@ -266,7 +279,14 @@ impl<'a> Trainer<'a> {
             // resumed run recomputes this epoch and drops its line; the other order would lose it.
             self.dir.write_metrics(&self.metrics)?;
             let ckpt = self.dir.file(rundir::CHECKPOINT);
-            checkpoint::save(&ckpt, &self.vs, &self.opt, self.ema.as_ref(), self.progress)?;
+            checkpoint::save(
+                &ckpt,
+                &self.vs,
+                &self.opt,
+                self.ema.as_ref(),
+                self.scaler.as_ref(),
+                self.progress,
+            )?;
             if let Some(reason) = self.far_below_reference(epoch) {
                 self.dir.log(&format!("stopped: {reason}"));
                 return self.finish(Status::Stopped, Some(reason));
@@ -326,10 +346,12 @@ impl<'a> Trainer<'a> {
         self.opt.zero_grad();
         for batch in loader::train_epoch(self.train.clone(), self.norm.clone(), order, 2) {
             let batch = batch?;
-            let x = batch.images(self.device);
+            let x = self.input(batch.images(self.device));
             let y = batch.labels(self.device);
             let targets = batch.targets(self.device);
-            let (loss, logits) = batch_loss(&self.net, &x, &y, targets.as_ref(), r);
+            let (loss, logits) = amp::autocast(self.amp, self.device, || {
+                batch_loss(&self.net, &x, &y, targets.as_ref(), r)
+            });
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
                 bar.abandon_with_message("diverged");
@@ -337,7 +359,10 @@ impl<'a> Trainer<'a> {
                     .log(&format!("diverged at step {}: loss {loss_value}", self.progress.step));
                 return Ok(None);
             }
-            scaled_backward(&loss, k);
+            match &self.scaler {
+                Some(s) => scaled_backward(&s.scale_loss(&loss), k),
+                None => scaled_backward(&loss, k),
+            }
             pending += 1;
             if pending == k {
                 self.optimizer_step();
@@ -358,15 +383,36 @@ impl<'a> Trainer<'a> {
         Ok(Some((loss_sum / seen as f64, correct as f64 / seen as f64)))
     }
 
-    /// One optimizer step with this step's LR and weight decay, then the EMA update.
+    /// One optimizer step with this step's LR and weight decay, then the EMA update. With loss
+    /// scaling, the gradients are unscaled first and a step with an inf/NaN gradient is skipped
+    /// (the schedule still advances), as `GradScaler.step`.
     fn optimizer_step(&mut self) {
         let (step, wd) = (self.progress.step, self.recipe.optim.weight_decay);
-        self.opt.step(self.sched.lr(step), self.sched.weight_decay(step, wd));
+        let finite = match &mut self.scaler {
+            Some(s) => {
+                let finite = s.unscale(&self.opt.grads());
+                s.update(finite);
+                finite
+            }
+            None => true,
+        };
+        if finite {
+            self.opt.step(self.sched.lr(step), self.sched.weight_decay(step, wd));
+        }
         self.opt.zero_grad();
         if let Some(e) = &mut self.ema {
             e.update(&self.vs);
         }
         self.progress.step += 1;
+    }
+
+    /// A batch of images in the memory order the model's weights use.
+    fn input(&self, x: Tensor) -> Tensor {
+        if self.recipe.train.channels_last {
+            crate::model::channels_last(&x)
+        } else {
+            x
+        }
     }
 
     /// The validation result of the EMA weights, when the recipe keeps an EMA.
@@ -394,7 +440,9 @@ impl<'a> Trainer<'a> {
             ) {
                 let b = b?;
                 let y = b.labels(self.device);
-                let logits = self.net.forward_t(&b.images(self.device), false);
+                let x = self.input(b.images(self.device));
+                let logits =
+                    amp::autocast(self.amp, self.device, || self.net.forward_t(&x, false)).to_kind(Kind::Float);
                 loss += logits
                     .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)
                     .double_value(&[]);
