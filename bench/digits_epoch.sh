@@ -4,15 +4,17 @@
 # An epoch's cost is (wall time of an N-epoch run - wall time of a 1-epoch run) / (N - 1): the
 # difference cancels process start and data loading and keeps every per-epoch cost (training
 # steps, evaluation, metrics and checkpoint writes). R alternating rounds; medians and ratios.
-# Usage: bench/digits_epoch.sh [--epochs N] [--rounds R] [--pytorch-channels-last]
+# Usage: bench/digits_epoch.sh [--epochs N] [--rounds R] [--pytorch-channels-last] [--set KEY=VALUE]...
+# (--set goes to darkmagic, e.g. --set train.amp=bf16)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-epochs=11; rounds=3; pt_flags=()
+epochs=11; rounds=3; pt_flags=(); dm_sets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --epochs) epochs=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --pytorch-channels-last) pt_flags+=(--channels-last); shift ;;
+        --set) dm_sets+=(--set "$2"); shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -21,7 +23,7 @@ bin=${DARKMAGIC_BIN:-target/release/darkmagic}
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
 wall() { local t0; t0=$(date +%s.%N); "$@" > /dev/null 2>&1; echo "$(date +%s.%N) - $t0" | bc -l; }
 dm() { rm -rf "$out/run"; wall "$bin" train --recipe recipes/digits.toml --threads 1 --run-dir "$out/run" \
-    --set augment.policy=none --set model.activation=relu --set "model.se=$1" --set "train.epochs=$2"; }
+    --set augment.policy=none --set model.activation=relu --set "model.se=$1" --set "train.epochs=$2" "${dm_sets[@]}"; }
 pt() { local se=(); [ "$1" = true ] && se=(--se); wall .venv/bin/python bench/digits_epoch.py --threads 1 \
     --epochs "$2" "${se[@]}" "${pt_flags[@]}"; }
 per_epoch() { echo "($($1 "$2" "$epochs") - $($1 "$2" 1)) / ($epochs - 1)" | bc -l; }
@@ -33,6 +35,6 @@ for se in false true; do
         printf 'se %s round %s: darkmagic %.3f s/epoch, pytorch %.3f s/epoch\n' "$se" "$r" "${d[-1]}" "${p[-1]}"
     done
     md=$(median "${d[@]}"); mp=$(median "${p[@]}")
-    printf 'se %s median: darkmagic %.3f s/epoch, pytorch%s %.3f s/epoch, darkmagic/pytorch time %.3f\n' \
-        "$se" "$md" "${pt_flags[*]:+ ${pt_flags[*]}}" "$mp" "$(echo "$md / $mp" | bc -l)"
+    printf 'se %s median: darkmagic%s %.3f s/epoch, pytorch%s %.3f s/epoch, darkmagic/pytorch time %.3f\n' \
+        "$se" "${dm_sets[*]:+ ${dm_sets[*]}}" "$md" "${pt_flags[*]:+ ${pt_flags[*]}}" "$mp" "$(echo "$md / $mp" | bc -l)"
 done

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Compares darkmagic's training step with PyTorch's on the same network, in one run.
 # Usage: bench/train_step.sh [--steps N] [--threads T] [--device cpu|cuda] [--rounds R]
+#        [--batch B] [--image CxHxW] [--channels-last] [--amp off|bf16|fp16]
+# (--channels-last and --amp apply to both sides, as timm's flags of the same names)
 # Runs R alternating rounds of each (default 3) and reports the median images/s and the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=50; threads=0; device=auto; rounds=3; batch=128; image=3x32x32
+steps=50; threads=0; device=auto; rounds=3; batch=128; image=3x32x32; cl=""; amp=off
 while [ $# -gt 0 ]; do
     case "$1" in
         --steps) steps=$2; shift 2 ;;
@@ -13,12 +15,14 @@ while [ $# -gt 0 ]; do
         --rounds) rounds=$2; shift 2 ;;
         --batch) batch=$2; shift 2 ;;
         --image) image=$2; shift 2 ;;
+        --channels-last) cl=--channels-last; shift ;;
+        --amp) amp=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
 bin=${DARKMAGIC_BIN:-target/release/darkmagic}
 [ -x "$bin" ] || cargo build --release
-common="--batch $batch --image $image --steps $steps --threads $threads --device $device"
+common="--batch $batch --image $image --steps $steps --threads $threads --device $device --amp $amp $cl"
 dm=(); pt=()
 for r in $(seq "$rounds"); do
     line=$("$bin" bench train --model resnet20 $common); echo "$line"

@@ -106,6 +106,10 @@ struct ChecklistArgs {
     /// CPU threads per trial (default: cores / parallel).
     #[arg(long)]
     threads: Option<usize>,
+    /// Trials packed on each GPU (sets --parallel to K x the GPU count): small trials leave a GPU
+    /// mostly idle, so several at once finish more trials per hour.
+    #[arg(long, value_name = "K")]
+    trials_per_gpu: Option<usize>,
     /// List the trials, what each changes, and the estimated compute; run nothing.
     #[arg(long)]
     dry_run: bool,
@@ -342,7 +346,7 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     if a.parallel == Some(0) {
         bail!("--parallel: got 0; expected at least 1 trial at a time");
     }
-    let local = Local::for_this_machine(a.parallel, a.threads)?;
+    let local = Local::for_this_machine(a.parallel, a.threads, a.trials_per_gpu)?;
     if a.dry_run {
         let ips = estimate_throughput(&baseline, local.threads);
         print!("{}", checklist::describe(&baseline, ips, local.parallel)?);

@@ -5,7 +5,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bin, tempdir};
+use common::{bin, ok, tempdir};
 
 fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("darkmagic runs")
@@ -90,16 +90,13 @@ fn train_writes_the_run_dir() {
     );
 }
 
-#[test]
-fn killed_run_resumes_to_the_same_result() {
-    let epochs = 6;
-    let reference = tempdir("resume-ref");
-    assert!(train(&reference, epochs, &[]).status.success());
-
-    let dir = tempdir("resume");
+/// Starts [`train`] for `epochs` epochs and kills it (SIGKILL) once `after` epochs are recorded,
+/// before it finishes.
+fn train_killed_after(dir: &Path, epochs: usize, after: usize, extra: &[&str]) {
     let epochs_arg = format!("train.epochs={epochs}");
     let mut args = vec!["train", "--run-dir", dir.to_str().unwrap(), "--set", &epochs_arg];
     args.extend_from_slice(&SMALL);
+    args.extend_from_slice(extra);
     let mut child = bin()
         .args(&args)
         .stderr(std::process::Stdio::null())
@@ -107,15 +104,27 @@ fn killed_run_resumes_to_the_same_result() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while metrics(&dir).len() < 2 {
+    while metrics(dir).len() < after || !dir.join("checkpoint.safetensors").exists() {
         assert!(start.elapsed() < Duration::from_secs(120), "no progress");
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.kill().unwrap(); // SIGKILL
+    child.kill().unwrap();
     child.wait().unwrap();
-    let done = metrics(&dir).len();
-    assert!(done < epochs, "the run finished before it could be killed");
+    assert!(
+        metrics(dir).len() < epochs,
+        "the run finished before it could be killed"
+    );
     assert!(!dir.join("result.json").exists());
+}
+
+#[test]
+fn killed_run_resumes_to_the_same_result() {
+    let epochs = 6;
+    let reference = tempdir("resume-ref");
+    assert!(train(&reference, epochs, &[]).status.success());
+
+    let dir = tempdir("resume");
+    train_killed_after(&dir, epochs, 2, &[]);
 
     let out = run(&["train", "--run-dir", dir.to_str().unwrap(), "--resume"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -141,6 +150,63 @@ fn killed_run_resumes_to_the_same_result() {
             .success()
     );
     assert_eq!(std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap(), before);
+}
+
+#[test]
+fn float16_autocast_with_loss_scaling_trains_and_resumes_exactly() {
+    let fp16 = ["--set", "train.amp=fp16"];
+    let straight = tempdir("fp16-straight");
+    ok(train(&straight, 3, &fp16));
+    let result = read_json(&straight.join("result.json"));
+    assert!(result["final_val_acc"].as_f64().unwrap() > 0.3, "{result}");
+    assert!(
+        std::fs::read_to_string(straight.join("train.log"))
+            .unwrap()
+            .contains("autocast Some(Half)")
+    );
+    // GradScaler's state is checkpointed: a run killed after its first epoch and resumed gives
+    // the straight run's losses and ends with its loss scale and count of finite steps (50 per
+    // epoch; without restoring it the resumed run would count only the last 2 epochs).
+    let resumed = tempdir("fp16-resumed");
+    train_killed_after(&resumed, 3, 1, &fp16);
+    ok(run(&["train", "--run-dir", resumed.to_str().unwrap(), "--resume"]));
+    let losses = |d: &Path| metrics(d).iter().map(|m| m["train_loss"].clone()).collect::<Vec<_>>();
+    assert_eq!(losses(&resumed), losses(&straight));
+    let scaler = |d: &Path| -> (f64, i64) {
+        let ckpt: std::collections::HashMap<String, tch::Tensor> =
+            tch::Tensor::read_safetensors(d.join("checkpoint.safetensors"))
+                .unwrap()
+                .into_iter()
+                .collect();
+        (
+            ckpt["amp.scale"].double_value(&[]),
+            ckpt["amp.growth_tracker"].int64_value(&[]),
+        )
+    };
+    let (scale, finite_steps) = scaler(&straight);
+    assert!(scale <= 65536.0 && scale.log2().fract() == 0.0, "scale {scale}");
+    assert!(finite_steps > 50, "{finite_steps}");
+    assert_eq!(scaler(&resumed), (scale, finite_steps));
+}
+
+#[test]
+fn channels_last_changes_only_float_rounding() {
+    let nchw = tempdir("nchw");
+    let warm0 = ["--set", "schedule.warmup_epochs=0"];
+    ok(train(
+        &nchw,
+        1,
+        &[&warm0[..], &["--set", "train.channels_last=false"]].concat(),
+    ));
+    let nhwc = tempdir("nhwc");
+    ok(train(&nhwc, 1, &warm0));
+    let (a, b) = (&metrics(&nchw)[0], &metrics(&nhwc)[0]);
+    for key in ["train_loss", "val_loss"] {
+        let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+        assert!((x - y).abs() < 0.02 * x.abs(), "{key}: {x} vs {y}");
+    }
+    let log = |d: &Path| std::fs::read_to_string(d.join("train.log")).unwrap();
+    assert!(log(&nchw).contains("channels-last false") && log(&nhwc).contains("channels-last true"));
 }
 
 #[test]

@@ -27,4 +27,6 @@ if ! build; then
     build
 fi
 cp "$work/target/release/darkmagic" gpu/darkmagic
-echo "built gpu/darkmagic against torch $version"
+# The device image lacks libturbojpeg; scripts/gpu/check.sh puts gpu/lib on LD_LIBRARY_PATH.
+mkdir -p gpu/lib && cp -L "$(ldconfig -p | awk '/libturbojpeg.so.0 / {print $NF; exit}')" gpu/lib/
+echo "built gpu/darkmagic against torch $version (carry gpu/ to the device)"

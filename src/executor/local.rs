@@ -1,5 +1,7 @@
 //! The local executor: up to `parallel` trial processes at once on this machine, `threads` CPU
-//! threads each, or one per GPU with `CUDA_VISIBLE_DEVICES`. A live view shows each running
+//! threads each; with GPUs, each trial is pinned to one with `CUDA_VISIBLE_DEVICES`, round-robin,
+//! so `parallel` = K x the GPU count packs K trials on every GPU (small trials leave most of a
+//! GPU idle alone: BENCHMARKS.md measures packing). A live view shows each running
 //! trial's epoch and an overall ETA; each trial's output goes to `stdout.log` in its run dir.
 use super::{Executor, Job};
 use crate::error::{Error, Result};
@@ -13,7 +15,7 @@ pub struct Local {
     pub exe: PathBuf,
     pub parallel: usize,
     pub threads: usize,
-    /// GPU indices to pin trials to, one trial per GPU; empty for CPU.
+    /// GPU indices to pin trials to (trial slot `s` runs on `gpus[s % gpus.len()]`); empty for CPU.
     pub gpus: Vec<usize>,
 }
 
@@ -24,17 +26,40 @@ struct Running {
     bar: ProgressBar,
 }
 
+/// Trials at once and threads per trial on `cores` cores and `gpus` GPUs, from the flags given.
+fn share(
+    cores: usize,
+    gpus: usize,
+    parallel: Option<usize>,
+    threads: Option<usize>,
+    trials_per_gpu: Option<usize>,
+) -> Result<(usize, usize)> {
+    let flag = |message: &str| Err(Error::flag("--trials-per-gpu", message));
+    let parallel = match (parallel, trials_per_gpu) {
+        (Some(_), Some(_)) => return flag("give --parallel or --trials-per-gpu, not both"),
+        (_, Some(0)) => return flag("got 0; expected at least 1 trial per GPU"),
+        (_, Some(_)) if gpus == 0 => return flag("libtorch sees no GPU here; use --parallel for CPU trials"),
+        (Some(p), None) => p,
+        (None, k) if gpus > 0 => gpus * k.unwrap_or(1),
+        (None, _) => cores,
+    }
+    .max(1);
+    Ok((parallel, threads.unwrap_or((cores / parallel).max(1))))
+}
+
 impl Local {
-    /// Defaults from the machine: one trial per GPU when libtorch sees GPUs, else one
-    /// single-threaded trial per core.
-    pub fn for_this_machine(parallel: Option<usize>, threads: Option<usize>) -> Result<Local> {
+    /// Defaults from the machine: `trials_per_gpu` (default 1) trials per GPU when libtorch
+    /// sees GPUs, else one single-threaded trial per core; the cores are shared out among the
+    /// trials unless `threads` says otherwise.
+    pub fn for_this_machine(
+        parallel: Option<usize>,
+        threads: Option<usize>,
+        trials_per_gpu: Option<usize>,
+    ) -> Result<Local> {
         let exe = std::env::current_exe().map_err(|e| Error::io("darkmagic executable", e))?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let gpus: Vec<usize> = (0..tch::Cuda::device_count().max(0) as usize).collect();
-        let parallel = parallel
-            .unwrap_or(if gpus.is_empty() { cores } else { gpus.len() })
-            .max(1);
-        let threads = threads.unwrap_or((cores / parallel).max(1));
+        let (parallel, threads) = share(cores, gpus.len(), parallel, threads, trials_per_gpu)?;
         Ok(Local {
             exe,
             parallel,
@@ -174,5 +199,25 @@ impl Executor for Local {
         }
         overall.finish_and_clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn trials_and_threads_are_shared_out_over_cores_and_gpus() {
+        // (cores, gpus, --parallel, --threads, --trials-per-gpu) -> (parallel, threads)
+        assert_eq!(share(16, 0, None, None, None).unwrap(), (16, 1));
+        assert_eq!(share(16, 1, None, None, None).unwrap(), (1, 16));
+        assert_eq!(share(16, 1, None, None, Some(3)).unwrap(), (3, 5));
+        assert_eq!(share(16, 2, None, None, Some(4)).unwrap(), (8, 2));
+        assert_eq!(share(16, 2, Some(5), Some(2), None).unwrap(), (5, 2));
+        assert_eq!(share(2, 1, None, None, Some(4)).unwrap(), (4, 1));
+        let err = |r: crate::error::Result<(usize, usize)>| r.unwrap_err().to_string();
+        assert!(err(share(16, 1, Some(2), None, Some(2))).contains("not both"));
+        assert!(err(share(16, 1, None, None, Some(0))).contains("at least 1"));
+        assert!(err(share(16, 0, None, None, Some(2))).contains("no GPU"));
     }
 }

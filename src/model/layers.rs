@@ -93,10 +93,14 @@ impl SqueezeExcite {
         }
     }
 
+    /// The two 1x1 convolutions act on a 1x1 map, so they run as matrix products on (N, C):
+    /// the same function as timm's convolutions, without a convolution's per-call setup (the
+    /// gate's small ops dominated SE's cost on small CPU runs).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
-        let s = xs.mean_dim([2i64, 3].as_slice(), true, None::<tch::Kind>);
-        let s = s.apply(&self.fc1).relu().apply(&self.fc2).sigmoid();
-        xs * s
+        let s = xs.mean_dim([2i64, 3].as_slice(), false, None::<tch::Kind>);
+        let fc = |x: &Tensor, c: &nn::Conv2D| x.linear(&c.ws.flatten(1, -1), c.bs.as_ref());
+        let s = fc(&fc(&s, &self.fc1).relu(), &self.fc2).sigmoid();
+        xs * s.unsqueeze(-1).unsqueeze(-1)
     }
 }
 
@@ -219,6 +223,18 @@ mod tests {
         });
         let out: Vec<f32> = Vec::try_from(pool.forward(&x).flatten(0, -1)).unwrap();
         assert!((out[0] - 1.0).abs() < 1e-4 && (out[2] - 5.0).abs() < 1e-3, "{out:?}");
+    }
+
+    #[test]
+    fn se_equals_timm_se_module_with_convolutions() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let se = SqueezeExcite::new(vs.root() / "se", 24, 1.0 / 16.0, 8);
+        let x = Tensor::randn([3, 24, 5, 4], (tch::Kind::Float, tch::Device::Cpu));
+        // timm's SEModule.forward: x * fc2(relu(fc1(x.mean((2, 3), keepdim=True)))).sigmoid().
+        let s = x.mean_dim([2i64, 3].as_slice(), true, None::<tch::Kind>);
+        let want = &x * s.apply(&se.fc1).relu().apply(&se.fc2).sigmoid();
+        let diff = (se.forward(&x) - want).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
     }
 
     #[test]
