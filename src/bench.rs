@@ -56,11 +56,7 @@ pub fn train_images_per_sec(b: &TrainBench) -> f64 {
         },
     );
     let x = Tensor::randn([b.batch, b.image[0], b.image[1], b.image[2]], (Kind::Float, b.device));
-    let x = if b.channels_last {
-        crate::model::channels_last(&x)
-    } else {
-        x
-    };
+    let x = crate::model::in_memory_order(x, b.channels_last);
     let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, b.device));
     let mut step = || {
         let loss = autocast(b.amp, b.device, || {

@@ -886,32 +886,15 @@ impl Recipe {
                 format!("got {}; expected 0 (all cores) to {MAX_THREADS}", t.threads),
             ));
         }
-        for (key, v, max) in [
-            ("train.epochs", t.epochs, MAX_EPOCHS),
-            ("train.batch_size", t.batch_size, MAX_BATCH),
-            ("train.eval_batch_size", t.eval_batch_size, MAX_BATCH),
-        ] {
-            if !(1..=max).contains(&v) {
-                return Err(Error::recipe(key, format!("got {v}; expected 1 to {max}")));
-            }
-        }
-        Ok(())
+        check_count("train.epochs", t.epochs, MAX_EPOCHS)?;
+        check_count("train.batch_size", t.batch_size, MAX_BATCH)?;
+        check_count("train.eval_batch_size", t.eval_batch_size, MAX_BATCH)
     }
 
     fn validate_checklist(&self) -> Result<()> {
         let c = &self.checklist;
-        if !(1..=MAX_SEEDS).contains(&c.seeds) {
-            return Err(Error::recipe(
-                "checklist.seeds",
-                format!("got {}; expected 1 to {MAX_SEEDS}", c.seeds),
-            ));
-        }
-        if !(1..=MAX_SEEDS).contains(&c.max_seeds) {
-            return Err(Error::recipe(
-                "checklist.max_seeds",
-                format!("got {}; expected 1 to {MAX_SEEDS}", c.max_seeds),
-            ));
-        }
+        check_count("checklist.seeds", c.seeds, MAX_SEEDS)?;
+        check_count("checklist.max_seeds", c.max_seeds, MAX_SEEDS)?;
         if c.round_seeds == 0 {
             return Err(Error::recipe("checklist.round_seeds", "must be at least 1"));
         }
@@ -1023,6 +1006,15 @@ fn check(key: &str, value: f64, ok: bool, expected: &str) -> Result<()> {
             key,
             format!("got {value}; expected a finite number, {expected}"),
         ))
+    }
+}
+
+/// Checks a count: 1 to `max`.
+fn check_count(key: &str, v: usize, max: usize) -> Result<()> {
+    if (1..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::recipe(key, format!("got {v}; expected 1 to {max}")))
     }
 }
 

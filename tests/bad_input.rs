@@ -62,20 +62,12 @@ fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
 /// An IDX data set folder: `n` 4x4 training images with `labels`, and a test split.
 fn idx_dir(name: &str, labels: &[u8], test_labels: &[u8]) -> PathBuf {
     let dir = tempdir(name);
-    let n = labels.len() as u32;
-    write_idx(
-        &dir.join("train-images-idx3-ubyte"),
-        &[n, 4, 4],
-        &vec![7; 16 * n as usize],
-    );
-    write_idx(&dir.join("train-labels-idx1-ubyte"), &[n], labels);
-    let t = test_labels.len() as u32;
-    write_idx(
-        &dir.join("t10k-images-idx3-ubyte"),
-        &[t, 4, 4],
-        &vec![7; 16 * t as usize],
-    );
-    write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[t], test_labels);
+    for (split, labels) in [("train", labels), ("t10k", test_labels)] {
+        let n = labels.len() as u32;
+        let images = vec![7; 16 * n as usize];
+        write_idx(&dir.join(format!("{split}-images-idx3-ubyte")), &[n, 4, 4], &images);
+        write_idx(&dir.join(format!("{split}-labels-idx1-ubyte")), &[n], labels);
+    }
     dir
 }
 

@@ -23,6 +23,11 @@ pub fn channels_last(t: &Tensor) -> Tensor {
     }
 }
 
+/// A batch in the memory order the model's weights use: channels-last when `channels_last`.
+pub fn in_memory_order(x: Tensor, channels_last: bool) -> Tensor {
+    if channels_last { self::channels_last(&x) } else { x }
+}
+
 /// Moves every 4-D variable of `vs` (convolution weights) to channels-last memory order in
 /// place, as `model.to(memory_format=torch.channels_last)`; values are unchanged. Convolutions
 /// then return channels-last activations when their input is channels-last.

@@ -77,14 +77,19 @@ impl GradScaler {
         loss * self.scale
     }
 
-    /// Divides the gradients by the scale in place; true when all of them are finite.
+    /// Divides the gradients by the scale in place; true when all of them are finite. The
+    /// non-finite counts of all buffers are summed on the device and read back once.
     pub fn unscale(&self, grads: &[Tensor]) -> bool {
         let inv = 1.0 / self.scale;
         tch::no_grad(|| {
-            grads.iter().fold(true, |finite, g| {
-                let _ = g.shallow_clone().g_mul_scalar_(inv);
-                finite & (g.isfinite().all().int64_value(&[]) == 1)
-            })
+            let non_finite: Vec<Tensor> = grads
+                .iter()
+                .map(|g| {
+                    let _ = g.shallow_clone().g_mul_scalar_(inv);
+                    g.isfinite().logical_not().sum(Kind::Int64)
+                })
+                .collect();
+            non_finite.is_empty() || Tensor::stack(&non_finite, 0).sum(Kind::Int64).int64_value(&[]) == 0
         })
     }
 

@@ -408,11 +408,7 @@ impl<'a> Trainer<'a> {
 
     /// A batch of images in the memory order the model's weights use.
     fn input(&self, x: Tensor) -> Tensor {
-        if self.recipe.train.channels_last {
-            crate::model::channels_last(&x)
-        } else {
-            x
-        }
+        crate::model::in_memory_order(x, self.recipe.train.channels_last)
     }
 
     /// The validation result of the EMA weights, when the recipe keeps an EMA.
