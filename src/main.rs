@@ -3,6 +3,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use darkmagic::checklist;
 use darkmagic::data;
+use darkmagic::eval::classifier::{Classifier, Split};
+use darkmagic::eval::predict::{self, Format};
 use darkmagic::executor::Executor;
 use darkmagic::executor::local::Local;
 use darkmagic::executor::ray::Ray;
@@ -29,6 +31,12 @@ enum Command {
     Train(TrainArgs),
     /// Run the baseline and every one-factor variant, several seeds each, and write the report.
     Checklist(Box<ChecklistArgs>),
+    /// Evaluate a trained model on a split of a data set: top-1/top-5, loss, per-class accuracy
+    /// and confusion matrix (printed, and written as JSON and CSV), as timm's validate.py.
+    Eval(EvalArgs),
+    /// Classify image files with a trained model: the top-k classes and their probabilities per
+    /// image, as CSV or JSON (timm's inference.py).
+    Predict(PredictArgs),
     /// Rebuild a checklist's report (summary.json/csv/md, report.html) from its run dirs.
     Report {
         /// The checklist directory.
@@ -82,6 +90,63 @@ struct TrainArgs {
     /// (shorthand for --set model.init=PATH).
     #[arg(long)]
     init: Option<PathBuf>,
+}
+
+/// Which trained model to use.
+#[derive(Args)]
+struct ModelArgs {
+    /// Run directory of a trained model: its recipe.toml, model.json and checkpoint.
+    #[arg(long, required_unless_present = "weights", conflicts_with = "weights")]
+    run_dir: Option<PathBuf>,
+    /// Instead of a run dir: a safetensors state dict with torchvision's names (or a darkmagic
+    /// checkpoint). The recipe describes the model (--set model.arch=resnet18 ...) and its data
+    /// set gives the classes, input size and normalisation.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Use the checkpoint's EMA weights (runs with train.ema_decay > 0).
+    #[arg(long, requires = "run_dir")]
+    ema: bool,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    /// CPU threads (shorthand for --set train.threads=N; 0 = all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Evaluate on another data set (a dataset folder, or `digits`): sets data.path and
+    /// data.dataset. Its classes, channels and image size must be the model's.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Which images of the data set.
+    #[arg(long, value_enum, default_value = "val")]
+    split: Split,
+    /// Folder for <split>.json and the CSV files (default: RUN_DIR/eval; required with --weights).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Image files (PNG, JPEG) or folders, searched recursively.
+    #[arg(required = true, value_name = "IMAGE_OR_FOLDER")]
+    images: Vec<PathBuf>,
+    /// Classes per image, most probable first (at most the class count).
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    #[arg(long, value_enum, default_value = "csv")]
+    format: Format,
+    /// Add every class's logit to each image's row.
+    #[arg(long)]
+    logits: bool,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -283,6 +348,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train_cmd(a),
         Command::Checklist(a) => checklist_cmd(a),
+        Command::Eval(a) => eval_cmd(a),
+        Command::Predict(a) => predict_cmd(a),
         Command::Report { dir } => report_cmd(&dir),
         Command::Schedule(a) => schedule_cmd(&load_recipe(&a, None)?),
         Command::Recipe(a) => {
@@ -324,6 +391,88 @@ fn train_cmd(mut a: TrainArgs) -> Result<()> {
             a.run_dir.join(rundir::LOG).display()
         ),
     }
+}
+
+/// The model `a` names, with `extra` overrides after the command line's.
+fn classifier(a: &ModelArgs, extra: &[String]) -> Result<Classifier> {
+    let mut overrides = a.recipe.overrides.clone();
+    overrides.extend_from_slice(extra);
+    if let Some(t) = a.threads {
+        overrides.push(format!("train.threads={t}"));
+    }
+    Ok(match (&a.run_dir, &a.weights) {
+        (Some(dir), _) => {
+            if a.recipe.recipe.is_some() {
+                bail!("--recipe: a run dir brings its own recipe.toml; change its fields with --set");
+            }
+            Classifier::from_run_dir(dir, a.ema, &overrides)?
+        }
+        (None, Some(w)) => Classifier::from_weights(w, Recipe::load(a.recipe.recipe.as_deref(), &overrides)?)?,
+        (None, None) => bail!("--run-dir or --weights: one is needed"),
+    })
+}
+
+fn eval_cmd(a: EvalArgs) -> Result<()> {
+    let mut data = Vec::new();
+    if let Some(p) = &a.data {
+        let kind = toml::Value::try_from(data::detect(p)?)?;
+        data.push(format!("data.dataset={kind}"));
+        if p.as_os_str() != "digits" {
+            data.push(format!("data.path={}", toml::Value::String(p.display().to_string())));
+        }
+    }
+    let out = match (&a.out, &a.model.run_dir) {
+        (Some(o), _) => o.clone(),
+        (None, Some(dir)) => dir.join(rundir::EVAL),
+        (None, None) => bail!("--out: needed with --weights (there is no run dir to write into)"),
+    };
+    let c = classifier(&a.model, &data)?;
+    let (images, _) = c.labelled(a.split)?;
+    let e = c.evaluate(&images)?;
+    let split = format!("{:?}{}", a.split, if a.model.ema { "-ema" } else { "" }).to_lowercase();
+    let written = e.write(&out, &split, &c.spec.classes, &images)?;
+    print!("{}", eval_text(&e, &split, &c.spec.classes));
+    for p in written {
+        println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// The figures of an evaluation as a few lines of text, per class when there are at most 30.
+fn eval_text(e: &darkmagic::eval::Evaluation, split: &str, classes: &[String]) -> String {
+    let top5 = e.top5().map_or(String::new(), |t| format!(", top-5 {:.2}%", 100.0 * t));
+    let mut s = format!(
+        "{split}: {} images, top-1 {:.2}%{top5}, loss {:.4}\n",
+        e.images(),
+        100.0 * e.top1(),
+        e.loss()
+    );
+    if classes.len() <= 30 {
+        s.push_str(&format!(
+            "{:>6}  {:<24} {:>8} {:>9}\n",
+            "class", "name", "images", "top-1 %"
+        ));
+        for (c, (n, acc)) in e.per_class().into_iter().enumerate() {
+            let acc = acc.map_or("-".into(), |a| format!("{:.2}", 100.0 * a));
+            s.push_str(&format!("{c:>6}  {:<24} {n:>8} {acc:>9}\n", classes[c]));
+        }
+    }
+    s
+}
+
+fn predict_cmd(a: PredictArgs) -> Result<()> {
+    if a.top_k == 0 {
+        bail!("--top-k: got 0; expected at least 1 class per image");
+    }
+    let files = data::folder::image_files(&a.images)?;
+    let c = classifier(&a.model, &[])?;
+    let predictions = c.predict(files, a.top_k, a.logits)?;
+    let text = predict::render(&predictions, &c.spec.classes, a.format);
+    match &a.out {
+        Some(path) => rundir::write_atomic(path, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {

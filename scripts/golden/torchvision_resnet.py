@@ -4,8 +4,17 @@ Random initialisation (seed 0), batch-norm statistics and affine parameters rand
 evaluation mode is not the identity, 10 classes. Writes into OUT_DIR:
 - weights.safetensors: the state dict, torchvision's names (num_batches_tracked included),
 - io.safetensors: `input` (2x3x64x64) and `output`, the logits in evaluation mode.
-Run: .venv/bin/python scripts/golden/torchvision_resnet.py OUT_DIR [resnet18|resnet34|resnet50]
+With a third argument `images`, also the whole evaluation pipeline of torchvision's reference
+scripts on image files:
+- images/c0 .. images/c9: one PNG per class (random pixels, RGB and gray, several sizes),
+- predict.json: per file (path relative to OUT_DIR) its label and the logits of
+  Resize(floor(64 / 0.875)) -> CenterCrop(64) -> ToTensor -> Normalize(ImageNet mean, std),
+  PIL bilinear, on the image converted to RGB.
+Run: .venv/bin/python scripts/golden/torchvision_resnet.py OUT_DIR [resnet18|resnet34|resnet50] [images]
 """
+import json
+import math
+
 import pathlib
 import sys
 
@@ -31,4 +40,29 @@ with torch.no_grad():
     y = model(x)
 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "weights.safetensors"))
 save_file({"input": x, "output": y}, str(out / "io.safetensors"))
+if len(sys.argv) > 3 and sys.argv[3] == "images":
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms
+
+    rng = np.random.default_rng(0)
+    sizes = [(80, 72), (64, 64), (100, 70), (75, 90), (66, 120)]
+    tf = transforms.Compose([
+        transforms.Resize(math.floor(64 / 0.875), interpolation=transforms.InterpolationMode.BILINEAR),
+        transforms.CenterCrop(64),
+        transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ])
+    golden = {}
+    for label in range(10):
+        w, h = sizes[label % len(sizes)]
+        gray = label % 3 == 2
+        shape = (h, w) if gray else (h, w, 3)
+        rel = f"images/c{label}/img{label}.png"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(out / rel)
+        x = tf(Image.open(out / rel).convert("RGB")).unsqueeze(0)
+        with torch.no_grad():
+            golden[rel] = {"label": label, "logits": model(x)[0].tolist()}
+    (out / "predict.json").write_text(json.dumps(golden))
 print(f"torchvision {torchvision.__version__} {arch}: wrote {out}")

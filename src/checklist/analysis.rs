@@ -83,6 +83,10 @@ pub struct SeedOutcome {
     /// Why a failed or diverged run ended.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// The run's per-class validation accuracy (`eval/val-classes.csv`), relative to the
+    /// checklist directory, when the run dir has it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub per_class: Option<std::path::PathBuf>,
 }
 
 /// Statistics of one arm.
@@ -203,6 +207,8 @@ pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
         epochs: result.as_ref().map_or(0, |r| r.epochs),
         val_images: result.as_ref().map_or(0, |r| r.val_images),
         error,
+        per_class: Some(trial.dir.join(crate::train::rundir::EVAL).join("val-classes.csv"))
+            .filter(|p| root.join(p).is_file()),
     }
 }
 
@@ -408,6 +414,7 @@ mod tests {
             epochs: 1,
             val_images: 0,
             error: None,
+            per_class: None,
         }
     }
 

@@ -39,7 +39,10 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
             let channels = header_channels(&paths)?;
             (Pixels::Files(paths), s, s, channels)
         }
-        _ => decode_all(&paths, image_size, interp)?,
+        _ => {
+            let channels = header_channels(&paths)?;
+            decode_all(&paths, image_size, channels, interp)?
+        }
     };
     let n_train = train_files.len();
     let test_pixels = match &mut pixels {
@@ -152,14 +155,14 @@ pub(crate) fn header_channels(paths: &[PathBuf]) -> Result<usize> {
     Ok(1)
 }
 
-/// Decodes every file, each brought to the dataset's size. Returns the concatenated pixels,
-/// height, width and channels.
+/// Decodes every file with `channels` channels, each brought to the dataset's size. Returns the
+/// concatenated pixels, height, width and channels.
 fn decode_all(
     paths: &[PathBuf],
     image_size: Option<usize>,
+    channels: usize,
     interp: Interpolation,
 ) -> Result<(Pixels, usize, usize, usize)> {
-    let channels = header_channels(paths)?;
     let mut size = image_size.map(|s| (s, s));
     let mut pixels = Vec::new();
     for path in paths {
@@ -179,6 +182,79 @@ fn decode_all(
     }
     let (height, width) = size.expect("list_files found at least one file");
     Ok((Pixels::Decoded(pixels), height, width, channels))
+}
+
+/// Unlabelled images for a model that takes `channels` x `size`: the files `paths`, brought to
+/// that size as training brought its images. With `fit_at_load` (a folder data set decoded at
+/// load with `data.image_size`) each file is decoded now, its shorter side resized with that
+/// filter and the centre square cropped; otherwise the files are decoded per batch and the
+/// evaluation transform alone fits them. Gray files become RGB for a 3-channel model.
+pub fn unlabelled(
+    paths: Vec<PathBuf>,
+    channels: usize,
+    size: (usize, usize),
+    fit_at_load: Option<Interpolation>,
+) -> Result<Images> {
+    let labels = vec![0; paths.len()];
+    let (pixels, height, width) = match fit_at_load {
+        Some(interp) if size.0 == size.1 => {
+            let (px, h, w, _) = decode_all(&paths, Some(size.0), channels, interp)?;
+            (px, h, w)
+        }
+        _ => (Pixels::Files(paths), size.0, size.1),
+    };
+    Ok(Images {
+        pixels,
+        labels,
+        height,
+        width,
+        channels,
+    })
+}
+
+/// The image files (PNG, JPEG) that `inputs` name: a file as it is, a folder's image files
+/// found recursively and sorted by path.
+pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_file() {
+            files.push(input.clone());
+            continue;
+        }
+        if !input.is_dir() {
+            return Err(Error::data(input, "no such file or folder"));
+        }
+        let mut found = Vec::new();
+        walk(input, &mut found)?;
+        if found.is_empty() {
+            return Err(Error::data(
+                input,
+                "holds no PNG or JPEG file (.png, .jpg, .jpeg), in it or below",
+            ));
+        }
+        found.sort();
+        files.extend(found);
+    }
+    Ok(files)
+}
+
+/// Appends the image files under `dir`, at any depth, to `out`.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let p = entry.map_err(|e| Error::io(dir, e))?.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if is_image(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `p` is a file with an image extension darkmagic reads.
+fn is_image(p: &Path) -> bool {
+    let ext = p.extension().map(|x| x.to_string_lossy().to_lowercase());
+    ext.is_some_and(|x| EXTENSIONS.contains(&x.as_str())) && p.is_file()
 }
 
 /// The class subfolders of `root`, sorted by name. Their names must be UTF-8: they are the
@@ -229,8 +305,7 @@ fn list_files(root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
         let mut found = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
             let p = entry.map_err(|e| Error::io(&dir, e))?.path();
-            let ext = p.extension().map(|x| x.to_string_lossy().to_lowercase());
-            if ext.is_some_and(|x| EXTENSIONS.contains(&x.as_str())) && p.is_file() {
+            if is_image(&p) {
                 found.push(p);
             }
         }

@@ -15,32 +15,90 @@ use tch::{Tensor, nn::VarStore};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ImportReport {
     pub loaded: usize,
-    /// Classifier tensors left at their initialisation because the shapes differ.
-    pub reinitialised: Vec<String>,
+    /// Classifier tensors left at their initialisation because the shapes differ, with the
+    /// file's shape.
+    pub reinitialised: Vec<(String, Vec<i64>)>,
     /// Model tensors the file does not have.
     pub missing: Vec<String>,
 }
 
-/// Copies the matching tensors of `path` into `vs`.
+/// Copies the matching tensors of `path` into `vs`: the `model.*` tensors of a darkmagic
+/// checkpoint, or every tensor of a state dict.
 pub fn load(vs: &VarStore, path: &Path) -> Result<ImportReport> {
-    let bad = |message: String| Error::Weights {
+    let all = read(path)?;
+    copy_matching(vs, path, &all, checkpoint_prefix(&all))
+}
+
+/// `model.` for a darkmagic checkpoint, else (a state dict) no prefix.
+fn checkpoint_prefix(all: &HashMap<String, Tensor>) -> &'static str {
+    if all.keys().any(|k| k.starts_with("model.")) {
+        "model."
+    } else {
+        ""
+    }
+}
+
+/// Copies every variable of `vs` from `path`, where its name is `prefix` + the variable's
+/// name (`model.` or `ema.` in a checkpoint; None: `model.` in a checkpoint, nothing in a state
+/// dict): the weights of a trained model, where nothing may stay at its initialisation. A
+/// classifier of another shape is a class-count mismatch; a missing tensor another architecture.
+pub fn load_exact(vs: &VarStore, path: &Path, prefix: Option<&str>) -> Result<()> {
+    let all = read(path)?;
+    let prefix = prefix.unwrap_or_else(|| checkpoint_prefix(&all));
+    if !prefix.is_empty() && !all.keys().any(|k| k.starts_with(prefix)) {
+        return Err(bad(path, format!("holds no `{prefix}*` tensors")));
+    }
+    let r = copy_matching(vs, path, &all, prefix)?;
+    let classes = |shape: &[i64]| shape.first().copied().unwrap_or(0);
+    if let Some((name, shape)) = r.reinitialised.first() {
+        let want = vs.variables()[name.as_str()].size();
+        return Err(bad(
+            path,
+            format!(
+                "class count: its classifier `{prefix}{name}` has shape {shape:?} ({} classes); the model has {} classes (shape {want:?})",
+                classes(shape),
+                classes(&want)
+            ),
+        ));
+    }
+    if !r.missing.is_empty() {
+        return Err(bad(
+            path,
+            format!(
+                "lacks {} of the model's tensors ({}); expected the architecture and options of the recipe (model.arch, model.se, ...)",
+                r.missing.len(),
+                r.missing
+                    .iter()
+                    .take(4)
+                    .map(|m| format!("`{prefix}{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn bad(path: &Path, message: String) -> Error {
+    Error::Weights {
         path: path.to_path_buf(),
         message,
-    };
-    let all: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| bad(format!("not a safetensors file: {e}")))?
+    }
+}
+
+/// Every tensor of a safetensors file, by name.
+fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
+    Ok(Tensor::read_safetensors(path)
+        .map_err(|e| bad(path, format!("not a safetensors file: {e}")))?
         .into_iter()
-        .collect();
-    let is_checkpoint = all.keys().any(|k| k.starts_with("model."));
+        .collect())
+}
+
+/// Copies the tensors of `all` named `prefix` + a variable's name into the variables of `vs`.
+fn copy_matching(vs: &VarStore, path: &Path, all: &HashMap<String, Tensor>, prefix: &str) -> Result<ImportReport> {
     let tensors: HashMap<&str, &Tensor> = all
         .iter()
-        .filter_map(|(k, v)| {
-            if is_checkpoint {
-                k.strip_prefix("model.").map(|s| (s, v))
-            } else {
-                Some((k.as_str(), v))
-            }
-        })
+        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s, v)))
         .collect();
     let mut report = ImportReport::default();
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
@@ -52,13 +110,18 @@ pub fn load(vs: &VarStore, path: &Path) -> Result<ImportReport> {
                     var.copy_(&t.to_kind(var.kind()).to_device(var.device()));
                     report.loaded += 1;
                 }
-                Some(_) if name.starts_with("fc.") || name.starts_with("aux_fc.") => report.reinitialised.push(name),
+                Some(t) if name.starts_with("fc.") || name.starts_with("aux_fc.") => {
+                    report.reinitialised.push((name, t.size()))
+                }
                 Some(t) => {
-                    return Err(bad(format!(
-                        "tensor `{name}` has shape {:?}, the model {:?}",
-                        t.size(),
-                        var.size()
-                    )));
+                    return Err(bad(
+                        path,
+                        format!(
+                            "tensor `{prefix}{name}` has shape {:?}, the model {:?}",
+                            t.size(),
+                            var.size()
+                        ),
+                    ));
                 }
                 None => report.missing.push(name),
             }
@@ -67,6 +130,7 @@ pub fn load(vs: &VarStore, path: &Path) -> Result<ImportReport> {
     })?;
     if report.loaded == 0 {
         return Err(bad(
+            path,
             "no tensor matches the model (expected torchvision or darkmagic parameter names)".into(),
         ));
     }
@@ -100,7 +164,20 @@ mod tests {
         let dst = VarStore::new(Device::Cpu);
         let _b = Net::new(&dst.root(), &cfg, 1, 3);
         let r = load(&dst, &path).unwrap();
-        assert_eq!(r.reinitialised, vec!["fc.bias", "fc.weight"]);
+        assert_eq!(
+            r.reinitialised,
+            vec![
+                ("fc.bias".to_string(), vec![10]),
+                ("fc.weight".to_string(), vec![10, 64])
+            ]
+        );
+        let e = load_exact(&dst, &path, None).unwrap_err().to_string();
+        assert!(
+            e.contains("ckpt.safetensors")
+                && e.contains("class count")
+                && e.contains("(10 classes); the model has 3 classes"),
+            "{e}"
+        );
         assert!(r.missing.is_empty());
         let (s, d) = (src.variables(), dst.variables());
         assert!(s["layer2.0.conv1.weight"].equal(&d["layer2.0.conv1.weight"]));

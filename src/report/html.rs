@@ -1,4 +1,5 @@
-//! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no external links).
+//! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no external links;
+//! each seed's accuracy links its run's per-class CSV inside the checklist directory).
 use super::svg::{self, Bar, esc};
 use super::{Compute, TrialData, interval, pct, power, pp, verdict_text};
 use crate::checklist::analysis::{ArmSummary, Summary, Verdict};
@@ -32,17 +33,24 @@ fn row(a: &ArmSummary) -> String {
         .seeds
         .iter()
         .map(|s| {
-            s.val_acc.map_or_else(
+            let text = esc(&s.val_acc.map_or_else(
                 || s.status.map_or("running".into(), |x| format!("{x:?}").to_lowercase()),
                 |v| format!("{:.2}", 100.0 * v),
-            )
+            ));
+            match &s.per_class {
+                Some(p) => format!(
+                    "<a href=\"{}\" title=\"per-class accuracy\">{text}</a>",
+                    esc(&p.display().to_string())
+                ),
+                None => text,
+            }
         })
         .collect();
     let [_, detectable, needed] = power(a);
     format!(
         "<tr><td>{}</td><td>{}</td><td>{} ± {}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
         esc(&a.label),
-        esc(&seeds.join(", ")),
+        seeds.join(", "),
         pct(a.mean),
         pct(a.std),
         a.diff.map_or("-".into(), pp),

@@ -7,6 +7,7 @@ pub mod rundir;
 
 use crate::data::{self, Images, loader};
 use crate::error::{Error, Result};
+use crate::eval::{Evaluation, Evaluator};
 use crate::loss;
 use crate::model::Net;
 use crate::optim::Optimizer;
@@ -14,11 +15,11 @@ use crate::recipe::{DeviceChoice, Recipe};
 use crate::schedule::LrSchedule;
 use checkpoint::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
-use rundir::{EpochMetrics, RunDir, RunResult, Status};
+use rundir::{EpochMetrics, ModelSpec, RunDir, RunResult, Status};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use tch::nn::{ModuleT, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 /// Trains `recipe` into `run_dir`. With `resume`, continues from the run dir's checkpoint (a
@@ -111,12 +112,37 @@ fn flush_denormals() {
 #[cfg(not(target_arch = "x86_64"))]
 fn flush_denormals() {}
 
-/// Loss and accuracies over a split.
-#[derive(Clone, Copy, Debug)]
-pub struct Eval {
-    pub loss: f64,
-    pub top1: f64,
-    pub top5: Option<f64>,
+/// What the model of `recipe` trained on `splits` takes and gives: the training split's image
+/// shape and normalisation (`data.mean`/`data.std`, else the split's own statistics) and the
+/// class names.
+pub fn model_spec(recipe: &Recipe, splits: &data::Splits) -> Result<ModelSpec> {
+    let im = &splits.train;
+    let (mean, std) = match (&recipe.data.mean, &recipe.data.std) {
+        (Some(m), Some(s)) => (m.clone(), s.clone()),
+        _ => im.channel_stats()?,
+    };
+    for (key, v) in [("data.mean", &mean), ("data.std", &std)] {
+        if v.len() != 1 && v.len() != im.channels {
+            let c = im.channels;
+            let expected = if c == 1 {
+                "1 value for this 1-channel data set".to_string()
+            } else {
+                format!("1 or {c} values for this {c}-channel data set")
+            };
+            return Err(Error::recipe(
+                key,
+                format!("got {} values; expected {expected}", v.len()),
+            ));
+        }
+    }
+    Ok(ModelSpec {
+        classes: splits.classes.clone(),
+        channels: im.channels,
+        height: im.height,
+        width: im.width,
+        mean,
+        std,
+    })
 }
 
 struct Trainer<'a> {
@@ -127,7 +153,10 @@ struct Trainer<'a> {
     val: Images,
     test: Option<Images>,
     norm: loader::Normalizer,
-    classes: usize,
+    spec: ModelSpec,
+    /// The last epoch's validation evaluations (`val`, and `val-ema` with an EMA), written to
+    /// `eval/` when the run ends.
+    last_val: Vec<(&'static str, Evaluation)>,
     vs: VarStore,
     net: Net,
     opt: Optimizer,
@@ -162,26 +191,10 @@ impl<'a> Trainer<'a> {
             ));
         }
         let im = &splits.train;
-        let (mean, std) = match (&recipe.data.mean, &recipe.data.std) {
-            (Some(m), Some(s)) => (m.clone(), s.clone()),
-            _ => im.channel_stats()?,
-        };
-        for (key, v) in [("data.mean", &mean), ("data.std", &std)] {
-            if v.len() != 1 && v.len() != im.channels {
-                let c = im.channels;
-                let expected = if c == 1 {
-                    "1 value for this 1-channel data set".to_string()
-                } else {
-                    format!("1 or {c} values for this {c}-channel data set")
-                };
-                return Err(Error::recipe(
-                    key,
-                    format!("got {} values; expected {expected}", v.len()),
-                ));
-            }
-        }
-        let norm = loader::Normalizer::new(&mean, &std, im.channels);
-        let classes = splits.classes.len();
+        let spec = model_spec(recipe, &splits)?;
+        dir.write_spec(&spec)?;
+        let norm = spec.normalizer();
+        let classes = spec.classes.len();
         let vs = VarStore::new(device);
         let net = Net::new(&vs.root(), &recipe.model, im.channels as i64, classes as i64);
         if recipe.train.channels_last {
@@ -235,7 +248,8 @@ impl<'a> Trainer<'a> {
             val: splits.val,
             test: splits.test,
             norm,
-            classes,
+            spec,
+            last_val: Vec::new(),
             vs,
             net,
             opt,
@@ -265,15 +279,18 @@ impl<'a> Trainer<'a> {
                 lr: self.sched.lr(self.progress.step.saturating_sub(1)),
                 train_loss,
                 train_acc,
-                val_loss: val.loss,
-                val_acc: val.top1,
-                val_top5: val.top5,
-                val_acc_ema: val_ema.map(|e| e.top1),
+                val_loss: val.loss(),
+                val_acc: val.top1(),
+                val_top5: val.top5(),
+                val_acc_ema: val_ema.as_ref().map(Evaluation::top1),
                 images_per_sec: (self.steps_per_epoch * self.recipe.train.batch_size) as f64 / train_secs,
                 seconds: start.elapsed().as_secs_f64(),
             };
             self.dir.log(&serde_json::to_string(&m).expect("metrics serialize"));
             self.metrics.push(m);
+            self.last_val = std::iter::once(("val", val))
+                .chain(val_ema.map(|e| ("val-ema", e)))
+                .collect();
             self.progress.epoch = epoch;
             // Metrics first: a kill between the two writes leaves the older checkpoint, and the
             // resumed run recomputes this epoch and drops its line; the other order would lose it.
@@ -335,7 +352,7 @@ impl<'a> Trainer<'a> {
             batch_size: r.train.batch_size / k,
             accumulate: k,
             augment: r.augment.clone(),
-            classes: self.classes,
+            classes: self.spec.classes.len(),
             label_smoothing: r.loss.label_smoothing,
         };
         let frozen = epoch <= r.train.freeze_epochs;
@@ -412,7 +429,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// The validation result of the EMA weights, when the recipe keeps an EMA.
-    fn evaluate_ema_val(&mut self) -> Result<Option<Eval>> {
+    fn evaluate_ema_val(&mut self) -> Result<Option<Evaluation>> {
         let Some(mut ema) = self.ema.take() else {
             return Ok(None);
         };
@@ -424,41 +441,24 @@ impl<'a> Trainer<'a> {
     }
 
     /// Plain cross-entropy (no smoothing), top-1 and, with more than 5 classes, top-5 accuracy.
-    fn evaluate(&self, images: &Images) -> Result<Eval> {
-        let mut loss = 0.0;
-        let (mut top1, mut top5) = (0i64, 0i64);
-        tch::no_grad(|| -> Result<()> {
-            for b in loader::eval_batches(
-                images,
-                &self.norm,
-                &self.recipe.augment,
-                self.recipe.train.eval_batch_size,
-            ) {
-                let b = b?;
-                let y = b.labels(self.device);
-                let x = self.input(b.images(self.device));
-                let logits =
-                    amp::autocast(self.amp, self.device, || self.net.forward_t(&x, false)).to_kind(Kind::Float);
-                loss += logits
-                    .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)
-                    .double_value(&[]);
-                top1 += topk_correct(&logits, &y, 1);
-                if self.classes > 5 {
-                    top5 += topk_correct(&logits, &y, 5);
-                }
-            }
-            Ok(())
-        })?;
-        let n = images.len().max(1) as f64;
-        Ok(Eval {
-            loss: loss / n,
-            top1: top1 as f64 / n,
-            top5: (self.classes > 5).then(|| top5 as f64 / n),
-        })
+    fn evaluate(&self, images: &Images) -> Result<Evaluation> {
+        let evaluator = Evaluator {
+            net: &self.net,
+            norm: &self.norm,
+            augment: &self.recipe.augment,
+            batch_size: self.recipe.train.eval_batch_size,
+            device: self.device,
+            amp: self.amp,
+            channels_last: self.recipe.train.channels_last,
+        };
+        evaluator.evaluate(images, self.spec.classes.len())
     }
 
     fn finish(self, status: Status, note: Option<String>) -> Result<RunResult> {
         self.dir.write_metrics(&self.metrics)?;
+        for (split, e) in &self.last_val {
+            e.write(&self.dir.file(rundir::EVAL), split, &self.spec.classes, &self.val)?;
+        }
         let start = Instant::now();
         let test = match (&self.test, status) {
             (Some(t), Status::Completed) => Some(self.evaluate(t)?),
@@ -474,8 +474,8 @@ impl<'a> Trainer<'a> {
         );
         r.final_val_acc_ema = self.metrics.last().and_then(|m| m.val_acc_ema);
         r.error = note;
-        r.test_acc = test.map(|t| t.top1);
-        r.test_top5 = test.and_then(|t| t.top5);
+        r.test_acc = test.as_ref().map(Evaluation::top1);
+        r.test_top5 = test.as_ref().and_then(Evaluation::top5);
         self.dir.log(&format!(
             "{status:?}: {}",
             serde_json::to_string(&r).expect("result serializes")
@@ -510,15 +510,6 @@ pub fn scaled_backward(loss: &Tensor, k: usize) {
     } else {
         (loss / k as f64).backward()
     }
-}
-
-/// Number of rows whose label is among the `k` highest logits.
-fn topk_correct(logits: &Tensor, labels: &Tensor, k: i64) -> i64 {
-    let (_, idx) = logits.topk(k, -1, true, true);
-    idx.eq_tensor(&labels.unsqueeze(1))
-        .any_dim(1, false)
-        .sum(Kind::Int64)
-        .int64_value(&[])
 }
 
 /// A progress bar on stderr; indicatif hides it when stderr is not a terminal.
@@ -583,13 +574,5 @@ mod tests {
         for (a, b) in whole.iter().zip(grads()) {
             assert!(a.allclose(&b, 1e-5, 1e-6, false), "{a:?} vs {b:?}");
         }
-    }
-
-    #[test]
-    fn topk_counts_rows_with_label_in_top_k() {
-        let logits = Tensor::from_slice(&[0.1f32, 0.9, 0.0, 0.5, 0.2, 0.3]).view([2, 3]);
-        let labels = Tensor::from_slice(&[1i64, 2]);
-        assert_eq!(topk_correct(&logits, &labels, 1), 1);
-        assert_eq!(topk_correct(&logits, &labels, 2), 2);
     }
 }

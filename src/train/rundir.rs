@@ -4,7 +4,9 @@
 //! - `metrics.jsonl`: one [`EpochMetrics`] per line,
 //! - `result.json`: the [`RunResult`],
 //! - `checkpoint.safetensors`: model, optimizer and progress (see `checkpoint`),
-//! - `train.log`: human-readable log lines (appended).
+//! - `model.json`: the [`ModelSpec`], what the model takes and gives (for `eval` and `predict`),
+//! - `train.log`: human-readable log lines (appended),
+//! - `eval/`: what `darkmagic eval` wrote (per split: JSON, per-class and confusion CSVs).
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -15,6 +17,9 @@ pub const METRICS: &str = "metrics.jsonl";
 pub const RESULT: &str = "result.json";
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const LOG: &str = "train.log";
+pub const MODEL: &str = "model.json";
+/// The folder `darkmagic eval` writes into by default.
+pub const EVAL: &str = "eval";
 
 /// Writes `bytes` to `path` atomically: a sibling temporary file is written, synced and renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -121,6 +126,26 @@ impl RunResult {
     }
 }
 
+/// What a trained model takes and gives, as timm's `pretrained_cfg`: the input's shape and
+/// normalisation (from the training split) and the class names, in output order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub classes: Vec<String>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// Per-channel mean and standard deviation of inputs in [0, 1] scale (1 or `channels` values).
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+}
+
+impl ModelSpec {
+    /// The input normalisation the model was trained with.
+    pub fn normalizer(&self) -> crate::data::loader::Normalizer {
+        crate::data::loader::Normalizer::new(&self.mean, &self.std, self.channels)
+    }
+}
+
 /// A run directory and its files.
 pub struct RunDir {
     pub path: PathBuf,
@@ -172,12 +197,32 @@ impl RunDir {
     }
 
     pub fn write_result(&self, result: &RunResult) -> Result<()> {
-        let text = serde_json::to_string_pretty(result).expect("result serializes");
-        write_atomic(&self.file(RESULT), format!("{text}\n").as_bytes())
+        self.write_json(RESULT, result)
     }
 
     pub fn read_result(&self) -> Result<Option<RunResult>> {
-        let path = self.file(RESULT);
+        self.read_json(RESULT)
+    }
+
+    pub fn write_spec(&self, spec: &ModelSpec) -> Result<()> {
+        self.write_json(MODEL, spec)
+    }
+
+    /// Reads `model.json`; None when the run dir has none (trained before darkmagic wrote it).
+    pub fn read_spec(&self) -> Result<Option<ModelSpec>> {
+        self.read_json(MODEL)
+    }
+
+    /// Writes `value` as pretty JSON to the file `name`, atomically.
+    fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let text = serde_json::to_string_pretty(value).expect("run dir records serialize");
+        write_atomic(&self.file(name), format!("{text}\n").as_bytes())
+    }
+
+    /// Reads the JSON file `name`; None when it does not exist, an error naming it when it does
+    /// not parse.
+    fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        let path = self.file(name);
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(None);
         };

@@ -1,0 +1,221 @@
+//! A trained classifier, ready to evaluate or predict: the model of a run directory (its
+//! checkpoint's raw or EMA weights) or of a weights file (a torchvision-style state dict), with
+//! what it expects as input ([`ModelSpec`]) and the recipe's evaluation settings.
+use super::{Evaluation, Evaluator};
+use crate::data::{self, Images, loader::Normalizer};
+use crate::error::{Error, Result};
+use crate::model::{Net, import};
+use crate::recipe::Recipe;
+use crate::train::{self, amp, rundir};
+use rundir::{ModelSpec, RunDir};
+use std::path::Path;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// Which images of a data set to evaluate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    /// The validation split, drawn as training drew it (`data.val_fraction`, `seed`).
+    Val,
+    /// The data set's own test split (IDX `t10k`, CIFAR `test_batch`, a folder's `val/` or `test/`).
+    Test,
+    /// The training split (what remains after the validation split is held out).
+    Train,
+    /// Every image of the training files, without a validation split held out.
+    All,
+}
+
+pub struct Classifier {
+    pub spec: ModelSpec,
+    /// The recipe whose evaluation transform, batch size, device and numerics apply.
+    pub recipe: Recipe,
+    device: Device,
+    amp: Option<Kind>,
+    norm: Normalizer,
+    net: Net,
+    /// Owns the variables `net` uses.
+    _vs: VarStore,
+}
+
+impl Classifier {
+    /// The model of the run in `dir`: its `recipe.toml` with `overrides` applied, its
+    /// `model.json` (or, for a run dir without one, the same figures computed from the run's
+    /// data), and the weights of its checkpoint (the EMA weights with `ema`).
+    pub fn from_run_dir(dir: &Path, ema: bool, overrides: &[String]) -> Result<Classifier> {
+        let run = RunDir {
+            path: dir.to_path_buf(),
+        };
+        let bad = |file: &str, message: &str| Error::RunDir {
+            path: run.file(file),
+            message: message.into(),
+        };
+        if !dir.is_dir() {
+            return Err(Error::RunDir {
+                path: dir.to_path_buf(),
+                message: "not a folder (expected a run directory written by `darkmagic train`)".into(),
+            });
+        }
+        let recipe_path = run.file(rundir::RECIPE);
+        if !recipe_path.is_file() {
+            return Err(bad(rundir::RECIPE, "missing: not a darkmagic run directory"));
+        }
+        let checkpoint = run.file(rundir::CHECKPOINT);
+        if !checkpoint.is_file() {
+            return Err(bad(
+                rundir::CHECKPOINT,
+                "missing: the run has no trained weights yet (it writes a checkpoint after each epoch; see train.log)",
+            ));
+        }
+        let recipe = Recipe::load(Some(&recipe_path), overrides)?;
+        if ema && recipe.train.ema_decay == 0.0 {
+            return Err(Error::flag(
+                "--ema",
+                format!("the run in {} kept no EMA weights (train.ema_decay = 0)", dir.display()),
+            ));
+        }
+        let spec = match run.read_spec()? {
+            Some(s) => s,
+            None => spec_from_data(&Recipe::load(Some(&recipe_path), &[])?)?,
+        };
+        let c = Classifier::new(recipe, spec)?;
+        import::load_exact(&c._vs, &checkpoint, Some(if ema { "ema." } else { "model." }))?;
+        Ok(c)
+    }
+
+    /// The model `recipe` describes with the weights of the safetensors state dict `weights`
+    /// (torchvision's parameter names, or a darkmagic checkpoint); input and classes are the
+    /// recipe's data set's, as training on it would have them.
+    pub fn from_weights(weights: &Path, recipe: Recipe) -> Result<Classifier> {
+        let spec = spec_from_data(&recipe)?;
+        let c = Classifier::new(recipe, spec)?;
+        import::load_exact(&c._vs, weights, None)?;
+        Ok(c)
+    }
+
+    /// A model for `spec` built as `recipe` builds it, on the recipe's device, weights not loaded.
+    fn new(recipe: Recipe, spec: ModelSpec) -> Result<Classifier> {
+        train::configure_cpu(recipe.train.threads);
+        let device = train::resolve_device(recipe.train.device)?;
+        let vs = VarStore::new(device);
+        let net = Net::new(
+            &vs.root(),
+            &recipe.model,
+            spec.channels as i64,
+            spec.classes.len() as i64,
+        );
+        if recipe.train.channels_last {
+            crate::model::to_channels_last(&vs);
+        }
+        Ok(Classifier {
+            norm: spec.normalizer(),
+            amp: amp::resolve(recipe.train.amp, device),
+            spec,
+            recipe,
+            device,
+            net,
+            _vs: vs,
+        })
+    }
+
+    /// How this classifier evaluates: the recipe's evaluation transform and settings.
+    pub fn evaluator(&self) -> Evaluator<'_> {
+        Evaluator {
+            net: &self.net,
+            norm: &self.norm,
+            augment: &self.recipe.augment,
+            batch_size: self.recipe.train.eval_batch_size,
+            device: self.device,
+            amp: self.amp,
+            channels_last: self.recipe.train.channels_last,
+        }
+    }
+
+    /// Evaluates on `images`, which must have the model's class count, channels and size.
+    pub fn evaluate(&self, images: &Images) -> Result<Evaluation> {
+        self.evaluator().evaluate(images, self.spec.classes.len())
+    }
+
+    /// The logits (N x classes, float32, on the CPU) of `images`, in their order.
+    pub fn logits(&self, images: &Images) -> Result<Tensor> {
+        let mut parts = Vec::new();
+        self.evaluator()
+            .for_each_batch(images, |logits, _| parts.push(logits.to_device(Device::Cpu)))?;
+        Ok(Tensor::cat(&parts, 0))
+    }
+
+    /// The images of `split` of the recipe's data set, checked against the model: same class
+    /// count, channels and size. Returns them and the data set's class names.
+    pub fn labelled(&self, split: Split) -> Result<(Images, Vec<String>)> {
+        let (images, classes) = labelled(&self.recipe, split)?;
+        let s = &self.spec;
+        let data_path = self
+            .recipe
+            .data
+            .path
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", self.recipe.data.dataset).to_lowercase().into());
+        if classes.len() != s.classes.len() {
+            return Err(Error::data(
+                data_path,
+                format!(
+                    "class count: the data set has {} classes ({}); the model has {} ({})",
+                    classes.len(),
+                    preview(&classes),
+                    s.classes.len(),
+                    preview(&s.classes)
+                ),
+            ));
+        }
+        let (c, h, w) = (images.channels, images.height, images.width);
+        if (c, h, w) != (s.channels, s.height, s.width) {
+            return Err(Error::data(
+                data_path,
+                format!(
+                    "images are {c}x{h}x{w} (channels x height x width); the model takes {}x{}x{} (set data.image_size for a folder)",
+                    s.channels, s.height, s.width
+                ),
+            ));
+        }
+        Ok((images, classes))
+    }
+}
+
+/// The images of `split` of `recipe`'s data set, and its class names.
+fn labelled(recipe: &Recipe, split: Split) -> Result<(Images, Vec<String>)> {
+    let d = data::load(&recipe.data, recipe.augment.interpolation)?;
+    let classes = d.classes.clone();
+    let images = match split {
+        Split::All => d.train,
+        Split::Test => d.test.ok_or_else(|| {
+            Error::flag(
+                "--split",
+                format!(
+                    "test: the {} data set has no test split; use val, train or all",
+                    d.format
+                ),
+            )
+        })?,
+        Split::Val | Split::Train => {
+            let s = data::split(d, recipe.data.val_fraction, recipe.seed)?;
+            if split == Split::Val { s.val } else { s.train }
+        }
+    };
+    Ok((images, classes))
+}
+
+/// The model spec training on `recipe` writes, computed from its data set.
+fn spec_from_data(recipe: &Recipe) -> Result<ModelSpec> {
+    let splits = data::split(
+        data::load(&recipe.data, recipe.augment.interpolation)?,
+        recipe.data.val_fraction,
+        recipe.seed,
+    )?;
+    train::model_spec(recipe, &splits)
+}
+
+/// The first class names, for messages.
+fn preview(names: &[String]) -> String {
+    let head: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = if names.len() > 5 { ", ..." } else { "" };
+    format!("{}{more}", head.join(", "))
+}
