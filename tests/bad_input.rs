@@ -3,7 +3,7 @@
 //! status and no panic or abort; data is either counted whole or refused. Generated Slurm
 //! scripts carry no injected command.
 mod common;
-use common::{bin, tempdir};
+use common::{ok, run, tempdir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -23,10 +23,6 @@ fn fails(out: Output, needles: &[&str]) -> String {
         assert!(e.contains(n), "{n:?} missing from stderr:\n{e}");
     }
     e
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("darkmagic runs")
 }
 
 /// `darkmagic train` of a 1-epoch narrow ResNet-20 into a fresh run dir, plus `extra`.
@@ -680,5 +676,60 @@ fn further_cases_found_by_trying() {
             grid.to_str().unwrap(),
         ]),
         &["bomb.jpg", "decompression-bomb limit"],
+    );
+}
+
+#[test]
+fn eval_and_predict_name_the_missing_checkpoint_the_class_count_and_the_bad_image() {
+    let (out, run_dir) = train("eval-bad", &[]);
+    ok(out);
+    let rd = run_dir.to_str().unwrap();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--run-dir", rd];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+
+    let fresh = tempdir("eval-no-checkpoint");
+    std::fs::copy(run_dir.join("recipe.toml"), fresh.join("recipe.toml")).unwrap();
+    fails(
+        run(&["eval", "--run-dir", fresh.to_str().unwrap()]),
+        &["checkpoint.safetensors", "missing: the run has no trained weights yet"],
+    );
+    fails(
+        eval(&["--ema"]),
+        &["--ema", "kept no EMA weights (train.ema_decay = 0)"],
+    );
+    fails(eval(&["--split", "test"]), &["--split", "no test split"]);
+
+    let other = tempdir("eval-three-classes");
+    folder(&other, &["ant", "bee", "cat"], 2);
+    fails(
+        eval(&["--data", other.to_str().unwrap()]),
+        &[
+            "eval-three-classes",
+            "class count: the data set has 3 classes (ant, bee, cat); the model has 10 (0, 1, 2, 3, 4, ...)",
+        ],
+    );
+
+    let broken = other.join("broken.png");
+    std::fs::write(&broken, b"\x89PNG not really").unwrap();
+    let good = other.join("ant/0.png");
+    let (good, broken) = (good.to_str().unwrap(), broken.to_str().unwrap());
+    fails(
+        run(&["predict", "--run-dir", rd, good, broken]),
+        &["broken.png", "cannot decode"],
+    );
+    fails(
+        run(&["predict", "--run-dir", "/nonexistent/run", good]),
+        &["/nonexistent/run", "not a folder"],
+    );
+    fails(
+        run(&["predict", "--run-dir", rd, "/nonexistent/y.png"]),
+        &["/nonexistent/y.png", "no such file or folder"],
+    );
+    fails(
+        run(&["predict", "--run-dir", rd, "--top-k", "0", good]),
+        &["--top-k", "expected at least 1"],
     );
 }

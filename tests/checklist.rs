@@ -172,6 +172,15 @@ fn diverging_variant_is_reported_and_the_rest_complete() {
             || html.matches("http://").count() == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
     );
     assert!(!html.contains("https://") && !html.contains("<script") && !html.contains("src="));
+    // Each completed seed's accuracy links its run's per-class validation accuracy.
+    let linked = ls["seeds"][0]["per_class"].as_str().unwrap();
+    assert!(linked.ends_with("eval/val-classes.csv"), "{linked}");
+    assert!(html.contains(&format!("<a href=\"{linked}\"")), "{linked}");
+    let per_class = std::fs::read_to_string(out.join(linked)).unwrap();
+    assert!(
+        per_class.starts_with("index,class,images,correct,accuracy\n0,0,"),
+        "{per_class}"
+    );
     assert_opens_cleanly_in_chromium(&out.join("report.html"));
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert!(

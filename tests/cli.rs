@@ -5,18 +5,10 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{bin, ok, tempdir};
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("darkmagic runs")
-}
+use common::{bin, ok, read_json, run, tempdir};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn metrics(dir: &Path) -> Vec<Value> {

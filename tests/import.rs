@@ -3,7 +3,10 @@
 mod common;
 use darkmagic::model::{Net, import};
 use darkmagic::recipe::{Activation, Arch, ModelConfig};
+use serde_json::Value;
 use std::collections::HashMap;
+use std::path::Path;
+use std::process::Output;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Tensor};
 
@@ -35,5 +38,103 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
     let diff = (&got - &io["output"]).abs().max().double_value(&[]);
     eprintln!("max abs difference to torchvision: {diff:e}");
     assert!(diff < 1e-4, "max |darkmagic - torchvision| = {diff}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// The recipe overrides for torchvision's ResNet-18 and its evaluation transform (Resize 73,
+/// CenterCrop 64, ImageNet normalisation, PIL bilinear) on the image folder `images`.
+fn torchvision_recipe(images: &Path) -> Vec<String> {
+    [
+        "model.arch=resnet18",
+        "model.se=false",
+        "model.activation=relu",
+        "model.downscale_activation=relu",
+        "data.dataset=folder",
+        &format!("data.path=\"{}\"", images.display()),
+        "data.image_size=64",
+        "data.decode=per_batch",
+        "data.mean=[0.485, 0.456, 0.406]",
+        "data.std=[0.229, 0.224, 0.225]",
+        "augment.eval_crop_fraction=0.875",
+        "augment.interpolation=bilinear",
+    ]
+    .iter()
+    .flat_map(|s| ["--set".to_string(), s.to_string()])
+    .collect()
+}
+
+fn darkmagic(command: &str, weights: &Path, images: &Path, extra: &[&str]) -> Output {
+    let mut c = common::bin();
+    c.args([command, "--weights", weights.to_str().unwrap()]);
+    c.args(torchvision_recipe(images)).args(extra);
+    c.output().unwrap()
+}
+
+#[test]
+fn torchvision_resnet18_state_dict_predicts_torchvisions_logits_on_image_files() {
+    let out = common::golden("torchvision_resnet.py", "torchvision-predict", &["resnet18", "images"]);
+    let (weights, images) = (out.join("weights.safetensors"), out.join("images"));
+    let golden = common::read_json(&out.join("predict.json"));
+
+    let json = common::ok(darkmagic(
+        "predict",
+        &weights,
+        &images,
+        &["--logits", "--format", "json", images.to_str().unwrap()],
+    ));
+    let rows: Value = serde_json::from_str(&json).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    let mut worst = 0f64;
+    let mut correct = 0;
+    for row in rows {
+        let image = row["image"].as_str().unwrap();
+        let g = &golden[Path::new(image).strip_prefix(&out).unwrap().to_str().unwrap()];
+        let theirs: Vec<f64> = g["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let ours = row["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap());
+        for (a, b) in ours.zip(&theirs) {
+            worst = worst.max((a - b).abs());
+        }
+        let argmax = (0..10).max_by(|&i, &j| theirs[i].total_cmp(&theirs[j])).unwrap();
+        assert_eq!(row["top"][0]["index"], argmax, "{image}");
+        correct += usize::from(g["label"] == argmax);
+    }
+    eprintln!("max |darkmagic - torchvision| logit: {worst:e}");
+    assert!(worst < 1e-4, "max |darkmagic - torchvision| = {worst}");
+
+    // eval on the same files: every image's label is its folder's.
+    let eval_dir = out.join("eval");
+    common::ok(darkmagic(
+        "eval",
+        &weights,
+        &images,
+        &["--split", "all", "--out", eval_dir.to_str().unwrap()],
+    ));
+    let v = common::read_json(&eval_dir.join("all.json"));
+    assert_eq!(v["top1"].as_f64().unwrap(), correct as f64 / 10.0);
+
+    // A data set of 2 classes does not fit the 10-class classifier.
+    let two = out.join("two");
+    for c in ["c0", "c1"] {
+        std::fs::create_dir_all(two.join(c)).unwrap();
+        std::fs::copy(
+            images.join(c).join(format!("img{}.png", &c[1..])),
+            two.join(c).join("a.png"),
+        )
+        .unwrap();
+    }
+    let failed = darkmagic("predict", &weights, &two, &[two.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "{e}");
+    assert!(
+        e.contains("weights.safetensors")
+            && e.contains("class count: its classifier `fc.bias` has shape [10] (10 classes); the model has 2 classes"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(out);
 }

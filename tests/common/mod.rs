@@ -9,6 +9,16 @@ pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_darkmagic"))
 }
 
+/// Runs the `darkmagic` binary with `args` and waits for it.
+pub fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("darkmagic runs")
+}
+
+/// The JSON file at `path`, parsed.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// A fresh, empty folder under the system temp dir, unique to this test process and `name`.
 pub fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("darkmagic-it-{}-{name}", std::process::id()));

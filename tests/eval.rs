@@ -1,0 +1,190 @@
+//! `darkmagic eval` and `darkmagic predict` end to end: a run's checkpoint reproduces the run's
+//! own validation figures, and `predict` gives `eval`'s top-1 class image by image.
+mod common;
+use common::{ok, read_json, run, tempdir};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A small, single-threaded (bit-for-bit repeatable) digits model.
+const FAST: [&str; 8] = [
+    "--threads",
+    "1",
+    "--set",
+    "model.width=0.5",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "schedule.warmup_epochs=0.0",
+];
+
+fn train(run_dir: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["train", "--run-dir", run_dir.to_str().unwrap()];
+    args.extend_from_slice(&FAST);
+    args.extend_from_slice(extra);
+    ok(run(&args));
+    read_json(&run_dir.join("result.json"))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn eval_reproduces_the_runs_final_validation_accuracy_from_its_checkpoint() {
+    let dir = tempdir("eval-digits");
+    let run_dir = dir.join("run");
+    let result = train(&run_dir, &["--set", "train.epochs=2", "--set", "train.ema_decay=0.9"]);
+    let (rd, out) = (run_dir.to_str().unwrap(), dir.join("eval"));
+    let text = ok(run(&["eval", "--run-dir", rd, "--out", out.to_str().unwrap()]));
+
+    let v = read_json(&out.join("val.json"));
+    assert_eq!(v["top1"], result["final_val_acc"]);
+    assert_eq!(v["images"], result["val_images"]);
+    let last: Value = serde_json::from_str(read(&run_dir.join("metrics.jsonl")).lines().last().unwrap()).unwrap();
+    assert_eq!(v["top5"], last["val_top5"]);
+    assert_eq!(v["loss"], last["val_loss"]);
+    let top1 = 100.0 * v["top1"].as_f64().unwrap();
+    assert!(
+        text.starts_with(&format!("val: 179 images, top-1 {top1:.2}%")),
+        "{text}"
+    );
+    // Training wrote the same files from its last epoch.
+    for f in [
+        "val.json",
+        "val-classes.csv",
+        "val-confusion.csv",
+        "val-predictions.csv",
+    ] {
+        assert_eq!(read(&out.join(f)), read(&run_dir.join("eval").join(f)), "{f}");
+    }
+    // Per-class rows add up to the whole.
+    let classes = read(&out.join("val-classes.csv"));
+    let (mut images, mut correct) = (0, 0);
+    for row in classes.lines().skip(1) {
+        let f: Vec<&str> = row.split(',').collect();
+        images += f[2].parse::<usize>().unwrap();
+        correct += f[3].parse::<usize>().unwrap();
+    }
+    assert_eq!(images, 179);
+    assert_eq!(correct as f64 / 179.0, v["top1"].as_f64().unwrap());
+
+    ok(run(&["eval", "--run-dir", rd, "--ema", "--out", out.to_str().unwrap()]));
+    assert_eq!(
+        read_json(&out.join("val-ema.json"))["top1"],
+        result["final_val_acc_ema"]
+    );
+}
+
+/// Writes `root/<split>/<class>/<i>.png` for three classes anyone can tell apart (dark, light,
+/// striped), of several sizes, gray and RGB mixed.
+fn write_folder(root: &Path, split: &str, per_class: u32) {
+    for (c, class) in ["dark", "light", "striped"].iter().enumerate() {
+        let dir = root.join(split).join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            let (w, h) = (9 + i % 4, 10 + i % 3);
+            let value = |x: u32, y: u32| match c {
+                0 => 20 + ((x * 7 + y * 3 + i * 5) % 30) as u8,
+                1 => 200 + ((x * 5 + y * 7 + i * 3) % 40) as u8,
+                _ => [10, 240][(x / 2 % 2) as usize] + ((y + i) % 5) as u8,
+            };
+            let path = dir.join(format!("{i}.png"));
+            if i % 2 == 0 {
+                image::GrayImage::from_fn(w, h, |x, y| image::Luma([value(x, y)]))
+                    .save(path)
+                    .unwrap();
+            } else {
+                image::RgbImage::from_fn(w, h, |x, y| image::Rgb([value(x, y); 3]))
+                    .save(path)
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// The `predicted` column of a `<split>-predictions.csv`, with its `image` column.
+fn eval_rows(path: &Path) -> Vec<(String, String)> {
+    read(path)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].to_string(), f[3].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn predict_on_a_folder_gives_evals_top1_image_by_image() {
+    let dir = tempdir("eval-folder");
+    let data = dir.join("data");
+    write_folder(&data, "train", 12);
+    write_folder(&data, "val", 4);
+    for decode in ["at_load", "per_batch"] {
+        let run_dir = dir.join(decode);
+        let rd = run_dir.to_str().unwrap();
+        let result = train(
+            &run_dir,
+            &[
+                "--set",
+                "train.epochs=3",
+                "--set",
+                "data.dataset=folder",
+                "--set",
+                &format!("data.path=\"{}\"", data.display()),
+                "--set",
+                "data.image_size=8",
+                "--set",
+                &format!("data.decode={decode}"),
+            ],
+        );
+        ok(run(&["eval", "--run-dir", rd, "--split", "test"]));
+        let eval_dir = run_dir.join("eval");
+        assert_eq!(read_json(&eval_dir.join("test.json"))["top1"], result["test_acc"]);
+        let evaluated = eval_rows(&eval_dir.join("test-predictions.csv"));
+
+        let val = data.join("val");
+        let csv = ok(run(&[
+            "predict",
+            "--run-dir",
+            rd,
+            "--top-k",
+            "2",
+            val.to_str().unwrap(),
+        ]));
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("image,class_1,probability_1,class_2,probability_2"));
+        let predicted: Vec<(PathBuf, String)> = lines
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (PathBuf::from(f[0]), f[1].to_string())
+            })
+            .collect();
+        assert_eq!(predicted.len(), 12);
+        let mut classes: Vec<&String> = predicted.iter().map(|p| &p.1).collect();
+        classes.sort();
+        classes.dedup();
+        assert!(classes.len() > 1, "{decode}: a model that tells classes apart: {csv}");
+        for (i, ((image, class), (eval_image, eval_class))) in predicted.iter().zip(&evaluated).enumerate() {
+            assert_eq!(class, eval_class, "{decode}: image {i} {}", image.display());
+            // Files decoded per batch are named in eval's rows; decoded at load, rows are in file order.
+            if decode == "per_batch" {
+                assert_eq!(image, &PathBuf::from(eval_image));
+            }
+        }
+
+        // One file named on its own gets the same answer, in JSON.
+        let (one, class) = &predicted[5];
+        let json = ok(run(&[
+            "predict",
+            "--run-dir",
+            rd,
+            "--format",
+            "json",
+            one.to_str().unwrap(),
+        ]));
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v[0]["top"][0]["class"], class.as_str());
+        assert_eq!(v[0]["top"].as_array().unwrap().len(), 3, "top-5 of 3 classes is 3");
+    }
+}
