@@ -3,7 +3,8 @@
 //!
 //! The library core, from recipe to run directory:
 //! [`recipe`] -> [`data`] -> [`augment`] -> [`model`] -> [`loss`] -> [`optim`] + [`schedule`] ->
-//! [`train`]. The `darkmagic` binary is a thin CLI over it.
+//! [`train`] -> [`eval`] (evaluation and prediction with the trained model). The `darkmagic`
+//! binary is a thin CLI over it.
 pub mod augment;
 pub mod bench;
 pub mod checklist;

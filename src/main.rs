@@ -124,7 +124,8 @@ struct EvalArgs {
     /// Which images of the data set.
     #[arg(long, value_enum, default_value = "val")]
     split: Split,
-    /// Folder for <split>.json and the CSV files (default: RUN_DIR/eval; required with --weights).
+    /// Folder for <split>.json and the CSV files (default: RUN_DIR/eval, or RUN_DIR/eval/<name>
+    /// with --data; required with --weights).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -423,7 +424,11 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     }
     let out = match (&a.out, &a.model.run_dir) {
         (Some(o), _) => o.clone(),
-        (None, Some(dir)) => dir.join(rundir::EVAL),
+        // Another data set's figures go beside the run's own, not over them.
+        (None, Some(dir)) => match a.data.as_ref().and_then(|p| p.file_name()) {
+            Some(name) => dir.join(rundir::EVAL).join(name),
+            None => dir.join(rundir::EVAL),
+        },
         (None, None) => bail!("--out: needed with --weights (there is no run dir to write into)"),
     };
     let c = classifier(&a.model, &data)?;

@@ -33,14 +33,22 @@ pub struct Evaluator<'a> {
 impl Evaluator<'_> {
     /// Calls `f` with the float32 logits (on the device) and the labels of each batch of
     /// `images`, in their order, without gradients.
+    /// A progress bar shows on a terminal.
     pub fn for_each_batch(&self, images: &Images, mut f: impl FnMut(&Tensor, &Tensor)) -> Result<()> {
+        let bar = indicatif::ProgressBar::new(images.len().div_ceil(self.batch_size) as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} batches ({per_sec}, eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
         tch::no_grad(|| {
-            for b in loader::eval_batches(images, self.norm, self.augment, self.batch_size) {
+            for b in bar.wrap_iter(loader::eval_batches(images, self.norm, self.augment, self.batch_size)) {
                 let b = b?;
                 let x = crate::model::in_memory_order(b.images(self.device), self.channels_last);
                 let logits = amp::autocast(self.amp, self.device, || self.net.forward_t(&x, false));
                 f(&logits.to_kind(Kind::Float), &b.labels(self.device));
             }
+            bar.finish_and_clear();
             Ok(())
         })
     }
