@@ -73,6 +73,14 @@ fn eval_reproduces_the_runs_final_validation_accuracy_from_its_checkpoint() {
         read_json(&out.join("val-ema.json"))["top1"],
         result["final_val_acc_ema"]
     );
+
+    // A run dir from before model.json: the same figures, computed from the run's data.
+    let spec = read(&run_dir.join("model.json"));
+    assert!(spec.contains("\"classes\"") && spec.contains("\"mean\""), "{spec}");
+    std::fs::remove_file(run_dir.join("model.json")).unwrap();
+    let older = dir.join("older");
+    ok(run(&["eval", "--run-dir", rd, "--out", older.to_str().unwrap()]));
+    assert_eq!(read(&older.join("val.json")), read(&out.join("val.json")));
 }
 
 /// Writes `root/<split>/<class>/<i>.png` for three classes anyone can tell apart (dark, light,

@@ -119,15 +119,7 @@ impl Classifier {
 
     /// How this classifier evaluates: the recipe's evaluation transform and settings.
     pub fn evaluator(&self) -> Evaluator<'_> {
-        Evaluator {
-            net: &self.net,
-            norm: &self.norm,
-            augment: &self.recipe.augment,
-            batch_size: self.recipe.train.eval_batch_size,
-            device: self.device,
-            amp: self.amp,
-            channels_last: self.recipe.train.channels_last,
-        }
+        Evaluator::new(&self.net, &self.norm, &self.recipe, self.device, self.amp)
     }
 
     /// Evaluates on `images`, which must have the model's class count, channels and size.

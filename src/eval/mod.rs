@@ -9,7 +9,7 @@ use crate::data::loader::{self, Normalizer};
 use crate::data::{Images, Pixels};
 use crate::error::{Error, Result};
 use crate::model::Net;
-use crate::recipe::AugmentConfig;
+use crate::recipe::{AugmentConfig, Recipe};
 use crate::train::{amp, rundir};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,21 @@ pub struct Evaluator<'a> {
     pub channels_last: bool,
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
+    /// The evaluation `recipe` describes (`augment`'s evaluation transform, `train.eval_batch_size`,
+    /// `train.channels_last`) of `net` with `norm`, on `device` with autocast `amp`.
+    pub fn new(net: &'a Net, norm: &'a Normalizer, recipe: &'a Recipe, device: Device, amp: Option<Kind>) -> Self {
+        Evaluator {
+            net,
+            norm,
+            augment: &recipe.augment,
+            batch_size: recipe.train.eval_batch_size,
+            device,
+            amp,
+            channels_last: recipe.train.channels_last,
+        }
+    }
+
     /// Calls `f` with the float32 logits (on the device) and the labels of each batch of
     /// `images`, in their order, without gradients.
     /// A progress bar shows on a terminal.

@@ -442,15 +442,7 @@ impl<'a> Trainer<'a> {
 
     /// Plain cross-entropy (no smoothing), top-1 and, with more than 5 classes, top-5 accuracy.
     fn evaluate(&self, images: &Images) -> Result<Evaluation> {
-        let evaluator = Evaluator {
-            net: &self.net,
-            norm: &self.norm,
-            augment: &self.recipe.augment,
-            batch_size: self.recipe.train.eval_batch_size,
-            device: self.device,
-            amp: self.amp,
-            channels_last: self.recipe.train.channels_last,
-        };
+        let evaluator = Evaluator::new(&self.net, &self.norm, self.recipe, self.device, self.amp);
         evaluator.evaluate(images, self.spec.classes.len())
     }
 
