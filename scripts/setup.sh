@@ -6,6 +6,7 @@
 #   tests open the checklist report in a real headless browser), Slurm and munge (the cluster
 #   tests run a one-node Slurm on localhost),
 # - Ray in the virtualenv (the cluster tests run a Ray head on localhost),
+# - timm in the virtualenv (tests/external.rs runs timm's train.py as an external trainer),
 # - data/photos: scikit-image's sample photographs as an RGB image folder (scripts/photos.sh).
 # Rerunning it does nothing that is already done.
 set -euo pipefail
@@ -30,6 +31,10 @@ fi
 RAY_VERSION=2.60.0
 .venv/bin/python -c "import ray, sys; sys.exit(ray.__version__ != '$RAY_VERSION')" 2>/dev/null ||
     .venv/bin/pip install --quiet "ray[default]==$RAY_VERSION"
+# timm, pinned: tests/fixtures/timm/train.py runs with it (and the torch and torchvision above).
+TIMM_VERSION=1.0.31
+.venv/bin/python -c "import timm, sys; sys.exit(timm.__version__ != '$TIMM_VERSION')" 2>/dev/null ||
+    .venv/bin/pip install --quiet "timm==$TIMM_VERSION"
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 ln -sfn "$site/torch" .venv/torch
 # Real RGB photographs (data/photos) for the resize golden test, previews and benchmarks.

@@ -25,6 +25,9 @@ pub enum Error {
     /// A run directory holds a file darkmagic cannot use.
     #[error("run dir: {}: {message}", path.display())]
     RunDir { path: PathBuf, message: String },
+    /// An external trainer (`[external]`) could not start, failed, timed out or left no metric.
+    #[error("external trainer: {message}")]
+    Trainer { message: String },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     /// A thread panicked: a bug in darkmagic or libtorch, caught so that the run records it.

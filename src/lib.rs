@@ -12,6 +12,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod executor;
+pub mod external;
 pub mod loss;
 pub mod model;
 pub mod optim;

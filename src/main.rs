@@ -618,8 +618,11 @@ fn executor(a: &ChecklistArgs, local: Local, root: &Path) -> Result<Box<dyn Exec
 }
 
 /// Training images per second of the baseline model on this machine (a few steps on random
-/// data of the dataset's shape), for the dry run's time estimate.
+/// data of the dataset's shape), for the dry run's time estimate; None for an external trainer.
 fn estimate_throughput(baseline: &Recipe, threads: usize) -> Option<f64> {
+    if baseline.external.is_some() {
+        return None;
+    }
     let d = data::load(&baseline.data, baseline.augment.interpolation).ok()?;
     train::configure_cpu(threads);
     let t = &d.train;

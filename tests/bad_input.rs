@@ -733,3 +733,43 @@ fn eval_and_predict_name_the_missing_checkpoint_the_class_count_and_the_bad_imag
         &["--top-k", "expected at least 1"],
     );
 }
+
+#[test]
+fn external_trainer_errors_name_the_command_the_metric_and_the_unmapped_factor() {
+    let dir = tempdir("external-bad");
+    let recipe = dir.join("r.toml");
+    let write = |text: &str| std::fs::write(&recipe, text).unwrap();
+    let r = recipe.to_str().unwrap();
+    let dry_run = || run(&["checklist", "--dry-run", "--recipe", r]);
+    let base = "[external]\ncommand = [\"/nonexistent/trainer\"]\n[external.metric]\nregex = \"acc=([0-9.]+)\"\n";
+
+    write(&format!(
+        "[checklist]\nplan = \"none\"\n[checklist.factors.lr]\nbig = {{ \"--lr\" = 1.0 }}\n{base}"
+    ));
+    let out = dir.join("out");
+    fails(
+        run(&["checklist", "--recipe", r, "--out", out.to_str().unwrap()]),
+        &["external.command", "`/nonexistent/trainer` not found"],
+    );
+    assert!(!out.join("trials").exists(), "nothing ran");
+
+    write(&format!(
+        "[checklist]\nplan = \"none\"\n[checklist.factors.se]\noff = {{ \"model.se\" = false }}\n{base}"
+    ));
+    fails(
+        dry_run(),
+        &["checklist.factors.se.off", "`model.se` is a darkmagic field"],
+    );
+    write(base);
+    fails(dry_run(), &["checklist.plan", "use `timm`"]);
+    write("[checklist]\nplan = \"timm\"\n");
+    fails(dry_run(), &["checklist.plan", "needs an [external] trainer"]);
+    write("[checklist]\nplan = \"none\"\n[external]\ncommand = [\"x\"]\n[external.metric]\ncsv = \"s.csv\"\n");
+    fails(dry_run(), &["external.metric.key", "required with `csv`"]);
+    write("[checklist]\nplan = \"none\"\n[external]\ncommand = [\"x\"]\n[external.metric]\nregex = \"acc=[0-9.]+\"\n");
+    fails(dry_run(), &["external.metric.regex", "no capture group"]);
+    write(
+        "[checklist]\nplan = \"none\"\n[external]\ncommand = [\"x\"]\n[external.args]\nlr = 0.1\n[external.metric]\nregex = \"(.)\"\n",
+    );
+    fails(dry_run(), &["external.args.lr", "not a flag"]);
+}

@@ -309,6 +309,15 @@ fn checklist_config(root: &Path) -> ChecklistConfig {
         .unwrap_or_default()
 }
 
+/// What the checklist compares: `final_val_acc`, or where an external trainer's metric comes from.
+fn metric_name(root: &Path) -> String {
+    let recipe = crate::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
+    match recipe.and_then(|r| r.external) {
+        Some(e) => crate::external::describe(&e.metric),
+        None => "final_val_acc".into(),
+    }
+}
+
 /// Summarises every trial found under `root`, judging the variants (and the combined recipe)
 /// with the sequential design of the checklist's `[checklist]` section.
 pub fn analyze(root: &Path) -> crate::Result<Summary> {
@@ -378,7 +387,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         looks,
     };
     Ok(Summary {
-        metric: "final_val_acc".into(),
+        metric: metric_name(root),
         baseline: summarize_arm(&Arm::Baseline, base_seeds.clone(), None, None),
         trials: summaries,
         combined_variants,

@@ -147,9 +147,12 @@ fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) 
 /// variant (and the combined recipe) is decided or at `max_seeds`, and writes the report. A
 /// round whose trials do not all finish (failures, `--detach`) ends the run; rerunning resumes.
 pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Summary> {
+    let variants = plan::variants(baseline)?;
+    if let Some(ext) = &baseline.external {
+        crate::external::check_command(ext)?;
+    }
     let _lock = Lock::acquire(root)?;
     rundir::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
-    let variants = plan::variants(baseline)?;
     let summary = loop {
         let summary = analysis::analyze(root)?;
         let round = next_round(baseline, &variants, &summary);
@@ -181,22 +184,14 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
 /// of the worst case (every arm to `max_seeds`, then the combined recipe's confirmation).
 pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize) -> Result<String> {
     let trials = trials(baseline)?;
-    let dataset = data::load(&baseline.data, baseline.augment.interpolation)?;
-    let n_train = dataset.train.len() - (dataset.train.len() as f64 * baseline.data.val_fraction).round() as usize;
     let c = &baseline.checklist;
     let mut out = String::new();
-    let mut images_per_seed = 0f64;
     let mut arms: Vec<&Trial> = trials.iter().filter(|t| t.seed_index == 0).collect();
     arms.dedup_by_key(|t| t.arm.label());
     out.push_str(&format!("{:<36} {:>7}  changes\n", "trial", "epochs"));
+    let mut recipes = Vec::new();
     for t in &arms {
         let r = t.recipe(baseline)?;
-        let steps = (n_train / r.train.batch_size).max(1);
-        // In floating point: a product of counts can pass usize::MAX.
-        images_per_seed += [r.train.epochs, steps, r.train.batch_size]
-            .iter()
-            .map(|&n| n as f64)
-            .product::<f64>();
         let changes: Vec<String> = t.arm.overrides().iter().map(|(k, v)| format!("{k} = {v}")).collect();
         let changes = if changes.is_empty() {
             "(baseline)".to_string()
@@ -204,22 +199,49 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
             changes.join(", ")
         };
         out.push_str(&format!("{:<36} {:>7}  {changes}\n", t.arm.label(), r.train.epochs));
+        recipes.push(r);
+    }
+    if c.plan == crate::recipe::PlanKind::Timm {
+        out.push_str("\nleft out of the timm plan:\n");
+        for d in plan::timm_dropped() {
+            out.push_str(&format!("  {d}\n"));
+        }
     }
     let looks = sequential::Design::new(c, 0).looks();
     let looks: Vec<String> = looks.iter().map(usize::to_string).collect();
     let max = c.max_seeds.max(c.seeds);
     let combined = if c.combine { max } else { 0 };
-    let first = images_per_seed * c.seeds as f64;
-    let worst = images_per_seed * max as f64;
     out.push_str(&format!(
-        "\nfirst round: {} trials ({} arms x {} seeds), {first:.3e} training images\n\
-         worst case: {} trials (every arm to {} seeds, looks at {} seeds) plus up to {combined} confirmation trials of the combined recipe, {worst:.3e} training images\n",
+        "\nfirst round: {} trials ({} arms x {} seeds)\n\
+         worst case: {} trials (every arm to {} seeds, looks at {} seeds) plus up to {combined} confirmation trials of the combined recipe\n",
         trials.len(),
         arms.len(),
         c.seeds,
         arms.len() * max,
         max,
         looks.join(", ")
+    ));
+    if baseline.external.is_some() {
+        return Ok(out);
+    }
+    // darkmagic's own trainer: the compute, in training images.
+    let dataset = data::load(&baseline.data, baseline.augment.interpolation)?;
+    let n_train = dataset.train.len() - (dataset.train.len() as f64 * baseline.data.val_fraction).round() as usize;
+    // In floating point: a product of counts can pass usize::MAX.
+    let images_per_seed: f64 = recipes
+        .iter()
+        .map(|r| {
+            let steps = (n_train / r.train.batch_size).max(1);
+            [r.train.epochs, steps, r.train.batch_size]
+                .iter()
+                .map(|&n| n as f64)
+                .product::<f64>()
+        })
+        .sum();
+    let first = images_per_seed * c.seeds as f64;
+    let worst = images_per_seed * max as f64;
+    out.push_str(&format!(
+        "compute: {first:.3e} training images in the first round, {worst:.3e} training images in the worst case\n"
     ));
     if let Some(ips) = images_per_sec {
         let minutes = |images: f64| images / (ips * parallel as f64) / 60.0;

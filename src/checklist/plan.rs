@@ -117,11 +117,7 @@ fn dir_name(label: &str) -> String {
 /// Every variant's recipe is validated; an error names the factor.
 pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
     let cfg = &baseline.checklist;
-    let mut out: Vec<Variant> = match cfg.plan {
-        PlanKind::Default => default_plan(baseline),
-        PlanKind::Extended => [default_plan(baseline), extended_extra(baseline)].concat(),
-        PlanKind::None => Vec::new(),
-    };
+    let mut out: Vec<Variant> = built_in(baseline)?;
     for name in &cfg.skip {
         if !out.iter().any(|v| &v.factor == name) && !cfg.factors.contains_key(name) {
             let known: Vec<String> = factor_names(&out);
@@ -134,10 +130,14 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
     out.retain(|v| !cfg.skip.contains(&v.factor) && !cfg.factors.contains_key(&v.factor));
     for (factor, vs) in &cfg.factors {
         for (name, overrides) in vs {
+            let overrides = match baseline.external {
+                Some(_) => external_overrides(factor, name, overrides)?,
+                None => overrides.clone(),
+            };
             out.push(Variant {
                 factor: factor.clone(),
                 name: name.clone(),
-                overrides: overrides.clone(),
+                overrides,
             });
         }
     }
@@ -159,6 +159,114 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
         }
     }
     Ok(out)
+}
+
+/// The built-in variants `checklist.plan` names, checked against the trainer: `default` and
+/// `extended` vary darkmagic's own fields, `timm` the flags of timm's `train.py`.
+fn built_in(baseline: &Recipe) -> Result<Vec<Variant>> {
+    let external = baseline.external.is_some();
+    let wrong = |message: &str| Err(Error::recipe("checklist.plan", message));
+    match (baseline.checklist.plan, external) {
+        (PlanKind::None, _) => Ok(Vec::new()),
+        (PlanKind::Default, false) => Ok(default_plan(baseline)),
+        (PlanKind::Extended, false) => Ok([default_plan(baseline), extended_extra(baseline)].concat()),
+        (PlanKind::Timm, true) => Ok(timm_plan(baseline)),
+        (PlanKind::Timm, false) => wrong("`timm` varies the flags of timm's train.py; it needs an [external] trainer"),
+        (_, true) => wrong(
+            "the default and extended plans vary darkmagic's own recipe fields, which an external trainer does not read; use `timm` (timm's train.py) or `none` with your own [checklist.factors] of flags",
+        ),
+    }
+}
+
+/// A variant of an external trainer as recipe overrides: `"--flag" = value` sets (or with
+/// `true`/`false` adds or removes) one of its flags, `"env.NAME" = "value"` an environment
+/// variable; `external.*`, `train.epochs` and `seed` are taken as they are. Other darkmagic
+/// fields mean nothing to an external trainer: an error names the variant and the key.
+fn external_overrides(factor: &str, name: &str, overrides: &toml::Table) -> Result<toml::Table> {
+    overrides
+        .iter()
+        .map(|(k, v)| {
+            let key = if k.starts_with('-') {
+                format!("external.args.{k}")
+            } else if let Some(var) = k.strip_prefix("env.") {
+                format!("external.env.{var}")
+            } else if k.starts_with("external.") || k == "train.epochs" || k == "seed" {
+                k.clone()
+            } else {
+                return Err(Error::recipe(
+                    format!("checklist.factors.{factor}.{name}"),
+                    format!(
+                        "`{k}` is a darkmagic field, which an external trainer does not read; map the variant to the trainer's flags (\"--flag\" = value) or environment (\"env.NAME\" = \"value\")"
+                    ),
+                ));
+            };
+            Ok((key, v.clone()))
+        })
+        .collect()
+}
+
+/// The article's checklist as flags of timm's `train.py` (timm 1.0), relative to the baseline's
+/// flags: LR regime (`--sched step` with a decay every third of the epochs, `cosine`),
+/// optimizer (`--opt momentum` without Nesterov, `adam` at lr 1e-3), weight decay x10 and
+/// /10, augmentation (AutoAugment `original`, RandAugment, or colour jitter alone), label
+/// smoothing 0 and 0.2, and mixup 0.2. What timm cannot express is in [`timm_dropped`].
+fn timm_plan(b: &Recipe) -> Vec<Variant> {
+    let args = &b.external.as_ref().expect("timm plan of an external trainer").args;
+    let arg = |flag: &str| args.get(flag).cloned();
+    // timm's defaults where the baseline leaves a flag out.
+    let wd = arg("--weight-decay").and_then(|v| v.as_float()).unwrap_or(2e-5);
+    let decay_epochs = (b.train.epochs as f64 / 3.0).ceil().max(1.0);
+    let aa = arg("--aa").and_then(|v| v.as_str().map(String::from));
+    let mut plan = vec![
+        Variant::new(
+            "lr_regime",
+            "step",
+            &[
+                ("--sched", s("step")),
+                ("--decay-epochs", f(decay_epochs)),
+                ("--decay-rate", f(0.1)),
+            ],
+        ),
+        Variant::new("lr_regime", "cosine", &[("--sched", s("cosine"))]),
+        Variant::new("optimizer", "momentum", &[("--opt", s("momentum"))]),
+        Variant::new("optimizer", "adam", &[("--opt", s("adam")), ("--lr", f(1e-3))]),
+        Variant::new("weight_decay", "10x", &[("--weight-decay", f(wd * 10.0))]),
+        Variant::new("weight_decay", "0.1x", &[("--weight-decay", f(wd / 10.0))]),
+        Variant::new("augmentation", "autoaugment", &[("--aa", s("original"))]),
+        Variant::new("augmentation", "randaugment", &[("--aa", s("rand-m9-mstd0.5"))]),
+        Variant::new(
+            "augmentation",
+            "color_jitter",
+            &[("--aa", toml::Value::Boolean(false)), ("--color-jitter", f(0.4))],
+        ),
+        Variant::new("label_smoothing", "0", &[("--smoothing", f(0.0))]),
+        Variant::new("label_smoothing", "0.2", &[("--smoothing", f(0.2))]),
+        Variant::new("mixup", "on", &[("--mixup", f(0.2))]),
+    ];
+    if aa.is_none() {
+        plan.retain(|v| v.label() != "augmentation=color_jitter");
+    }
+    if arg("--sched").is_none() {
+        // timm's default scheduler is cosine.
+        plan.retain(|v| v.label() != "lr_regime=cosine");
+    }
+    for v in &mut plan {
+        v.overrides = v
+            .overrides
+            .iter()
+            .map(|(k, val)| (format!("external.args.{k}"), val.clone()))
+            .collect();
+    }
+    plan
+}
+
+/// The article's factors the `timm` plan leaves out, and why; printed by `--dry-run`.
+pub fn timm_dropped() -> &'static [&'static str] {
+    &[
+        "wd_schedule: timm's train.py has no weight-decay schedule",
+        "se, downscale_activation: architecture factors; map them to models with [checklist.factors] (e.g. \"--model\" = \"seresnet18\")",
+        "pretraining: timm's --pretrained downloads weights, which darkmagic never does; map it to --initial-checkpoint with [checklist.factors]",
+    ]
 }
 
 /// The factors in plan order, each once.

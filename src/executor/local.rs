@@ -86,7 +86,7 @@ impl Local {
         if !self.gpus.is_empty() {
             cmd.env("CUDA_VISIBLE_DEVICES", self.gpus[slot % self.gpus.len()].to_string());
         }
-        die_with_parent(&mut cmd);
+        super::die_with_parent(&mut cmd);
         cmd.stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -94,28 +94,6 @@ impl Local {
             .map_err(|e| Error::io(&self.exe, e))
     }
 }
-
-/// Makes the trial process receive SIGKILL when the checklist process dies, so a killed
-/// checklist leaves no trial writing into its run dirs; the rerun resumes them from checkpoints.
-#[cfg(target_os = "linux")]
-fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    const PR_SET_PDEATHSIG: i32 = 1;
-    const SIGKILL: u64 = 9;
-    unsafe extern "C" {
-        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
-    }
-    // SAFETY: prctl is async-signal-safe and only sets this child's parent-death signal.
-    unsafe {
-        cmd.pre_exec(|| {
-            prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_cmd: &mut Command) {}
 
 /// How a trial process ended, in words: its exit code or the signal that killed it.
 fn exit_reason(status: std::process::ExitStatus) -> String {

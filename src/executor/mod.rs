@@ -97,6 +97,29 @@ pub fn record_failure(dir: &Path, reason: &str, log: &Path) -> Result<()> {
     run.write_result(&r)
 }
 
+/// Makes a child process receive SIGKILL when its parent dies (`PR_SET_PDEATHSIG`): a killed
+/// checklist leaves no trial writing into its run dirs (the rerun resumes them from
+/// checkpoints), and a killed trial no external trainer running on.
+#[cfg(target_os = "linux")]
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    const PR_SET_PDEATHSIG: i32 = 1;
+    const SIGKILL: u64 = 9;
+    unsafe extern "C" {
+        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+    }
+    // SAFETY: prctl is async-signal-safe and only sets this child's parent-death signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn die_with_parent(_cmd: &mut std::process::Command) {}
+
 /// Quotes a string for a POSIX shell: `'...'`, with each `'` written as `'\''`.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))

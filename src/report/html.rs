@@ -195,12 +195,13 @@ pub fn render(summary: &Summary, data: &[TrialData]) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\"><title>darkmagic checklist</title><style>{STYLE}</style></head><body>\
 <h1>darkmagic checklist</h1>\
-<p>{} variants around the {base_label} ({seeds} of at most {max_seeds} seeds): {counts}. Metric: final validation top-1 accuracy; \
+<p>{} variants around the {base_label} ({seeds} of at most {max_seeds} seeds): {counts}. Metric: {}; \
 differences are paired by seed (same initialisation, data order and augmentation), in percentage points (pp). \
 A variant <span class=\"helps\">helps</span> when its whole corrected interval is above 0 and <span class=\"hurts\">hurts</span> when it is below.</p>\
 <h2>Verdicts</h2>{}<p>{}</p><h2>Effects</h2>{}<h2>Combined recipe</h2>{}<h2>Validation curves</h2>{}<h2>Schedules used</h2>{}{}\
 <h2>Compute</h2><p>{} training runs, {} epochs, {:.1} minutes of training summed over runs.</p></body></html>\n",
         summary.trials.len(),
+        esc(&super::metric_text(summary)),
         table(&rows),
         esc(&super::design_note(summary)),
         svg::interval_chart("difference to the baseline (pp) with corrected interval", "pp", &bars),

@@ -64,9 +64,13 @@ impl TrialData {
     }
 
     /// The learning rate and weight decay this trial's recipe gives at each step (at most about
-    /// 400 points, x in epochs), or None without a recipe or metrics.
+    /// 400 points, x in epochs), or None without a recipe or metrics, or for an external trainer.
     pub fn schedule_curves(&self) -> Option<(Curve, Curve)> {
         let (r, m) = (self.recipe.as_ref()?, self.metrics.first()?);
+        if r.external.is_some() {
+            // darkmagic's schedule fields say nothing of an external trainer's.
+            return None;
+        }
         let steps_per_epoch = (m.step / m.epoch).max(1);
         let s = LrSchedule::new(&r.schedule, r.peak_lr(), r.train.epochs, steps_per_epoch);
         let stride = (s.total_steps() / 400).max(1);
@@ -239,10 +243,20 @@ fn md_table(rows: &[&ArmSummary]) -> String {
     out
 }
 
+/// What the summary compares, in words.
+pub fn metric_text(s: &Summary) -> String {
+    match s.metric.as_str() {
+        "final_val_acc" => "final validation top-1 accuracy".into(),
+        external => format!("the external trainer's metric, {external}"),
+    }
+}
+
 fn markdown(s: &Summary, c: &Compute) -> String {
     let mut out = String::from("# darkmagic checklist\n\n");
-    out.push_str("Metric: final validation top-1 accuracy (%); differences are paired by seed against the baseline, ");
-    out.push_str("in percentage points.\n\n");
+    out.push_str(&format!(
+        "Metric: {} (%); differences are paired by seed against the baseline, in percentage points.\n\n",
+        metric_text(s)
+    ));
     let rows: Vec<&ArmSummary> = std::iter::once(&s.baseline).chain(&s.trials).collect();
     out.push_str(&md_table(&rows));
     out.push_str(&format!("\n{}\n", design_note(s)));

@@ -22,8 +22,9 @@ use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-/// Trains `recipe` into `run_dir`. With `resume`, continues from the run dir's checkpoint (a
-/// completed run is returned as it is). On error, or a panic (a bug, in darkmagic or in a
+/// Trains `recipe` into `run_dir` (with its external trainer when it has one, see `external`).
+/// With `resume`, continues from the run dir's checkpoint (a completed run is returned as it is;
+/// an external trainer starts over). On error, or a panic (a bug, in darkmagic or in a
 /// libtorch call), `result.json` records status `failed` and the error before it is returned.
 pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let dir = RunDir::create(run_dir)?;
@@ -33,8 +34,9 @@ pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let _ = std::fs::remove_file(dir.file(rundir::RESULT));
     rundir::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
     let device = resolve_device(recipe.train.device)?;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        Trainer::new(recipe, &dir, device, resume).and_then(|t| t.fit())
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &recipe.external {
+        Some(ext) => crate::external::run(recipe, ext, &dir),
+        None => Trainer::new(recipe, &dir, device, resume).and_then(|t| t.fit()),
     }))
     .unwrap_or_else(|panic| Err(Error::panic("training", panic.as_ref())));
     outcome.or_else(|e| {

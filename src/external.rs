@@ -1,0 +1,463 @@
+//! External trainers: a user's own training script (timm's `train.py`, torchvision's
+//! references, anything with a command line) run as one trial of the checklist.
+//!
+//! `darkmagic train --run-dir D` on a recipe with an `[external]` section runs the command in
+//! `D` instead of darkmagic's trainer, streams its output into `train.log`, reads its metric
+//! when it exits, and writes `metrics.jsonl` (one line per row of a metric CSV) and
+//! `result.json` as a darkmagic run would. Executors, analysis and report then treat it as any
+//! other trial. A trainer that cannot start, exits with an error, runs past `external.timeout`,
+//! or leaves no finite metric ends the trial as `failed`, with its output's tail in the report.
+use crate::error::{Error, Result};
+use crate::recipe::{ExternalConfig, MetricRow, MetricSource, Recipe};
+use crate::train::rundir::{EpochMetrics, RunDir, RunResult, Status};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn failed(message: impl Into<String>) -> Error {
+    Error::Trainer {
+        message: message.into(),
+    }
+}
+
+/// `s` with the placeholders `{run_dir}`, `{seed}`, `{epochs}`, `{data}` and `{threads}` filled.
+fn expand(s: &str, recipe: &Recipe, run_dir: &Path) -> String {
+    let data = recipe.data.path.as_deref().map(Path::display);
+    s.replace("{run_dir}", &run_dir.display().to_string())
+        .replace("{seed}", &recipe.seed.to_string())
+        .replace("{epochs}", &recipe.train.epochs.to_string())
+        .replace("{data}", &data.map(|d| d.to_string()).unwrap_or_default())
+        .replace("{threads}", &recipe.train.threads.to_string())
+}
+
+/// The trainer's argument vector: the command, then each flag of `external.args` in name
+/// order (`true`: the bare flag; `false`: left out; an array: the flag and every value).
+pub fn command_line(recipe: &Recipe, ext: &ExternalConfig, run_dir: &Path) -> Vec<String> {
+    let text = |v: &toml::Value| match v {
+        toml::Value::String(s) => expand(s, recipe, run_dir),
+        other => other.to_string(),
+    };
+    let mut argv: Vec<String> = ext.command.iter().map(|c| expand(c, recipe, run_dir)).collect();
+    for (flag, value) in &ext.args {
+        match value {
+            toml::Value::Boolean(false) => {}
+            toml::Value::Boolean(true) => argv.push(flag.clone()),
+            toml::Value::Array(items) => {
+                argv.push(flag.clone());
+                argv.extend(items.iter().map(text));
+            }
+            v => {
+                argv.push(flag.clone());
+                argv.push(text(v));
+            }
+        }
+    }
+    argv
+}
+
+/// The trainer's extra environment: `external.env` with placeholders filled, plus unbuffered
+/// Python output and `OMP_NUM_THREADS` from `train.threads` (when not 0) unless set there.
+fn environment(recipe: &Recipe, ext: &ExternalConfig, run_dir: &Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = ext
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), expand(v, recipe, run_dir)))
+        .collect();
+    let mut default = |k: &str, v: String| {
+        if !ext.env.contains_key(k) {
+            env.push((k.into(), v));
+        }
+    };
+    default("PYTHONUNBUFFERED", "1".into());
+    if recipe.train.threads > 0 {
+        default("OMP_NUM_THREADS", recipe.train.threads.to_string());
+    }
+    env
+}
+
+/// Where the metric comes from, in words: `eval_top1 (last row of timm/summary.csv) x 0.01`.
+pub fn describe(m: &MetricSource) -> String {
+    let key = m.key.as_deref().unwrap_or_default();
+    let source = match (&m.csv, &m.json, &m.regex) {
+        (Some(csv), _, _) => format!("{key} ({:?} row of {csv})", m.row).to_lowercase(),
+        (_, Some(json), _) => format!("{key} of {json}"),
+        (_, _, Some(r)) => format!("match of `{r}` in its output"),
+        _ => String::new(),
+    };
+    if m.scale == 1.0 {
+        source
+    } else {
+        format!("{source} x {}", m.scale)
+    }
+}
+
+/// Checks that the trainer's program exists on this machine: a path to a file, or a name found on
+/// `PATH`; the checklist checks before it starts any trial.
+pub fn check_command(ext: &ExternalConfig) -> Result<()> {
+    let program = Path::new(&ext.command[0]);
+    let found = if program.components().count() > 1 {
+        program.is_file()
+    } else {
+        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(Error::recipe(
+            "external.command",
+            format!("`{}` not found: not a file, nor a program on PATH", program.display()),
+        ))
+    }
+}
+
+/// Runs the external trainer of `recipe` in `dir` and records its result (see the module doc).
+/// An error means the trial failed; the caller records it.
+pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunResult> {
+    let argv = command_line(recipe, ext, &dir.path);
+    // A rerun reads only what this run writes: trainers such as timm append to their CSV.
+    if let Some(file) = ext.metric.csv.as_ref().or(ext.metric.json.as_ref()) {
+        let _ = std::fs::remove_file(dir.path.join(expand(file, recipe, &dir.path)));
+    }
+    let quoted: Vec<String> = argv.iter().map(|a| crate::executor::shell_quote(a)).collect();
+    dir.log(&format!("external trainer: {}", quoted.join(" ")));
+    let start = Instant::now();
+    let output = execute(&argv, &environment(recipe, ext, &dir.path), dir, ext)?;
+    let wall = start.elapsed().as_secs_f64();
+    let (value, curve) = read_metric(&ext.metric, recipe, &dir.path, &output)?;
+    let metrics = epochs(&curve, value, recipe.train.epochs, wall);
+    dir.write_metrics(&metrics)?;
+    let mut r = RunResult::from_metrics(Status::Completed, &metrics, wall, "external".into(), 0);
+    r.final_val_acc = Some(value);
+    dir.log(&format!("completed: metric {value}"));
+    dir.write_result(&r)?;
+    Ok(r)
+}
+
+/// What the trainer printed that the metric's regular expression captured last.
+type LastMatch = Option<String>;
+
+/// Runs `argv` in the run dir with `env` added, appending its stdout and stderr to `train.log`
+/// line by line; kills it after `ext.timeout` seconds. Returns the last capture of
+/// `external.metric.regex` in its output. The trainer dies with this process (a killed trial
+/// leaves no orphan training on).
+fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &ExternalConfig) -> Result<LastMatch> {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(&dir.path)
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::executor::die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => failed(format!(
+            "`{}` not found (external.command[0]: give a path, or a program on PATH)",
+            argv[0]
+        )),
+        _ => failed(format!("cannot start `{}`: {e}", argv[0])),
+    })?;
+    let log = Arc::new(Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.file(crate::train::rundir::LOG))
+            .map_err(|e| Error::io(dir.file(crate::train::rundir::LOG), e))?,
+    ));
+    let regex = ext
+        .metric
+        .regex
+        .as_deref()
+        .map(|r| regex_lite::Regex::new(r).expect("validated"));
+    let found = Arc::new(Mutex::new(None));
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        let (log, found, regex) = (log.clone(), found.clone(), regex.clone());
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream).lines().map_while(|l| l.ok()) {
+                if let Some(c) = regex.as_ref().and_then(|r| r.captures(&line)).and_then(|c| c.get(1)) {
+                    *found.lock().expect("not poisoned") = Some(c.as_str().to_string());
+                }
+                let _ = writeln!(log.lock().expect("not poisoned"), "{line}");
+            }
+        })
+    })
+    .collect();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| failed(format!("waiting for the trainer: {e}")))?
+        {
+            break Some(status);
+        }
+        if ext.timeout > 0.0 && start.elapsed().as_secs_f64() > ext.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for r in readers {
+        let _ = r.join();
+    }
+    match status {
+        None => Err(failed(format!(
+            "timed out after {} s (external.timeout) and was killed",
+            ext.timeout
+        ))),
+        Some(s) if !s.success() => Err(failed(format!("`{}` {s}", argv[0]))),
+        Some(_) => Ok(found.lock().expect("not poisoned").take()),
+    }
+}
+
+/// One row of a metric CSV: the metric and the columns darkmagic's curves know, when present.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Row {
+    metric: f64,
+    train_loss: f64,
+    val_loss: f64,
+    lr: f64,
+}
+
+/// The metric (scaled) and, from a CSV, every row of it; the regex's capture `output` when the
+/// metric comes from the output. A missing file, key or match, or a value that is not a finite
+/// number, is an error naming it.
+fn read_metric(m: &MetricSource, recipe: &Recipe, run_dir: &Path, output: &LastMatch) -> Result<(f64, Vec<Row>)> {
+    let file = |f: &String| run_dir.join(expand(f, recipe, run_dir));
+    let key = m.key.as_deref().unwrap_or_default();
+    let (value, rows) = if let Some(csv) = &m.csv {
+        let rows = csv_rows(&file(csv), key, m.scale)?;
+        let value = match m.row {
+            MetricRow::Last => rows.last().map(|r| r.metric),
+            MetricRow::Best => rows.iter().map(|r| r.metric).max_by(f64::total_cmp),
+        };
+        (value.expect("csv_rows returns at least one row"), rows)
+    } else if let Some(json) = &m.json {
+        let value = json_number(&file(json), key)? * m.scale;
+        (value, Vec::new())
+    } else {
+        let regex = m.regex.as_deref().unwrap_or_default();
+        let text = output.as_ref().ok_or_else(|| {
+            failed(format!(
+                "no line of its output matched external.metric.regex `{regex}` (see train.log)"
+            ))
+        })?;
+        let value: f64 = text.parse().map_err(|_| {
+            failed(format!(
+                "external.metric.regex `{regex}` captured `{text}`, not a number"
+            ))
+        })?;
+        (value * m.scale, Vec::new())
+    };
+    if !value.is_finite() {
+        return Err(failed(format!("the metric is {value}, not a finite number")));
+    }
+    Ok((value, rows))
+}
+
+/// The rows of a CSV file with a header: column `key` (times `scale`) and, where present,
+/// `train_loss`, `eval_loss`/`val_loss` and `lr`.
+fn csv_rows(path: &Path, key: &str, scale: f64) -> Result<Vec<Row>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        failed(format!(
+            "metric file {} cannot be read ({e}); did the trainer write it? (external.metric.csv)",
+            path.display()
+        ))
+    })?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let metric = col(key).ok_or_else(|| {
+        failed(format!(
+            "metric column `{key}` is not in {} (its columns: {})",
+            path.display(),
+            header.join(", ")
+        ))
+    })?;
+    let (train_loss, val_loss, lr) = (col("train_loss"), col("eval_loss").or(col("val_loss")), col("lr"));
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let number = |c: Option<usize>| c.and_then(|c| fields.get(c)).and_then(|f| f.parse::<f64>().ok());
+        let value = number(Some(metric)).ok_or_else(|| {
+            failed(format!(
+                "{} line {}: column `{key}` is not a number",
+                path.display(),
+                i + 2
+            ))
+        })?;
+        rows.push(Row {
+            metric: value * scale,
+            train_loss: number(train_loss).unwrap_or(0.0),
+            val_loss: number(val_loss).unwrap_or(0.0),
+            lr: number(lr).unwrap_or(0.0),
+        });
+    }
+    if rows.is_empty() {
+        return Err(failed(format!("metric file {} has no rows", path.display())));
+    }
+    Ok(rows)
+}
+
+/// The number at the dotted `key` of a JSON file.
+fn json_number(path: &PathBuf, key: &str) -> Result<f64> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        failed(format!(
+            "metric file {} cannot be read ({e}); did the trainer write it? (external.metric.json)",
+            path.display()
+        ))
+    })?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| failed(format!("metric file {}: {e}", path.display())))?;
+    key.split('.')
+        .try_fold(&v, |node, part| node.get(part))
+        .and_then(serde_json::Value::as_f64)
+        .ok_or_else(|| failed(format!("metric file {} has no number at `{key}`", path.display())))
+}
+
+/// The per-epoch records of a trainer's CSV rows; without a CSV, one record of the final
+/// `value` at epoch `epochs`. Columns the CSV lacks are 0; each epoch gets an equal share of the
+/// wall time.
+fn epochs(rows: &[Row], value: f64, epochs: usize, wall: f64) -> Vec<EpochMetrics> {
+    let last = [Row {
+        metric: value,
+        ..Row::default()
+    }];
+    let (rows, first) = if rows.is_empty() {
+        (&last[..], epochs)
+    } else {
+        (rows, 1)
+    };
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| EpochMetrics {
+            epoch: first + i,
+            step: 0,
+            lr: r.lr,
+            train_loss: r.train_loss,
+            train_acc: 0.0,
+            val_loss: r.val_loss,
+            val_acc: r.metric,
+            val_top5: None,
+            val_acc_ema: None,
+            images_per_sec: 0.0,
+            seconds: wall / rows.len() as f64,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(args: &str) -> (Recipe, ExternalConfig) {
+        let r = Recipe::load(None, &[]).unwrap();
+        let e: ExternalConfig = toml::from_str(&format!(
+            "command = [\"python\", \"train.py\", \"{{data}}\"]\n{args}\n[metric]\ncsv = \"out/summary.csv\"\nkey = \"eval_top1\"\nscale = 0.01\n"
+        ))
+        .unwrap();
+        (r, e)
+    }
+
+    #[test]
+    fn flags_render_in_name_order_with_placeholders() {
+        let (mut r, e) = ext(
+            "[args]\n\"--seed\" = \"{seed}\"\n\"--lr\" = 0.1\n\"--amp\" = true\n\"--aa\" = false\n\"--input-size\" = [3, 32, 32]\n\"--output\" = \"{run_dir}/out\"",
+        );
+        r.seed = 7;
+        r.data.path = Some("/data/set".into());
+        let argv = command_line(&r, &e, Path::new("/runs/t"));
+        assert_eq!(
+            argv,
+            [
+                "python",
+                "train.py",
+                "/data/set",
+                "--amp",
+                "--input-size",
+                "3",
+                "32",
+                "32",
+                "--lr",
+                "0.1",
+                "--output",
+                "/runs/t/out",
+                "--seed",
+                "7"
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_metric_last_or_best_row_scaled() {
+        let dir = crate::testutil::tempdir("external-csv");
+        std::fs::create_dir_all(dir.join("out")).unwrap();
+        std::fs::write(
+            dir.join("out/summary.csv"),
+            "epoch,train_loss,eval_loss,eval_top1,eval_top5,lr\n0,1.5,1.2,50.0,90.0,0.1\n1,1.0,0.9,75.0,95.0,0.05\n2,0.8,1.1,62.5,96.0,0.01\n",
+        )
+        .unwrap();
+        let (r, mut e) = ext("");
+        let (v, rows) = read_metric(&e.metric, &r, &dir, &None).unwrap();
+        assert_eq!(v, 62.5 * 0.01);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[1],
+            Row {
+                metric: 75.0 * 0.01,
+                train_loss: 1.0,
+                val_loss: 0.9,
+                lr: 0.05
+            }
+        );
+        e.metric.row = MetricRow::Best;
+        assert_eq!(read_metric(&e.metric, &r, &dir, &None).unwrap().0, 75.0 * 0.01);
+        e.metric.key = Some("top1".into());
+        let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
+        assert!(
+            err.contains("metric column `top1` is not in") && err.contains("eval_top1, eval_top5"),
+            "{err}"
+        );
+        std::fs::write(dir.join("out/summary.csv"), "epoch,eval_top1\n0,nan\n").unwrap();
+        e.metric.key = Some("eval_top1".into());
+        let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
+        assert!(err.contains("the metric is NaN"), "{err}");
+    }
+
+    #[test]
+    fn json_and_regex_metrics() {
+        let dir = crate::testutil::tempdir("external-json");
+        std::fs::write(dir.join("r.json"), r#"{"eval": {"top1": 0.8125}}"#).unwrap();
+        let (r, mut e) = ext("");
+        e.metric = MetricSource {
+            csv: None,
+            json: Some("r.json".into()),
+            key: Some("eval.top1".into()),
+            regex: None,
+            row: MetricRow::Last,
+            scale: 1.0,
+        };
+        assert_eq!(read_metric(&e.metric, &r, &dir, &None).unwrap().0, 0.8125);
+        e.metric.key = Some("eval.top5".into());
+        let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
+        assert!(err.contains("r.json has no number at `eval.top5`"), "{err}");
+        e.metric.json = None;
+        e.metric.regex = Some("acc=([0-9.]+)".into());
+        assert_eq!(read_metric(&e.metric, &r, &dir, &Some("0.5".into())).unwrap().0, 0.5);
+        let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
+        assert!(err.contains("no line of its output matched"), "{err}");
+    }
+}

@@ -1,0 +1,216 @@
+//! The checklist on external trainers: timm's real train.py (tests/fixtures/timm) on an image
+//! folder the test writes, and a tiny trainer of our own for the failure paths.
+mod common;
+use common::{checklist, ok, read_json, tempdir};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The project's virtualenv Python (scripts/setup.sh installs torch and timm there).
+fn python() -> String {
+    root().join(".venv/bin/python").display().to_string()
+}
+
+/// An image folder as timm reads it: `train/` and `validation/`, two classes (dark, light) of
+/// 32x32 RGB PNGs.
+fn image_folder(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    for (split, n) in [("train", 8u32), ("validation", 4)] {
+        for (class, base) in [("dark", 30u32), ("light", 190)] {
+            let d = data.join(split).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            for i in 0..n {
+                image::RgbImage::from_fn(32, 32, |x, y| {
+                    let v = (base + (x * 7 + y * 13 + i * 17) % 50) as u8;
+                    image::Rgb([v, v / 2 + 20, 255 - v])
+                })
+                .save(d.join(format!("{i}.png")))
+                .unwrap();
+            }
+        }
+    }
+    data
+}
+
+/// Every seed of every arm in `summary.json`, with its run dir.
+fn seeds(out: &Path) -> Vec<(PathBuf, Value)> {
+    let s = read_json(&out.join("summary.json"));
+    let arms: Vec<Value> = std::iter::once(s["baseline"].clone())
+        .chain(s["trials"].as_array().unwrap().iter().cloned())
+        .collect();
+    arms.iter()
+        .flat_map(|a| {
+            let label = a["label"].as_str().unwrap().to_string();
+            a["seeds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(move |(k, seed)| (out.join("trials").join(&label).join(format!("seed-{k}")), seed.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn timm_train_py_checklist_reads_each_trials_last_eval_top1() {
+    let dir = tempdir("external-timm");
+    let data = image_folder(&dir);
+    let recipe = dir.join("timm.toml");
+    let train_py = root().join("tests/fixtures/timm/train.py");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"seed = 0
+[data]
+path = "{data}"
+[train]
+epochs = 1
+[checklist]
+plan = "timm"
+skip = ["lr_regime", "optimizer", "weight_decay", "augmentation", "mixup"]
+seeds = 2
+max_seeds = 2
+combine = false
+[external]
+command = ["{python}", "{train_py}"]
+[external.args]
+"--data-dir" = "{{data}}"
+"--model" = "resnet10t"
+"--num-classes" = 2
+"--img-size" = 32
+"--input-size" = [3, 32, 32]
+"-b" = 8
+"--epochs" = "{{epochs}}"
+"--seed" = "{{seed}}"
+"--opt" = "sgd"
+"--lr" = 0.01
+"--sched" = "cosine"
+"--warmup-epochs" = 0
+"--smoothing" = 0.1
+"--workers" = 0
+"--no-prefetcher" = true
+"--device" = "cpu"
+"--output" = "{{run_dir}}"
+"--experiment" = "timm"
+[external.metric]
+csv = "timm/summary.csv"
+key = "eval_top1"
+scale = 0.01
+"#,
+            data = data.display(),
+            python = python(),
+            train_py = train_py.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let text = ok(checklist(&recipe, &out, &["--parallel", "2"]).output().unwrap());
+    assert!(
+        text.contains("Metric: the external trainer's metric, eval_top1 (last row of timm/summary.csv) x 0.01"),
+        "{text}"
+    );
+    let seeds = seeds(&out);
+    let labels: Vec<String> = seeds.iter().map(|(d, _)| d.display().to_string()).collect();
+    assert_eq!(seeds.len(), 6, "baseline and 2 variants x 2 seeds: {labels:?}");
+    for (run_dir, seed) in &seeds {
+        assert_eq!(seed["status"], "completed", "{}", run_dir.display());
+        let csv = std::fs::read_to_string(run_dir.join("timm/summary.csv")).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let col = header.iter().position(|h| *h == "eval_top1").unwrap();
+        let last: f64 = csv
+            .lines()
+            .last()
+            .unwrap()
+            .split(',')
+            .nth(col)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(seed["val_acc"].as_f64().unwrap(), last * 0.01, "{}", run_dir.display());
+        let log = std::fs::read_to_string(run_dir.join("train.log")).unwrap();
+        assert!(log.contains("--smoothing"), "the command line is logged: {log}");
+        let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 1, "one epoch from the CSV's one row");
+    }
+    // Each variant ran with its own flag value.
+    let args =
+        |label: &str| std::fs::read_to_string(out.join("trials").join(label).join("seed-1/timm/args.yaml")).unwrap();
+    assert!(args("label_smoothing=0.2").contains("smoothing: 0.2"));
+    assert!(args("label_smoothing=0").contains("smoothing: 0.0"));
+    assert!(args("baseline").contains("smoothing: 0.1") && args("baseline").contains("seed: 1"));
+}
+
+#[test]
+fn a_trainer_that_crashes_prints_no_metric_or_nan_or_hangs_fails_with_its_log() {
+    let dir = tempdir("external-tiny");
+    let recipe = dir.join("tiny.toml");
+    let tiny = root().join("tests/fixtures/tiny_trainer.py");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"[checklist]
+plan = "none"
+seeds = 1
+max_seeds = 1
+combine = false
+[checklist.factors.mode]
+crash = {{ "--mode" = "crash" }}
+silent = {{ "--mode" = "silent" }}
+nan = {{ "--mode" = "nan" }}
+slow = {{ "--mode" = "slow" }}
+[checklist.factors.lr]
+"0.2" = {{ "--lr" = 0.2 }}
+[external]
+command = ["{python}", "{tiny}"]
+timeout = 2.0
+[external.args]
+"--seed" = "{{seed}}"
+"--mode" = "ok"
+[external.metric]
+regex = "acc=([0-9.a-z]+)"
+"#,
+            python = python(),
+            tiny = tiny.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let started = std::time::Instant::now();
+    let o = checklist(&recipe, &out, &["--parallel", "2"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "the slow trainer was killed at its timeout"
+    );
+    let by_label: Vec<(String, Value)> = seeds(&out)
+        .into_iter()
+        .map(|(d, s)| {
+            (
+                d.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned(),
+                s,
+            )
+        })
+        .collect();
+    let get = |label: &str| by_label.iter().find(|(l, _)| l == label).unwrap().1.clone();
+    assert_eq!(get("baseline")["val_acc"], 0.6);
+    assert_eq!(get("lr=0.2")["val_acc"], 0.7);
+    for (label, why) in [
+        ("mode=crash", "exit status: 1"),
+        ("mode=silent", "no line of its output matched external.metric.regex"),
+        ("mode=nan", "the metric is NaN"),
+        ("mode=slow", "timed out after 2 s (external.timeout) and was killed"),
+    ] {
+        let s = get(label);
+        assert_eq!(s["status"], "failed", "{label}");
+        assert!(s["error"].as_str().unwrap().contains(why), "{label}: {s}");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("ZeroDivisionError: the loss divided by zero"),
+        "the report shows the end of the crashed trainer's log"
+    );
+}
