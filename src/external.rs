@@ -22,24 +22,40 @@ fn failed(message: impl Into<String>) -> Error {
     }
 }
 
-/// `s` with the placeholders `{run_dir}`, `{seed}`, `{epochs}`, `{data}` and `{threads}` filled.
+/// `s` with the placeholders `{run_dir}`, `{seed}`, `{epochs}`, `{data}` and `{threads}` filled;
+/// `{data}` and `{run_dir}` absolute.
 fn expand(s: &str, recipe: &Recipe, run_dir: &Path) -> String {
-    let data = recipe.data.path.as_deref().map(Path::display);
-    s.replace("{run_dir}", &run_dir.display().to_string())
+    let data = recipe.data.path.as_deref().map(absolute);
+    s.replace("{run_dir}", &absolute(run_dir))
         .replace("{seed}", &recipe.seed.to_string())
         .replace("{epochs}", &recipe.train.epochs.to_string())
-        .replace("{data}", &data.map(|d| d.to_string()).unwrap_or_default())
+        .replace("{data}", &data.unwrap_or_default())
         .replace("{threads}", &recipe.train.threads.to_string())
 }
 
-/// The trainer's argument vector: the command, then each flag of `external.args` in name
-/// order (`true`: the bare flag; `false`: left out; an array: the flag and every value).
+/// `p` made absolute against this process's working directory (where the checklist runs, as
+/// for darkmagic's own `data.path`): the trainer itself runs in its run dir.
+fn absolute(p: &Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// The trainer's argument vector: the command (relative paths in it made absolute), then each
+/// flag of `external.args` in name order (`true`: the bare flag; `false`: left out; an array: the flag and every value).
 pub fn command_line(recipe: &Recipe, ext: &ExternalConfig, run_dir: &Path) -> Vec<String> {
     let text = |v: &toml::Value| match v {
         toml::Value::String(s) => expand(s, recipe, run_dir),
         other => other.to_string(),
     };
-    let mut argv: Vec<String> = ext.command.iter().map(|c| expand(c, recipe, run_dir)).collect();
+    // A relative path in the command (`tests/fixtures/timm/train.py`) is one from here.
+    let mut argv: Vec<String> = ext
+        .command
+        .iter()
+        .map(|c| expand(c, recipe, run_dir))
+        .map(|c| if c.contains('/') { absolute(Path::new(&c)) } else { c })
+        .collect();
     for (flag, value) in &ext.args {
         match value {
             toml::Value::Boolean(false) => {}

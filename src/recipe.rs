@@ -36,8 +36,9 @@ pub struct Recipe {
 ///
 /// Placeholders in `command`, `args` and `env` values: `{run_dir}` (the trial's run directory,
 /// also the command's working directory), `{seed}`, `{epochs}` (`train.epochs`), `{data}`
-/// (`data.path`) and `{threads}` (`train.threads`). Paths should be absolute: trials run in their
-/// own directories, on whatever node an executor picks.
+/// (`data.path`) and `{threads}` (`train.threads`). The command runs in the run directory;
+/// relative paths in `command` (those with a `/`) and `{data}` are taken from where darkmagic
+/// runs, as darkmagic's own `data.path` is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExternalConfig {

@@ -214,3 +214,26 @@ regex = "acc=([0-9.a-z]+)"
         "the report shows the end of the crashed trainer's log"
     );
 }
+
+#[test]
+fn shipped_external_recipes_plan_their_trials() {
+    for (recipe, arms) in [
+        ("recipes/timm.toml", 11),
+        ("recipes/timm-fashion-mnist.toml", 11),
+        ("examples/own_trainer/recipe.toml", 5),
+    ] {
+        let o = common::bin()
+            .current_dir(root())
+            .args(["checklist", "--dry-run", "--recipe", recipe])
+            .output()
+            .unwrap();
+        let text = ok(o);
+        assert!(text.contains(&format!("({arms} arms x")), "{recipe}: {text}");
+        if recipe.contains("timm") {
+            assert!(
+                text.contains("wd_schedule: timm's train.py has no weight-decay schedule"),
+                "{recipe}: {text}"
+            );
+        }
+    }
+}

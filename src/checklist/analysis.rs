@@ -309,6 +309,22 @@ fn checklist_config(root: &Path) -> ChecklistConfig {
         .unwrap_or_default()
 }
 
+/// The smallest positive difference between two of `values`, 0 with fewer than two distinct
+/// ones: the resolution of a metric whose validation-set size is unknown (an external
+/// trainer's). Accuracies on n images are multiples of 1/n, so this is at least 1/n: flooring
+/// standard deviations with it errs on the wide side.
+pub fn smallest_gap(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    let gap = v
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        // Closer values are equal but for float32 rounding (timm computes accuracy in float32).
+        .filter(|&d| d > 1e-6)
+        .fold(f64::INFINITY, f64::min);
+    if gap.is_finite() { gap } else { 0.0 }
+}
+
 /// What the checklist compares: `final_val_acc`, or where an external trainer's metric comes from.
 fn metric_name(root: &Path) -> String {
     let recipe = crate::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
@@ -339,10 +355,15 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .map(|(_, s)| s.clone())
         .unwrap_or_default();
     let all_seeds = || arms.iter().flat_map(|(_, s)| s);
-    let resolution = all_seeds()
+    let known = all_seeds()
         .filter(|s| s.val_images > 0)
         .map(|s| 1.0 / s.val_images as f64)
         .fold(0.0, f64::max);
+    let resolution = if known > 0.0 {
+        known
+    } else {
+        smallest_gap(all_seeds().filter_map(|s| s.val_acc))
+    };
     let val_images = all_seeds().map(|s| s.val_images).filter(|&n| n > 0).min().unwrap_or(0);
     let design = Design::new(&checklist_config(root), val_images);
     let judge = |group: &[&(Arm, Vec<SeedOutcome>)]| -> Vec<ArmSummary> {
@@ -425,6 +446,14 @@ mod tests {
             error: None,
             per_class: None,
         }
+    }
+
+    #[test]
+    fn unknown_resolution_is_the_smallest_gap_between_values() {
+        let gap = smallest_gap([0.64, 0.634, 0.636, 0.634, 0.6359999963].into_iter());
+        assert!((gap - 0.002).abs() < 1e-8, "{gap}");
+        assert_eq!(smallest_gap([0.5, 0.5].into_iter()), 0.0);
+        assert_eq!(smallest_gap(std::iter::empty()), 0.0);
     }
 
     #[test]

@@ -16,8 +16,9 @@
 //!   alpha` interval lies inside `+-margin`); an equivalence claim is a per-variant claim.
 //! - **undecided**: no decision at the last look (`max_seeds`).
 //!
-//! Standard deviations are floored at the accuracy's resolution (1 / validation images), so that
-//! a few identical differences do not read as a certain effect.
+//! Standard deviations are floored at the accuracy's resolution (1 / validation images; for an
+//! external trainer, whose validation-set size is unknown, the smallest difference between two
+//! observed metric values), so that a few identical differences do not read as a certain effect.
 use super::analysis::{Verdict, mean, sample_std};
 use crate::recipe::ChecklistConfig;
 use crate::stats::t_quantile;
