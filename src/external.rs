@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::recipe::{ExternalConfig, MetricRow, MetricSource, Recipe};
 use crate::train::rundir::{EpochMetrics, RunDir, RunResult, Status};
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -329,7 +329,7 @@ fn csv_rows(path: &Path, key: &str, scale: f64) -> Result<Vec<Row>> {
 }
 
 /// The number at the dotted `key` of a JSON file.
-fn json_number(path: &PathBuf, key: &str) -> Result<f64> {
+fn json_number(path: &Path, key: &str) -> Result<f64> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         failed(format!(
             "metric file {} cannot be read ({e}); did the trainer write it? (external.metric.json)",
@@ -451,6 +451,12 @@ mod tests {
         e.metric.key = Some("eval_top1".into());
         let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
         assert!(err.contains("the metric is NaN"), "{err}");
+        std::fs::remove_file(dir.join("out/summary.csv")).unwrap();
+        let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
+        assert!(
+            err.contains("out/summary.csv cannot be read") && err.contains("did the trainer write it?"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -641,7 +641,42 @@ pub struct ChecklistConfig {
     /// "pretraining on" variant, which sets `model.init` to this file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<PathBuf>,
+    /// Nuisance hyperparameters tuned for each arm before its seeds run.
+    pub tune: TuneConfig,
 }
+
+/// Nuisance hyperparameters tuned per arm (the Deep Learning Tuning Playbook): each arm
+/// (baseline, variant, combined recipe) first trains once per candidate on its own tuning seeds,
+/// and the candidate with the best mean validation metric is fixed for all its paired seeds, so
+/// that `optimizer=adam` is compared at Adam's best learning rate, not at SGD's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuneConfig {
+    /// Field -> candidates, e.g. `"optim.lr" = [0.3, 1.0, 3.0]`: multipliers of the arm's own
+    /// value (or values, with `absolute`). Several fields: every combination.
+    pub fields: std::collections::BTreeMap<String, Vec<f64>>,
+    /// The candidates are values, not multipliers of the arm's value.
+    pub absolute: bool,
+    /// Candidates for one variant (by label, e.g. `"optimizer=adam"`), replacing `fields` there.
+    pub variants: std::collections::BTreeMap<String, std::collections::BTreeMap<String, Vec<f64>>>,
+    /// Tuning runs per candidate. They use seeds of their own (`seed + 1000`, `seed + 1001`,
+    /// ...): choosing on the comparison seeds would favour the chosen candidate on them.
+    pub seeds: usize,
+}
+
+impl Default for TuneConfig {
+    fn default() -> Self {
+        TuneConfig {
+            fields: Default::default(),
+            absolute: false,
+            variants: Default::default(),
+            seeds: 1,
+        }
+    }
+}
+
+/// The first seed of the tuning runs is the recipe's seed plus this.
+pub const TUNE_SEED_OFFSET: u64 = 1000;
 
 impl Default for ChecklistConfig {
     fn default() -> Self {
@@ -658,6 +693,7 @@ impl Default for ChecklistConfig {
             early_stop: false,
             early_stop_margin: 10.0,
             pretrained: None,
+            tune: TuneConfig::default(),
         }
     }
 }
@@ -994,6 +1030,31 @@ impl Recipe {
                 m > 0.0 && m < 100.0,
                 "in (0, 100) percentage points",
             )?;
+        }
+        let t = &c.tune;
+        check_count("checklist.tune.seeds", t.seeds, MAX_SEEDS)?;
+        let grids = std::iter::once(("checklist.tune.fields".to_string(), &t.fields)).chain(
+            t.variants
+                .iter()
+                .map(|(v, g)| (format!("checklist.tune.variants.{v}"), g)),
+        );
+        for (key, grid) in grids {
+            for (field, candidates) in grid {
+                let key = format!("{key}.{field}");
+                if candidates.is_empty() || candidates.iter().any(|x| !x.is_finite()) {
+                    return Err(Error::recipe(key, "expected a non-empty list of finite numbers"));
+                }
+                if self
+                    .get(field)
+                    .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
+                    .is_none()
+                {
+                    return Err(Error::recipe(
+                        key,
+                        format!("`{field}` is not a numeric field of the recipe"),
+                    ));
+                }
+            }
         }
         Ok(())
     }

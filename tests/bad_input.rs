@@ -339,6 +339,28 @@ fn cli_options_are_checked() {
         checklist(&["--dry-run", "--seeds", "1000000000"]),
         &["checklist.seeds", "1 to 1000"],
     );
+    fails(
+        checklist(&["--dry-run", "--set", "checklist.tune.fields={\"optim.lrr\"=[1.0]}"]),
+        &["checklist.tune.fields.optim.lrr", "not a numeric field"],
+    );
+    fails(
+        checklist(&["--dry-run", "--set", "checklist.tune.fields={\"optim.lr\"=[]}"]),
+        &["checklist.tune.fields.optim.lr", "non-empty list"],
+    );
+    fails(
+        checklist(&[
+            "--dry-run",
+            "--set",
+            "checklist.plan=default",
+            "--set",
+            "checklist.tune.variants={\"optimizer=adma\"={\"optim.lr\"=[1.0]}}",
+        ]),
+        &[
+            "checklist.tune.variants.optimizer=adma",
+            "no such variant",
+            "optimizer=adam",
+        ],
+    );
     assert!(!out.join("trials").exists(), "nothing ran");
     // Variants named `a b` and `a_b` would share one run dir.
     let dir = tempdir("cli-collide");

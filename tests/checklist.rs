@@ -434,3 +434,88 @@ fn early_stop_ends_a_hopeless_variant_at_half_its_epochs() {
         "{trial}"
     );
 }
+
+/// The tiny plan with the learning rate tuned per arm over two candidates, without the
+/// diverging variant and without the combined recipe.
+const TUNED: &str = r#"
+[model]
+width = 0.25
+[augment]
+pad = 1
+[train]
+epochs = 2
+batch_size = 32
+[checklist]
+plan = "none"
+seeds = 2
+max_seeds = 2
+combine = false
+[checklist.factors.label_smoothing]
+"0" = { "loss.label_smoothing" = 0.0 }
+[checklist.factors.optimizer]
+adam = { "optim.name" = "adam", "optim.lr" = 0.02 }
+[checklist.tune]
+fields = { "optim.lr" = [0.01, 1.0] }
+"#;
+
+#[test]
+fn tuning_runs_first_resumes_and_fixes_each_arms_best_candidate_for_its_seeds() {
+    let dir = tempdir("tune");
+    let recipe = dir.join("tuned.toml");
+    std::fs::write(&recipe, TUNED).unwrap();
+    let reference = dir.join("reference");
+    finish(run_tiny(&recipe, &reference));
+
+    let out = dir.join("killed");
+    let tuning_results = || {
+        results(&out)
+            .iter()
+            .filter(|p| p.to_string_lossy().contains("/tune-"))
+            .count()
+    };
+    kill_when(&recipe, &out, "two finished tuning runs", || tuning_results() >= 2);
+    let done = result_times(&out);
+    finish(run_tiny(&recipe, &out));
+    not_rerun(&done);
+    let s = summary(&out);
+    assert_eq!(s, summary(&reference));
+
+    let tuning = s["tuning"].as_array().unwrap();
+    assert_eq!(tuning.len(), 3, "baseline and two variants: {tuning:?}");
+    for a in tuning {
+        let label = a["label"].as_str().unwrap();
+        let chosen = a["chosen"].as_u64().unwrap() as usize;
+        let candidates = a["candidates"].as_array().unwrap();
+        let lrs: Vec<f64> = candidates
+            .iter()
+            .map(|c| c["values"]["optim.lr"].as_f64().unwrap())
+            .collect();
+        // Multipliers of the arm's own learning rate: Adam's 0.1, the others the baseline's.
+        let own = if label == "optimizer=adam" { 0.02 } else { 0.1 };
+        assert_eq!(lrs, [own * 0.01, own]);
+        let best = candidates
+            .iter()
+            .map(|c| c["mean"].as_f64().unwrap())
+            .fold(f64::MIN, f64::max);
+        assert_eq!(candidates[chosen]["mean"].as_f64().unwrap(), best, "{label}");
+        // Both of the arm's seeds trained at the chosen rate, on seeds unlike the tuning runs'.
+        for k in 0..2 {
+            let seed_dir = out.join("trials").join(label).join(format!("seed-{k}"));
+            let r = std::fs::read_to_string(seed_dir.join("recipe.toml")).unwrap();
+            assert!(r.contains(&format!("lr = {}", lrs[chosen])), "{label} seed {k}: {r}");
+            assert!(r.contains(&format!("seed = {k}\n")), "{r}");
+        }
+        let tune_recipe =
+            std::fs::read_to_string(out.join("trials").join(label).join("tune-0-seed-0/recipe.toml")).unwrap();
+        assert!(tune_recipe.contains("seed = 1000\n"), "{tune_recipe}");
+        // The best candidate is an edge of two: each arm is warned.
+        assert!(a["warnings"][0].as_str().unwrap().contains("at the edge"), "{a}");
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Tuning</h2>") && html.contains("<title>chosen</title>"));
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("## Tuning") && md.contains("Warning: baseline: best optim.lr"),
+        "{md}"
+    );
+}

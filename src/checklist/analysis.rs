@@ -133,6 +133,9 @@ pub struct DesignSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub metric: String,
+    /// What each arm's tuning runs scored and chose (`checklist.tune`); empty without tuning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tuning: Vec<ArmTuning>,
     pub baseline: ArmSummary,
     /// Variants sorted by mean difference, best first.
     pub trials: Vec<ArmSummary>,
@@ -140,6 +143,131 @@ pub struct Summary {
     pub combined_variants: Vec<String>,
     pub combined: Option<ArmSummary>,
     pub design: DesignSummary,
+}
+
+/// The tuning of one arm: its candidates' scores and the one chosen for its seeds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmTuning {
+    pub label: String,
+    pub candidates: Vec<Candidate>,
+    /// The candidate with the best mean score, once every tuning run has finished.
+    pub chosen: Option<usize>,
+    /// Every tuning run has finished (completed, diverged or stopped).
+    pub complete: bool,
+    /// A best candidate at the edge of its range; many diverged candidates.
+    pub warnings: Vec<String>,
+}
+
+/// One tuning candidate of an arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The tuned fields' values.
+    pub values: toml::Table,
+    /// Validation metric of each tuning seed: None while running, or when diverged or failed.
+    pub scores: Vec<Option<f64>>,
+    /// Mean score, when every tuning seed completed.
+    pub mean: Option<f64>,
+    /// Tuning seeds that diverged.
+    pub diverged: usize,
+}
+
+/// The tuning of every arm from its tuning runs (`trials/<arm>/tune-*`), each arm with
+/// `tune_seeds` runs per candidate.
+fn tuning_summary(root: &Path, trials: &[&Trial], tune_seeds: usize) -> Vec<ArmTuning> {
+    let mut out: Vec<ArmTuning> = Vec::new();
+    let mut finished: Vec<(String, usize)> = Vec::new();
+    for t in trials {
+        let label = t.arm.label();
+        let i = match out.iter().position(|a| a.label == label) {
+            Some(i) => i,
+            None => {
+                out.push(ArmTuning {
+                    label: label.clone(),
+                    candidates: Vec::new(),
+                    chosen: None,
+                    complete: false,
+                    warnings: Vec::new(),
+                });
+                out.len() - 1
+            }
+        };
+        let k = t.tune.expect("a tuning trial");
+        let cands = &mut out[i].candidates;
+        while cands.len() <= k {
+            cands.push(Candidate {
+                values: toml::Table::new(),
+                scores: Vec::new(),
+                mean: None,
+                diverged: 0,
+            });
+        }
+        let o = outcome(root, t);
+        let c = &mut cands[k];
+        c.values = t.tuned.clone();
+        c.scores.push(o.val_acc);
+        c.diverged += usize::from(o.status == Some(Status::Diverged));
+        if matches!(o.status, Some(Status::Completed | Status::Diverged | Status::Stopped)) {
+            finished.push((label, k));
+        }
+    }
+    for a in &mut out {
+        for c in &mut a.candidates {
+            let done: Vec<f64> = c.scores.iter().flatten().copied().collect();
+            c.mean = (done.len() == tune_seeds && c.scores.len() == tune_seeds).then(|| mean(&done));
+        }
+        let runs = finished.iter().filter(|(l, _)| *l == a.label).count();
+        a.complete = runs == a.candidates.len() * tune_seeds;
+        if a.complete {
+            a.chosen = (0..a.candidates.len())
+                .filter_map(|k| a.candidates[k].mean.map(|m| (k, m)))
+                .max_by(|x, y| x.1.total_cmp(&y.1))
+                .map(|(k, _)| k);
+            a.warnings = tuning_warnings(a);
+        }
+    }
+    out
+}
+
+/// Warnings on an arm's tuning: its best candidate at the edge of a field's range (the best
+/// value may lie beyond it), more than a third of its candidates diverged, or none usable.
+fn tuning_warnings(a: &ArmTuning) -> Vec<String> {
+    let mut w = Vec::new();
+    let number = |v: &toml::Value| v.as_float().or(v.as_integer().map(|i| i as f64));
+    match a.chosen {
+        Some(k) => {
+            for (field, v) in &a.candidates[k].values {
+                let mut all: Vec<f64> = a
+                    .candidates
+                    .iter()
+                    .filter_map(|c| c.values.get(field).and_then(number))
+                    .collect();
+                all.sort_by(f64::total_cmp);
+                all.dedup();
+                let x = number(v).unwrap_or(f64::NAN);
+                if all.len() >= 2 && (x == all[0] || x == all[all.len() - 1]) {
+                    w.push(format!(
+                        "{}: best {field} = {v} is at the edge of the candidates ({} .. {}); widen the range",
+                        a.label,
+                        all[0],
+                        all[all.len() - 1]
+                    ));
+                }
+            }
+        }
+        None => w.push(format!(
+            "{}: no candidate completed every tuning run; its seeds run at the arm's own values",
+            a.label
+        )),
+    }
+    let diverged = a.candidates.iter().filter(|c| c.diverged > 0).count();
+    if 3 * diverged > a.candidates.len() {
+        w.push(format!(
+            "{}: {diverged} of {} candidates diverged",
+            a.label,
+            a.candidates.len()
+        ));
+    }
+    w
 }
 
 /// Reads every `trials/*/seed-*/trial.json` under `root`, sorted by directory. A trial's run
@@ -337,9 +465,12 @@ fn metric_name(root: &Path) -> String {
 /// Summarises every trial found under `root`, judging the variants (and the combined recipe)
 /// with the sequential design of the checklist's `[checklist]` section.
 pub fn analyze(root: &Path) -> crate::Result<Summary> {
-    let trials = read_trials(root)?;
+    let all = read_trials(root)?;
+    let (tuning, trials): (Vec<&Trial>, Vec<&Trial>) = all.iter().partition(|t| t.tune.is_some());
+    let config = checklist_config(root);
+    let tuning = tuning_summary(root, &tuning, config.tune.seeds);
     let mut arms: Vec<(Arm, Vec<SeedOutcome>)> = Vec::new();
-    for t in &trials {
+    for t in trials {
         let o = outcome(root, t);
         match arms.iter_mut().find(|(a, _)| a.label() == t.arm.label()) {
             Some((_, seeds)) => seeds.push(o),
@@ -365,7 +496,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         smallest_gap(all_seeds().filter_map(|s| s.val_acc))
     };
     let val_images = all_seeds().map(|s| s.val_images).filter(|&n| n > 0).min().unwrap_or(0);
-    let design = Design::new(&checklist_config(root), val_images);
+    let design = Design::new(&config, val_images);
     let judge = |group: &[&(Arm, Vec<SeedOutcome>)]| -> Vec<ArmSummary> {
         let diffs: Vec<Vec<f64>> = group.iter().map(|(_, s)| paired_prefix(s, &base_seeds)).collect();
         let stopped: Vec<bool> = group.iter().map(|(_, s)| status_verdict(s).is_some()).collect();
@@ -409,6 +540,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     };
     Ok(Summary {
         metric: metric_name(root),
+        tuning,
         baseline: summarize_arm(&Arm::Baseline, base_seeds.clone(), None, None),
         trials: summaries,
         combined_variants,
@@ -446,6 +578,35 @@ mod tests {
             error: None,
             per_class: None,
         }
+    }
+
+    #[test]
+    fn tuning_warns_of_a_best_candidate_at_the_edge_and_of_divergence() {
+        let cand = |lr: f64, mean: Option<f64>, diverged: usize| Candidate {
+            values: [("optim.lr".to_string(), toml::Value::Float(lr))].into_iter().collect(),
+            scores: vec![mean],
+            mean,
+            diverged,
+        };
+        let mut a = ArmTuning {
+            label: "optimizer=adam".into(),
+            candidates: vec![cand(0.01, Some(0.9), 0), cand(0.1, Some(0.8), 0), cand(1.0, None, 1)],
+            chosen: Some(0),
+            complete: true,
+            warnings: Vec::new(),
+        };
+        assert_eq!(
+            tuning_warnings(&a),
+            ["optimizer=adam: best optim.lr = 0.01 is at the edge of the candidates (0.01 .. 1); widen the range"]
+        );
+        a.chosen = Some(1);
+        assert!(
+            tuning_warnings(&a).is_empty(),
+            "1 of 3 diverged is not more than a third"
+        );
+        a.candidates[0] = cand(0.01, None, 1);
+        a.candidates.push(cand(0.001, Some(0.5), 0));
+        assert_eq!(tuning_warnings(&a), ["optimizer=adam: 2 of 4 candidates diverged"]);
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn run_trials(root: &Path, baseline: &Recipe, trials: &[Trial], exec: &mut dyn E
 /// standing in the sequential design needs, then (once no variant needs more) the combined
 /// recipe likewise, and the baseline up to the most any arm needs (differences are paired).
 /// Seeds already run are listed too: `prepare` skips the finished ones and reruns the failed.
-fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) -> Vec<Trial> {
+fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) -> Result<Vec<Trial>> {
     let first = baseline.checklist.seeds;
     // (seeds the design asks for, seeds the arm has): an arm not run yet needs the first round.
     let wants = |arm: Option<&analysis::ArmSummary>| match arm {
@@ -137,10 +137,41 @@ fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) 
     }
     let base = wanted.iter().map(|(_, (needs, _))| *needs).max().unwrap_or(0);
     wanted.push((Arm::Baseline, (base, summary.baseline.seeds.len())));
-    wanted
-        .into_iter()
-        .flat_map(|(arm, (needs, has))| (0..needs.max(has)).map(move |k| Trial::new(arm.clone(), baseline.seed, k)))
-        .collect()
+    let mut round = Vec::new();
+    for (arm, (needs, has)) in wanted.into_iter().filter(|(_, (n, h))| n.max(h) > &0) {
+        match tuning_of(baseline, &arm, summary)? {
+            Err(tuning_runs) => round.extend(tuning_runs),
+            Ok(values) => round.extend((0..needs.max(has)).map(|k| Trial {
+                tuned: values.clone(),
+                ..Trial::new(arm.clone(), baseline.seed, k)
+            })),
+        }
+    }
+    Ok(round)
+}
+
+/// With `checklist.tune`, an arm's seeds wait for its tuning runs: returns the runs still to
+/// finish (every candidate on every tuning seed; finished ones are skipped when prepared) as
+/// Err, or the values its seeds run with: the chosen candidate's, none without tuning (or when
+/// no candidate completed).
+fn tuning_of(baseline: &Recipe, arm: &Arm, summary: &Summary) -> Result<std::result::Result<toml::Table, Vec<Trial>>> {
+    let candidates = plan::candidates(baseline, arm)?;
+    if candidates.is_empty() {
+        return Ok(Ok(toml::Table::new()));
+    }
+    let label = arm.label();
+    match summary.tuning.iter().find(|t| t.label == label) {
+        Some(t) if t.complete && t.candidates.len() == candidates.len() => {
+            Ok(Ok(t.chosen.map(|k| t.candidates[k].values.clone()).unwrap_or_default()))
+        }
+        _ => {
+            let seeds = baseline.checklist.tune.seeds;
+            let runs = candidates.into_iter().enumerate().flat_map(|(i, values)| {
+                (0..seeds).map(move |k| Trial::tuning(arm.clone(), baseline.seed, i, values.clone(), k))
+            });
+            Ok(Err(runs.collect()))
+        }
+    }
 }
 
 /// Runs (or resumes) the checklist of `baseline` in `root`, round after round until every
@@ -155,7 +186,7 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
     rundir::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     let summary = loop {
         let summary = analysis::analyze(root)?;
-        let round = next_round(baseline, &variants, &summary);
+        let round = next_round(baseline, &variants, &summary)?;
         // With early stop, a variant's trial compares itself with its finished baseline trial,
         // epoch by epoch: the baseline's trials of the round run first, so that the outcome
         // does not depend on which process is faster.
@@ -221,6 +252,18 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
         max,
         looks.join(", ")
     ));
+    let tune_seeds = c.tune.seeds;
+    let per_arm: Vec<usize> = arms
+        .iter()
+        .map(|t| plan::candidates(baseline, &t.arm).map(|c| c.len() * tune_seeds))
+        .collect::<Result<_>>()?;
+    let tuning: usize = per_arm.iter().sum();
+    if tuning > 0 {
+        let combined = plan::candidates(baseline, &Arm::Baseline)?.len() * tune_seeds;
+        out.push_str(&format!(
+            "tuning (checklist.tune): {tuning} runs before the seeds (each arm's candidates x {tune_seeds} tuning seeds), plus up to {combined} for the combined recipe\n"
+        ));
+    }
     if baseline.external.is_some() {
         return Ok(out);
     }
@@ -280,7 +323,11 @@ pub fn status_text(root: &Path) -> Result<String> {
         *counts
             .entry(state.split(' ').next().unwrap_or_default().to_string())
             .or_insert(0) += 1;
-        out.push_str(&format!("{:<36} {:>5}  {state}\n", t.arm.label(), t.seed_index));
+        let seed = match t.tune {
+            Some(c) => format!("tune {c}/{}", t.seed_index),
+            None => t.seed_index.to_string(),
+        };
+        out.push_str(&format!("{:<36} {seed:>5}  {state}\n", t.arm.label()));
     }
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
     out.push_str(&format!("\n{} trials: {}\n", trials.len(), summary.join(", ")));

@@ -5,7 +5,7 @@
 //! trainer supports it; the extended plan adds the "future posts" tricks. A recipe's
 //! `[checklist.factors]` adds factors or replaces built-in ones, and `checklist.skip` drops them.
 use crate::error::{Error, Result};
-use crate::recipe::{Activation, Arch, OptimName, PlanKind, Recipe, Regime};
+use crate::recipe::{Activation, Arch, OptimName, PlanKind, Recipe, Regime, TUNE_SEED_OFFSET};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -68,11 +68,19 @@ impl Arm {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trial {
     pub arm: Arm,
-    /// 0-based index of the seed; the recipe's seed is `baseline seed + seed_index`.
+    /// 0-based index of the seed; the recipe's seed is `baseline seed + seed_index` (tuning
+    /// runs: `baseline seed + TUNE_SEED_OFFSET + seed_index`).
     pub seed_index: usize,
     pub seed: u64,
     /// Path relative to the checklist root.
     pub dir: PathBuf,
+    /// Tuned nuisance values on top of the arm's overrides: a tuning run's candidate, or the
+    /// candidate chosen for the arm's seeds.
+    #[serde(default, skip_serializing_if = "toml::Table::is_empty")]
+    pub tuned: toml::Table,
+    /// For a tuning run, the index of its candidate (`checklist.tune`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<usize>,
 }
 
 impl Trial {
@@ -85,17 +93,87 @@ impl Trial {
             seed_index,
             seed: baseline_seed + seed_index as u64,
             dir,
+            tuned: toml::Table::new(),
+            tune: None,
         }
     }
 
-    /// The trial's recipe: the baseline with the arm's overrides and the trial's seed, without
-    /// the checklist section (a trial is a plain training run).
+    /// The tuning run of `arm`'s candidate number `candidate` (`values`) on tuning seed
+    /// `seed_index`, in `trials/<arm>/tune-<candidate>-seed-<k>`.
+    pub fn tuning(arm: Arm, baseline_seed: u64, candidate: usize, values: toml::Table, seed_index: usize) -> Self {
+        let dir = Path::new("trials")
+            .join(dir_name(&arm.label()))
+            .join(format!("tune-{candidate}-seed-{seed_index}"));
+        Trial {
+            arm,
+            seed_index,
+            seed: baseline_seed + TUNE_SEED_OFFSET + seed_index as u64,
+            dir,
+            tuned: values,
+            tune: Some(candidate),
+        }
+    }
+
+    /// The trial's recipe: the baseline with the arm's overrides, the tuned values and the
+    /// trial's seed, without the checklist section (a trial is a plain training run).
     pub fn recipe(&self, baseline: &Recipe) -> Result<Recipe> {
-        let mut r = baseline.with_overrides(&self.arm.overrides())?;
+        let mut overrides = self.arm.overrides();
+        overrides.extend(self.tuned.clone());
+        let mut r = baseline.with_overrides(&overrides)?;
         r.seed = self.seed;
         r.checklist = Default::default();
         Ok(r)
     }
+}
+
+/// The tuning candidates of `arm` (`checklist.tune`): tables of values, one per combination of
+/// the fields' candidates, in order (the last field varies fastest); a variant's own candidates
+/// (`tune.variants`) replace `fields`, also in a combined recipe that includes it. A multiplier applies to the
+/// arm's own value, rounded for an integer field. Empty when nothing is tuned.
+pub fn candidates(baseline: &Recipe, arm: &Arm) -> Result<Vec<toml::Table>> {
+    let t = &baseline.checklist.tune;
+    // The combined recipe takes the candidates of the first of its variants that has its own
+    // (Adam's learning rates when it includes optimizer=adam).
+    let own = |v: &Variant| t.variants.get(&v.label());
+    let grid = match arm {
+        Arm::Variant(v) => own(v),
+        Arm::Combined { variants } => variants.iter().find_map(own),
+        Arm::Baseline => None,
+    }
+    .unwrap_or(&t.fields);
+    if grid.is_empty() {
+        return Ok(Vec::new());
+    }
+    let recipe = baseline.with_overrides(&arm.overrides())?;
+    let mut out = vec![toml::Table::new()];
+    for (field, factors) in grid {
+        let own = recipe.get(field);
+        let values: Vec<toml::Value> = factors
+            .iter()
+            .map(|&c| match (&own, t.absolute) {
+                (Some(toml::Value::Integer(_)), true) => toml::Value::Integer(c.round() as i64),
+                (Some(toml::Value::Integer(i)), false) => toml::Value::Integer((*i as f64 * c).round() as i64),
+                (Some(toml::Value::Float(x)), false) => toml::Value::Float(x * c),
+                _ => toml::Value::Float(c),
+            })
+            .collect();
+        out = out
+            .into_iter()
+            .flat_map(|base| {
+                values.iter().map(move |v| {
+                    let mut t = base.clone();
+                    t.insert(field.clone(), v.clone());
+                    t
+                })
+            })
+            .collect();
+    }
+    for c in &out {
+        recipe
+            .with_overrides(c)
+            .map_err(|e| Error::recipe(format!("checklist.tune ({})", arm.label()), e.to_string()))?;
+    }
+    Ok(out)
 }
 
 /// A directory name from a label: letters, digits and `.=-_` kept, anything else `_`.
@@ -142,6 +220,13 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
         }
     }
     out.retain(|v| v.overrides.iter().any(|(k, val)| baseline.get(k).as_ref() != Some(val)));
+    if let Some(unknown) = cfg.tune.variants.keys().find(|l| !out.iter().any(|v| &v.label() == *l)) {
+        let labels: Vec<String> = out.iter().map(Variant::label).collect();
+        return Err(Error::recipe(
+            format!("checklist.tune.variants.{unknown}"),
+            format!("no such variant; the plan has {labels:?}"),
+        ));
+    }
     for (i, v) in out.iter().enumerate() {
         baseline
             .with_overrides(&v.overrides)
@@ -409,6 +494,59 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tuning_candidates_scale_the_arms_own_value_or_replace_it() {
+        let mut b = Recipe::default();
+        b.optim.lr = 0.1;
+        b.checklist.tune.fields = [("optim.lr".to_string(), vec![0.3, 1.0, 3.0])].into();
+        let adam = Arm::Variant(Variant::new(
+            "optimizer",
+            "adam",
+            &[("optim.name", s("adam")), ("optim.lr", f(1e-3))],
+        ));
+        let lrs = |arm: &Arm, b: &Recipe| -> Vec<f64> {
+            candidates(b, arm)
+                .unwrap()
+                .iter()
+                .map(|c| c["optim.lr"].as_float().unwrap())
+                .collect()
+        };
+        assert_eq!(lrs(&Arm::Baseline, &b), [0.1 * 0.3, 0.1, 0.1 * 3.0]);
+        assert_eq!(lrs(&adam, &b), [1e-3 * 0.3, 1e-3, 1e-3 * 3.0]);
+        // Per-variant candidates, absolute values.
+        b.checklist.tune.variants = [(
+            "optimizer=adam".to_string(),
+            [("optim.lr".to_string(), vec![1e-4, 1e-2])].into(),
+        )]
+        .into();
+        b.checklist.tune.absolute = true;
+        assert_eq!(lrs(&adam, &b), [1e-4, 1e-2]);
+        // Two fields: every combination, the last varying fastest; integers stay integers.
+        b.checklist.tune.absolute = false;
+        b.checklist
+            .tune
+            .fields
+            .insert("train.batch_size".into(), vec![0.5, 2.0]);
+        let grid = candidates(&b, &Arm::Baseline).unwrap();
+        let pairs: Vec<(f64, i64)> = grid
+            .iter()
+            .map(|c| {
+                (
+                    c["optim.lr"].as_float().unwrap(),
+                    c["train.batch_size"].as_integer().unwrap(),
+                )
+            })
+            .collect();
+        let bs = b.train.batch_size as i64;
+        assert_eq!(pairs[..3], [(0.1 * 0.3, bs / 2), (0.1 * 0.3, bs * 2), (0.1, bs / 2)]);
+        assert_eq!(grid.len(), 6);
+        let t = Trial::tuning(Arm::Baseline, 5, 2, grid[2].clone(), 1);
+        assert_eq!(t.dir, Path::new("trials/baseline/tune-2-seed-1"));
+        assert_eq!(t.seed, 5 + TUNE_SEED_OFFSET + 1);
+        let r = t.recipe(&b).unwrap();
+        assert_eq!((r.optim.lr, r.train.batch_size as i64, r.seed), (0.1, bs / 2, 1006));
+    }
 
     #[test]
     fn default_plan_varies_one_factor_each_and_validates() {

@@ -33,8 +33,8 @@ pub struct Classifier {
     amp: Option<Kind>,
     norm: Normalizer,
     net: Net,
-    /// Owns the variables `net` uses.
-    _vs: VarStore,
+    /// The variables of `net`, which the weights are loaded into.
+    vs: VarStore,
 }
 
 impl Classifier {
@@ -78,7 +78,7 @@ impl Classifier {
             None => spec_from_data(&Recipe::load(Some(&recipe_path), &[])?)?,
         };
         let c = Classifier::new(recipe, spec)?;
-        import::load_exact(&c._vs, &checkpoint, Some(if ema { "ema." } else { "model." }))?;
+        import::load_exact(&c.vs, &checkpoint, Some(if ema { "ema." } else { "model." }))?;
         Ok(c)
     }
 
@@ -88,7 +88,7 @@ impl Classifier {
     pub fn from_weights(weights: &Path, recipe: Recipe) -> Result<Classifier> {
         let spec = spec_from_data(&recipe)?;
         let c = Classifier::new(recipe, spec)?;
-        import::load_exact(&c._vs, weights, None)?;
+        import::load_exact(&c.vs, weights, None)?;
         Ok(c)
     }
 
@@ -113,7 +113,7 @@ impl Classifier {
             recipe,
             device,
             net,
-            _vs: vs,
+            vs,
         })
     }
 

@@ -73,9 +73,12 @@ fn table(rows: &[&ArmSummary]) -> String {
     s
 }
 
-/// Mean validation accuracy (%) per epoch over the seeds of one arm.
+/// Mean validation accuracy (%) per epoch over the seeds of one arm (not its tuning runs).
 fn mean_curve(data: &[TrialData], label: &str) -> Vec<(f64, f64)> {
-    let runs: Vec<&TrialData> = data.iter().filter(|d| d.trial.arm.label() == label).collect();
+    let runs: Vec<&TrialData> = data
+        .iter()
+        .filter(|d| d.trial.arm.label() == label && d.trial.tune.is_none())
+        .collect();
     let epochs = runs.iter().map(|d| d.metrics.len()).min().unwrap_or(0);
     (0..epochs)
         .map(|e| {
@@ -112,7 +115,10 @@ fn curves(summary: &Summary, data: &[TrialData]) -> String {
 fn schedules(data: &[TrialData]) -> String {
     let mut lr: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let mut wd: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for d in data.iter().filter(|d| d.trial.seed_index == 0) {
+    for d in data
+        .iter()
+        .filter(|d| d.trial.seed_index == 0 && d.trial.tune.is_none())
+    {
         let Some((l, w)) = d.schedule_curves() else { continue };
         for (series, curve) in [(&mut lr, l), (&mut wd, w)] {
             if !series.iter().any(|(_, c)| *c == curve) {
@@ -125,6 +131,73 @@ fn schedules(data: &[TrialData]) -> String {
         svg::line_chart("learning rate per step", "epoch", "lr", &lr),
         svg::line_chart("weight decay per step", "epoch", "weight decay", &wd)
     )
+}
+
+/// Isolation plots (Deep Learning Tuning Playbook): per factor, the validation accuracy of each
+/// tuning candidate of the baseline and of the factor's variants against the first tuned
+/// field's value (log scale), the chosen candidate ringed; then the warnings. Empty without
+/// tuning.
+fn tuning(summary: &Summary) -> String {
+    let Some(field) = summary
+        .tuning
+        .iter()
+        .flat_map(|a| a.candidates.iter())
+        .find_map(|c| c.values.keys().next().cloned())
+    else {
+        return String::new();
+    };
+    let mut factors: Vec<&str> = summary.trials.iter().filter_map(|t| t.factor.as_deref()).collect();
+    factors.sort();
+    factors.dedup();
+    let mut s = String::from(
+        "<h2>Tuning</h2><p>Each arm trained once per candidate on its tuning seeds, and its seeds ran with the best candidate (ringed).</p><div class=\"grid\">",
+    );
+    for f in factors {
+        let labels = std::iter::once("baseline".to_string()).chain(
+            summary
+                .trials
+                .iter()
+                .filter(|t| t.factor.as_deref() == Some(f))
+                .map(|t| t.label.clone()),
+        );
+        let (series, marks): (Vec<_>, Vec<_>) = labels
+            .filter_map(|l| tuning_curve(summary, &l, &field).map(|(p, c)| ((l, p), c)))
+            .unzip();
+        s.push_str(&svg::marked_line_chart(
+            &format!("{f}: tuned {field}"),
+            &format!("log10({field})"),
+            "val acc (%) of the tuning runs",
+            &series,
+            &marks,
+        ));
+    }
+    s.push_str("</div>");
+    for w in summary.tuning.iter().flat_map(|a| &a.warnings) {
+        s.push_str(&format!("<p class=\"hurts\">Warning: {}</p>", esc(w)));
+    }
+    s
+}
+
+/// The tuning runs of arm `label`: (log10 of `field`'s value, mean accuracy %) per candidate
+/// with a mean, and the index of the chosen one among them.
+fn tuning_curve(summary: &Summary, label: &str, field: &str) -> Option<(super::Curve, Option<usize>)> {
+    let a = summary.tuning.iter().find(|a| a.label == label)?;
+    let mut points = Vec::new();
+    let mut chosen = None;
+    for (k, c) in a.candidates.iter().enumerate() {
+        let (Some(x), Some(m)) = (c.values.get(field).and_then(number), c.mean) else {
+            continue;
+        };
+        if a.chosen == Some(k) {
+            chosen = Some(points.len());
+        }
+        points.push((x.abs().max(1e-300).log10(), 100.0 * m));
+    }
+    Some((points, chosen))
+}
+
+fn number(v: &toml::Value) -> Option<f64> {
+    v.as_float().or(v.as_integer().map(|i| i as f64))
 }
 
 fn combined(summary: &Summary) -> String {
@@ -198,13 +271,14 @@ pub fn render(summary: &Summary, data: &[TrialData]) -> String {
 <p>{} variants around the {base_label} ({seeds} of at most {max_seeds} seeds): {counts}. Metric: {}; \
 differences are paired by seed (same initialisation, data order and augmentation), in percentage points (pp). \
 A variant <span class=\"helps\">helps</span> when its whole corrected interval is above 0 and <span class=\"hurts\">hurts</span> when it is below.</p>\
-<h2>Verdicts</h2>{}<p>{}</p><h2>Effects</h2>{}<h2>Combined recipe</h2>{}<h2>Validation curves</h2>{}<h2>Schedules used</h2>{}{}\
+<h2>Verdicts</h2>{}<p>{}</p><h2>Effects</h2>{}{}<h2>Combined recipe</h2>{}<h2>Validation curves</h2>{}<h2>Schedules used</h2>{}{}\
 <h2>Compute</h2><p>{} training runs, {} epochs, {:.1} minutes of training summed over runs.</p></body></html>\n",
         summary.trials.len(),
         esc(&super::metric_text(summary)),
         table(&rows),
         esc(&super::design_note(summary)),
         svg::interval_chart("difference to the baseline (pp) with corrected interval", "pp", &bars),
+        tuning(summary),
         combined(summary),
         curves(summary, data),
         schedules(data),

@@ -34,7 +34,7 @@ pub struct TrialData {
 }
 
 impl TrialData {
-    /// Reads every trial under `root`.
+    /// Reads every trial under `root`, tuning runs included.
     pub fn read_all(root: &Path) -> Result<Vec<TrialData>> {
         let trials = crate::checklist::analysis::read_trials(root)?;
         Ok(trials
@@ -251,6 +251,50 @@ pub fn metric_text(s: &Summary) -> String {
     }
 }
 
+/// The tuning table: per arm, each candidate's values and mean score (%), the chosen one in
+/// bold, then the warnings. Empty without tuning.
+fn tuning_markdown(s: &Summary) -> String {
+    if s.tuning.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n## Tuning\n\nEach arm trained once per candidate on its tuning seeds; its seeds then ran with the best (**bold**).\n\n| arm | candidates: values -> mean validation accuracy (%) |\n|---|---|\n",
+    );
+    for a in &s.tuning {
+        let cells: Vec<String> = a
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let text = format!(
+                    "{} -> {}",
+                    values_text(&c.values),
+                    c.mean.map_or("-".into(), |m| format!("{:.2}", 100.0 * m))
+                );
+                if a.chosen == Some(k) {
+                    format!("**{text}**")
+                } else {
+                    text
+                }
+            })
+            .collect();
+        out.push_str(&format!("| {} | {} |\n", a.label, cells.join("; ")));
+    }
+    for w in s.tuning.iter().flat_map(|a| &a.warnings) {
+        out.push_str(&format!("\nWarning: {w}\n"));
+    }
+    out
+}
+
+/// `field = value` pairs of a candidate, for tables.
+pub fn values_text(values: &toml::Table) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn markdown(s: &Summary, c: &Compute) -> String {
     let mut out = String::from("# darkmagic checklist\n\n");
     out.push_str(&format!(
@@ -260,6 +304,7 @@ fn markdown(s: &Summary, c: &Compute) -> String {
     let rows: Vec<&ArmSummary> = std::iter::once(&s.baseline).chain(&s.trials).collect();
     out.push_str(&md_table(&rows));
     out.push_str(&format!("\n{}\n", design_note(s)));
+    out.push_str(&tuning_markdown(s));
     out.push_str("\n## Combined recipe\n\n");
     if s.combined_variants.is_empty() {
         out.push_str("No variant helped, so the combined recipe is the baseline.\n");

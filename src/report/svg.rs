@@ -61,6 +61,19 @@ fn fmt_tick(v: f64) -> String {
 
 /// A line chart of named series, with axes, ticks and a legend.
 pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
+    marked_line_chart(title, x_label, y_label, series, &[])
+}
+
+/// A line chart whose points are dots, with one point of a series ringed: `marks[i]` is the
+/// index of series i's marked point (e.g. the chosen tuning candidate). Without marks, plain
+/// lines.
+pub fn marked_line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    marks: &[Option<usize>],
+) -> String {
     let pts = series.iter().flat_map(|(_, p)| p.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in pts {
@@ -93,6 +106,17 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[(String, 
             r#"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"/>"#,
             path.join(" ")
         ));
+        if !marks.is_empty() {
+            for (k, &(x, y)) in p.iter().enumerate() {
+                let (cx, cy) = (f.x(x), f.y(y));
+                s.push_str(&format!(r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="3" fill="{color}"/>"#));
+                if marks.get(i).copied().flatten() == Some(k) {
+                    s.push_str(&format!(
+                        r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="7" fill="none" stroke="{color}" stroke-width="2"><title>chosen</title></circle>"#
+                    ));
+                }
+            }
+        }
         let ly = 40.0 + 18.0 * i as f64;
         s.push_str(&format!(
             r#"<line x1="318" x2="334" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="3"/><text x="338" y="{:.0}" class="l">{}</text>"#,
