@@ -512,7 +512,7 @@ fn tuning_runs_first_resumes_and_fixes_each_arms_best_candidate_for_its_seeds() 
         assert!(a["warnings"][0].as_str().unwrap().contains("at the edge"), "{a}");
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("<h2>Tuning</h2>") && html.contains("<title>chosen</title>"));
+    assert!(html.contains("<h2 id=\"tuning\">Tuning</h2>") && html.contains("<title>chosen</title>"));
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(
         md.contains("## Tuning") && md.contains("Warning: baseline: best optim.lr"),

@@ -153,7 +153,10 @@ pub fn candidates(baseline: &Recipe, arm: &Arm) -> Result<Vec<toml::Table>> {
             .map(|&c| match (&own, t.absolute) {
                 (Some(toml::Value::Integer(_)), true) => toml::Value::Integer(c.round() as i64),
                 (Some(toml::Value::Integer(i)), false) => toml::Value::Integer((*i as f64 * c).round() as i64),
-                (Some(toml::Value::Float(x)), false) => toml::Value::Float(x * c),
+                // 12 significant digits: 0.1 x 3 is 0.3, not 0.30000000000000004.
+                (Some(toml::Value::Float(x)), false) => {
+                    toml::Value::Float(format!("{:.11e}", x * c).parse().expect("a formatted float"))
+                }
                 _ => toml::Value::Float(c),
             })
             .collect();
@@ -512,8 +515,8 @@ mod tests {
                 .map(|c| c["optim.lr"].as_float().unwrap())
                 .collect()
         };
-        assert_eq!(lrs(&Arm::Baseline, &b), [0.1 * 0.3, 0.1, 0.1 * 3.0]);
-        assert_eq!(lrs(&adam, &b), [1e-3 * 0.3, 1e-3, 1e-3 * 3.0]);
+        assert_eq!(lrs(&Arm::Baseline, &b), [0.03, 0.1, 0.3]);
+        assert_eq!(lrs(&adam, &b), [3e-4, 1e-3, 3e-3]);
         // Per-variant candidates, absolute values.
         b.checklist.tune.variants = [(
             "optimizer=adam".to_string(),
@@ -539,7 +542,7 @@ mod tests {
             })
             .collect();
         let bs = b.train.batch_size as i64;
-        assert_eq!(pairs[..3], [(0.1 * 0.3, bs / 2), (0.1 * 0.3, bs * 2), (0.1, bs / 2)]);
+        assert_eq!(pairs[..3], [(0.03, bs / 2), (0.03, bs * 2), (0.1, bs / 2)]);
         assert_eq!(grid.len(), 6);
         let t = Trial::tuning(Arm::Baseline, 5, 2, grid[2].clone(), 1);
         assert_eq!(t.dir, Path::new("trials/baseline/tune-2-seed-1"));

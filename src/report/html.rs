@@ -150,7 +150,7 @@ fn tuning(summary: &Summary) -> String {
     factors.sort();
     factors.dedup();
     let mut s = String::from(
-        "<h2>Tuning</h2><p>Each arm trained once per candidate on its tuning seeds, and its seeds ran with the best candidate (ringed).</p><div class=\"grid\">",
+        "<h2 id=\"tuning\">Tuning</h2><p>Each arm trained once per candidate on its tuning seeds, and its seeds ran with the best candidate (ringed).</p><div class=\"grid\">",
     );
     for f in factors {
         let labels = std::iter::once("baseline".to_string()).chain(
