@@ -310,7 +310,8 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
     Ok(trials)
 }
 
-/// The outcome of one trial from its run directory.
+/// The outcome of one trial from its run directory; its accuracy is the EMA weights' when the
+/// run kept an EMA.
 pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
     let dir = RunDir {
         path: root.join(&trial.dir),
@@ -330,7 +331,7 @@ pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
         val_acc: result
             .as_ref()
             .filter(|r| r.status == Status::Completed)
-            .and_then(|r| r.final_val_acc),
+            .and_then(|r| r.final_val_acc_ema.or(r.final_val_acc)),
         test_acc: result.as_ref().and_then(|r| r.test_acc),
         epochs: result.as_ref().map_or(0, |r| r.epochs),
         val_images: result.as_ref().map_or(0, |r| r.val_images),
@@ -607,6 +608,20 @@ mod tests {
         a.candidates[0] = cand(0.01, None, 1);
         a.candidates.push(cand(0.001, Some(0.5), 0));
         assert_eq!(tuning_warnings(&a), ["optimizer=adam: 2 of 4 candidates diverged"]);
+    }
+
+    #[test]
+    fn a_trial_with_an_ema_is_scored_by_its_ema_accuracy() {
+        let root = crate::testutil::tempdir("outcome-ema");
+        let trial = Trial::new(Arm::Baseline, 0, 0);
+        let dir = RunDir::create(&root.join(&trial.dir)).unwrap();
+        let mut r = crate::train::rundir::RunResult::from_metrics(Status::Completed, &[], 1.0, "cpu".into(), 100);
+        r.final_val_acc = Some(0.8);
+        dir.write_result(&r).unwrap();
+        assert_eq!(outcome(&root, &trial).val_acc, Some(0.8));
+        r.final_val_acc_ema = Some(0.85);
+        dir.write_result(&r).unwrap();
+        assert_eq!(outcome(&root, &trial).val_acc, Some(0.85));
     }
 
     #[test]
