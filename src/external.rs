@@ -369,6 +369,7 @@ fn epochs(rows: &[Row], value: f64, epochs: usize, wall: f64) -> Vec<EpochMetric
             val_acc: r.metric,
             val_top5: None,
             val_acc_ema: None,
+            val_acc_tta: None,
             images_per_sec: 0.0,
             seconds: wall / rows.len() as f64,
         })

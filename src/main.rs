@@ -433,10 +433,15 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     };
     let c = classifier(&a.model, &data)?;
     let (images, _) = c.labelled(a.split)?;
-    let e = c.evaluate(&images)?;
+    let (plain, tta) = c.evaluate(&images)?;
     let split = format!("{:?}{}", a.split, if a.model.ema { "-ema" } else { "" }).to_lowercase();
-    let written = e.write(&out, &split, &c.spec.classes, &images)?;
-    print!("{}", eval_text(&e, &split, &c.spec.classes));
+    let mut written = plain.write(&out, &split, &c.spec.classes, &images)?;
+    print!("{}", eval_text(&plain, &split, &c.spec.classes));
+    if let Some(t) = tta {
+        let split = format!("{split}-tta");
+        written.extend(t.write(&out, &split, &c.spec.classes, &images)?);
+        print!("{}", eval_text(&t, &split, &c.spec.classes));
+    }
     for p in written {
         println!("wrote {}", p.display());
     }

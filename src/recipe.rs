@@ -419,6 +419,9 @@ pub struct AugmentConfig {
     /// Evaluation: the shorter side resized to `image side / eval_crop_fraction`, then the centre
     /// crop of the image's size (timm's `crop_pct`; 1 = the image as it is).
     pub eval_crop_fraction: f64,
+    /// Test-time augmentation: evaluation also scores each image with its horizontal mirror,
+    /// averaging the two softmax outputs; recorded beside the plain accuracy (`val_acc_tta`).
+    pub tta_flip: bool,
     /// Resampling filter of every resize (random-resized crop, evaluation, folder images), as
     /// PIL computes it; torchvision's default is bilinear.
     pub interpolation: Interpolation,
@@ -495,6 +498,7 @@ impl Default for AugmentConfig {
             rrc_scale: [0.08, 1.0],
             rrc_ratio: [3.0 / 4.0, 4.0 / 3.0],
             eval_crop_fraction: 1.0,
+            tta_flip: false,
             interpolation: Interpolation::Bilinear,
             policy: AugPolicy::AutoaugmentImagenet,
             randaugment_n: 2,

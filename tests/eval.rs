@@ -196,3 +196,32 @@ fn predict_on_a_folder_gives_evals_top1_image_by_image() {
         assert_eq!(v[0]["top"].as_array().unwrap().len(), 3, "top-5 of 3 classes is 3");
     }
 }
+
+#[test]
+fn test_time_augmentation_is_recorded_beside_the_plain_accuracy_and_reproduced() {
+    let dir = tempdir("eval-tta");
+    let run_dir = dir.join("run");
+    let result = train(&run_dir, &["--set", "train.epochs=1", "--set", "augment.tta_flip=true"]);
+    let last: Value = serde_json::from_str(read(&run_dir.join("metrics.jsonl")).lines().last().unwrap()).unwrap();
+    assert!(last["val_acc"].is_number() && last["val_acc_tta"].is_number(), "{last}");
+    assert_eq!(result["final_val_acc_tta"], last["val_acc_tta"]);
+    assert_eq!(result["final_val_acc"], last["val_acc"]);
+    let out = dir.join("eval");
+    let text = ok(run(&[
+        "eval",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(text.contains("val-tta: 179 images"), "{text}");
+    assert_eq!(
+        read_json(&out.join("val-tta.json"))["top1"],
+        result["final_val_acc_tta"]
+    );
+    assert_eq!(read_json(&out.join("val.json"))["top1"], result["final_val_acc"]);
+    assert_eq!(
+        read(&out.join("val-tta.json")),
+        read(&run_dir.join("eval/val-tta.json"))
+    );
+}

@@ -310,8 +310,8 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
     Ok(trials)
 }
 
-/// The outcome of one trial from its run directory; its accuracy is the EMA weights' when the
-/// run kept an EMA.
+/// The outcome of one trial from its run directory; its accuracy is the test-time-augmented one
+/// when the run recorded it, else the EMA weights' when it kept an EMA.
 pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
     let dir = RunDir {
         path: root.join(&trial.dir),
@@ -331,7 +331,7 @@ pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
         val_acc: result
             .as_ref()
             .filter(|r| r.status == Status::Completed)
-            .and_then(|r| r.final_val_acc_ema.or(r.final_val_acc)),
+            .and_then(|r| r.final_val_acc_tta.or(r.final_val_acc_ema).or(r.final_val_acc)),
         test_acc: result.as_ref().and_then(|r| r.test_acc),
         epochs: result.as_ref().map_or(0, |r| r.epochs),
         val_images: result.as_ref().map_or(0, |r| r.val_images),
@@ -611,7 +611,7 @@ mod tests {
     }
 
     #[test]
-    fn a_trial_with_an_ema_is_scored_by_its_ema_accuracy() {
+    fn a_trial_is_scored_by_its_tta_then_ema_then_plain_accuracy() {
         let root = crate::testutil::tempdir("outcome-ema");
         let trial = Trial::new(Arm::Baseline, 0, 0);
         let dir = RunDir::create(&root.join(&trial.dir)).unwrap();
@@ -622,6 +622,9 @@ mod tests {
         r.final_val_acc_ema = Some(0.85);
         dir.write_result(&r).unwrap();
         assert_eq!(outcome(&root, &trial).val_acc, Some(0.85));
+        r.final_val_acc_tta = Some(0.9);
+        dir.write_result(&r).unwrap();
+        assert_eq!(outcome(&root, &trial).val_acc, Some(0.9));
     }
 
     #[test]

@@ -445,7 +445,7 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
 /// Tricks the article left "for future posts" and their usual companions, as far as this build
 /// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
 /// auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
-/// CutOut, RandAugment and EMA.
+/// CutOut, RandAugment, EMA and test-time augmentation (horizontal flip).
 fn extended_extra(b: &Recipe) -> Vec<Variant> {
     let stages = match b.model.arch {
         Arch::Resnet20 | Arch::Resnet32 | Arch::Resnet56 => 3,
@@ -471,6 +471,7 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
         Variant::new("cutout", "on", &[("augment.cutout_fraction", f(0.5))]),
         Variant::new("randaugment", "on", &[("augment.policy", s("randaugment"))]),
         Variant::new("ema", "on", &[("train.ema_decay", f(0.999))]),
+        Variant::new("tta", "flip", &[("augment.tta_flip", toml::Value::Boolean(true))]),
     ];
     let (bs, lr) = (b.train.batch_size as i64, b.optim.lr);
     out.push(Variant::new(
@@ -590,6 +591,7 @@ mod tests {
             "pool=attention",
             "cutmix=on",
             "ema=on",
+            "tta=flip",
             "batch_size=2x",
         ] {
             assert!(labels.contains(&l.to_string()), "{l} missing from {labels:?}");

@@ -122,8 +122,9 @@ impl Classifier {
         Evaluator::new(&self.net, &self.norm, &self.recipe, self.device, self.amp)
     }
 
-    /// Evaluates on `images`, which must have the model's class count, channels and size.
-    pub fn evaluate(&self, images: &Images) -> Result<Evaluation> {
+    /// Evaluates on `images`, which must have the model's class count, channels and size; with
+    /// `augment.tta_flip`, also with test-time augmentation.
+    pub fn evaluate(&self, images: &Images) -> Result<(Evaluation, Option<Evaluation>)> {
         self.evaluator().evaluate(images, self.spec.classes.len())
     }
 
@@ -131,7 +132,7 @@ impl Classifier {
     pub fn logits(&self, images: &Images) -> Result<Tensor> {
         let mut parts = Vec::new();
         self.evaluator()
-            .for_each_batch(images, |logits, _| parts.push(logits.to_device(Device::Cpu)))?;
+            .for_each_batch(images, |logits, _, _| parts.push(logits.to_device(Device::Cpu)))?;
         Ok(Tensor::cat(&parts, 0))
     }
 

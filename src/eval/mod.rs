@@ -28,6 +28,8 @@ pub struct Evaluator<'a> {
     pub amp: Option<Kind>,
     /// Batches in channels-last memory order, as the weights.
     pub channels_last: bool,
+    /// Test-time augmentation: also score each image's horizontal mirror (`augment.tta_flip`).
+    pub tta: bool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -42,13 +44,16 @@ impl<'a> Evaluator<'a> {
             device,
             amp,
             channels_last: recipe.train.channels_last,
+            tta: recipe.augment.tta_flip,
         }
     }
 
     /// Calls `f` with the float32 logits (on the device) and the labels of each batch of
-    /// `images`, in their order, without gradients.
+    /// `images`, in their order, without gradients; with `tta`, also with the log of the mean of
+    /// the softmax of each image and of its horizontal mirror (log-probabilities: as logits, they
+    /// give the same argmax, and cross-entropy gives -log of the mean probability).
     /// A progress bar shows on a terminal.
-    pub fn for_each_batch(&self, images: &Images, mut f: impl FnMut(&Tensor, &Tensor)) -> Result<()> {
+    pub fn for_each_batch(&self, images: &Images, mut f: impl FnMut(&Tensor, Option<&Tensor>, &Tensor)) -> Result<()> {
         let bar = indicatif::ProgressBar::new(images.len().div_ceil(self.batch_size) as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} batches ({per_sec}, eta {eta})")
@@ -59,19 +64,33 @@ impl<'a> Evaluator<'a> {
             for b in bar.wrap_iter(loader::eval_batches(images, self.norm, self.augment, self.batch_size)) {
                 let b = b?;
                 let x = crate::model::in_memory_order(b.images(self.device), self.channels_last);
-                let logits = amp::autocast(self.amp, self.device, || self.net.forward_t(&x, false));
-                f(&logits.to_kind(Kind::Float), &b.labels(self.device));
+                let forward = |x: &Tensor| {
+                    amp::autocast(self.amp, self.device, || self.net.forward_t(x, false)).to_kind(Kind::Float)
+                };
+                let logits = forward(&x);
+                let tta = self.tta.then(|| {
+                    let mirrored = forward(&x.flip([3]));
+                    ((logits.softmax(-1, Kind::Float) + mirrored.softmax(-1, Kind::Float)) / 2.0).log()
+                });
+                f(&logits, tta.as_ref(), &b.labels(self.device));
             }
             bar.finish_and_clear();
             Ok(())
         })
     }
 
-    /// Loss, accuracies, confusion matrix and top-1 class of every image, for `classes` classes.
-    pub fn evaluate(&self, images: &Images, classes: usize) -> Result<Evaluation> {
-        let mut e = Evaluation::empty(classes);
-        self.for_each_batch(images, |logits, labels| e.add(logits, labels))?;
-        Ok(e)
+    /// Loss, accuracies, confusion matrix and top-1 class of every image, for `classes` classes;
+    /// with `tta`, the same for the test-time-augmented scores.
+    pub fn evaluate(&self, images: &Images, classes: usize) -> Result<(Evaluation, Option<Evaluation>)> {
+        let mut plain = Evaluation::empty(classes);
+        let mut tta = self.tta.then(|| Evaluation::empty(classes));
+        self.for_each_batch(images, |logits, mirrored, labels| {
+            plain.add(logits, labels);
+            if let (Some(e), Some(m)) = (tta.as_mut(), mirrored) {
+                e.add(m, labels);
+            }
+        })?;
+        Ok((plain, tta))
     }
 }
 
@@ -278,6 +297,45 @@ mod tests {
         let labels = Tensor::from_slice(&[1i64, 2]);
         assert_eq!(topk_correct(&logits, &labels, 1), 1);
         assert_eq!(topk_correct(&logits, &labels, 2), 2);
+    }
+
+    #[test]
+    fn test_time_augmentation_averages_the_softmax_of_image_and_mirror() {
+        let recipe = Recipe {
+            augment: AugmentConfig {
+                tta_flip: true,
+                ..AugmentConfig::default()
+            },
+            ..Recipe::default()
+        };
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), &recipe.model, 1, 10);
+        let digits = crate::data::digits::load().unwrap().train.select(&[0, 1, 2, 3, 4]);
+        let norm = Normalizer::new(&[0.3], &[0.4], 1);
+        let ev = Evaluator::new(&net, &norm, &recipe, Device::Cpu, None);
+        let (mut plain, mut tta) = (Vec::new(), Vec::new());
+        ev.for_each_batch(&digits, |l, t, _| {
+            plain.push(l.copy());
+            tta.push(t.unwrap().copy());
+        })
+        .unwrap();
+        let x = loader::make_batch(&digits, &[0, 1, 2, 3, 4], &norm, loader::Mode::Eval(&recipe.augment))
+            .unwrap()
+            .images(Device::Cpu);
+        let p = |x: &Tensor| tch::no_grad(|| net.forward_t(x, false)).softmax(-1, Kind::Float);
+        let expected = ((p(&x) + p(&x.flip([3]))) / 2.0).log();
+        assert!(
+            tta[0].allclose(&expected, 1e-5, 1e-6, false),
+            "{:?} vs {expected:?}",
+            tta[0]
+        );
+        assert!(plain[0].softmax(-1, Kind::Float).allclose(&p(&x), 1e-5, 1e-6, false));
+        let (e, t) = ev.evaluate(&digits, 10).unwrap();
+        assert_eq!(
+            t.unwrap().predicted,
+            Vec::<i64>::try_from(expected.argmax(-1, false)).unwrap()
+        );
+        assert_eq!(e.images(), 5);
     }
 
     #[test]

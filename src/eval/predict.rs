@@ -43,9 +43,11 @@ impl Classifier {
         let (k, classes) = (top_k.min(s.classes.len()), s.classes.len());
         let mut out = Vec::with_capacity(paths.len());
         let mut names = paths.into_iter();
-        self.evaluator().for_each_batch(&images, |batch, _| {
+        self.evaluator().for_each_batch(&images, |batch, tta, _| {
             let batch = batch.to_device(Device::Cpu);
-            let (p, idx) = batch.softmax(-1, Kind::Float).topk(k as i64, -1, true, true);
+            // With test-time augmentation, the probabilities are the mean over the mirror pair.
+            let scores = tta.map_or_else(|| batch.shallow_clone(), |t| t.to_device(Device::Cpu));
+            let (p, idx) = scores.softmax(-1, Kind::Float).topk(k as i64, -1, true, true);
             let p = Vec::<f64>::try_from(p.to_kind(Kind::Double).flatten(0, -1)).expect("probabilities");
             let idx = Vec::<i64>::try_from(idx.flatten(0, -1)).expect("class indices");
             let all = logits.then(|| Vec::<f32>::try_from(batch.flatten(0, -1)).expect("logits"));

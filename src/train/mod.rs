@@ -273,7 +273,7 @@ impl<'a> Trainer<'a> {
                 return self.finish(Status::Diverged, None);
             };
             let train_secs = start.elapsed().as_secs_f64();
-            let val = self.evaluate(&self.val)?;
+            let (val, val_tta) = self.evaluate(&self.val)?;
             let val_ema = self.evaluate_ema_val()?;
             let m = EpochMetrics {
                 epoch,
@@ -285,6 +285,7 @@ impl<'a> Trainer<'a> {
                 val_acc: val.top1(),
                 val_top5: val.top5(),
                 val_acc_ema: val_ema.as_ref().map(Evaluation::top1),
+                val_acc_tta: val_tta.as_ref().map(Evaluation::top1),
                 images_per_sec: (self.steps_per_epoch * self.recipe.train.batch_size) as f64 / train_secs,
                 seconds: start.elapsed().as_secs_f64(),
             };
@@ -292,6 +293,7 @@ impl<'a> Trainer<'a> {
             self.metrics.push(m);
             self.last_val = std::iter::once(("val", val))
                 .chain(val_ema.map(|e| ("val-ema", e)))
+                .chain(val_tta.map(|e| ("val-tta", e)))
                 .collect();
             self.progress.epoch = epoch;
             // Metrics first: a kill between the two writes leaves the older checkpoint, and the
@@ -436,14 +438,15 @@ impl<'a> Trainer<'a> {
             return Ok(None);
         };
         ema.swap(&self.vs);
-        let e = self.evaluate(&self.val);
+        let e = self.evaluate(&self.val).map(|(plain, _)| plain);
         ema.swap(&self.vs);
         self.ema = Some(ema);
         e.map(Some)
     }
 
-    /// Plain cross-entropy (no smoothing), top-1 and, with more than 5 classes, top-5 accuracy.
-    fn evaluate(&self, images: &Images) -> Result<Evaluation> {
+    /// Plain cross-entropy (no smoothing), top-1 and, with more than 5 classes, top-5 accuracy;
+    /// with `augment.tta_flip`, also of the test-time-augmented scores.
+    fn evaluate(&self, images: &Images) -> Result<(Evaluation, Option<Evaluation>)> {
         let evaluator = Evaluator::new(&self.net, &self.norm, self.recipe, self.device, self.amp);
         evaluator.evaluate(images, self.spec.classes.len())
     }
@@ -455,7 +458,7 @@ impl<'a> Trainer<'a> {
         }
         let start = Instant::now();
         let test = match (&self.test, status) {
-            (Some(t), Status::Completed) => Some(self.evaluate(t)?),
+            (Some(t), Status::Completed) => Some(self.evaluate(t)?.0),
             _ => None,
         };
         let wall = self.metrics.iter().map(|m| m.seconds).sum::<f64>() + start.elapsed().as_secs_f64();
@@ -467,6 +470,7 @@ impl<'a> Trainer<'a> {
             self.val.len(),
         );
         r.final_val_acc_ema = self.metrics.last().and_then(|m| m.val_acc_ema);
+        r.final_val_acc_tta = self.metrics.last().and_then(|m| m.val_acc_tta);
         r.error = note;
         r.test_acc = test.as_ref().map(Evaluation::top1);
         r.test_top5 = test.as_ref().and_then(Evaluation::top5);

@@ -59,6 +59,9 @@ pub struct EpochMetrics {
     /// Validation accuracy of the EMA weights, when `train.ema_decay` > 0.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub val_acc_ema: Option<f64>,
+    /// Validation accuracy with test-time augmentation, when `augment.tta_flip`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_acc_tta: Option<f64>,
     pub images_per_sec: f64,
     /// Wall seconds of the epoch (training and evaluation).
     pub seconds: f64,
@@ -89,6 +92,8 @@ pub struct RunResult {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub final_val_acc_ema: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub final_val_acc_tta: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub test_acc: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub test_top5: Option<f64>,
@@ -117,6 +122,7 @@ impl RunResult {
             best_val_acc: best.map(|m| m.val_acc),
             best_epoch: best.map(|m| m.epoch),
             final_val_acc_ema: None,
+            final_val_acc_tta: None,
             test_acc: None,
             test_top5: None,
             wall_seconds,
@@ -259,6 +265,7 @@ mod tests {
             val_acc,
             val_top5: None,
             val_acc_ema: None,
+            val_acc_tta: None,
             images_per_sec: 100.0,
             seconds: 1.0,
         }
