@@ -16,9 +16,42 @@ pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
         .mean(None)
 }
 
+/// Hinton et al.'s distillation term: `T^2 * KL(softmax(teacher / T) || softmax(student / T))`,
+/// summed over classes and averaged over the batch (PyTorch's `kl_div(..., "batchmean")`). The
+/// `T^2` keeps its gradients on the scale of the task loss's.
+pub fn distillation(student: &Tensor, teacher: &Tensor, temperature: f64) -> Tensor {
+    let t = temperature;
+    let p_teacher = (teacher / t).softmax(-1, None);
+    let kl = (&p_teacher * ((teacher / t).log_softmax(-1, None) - (student / t).log_softmax(-1, None)))
+        .sum_dim_intlist(-1, false, None)
+        .mean(None);
+    kl * (t * t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distillation_matches_hintons_formula() {
+        let s = [[2.0f64, 0.5, -1.0], [0.1, 0.2, 0.3]];
+        let te = [[1.0f64, 1.5, -0.5], [0.3, -0.2, 0.9]];
+        let t = 3.0;
+        let softmax = |row: &[f64; 3]| -> Vec<f64> {
+            let z: f64 = row.iter().map(|v| (v / t).exp()).sum();
+            row.iter().map(|v| (v / t).exp() / z).collect()
+        };
+        let mut expected = 0.0;
+        for (rs, rt) in s.iter().zip(&te) {
+            let (ps, pt) = (softmax(rs), softmax(rt));
+            expected += pt.iter().zip(&ps).map(|(a, b)| a * (a / b).ln()).sum::<f64>();
+        }
+        expected *= t * t / 2.0;
+        let tensor = |v: &[[f64; 3]; 2]| Tensor::from_slice(&v.concat()).view([2, 3]);
+        let got = distillation(&tensor(&s), &tensor(&te), t).double_value(&[]);
+        assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+        assert!(distillation(&tensor(&te), &tensor(&te), t).double_value(&[]).abs() < 1e-15);
+    }
 
     #[test]
     fn label_smoothing_matches_its_formula() {

@@ -377,6 +377,15 @@ pub struct LossConfig {
     pub label_smoothing: f64,
     /// Weight of the auxiliary classifier's loss (with `model.aux_stage`), as in DARTS.
     pub aux_weight: f64,
+    /// Knowledge distillation (Hinton et al. 2015) from this teacher: a finished run dir of any
+    /// darkmagic architecture, on the same classes and image shape; its outputs are computed on
+    /// each (augmented, mixed) training batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distill_teacher: Option<PathBuf>,
+    /// Softmax temperature T of distillation.
+    pub distill_temperature: f64,
+    /// Weight a of distillation: `(1 - a) * task loss + a * T^2 * KL(teacher_T || student_T)`.
+    pub distill_weight: f64,
 }
 
 impl Default for LossConfig {
@@ -384,6 +393,9 @@ impl Default for LossConfig {
         LossConfig {
             label_smoothing: 0.1,
             aux_weight: 0.4,
+            distill_teacher: None,
+            distill_temperature: 4.0,
+            distill_weight: 0.5,
         }
     }
 }
@@ -645,6 +657,10 @@ pub struct ChecklistConfig {
     /// "pretraining on" variant, which sets `model.init` to this file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<PathBuf>,
+    /// A trained run dir: adds the variant "distillation on", which sets `loss.distill_teacher`
+    /// to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<PathBuf>,
     /// Nuisance hyperparameters tuned for each arm before its seeds run.
     pub tune: TuneConfig,
 }
@@ -697,6 +713,7 @@ impl Default for ChecklistConfig {
             early_stop: false,
             early_stop_margin: 10.0,
             pretrained: None,
+            teacher: None,
             tune: TuneConfig::default(),
         }
     }
@@ -869,6 +886,27 @@ impl Recipe {
             self.loss.aux_weight >= 0.0,
             ">= 0",
         )?;
+        let l = &self.loss;
+        check(
+            "loss.distill_temperature",
+            l.distill_temperature,
+            l.distill_temperature > 0.0,
+            "> 0",
+        )?;
+        check(
+            "loss.distill_weight",
+            l.distill_weight,
+            (0.0..=1.0).contains(&l.distill_weight),
+            "in [0, 1]",
+        )?;
+        if let Some(t) = &l.distill_teacher
+            && !t.is_dir()
+        {
+            return Err(Error::recipe(
+                "loss.distill_teacher",
+                format!("{} is not a folder (expected a run dir)", t.display()),
+            ));
+        }
         let o = &self.optim;
         check("optim.lr", o.lr, o.lr > 0.0 && o.lr.is_finite(), "a finite number > 0")?;
         check(

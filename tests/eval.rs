@@ -225,3 +225,69 @@ fn test_time_augmentation_is_recorded_beside_the_plain_accuracy_and_reproduced()
         read(&run_dir.join("eval/val-tta.json"))
     );
 }
+
+#[test]
+fn distillation_from_a_teacher_run_changes_the_loss_and_names_a_wrong_teacher() {
+    let dir = tempdir("distill");
+    let teacher = dir.join("teacher");
+    train(&teacher, &["--set", "train.epochs=2"]);
+    let t = format!("loss.distill_teacher=\"{}\"", teacher.display());
+    let loss = |run_dir: &Path| -> Value {
+        let m: Value = serde_json::from_str(read(&run_dir.join("metrics.jsonl")).lines().next().unwrap()).unwrap();
+        m["train_loss"].clone()
+    };
+    let plain = dir.join("plain");
+    train(&plain, &["--set", "train.epochs=1"]);
+    let weight0 = dir.join("weight0");
+    train(
+        &weight0,
+        &[
+            "--set",
+            "train.epochs=1",
+            "--set",
+            &t,
+            "--set",
+            "loss.distill_weight=0.0",
+        ],
+    );
+    assert_eq!(
+        loss(&weight0),
+        loss(&plain),
+        "weight 0: the task loss alone, bit for bit"
+    );
+    let student = dir.join("student");
+    train(&student, &["--set", "train.epochs=1", "--set", &t]);
+    assert_ne!(loss(&student), loss(&plain));
+    assert!(read(&student.join("train.log")).contains("distilling from the teacher in"));
+
+    // A teacher of other classes and image shape: the folder of three 8x8 classes.
+    let data = dir.join("data");
+    write_folder(&data, "train", 6);
+    let other = dir.join("other");
+    train(
+        &other,
+        &[
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "data.dataset=folder",
+            "--set",
+            &format!("data.path=\"{}\"", data.display()),
+            "--set",
+            "data.image_size=8",
+            "--set",
+            "train.batch_size=4",
+            "--set",
+            "schedule.cycles=1",
+        ],
+    );
+    let wrong = format!("loss.distill_teacher=\"{}\"", other.display());
+    let out = run(&["train", "--run-dir", dir.join("x").to_str().unwrap(), "--set", &wrong]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && e.contains("loss.distill_teacher")
+            && e.contains("into 3 classes; this run (1, 8, 8) into 10"),
+        "{e}"
+    );
+}

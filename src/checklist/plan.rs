@@ -429,6 +429,13 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
             &[("model.downscale_activation", act(Activation::Swish))],
         ),
     ]);
+    if let Some(t) = &b.checklist.teacher {
+        plan.push(Variant::new(
+            "distillation",
+            "on",
+            &[("loss.distill_teacher", s(&t.to_string_lossy()))],
+        ));
+    }
     if let Some(w) = &b.checklist.pretrained {
         plan.push(Variant::new(
             "pretraining",
@@ -602,6 +609,23 @@ mod tests {
             .find(|v| v.factor == "aux_loss")
             .unwrap();
         assert_eq!(b.with_overrides(&aux.overrides).unwrap().model.aux_stage, Some(2));
+    }
+
+    #[test]
+    fn a_teacher_adds_the_distillation_variant() {
+        let teacher = crate::testutil::tempdir("plan-teacher");
+        let mut b = Recipe::default();
+        b.checklist.teacher = Some(teacher.clone());
+        let v = variants(&b).unwrap();
+        let d = v.iter().find(|v| v.label() == "distillation=on").unwrap();
+        let r = b.with_overrides(&d.overrides).unwrap();
+        assert_eq!(r.loss.distill_teacher, Some(teacher));
+        b.checklist.teacher = Some("/no/such/run".into());
+        let e = variants(&b).unwrap_err().to_string();
+        assert!(
+            e.contains("distillation.on") && e.contains("/no/such/run is not a folder"),
+            "{e}"
+        );
     }
 
     #[test]

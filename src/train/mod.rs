@@ -168,6 +168,8 @@ struct Trainer<'a> {
     amp: Option<Kind>,
     /// Loss scaling, with float16 autocast only.
     scaler: Option<amp::GradScaler>,
+    /// The distillation teacher (`loss.distill_teacher`).
+    teacher: Option<crate::eval::classifier::Classifier>,
     steps_per_epoch: usize,
     progress: Progress,
     metrics: Vec<EpochMetrics>,
@@ -196,6 +198,26 @@ impl<'a> Trainer<'a> {
         let spec = model_spec(recipe, &splits)?;
         dir.write_spec(&spec)?;
         let norm = spec.normalizer();
+        let teacher = match &recipe.loss.distill_teacher {
+            Some(dir) => Some(crate::eval::classifier::Classifier::teacher(
+                dir,
+                &spec,
+                device,
+                recipe.train.threads,
+            )?),
+            None => None,
+        };
+        // Building the teacher drew from libtorch's generator: seed again, so that the student
+        // starts exactly as it would without a teacher.
+        tch::manual_seed(recipe.seed as i64);
+        if let Some(t) = &recipe.loss.distill_teacher {
+            dir.log(&format!(
+                "distilling from the teacher in {} (T = {}, weight {})",
+                t.display(),
+                recipe.loss.distill_temperature,
+                recipe.loss.distill_weight
+            ));
+        }
         let classes = spec.classes.len();
         let vs = VarStore::new(device);
         let net = Net::new(&vs.root(), &recipe.model, im.channels as i64, classes as i64);
@@ -259,6 +281,7 @@ impl<'a> Trainer<'a> {
             ema,
             amp,
             scaler,
+            teacher,
             steps_per_epoch,
             progress,
             metrics,
@@ -370,8 +393,9 @@ impl<'a> Trainer<'a> {
             let x = self.input(batch.images(self.device));
             let y = batch.labels(self.device);
             let targets = batch.targets(self.device);
+            let teacher = self.teacher.as_ref().map(|t| t.logits_of_batch(&x, &self.spec));
             let (loss, logits) = amp::autocast(self.amp, self.device, || {
-                batch_loss(&self.net, &x, &y, targets.as_ref(), r)
+                batch_loss(&self.net, &x, &y, targets.as_ref(), teacher.as_ref(), r)
             });
             let loss_value = loss.double_value(&[]);
             if !loss_value.is_finite() {
@@ -484,15 +508,29 @@ impl<'a> Trainer<'a> {
 }
 
 /// The training loss of one batch and its logits: cross-entropy against the labels with label
-/// smoothing (or against the soft targets of a mixed batch), plus `loss.aux_weight` times the
-/// auxiliary head's loss when the model has one.
-pub fn batch_loss(net: &Net, x: &Tensor, y: &Tensor, targets: Option<&Tensor>, r: &Recipe) -> (Tensor, Tensor) {
+/// smoothing (or against the soft targets of a mixed batch), mixed with the distillation term
+/// when a teacher's logits are given (`(1 - a) * that + a * T^2 * KL`), plus `loss.aux_weight`
+/// times the auxiliary head's loss when the model has one.
+pub fn batch_loss(
+    net: &Net,
+    x: &Tensor,
+    y: &Tensor,
+    targets: Option<&Tensor>,
+    teacher: Option<&Tensor>,
+    r: &Recipe,
+) -> (Tensor, Tensor) {
     let (logits, aux) = net.forward_with_aux(x, true);
     let ce = |l: &Tensor| match targets {
         Some(t) => loss::soft_cross_entropy(l, t),
         None => loss::cross_entropy(l, y, r.loss.label_smoothing),
     };
-    let main = ce(&logits);
+    let main = match teacher {
+        Some(t) => {
+            let a = r.loss.distill_weight;
+            ce(&logits) * (1.0 - a) + loss::distillation(&logits, t, r.loss.distill_temperature) * a
+        }
+        None => ce(&logits),
+    };
     let total = match aux {
         Some(a) => main + ce(&a) * r.loss.aux_weight,
         None => main,
@@ -542,7 +580,7 @@ mod tests {
         let x = Tensor::randn([8, 1, 8, 8], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[0i64, 1, 2, 3, 4, 5, 6, 7]);
         r.loss.aux_weight = 0.4;
-        let (with_aux, logits) = batch_loss(&net, &x, &y, None, &r);
+        let (with_aux, logits) = batch_loss(&net, &x, &y, None, None, &r);
         let (_, aux) = net.forward_with_aux(&x, true);
         let main = loss::cross_entropy(&logits, &y, r.loss.label_smoothing).double_value(&[]);
         let aux = loss::cross_entropy(&aux.unwrap(), &y, r.loss.label_smoothing).double_value(&[]);
