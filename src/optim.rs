@@ -15,7 +15,7 @@
 //! apex's and DeepSpeed's flat-buffer optimizers; torch.optim's `foreach` path gets a similar
 //! effect with multi-tensor kernels, which tch does not bind). Every element still follows the
 //! per-tensor formulas above.
-use crate::recipe::{OptimConfig, OptimName};
+use crate::recipe::{ClipMode, OptimConfig, OptimName};
 use tch::{Device, Kind, Tensor};
 
 /// Where one parameter lies in its group's flat buffers.
@@ -130,6 +130,44 @@ impl Optimizer {
         self.groups.iter().map(|g| g.grads.shallow_clone()).collect()
     }
 
+    /// Clips the gradients of the parameters being trained in place, before a step, as timm's
+    /// `dispatch_clip_grad(parameters, value, mode)` (`ClipMode` has the formulas). Frozen
+    /// parameters take no part, as in timm, where they have no gradient.
+    pub fn clip_grads(&mut self, mode: ClipMode, value: f64) {
+        tch::no_grad(|| match mode {
+            ClipMode::Norm => {
+                let runs = || {
+                    self.groups.iter().flat_map(|g| {
+                        g.trainable_runs()
+                            .into_iter()
+                            .map(|(offset, n)| g.grads.narrow(0, offset, n))
+                    })
+                };
+                let squares: f64 = runs()
+                    .map(|r| r.to_kind(Kind::Double).square().sum(Kind::Double).double_value(&[]))
+                    .sum();
+                let coef = (value / (squares.sqrt() + 1e-6)).min(1.0);
+                for mut r in runs() {
+                    let _ = r.g_mul_scalar_(coef);
+                }
+            }
+            ClipMode::Value => {
+                for g in &self.groups {
+                    for (offset, n) in g.trainable_runs() {
+                        let _ = g.grads.narrow(0, offset, n).clamp_(-value, value);
+                    }
+                }
+            }
+            ClipMode::Agc => {
+                for g in &self.groups {
+                    for m in g.members.iter().filter(|m| !m.frozen) {
+                        adaptive_clip(&Group::view(&g.values, m), &mut Group::view(&g.grads, m), value);
+                    }
+                }
+            }
+        });
+    }
+
     /// One update with learning rate `lr` and weight decay `wd` (both may change every step).
     pub fn step(&mut self, lr: f64, wd: f64) {
         self.steps += 1;
@@ -175,6 +213,26 @@ impl Optimizer {
             Ok(())
         })
     }
+}
+
+/// timm's `unitwise_norm`: the L2 norm of a vector or scalar as a whole, else of each output
+/// unit (dimension 0), kept broadcastable.
+fn unitwise_norm(x: &Tensor) -> Tensor {
+    if x.dim() <= 1 {
+        x.norm()
+    } else {
+        let dims: Vec<i64> = (1..x.dim() as i64).collect();
+        x.norm_scalaropt_dim(2, dims.as_slice(), true)
+    }
+}
+
+/// timm's `adaptive_clip_grad` for one parameter `p` and its gradient `g` (eps 1e-3).
+fn adaptive_clip(p: &Tensor, g: &mut Tensor, factor: f64) {
+    let max_norm = unitwise_norm(p).clamp_min(1e-3) * factor;
+    let grad_norm = unitwise_norm(g);
+    let clipped = &*g * (&max_norm / grad_norm.clamp_min(1e-6));
+    let kept = g.where_self(&grad_norm.lt_tensor(&max_norm), &clipped);
+    g.copy_(&kept);
 }
 
 impl Group {

@@ -584,6 +584,25 @@ pub struct TrainConfig {
     pub stop_reference: Option<PathBuf>,
     /// Percentage points below the reference that stop the run.
     pub stop_margin: f64,
+    /// Gradient clipping before each step, as timm's `--clip-grad`: the threshold (0 = off).
+    pub clip_grad: f64,
+    /// What `clip_grad` bounds (timm's `--clip-mode`).
+    pub clip_mode: ClipMode,
+}
+
+/// Gradient clipping modes, as timm's `dispatch_clip_grad`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipMode {
+    /// `torch.nn.utils.clip_grad_norm_`: every gradient scaled by
+    /// `min(1, clip_grad / (total L2 norm + 1e-6))`.
+    Norm,
+    /// `torch.nn.utils.clip_grad_value_`: each element clamped to `[-clip_grad, clip_grad]`.
+    Value,
+    /// Adaptive gradient clipping (Brock et al. 2021, timm's `adaptive_clip_grad`): per output
+    /// unit, a gradient whose norm exceeds `clip_grad * max(norm of the weights, 1e-3)` is scaled
+    /// down to it.
+    Agc,
 }
 
 impl Default for TrainConfig {
@@ -602,6 +621,8 @@ impl Default for TrainConfig {
             freeze_epochs: 0,
             stop_reference: None,
             stop_margin: 10.0,
+            clip_grad: 0.0,
+            clip_mode: ClipMode::Norm,
         }
     }
 }
@@ -1004,6 +1025,7 @@ impl Recipe {
     /// The `[train]` section: counts first, since the schedule's rules depend on `train.epochs`.
     fn validate_train(&self) -> Result<()> {
         let t = &self.train;
+        check("train.clip_grad", t.clip_grad, t.clip_grad >= 0.0, ">= 0 (0 = off)")?;
         check(
             "train.ema_decay",
             t.ema_decay,

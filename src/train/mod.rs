@@ -428,7 +428,8 @@ impl<'a> Trainer<'a> {
         Ok(Some((loss_sum / seen as f64, correct as f64 / seen as f64)))
     }
 
-    /// One optimizer step with this step's LR and weight decay, then the EMA update. With loss
+    /// One optimizer step with this step's LR and weight decay (after gradient clipping, with
+    /// `train.clip_grad`), then the EMA update. With loss
     /// scaling, the gradients are unscaled first and a step with an inf/NaN gradient is skipped
     /// (the schedule still advances), as `GradScaler.step`.
     fn optimizer_step(&mut self) {
@@ -442,6 +443,10 @@ impl<'a> Trainer<'a> {
             None => true,
         };
         if finite {
+            let t = &self.recipe.train;
+            if t.clip_grad > 0.0 {
+                self.opt.clip_grads(t.clip_mode, t.clip_grad);
+            }
             self.opt.step(self.sched.lr(step), self.sched.weight_decay(step, wd));
         }
         self.opt.zero_grad();
