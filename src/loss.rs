@@ -16,6 +16,35 @@ pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
         .mean(None)
 }
 
+/// timm's `BinaryCrossEntropy`: one sigmoid per class against `targets` (N, C) — soft targets
+/// of a mixed batch, or labels (N) made one-hot with smoothing `eps` (`eps / C` off, `1 - eps +
+/// eps / C` on) — thresholded to 0/1 above `threshold` when given; the mean over every element.
+pub fn binary_cross_entropy(logits: &Tensor, targets: BceTargets, threshold: Option<f64>) -> Tensor {
+    let targets = match targets {
+        BceTargets::Soft(t) => t.shallow_clone(),
+        BceTargets::Labels(y, eps) => {
+            let c = logits.size()[1];
+            let off = eps / c as f64;
+            logits
+                .full_like(off)
+                .scatter_value(1, &y.view([-1, 1]), 1.0 - eps + off)
+        }
+    };
+    let targets = match threshold {
+        Some(t) => targets.gt(t).to_kind(logits.kind()),
+        None => targets,
+    };
+    logits.binary_cross_entropy_with_logits::<Tensor>(&targets, None, None, Reduction::Mean)
+}
+
+/// What [`binary_cross_entropy`] compares with.
+pub enum BceTargets<'a> {
+    /// Soft targets (N, C), e.g. of a mixed batch.
+    Soft(&'a Tensor),
+    /// Integer labels (N) and the label smoothing.
+    Labels(&'a Tensor, f64),
+}
+
 /// Hinton et al.'s distillation term: `T^2 * KL(softmax(teacher / T) || softmax(student / T))`,
 /// summed over classes and averaged over the batch (PyTorch's `kl_div(..., "batchmean")`). The
 /// `T^2` keeps its gradients on the scale of the task loss's.

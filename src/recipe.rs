@@ -386,6 +386,12 @@ pub struct LossConfig {
     pub distill_temperature: f64,
     /// Weight a of distillation: `(1 - a) * task loss + a * T^2 * KL(teacher_T || student_T)`.
     pub distill_weight: f64,
+    /// Binary cross-entropy per class instead of softmax cross-entropy (timm's `--bce-loss`):
+    /// the same smoothed (or mixed) targets, each class a sigmoid, averaged over classes and batch.
+    pub bce: bool,
+    /// With `bce`: targets above this become 1, the rest 0 (timm's `--bce-target-thresh`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bce_target_thresh: Option<f64>,
 }
 
 impl Default for LossConfig {
@@ -396,6 +402,8 @@ impl Default for LossConfig {
             distill_teacher: None,
             distill_temperature: 4.0,
             distill_weight: 0.5,
+            bce: false,
+            bce_target_thresh: None,
         }
     }
 }
@@ -920,6 +928,12 @@ impl Recipe {
             (0.0..=1.0).contains(&l.distill_weight),
             "in [0, 1]",
         )?;
+        if let Some(t) = l.bce_target_thresh {
+            check("loss.bce_target_thresh", t, (0.0..1.0).contains(&t), "in [0, 1)")?;
+            if !l.bce {
+                return Err(Error::recipe("loss.bce_target_thresh", "needs loss.bce = true"));
+            }
+        }
         if let Some(t) = &l.distill_teacher
             && !t.is_dir()
         {

@@ -512,8 +512,9 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// The training loss of one batch and its logits: cross-entropy against the labels with label
-/// smoothing (or against the soft targets of a mixed batch), mixed with the distillation term
+/// The training loss of one batch and its logits: cross-entropy (or, with `loss.bce`, binary
+/// cross-entropy) against the labels with label smoothing (or against the soft targets of a
+/// mixed batch), mixed with the distillation term
 /// when a teacher's logits are given (`(1 - a) * that + a * T^2 * KL`), plus `loss.aux_weight`
 /// times the auxiliary head's loss when the model has one.
 pub fn batch_loss(
@@ -525,9 +526,12 @@ pub fn batch_loss(
     r: &Recipe,
 ) -> (Tensor, Tensor) {
     let (logits, aux) = net.forward_with_aux(x, true);
-    let ce = |l: &Tensor| match targets {
-        Some(t) => loss::soft_cross_entropy(l, t),
-        None => loss::cross_entropy(l, y, r.loss.label_smoothing),
+    let (eps, thresh) = (r.loss.label_smoothing, r.loss.bce_target_thresh);
+    let ce = |l: &Tensor| match (targets, r.loss.bce) {
+        (Some(t), false) => loss::soft_cross_entropy(l, t),
+        (None, false) => loss::cross_entropy(l, y, eps),
+        (Some(t), true) => loss::binary_cross_entropy(l, loss::BceTargets::Soft(t), thresh),
+        (None, true) => loss::binary_cross_entropy(l, loss::BceTargets::Labels(y, eps), thresh),
     };
     let main = match teacher {
         Some(t) => {

@@ -1,6 +1,9 @@
-//! Gradient clipping (`train.clip_grad`, `train.clip_mode`) against torch.nn.utils'
-//! clip_grad_norm_ / clip_grad_value_ and timm's adaptive_clip_grad (scripts/golden/clip.py).
+//! Training options timm users reach for, against their references: gradient clipping
+//! (`train.clip_grad`, `train.clip_mode`) against torch.nn.utils' clip_grad_norm_ /
+//! clip_grad_value_ and timm's adaptive_clip_grad (scripts/golden/clip.py), and binary
+//! cross-entropy (`loss.bce`) against timm's BinaryCrossEntropy (scripts/golden/bce.py).
 mod common;
+use darkmagic::loss::{BceTargets, binary_cross_entropy};
 use darkmagic::optim::Optimizer;
 use darkmagic::recipe::{ClipMode, OptimConfig};
 use tch::{Kind, Tensor};
@@ -44,7 +47,7 @@ fn clipping_matches_torch_and_timm() {
 }
 
 #[test]
-fn training_clips_only_when_asked() {
+fn training_clips_and_uses_bce_only_when_asked() {
     let dir = common::tempdir("clip-train");
     let train = |name: &str, extra: &[&str]| -> String {
         let run_dir = dir.join(name);
@@ -82,4 +85,22 @@ fn training_clips_only_when_asked() {
     };
     assert_eq!(loss(&loose), loss(&plain), "a threshold never reached changes nothing");
     assert_ne!(loss(&tight), loss(&plain));
+}
+
+#[test]
+fn binary_cross_entropy_matches_timm() {
+    let (out, g) = common::golden_tensors("bce.py", "bce", "bce.safetensors");
+    let (logits, labels, soft) = (&g["logits"], &g["labels"], &g["soft"]);
+    for (name, targets, thresh) in [
+        ("labels_s0.1", BceTargets::Labels(labels, 0.1), None),
+        ("labels_s0.1_t0.2", BceTargets::Labels(labels, 0.1), Some(0.2)),
+        ("labels_s0", BceTargets::Labels(labels, 0.0), None),
+        ("soft", BceTargets::Soft(soft), None),
+        ("soft_t0.2", BceTargets::Soft(soft), Some(0.2)),
+    ] {
+        let got = binary_cross_entropy(logits, targets, thresh).double_value(&[]);
+        let want = g[&format!("loss.{name}")].double_value(&[0]);
+        assert!((got - want).abs() < 1e-6, "{name}: {got} vs timm {want}");
+    }
+    let _ = std::fs::remove_dir_all(out);
 }
