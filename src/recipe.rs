@@ -1427,6 +1427,15 @@ mod tests {
         let cases = [
             ("schedule.power=0.5", "schedule.power", ">= 1"),
             ("loss.label_smoothing=1.5", "loss.label_smoothing", "[0, 1)"),
+            (
+                "loss.bce_target_thresh=0.2",
+                "loss.bce_target_thresh",
+                "needs loss.bce = true",
+            ),
+            ("loss.distill_weight=2", "loss.distill_weight", "[0, 1]"),
+            ("loss.distill_temperature=0", "loss.distill_temperature", "> 0"),
+            ("train.clip_grad=-1", "train.clip_grad", ">= 0"),
+            ("augment.tta_flip=1", "augment.tta_flip", "bool"),
             ("optim.lr=-1", "optim.lr", "> 0"),
             ("schedule.milestones=[0.8, 0.2]", "schedule.milestones", "ascending"),
             ("train.batch_size=0", "train.batch_size", "expected 1 to 1048576"),
