@@ -83,6 +83,7 @@ impl Optimizer {
     pub fn new(named: Vec<(String, Tensor)>, cfg: &OptimConfig) -> Self {
         let n_state = match cfg.name {
             OptimName::Sgd => 1,
+            OptimName::Lion => 1,
             OptimName::Adam | OptimName::Adamw => 2,
         };
         let mut keyed: Vec<(GroupKey, Vec<(String, Tensor)>)> = Vec::new();
@@ -299,7 +300,21 @@ fn update(cfg: &OptimConfig, p: &mut Tensor, grad: &Tensor, state: &mut [Tensor]
             }
             adam(p, grad, state, lr, 0.0, t, cfg)
         }
+        OptimName::Lion => lion(p, grad, state, lr, wd, cfg),
     }
+}
+
+/// timm's `Lion` step: `p *= 1 - lr * wd`, `p -= lr * sign(b1 * m + (1 - b1) * g)`,
+/// then `m = b2 * m + (1 - b2) * g`.
+fn lion(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, cfg: &OptimConfig) {
+    if wd != 0.0 {
+        let _ = p.g_mul_scalar_(1.0 - lr * wd);
+    }
+    let m = &mut state[0];
+    let direction = (&*m * cfg.beta1 + grad * (1.0 - cfg.beta1)).sign();
+    let _ = p.g_sub_(&(direction * lr));
+    let _ = m.g_mul_scalar_(cfg.beta2);
+    let _ = m.g_add_(&(grad * (1.0 - cfg.beta2)));
 }
 
 fn sgd(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, cfg: &OptimConfig) {
@@ -389,6 +404,11 @@ mod tests {
                         let bc2 = 1.0 - cfg.beta2.powi(t);
                         x[i] -= lr / bc1 * m[i] / (v[i].sqrt() / bc2.sqrt() + cfg.eps);
                     }
+                    OptimName::Lion => {
+                        x[i] *= 1.0 - lr * wd;
+                        x[i] -= lr * (cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g).signum();
+                        m[i] = cfg.beta2 * m[i] + (1.0 - cfg.beta2) * g;
+                    }
                 }
             }
         }
@@ -420,6 +440,11 @@ mod tests {
             },
             OptimConfig {
                 name: OptimName::Adamw,
+                ..base.clone()
+            },
+            OptimConfig {
+                name: OptimName::Lion,
+                beta2: 0.99,
                 ..base.clone()
             },
         ];
@@ -457,6 +482,14 @@ mod tests {
                 "adamw",
                 OptimConfig {
                     name: OptimName::Adamw,
+                    ..base.clone()
+                },
+            ),
+            (
+                "lion",
+                OptimConfig {
+                    name: OptimName::Lion,
+                    beta2: 0.99,
                     ..base.clone()
                 },
             ),
@@ -503,7 +536,7 @@ mod tests {
         // Parameters of every kind the models have: channels-last convolution weights, matrices,
         // 1-D (excluded from decay), and a frozen one; 4 steps of each optimizer in float32
         // against the per-tensor formulas applied to copies.
-        for name in [OptimName::Sgd, OptimName::Adam, OptimName::Adamw] {
+        for name in [OptimName::Sgd, OptimName::Adam, OptimName::Adamw, OptimName::Lion] {
             tch::manual_seed(7);
             let cfg = OptimConfig {
                 name,

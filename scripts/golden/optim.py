@@ -1,4 +1,5 @@
-"""Golden values for darkmagic's optimizer tests, computed by torch.optim itself.
+"""Golden values for darkmagic's optimizer tests, computed by torch.optim itself (and timm's
+Lion, with betas 0.9, 0.99).
 
 Three steps on loss = sum(c * p**2) + sum(c * w**2), c = [1, 0.5], with p = [1, -2] (1-D, in a
 group without weight decay, as darkmagic's exclude_1d) and w = [[0.5, 3]] (2-D, decayed),
@@ -9,12 +10,14 @@ import json
 import pathlib
 
 import torch
+from timm.optim import Lion
 
 CASES = {
     "sgd_momentum": lambda g: torch.optim.SGD(g, lr=0.05, momentum=0.9, nesterov=False),
     "sgd_nesterov": lambda g: torch.optim.SGD(g, lr=0.05, momentum=0.9, nesterov=True),
     "adam": lambda g: torch.optim.Adam(g, lr=0.05, betas=(0.9, 0.999), eps=1e-8),
     "adamw": lambda g: torch.optim.AdamW(g, lr=0.05, betas=(0.9, 0.999), eps=1e-8),
+    "lion": lambda g: Lion(g, lr=0.05, betas=(0.9, 0.99)),
 }
 
 out = {}
