@@ -84,7 +84,7 @@ impl Optimizer {
         let n_state = match cfg.name {
             OptimName::Sgd => 1,
             OptimName::Lion => 1,
-            OptimName::Adam | OptimName::Adamw => 2,
+            OptimName::Adam | OptimName::Adamw | OptimName::RmspropTf => 2,
         };
         let mut keyed: Vec<(GroupKey, Vec<(String, Tensor)>)> = Vec::new();
         for (name, t) in named {
@@ -97,7 +97,13 @@ impl Optimizer {
         let groups = keyed
             .into_iter()
             .map(|((kind, device, decay), params)| Group::new(params, kind, device, decay, n_state))
-            .collect();
+            .collect::<Vec<Group>>();
+        if cfg.name == OptimName::RmspropTf {
+            // TensorFlow starts the squared-gradient average at 1, not 0.
+            for g in &groups {
+                let _ = g.state[0].shallow_clone().fill_(1.0);
+            }
+        }
         Optimizer {
             cfg: cfg.clone(),
             groups,
@@ -301,6 +307,30 @@ fn update(cfg: &OptimConfig, p: &mut Tensor, grad: &Tensor, state: &mut [Tensor]
             adam(p, grad, state, lr, 0.0, t, cfg)
         }
         OptimName::Lion => lion(p, grad, state, lr, wd, cfg),
+        OptimName::RmspropTf => rmsprop_tf(p, grad, state, lr, wd, cfg),
+    }
+}
+
+/// timm's `RMSpropTF` step (not centered, `lr_in_momentum`): `g += wd * p`,
+/// `s += (1 - alpha) * (g^2 - s)`, then with momentum `b = momentum * b + lr * g / sqrt(s + eps)`
+/// and `p -= b`, else `p -= lr * g / sqrt(s + eps)`. `s` starts at 1 (see `Optimizer::new`).
+fn rmsprop_tf(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, cfg: &OptimConfig) {
+    let g = if wd != 0.0 {
+        grad + &*p * wd
+    } else {
+        grad.shallow_clone()
+    };
+    let (square, buf) = state.split_at_mut(1);
+    let square = &mut square[0];
+    let _ = square.g_add_(&((g.square() - &*square) * (1.0 - cfg.alpha)));
+    let step = g / (&*square + cfg.eps).sqrt() * lr;
+    if cfg.momentum > 0.0 {
+        let buf = &mut buf[0];
+        let _ = buf.g_mul_scalar_(cfg.momentum);
+        let _ = buf.g_add_(&step);
+        let _ = p.g_sub_(buf);
+    } else {
+        let _ = p.g_sub_(&step);
     }
 }
 
@@ -404,6 +434,13 @@ mod tests {
                         let bc2 = 1.0 - cfg.beta2.powi(t);
                         x[i] -= lr / bc1 * m[i] / (v[i].sqrt() / bc2.sqrt() + cfg.eps);
                     }
+                    OptimName::RmspropTf => {
+                        g += wd * x[i];
+                        let s = if t == 1 { 1.0 } else { v[i] };
+                        v[i] = s + (1.0 - cfg.alpha) * (g * g - s);
+                        m[i] = cfg.momentum * m[i] + lr * g / (v[i] + cfg.eps).sqrt();
+                        x[i] -= m[i];
+                    }
                     OptimName::Lion => {
                         x[i] *= 1.0 - lr * wd;
                         x[i] -= lr * (cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g).signum();
@@ -445,6 +482,10 @@ mod tests {
             OptimConfig {
                 name: OptimName::Lion,
                 beta2: 0.99,
+                ..base.clone()
+            },
+            OptimConfig {
+                name: OptimName::RmspropTf,
                 ..base.clone()
             },
         ];
@@ -493,6 +534,13 @@ mod tests {
                     ..base.clone()
                 },
             ),
+            (
+                "rmsprop_tf",
+                OptimConfig {
+                    name: OptimName::RmspropTf,
+                    ..base.clone()
+                },
+            ),
         ];
         for (name, cfg) in cases {
             let (p, w) = run(&cfg, 0.05, 0.1);
@@ -536,7 +584,13 @@ mod tests {
         // Parameters of every kind the models have: channels-last convolution weights, matrices,
         // 1-D (excluded from decay), and a frozen one; 4 steps of each optimizer in float32
         // against the per-tensor formulas applied to copies.
-        for name in [OptimName::Sgd, OptimName::Adam, OptimName::Adamw, OptimName::Lion] {
+        for name in [
+            OptimName::Sgd,
+            OptimName::Adam,
+            OptimName::Adamw,
+            OptimName::Lion,
+            OptimName::RmspropTf,
+        ] {
             tch::manual_seed(7);
             let cfg = OptimConfig {
                 name,
@@ -563,7 +617,14 @@ mod tests {
             );
             let coef: Vec<Tensor> = shapes.iter().map(|s| make(s)).collect();
             let mut want: Vec<Tensor> = init.iter().map(Tensor::copy).collect();
-            let mut state: Vec<Vec<Tensor>> = init.iter().map(|t| vec![t.zeros_like(), t.zeros_like()]).collect();
+            let first = |t: &Tensor| {
+                if name == OptimName::RmspropTf {
+                    t.ones_like()
+                } else {
+                    t.zeros_like()
+                }
+            };
+            let mut state: Vec<Vec<Tensor>> = init.iter().map(|t| vec![first(t), t.zeros_like()]).collect();
             for step in 1..=4 {
                 opt.zero_grad();
                 let loss = params

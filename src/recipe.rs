@@ -252,6 +252,10 @@ pub enum OptimName {
     /// step, `m` averaged with `beta2` (the paper's 0.99), decoupled weight decay; it wants a
     /// learning rate 3-10x below AdamW's.
     Lion,
+    /// RMSprop in TensorFlow's form (timm's `RMSpropTF`, as EfficientNet and MobileNetV3 were
+    /// trained): square average started at 1 and decayed by `alpha`, `eps` inside the square
+    /// root, the learning rate inside the momentum buffer; coupled L2 weight decay.
+    RmspropTf,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -268,6 +272,8 @@ pub struct OptimConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
+    /// `rmsprop_tf`: decay of the squared-gradient average (timm's `alpha`).
+    pub alpha: f64,
     /// `linear`: the peak LR is `lr * batch_size / 256` (Goyal et al. 2017's linear scaling rule).
     pub lr_scaling: LrScaling,
 }
@@ -291,6 +297,7 @@ impl Default for OptimConfig {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            alpha: 0.9,
             lr_scaling: LrScaling::None,
         }
     }
@@ -964,6 +971,7 @@ impl Recipe {
         check("optim.beta1", o.beta1, (0.0..1.0).contains(&o.beta1), "in [0, 1)")?;
         check("optim.beta2", o.beta2, (0.0..1.0).contains(&o.beta2), "in [0, 1)")?;
         check("optim.eps", o.eps, o.eps > 0.0, "> 0")?;
+        check("optim.alpha", o.alpha, (0.0..1.0).contains(&o.alpha), "in [0, 1)")?;
         self.validate_train()?;
         self.validate_checklist()?;
         match &self.external {
