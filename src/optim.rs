@@ -33,6 +33,8 @@ struct Member {
 /// state (SGD: momentum buffer; Adam: first and second moments) as flat 1-D buffers.
 struct Group {
     decay: bool,
+    /// The learning rate's factor for this group (layer-wise decay; 1 without).
+    lr_scale: f64,
     values: Tensor,
     grads: Tensor,
     state: Vec<Tensor>,
@@ -60,7 +62,8 @@ impl Group {
 }
 
 /// What parameters of one group share: kind, device, and whether weight decay applies.
-type GroupKey = (Kind, Device, bool);
+/// A group's dtype, device, weight decay on or off, and learning-rate scale (as f64 bits).
+type GroupKey = (Kind, Device, bool, u64);
 
 pub struct Optimizer {
     cfg: OptimConfig,
@@ -86,9 +89,13 @@ impl Optimizer {
             OptimName::Lion => 1,
             OptimName::Adam | OptimName::Adamw | OptimName::RmspropTf => 2,
         };
+        let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
+        let (layer, n_layers) = crate::model::layer_groups(&names);
         let mut keyed: Vec<(GroupKey, Vec<(String, Tensor)>)> = Vec::new();
-        for (name, t) in named {
-            let key = (t.kind(), t.device(), !(cfg.exclude_1d && t.dim() <= 1));
+        for ((name, t), layer) in named.into_iter().zip(layer) {
+            // timm's scale `layer_decay^(n - 1 - i)`; 1 for every group when the decay is off.
+            let scale = cfg.layer_decay.powi((n_layers - 1 - layer) as i32);
+            let key = (t.kind(), t.device(), !(cfg.exclude_1d && t.dim() <= 1), scale.to_bits());
             match keyed.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, v)) => v.push((name, t)),
                 None => keyed.push((key, vec![(name, t)])),
@@ -96,7 +103,11 @@ impl Optimizer {
         }
         let groups = keyed
             .into_iter()
-            .map(|((kind, device, decay), params)| Group::new(params, kind, device, decay, n_state))
+            .map(|((kind, device, decay, scale), params)| {
+                let mut g = Group::new(params, kind, device, decay, n_state);
+                g.lr_scale = f64::from_bits(scale);
+                g
+            })
             .collect::<Vec<Group>>();
         if cfg.name == OptimName::RmspropTf {
             // TensorFlow starts the squared-gradient average at 1, not 0.
@@ -185,7 +196,15 @@ impl Optimizer {
                 for (offset, n) in g.trainable_runs() {
                     let part = |x: &Tensor| x.narrow(0, offset, n);
                     let mut state: Vec<Tensor> = g.state.iter().map(part).collect();
-                    update(cfg, &mut part(&g.values), &part(&g.grads), &mut state, lr, wd, t);
+                    update(
+                        cfg,
+                        &mut part(&g.values),
+                        &part(&g.grads),
+                        &mut state,
+                        lr * g.lr_scale,
+                        wd,
+                        t,
+                    );
                 }
             }
         });
@@ -270,6 +289,7 @@ impl Group {
         let zeros = || Tensor::zeros([offset], (kind, device));
         let group = Group {
             decay,
+            lr_scale: 1.0,
             values: zeros(),
             grads: zeros(),
             state: (0..n_state).map(|_| zeros()).collect(),

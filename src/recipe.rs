@@ -274,6 +274,10 @@ pub struct OptimConfig {
     pub eps: f64,
     /// `rmsprop_tf`: decay of the squared-gradient average (timm's `alpha`).
     pub alpha: f64,
+    /// Layer-wise learning-rate decay (timm's `--layer-decay`, from BEiT): the learning rate of
+    /// layer group i of n (stem 0, each residual block, head n - 1) is scaled by
+    /// `layer_decay^(n - 1 - i)`; 1 = off.
+    pub layer_decay: f64,
     /// `linear`: the peak LR is `lr * batch_size / 256` (Goyal et al. 2017's linear scaling rule).
     pub lr_scaling: LrScaling,
 }
@@ -298,6 +302,7 @@ impl Default for OptimConfig {
             beta2: 0.999,
             eps: 1e-8,
             alpha: 0.9,
+            layer_decay: 1.0,
             lr_scaling: LrScaling::None,
         }
     }
@@ -972,6 +977,12 @@ impl Recipe {
         check("optim.beta2", o.beta2, (0.0..1.0).contains(&o.beta2), "in [0, 1)")?;
         check("optim.eps", o.eps, o.eps > 0.0, "> 0")?;
         check("optim.alpha", o.alpha, (0.0..1.0).contains(&o.alpha), "in [0, 1)")?;
+        check(
+            "optim.layer_decay",
+            o.layer_decay,
+            o.layer_decay > 0.0 && o.layer_decay <= 1.0,
+            "in (0, 1] (1 = off)",
+        )?;
         self.validate_train()?;
         self.validate_checklist()?;
         match &self.external {

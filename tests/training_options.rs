@@ -1,7 +1,9 @@
 //! Training options timm users reach for, against their references: gradient clipping
 //! (`train.clip_grad`, `train.clip_mode`) against torch.nn.utils' clip_grad_norm_ /
 //! clip_grad_value_ and timm's adaptive_clip_grad (scripts/golden/clip.py), and binary
-//! cross-entropy (`loss.bce`) against timm's BinaryCrossEntropy (scripts/golden/bce.py).
+//! cross-entropy (`loss.bce`) against timm's BinaryCrossEntropy (scripts/golden/bce.py), and
+//! layer-wise learning-rate decay (`optim.layer_decay`) against timm's param_groups_layer_decay
+//! (scripts/golden/layer_decay.py).
 mod common;
 use darkmagic::loss::{BceTargets, binary_cross_entropy};
 use darkmagic::optim::Optimizer;
@@ -102,5 +104,63 @@ fn binary_cross_entropy_matches_timm() {
         let want = g[&format!("loss.{name}")].double_value(&[0]);
         assert!((got - want).abs() < 1e-6, "{name}: {got} vs timm {want}");
     }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn layer_wise_decay_scales_each_layer_group_as_timm() {
+    use darkmagic::model::{Net, layer_groups};
+    use darkmagic::recipe::{Arch, ModelConfig};
+    let out = common::golden("layer_decay.py", "layer-decay", &[]);
+    let golden: std::collections::BTreeMap<String, f64> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("layer_decay.json")).unwrap()).unwrap();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let cfg = ModelConfig {
+        arch: Arch::Resnet18,
+        se: false,
+        ..ModelConfig::default()
+    };
+    let _net = Net::new(&vs.root(), &cfg, 3, 10);
+    let names: Vec<String> = Optimizer::trainable(&vs).into_iter().map(|(n, _)| n).collect();
+    let (groups, n) = layer_groups(&names);
+    assert_eq!(n, 10, "stem, 8 blocks, head");
+    let ours: std::collections::BTreeMap<String, f64> = names
+        .into_iter()
+        .zip(groups)
+        .map(|(name, g)| (name, 0.7f64.powi((n - 1 - g) as i32)))
+        .collect();
+    assert_eq!(ours.keys().collect::<Vec<_>>(), golden.keys().collect::<Vec<_>>());
+    for (name, want) in &golden {
+        assert!(
+            (ours[name] - want).abs() < 1e-12,
+            "{name}: {} vs timm {want}",
+            ours[name]
+        );
+    }
+    // The optimizer steps each group at its scaled learning rate: plain SGD moves the stem by
+    // lr * 0.7^9 * gradient.
+    let w = Tensor::ones([2, 2], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    let head = Tensor::ones([2, 2], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    let named = vec![
+        ("conv1.weight".to_string(), w.shallow_clone()),
+        (
+            "layer1.0.conv1.weight".to_string(),
+            Tensor::ones([2, 2], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true),
+        ),
+        ("fc.weight".to_string(), head.shallow_clone()),
+    ];
+    let cfg = OptimConfig {
+        momentum: 0.0,
+        nesterov: false,
+        layer_decay: 0.7,
+        ..OptimConfig::default()
+    };
+    let mut opt = Optimizer::new(named, &cfg);
+    opt.zero_grad();
+    (w.sum(Kind::Float) + head.sum(Kind::Float)).backward();
+    opt.step(0.1, 0.0);
+    let moved = |t: &Tensor| 1.0 - t.double_value(&[0, 0]);
+    assert!((moved(&w) - 0.1 * 0.49).abs() < 1e-7, "stem: {}", moved(&w));
+    assert!((moved(&head) - 0.1).abs() < 1e-7, "head: {}", moved(&head));
     let _ = std::fs::remove_dir_all(out);
 }

@@ -42,6 +42,30 @@ pub fn to_channels_last(vs: &nn::VarStore) {
     });
 }
 
+/// timm's layer groups of a ResNet for layer-wise learning-rate decay (its
+/// `group_matcher(coarse=False)`): `conv1`/`bn1` (the stem) are group 0, each block `layerS.B`
+/// the next group in stage and block order, anything else (`fc`, `aux_fc`, attention pooling)
+/// the last. Returns each name's group and the number of groups.
+pub fn layer_groups(names: &[String]) -> (Vec<usize>, usize) {
+    let block = |n: &str| -> Option<(u32, u32)> {
+        let rest = n.strip_prefix("layer")?;
+        let mut parts = rest.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    let mut blocks: Vec<(u32, u32)> = names.iter().filter_map(|n| block(n)).collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    let last = blocks.len() + 1;
+    let group = |n: &String| {
+        if n.starts_with("conv1.") || n.starts_with("bn1.") {
+            0
+        } else {
+            block(n).map_or(last, |b| 1 + blocks.binary_search(&b).expect("listed"))
+        }
+    };
+    (names.iter().map(group).collect(), last + 1)
+}
+
 /// A residual block: basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1 x4), with optional SE
 /// before the residual addition and a projection shortcut when the shape changes.
 #[derive(Debug)]

@@ -1,0 +1,20 @@
+"""Reference layer-wise learning-rate decay for darkmagic's test: timm's
+param_groups_layer_decay on its resnet18 (10 classes), layer_decay 0.7. Writes
+OUT_DIR/layer_decay.json: parameter name -> lr_scale.
+Run: .venv/bin/python scripts/golden/layer_decay.py OUT_DIR
+"""
+import json
+import pathlib
+import sys
+
+import timm
+from timm.optim._param_groups import param_groups_layer_decay
+
+out = pathlib.Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+model = timm.create_model("resnet18", num_classes=10)
+groups = param_groups_layer_decay(model, weight_decay=0.05, layer_decay=0.7)
+by_param = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+scales = {name: by_param[id(p)] for name, p in model.named_parameters()}
+(out / "layer_decay.json").write_text(json.dumps(scales, indent=1))
+print(f"wrote {out}")
