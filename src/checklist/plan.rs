@@ -664,10 +664,10 @@ mod tests {
 
     #[test]
     fn bad_factor_values_and_skips_are_named() {
-        let text = "[checklist.factors.opt]\nbad = { \"optim.name\" = \"lion\" }\n";
+        let text = "[checklist.factors.opt]\nbad = { \"optim.name\" = \"adagrad\" }\n";
         let b = Recipe::from_table(text.parse().unwrap()).unwrap();
         let e = variants(&b).unwrap_err().to_string();
-        assert!(e.contains("checklist.factors.opt.bad") && e.contains("lion"), "{e}");
+        assert!(e.contains("checklist.factors.opt.bad") && e.contains("adagrad"), "{e}");
         let b = Recipe::from_table("[checklist]\nskip = [\"mixupp\"]\n".parse().unwrap()).unwrap();
         let e = variants(&b).unwrap_err().to_string();
         assert!(e.contains("checklist.skip") && e.contains("mixupp"), "{e}");
