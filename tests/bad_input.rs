@@ -28,21 +28,7 @@ fn fails(out: Output, needles: &[&str]) -> String {
 /// `darkmagic train` of a 1-epoch narrow ResNet-20 into a fresh run dir, plus `extra`.
 fn train(name: &str, extra: &[&str]) -> (Output, PathBuf) {
     let dir = tempdir(name).join("run");
-    let mut args = vec![
-        "train",
-        "--run-dir",
-        dir.to_str().unwrap(),
-        "--threads",
-        "1",
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "model.width=0.25",
-        "--set",
-        "schedule.warmup_epochs=0.0",
-    ];
-    args.extend_from_slice(extra);
-    (run(&args), dir)
+    (common::train_one_epoch(&dir, extra), dir)
 }
 
 /// Writes an IDX file of u8 data: magic, dimensions, data.

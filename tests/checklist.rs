@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{bin, ok, tempdir};
 
-/// A plan of two one-factor variants, 2 seeds, 2 epochs of a narrow ResNet-20 on the digits.
-const TINY: &str = r#"
+/// The tiny plans' training: 2 epochs of a narrow ResNet-20 on the digits.
+const TINY_TRAINING: &str = r#"
 [model]
 width = 0.25
 [augment]
@@ -16,6 +16,10 @@ pad = 1
 [train]
 epochs = 2
 batch_size = 32
+"#;
+
+/// A plan of two one-factor variants, 2 seeds, after `TINY_TRAINING`.
+const TINY: &str = r#"
 [checklist]
 plan = "none"
 seeds = 2
@@ -28,7 +32,7 @@ max_seeds = 2
 
 fn write_recipe(dir: &Path) -> PathBuf {
     let p = dir.join("tiny.toml");
-    std::fs::write(&p, TINY).unwrap();
+    std::fs::write(&p, format!("{TINY_TRAINING}{TINY}")).unwrap();
     p
 }
 
@@ -342,10 +346,12 @@ fn a_crashed_trial_is_recorded_failed_and_the_exit_status_says_so() {
 /// The tiny plan with sequential seeds: a first round of 2 seeds, then 2 more for the
 /// undecided, and a learning-rate variant that trains (too slowly) instead of diverging.
 fn sequential_plan() -> String {
-    TINY.replace("max_seeds = 2", "max_seeds = 4\nround_seeds = 2").replace(
-        r#""huge" = { "optim.lr" = 1e6, "schedule.warmup_epochs" = 0.0 }"#,
-        r#""low" = { "optim.lr" = 0.001 }"#,
-    )
+    format!("{TINY_TRAINING}{TINY}")
+        .replace("max_seeds = 2", "max_seeds = 4\nround_seeds = 2")
+        .replace(
+            r#""huge" = { "optim.lr" = 1e6, "schedule.warmup_epochs" = 0.0 }"#,
+            r#""low" = { "optim.lr" = 0.001 }"#,
+        )
 }
 
 #[test]
@@ -436,15 +442,8 @@ fn early_stop_ends_a_hopeless_variant_at_half_its_epochs() {
 }
 
 /// The tiny plan with the learning rate tuned per arm over two candidates, without the
-/// diverging variant and without the combined recipe.
+/// diverging variant and without the combined recipe (after `TINY_TRAINING`).
 const TUNED: &str = r#"
-[model]
-width = 0.25
-[augment]
-pad = 1
-[train]
-epochs = 2
-batch_size = 32
 [checklist]
 plan = "none"
 seeds = 2
@@ -462,7 +461,7 @@ fields = { "optim.lr" = [0.01, 1.0] }
 fn tuning_runs_first_resumes_and_fixes_each_arms_best_candidate_for_its_seeds() {
     let dir = tempdir("tune");
     let recipe = dir.join("tuned.toml");
-    std::fs::write(&recipe, TUNED).unwrap();
+    std::fs::write(&recipe, format!("{TINY_TRAINING}{TUNED}")).unwrap();
     let reference = dir.join("reference");
     finish(run_tiny(&recipe, &reference));
 

@@ -110,6 +110,14 @@ fn write_folder(root: &Path, split: &str, per_class: u32) {
     }
 }
 
+/// `darkmagic train` overrides for the image folder `data` at 8x8, plus `extra` overrides.
+fn folder_run(data: &Path, extra: &[&str]) -> Vec<String> {
+    let path = format!("data.path=\"{}\"", data.display());
+    let mut sets = vec!["data.dataset=folder", &path, "data.image_size=8"];
+    sets.extend_from_slice(extra);
+    sets.iter().flat_map(|s| ["--set".to_string(), s.to_string()]).collect()
+}
+
 /// The `predicted` column of a `<split>-predictions.csv`, with its `image` column.
 fn eval_rows(path: &Path) -> Vec<(String, String)> {
     read(path)
@@ -131,21 +139,9 @@ fn predict_on_a_folder_gives_evals_top1_image_by_image() {
     for decode in ["at_load", "per_batch"] {
         let run_dir = dir.join(decode);
         let rd = run_dir.to_str().unwrap();
-        let result = train(
-            &run_dir,
-            &[
-                "--set",
-                "train.epochs=3",
-                "--set",
-                "data.dataset=folder",
-                "--set",
-                &format!("data.path=\"{}\"", data.display()),
-                "--set",
-                "data.image_size=8",
-                "--set",
-                &format!("data.decode={decode}"),
-            ],
-        );
+        let decode_set = format!("data.decode={decode}");
+        let args = folder_run(&data, &["train.epochs=3", &decode_set]);
+        let result = train(&run_dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
         ok(run(&["eval", "--run-dir", rd, "--split", "test"]));
         let eval_dir = run_dir.join("eval");
         assert_eq!(read_json(&eval_dir.join("test.json"))["top1"], result["test_acc"]);
@@ -264,23 +260,8 @@ fn distillation_from_a_teacher_run_changes_the_loss_and_names_a_wrong_teacher() 
     let data = dir.join("data");
     write_folder(&data, "train", 6);
     let other = dir.join("other");
-    train(
-        &other,
-        &[
-            "--set",
-            "train.epochs=1",
-            "--set",
-            "data.dataset=folder",
-            "--set",
-            &format!("data.path=\"{}\"", data.display()),
-            "--set",
-            "data.image_size=8",
-            "--set",
-            "train.batch_size=4",
-            "--set",
-            "schedule.cycles=1",
-        ],
-    );
+    let args = folder_run(&data, &["train.epochs=1", "train.batch_size=4", "schedule.cycles=1"]);
+    train(&other, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let wrong = format!("loss.distill_teacher=\"{}\"", other.display());
     let out = run(&["train", "--run-dir", dir.join("x").to_str().unwrap(), "--set", &wrong]);
     let e = String::from_utf8_lossy(&out.stderr);

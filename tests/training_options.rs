@@ -53,21 +53,7 @@ fn training_clips_and_uses_bce_only_when_asked() {
     let dir = common::tempdir("clip-train");
     let train = |name: &str, extra: &[&str]| -> String {
         let run_dir = dir.join(name);
-        let mut args = vec![
-            "train",
-            "--run-dir",
-            run_dir.to_str().unwrap(),
-            "--threads",
-            "1",
-            "--set",
-            "train.epochs=1",
-            "--set",
-            "model.width=0.25",
-            "--set",
-            "schedule.warmup_epochs=0.0",
-        ];
-        args.extend_from_slice(extra);
-        common::ok(common::run(&args));
+        common::ok(common::train_one_epoch(&run_dir, extra));
         std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap()
     };
     let plain = train("plain", &[]);

@@ -19,6 +19,26 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `darkmagic train` of one epoch of a narrow ResNet-20 on the digits (one thread, no warm-up)
+/// into `run_dir`, plus `extra` arguments.
+pub fn train_one_epoch(run_dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--run-dir",
+        run_dir.to_str().unwrap(),
+        "--threads",
+        "1",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "model.width=0.25",
+        "--set",
+        "schedule.warmup_epochs=0.0",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// A fresh, empty folder under the system temp dir, unique to this test process and `name`.
 pub fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("darkmagic-it-{}-{name}", std::process::id()));
