@@ -200,6 +200,10 @@ pub struct ModelConfig {
     /// Stochastic depth: the residual branch of block i (of B) is dropped per sample with
     /// probability `drop_path_rate * i / (B - 1)`, growing linearly with depth as in timm.
     pub drop_path_rate: f64,
+    /// ResNet-D (He et al. 2019, "Bag of Tricks", timm's `resnet*d`): shortcuts that downsample
+    /// by 2x2 average pooling before their 1x1 convolution, and for the torchvision-style nets
+    /// the deep stem (three 3x3 convolutions, 32-32-64 channels at width 1).
+    pub resnet_d: bool,
     /// Global pooling before the classifier.
     pub pool: Pool,
     /// Stage (1-based) whose output feeds an auxiliary classifier during training; none if unset.
@@ -232,6 +236,7 @@ impl Default for ModelConfig {
             downscale_activation: Activation::LeakyRelu,
             leaky_slope: 0.01,
             drop_path_rate: 0.0,
+            resnet_d: false,
             pool: Pool::Avg,
             aux_stage: None,
             init: None,

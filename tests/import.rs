@@ -12,14 +12,29 @@ use tch::{Device, Tensor};
 
 #[test]
 fn torchvision_resnet18_weights_give_torchvisions_outputs() {
-    let out = common::golden("torchvision_resnet.py", "torchvision-resnet18", &["resnet18"]);
+    same_outputs("resnet18", Arch::Resnet18, false);
+}
+
+/// ResNet-D (`model.resnet_d`): timm's resnet18d and resnet50d (deep stem, average-pool
+/// shortcuts), their state dicts loaded with timm's names.
+#[test]
+fn timm_resnet_d_weights_give_timms_outputs() {
+    same_outputs("resnet18d", Arch::Resnet18, true);
+    same_outputs("resnet50d", Arch::Resnet50, true);
+}
+
+/// Loads the reference `name`'s weights (scripts/golden/torchvision_resnet.py) into darkmagic's
+/// `arch` and compares the logits in evaluation mode.
+fn same_outputs(name: &str, arch: Arch, resnet_d: bool) {
+    let out = common::golden("torchvision_resnet.py", name, &[name]);
 
     let vs = VarStore::new(Device::Cpu);
     let cfg = ModelConfig {
-        arch: Arch::Resnet18,
+        arch,
         se: false,
         activation: Activation::Relu,
         downscale_activation: Activation::Relu,
+        resnet_d,
         ..ModelConfig::default()
     };
     let net = Net::new(&vs.root(), &cfg, 3, 10);
@@ -36,8 +51,8 @@ fn torchvision_resnet18_weights_give_torchvisions_outputs() {
         .collect();
     let got = tch::no_grad(|| net.forward_t(&io["input"], false));
     let diff = (&got - &io["output"]).abs().max().double_value(&[]);
-    eprintln!("max abs difference to torchvision: {diff:e}");
-    assert!(diff < 1e-4, "max |darkmagic - torchvision| = {diff}");
+    eprintln!("{name}: max abs difference to the reference: {diff:e}");
+    assert!(diff < 1e-4, "{name}: max |darkmagic - reference| = {diff}");
     let _ = std::fs::remove_dir_all(out);
 }
 

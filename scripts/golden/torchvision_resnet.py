@@ -10,7 +10,8 @@ scripts on image files:
 - predict.json: per file (path relative to OUT_DIR) its label and the logits of
   Resize(floor(64 / 0.875)) -> CenterCrop(64) -> ToTensor -> Normalize(ImageNet mean, std),
   PIL bilinear, on the image converted to RGB.
-Run: .venv/bin/python scripts/golden/torchvision_resnet.py OUT_DIR [resnet18|resnet34|resnet50] [images]
+An architecture ending in `d` (resnet18d, resnet50d: ResNet-D) is timm's, with timm's names.
+Run: .venv/bin/python scripts/golden/torchvision_resnet.py OUT_DIR [resnet18|resnet34|resnet50|resnet18d|resnet50d] [images]
 """
 import json
 import math
@@ -26,7 +27,12 @@ out = pathlib.Path(sys.argv[1])
 arch = sys.argv[2] if len(sys.argv) > 2 else "resnet18"
 out.mkdir(parents=True, exist_ok=True)
 torch.manual_seed(0)
-model = getattr(torchvision.models, arch)(num_classes=10)
+if arch.endswith("d"):
+    import timm
+
+    model = timm.create_model(arch, num_classes=10)
+else:
+    model = getattr(torchvision.models, arch)(num_classes=10)
 with torch.no_grad():
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):

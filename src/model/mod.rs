@@ -66,13 +66,32 @@ pub fn layer_groups(names: &[String]) -> (Vec<usize>, usize) {
     (names.iter().map(group).collect(), last + 1)
 }
 
+/// A projection shortcut: a 1x1 convolution and batch norm, after a 2x2 average pooling of
+/// stride 2 in ResNet-D (`ceil_mode`, padding not counted, as timm's).
+#[derive(Debug)]
+struct Shortcut {
+    avg_pool: bool,
+    unit: ConvBn,
+}
+
+impl Shortcut {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if self.avg_pool {
+            let pooled = xs.avg_pool2d([2, 2], [2, 2], [0, 0], true, false, None::<i64>);
+            self.unit.forward_t(&pooled, train)
+        } else {
+            self.unit.forward_t(xs, train)
+        }
+    }
+}
+
 /// A residual block: basic (two 3x3 convs) or bottleneck (1x1, 3x3, 1x1 x4), with optional SE
 /// before the residual addition and a projection shortcut when the shape changes.
 #[derive(Debug)]
 struct Block {
     branch: Vec<ConvBn>,
     se: Option<SqueezeExcite>,
-    downsample: Option<ConvBn>,
+    downsample: Option<Shortcut>,
     act: Act,
     /// Stochastic-depth drop probability of the residual branch.
     drop_prob: f64,
@@ -137,7 +156,9 @@ fn layout(arch: Arch) -> Layout {
 /// The classifier network.
 #[derive(Debug)]
 pub struct Net {
-    stem: ConvBn,
+    /// The stem's convolutions, each followed by `stem_act`: `conv1`/`bn1`, or ResNet-D's deep
+    /// stem `conv1.0`/`conv1.1`, `conv1.3`/`conv1.4`, `conv1.6`/`bn1` (timm's names).
+    stem: Vec<ConvBn>,
     stem_act: Act,
     max_pool: bool,
     blocks: Vec<Block>,
@@ -155,10 +176,26 @@ impl Net {
         let act = Act::new(cfg.activation, cfg.leaky_slope);
         let down_act = Act::new(cfg.downscale_activation, cfg.leaky_slope);
         let stem_c = width(lay.base);
-        let (k, s) = if lay.imagenet_stem { (7, 2) } else { (3, 1) };
-        let stem = ConvBn {
-            conv: conv(p / "conv1", in_channels, stem_c, k, s),
-            bn: batch_norm(p / "bn1", stem_c, 1.0),
+        let stem = if lay.imagenet_stem && cfg.resnet_d {
+            let (c1, s) = (width(lay.base / 2), p / "conv1");
+            let unit = |i: usize, ci: i64, co: i64, stride: i64| ConvBn {
+                conv: conv(&s / i.to_string(), ci, co, 3, stride),
+                bn: batch_norm(&s / (i + 1).to_string(), co, 1.0),
+            };
+            vec![
+                unit(0, in_channels, c1, 2),
+                unit(3, c1, c1, 1),
+                ConvBn {
+                    conv: conv(&s / "6", c1, stem_c, 3, 1),
+                    bn: batch_norm(p / "bn1", stem_c, 1.0),
+                },
+            ]
+        } else {
+            let (k, s) = if lay.imagenet_stem { (7, 2) } else { (3, 1) };
+            vec![ConvBn {
+                conv: conv(p / "conv1", in_channels, stem_c, k, s),
+                bn: batch_norm(p / "bn1", stem_c, 1.0),
+            }]
         };
         let expansion = if lay.bottleneck { 4 } else { 1 };
         let total: usize = lay.depths.iter().sum();
@@ -196,7 +233,10 @@ impl Net {
 
     /// Logits, and in training the auxiliary head's logits when the model has one.
     pub fn forward_with_aux(&self, xs: &Tensor, train: bool) -> (Tensor, Option<Tensor>) {
-        let mut h = self.stem_act.apply(&self.stem.forward_t(xs, train));
+        let mut h = xs.shallow_clone();
+        for unit in &self.stem {
+            h = self.stem_act.apply(&unit.forward_t(&h, train));
+        }
         if self.max_pool {
             h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
@@ -240,9 +280,23 @@ fn block(p: &nn::Path, cfg: &ModelConfig, c_in: i64, planes: i64, expansion: i64
     };
     let downsample = (stride != 1 || c_in != c_out).then(|| {
         let d = p / "downsample";
-        ConvBn {
-            conv: conv(&d / "0", c_in, c_out, 1, stride),
-            bn: batch_norm(&d / "1", c_out, 1.0),
+        if cfg.resnet_d {
+            // timm's avg_down: [AvgPool2d or Identity, conv 1x1, bn].
+            Shortcut {
+                avg_pool: stride > 1,
+                unit: ConvBn {
+                    conv: conv(&d / "1", c_in, c_out, 1, 1),
+                    bn: batch_norm(&d / "2", c_out, 1.0),
+                },
+            }
+        } else {
+            Shortcut {
+                avg_pool: false,
+                unit: ConvBn {
+                    conv: conv(&d / "0", c_in, c_out, 1, stride),
+                    bn: batch_norm(&d / "1", c_out, 1.0),
+                },
+            }
         }
     });
     let se = cfg
@@ -327,5 +381,31 @@ mod tests {
         assert!(!vars.contains_key("layer1.0.downsample.0.weight"));
         let out = net.forward_t(&Tensor::zeros([2, 1, 8, 8], (Kind::Float, Device::Cpu)), false);
         assert_eq!(out.size(), vec![2, 10]);
+    }
+
+    #[test]
+    fn resnet_d_shortcut_averages_then_projects() {
+        // CIFAR ResNet-20 with ResNet-D: the stem stays 3x3; the stride-2 shortcut of layer2 is a
+        // 2x2 average pool then a stride-1 1x1 convolution (timm's avg_down names).
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ModelConfig {
+            resnet_d: true,
+            se: false,
+            ..ModelConfig::default()
+        };
+        let net = Net::new(&vs.root(), &cfg, 1, 10);
+        let vars = vs.variables();
+        assert_eq!(vars["conv1.weight"].size(), vec![16, 1, 3, 3]);
+        assert_eq!(vars["layer2.0.downsample.1.weight"].size(), vec![32, 16, 1, 1]);
+        assert!(vars.contains_key("layer2.0.downsample.2.running_var"));
+        let x = Tensor::randn([1, 16, 7, 7], (Kind::Float, Device::Cpu));
+        let shortcut = net.blocks[3].downsample.as_ref().unwrap();
+        let pooled = x.avg_pool2d([2, 2], [2, 2], [0, 0], true, false, None::<i64>);
+        assert_eq!(pooled.size(), vec![1, 16, 4, 4], "ceil mode keeps the odd edge");
+        // The edge window holds 2 of 4 pixels: their mean, not their sum over 4.
+        let edge = (x.double_value(&[0, 0, 6, 0]) + x.double_value(&[0, 0, 6, 1])) / 2.0;
+        assert!((pooled.double_value(&[0, 0, 3, 0]) - edge).abs() < 1e-6);
+        let want = shortcut.unit.forward_t(&pooled, false);
+        assert!(shortcut.forward_t(&x, false).allclose(&want, 1e-6, 1e-6, false));
     }
 }
