@@ -204,6 +204,10 @@ pub struct ModelConfig {
     /// by 2x2 average pooling before their 1x1 convolution, and for the torchvision-style nets
     /// the deep stem (three 3x3 convolutions, 32-32-64 channels at width 1).
     pub resnet_d: bool,
+    /// Anti-aliased downsampling (BlurPool, Zhang 2019; as timm's `resnetblur*`): each stride-2
+    /// convolution of a block runs at stride 1 and is followed by a 3x3 binomial blur at stride
+    /// 2, and the stem's max pooling likewise.
+    pub blur_pool: bool,
     /// Global pooling before the classifier.
     pub pool: Pool,
     /// Stage (1-based) whose output feeds an auxiliary classifier during training; none if unset.
@@ -237,6 +241,7 @@ impl Default for ModelConfig {
             leaky_slope: 0.01,
             drop_path_rate: 0.0,
             resnet_d: false,
+            blur_pool: false,
             pool: Pool::Avg,
             aux_stage: None,
             init: None,

@@ -12,20 +12,27 @@ use tch::{Device, Tensor};
 
 #[test]
 fn torchvision_resnet18_weights_give_torchvisions_outputs() {
-    same_outputs("resnet18", Arch::Resnet18, false);
+    same_outputs("resnet18", Arch::Resnet18, false, false);
+}
+
+/// Anti-aliased downsampling (`model.blur_pool`): timm's resnetblur18 and resnetblur50d.
+#[test]
+fn timm_blur_pool_weights_give_timms_outputs() {
+    same_outputs("resnetblur18", Arch::Resnet18, false, true);
+    same_outputs("resnetblur50d", Arch::Resnet50, true, true);
 }
 
 /// ResNet-D (`model.resnet_d`): timm's resnet18d and resnet50d (deep stem, average-pool
 /// shortcuts), their state dicts loaded with timm's names.
 #[test]
 fn timm_resnet_d_weights_give_timms_outputs() {
-    same_outputs("resnet18d", Arch::Resnet18, true);
-    same_outputs("resnet50d", Arch::Resnet50, true);
+    same_outputs("resnet18d", Arch::Resnet18, true, false);
+    same_outputs("resnet50d", Arch::Resnet50, true, false);
 }
 
 /// Loads the reference `name`'s weights (scripts/golden/torchvision_resnet.py) into darkmagic's
 /// `arch` and compares the logits in evaluation mode.
-fn same_outputs(name: &str, arch: Arch, resnet_d: bool) {
+fn same_outputs(name: &str, arch: Arch, resnet_d: bool, blur_pool: bool) {
     let out = common::golden("torchvision_resnet.py", name, &[name]);
 
     let vs = VarStore::new(Device::Cpu);
@@ -35,6 +42,7 @@ fn same_outputs(name: &str, arch: Arch, resnet_d: bool) {
         activation: Activation::Relu,
         downscale_activation: Activation::Relu,
         resnet_d,
+        blur_pool,
         ..ModelConfig::default()
     };
     let net = Net::new(&vs.root(), &cfg, 3, 10);

@@ -10,8 +10,9 @@ scripts on image files:
 - predict.json: per file (path relative to OUT_DIR) its label and the logits of
   Resize(floor(64 / 0.875)) -> CenterCrop(64) -> ToTensor -> Normalize(ImageNet mean, std),
   PIL bilinear, on the image converted to RGB.
-An architecture ending in `d` (resnet18d, resnet50d: ResNet-D) is timm's, with timm's names.
-Run: .venv/bin/python scripts/golden/torchvision_resnet.py OUT_DIR [resnet18|resnet34|resnet50|resnet18d|resnet50d] [images]
+An architecture torchvision lacks (resnet18d, resnet50d: ResNet-D; resnetblur18, resnetblur50d:
+BlurPool) is timm's, with timm's names.
+Run: .venv/bin/python scripts/golden/torchvision_resnet.py OUT_DIR [resnet18|resnet34|resnet50|resnet18d|resnet50d|resnetblur18|resnetblur50d] [images]
 """
 import json
 import math
@@ -27,7 +28,7 @@ out = pathlib.Path(sys.argv[1])
 arch = sys.argv[2] if len(sys.argv) > 2 else "resnet18"
 out.mkdir(parents=True, exist_ok=True)
 torch.manual_seed(0)
-if arch.endswith("d"):
+if not hasattr(torchvision.models, arch):
     import timm
 
     model = timm.create_model(arch, num_classes=10)

@@ -452,7 +452,8 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
 /// Tricks the article left "for future posts" and their usual companions, as far as this build
 /// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
 /// auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
-/// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip) and ResNet-D.
+/// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip), ResNet-D and
+/// anti-aliased downsampling (BlurPool).
 fn extended_extra(b: &Recipe) -> Vec<Variant> {
     let stages = match b.model.arch {
         Arch::Resnet20 | Arch::Resnet32 | Arch::Resnet56 => 3,
@@ -480,6 +481,7 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
         Variant::new("ema", "on", &[("train.ema_decay", f(0.999))]),
         Variant::new("tta", "flip", &[("augment.tta_flip", toml::Value::Boolean(true))]),
         Variant::new("resnet_d", "on", &[("model.resnet_d", toml::Value::Boolean(true))]),
+        Variant::new("blur_pool", "on", &[("model.blur_pool", toml::Value::Boolean(true))]),
     ];
     let (bs, lr) = (b.train.batch_size as i64, b.optim.lr);
     out.push(Variant::new(
@@ -601,6 +603,7 @@ mod tests {
             "ema=on",
             "tta=flip",
             "resnet_d=on",
+            "blur_pool=on",
             "batch_size=2x",
         ] {
             assert!(labels.contains(&l.to_string()), "{l} missing from {labels:?}");

@@ -104,6 +104,22 @@ impl SqueezeExcite {
     }
 }
 
+/// Anti-aliased downsampling (Zhang 2019, "Making Convolutional Networks Shift-Invariant
+/// Again"), as timm's `BlurPool2d` with its defaults: reflect padding of 1, then each channel
+/// convolved with the binomial filter `[1, 2, 1]^T [1, 2, 1] / 16` at stride 2.
+pub fn blur_pool(xs: &Tensor) -> Tensor {
+    let c = xs.size()[1];
+    let taps = Tensor::from_slice(&[1.0f32, 2.0, 1.0])
+        .to_kind(xs.kind())
+        .to_device(xs.device())
+        / 4.0;
+    let filter = (taps.unsqueeze(1) * taps.unsqueeze(0))
+        .view([1, 1, 3, 3])
+        .repeat([c, 1, 1, 1]);
+    xs.reflection_pad2d([1, 1, 1, 1])
+        .conv2d(&filter, None::<Tensor>, [2, 2], [0, 0], [1, 1], c)
+}
+
 /// Stochastic depth (Huang et al. 2016), per sample: each row of `xs` is zeroed with probability
 /// `p` and the kept rows are scaled by `1 / (1 - p)`, so the expectation is unchanged.
 pub fn drop_path(xs: &Tensor, p: f64) -> Tensor {
@@ -162,6 +178,27 @@ impl ConvBn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn blur_pool_is_a_reflect_padded_binomial_filter_at_stride_2() {
+        let x = Tensor::arange(16, (Kind::Float, Device::Cpu)).view([1, 1, 4, 4]);
+        let y = blur_pool(&x);
+        assert_eq!(y.size(), vec![1, 1, 2, 2]);
+        // Output (0, 0) centres on x[0, 0]; reflect padding mirrors row 1 and column 1 around it.
+        let v = |r: i64, c: i64| x.double_value(&[0, 0, r.abs(), c.abs()]);
+        let w = [1.0, 2.0, 1.0];
+        let mut want = 0.0;
+        for (i, wr) in w.iter().enumerate() {
+            for (j, wc) in w.iter().enumerate() {
+                want += wr * wc * v(i as i64 - 1, j as i64 - 1) / 16.0;
+            }
+        }
+        assert!((y.double_value(&[0, 0, 0, 0]) - want).abs() < 1e-5, "{y:?} vs {want}");
+        // A constant image stays constant.
+        let c = blur_pool(&Tensor::ones([2, 3, 5, 5], (Kind::Float, Device::Cpu)));
+        assert!((c - 1.0).abs().max().double_value(&[]) < 1e-6);
+    }
 
     #[test]
     fn make_divisible_matches_timm() {

@@ -8,7 +8,7 @@ pub mod import;
 pub mod layers;
 
 use crate::recipe::{Arch, ModelConfig, Pool};
-use layers::{Act, AttentionPool, ConvBn, SqueezeExcite, batch_norm, conv, drop_path};
+use layers::{Act, AttentionPool, ConvBn, SqueezeExcite, batch_norm, blur_pool, conv, drop_path};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
@@ -95,14 +95,20 @@ struct Block {
     act: Act,
     /// Stochastic-depth drop probability of the residual branch.
     drop_prob: f64,
+    /// With `model.blur_pool`, the index of the inner unit (run at stride 1) whose activation
+    /// is followed by the stride-2 blur.
+    blur_after: Option<usize>,
 }
 
 impl Block {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let (last, inner) = self.branch.split_last().expect("a block has convolutions");
         let mut h = xs.shallow_clone();
-        for unit in inner {
+        for (i, unit) in inner.iter().enumerate() {
             h = self.act.apply(&unit.forward_t(&h, train));
+            if self.blur_after == Some(i) {
+                h = blur_pool(&h);
+            }
         }
         h = last.forward_t(&h, train);
         if let Some(se) = &self.se {
@@ -161,6 +167,8 @@ pub struct Net {
     stem: Vec<ConvBn>,
     stem_act: Act,
     max_pool: bool,
+    /// The stem's max pooling at stride 1, then a blur pool (`model.blur_pool`).
+    blur_stem: bool,
     blocks: Vec<Block>,
     attention_pool: Option<AttentionPool>,
     fc: nn::Linear,
@@ -224,6 +232,7 @@ impl Net {
             stem,
             stem_act: down_act,
             max_pool: lay.imagenet_stem,
+            blur_stem: cfg.blur_pool,
             blocks,
             attention_pool: (cfg.pool == Pool::Attention).then(|| AttentionPool::new(p / "attn_pool", c_in)),
             fc: nn::linear(p / "fc", c_in, classes, Default::default()),
@@ -237,7 +246,9 @@ impl Net {
         for unit in &self.stem {
             h = self.stem_act.apply(&unit.forward_t(&h, train));
         }
-        if self.max_pool {
+        if self.max_pool && self.blur_stem {
+            h = blur_pool(&h.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false));
+        } else if self.max_pool {
             h = h.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
         let mut aux_logits = None;
@@ -266,17 +277,22 @@ fn block(p: &nn::Path, cfg: &ModelConfig, c_in: i64, planes: i64, expansion: i64
     };
     // The last norm of the branch starts at zero (timm's `zero_init_last`), so every block
     // begins as the identity.
-    let branch = if expansion == 1 {
-        vec![
-            unit(1, c_in, planes, 3, stride, 1.0),
+    // With blur pooling the 3x3 convolution keeps stride 1 and a blur downsamples after it.
+    let blur = cfg.blur_pool && stride > 1;
+    let conv_stride = if blur { 1 } else { stride };
+    let (branch, strided) = if expansion == 1 {
+        let units = vec![
+            unit(1, c_in, planes, 3, conv_stride, 1.0),
             unit(2, planes, planes, 3, 1, 0.0),
-        ]
+        ];
+        (units, 0)
     } else {
-        vec![
+        let units = vec![
             unit(1, c_in, planes, 1, 1, 1.0),
-            unit(2, planes, planes, 3, stride, 1.0),
+            unit(2, planes, planes, 3, conv_stride, 1.0),
             unit(3, planes, c_out, 1, 1, 0.0),
-        ]
+        ];
+        (units, 1)
     };
     let downsample = (stride != 1 || c_in != c_out).then(|| {
         let d = p / "downsample";
@@ -308,6 +324,7 @@ fn block(p: &nn::Path, cfg: &ModelConfig, c_in: i64, planes: i64, expansion: i64
         downsample,
         act,
         drop_prob: 0.0,
+        blur_after: blur.then_some(strided),
     }
 }
 
