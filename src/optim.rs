@@ -49,6 +49,15 @@ impl Group {
 
     /// Maximal runs `(offset, numel)` of consecutive members that are not frozen: the whole
     /// buffer when nothing is frozen.
+    /// (offset, length) of each member being trained.
+    fn trainable_members(&self) -> Vec<(i64, i64)> {
+        self.members
+            .iter()
+            .filter(|m| !m.frozen)
+            .map(|m| (m.offset, m.numel))
+            .collect()
+    }
+
     fn trainable_runs(&self) -> Vec<(i64, i64)> {
         let mut runs: Vec<(i64, i64)> = Vec::new();
         for m in self.members.iter().filter(|m| !m.frozen) {
@@ -87,7 +96,7 @@ impl Optimizer {
         let n_state = match cfg.name {
             OptimName::Sgd => 1,
             OptimName::Lion => 1,
-            OptimName::Adam | OptimName::Adamw | OptimName::RmspropTf => 2,
+            OptimName::Adam | OptimName::Adamw | OptimName::RmspropTf | OptimName::Lamb => 2,
         };
         let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
         let (layer, n_layers) = crate::model::layer_groups(&names);
@@ -193,7 +202,13 @@ impl Optimizer {
         tch::no_grad(|| {
             for g in &self.groups {
                 let wd = if g.decay { wd } else { 0.0 };
-                for (offset, n) in g.trainable_runs() {
+                // Lamb's trust ratio is per parameter: it steps member by member.
+                let spans = if cfg.name == OptimName::Lamb {
+                    g.trainable_members()
+                } else {
+                    g.trainable_runs()
+                };
+                for (offset, n) in spans {
                     let part = |x: &Tensor| x.narrow(0, offset, n);
                     let mut state: Vec<Tensor> = g.state.iter().map(part).collect();
                     update(
@@ -328,7 +343,32 @@ fn update(cfg: &OptimConfig, p: &mut Tensor, grad: &Tensor, state: &mut [Tensor]
         }
         OptimName::Lion => lion(p, grad, state, lr, wd, cfg),
         OptimName::RmspropTf => rmsprop_tf(p, grad, state, lr, wd, cfg),
+        OptimName::Lamb => lamb(p, grad, state, lr, wd, t, cfg),
     }
+}
+
+/// timm's `Lamb` step for one whole parameter (its norms are per parameter):
+/// `m`, `v` as Adam, `u = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps)`, with weight decay
+/// `u += wd * p` and `u *= ||p|| / ||u||` (1 when either norm is 0), then `p -= lr * u`.
+fn lamb(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, t: i32, cfg: &OptimConfig) {
+    let (b1, b2) = (cfg.beta1, cfg.beta2);
+    let (m, v) = state.split_at_mut(1);
+    let (m, v) = (&mut m[0], &mut v[0]);
+    let _ = m.g_mul_scalar_(b1);
+    let _ = m.g_add_(&(grad * (1.0 - b1)));
+    let _ = v.g_mul_scalar_(b2);
+    let _ = v.g_add_(&(grad * grad * (1.0 - b2)));
+    let (bc1, bc2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+    let mut update = (&*m / bc1) / (v.sqrt() / bc2.sqrt() + cfg.eps);
+    if wd != 0.0 {
+        update += &*p * wd;
+        let (w_norm, u_norm) = (p.norm(), update.norm());
+        let ratio = (&w_norm / &u_norm)
+            .where_self(&u_norm.gt(0.0), &u_norm.ones_like())
+            .where_self(&w_norm.gt(0.0), &w_norm.ones_like());
+        update *= ratio;
+    }
+    let _ = p.g_sub_(&(update * lr));
 }
 
 /// timm's `RMSpropTF` step (not centered, `lr_in_momentum`): `g += wd * p`,
@@ -461,6 +501,7 @@ mod tests {
                         m[i] = cfg.momentum * m[i] + lr * g / (v[i] + cfg.eps).sqrt();
                         x[i] -= m[i];
                     }
+                    OptimName::Lamb => unreachable!("Lamb's trust ratio couples the elements: golden-tested"),
                     OptimName::Lion => {
                         x[i] *= 1.0 - lr * wd;
                         x[i] -= lr * (cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g).signum();
@@ -561,6 +602,13 @@ mod tests {
                     ..base.clone()
                 },
             ),
+            (
+                "lamb",
+                OptimConfig {
+                    name: OptimName::Lamb,
+                    ..base.clone()
+                },
+            ),
         ];
         for (name, cfg) in cases {
             let (p, w) = run(&cfg, 0.05, 0.1);
@@ -610,6 +658,7 @@ mod tests {
             OptimName::Adamw,
             OptimName::Lion,
             OptimName::RmspropTf,
+            OptimName::Lamb,
         ] {
             tch::manual_seed(7);
             let cfg = OptimConfig {

@@ -266,6 +266,11 @@ pub enum OptimName {
     /// trained): square average started at 1 and decayed by `alpha`, `eps` inside the square
     /// root, the learning rate inside the momentum buffer; coupled L2 weight decay.
     RmspropTf,
+    /// LAMB (You et al. 2020, timm's `Lamb`): the bias-corrected Adam direction plus coupled
+    /// weight decay, scaled per parameter by `||w|| / ||update||` where weight decay applies.
+    /// timm's Lamb also divides the gradients by `max(1, global norm)`: here
+    /// `train.clip_grad = 1.0` does that (within its 1e-6).
+    Lamb,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 """Golden values for darkmagic's optimizer tests, computed by torch.optim itself (and timm's
-Lion, with betas 0.9, 0.99, and RMSpropTF, alpha 0.9, eps 1e-8, momentum 0.9).
+Lion, with betas 0.9, 0.99, RMSpropTF, alpha 0.9, eps 1e-8, momentum 0.9, and Lamb without its
+global gradient-norm division).
 
 Three steps on loss = sum(c * p**2) + sum(c * w**2), c = [1, 0.5], with p = [1, -2] (1-D, in a
 group without weight decay, as darkmagic's exclude_1d) and w = [[0.5, 3]] (2-D, decayed),
@@ -10,7 +11,7 @@ import json
 import pathlib
 
 import torch
-from timm.optim import Lion, RMSpropTF
+from timm.optim import Lamb, Lion, RMSpropTF
 
 CASES = {
     "sgd_momentum": lambda g: torch.optim.SGD(g, lr=0.05, momentum=0.9, nesterov=False),
@@ -19,6 +20,8 @@ CASES = {
     "adamw": lambda g: torch.optim.AdamW(g, lr=0.05, betas=(0.9, 0.999), eps=1e-8),
     "lion": lambda g: Lion(g, lr=0.05, betas=(0.9, 0.99)),
     "rmsprop_tf": lambda g: RMSpropTF(g, lr=0.05, alpha=0.9, eps=1e-8, momentum=0.9),
+    # Without Lamb's own global gradient-norm division (darkmagic: train.clip_grad).
+    "lamb": lambda g: Lamb(g, lr=0.05, betas=(0.9, 0.999), eps=1e-8, max_grad_norm=None),
 }
 
 out = {}
