@@ -133,8 +133,8 @@ pub fn check_command(ext: &ExternalConfig) -> Result<()> {
 pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunResult> {
     let argv = command_line(recipe, ext, &dir.path);
     // A rerun reads only what this run writes: trainers such as timm append to their CSV.
-    if let Some(file) = ext.metric.csv.as_ref().or(ext.metric.json.as_ref()) {
-        let _ = std::fs::remove_file(dir.path.join(expand(file, recipe, &dir.path)));
+    if let Some(stale) = stale_metric_file(&ext.metric, recipe, &dir.path) {
+        let _ = std::fs::remove_file(stale);
     }
     let quoted: Vec<String> = argv.iter().map(|a| crate::executor::shell_quote(a)).collect();
     dir.log(&format!("external trainer: {}", quoted.join(" ")));
@@ -149,6 +149,18 @@ pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunRes
     dir.log(&format!("completed: metric {value}"));
     dir.write_result(&r)?;
     Ok(r)
+}
+
+/// The metric file a rerun must not read from the run before: the CSV or JSON file, when it
+/// lies inside the run dir (a file elsewhere is the user's and stays).
+fn stale_metric_file(m: &MetricSource, recipe: &Recipe, run_dir: &Path) -> Option<std::path::PathBuf> {
+    let file = m.csv.as_ref().or(m.json.as_ref())?;
+    let path = std::path::absolute(run_dir.join(expand(file, recipe, run_dir))).ok()?;
+    let inside = std::path::absolute(run_dir).ok().is_some_and(|d| path.starts_with(d));
+    let climbs = Path::new(file)
+        .components()
+        .any(|c| c == std::path::Component::ParentDir);
+    (inside && !climbs).then_some(path)
 }
 
 /// What the trainer printed that the metric's regular expression captured last.
@@ -458,6 +470,22 @@ mod tests {
             err.contains("out/summary.csv cannot be read") && err.contains("did the trainer write it?"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_a_metric_file_inside_the_run_dir_is_cleared_before_a_rerun() {
+        let (r, mut e) = ext("");
+        let run = Path::new("/runs/t");
+        assert_eq!(
+            stale_metric_file(&e.metric, &r, run),
+            Some("/runs/t/out/summary.csv".into())
+        );
+        e.metric.csv = Some("{run_dir}/out/s.csv".into());
+        assert_eq!(stale_metric_file(&e.metric, &r, run), Some("/runs/t/out/s.csv".into()));
+        for elsewhere in ["/data/results.csv", "../other/summary.csv"] {
+            e.metric.csv = Some(elsewhere.into());
+            assert_eq!(stale_metric_file(&e.metric, &r, run), None, "{elsewhere}");
+        }
     }
 
     #[test]
