@@ -660,11 +660,7 @@ fn report_cmd(dir: &Path) -> Result<()> {
 }
 
 fn schedule_cmd(recipe: &Recipe) -> Result<()> {
-    let d = data::split(
-        data::load(&recipe.data, recipe.augment.interpolation)?,
-        recipe.data.val_fraction,
-        recipe.seed,
-    )?;
+    let d = data::load_splits(recipe)?;
     let steps_per_epoch = (d.train.len() / recipe.train.batch_size).max(1);
     let s = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
     s.check()?;
@@ -721,11 +717,7 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
         }
         AugmentCommand::Preview { recipe, output, count } => {
             let r = load_recipe(&recipe, None)?;
-            let splits = data::split(
-                data::load(&r.data, r.augment.interpolation)?,
-                r.data.val_fraction,
-                r.seed,
-            )?;
+            let splits = data::load_splits(&r)?;
             let (px, h, w, c) = preview::grid(&splits.train, &r.augment, r.seed, count)?;
             preview::write_png(&output, px, h, w, c)?;
         }

@@ -11,7 +11,7 @@ pub mod loader;
 
 use crate::augment::View;
 use crate::error::{Error, Result};
-use crate::recipe::{DataConfig, DatasetKind, Interpolation};
+use crate::recipe::{DataConfig, DatasetKind, Interpolation, Recipe};
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
 
@@ -160,6 +160,15 @@ pub fn load(cfg: &DataConfig, interp: Interpolation) -> Result<Dataset> {
         DatasetKind::Cifar100 => cifar::load(path()?, cifar::Variant::Cifar100),
         DatasetKind::Folder => folder::load(path()?, cfg.image_size, cfg.decode, interp),
     }
+}
+
+/// The splits of `recipe`'s data set as training draws them (`data.val_fraction`, `seed`).
+pub fn load_splits(recipe: &Recipe) -> Result<Splits> {
+    split(
+        load(&recipe.data, recipe.augment.interpolation)?,
+        recipe.data.val_fraction,
+        recipe.seed,
+    )
 }
 
 /// Guesses the format of the dataset at `path` from the files it holds ("digits" is the embedded set).

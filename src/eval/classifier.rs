@@ -250,12 +250,7 @@ fn labelled(recipe: &Recipe, split: Split) -> Result<(Images, Vec<String>)> {
 
 /// The model spec training on `recipe` writes, computed from its data set.
 fn spec_from_data(recipe: &Recipe) -> Result<ModelSpec> {
-    let splits = data::split(
-        data::load(&recipe.data, recipe.augment.interpolation)?,
-        recipe.data.val_fraction,
-        recipe.seed,
-    )?;
-    train::model_spec(recipe, &splits)
+    train::model_spec(recipe, &data::load_splits(recipe)?)
 }
 
 /// The first class names, for messages.

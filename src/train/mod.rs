@@ -179,11 +179,7 @@ impl<'a> Trainer<'a> {
     fn new(recipe: &'a Recipe, dir: &'a RunDir, device: Device, resume: bool) -> Result<Self> {
         configure_cpu(recipe.train.threads);
         tch::manual_seed(recipe.seed as i64);
-        let splits = data::split(
-            data::load(&recipe.data, recipe.augment.interpolation)?,
-            recipe.data.val_fraction,
-            recipe.seed,
-        )?;
+        let splits = data::load_splits(recipe)?;
         if splits.val.is_empty() {
             return Err(Error::recipe(
                 "data.val_fraction",
