@@ -789,6 +789,8 @@ pub const MAX_BATCH: usize = 1 << 20;
 pub const MAX_THREADS: usize = 1024;
 /// Largest `checklist.seeds`.
 pub const MAX_SEEDS: usize = 1000;
+/// Largest number of tuning candidates of one arm (the product of its fields' list lengths).
+pub const MAX_TUNE_CANDIDATES: usize = 1000;
 
 impl Recipe {
     /// Reads a recipe file (or the defaults when `path` is None), applies `key.path=value`
@@ -1171,6 +1173,15 @@ impl Recipe {
                     ));
                 }
             }
+            let combinations = grid.values().fold(1usize, |n, c| n.saturating_mul(c.len()));
+            if combinations > MAX_TUNE_CANDIDATES {
+                return Err(Error::recipe(
+                    key,
+                    format!(
+                        "{combinations} combinations of candidates; expected at most {MAX_TUNE_CANDIDATES} per arm"
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -1477,6 +1488,11 @@ mod tests {
             ("loss.distill_temperature=0", "loss.distill_temperature", "> 0"),
             ("train.clip_grad=-1", "train.clip_grad", ">= 0"),
             ("augment.tta_flip=1", "augment.tta_flip", "bool"),
+            (
+                "checklist.tune.fields={\"optim.lr\"=[1,2,3,4,5,6,7,8,9,10,11], \"optim.momentum\"=[1,2,3,4,5,6,7,8,9,10], \"optim.weight_decay\"=[1,2,3,4,5,6,7,8,9,10]}",
+                "checklist.tune.fields",
+                "1100 combinations of candidates; expected at most 1000",
+            ),
             ("optim.lr=-1", "optim.lr", "> 0"),
             ("schedule.milestones=[0.8, 0.2]", "schedule.milestones", "ascending"),
             ("train.batch_size=0", "train.batch_size", "expected 1 to 1048576"),
