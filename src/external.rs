@@ -299,12 +299,7 @@ fn read_metric(m: &MetricSource, recipe: &Recipe, run_dir: &Path, output: &LastM
 /// The rows of a CSV file with a header: column `key` (times `scale`) and, where present,
 /// `train_loss`, `eval_loss`/`val_loss` and `lr`.
 fn csv_rows(path: &Path, key: &str, scale: f64) -> Result<Vec<Row>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        failed(format!(
-            "metric file {} cannot be read ({e}); did the trainer write it? (external.metric.csv)",
-            path.display()
-        ))
-    })?;
+    let text = metric_text(path, "csv")?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
@@ -340,14 +335,22 @@ fn csv_rows(path: &Path, key: &str, scale: f64) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// The number at the dotted `key` of a JSON file.
-fn json_number(path: &Path, key: &str) -> Result<f64> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+/// The text of the metric file at `path` (`external.metric.<kind>`), read with darkmagic's bound
+/// on one data file.
+fn metric_text(path: &Path, kind: &str) -> Result<String> {
+    let unreadable = |e: &dyn std::fmt::Display| {
         failed(format!(
-            "metric file {} cannot be read ({e}); did the trainer write it? (external.metric.json)",
+            "metric file {} cannot be read ({e}); did the trainer write it? (external.metric.{kind})",
             path.display()
         ))
-    })?;
+    };
+    let bytes = crate::data::read_file(path).map_err(|e| unreadable(&e))?;
+    String::from_utf8(bytes).map_err(|e| unreadable(&e))
+}
+
+/// The number at the dotted `key` of a JSON file.
+fn json_number(path: &Path, key: &str) -> Result<f64> {
+    let text = metric_text(path, "json")?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| failed(format!("metric file {}: {e}", path.display())))?;
     key.split('.')
