@@ -180,14 +180,6 @@ impl Classifier {
         self.evaluator().evaluate(images, self.spec.classes.len())
     }
 
-    /// The logits (N x classes, float32, on the CPU) of `images`, in their order.
-    pub fn logits(&self, images: &Images) -> Result<Tensor> {
-        let mut parts = Vec::new();
-        self.evaluator()
-            .for_each_batch(images, |logits, _, _| parts.push(logits.to_device(Device::Cpu)))?;
-        Ok(Tensor::cat(&parts, 0))
-    }
-
     /// The images of `split` of the recipe's data set, checked against the model: same class
     /// count, channels and size. Returns them and the data set's class names.
     pub fn labelled(&self, split: Split) -> Result<(Images, Vec<String>)> {
