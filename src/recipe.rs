@@ -166,6 +166,33 @@ pub enum Arch {
     Resnet18,
     Resnet34,
     Resnet50,
+    /// torchvision's `mobilenet_v3_small` (Howard et al. 2019), with its parameter names.
+    MobilenetV3Small,
+    /// torchvision's `mobilenet_v3_large`.
+    MobilenetV3Large,
+    /// timm's `efficientnet_b0` (Tan & Le 2019), with its parameter names.
+    EfficientnetB0,
+}
+
+impl Arch {
+    /// One of the residual networks (the ResNet-only options `resnet_d`, `blur_pool` apply).
+    pub fn is_resnet(self) -> bool {
+        !matches!(
+            self,
+            Arch::MobilenetV3Small | Arch::MobilenetV3Large | Arch::EfficientnetB0
+        )
+    }
+
+    /// Stages (groups of blocks at one resolution, or timm's `blocks.i` for EfficientNet) an
+    /// auxiliary classifier (`model.aux_stage`) can follow.
+    pub fn stages(self) -> usize {
+        match self {
+            Arch::Resnet20 | Arch::Resnet32 | Arch::Resnet56 => 3,
+            Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 | Arch::MobilenetV3Small => 4,
+            Arch::MobilenetV3Large => 5,
+            Arch::EfficientnetB0 => 7,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +203,11 @@ pub enum Activation {
     /// x * sigmoid(x), also called SiLU.
     Swish,
     Elu,
+    /// x * relu6(x + 3) / 6 (Howard et al. 2019), MobileNetV3's.
+    HardSwish,
+    /// The architecture's own at that layer: ReLU in the ResNets, MobileNetV3's table of ReLU
+    /// and hard-swish, swish in EfficientNet.
+    Native,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -185,12 +217,20 @@ pub struct ModelConfig {
     pub arch: Arch,
     /// Channel width multiplier.
     pub width: f64,
-    /// Squeeze-and-excitation in every residual block.
+    /// Squeeze-and-excitation in every residual block (ResNets), or in the blocks of the
+    /// architecture's table that have it (MobileNetV3: some; EfficientNet: all).
     pub se: bool,
-    /// SE reduction ratio (timm's `rd_ratio`).
-    pub se_ratio: f64,
-    /// SE reduced channels are rounded to a multiple of this (timm's `rd_divisor`).
-    pub se_divisor: usize,
+    /// SE reduction ratio (timm's `rd_ratio`); unset: the architecture's own (see `se_ratio()`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub se_ratio: Option<f64>,
+    /// SE reduced channels are rounded to a multiple of this (timm's `rd_divisor`); unset: the
+    /// architecture's own (see `se_divisor()`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub se_divisor: Option<usize>,
+    /// Dropout before the classifier in training; unset: the architecture's own (see
+    /// `dropout()`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
     /// Activation of the non-downscaling layers.
     pub activation: Activation,
     /// Activation of the downscaling layers: the stem and the stride-2 blocks.
@@ -228,15 +268,39 @@ pub enum Pool {
     Attention,
 }
 
+impl ModelConfig {
+    /// The SE reduction ratio: `se_ratio`, else 1/16 of the block's channels in the ResNets
+    /// (Hu et al.), 1/4 of the expanded channels in MobileNetV3 and 1/4 of the block's input
+    /// channels in EfficientNet.
+    pub fn se_ratio(&self) -> f64 {
+        let native = if self.arch.is_resnet() { 1.0 / 16.0 } else { 0.25 };
+        self.se_ratio.unwrap_or(native)
+    }
+
+    /// The SE rounding divisor: `se_divisor`, else 8, or 1 (plain rounding) in EfficientNet.
+    pub fn se_divisor(&self) -> usize {
+        let native = if self.arch == Arch::EfficientnetB0 { 1 } else { 8 };
+        self.se_divisor.unwrap_or(native)
+    }
+
+    /// The classifier's dropout: `dropout`, else none in the ResNets and 0.2 in MobileNetV3
+    /// (torchvision's) and EfficientNet-B0 (the paper's, timm's training recipe).
+    pub fn dropout(&self) -> f64 {
+        let native = if self.arch.is_resnet() { 0.0 } else { 0.2 };
+        self.dropout.unwrap_or(native)
+    }
+}
+
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
             arch: Arch::Resnet20,
             width: 1.0,
             se: true,
-            se_ratio: 1.0 / 16.0,
-            se_divisor: 8,
-            activation: Activation::Relu,
+            se_ratio: None,
+            se_divisor: None,
+            dropout: None,
+            activation: Activation::Native,
             downscale_activation: Activation::LeakyRelu,
             leaky_slope: 0.01,
             drop_path_rate: 0.0,
@@ -906,12 +970,26 @@ impl Recipe {
         check("model.width", m.width, m.width > 0.0 && m.width <= 16.0, "in (0, 16]")?;
         check(
             "model.se_ratio",
-            m.se_ratio,
-            m.se_ratio > 0.0 && m.se_ratio <= 1.0,
+            m.se_ratio(),
+            m.se_ratio() > 0.0 && m.se_ratio() <= 1.0,
             "in (0, 1]",
         )?;
-        if m.se_divisor == 0 {
+        if m.se_divisor() == 0 {
             return Err(Error::recipe("model.se_divisor", "must be at least 1"));
+        }
+        check(
+            "model.dropout",
+            m.dropout(),
+            (0.0..1.0).contains(&m.dropout()),
+            "in [0, 1)",
+        )?;
+        for (field, on) in [("model.resnet_d", m.resnet_d), ("model.blur_pool", m.blur_pool)] {
+            if on && !m.arch.is_resnet() {
+                return Err(Error::recipe(
+                    field,
+                    format!("applies to the ResNets; model.arch is {:?}", m.arch),
+                ));
+            }
         }
         check(
             "model.leaky_slope",
@@ -925,10 +1003,7 @@ impl Recipe {
             (0.0..1.0).contains(&m.drop_path_rate),
             "in [0, 1)",
         )?;
-        let stages = match m.arch {
-            Arch::Resnet20 | Arch::Resnet32 | Arch::Resnet56 => 3,
-            _ => 4,
-        };
+        let stages = m.arch.stages();
         if let Some(s) = m.aux_stage
             && !(1..stages).contains(&s)
         {
@@ -1504,6 +1579,7 @@ mod tests {
             ("augment.rrc_scale=[0.5, 0.2]", "augment.rrc_scale", "0 < lo <= hi <= 1"),
             ("model.aux_stage=3", "model.aux_stage", "1..=2"),
             ("model.drop_path_rate=1.0", "model.drop_path_rate", "[0, 1)"),
+            ("model.dropout=1.0", "model.dropout", "[0, 1)"),
             ("train.ema_decay=1.5", "train.ema_decay", "[0, 1)"),
             ("model.init=\"/no/such.safetensors\"", "model.init", "is not a file"),
             ("data.decode=\"per_batch\"", "data.decode", "needs data.image_size"),
@@ -1519,6 +1595,42 @@ mod tests {
             let e = load_str("", &[o]).unwrap_err().to_string();
             assert!(e.contains(key) && e.contains(expected), "{o}: {e}");
         }
+    }
+
+    #[test]
+    fn mobilenet_and_efficientnet_recipes_resolve_their_own_defaults() {
+        let r = load_str("[model]\narch = \"efficientnet_b0\"\n", &[]).unwrap();
+        assert_eq!(r.model.arch, Arch::EfficientnetB0);
+        assert_eq!(
+            (r.model.se_ratio(), r.model.se_divisor(), r.model.dropout()),
+            (0.25, 1, 0.2)
+        );
+        let r = load_str("", &["model.arch=\"mobilenet_v3_large\"", "model.se_ratio=0.5"]).unwrap();
+        assert_eq!(
+            (r.model.arch.stages(), r.model.se_ratio(), r.model.se_divisor()),
+            (5, 0.5, 8)
+        );
+        let r = load_str("", &[]).unwrap();
+        assert_eq!(
+            (r.model.se_ratio(), r.model.se_divisor(), r.model.dropout()),
+            (1.0 / 16.0, 8, 0.0)
+        );
+        assert_eq!(r.model.activation, Activation::Native);
+        for (o, key) in [
+            ("model.resnet_d=true", "model.resnet_d"),
+            ("model.blur_pool=true", "model.blur_pool"),
+        ] {
+            let e = load_str("", &["model.arch=\"mobilenet_v3_small\"", o])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("applies to the ResNets"), "{e}");
+        }
+        let e = load_str("", &["model.arch=\"efficientnet_b0\"", "model.aux_stage=7"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1..=6"), "{e}");
+        let e = load_str("", &["model.arch=\"mobilenet_v4\""]).unwrap_err().to_string();
+        assert!(e.contains("mobilenet_v3_small") && e.contains("efficientnet_b0"), "{e}");
     }
 
     #[test]

@@ -97,31 +97,37 @@ fn binary_cross_entropy_matches_timm() {
 fn layer_wise_decay_scales_each_layer_group_as_timm() {
     use darkmagic::model::{Net, layer_groups};
     use darkmagic::recipe::{Arch, ModelConfig};
-    let out = common::golden("layer_decay.py", "layer-decay", &[]);
-    let golden: std::collections::BTreeMap<String, f64> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("layer_decay.json")).unwrap()).unwrap();
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let cfg = ModelConfig {
-        arch: Arch::Resnet18,
-        se: false,
-        ..ModelConfig::default()
-    };
-    let _net = Net::new(&vs.root(), &cfg, 3, 10);
-    let names: Vec<String> = Optimizer::trainable(&vs).into_iter().map(|(n, _)| n).collect();
-    let (groups, n) = layer_groups(&names);
-    assert_eq!(n, 10, "stem, 8 blocks, head");
-    let ours: std::collections::BTreeMap<String, f64> = names
-        .into_iter()
-        .zip(groups)
-        .map(|(name, g)| (name, 0.7f64.powi((n - 1 - g) as i32)))
-        .collect();
-    assert_eq!(ours.keys().collect::<Vec<_>>(), golden.keys().collect::<Vec<_>>());
-    for (name, want) in &golden {
-        assert!(
-            (ours[name] - want).abs() < 1e-12,
-            "{name}: {} vs timm {want}",
-            ours[name]
-        );
+    for (name, arch, se, want_groups) in [
+        ("resnet18", Arch::Resnet18, false, 10),
+        ("efficientnet_b0", Arch::EfficientnetB0, true, 18),
+    ] {
+        let out = common::golden("layer_decay.py", &format!("layer-decay-{name}"), &[name]);
+        let golden: std::collections::BTreeMap<String, f64> =
+            serde_json::from_str(&std::fs::read_to_string(out.join("layer_decay.json")).unwrap()).unwrap();
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let cfg = ModelConfig {
+            arch,
+            se,
+            ..ModelConfig::default()
+        };
+        let _net = Net::new(&vs.root(), &cfg, 3, 10);
+        let names: Vec<String> = Optimizer::trainable(&vs).into_iter().map(|(n, _)| n).collect();
+        let (groups, n) = layer_groups(&names);
+        assert_eq!(n, want_groups, "{name}: stem, each block, classifier");
+        let ours: std::collections::BTreeMap<String, f64> = names
+            .into_iter()
+            .zip(groups)
+            .map(|(name, g)| (name, 0.7f64.powi((n - 1 - g) as i32)))
+            .collect();
+        assert_eq!(ours.keys().collect::<Vec<_>>(), golden.keys().collect::<Vec<_>>());
+        for (param, want) in &golden {
+            assert!(
+                (ours[param] - want).abs() < 1e-12,
+                "{name} {param}: {} vs timm {want}",
+                ours[param]
+            );
+        }
+        let _ = std::fs::remove_dir_all(out);
     }
     // The optimizer steps each group at its scaled learning rate: plain SGD moves the stem by
     // lr * 0.7^9 * gradient.
@@ -148,5 +154,26 @@ fn layer_wise_decay_scales_each_layer_group_as_timm() {
     let moved = |t: &Tensor| 1.0 - t.double_value(&[0, 0]);
     assert!((moved(&w) - 0.1 * 0.49).abs() < 1e-7, "stem: {}", moved(&w));
     assert!((moved(&head) - 0.1).abs() < 1e-7, "head: {}", moved(&head));
-    let _ = std::fs::remove_dir_all(out);
+}
+
+/// MobileNetV3 and EfficientNet-B0 train on the digits (8x8, one channel), with the recipe's
+/// architecture factors applied, and their checkpoints evaluate to the run's own accuracy.
+#[test]
+fn mobilenet_and_efficientnet_train_and_their_checkpoints_evaluate() {
+    let dir = common::tempdir("mobile-train");
+    for (arch, extra) in [
+        ("mobilenet_v3_small", "model.se=false"),
+        ("efficientnet_b0", "model.downscale_activation=\"swish\""),
+    ] {
+        let run_dir = dir.join(arch);
+        let arch_set = format!("model.arch=\"{arch}\"");
+        common::ok(common::train_one_epoch(&run_dir, &["--set", &arch_set, "--set", extra]));
+        let result = common::read_json(&run_dir.join("result.json"));
+        let acc = result["final_val_acc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{arch}: {result}");
+        let out = common::ok(common::run(&["eval", "--run-dir", run_dir.to_str().unwrap()]));
+        let eval = common::read_json(&run_dir.join("eval/val.json"));
+        assert_eq!(eval["top1"].as_f64().unwrap(), acc, "{arch}: {out}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -5,7 +5,7 @@
 //! trainer supports it; the extended plan adds the "future posts" tricks. A recipe's
 //! `[checklist.factors]` adds factors or replaces built-in ones, and `checklist.skip` drops them.
 use crate::error::{Error, Result};
-use crate::recipe::{Activation, Arch, OptimName, PlanKind, Recipe, Regime, TUNE_SEED_OFFSET};
+use crate::recipe::{OptimName, PlanKind, Recipe, Regime, TUNE_SEED_OFFSET};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -380,14 +380,6 @@ fn f(v: f64) -> toml::Value {
 /// file (nothing is downloaded).
 fn default_plan(b: &Recipe) -> Vec<Variant> {
     let wd = b.optim.weight_decay;
-    let act = |a: Activation| {
-        s(match a {
-            Activation::Relu => "relu",
-            Activation::LeakyRelu => "leaky_relu",
-            Activation::Swish => "swish",
-            Activation::Elu => "elu",
-        })
-    };
     let mut plan = vec![
         Variant::new("lr_regime", "step", &[("schedule.regime", s("step"))]),
         Variant::new("lr_regime", "cosine", &[("schedule.regime", s("cosine"))]),
@@ -421,12 +413,12 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
         Variant::new(
             "downscale_activation",
             "relu",
-            &[("model.downscale_activation", act(Activation::Relu))],
+            &[("model.downscale_activation", s("relu"))],
         ),
         Variant::new(
             "downscale_activation",
             "swish",
-            &[("model.downscale_activation", act(Activation::Swish))],
+            &[("model.downscale_activation", s("swish"))],
         ),
     ]);
     if let Some(t) = &b.checklist.teacher {
@@ -452,13 +444,10 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
 /// Tricks the article left "for future posts" and their usual companions, as far as this build
 /// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
 /// auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
-/// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip), ResNet-D and
-/// anti-aliased downsampling (BlurPool).
+/// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip), and for the ResNets
+/// ResNet-D and anti-aliased downsampling (BlurPool).
 fn extended_extra(b: &Recipe) -> Vec<Variant> {
-    let stages = match b.model.arch {
-        Arch::Resnet20 | Arch::Resnet32 | Arch::Resnet56 => 3,
-        _ => 4,
-    };
+    let stages = b.model.arch.stages() as i64;
     let mut out = vec![
         Variant::new(
             "aux_loss",
@@ -480,9 +469,13 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
         Variant::new("randaugment", "on", &[("augment.policy", s("randaugment"))]),
         Variant::new("ema", "on", &[("train.ema_decay", f(0.999))]),
         Variant::new("tta", "flip", &[("augment.tta_flip", toml::Value::Boolean(true))]),
-        Variant::new("resnet_d", "on", &[("model.resnet_d", toml::Value::Boolean(true))]),
-        Variant::new("blur_pool", "on", &[("model.blur_pool", toml::Value::Boolean(true))]),
     ];
+    if b.model.arch.is_resnet() {
+        out.extend([
+            Variant::new("resnet_d", "on", &[("model.resnet_d", toml::Value::Boolean(true))]),
+            Variant::new("blur_pool", "on", &[("model.blur_pool", toml::Value::Boolean(true))]),
+        ]);
+    }
     let (bs, lr) = (b.train.batch_size as i64, b.optim.lr);
     out.push(Variant::new(
         "batch_size",
@@ -508,6 +501,7 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recipe::Activation;
 
     #[test]
     fn tuning_candidates_scale_the_arms_own_value_or_replace_it() {

@@ -110,9 +110,7 @@ fn copy_matching(vs: &VarStore, path: &Path, all: &HashMap<String, Tensor>, pref
                     var.copy_(&t.to_kind(var.kind()).to_device(var.device()));
                     report.loaded += 1;
                 }
-                Some(t) if name.starts_with("fc.") || name.starts_with("aux_fc.") => {
-                    report.reinitialised.push((name, t.size()))
-                }
+                Some(t) if super::is_classifier(&name) => report.reinitialised.push((name, t.size())),
                 Some(t) => {
                     return Err(bad(
                         path,

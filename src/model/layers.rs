@@ -1,5 +1,6 @@
-//! Building blocks: activations, convolution + batch-norm pairs, squeeze-and-excitation.
-use crate::recipe::Activation;
+//! Building blocks: activations, convolution + batch-norm pairs, squeeze-and-excitation,
+//! pooling and the classifier head.
+use crate::recipe::{Activation, Pool};
 use tch::Tensor;
 use tch::nn;
 
@@ -10,15 +11,20 @@ pub enum Act {
     LeakyRelu(f64),
     Swish,
     Elu,
+    HardSwish,
 }
 
 impl Act {
-    pub fn new(kind: Activation, leaky_slope: f64) -> Self {
+    /// The recipe's `kind` at a layer whose own activation is `native` (what
+    /// `Activation::Native` stands for there).
+    pub fn resolve(kind: Activation, leaky_slope: f64, native: Act) -> Self {
         match kind {
             Activation::Relu => Act::Relu,
             Activation::LeakyRelu => Act::LeakyRelu(leaky_slope),
             Activation::Swish => Act::Swish,
             Activation::Elu => Act::Elu,
+            Activation::HardSwish => Act::HardSwish,
+            Activation::Native => native,
         }
     }
 
@@ -31,22 +37,50 @@ impl Act {
             Act::LeakyRelu(a) => xs.maximum(&(xs * a)),
             Act::Swish => xs.silu(),
             Act::Elu => xs.elu(),
+            Act::HardSwish => xs.hardswish(),
         }
     }
 }
 
-/// Convolution without bias, initialised as torchvision's ResNet does
-/// (`kaiming_normal_(mode="fan_out", nonlinearity="relu")`).
+/// The sub-path `dotted` of `p`: `path(p, "features.0.0")` is `p / "features" / "0" / "0"`
+/// (tch's paths take one name at a time).
+pub fn path<'a>(p: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
+    let mut names = dotted.split('.');
+    let first = p / names.next().expect("split yields a name");
+    names.fold(first, |q, name| q / name)
+}
+
+/// torchvision's convolution initialisation, `kaiming_normal_(mode="fan_out",
+/// nonlinearity="relu")`: normal with standard deviation sqrt(2 / (c_out * k * k)).
+pub const KAIMING_FAN_OUT: nn::Init = nn::Init::Kaiming {
+    dist: nn::init::NormalOrUniform::Normal,
+    fan: nn::init::FanInOut::FanOut,
+    non_linearity: nn::init::NonLinearity::ReLU,
+};
+
+/// Convolution without bias, padding `k / 2`, initialised as torchvision's ResNet does
+/// ([`KAIMING_FAN_OUT`]).
 pub fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
+    grouped_conv(p, c_in, c_out, k, stride, 1, KAIMING_FAN_OUT)
+}
+
+/// Convolution without bias, padding `k / 2`, in `groups` groups (`groups = c_in = c_out`: a
+/// depthwise convolution), initialised by `init`.
+pub fn grouped_conv(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    groups: i64,
+    init: nn::Init,
+) -> nn::Conv2D {
     let cfg = nn::ConvConfig {
         stride,
         padding: k / 2,
+        groups,
         bias: false,
-        ws_init: nn::Init::Kaiming {
-            dist: nn::init::NormalOrUniform::Normal,
-            fan: nn::init::FanInOut::FanOut,
-            non_linearity: nn::init::NonLinearity::ReLU,
-        },
+        ws_init: init,
         ..Default::default()
     };
     nn::conv2d(p, c_in, c_out, k, cfg)
@@ -56,6 +90,17 @@ pub fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv
 pub fn batch_norm(p: nn::Path, c: i64, gamma: f64) -> nn::BatchNorm {
     let cfg = nn::BatchNormConfig {
         ws_init: nn::Init::Const(gamma),
+        ..Default::default()
+    };
+    nn::batch_norm2d(p, c, cfg)
+}
+
+/// Batch norm with weight 1, bias 0 and the given epsilon and momentum (PyTorch's convention:
+/// running = (1 - momentum) * running + momentum * batch).
+pub fn batch_norm_with(p: nn::Path, c: i64, eps: f64, momentum: f64) -> nn::BatchNorm {
+    let cfg = nn::BatchNormConfig {
+        eps,
+        momentum,
         ..Default::default()
     };
     nn::batch_norm2d(p, c, cfg)
@@ -72,35 +117,70 @@ pub fn make_divisible(v: f64, divisor: usize) -> i64 {
     r as i64
 }
 
-/// Squeeze-and-excitation (Hu et al. 2018) as timm's `SEModule`:
-/// GAP -> 1x1 conv C->R (bias) -> ReLU -> 1x1 conv R->C (bias) -> sigmoid -> scale channels.
+/// The squeeze-and-excitation variants of the reference implementations: the names of the two
+/// 1x1 convolutions, the activation between them and the gate.
+#[derive(Clone, Copy, Debug)]
+pub struct SeStyle {
+    pub names: [&'static str; 2],
+    pub inner: Act,
+    pub hard_gate: bool,
+}
+
+/// timm's `SEModule` (its SE-ResNets): `fc1`, ReLU, `fc2`, sigmoid.
+pub const SE_TIMM_RESNET: SeStyle = SeStyle {
+    names: ["fc1", "fc2"],
+    inner: Act::Relu,
+    hard_gate: false,
+};
+/// torchvision's `SqueezeExcitation` in MobileNetV3: `fc1`, ReLU, `fc2`, hard sigmoid.
+pub const SE_TORCHVISION_MOBILENET: SeStyle = SeStyle {
+    names: ["fc1", "fc2"],
+    inner: Act::Relu,
+    hard_gate: true,
+};
+/// timm's EfficientNet `SqueezeExcite`: `conv_reduce`, swish, `conv_expand`, sigmoid.
+pub const SE_TIMM_EFFICIENTNET: SeStyle = SeStyle {
+    names: ["conv_reduce", "conv_expand"],
+    inner: Act::Swish,
+    hard_gate: false,
+};
+
+/// Squeeze-and-excitation (Hu et al. 2018): GAP -> 1x1 conv C->R (bias) -> activation -> 1x1
+/// conv R->C (bias) -> gate -> scale channels, in the reference's `style`.
 #[derive(Debug)]
 pub struct SqueezeExcite {
     fc1: nn::Conv2D,
     fc2: nn::Conv2D,
+    style: SeStyle,
 }
 
 impl SqueezeExcite {
-    pub fn new(p: nn::Path, channels: i64, ratio: f64, divisor: usize) -> Self {
-        let reduced = make_divisible(channels as f64 * ratio, divisor);
+    /// SE on `channels` channels squeezed to `reduced`.
+    pub fn new(p: nn::Path, channels: i64, reduced: i64, style: SeStyle) -> Self {
         let cfg = nn::ConvConfig {
             bias: true,
             ..Default::default()
         };
         SqueezeExcite {
-            fc1: nn::conv2d(&p / "fc1", channels, reduced, 1, cfg),
-            fc2: nn::conv2d(&p / "fc2", reduced, channels, 1, cfg),
+            fc1: nn::conv2d(&p / style.names[0], channels, reduced, 1, cfg),
+            fc2: nn::conv2d(&p / style.names[1], reduced, channels, 1, cfg),
+            style,
         }
     }
 
     /// The two 1x1 convolutions act on a 1x1 map, so they run as matrix products on (N, C):
-    /// the same function as timm's convolutions, without a convolution's per-call setup (the
-    /// gate's small ops dominated SE's cost on small CPU runs).
+    /// the same function as the references' convolutions, without a convolution's per-call
+    /// setup (the gate's small ops dominated SE's cost on small CPU runs).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
         let s = xs.mean_dim([2i64, 3].as_slice(), false, None::<tch::Kind>);
         let fc = |x: &Tensor, c: &nn::Conv2D| x.linear(&c.ws.flatten(1, -1), c.bs.as_ref());
-        let s = fc(&fc(&s, &self.fc1).relu(), &self.fc2).sigmoid();
-        xs * s.unsqueeze(-1).unsqueeze(-1)
+        let s = fc(&self.style.inner.apply(&fc(&s, &self.fc1)), &self.fc2);
+        let gate = if self.style.hard_gate {
+            s.hardsigmoid()
+        } else {
+            s.sigmoid()
+        };
+        xs * gate.unsqueeze(-1).unsqueeze(-1)
     }
 }
 
@@ -160,6 +240,86 @@ impl AttentionPool {
         let attn = xs.apply(&self.score).flatten(2, -1).softmax(-1, None); // (N, 1, HW)
         (xs.flatten(2, -1) * attn).sum_dim_intlist(-1, false, None)
     }
+}
+
+/// Everything after the last feature map: global pooling (`model.pool`), optionally a hidden
+/// linear layer with its activation (MobileNetV3's `classifier.0`), dropout in training
+/// (`model.dropout`) and the classifier; and the auxiliary classifier (`aux_fc`) on an earlier
+/// feature map.
+#[derive(Debug)]
+pub struct Head {
+    attention_pool: Option<AttentionPool>,
+    hidden: Option<(nn::Linear, Act)>,
+    dropout: f64,
+    fc: nn::Linear,
+    aux_fc: Option<nn::Linear>,
+}
+
+impl Head {
+    /// A head on `channels` features: pooling under `p / "attn_pool"`, the classifier under
+    /// `p / fc`, the auxiliary classifier (`aux_channels`: its input's channels) under
+    /// `p / "aux_fc"`; PyTorch's default linear initialisation unless `linear_init` (weights,
+    /// with zero biases) is given.
+    pub fn new(p: &nn::Path, channels: i64, classes: i64, spec: HeadSpec) -> Head {
+        let linear = |q: nn::Path, i: i64, o: i64| {
+            let cfg = match spec.linear_init {
+                Some(ws_init) => nn::LinearConfig {
+                    ws_init,
+                    bs_init: Some(nn::Init::Const(0.0)),
+                    bias: true,
+                },
+                None => Default::default(),
+            };
+            nn::linear(q, i, o, cfg)
+        };
+        // Created in this order so that a seed initialises the ResNets as it always did.
+        let aux_fc = spec.aux_channels.map(|c| linear(p / "aux_fc", c, classes));
+        let attention_pool = (spec.pool == Pool::Attention).then(|| AttentionPool::new(p / "attn_pool", channels));
+        let hidden = spec
+            .hidden
+            .map(|(name, width, act)| (linear(path(p, name), channels, width), act));
+        let features = hidden.as_ref().map_or(channels, |(l, _)| l.ws.size()[0]);
+        Head {
+            attention_pool,
+            hidden,
+            dropout: spec.dropout,
+            fc: linear(path(p, spec.fc), features, classes),
+            aux_fc,
+        }
+    }
+
+    /// Logits of the last feature map `xs`.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut h = match &self.attention_pool {
+            Some(a) => a.forward(xs),
+            None => xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1),
+        };
+        if let Some((linear, act)) = &self.hidden {
+            h = act.apply(&h.apply(linear));
+        }
+        if train && self.dropout > 0.0 {
+            h = h.dropout(self.dropout, true);
+        }
+        h.apply(&self.fc)
+    }
+
+    /// Logits of the auxiliary classifier on the feature map `xs`, when the model has one.
+    pub fn aux(&self, xs: &Tensor) -> Option<Tensor> {
+        let fc = self.aux_fc.as_ref()?;
+        Some(xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(fc))
+    }
+}
+
+/// How a [`Head`] is built.
+pub struct HeadSpec {
+    pub pool: Pool,
+    /// Name, width and activation of a hidden layer before the classifier.
+    pub hidden: Option<(&'static str, i64, Act)>,
+    pub dropout: f64,
+    /// The classifier's name: `fc` (ResNets), `classifier` (EfficientNet), `classifier.3`.
+    pub fc: &'static str,
+    pub aux_channels: Option<i64>,
+    pub linear_init: Option<nn::Init>,
 }
 
 /// A convolution followed by batch norm, the unit residual branches are made of.
@@ -225,7 +385,13 @@ mod tests {
             .iter()
             .map(|&x| if x > 0.0 { x } else { x.exp() - 1.0 })
             .collect();
-        for (a, e) in [(v(Act::Swish), swish), (v(Act::Elu), elu)] {
+        // hard-swish: x * relu6(x + 3) / 6.
+        let hard_swish = vec![-2.0 / 6.0, -0.5 * 2.5 / 6.0, 0.0, 1.5 * 4.5 / 6.0];
+        for (a, e) in [
+            (v(Act::Swish), swish),
+            (v(Act::Elu), elu),
+            (v(Act::HardSwish), hard_swish),
+        ] {
             assert!(a.iter().zip(&e).all(|(a, e)| (a - e).abs() < 1e-6), "{a:?} vs {e:?}");
         }
     }
@@ -265,7 +431,7 @@ mod tests {
     #[test]
     fn se_equals_timm_se_module_with_convolutions() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let se = SqueezeExcite::new(vs.root() / "se", 24, 1.0 / 16.0, 8);
+        let se = SqueezeExcite::new(vs.root() / "se", 24, 8, SE_TIMM_RESNET);
         let x = Tensor::randn([3, 24, 5, 4], (tch::Kind::Float, tch::Device::Cpu));
         // timm's SEModule.forward: x * fc2(relu(fc1(x.mean((2, 3), keepdim=True)))).sigmoid().
         let s = x.mean_dim([2i64, 3].as_slice(), true, None::<tch::Kind>);
@@ -275,9 +441,29 @@ mod tests {
     }
 
     #[test]
+    fn torchvision_se_gates_with_a_hard_sigmoid() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let se = SqueezeExcite::new(vs.root() / "se", 16, 8, SE_TORCHVISION_MOBILENET);
+        let x = Tensor::randn([2, 16, 3, 3], (tch::Kind::Float, tch::Device::Cpu));
+        // torchvision's SqueezeExcitation: hardsigmoid(fc2(relu(fc1(avgpool(x))))) * x, with
+        // hardsigmoid(z) = relu6(z + 3) / 6.
+        let s = x.mean_dim([2i64, 3].as_slice(), true, None::<tch::Kind>);
+        let z = s.apply(&se.fc1).relu().apply(&se.fc2);
+        let want = &x * ((z + 3.0).clamp(0.0, 6.0) / 6.0);
+        let diff = (se.forward(&x) - want).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _ = SqueezeExcite::new(path(&vs.root(), "blocks.0.0.se"), 16, 4, SE_TIMM_EFFICIENTNET);
+        assert_eq!(
+            vs.variables()["blocks.0.0.se.conv_reduce.weight"].size(),
+            vec![4, 16, 1, 1]
+        );
+    }
+
+    #[test]
     fn se_output_is_input_scaled_per_channel_by_a_sigmoid() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let se = SqueezeExcite::new(vs.root() / "se", 16, 1.0 / 16.0, 8);
+        let se = SqueezeExcite::new(vs.root() / "se", 16, 8, SE_TIMM_RESNET);
         let x = Tensor::randn([2, 16, 3, 3], (tch::Kind::Float, tch::Device::Cpu)).abs() + 0.1;
         let scale = se.forward(&x) / &x;
         // The scale is constant over each channel's spatial positions, and inside (0, 1).

@@ -379,8 +379,7 @@ impl<'a> Trainer<'a> {
             label_smoothing: r.loss.label_smoothing,
         };
         let frozen = epoch <= r.train.freeze_epochs;
-        self.opt
-            .freeze(|name| frozen && !name.starts_with("fc.") && !name.starts_with("aux_fc."));
+        self.opt.freeze(|name| frozen && !crate::model::is_classifier(name));
         let bar = progress_bar(self.steps_per_epoch, epoch, r.train.epochs);
         let (mut loss_sum, mut correct, mut seen, mut pending) = (0.0, 0i64, 0usize, 0usize);
         self.opt.zero_grad();

@@ -1,8 +1,9 @@
-"""Reference weights and outputs of torchvision's ResNet-18 for darkmagic's import test.
+"""Reference weights and outputs of a torchvision or timm classifier for darkmagic's import tests.
 
 Random initialisation (seed 0), batch-norm statistics and affine parameters randomised so that
-evaluation mode is not the identity, 10 classes. Writes into OUT_DIR:
-- weights.safetensors: the state dict, torchvision's names (num_batches_tracked included),
+evaluation mode is not the identity, linear layers with standard deviation 1/sqrt(fan-in) so
+that logits are of order 1, 10 classes. Writes into OUT_DIR:
+- weights.safetensors: the state dict, the reference's names (num_batches_tracked included),
 - io.safetensors: `input` (2x3x64x64) and `output`, the logits in evaluation mode.
 With a third argument `images`, also the whole evaluation pipeline of torchvision's reference
 scripts on image files:
@@ -10,9 +11,10 @@ scripts on image files:
 - predict.json: per file (path relative to OUT_DIR) its label and the logits of
   Resize(floor(64 / 0.875)) -> CenterCrop(64) -> ToTensor -> Normalize(ImageNet mean, std),
   PIL bilinear, on the image converted to RGB.
-An architecture torchvision lacks (resnet18d, resnet50d: ResNet-D; resnetblur18, resnetblur50d:
-BlurPool) is timm's, with timm's names.
-Run: .venv/bin/python scripts/golden/torchvision_resnet.py OUT_DIR [resnet18|resnet34|resnet50|resnet18d|resnet50d|resnetblur18|resnetblur50d] [images]
+The architecture is torchvision's (resnet18/34/50, mobilenet_v3_small, mobilenet_v3_large) or,
+where darkmagic follows timm, timm's with timm's names: efficientnet_b0, and what torchvision
+lacks (resnet18d, resnet50d: ResNet-D; resnetblur18, resnetblur50d: BlurPool).
+Run: .venv/bin/python scripts/golden/reference_model.py OUT_DIR [ARCH] [images]
 """
 import json
 import math
@@ -28,7 +30,7 @@ out = pathlib.Path(sys.argv[1])
 arch = sys.argv[2] if len(sys.argv) > 2 else "resnet18"
 out.mkdir(parents=True, exist_ok=True)
 torch.manual_seed(0)
-if not hasattr(torchvision.models, arch):
+if arch == "efficientnet_b0" or not hasattr(torchvision.models, arch):
     import timm
 
     model = timm.create_model(arch, num_classes=10)
@@ -40,6 +42,11 @@ with torch.no_grad():
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
             m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.2, 0.2)
+        elif isinstance(m, torch.nn.Linear):
+            # torchvision's MobileNetV3 initialises its classifiers with std 0.01: logits of
+            # about 0.01 would make an absolute tolerance meaningless.
+            m.weight.normal_(0, m.in_features ** -0.5)
             m.bias.uniform_(-0.2, 0.2)
 model.eval()
 x = torch.randn(2, 3, 64, 64)
@@ -72,4 +79,4 @@ if len(sys.argv) > 3 and sys.argv[3] == "images":
         with torch.no_grad():
             golden[rel] = {"label": label, "logits": model(x)[0].tolist()}
     (out / "predict.json").write_text(json.dumps(golden))
-print(f"torchvision {torchvision.__version__} {arch}: wrote {out}")
+print(f"{type(model).__module__} {arch}: wrote {out}")
