@@ -44,6 +44,55 @@ fn timm_efficientnet_b0_weights_give_timms_outputs() {
     same_outputs("efficientnet_b0", &native(Arch::EfficientnetB0));
 }
 
+/// Training mode too: from the reference's weights, one step's logits (batch statistics), the
+/// gradients of every parameter and the running statistics after it are the reference's, so
+/// MobileNetV3 and EfficientNet-B0 train as they do in torchvision and timm.
+#[test]
+fn mobilenet_and_efficientnet_train_steps_equal_the_references() {
+    for (name, arch) in [
+        ("mobilenet_v3_small", Arch::MobilenetV3Small),
+        ("efficientnet_b0", Arch::EfficientnetB0),
+    ] {
+        let out = common::golden("reference_model.py", &format!("{name}-train"), &[name, "train"]);
+        let vs = VarStore::new(Device::Cpu);
+        let cfg = ModelConfig {
+            dropout: Some(0.0),
+            ..native(arch)
+        };
+        let net = Net::new(&vs.root(), &cfg, 3, 10);
+        import::load_exact(&vs, &out.join("weights.safetensors"), None).unwrap();
+        let step: HashMap<String, Tensor> = Tensor::read_safetensors(out.join("train.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+        let y = net.forward_t(&step["input"], true);
+        // Relative to the reference's largest value, floored at 0.01 (the gradients' median
+        // is 0.3-0.8): the biases of a norm followed by another norm have gradients of 0 in
+        // exact arithmetic (the next norm subtracts the batch mean), up to 5e-6 of float noise.
+        let worst = |a: &Tensor, b: &Tensor| {
+            let scale = b.abs().max().double_value(&[]).max(1e-2);
+            (a - b).abs().max().double_value(&[]) / scale
+        };
+        assert!(worst(&y, &step["output"]) < 1e-4, "{name}: training-mode logits");
+        (&y * &step["weight"]).sum(tch::Kind::Float).backward();
+        let mut compared = (0, 0);
+        for (var, t) in vs.variables() {
+            let (key, got) = if var.contains("running") {
+                compared.1 += 1;
+                (format!("after.{var}"), t.shallow_clone())
+            } else {
+                compared.0 += 1;
+                (format!("grad.{var}"), t.grad())
+            };
+            let err = worst(&got, &step[&key]);
+            assert!(err < 1e-3, "{name} {key}: relative difference {err}");
+        }
+        eprintln!("{name}: {} gradients, {} running statistics compared", compared.0, compared.1);
+        assert!(compared.0 > 100 && compared.1 > 50);
+        let _ = std::fs::remove_dir_all(out);
+    }
+}
+
 /// A torchvision-style ResNet: no SE, ReLU everywhere.
 fn resnet(arch: Arch, resnet_d: bool, blur_pool: bool) -> ModelConfig {
     ModelConfig {

@@ -5,6 +5,9 @@ evaluation mode is not the identity, linear layers with standard deviation 1/sqr
 that logits are of order 1, 10 classes. Writes into OUT_DIR:
 - weights.safetensors: the state dict, the reference's names (num_batches_tracked included),
 - io.safetensors: `input` (2x3x64x64) and `output`, the logits in evaluation mode.
+With a third argument `train`, also train.safetensors: one training-mode forward and backward
+(dropout off) from the same weights: `input`, `output`, `weight`, `grad.<name>` of
+sum(output * weight) for every parameter, `after.<name>` for every running statistic.
 With a third argument `images`, also the whole evaluation pipeline of torchvision's reference
 scripts on image files:
 - images/c0 .. images/c9: one PNG per class (random pixels, RGB and gray, several sizes),
@@ -14,7 +17,7 @@ scripts on image files:
 The architecture is torchvision's (resnet18/34/50, mobilenet_v3_small, mobilenet_v3_large) or,
 where darkmagic follows timm, timm's with timm's names: efficientnet_b0, and what torchvision
 lacks (resnet18d, resnet50d: ResNet-D; resnetblur18, resnetblur50d: BlurPool).
-Run: .venv/bin/python scripts/golden/reference_model.py OUT_DIR [ARCH] [images]
+Run: .venv/bin/python scripts/golden/reference_model.py OUT_DIR [ARCH] [train|images]
 """
 import json
 import math
@@ -54,6 +57,21 @@ with torch.no_grad():
     y = model(x)
 save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "weights.safetensors"))
 save_file({"input": x, "output": y}, str(out / "io.safetensors"))
+if len(sys.argv) > 3 and sys.argv[3] == "train":
+    # One training-mode step from the same weights, dropout off: the logits (batch statistics),
+    # the gradients of sum(logits * weight) and the running statistics after the step.
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    x = torch.randn(4, 3, 64, 64)
+    y = model(x)
+    w = torch.randn_like(y)
+    (y * w).sum().backward()
+    step = {"input": x, "output": y.detach(), "weight": w}
+    step.update({f"grad.{k}": p.grad for k, p in model.named_parameters()})
+    step.update({f"after.{k}": v for k, v in model.state_dict().items() if "running" in k})
+    save_file({k: v.contiguous() for k, v in step.items()}, str(out / "train.safetensors"))
 if len(sys.argv) > 3 and sys.argv[3] == "images":
     import numpy as np
     from PIL import Image
