@@ -87,7 +87,10 @@ fn mobilenet_and_efficientnet_train_steps_equal_the_references() {
             let err = worst(&got, &step[&key]);
             assert!(err < 1e-3, "{name} {key}: relative difference {err}");
         }
-        eprintln!("{name}: {} gradients, {} running statistics compared", compared.0, compared.1);
+        eprintln!(
+            "{name}: {} gradients, {} running statistics compared",
+            compared.0, compared.1
+        );
         assert!(compared.0 > 100 && compared.1 > 50);
         let _ = std::fs::remove_dir_all(out);
     }

@@ -86,19 +86,12 @@ pub fn grouped_conv(
     nn::conv2d(p, c_in, c_out, k, cfg)
 }
 
-/// Batch norm with weight `gamma` (1, or 0 for the last norm of a residual branch) and bias 0.
-pub fn batch_norm(p: nn::Path, c: i64, gamma: f64) -> nn::BatchNorm {
+/// Batch norm with weight `gamma` (1, or 0 for the last norm of a residual branch), bias 0,
+/// and the given epsilon and momentum (PyTorch's convention: running = (1 - momentum) *
+/// running + momentum * batch).
+pub fn batch_norm(p: nn::Path, c: i64, gamma: f64, eps: f64, momentum: f64) -> nn::BatchNorm {
     let cfg = nn::BatchNormConfig {
         ws_init: nn::Init::Const(gamma),
-        ..Default::default()
-    };
-    nn::batch_norm2d(p, c, cfg)
-}
-
-/// Batch norm with weight 1, bias 0 and the given epsilon and momentum (PyTorch's convention:
-/// running = (1 - momentum) * running + momentum * batch).
-pub fn batch_norm_with(p: nn::Path, c: i64, eps: f64, momentum: f64) -> nn::BatchNorm {
-    let cfg = nn::BatchNormConfig {
         eps,
         momentum,
         ..Default::default()

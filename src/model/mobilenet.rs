@@ -9,11 +9,11 @@
 //! torchvision's `features.0.0` (stem), `features.I.block.J.{0,1}` (units), `features.I.block.J.
 //! fc1/fc2` (SE), `classifier.0`/`classifier.3`; timm's `conv_stem`/`bn1`,
 //! `blocks.S.B.{conv_pw,bn1,conv_dw,bn2,se.conv_reduce,se.conv_expand,conv_pwl,bn3}`,
-//! `conv_head`/`bn2`, `classifier`. Batch-norm epsilon and momentum, initialisation and SE
-//! form are the reference's.
+//! `conv_head`/`bn2`, `classifier`. Batch-norm epsilon, initialisation and SE form are the
+//! reference's, the batch-norm momentum too unless `model.bn_momentum` sets it.
 use super::layers::{
     Act, ConvBn, Head, HeadSpec, KAIMING_FAN_OUT, SE_TIMM_EFFICIENTNET, SE_TORCHVISION_MOBILENET, SqueezeExcite,
-    batch_norm_with, drop_path, grouped_conv, make_divisible, path,
+    batch_norm, drop_path, grouped_conv, make_divisible, path,
 };
 use crate::recipe::{Arch, ModelConfig};
 use tch::Tensor;
@@ -164,33 +164,26 @@ fn efficientnet_b0() -> Family {
 }
 
 impl Style {
-    /// torchvision's MobileNetV3 uses `BatchNorm2d(eps=0.001, momentum=0.01)`; timm's
-    /// EfficientNet-B0 PyTorch's defaults.
-    fn batch_norm(self, p: nn::Path, c: i64) -> nn::BatchNorm {
-        match self {
-            Style::Torchvision => batch_norm_with(p, c, 1e-3, 0.01),
-            Style::Timm => batch_norm_with(p, c, 1e-5, 0.1),
-        }
-    }
-
-    /// A convolution without bias (`groups` > 1: depthwise) and its batch norm, named `names`.
+    /// A convolution without bias (kernel `k`, `stride`, `groups` > 1: depthwise) and its batch
+    /// norm (the reference's epsilon: torchvision's MobileNetV3 `BatchNorm2d(eps=0.001)`, timm's
+    /// EfficientNet PyTorch's default; `momentum` the recipe's), named `names`.
     fn unit(
         self,
         p: &nn::Path,
         names: (&str, &str),
         (c_in, c_out): (i64, i64),
-        k: i64,
-        stride: i64,
-        groups: i64,
+        (k, stride, groups): (i64, i64, i64),
+        momentum: f64,
     ) -> ConvBn {
         let init = if groups > 1 {
             self.depthwise_init(k)
         } else {
             KAIMING_FAN_OUT
         };
+        let eps = if self == Style::Torchvision { 1e-3 } else { 1e-5 };
         ConvBn {
             conv: grouped_conv(path(p, names.0), c_in, c_out, k, stride, groups, init),
-            bn: self.batch_norm(path(p, names.1), c_out),
+            bn: batch_norm(path(p, names.1), c_out, 1.0, eps, momentum),
         }
     }
 
@@ -314,7 +307,8 @@ impl MobileNet {
             Style::Torchvision => (("features.0.0", "features.0.1"), p / "features"),
             Style::Timm => (("conv_stem", "bn1"), p / "blocks"),
         };
-        let stem = style.unit(p, stem_names, (in_channels, stem_c), 3, 2, 1);
+        let momentum = cfg.bn_momentum();
+        let stem = style.unit(p, stem_names, (in_channels, stem_c), (3, 2, 1), momentum);
         let total = family.rows.len();
         let mut blocks = Vec::with_capacity(total);
         let (mut c_in, mut aux) = (stem_c, None);
@@ -344,7 +338,7 @@ impl MobileNet {
             }
             Style::Timm => ("conv_head".to_string(), "bn2".to_string()),
         };
-        let last = style.unit(p, (&last_names.0, &last_names.1), (c_in, last_c), 1, 1, 1);
+        let last = style.unit(p, (&last_names.0, &last_names.1), (c_in, last_c), (1, 1, 1), momentum);
         let head_act = act(family.native, 1);
         let head = HeadSpec {
             pool: cfg.pool,
@@ -404,11 +398,11 @@ fn block(
     let has_expand = mid != c_in;
     let se = cfg.se && row.se;
     let [expand, dw, se_name, project] = style.unit_names(has_expand, se);
-    let unit = |(c, b): &(String, String), ch: (i64, i64), k: i64, stride: i64, groups: i64| {
-        style.unit(p, (c, b), ch, k, stride, groups)
+    let unit = |(c, b): &(String, String), ch: (i64, i64), shape: (i64, i64, i64)| {
+        style.unit(p, (c, b), ch, shape, cfg.bn_momentum())
     };
-    let expand = has_expand.then(|| unit(&expand, (c_in, mid), 1, 1, 1));
-    let depthwise = unit(&dw, (mid, mid), row.kernel, row.stride, mid);
+    let expand = has_expand.then(|| unit(&expand, (c_in, mid), (1, 1, 1)));
+    let depthwise = unit(&dw, (mid, mid), (row.kernel, row.stride, mid));
     let se = se.then(|| {
         // torchvision squeezes the expanded channels, timm's EfficientNet the block's input.
         let (basis, se_style) = match style {
@@ -418,7 +412,7 @@ fn block(
         let reduced = make_divisible(basis as f64 * cfg.se_ratio(), cfg.se_divisor());
         SqueezeExcite::new(path(p, &se_name.0), mid, reduced, se_style)
     });
-    let project = unit(&project, (mid, c_out), 1, 1, 1);
+    let project = unit(&project, (mid, c_out), (1, 1, 1));
     InvertedResidual {
         expand,
         depthwise,

@@ -134,21 +134,21 @@ impl ResNet {
             let (c1, s) = (width(lay.base / 2), p / "conv1");
             let unit = |i: usize, ci: i64, co: i64, stride: i64| ConvBn {
                 conv: conv(&s / i.to_string(), ci, co, 3, stride),
-                bn: batch_norm(&s / (i + 1).to_string(), co, 1.0),
+                bn: norm(&s / (i + 1).to_string(), co, 1.0, cfg),
             };
             vec![
                 unit(0, in_channels, c1, 2),
                 unit(3, c1, c1, 1),
                 ConvBn {
                     conv: conv(&s / "6", c1, stem_c, 3, 1),
-                    bn: batch_norm(p / "bn1", stem_c, 1.0),
+                    bn: norm(p / "bn1", stem_c, 1.0, cfg),
                 },
             ]
         } else {
             let (k, s) = if lay.imagenet_stem { (7, 2) } else { (3, 1) };
             vec![ConvBn {
                 conv: conv(p / "conv1", in_channels, stem_c, k, s),
-                bn: batch_norm(p / "bn1", stem_c, 1.0),
+                bn: norm(p / "bn1", stem_c, 1.0, cfg),
             }]
         };
         let expansion = if lay.bottleneck { 4 } else { 1 };
@@ -212,11 +212,16 @@ impl ResNet {
     }
 }
 
+/// A ResNet's batch norm: PyTorch's epsilon, the recipe's momentum.
+fn norm(p: nn::Path, c: i64, gamma: f64, cfg: &ModelConfig) -> nn::BatchNorm {
+    batch_norm(p, c, gamma, 1e-5, cfg.bn_momentum())
+}
+
 fn block(p: &nn::Path, cfg: &ModelConfig, c_in: i64, planes: i64, expansion: i64, stride: i64, act: Act) -> Block {
     let c_out = planes * expansion;
     let unit = |i: usize, ci: i64, co: i64, k: i64, s: i64, gamma: f64| ConvBn {
         conv: conv(p / format!("conv{i}"), ci, co, k, s),
-        bn: batch_norm(p / format!("bn{i}"), co, gamma),
+        bn: norm(p / format!("bn{i}"), co, gamma, cfg),
     };
     // The last norm of the branch starts at zero (timm's `zero_init_last`), so every block
     // begins as the identity.
@@ -245,7 +250,7 @@ fn block(p: &nn::Path, cfg: &ModelConfig, c_in: i64, planes: i64, expansion: i64
                 avg_pool: stride > 1,
                 unit: ConvBn {
                     conv: conv(&d / "1", c_in, c_out, 1, 1),
-                    bn: batch_norm(&d / "2", c_out, 1.0),
+                    bn: norm(&d / "2", c_out, 1.0, cfg),
                 },
             }
         } else {
@@ -253,7 +258,7 @@ fn block(p: &nn::Path, cfg: &ModelConfig, c_in: i64, planes: i64, expansion: i64
                 avg_pool: false,
                 unit: ConvBn {
                     conv: conv(&d / "0", c_in, c_out, 1, stride),
-                    bn: batch_norm(&d / "1", c_out, 1.0),
+                    bn: norm(&d / "1", c_out, 1.0, cfg),
                 },
             }
         }
