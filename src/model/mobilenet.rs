@@ -187,6 +187,46 @@ impl Style {
         }
     }
 
+    /// Names of the stem's and the last 1x1 convolution's units (`blocks` blocks before it).
+    fn stem_and_last_names(self, blocks: usize) -> [(String, String); 2] {
+        let pair = |c: &str, b: &str| (c.to_string(), b.to_string());
+        match self {
+            Style::Torchvision => {
+                let n = format!("features.{}", blocks + 1);
+                [
+                    pair("features.0.0", "features.0.1"),
+                    pair(&format!("{n}.0"), &format!("{n}.1")),
+                ]
+            }
+            Style::Timm => [pair("conv_stem", "bn1"), pair("conv_head", "bn2")],
+        }
+    }
+
+    /// The path of block `i` of `rows`: torchvision's `features.(i + 1)`, timm's
+    /// `blocks.(stage - 1).(index in the stage)`.
+    fn block_path<'a>(self, p: &nn::Path<'a>, rows: &[Row], i: usize) -> nn::Path<'a> {
+        match self {
+            Style::Torchvision => p / "features" / (i + 1).to_string(),
+            Style::Timm => {
+                let stage = rows[i].stage;
+                let first = rows.iter().position(|r| r.stage == stage).expect("row i is there");
+                p / "blocks" / (stage - 1).to_string() / (i - first).to_string()
+            }
+        }
+    }
+
+    /// The classifiers' weight initialisation (biases start at zero): torchvision's normal(0,
+    /// 0.01); timm's uniform(+-1 / sqrt(out_features)).
+    fn linear_init(self, classes: i64) -> nn::Init {
+        match self {
+            Style::Torchvision => nn::Init::Randn { mean: 0.0, stdev: 0.01 },
+            Style::Timm => {
+                let r = 1.0 / (classes as f64).sqrt();
+                nn::Init::Uniform { lo: -r, up: r }
+            }
+        }
+    }
+
     /// A depthwise convolution's initialisation: torchvision's `kaiming_normal_(fan_out)`
     /// counts all output channels; timm's `_init_weight_goog` divides the fan-out by the groups,
     /// normal with standard deviation sqrt(2 / k^2).
@@ -302,43 +342,30 @@ impl MobileNet {
             };
             Act::resolve(kind, cfg.leaky_slope, native)
         };
-        let stem_c = width(family.stem);
-        let (stem_names, features) = match style {
-            Style::Torchvision => (("features.0.0", "features.0.1"), p / "features"),
-            Style::Timm => (("conv_stem", "bn1"), p / "blocks"),
-        };
         let momentum = cfg.bn_momentum();
-        let stem = style.unit(p, stem_names, (in_channels, stem_c), (3, 2, 1), momentum);
-        let total = family.rows.len();
-        let mut blocks = Vec::with_capacity(total);
+        let rows = &family.rows;
+        let [stem_names, last_names] = style.stem_and_last_names(rows.len());
+        let unit =
+            |names: &(String, String), channels, shape| style.unit(p, (&names.0, &names.1), channels, shape, momentum);
+        let stem_c = width(family.stem);
+        let stem = unit(&stem_names, (in_channels, stem_c), (3, 2, 1));
+        let mut blocks = Vec::with_capacity(rows.len());
         let (mut c_in, mut aux) = (stem_c, None);
-        for (i, row) in family.rows.iter().enumerate() {
-            let bp = match style {
-                Style::Torchvision => &features / (i + 1).to_string(),
-                Style::Timm => {
-                    let first = family.rows.iter().position(|r| r.stage == row.stage).expect("listed");
-                    &features / (row.stage - 1).to_string() / (i - first).to_string()
-                }
-            };
+        for (i, row) in rows.iter().enumerate() {
             let c_out = width(row.out);
-            let mut b = block(&bp, cfg, style, row, c_in, expanded(row.expand, c_in), c_out);
-            b.act = act(row.native, row.stride);
-            b.drop_prob = cfg.drop_path_rate * i as f64 / total as f64;
+            let channels = (c_in, expanded(row.expand, c_in), c_out);
+            let bp = style.block_path(p, rows, i);
+            let mut b = block(&bp, cfg, style, row, channels, act(row.native, row.stride));
+            b.drop_prob = cfg.drop_path_rate * i as f64 / rows.len() as f64;
             blocks.push(b);
             c_in = c_out;
-            if cfg.aux_stage == Some(row.stage) && family.rows.get(i + 1).is_none_or(|r| r.stage != row.stage) {
+            let stage_ends = rows.get(i + 1).is_none_or(|r| r.stage != row.stage);
+            if cfg.aux_stage == Some(row.stage) && stage_ends {
                 aux = Some((i, c_in));
             }
         }
         let last_c = expanded(family.last, c_in);
-        let last_names = match style {
-            Style::Torchvision => {
-                let n = format!("features.{}", total + 1);
-                (format!("{n}.0"), format!("{n}.1"))
-            }
-            Style::Timm => ("conv_head".to_string(), "bn2".to_string()),
-        };
-        let last = style.unit(p, (&last_names.0, &last_names.1), (c_in, last_c), (1, 1, 1), momentum);
+        let last = unit(&last_names, (c_in, last_c), (1, 1, 1));
         let head_act = act(family.native, 1);
         let head = HeadSpec {
             pool: cfg.pool,
@@ -350,14 +377,7 @@ impl MobileNet {
                 "classifier"
             },
             aux_channels: aux.map(|(_, c)| c),
-            // torchvision: normal(0, 0.01); timm: uniform(+-1 / sqrt(out_features)).
-            linear_init: Some(match style {
-                Style::Torchvision => nn::Init::Randn { mean: 0.0, stdev: 0.01 },
-                Style::Timm => {
-                    let r = 1.0 / (classes as f64).sqrt();
-                    nn::Init::Uniform { lo: -r, up: r }
-                }
-            }),
+            linear_init: Some(style.linear_init(classes)),
         };
         MobileNet {
             stem,
@@ -385,15 +405,15 @@ impl MobileNet {
     }
 }
 
-/// The block of `row` under `p`, from `c_in` to `c_out` channels through `mid`.
+/// The block of `row` under `p`, from `c_in` to `c_out` channels through `mid`, with the
+/// activation `act`.
 fn block(
     p: &nn::Path,
     cfg: &ModelConfig,
     style: Style,
     row: &Row,
-    c_in: i64,
-    mid: i64,
-    c_out: i64,
+    (c_in, mid, c_out): (i64, i64, i64),
+    act: Act,
 ) -> InvertedResidual {
     let has_expand = mid != c_in;
     let se = cfg.se && row.se;
@@ -418,7 +438,7 @@ fn block(
         depthwise,
         se,
         project,
-        act: Act::Relu,
+        act,
         residual: row.stride == 1 && c_in == c_out,
         drop_prob: 0.0,
     }

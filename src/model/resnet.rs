@@ -332,6 +332,23 @@ mod tests {
     }
 
     #[test]
+    fn bn_momentum_sets_how_far_running_statistics_move() {
+        // PyTorch: running_mean = (1 - m) * running_mean + m * batch mean, from 0.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ModelConfig {
+            bn_momentum: Some(0.25),
+            ..ModelConfig::default()
+        };
+        let net = ResNet::new(&vs.root(), &cfg, 1, 10);
+        let x = Tensor::randn([4, 1, 8, 8], (Kind::Float, Device::Cpu)) + 3.0;
+        let _ = net.forward_with_aux(&x, true);
+        let stem_out = x.apply(&net.stem[0].conv);
+        let want = stem_out.mean_dim([0i64, 2, 3].as_slice(), false, None::<Kind>) * 0.25;
+        let got = &vs.variables()["bn1.running_mean"];
+        assert!(got.allclose(&want, 1e-5, 1e-6, false), "{got:?} vs {want:?}");
+    }
+
+    #[test]
     fn cifar_resnet20_shapes_and_forward() {
         let vs = nn::VarStore::new(Device::Cpu);
         let net = ResNet::new(&vs.root(), &ModelConfig::default(), 1, 10);
