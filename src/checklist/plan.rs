@@ -608,6 +608,18 @@ mod tests {
             .find(|v| v.factor == "aux_loss")
             .unwrap();
         assert_eq!(b.with_overrides(&aux.overrides).unwrap().model.aux_stage, Some(2));
+        // On a MobileNetV3-large baseline: the aux head on stage 4 of 5, no ResNet-only factors,
+        // and every variant a valid recipe.
+        let text = "[model]\narch = \"mobilenet_v3_large\"\n[checklist]\nplan = \"extended\"\n";
+        let b = Recipe::from_table(text.parse().unwrap()).unwrap();
+        let plan = variants(&b).unwrap();
+        assert!(!plan.iter().any(|v| v.factor == "resnet_d" || v.factor == "blur_pool"));
+        for v in &plan {
+            let r = b.with_overrides(&v.overrides).unwrap();
+            if v.factor == "aux_loss" {
+                assert_eq!(r.model.aux_stage, Some(4));
+            }
+        }
     }
 
     #[test]
