@@ -244,7 +244,7 @@ fn blend(degenerate: &[u8], img: &[u8], factor: f64) -> Vec<u8> {
 }
 
 /// PIL's `convert("L")`: `(19595 R + 38470 G + 7471 B + 0x8000) >> 16`; gray images as they are.
-fn grayscale(img: &[u8], c: usize) -> Vec<u8> {
+pub(crate) fn grayscale(img: &[u8], c: usize) -> Vec<u8> {
     if c == 1 {
         return img.to_vec();
     }

@@ -9,6 +9,7 @@
 use super::{Dataset, Images, Pixels};
 use crate::augment::View;
 use crate::augment::crop::center_fit;
+use crate::augment::ops::grayscale;
 use crate::error::{Error, Result};
 use crate::recipe::{Decode, Interpolation};
 use std::path::{Path, PathBuf};
@@ -65,7 +66,8 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
 }
 
 /// Decodes one image file to u8 HWC with `channels` channels (gray replicated to RGB, alpha
-/// dropped, as PIL's `convert("RGB")`). Returns the pixels, height and width.
+/// dropped, as PIL's `convert("RGB")`; colour to gray as PIL's `convert("L")`). Returns the
+/// pixels, height and width.
 ///
 /// JPEG files go through libjpeg-turbo, the decoder PIL uses, with its defaults (integer IDCT,
 /// smooth chroma upsampling), so the pixels are PIL's; other formats through the `image` crate.
@@ -89,10 +91,11 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, usize, usize)> {
     let total = image::ImageDecoder::total_bytes(&decoder) as usize + w * h * channels;
     super::reserve(&mut Vec::<u8>::new(), total, path)?;
     let im = image::DynamicImage::from_decoder(decoder).map_err(|e| bad(&e))?;
-    let px = if channels == 1 {
-        im.into_luma8().into_raw()
-    } else {
-        im.into_rgb8().into_raw()
+    let px = match (channels, im.color().has_color()) {
+        (1, false) => im.into_luma8().into_raw(),
+        // The image crate's own luma weighs sRGB's (0.2126, 0.7152, 0.0722); PIL's ITU-R 601.
+        (1, true) => grayscale(&im.into_rgb8().into_raw(), 3),
+        _ => im.into_rgb8().into_raw(),
     };
     Ok((px, h, w))
 }
@@ -104,22 +107,28 @@ fn decode_jpeg(path: &Path, bytes: &[u8], channels: usize) -> Result<(Vec<u8>, u
     let header = decompressor.read_header(bytes).map_err(bad)?;
     let (w, h) = (header.width, header.height);
     check_size(path, w, h)?;
-    let format = if channels == 1 {
-        turbojpeg::PixelFormat::GRAY
+    // A colour JPEG for a gray model is decoded to RGB and converted as PIL converts it, rather
+    // than taken from libjpeg's luma plane.
+    let gray_source = header.colorspace == turbojpeg::Colorspace::Gray;
+    let (format, c) = if channels == 1 && gray_source {
+        (turbojpeg::PixelFormat::GRAY, 1)
     } else {
-        turbojpeg::PixelFormat::RGB
+        (turbojpeg::PixelFormat::RGB, 3)
     };
     let mut px = Vec::new();
-    super::reserve(&mut px, w * h * channels, path)?;
-    px.resize(w * h * channels, 0);
+    super::reserve(&mut px, w * h * c, path)?;
+    px.resize(w * h * c, 0);
     let image = turbojpeg::Image {
         pixels: px.as_mut_slice(),
         width: w,
-        pitch: w * channels,
+        pitch: w * c,
         height: h,
         format,
     };
     decompressor.decompress(bytes, image).map_err(bad)?;
+    if c != channels {
+        px = grayscale(&px, 3);
+    }
     Ok((px, h, w))
 }
 
@@ -359,6 +368,33 @@ mod tests {
             t.image(0)[2] > 240 && t.image(0)[0] < 15,
             "JPEG blue: {:?}",
             &t.image(0)[..3]
+        );
+    }
+
+    #[test]
+    fn colour_files_for_a_gray_model_convert_as_pil_does() {
+        let dir = crate::testutil::tempdir("folder-luma");
+        // PIL's convert("L") of (200, 30, 90): (200*19595 + 30*38470 + 90*7471 + 0x8000) >> 16
+        // = 88 (the image crate's sRGB luma gives 70).
+        let rgb = RgbImage::from_fn(4, 2, |x, _| image::Rgb([200, 30 + x as u8, 90]));
+        let want: Vec<u8> = rgb.pixels().map(|p| grayscale(&p.0, 3)[0]).collect();
+        assert_eq!(want[0], 88);
+        rgb.save(dir.join("c.png")).unwrap();
+        assert_eq!(decode(&dir.join("c.png"), 1).unwrap(), (want, 2, 4));
+        // A colour JPEG: its RGB decoding, converted by the same formula.
+        rgb.save(dir.join("c.jpg")).unwrap();
+        let (px, h, w) = decode(&dir.join("c.jpg"), 3).unwrap();
+        assert_eq!(decode(&dir.join("c.jpg"), 1).unwrap(), (grayscale(&px, 3), h, w));
+        // Gray files stay as they are.
+        GrayImage::from_pixel(2, 2, image::Luma([77]))
+            .save(dir.join("g.jpg"))
+            .unwrap();
+        assert!(
+            decode(&dir.join("g.jpg"), 1)
+                .unwrap()
+                .0
+                .iter()
+                .all(|&v| v.abs_diff(77) <= 1)
         );
     }
 
