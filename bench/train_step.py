@@ -1,7 +1,8 @@
 """PyTorch reference for `darkmagic bench train`: the same network and training step.
 
-A CIFAR-style ResNet (He et al. 2016; 3x3 stem, 3 stages of basic blocks, 1x1 projection
-shortcuts) without SE, ReLU everywhere; SGD with Nesterov momentum 0.9, weight decay 5e-5;
+`--model resnet20|resnet32|resnet56`: a CIFAR-style ResNet (He et al. 2016; 3x3 stem, 3 stages
+of basic blocks, 1x1 projection shortcuts) without SE, ReLU everywhere; `mobilenet_v3_small`,
+`mobilenet_v3_large`: torchvision's, `efficientnet_b0`: timm's, dropout off. SGD with Nesterov momentum 0.9, weight decay 5e-5;
 cross-entropy with label smoothing 0.1; one fixed random batch; `loss.item()` every step as a
 training loop that logs its loss does. `--channels-last` and `--amp bf16|fp16` as timm's
 `--channels-last --amp --amp-dtype` (fp16 with torch.amp.GradScaler). Prints images per second
@@ -54,9 +55,21 @@ class CifarResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
 
 
+def model(name, in_ch, classes):
+    if name.startswith("resnet"):
+        return CifarResNet(int(name.removeprefix("resnet")), in_ch, classes)
+    if name == "efficientnet_b0":
+        import timm
+
+        return timm.create_model(name, num_classes=classes, in_chans=in_ch)
+    import torchvision
+
+    return getattr(torchvision.models, name)(num_classes=classes, dropout=0.0)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--depth", type=int, default=20)
+    ap.add_argument("--model", default="resnet20")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--image", default="3x32x32")
     ap.add_argument("--steps", type=int, default=50)
@@ -75,7 +88,7 @@ def main():
     if a.flush_denormal:
         torch.set_flush_denormal(True)
     c, h, w = (int(v) for v in a.image.split("x"))
-    net = CifarResNet(a.depth, c, a.classes).to(dev).train()
+    net = model(a.model, c, a.classes).to(dev).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-5)
     x = torch.randn(a.batch, c, h, w, device=dev)
     y = torch.randint(a.classes, (a.batch,), device=dev)
@@ -100,7 +113,7 @@ def main():
     for _ in range(a.steps):
         step()
     ips = a.steps * a.batch / (time.perf_counter() - start)
-    print(f"pytorch {torch.__version__} train resnet{a.depth} batch {a.batch} image {a.image} "
+    print(f"pytorch {torch.__version__} train {a.model} batch {a.batch} image {a.image} "
           f"device {dev} threads {torch.get_num_threads()} channels_last {str(a.channels_last).lower()} amp {a.amp}: "
           f"{ips:.1f} images/s")
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Compares darkmagic's training step with PyTorch's on the same network, in one run.
-# Usage: bench/train_step.sh [--steps N] [--threads T] [--device cpu|cuda] [--rounds R]
-#        [--batch B] [--image CxHxW] [--channels-last] [--amp off|bf16|fp16]
+# Usage: bench/train_step.sh [--model resnet20|...|mobilenet_v3_small|efficientnet_b0] [--steps N]
+#        [--threads T] [--device cpu|cuda] [--rounds R] [--batch B] [--image CxHxW]
+#        [--channels-last] [--amp off|bf16|fp16]
 # (--channels-last and --amp apply to both sides, as timm's flags of the same names)
 # Runs R alternating rounds of each (default 3) and reports the median images/s and the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=50; threads=0; device=auto; rounds=3; batch=128; image=3x32x32; cl=""; amp=off
+model=resnet20; steps=50; threads=0; device=auto; rounds=3; batch=128; image=3x32x32; cl=""; amp=off
 while [ $# -gt 0 ]; do
     case "$1" in
+        --model) model=$2; shift 2 ;;
         --steps) steps=$2; shift 2 ;;
         --threads) threads=$2; shift 2 ;;
         --device) device=$2; shift 2 ;;
@@ -25,9 +27,9 @@ bin=${DARKMAGIC_BIN:-target/release/darkmagic}
 common="--batch $batch --image $image --steps $steps --threads $threads --device $device --amp $amp $cl"
 dm=(); pt=()
 for r in $(seq "$rounds"); do
-    line=$("$bin" bench train --model resnet20 $common); echo "$line"
+    line=$("$bin" bench train --model "$model" $common); echo "$line"
     dm+=("$(echo "$line" | sed -E 's/.*: ([0-9.]+) images\/s/\1/')")
-    line=$(.venv/bin/python bench/train_step.py --depth 20 $common); echo "$line"
+    line=$(.venv/bin/python bench/train_step.py --model "$model" $common); echo "$line"
     pt+=("$(echo "$line" | sed -E 's/.*: ([0-9.]+) images\/s/\1/')")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

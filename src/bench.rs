@@ -33,17 +33,33 @@ pub struct TrainBench {
     pub amp: Option<Kind>,
 }
 
+/// The network bench/train_step.py builds: a ResNet without SE, ReLU everywhere; a MobileNetV3
+/// or EfficientNet-B0 as torchvision and timm build it, without dropout.
+fn bench_model(arch: Arch) -> ModelConfig {
+    if arch.is_resnet() {
+        ModelConfig {
+            arch,
+            se: false,
+            activation: Activation::Relu,
+            downscale_activation: Activation::Relu,
+            ..ModelConfig::default()
+        }
+    } else {
+        ModelConfig {
+            arch,
+            activation: Activation::Native,
+            downscale_activation: Activation::Native,
+            dropout: Some(0.0),
+            ..ModelConfig::default()
+        }
+    }
+}
+
 /// Returns training images per second over the timed steps.
 pub fn train_images_per_sec(b: &TrainBench) -> f64 {
     tch::manual_seed(0);
     let vs = VarStore::new(b.device);
-    let cfg = ModelConfig {
-        arch: b.arch,
-        se: false,
-        activation: Activation::Relu,
-        downscale_activation: Activation::Relu,
-        ..ModelConfig::default()
-    };
+    let cfg = bench_model(b.arch);
     let net = Net::new(&vs.root(), &cfg, b.image[0], b.classes);
     if b.channels_last {
         crate::model::to_channels_last(&vs);

@@ -36,7 +36,7 @@ for batch in 128 512; do
         d=(); p=()
         for round in 1 2 3; do
             d+=("$("$bin" bench train --model resnet20 "${args[@]}" | ips)")
-            p+=("$("$python" bench/train_step.py --depth 20 "${args[@]}" 2>/dev/null | ips)")
+            p+=("$("$python" bench/train_step.py --model resnet20 "${args[@]}" 2>/dev/null | ips)")
         done
         md=$(median "${d[@]}"); mp=$(median "${p[@]}")
         echo "batch $batch $name: darkmagic $md, pytorch $mp, ratio $(awk -v a="$md" -v b="$mp" 'BEGIN {printf "%.3f", a/b}')"
