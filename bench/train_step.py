@@ -1,8 +1,9 @@
 """PyTorch reference for `darkmagic bench train`: the same network and training step.
 
 `--model resnet20|resnet32|resnet56`: a CIFAR-style ResNet (He et al. 2016; 3x3 stem, 3 stages
-of basic blocks, 1x1 projection shortcuts) without SE, ReLU everywhere; `mobilenet_v3_small`,
-`mobilenet_v3_large`: torchvision's, `efficientnet_b0`: timm's, dropout off. SGD with Nesterov momentum 0.9, weight decay 5e-5;
+of basic blocks, 1x1 projection shortcuts) without SE, ReLU everywhere; `resnet18|34|50`,
+`mobilenet_v3_small`, `mobilenet_v3_large`: torchvision's, `efficientnet_b0`: timm's, dropout
+off. SGD with Nesterov momentum 0.9, weight decay 5e-5;
 cross-entropy with label smoothing 0.1; one fixed random batch; `loss.item()` every step as a
 training loop that logs its loss does. `--channels-last` and `--amp bf16|fp16` as timm's
 `--channels-last --amp --amp-dtype` (fp16 with torch.amp.GradScaler). Prints images per second
@@ -56,7 +57,7 @@ class CifarResNet(nn.Module):
 
 
 def model(name, in_ch, classes):
-    if name.startswith("resnet"):
+    if name in ("resnet20", "resnet32", "resnet56"):
         return CifarResNet(int(name.removeprefix("resnet")), in_ch, classes)
     if name == "efficientnet_b0":
         import timm
@@ -64,7 +65,8 @@ def model(name, in_ch, classes):
         return timm.create_model(name, num_classes=classes, in_chans=in_ch)
     import torchvision
 
-    return getattr(torchvision.models, name)(num_classes=classes, dropout=0.0)
+    extra = {"dropout": 0.0} if name.startswith("mobilenet") else {}
+    return getattr(torchvision.models, name)(num_classes=classes, **extra)
 
 
 def main():
