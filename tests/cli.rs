@@ -423,3 +423,22 @@ fn photo_folder_decoded_per_batch_trains_and_previews() {
     let colours: std::collections::HashSet<_> = g.pixels().map(|p| p.0).collect();
     assert!(colours.len() > 1000, "real photographs: {} colours", colours.len());
 }
+
+/// The checklists the docs show still plan what their tables report (docs/breadth/digits.toml
+/// needs its teacher run, so it is left out).
+#[test]
+fn documented_checklists_plan_their_trials() {
+    for (recipe, arms) in [
+        ("docs/tuning/fixed.toml", 3),
+        ("docs/tuning/tuned.toml", 3),
+        ("docs/breadth/mobilenet.toml", 7),
+    ] {
+        let o = common::bin()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["checklist", "--dry-run", "--recipe", recipe])
+            .output()
+            .unwrap();
+        let text = common::ok(o);
+        assert!(text.contains(&format!("({arms} arms x 3 seeds)")), "{recipe}: {text}");
+    }
+}
