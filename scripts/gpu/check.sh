@@ -16,15 +16,7 @@ device=${CHECK_DEVICE:-cuda}
 steps=${CHECK_STEPS:-200}
 warmup=${CHECK_WARMUP:-30}
 images=${CHECK_IMAGES:-10000}
-python=${PYTHON:-$(command -v python3)}
-[ -x .venv/bin/python ] && [ "$device" = cpu ] && python=.venv/bin/python
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-torch_lib=$("$python" -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
-site=$(dirname "$(dirname "$torch_lib")")
-nv=$(ls -d "$site"/nvidia/*/lib 2>/dev/null | tr '\n' ':')
-export LD_LIBRARY_PATH="$PWD/gpu/lib:$torch_lib:$nv${LD_LIBRARY_PATH:-}"
-"$python" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-ldd "$bin" | grep "not found" && echo "missing libraries"
+source scripts/gpu/env.sh
 ips() { sed -E 's/.*: ([0-9.]+) images\/s/\1/'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
