@@ -64,7 +64,7 @@ struct Family {
 }
 
 /// MobileNetV3's table (torchvision's `_mobilenet_v3_conf`): (kernel, expanded, out, SE,
-/// hard-swish, stride) per block; a stride-2 block after the first starts a stage.
+/// hard-swish, stride) per block; the first block and each later stride-2 block start a stage.
 fn mobilenet_v3(large: bool) -> Family {
     const LARGE: [(i64, i64, i64, bool, bool, i64); 15] = [
         (3, 16, 16, false, false, 1),
