@@ -5,7 +5,7 @@ use darkmagic::model::{Net, import};
 use darkmagic::recipe::{Activation, Arch, ModelConfig};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Tensor};
@@ -147,14 +147,21 @@ fn same_outputs(name: &str, cfg: &ModelConfig) {
     let _ = std::fs::remove_dir_all(out);
 }
 
-/// The recipe overrides for torchvision's ResNet-18 and its evaluation transform (Resize 73,
+/// torchvision's ResNet-18 as a recipe: no SE, ReLU everywhere.
+const RESNET18: &[&str] = &[
+    "model.arch=resnet18",
+    "model.se=false",
+    "model.activation=relu",
+    "model.downscale_activation=relu",
+];
+
+/// timm's EfficientNet-B0 as a recipe: its own activations everywhere.
+const EFFICIENTNET_B0: &[&str] = &["model.arch=efficientnet_b0", "model.downscale_activation=native"];
+
+/// The recipe overrides for the `model` and torchvision's evaluation transform (Resize 73,
 /// CenterCrop 64, ImageNet normalisation, PIL bilinear) on the image folder `images`.
-fn torchvision_recipe(images: &Path) -> Vec<String> {
-    [
-        "model.arch=resnet18",
-        "model.se=false",
-        "model.activation=relu",
-        "model.downscale_activation=relu",
+fn torchvision_recipe(images: &Path, model: &[&str]) -> Vec<String> {
+    let data = [
         "data.dataset=folder",
         &format!("data.path=\"{}\"", images.display()),
         "data.image_size=64",
@@ -163,29 +170,35 @@ fn torchvision_recipe(images: &Path) -> Vec<String> {
         "data.std=[0.229, 0.224, 0.225]",
         "augment.eval_crop_fraction=0.875",
         "augment.interpolation=bilinear",
-    ]
-    .iter()
-    .flat_map(|s| ["--set".to_string(), s.to_string()])
-    .collect()
+    ];
+    model
+        .iter()
+        .copied()
+        .chain(data.iter().copied())
+        .flat_map(|s| ["--set".to_string(), s.to_string()])
+        .collect()
 }
 
-fn darkmagic(command: &str, weights: &Path, images: &Path, extra: &[&str]) -> Output {
+fn darkmagic(command: &str, weights: &Path, images: &Path, model: &[&str], extra: &[&str]) -> Output {
     let mut c = common::bin();
     c.args([command, "--weights", weights.to_str().unwrap()]);
-    c.args(torchvision_recipe(images)).args(extra);
+    c.args(torchvision_recipe(images, model)).args(extra);
     c.output().unwrap()
 }
 
-#[test]
-fn torchvision_resnet18_state_dict_predicts_torchvisions_logits_on_image_files() {
-    let out = common::golden("reference_model.py", "torchvision-predict", &["resnet18", "images"]);
+/// `predict --logits` with the reference `name`'s state dict (scripts/golden/reference_model.py
+/// NAME images) and the recipe `model` on its 10 image files: every logit within 1e-4 of the
+/// reference's and the same top-1. Returns the golden folder and how many images' top-1 is
+/// their folder's class.
+fn predicts_reference_logits(name: &str, model: &[&str]) -> (PathBuf, usize) {
+    let out = common::golden("reference_model.py", &format!("{name}-predict"), &[name, "images"]);
     let (weights, images) = (out.join("weights.safetensors"), out.join("images"));
     let golden = common::read_json(&out.join("predict.json"));
-
     let json = common::ok(darkmagic(
         "predict",
         &weights,
         &images,
+        model,
         &["--logits", "--format", "json", images.to_str().unwrap()],
     ));
     let rows: Value = serde_json::from_str(&json).unwrap();
@@ -207,11 +220,37 @@ fn torchvision_resnet18_state_dict_predicts_torchvisions_logits_on_image_files()
             worst = worst.max((a - b).abs());
         }
         let argmax = (0..10).max_by(|&i, &j| theirs[i].total_cmp(&theirs[j])).unwrap();
-        assert_eq!(row["top"][0]["index"], argmax, "{image}");
+        assert_eq!(row["top"][0]["index"], argmax, "{name} {image}");
         correct += usize::from(g["label"] == argmax);
     }
-    eprintln!("max |darkmagic - torchvision| logit: {worst:e}");
-    assert!(worst < 1e-4, "max |darkmagic - torchvision| = {worst}");
+    eprintln!("{name}: max |darkmagic - reference| logit on image files: {worst:e}");
+    assert!(worst < 1e-4, "{name}: max |darkmagic - reference| = {worst}");
+    (out, correct)
+}
+
+/// A data set of 2 classes (two of `images`' files) under `dir`: predicting it with a 10-class
+/// state dict is a class-count error that names the classifier tensor `classifier`.
+fn two_classes_are_refused(weights: &Path, images: &Path, dir: &Path, model: &[&str], classifier: &str) {
+    for c in ["c0", "c1"] {
+        std::fs::create_dir_all(dir.join(c)).unwrap();
+        std::fs::copy(
+            images.join(c).join(format!("img{}.png", &c[1..])),
+            dir.join(c).join("a.png"),
+        )
+        .unwrap();
+    }
+    let failed = darkmagic("predict", weights, dir, model, &[dir.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "{e}");
+    let want =
+        format!("class count: its classifier `{classifier}` has shape [10] (10 classes); the model has 2 classes");
+    assert!(e.contains("weights.safetensors") && e.contains(&want), "{e}");
+}
+
+#[test]
+fn torchvision_resnet18_state_dict_predicts_torchvisions_logits_on_image_files() {
+    let (out, correct) = predicts_reference_logits("resnet18", RESNET18);
+    let (weights, images) = (out.join("weights.safetensors"), out.join("images"));
 
     // eval on the same files: every image's label is its folder's.
     let eval_dir = out.join("eval");
@@ -219,28 +258,20 @@ fn torchvision_resnet18_state_dict_predicts_torchvisions_logits_on_image_files()
         "eval",
         &weights,
         &images,
+        RESNET18,
         &["--split", "all", "--out", eval_dir.to_str().unwrap()],
     ));
     let v = common::read_json(&eval_dir.join("all.json"));
     assert_eq!(v["top1"].as_f64().unwrap(), correct as f64 / 10.0);
+    two_classes_are_refused(&weights, &images, &out.join("two"), RESNET18, "fc.bias");
+    let _ = std::fs::remove_dir_all(out);
+}
 
-    // A data set of 2 classes does not fit the 10-class classifier.
-    let two = out.join("two");
-    for c in ["c0", "c1"] {
-        std::fs::create_dir_all(two.join(c)).unwrap();
-        std::fs::copy(
-            images.join(c).join(format!("img{}.png", &c[1..])),
-            two.join(c).join("a.png"),
-        )
-        .unwrap();
-    }
-    let failed = darkmagic("predict", &weights, &two, &[two.to_str().unwrap()]);
-    let e = String::from_utf8_lossy(&failed.stderr);
-    assert!(!failed.status.success(), "{e}");
-    assert!(
-        e.contains("weights.safetensors")
-            && e.contains("class count: its classifier `fc.bias` has shape [10] (10 classes); the model has 2 classes"),
-        "{e}"
-    );
+/// timm's EfficientNet-B0 state dict through `predict --weights`, as a timm user's checkpoint.
+#[test]
+fn timm_efficientnet_b0_state_dict_predicts_timms_logits_on_image_files() {
+    let (out, _) = predicts_reference_logits("efficientnet_b0", EFFICIENTNET_B0);
+    let (weights, images) = (out.join("weights.safetensors"), out.join("images"));
+    two_classes_are_refused(&weights, &images, &out.join("two"), EFFICIENTNET_B0, "classifier.bias");
     let _ = std::fs::remove_dir_all(out);
 }
