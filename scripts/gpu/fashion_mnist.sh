@@ -27,6 +27,13 @@ if [ "${1:-}" = --stage ]; then
     du -sh gpu/data
     exit 0
 fi
+for var in CAMPAIGN_IMAGES CAMPAIGN_SECONDS CAMPAIGN_TRIALS_PER_GPU; do
+    value=${!var:-}
+    if [ -n "$value" ] && ! [[ "$value" =~ ^[1-9][0-9]*$ ]]; then
+        echo "$var: got '$value'; expected a whole number >= 1" >&2
+        exit 2
+    fi
+done
 bin=${1:-gpu/darkmagic}
 shift
 device=${CHECK_DEVICE:-cuda}
