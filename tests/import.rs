@@ -140,10 +140,13 @@ fn same_outputs(name: &str, cfg: &ModelConfig) {
     let got = tch::no_grad(|| net.forward_t(&io["input"], false));
     let diff = (&got - &io["output"]).abs().max().double_value(&[]);
     // 1e-4, relative to the logits' spread where that is below 1 (MobileNetV3's hard-swish
-    // head keeps its logits near 0.1).
-    let scale = io["output"].std(true).double_value(&[]).min(1.0);
-    eprintln!("{name}: max abs difference to the reference: {diff:e} (logits' std {scale:.3})");
-    assert!(diff < 1e-4 * scale, "{name}: max |darkmagic - reference| = {diff}");
+    // head keeps its logits near 0.1), plus float32's rounding through a deep network: 1e-6 of
+    // the spread (the reference's own float32 logits of ResNet-50d, std 245, are 2.6e-4 from
+    // its float64 logits; darkmagic sums small-map convolutions in another order).
+    let std = io["output"].std(true).double_value(&[]);
+    let tolerance = 1e-4 * std.min(1.0) + 1e-6 * std;
+    eprintln!("{name}: max abs difference to the reference: {diff:e} (logits' std {std:.3}, tolerance {tolerance:e})");
+    assert!(diff < tolerance, "{name}: max |darkmagic - reference| = {diff}");
     let _ = std::fs::remove_dir_all(out);
 }
 

@@ -60,21 +60,13 @@ pub const KAIMING_FAN_OUT: nn::Init = nn::Init::Kaiming {
 
 /// Convolution without bias, padding `k / 2`, initialised as torchvision's ResNet does
 /// ([`KAIMING_FAN_OUT`]).
-pub fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
+pub fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> Conv {
     grouped_conv(p, c_in, c_out, k, stride, 1, KAIMING_FAN_OUT)
 }
 
 /// Convolution without bias, padding `k / 2`, in `groups` groups (`groups = c_in = c_out`: a
 /// depthwise convolution), initialised by `init`.
-pub fn grouped_conv(
-    p: nn::Path,
-    c_in: i64,
-    c_out: i64,
-    k: i64,
-    stride: i64,
-    groups: i64,
-    init: nn::Init,
-) -> nn::Conv2D {
+pub fn grouped_conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, groups: i64, init: nn::Init) -> Conv {
     let cfg = nn::ConvConfig {
         stride,
         padding: k / 2,
@@ -83,7 +75,62 @@ pub fn grouped_conv(
         ws_init: init,
         ..Default::default()
     };
-    nn::conv2d(p, c_in, c_out, k, cfg)
+    Conv {
+        inner: nn::conv2d(p, c_in, c_out, k, cfg),
+        small_map_dense: k == 3 && stride == 1 && groups == 1,
+    }
+}
+
+/// A bias-free convolution with padding `k / 2` (PyTorch's `Conv2d`; the weight is the
+/// parameter `weight`, as torchvision names it).
+///
+/// A 3x3, stride-1, ungrouped convolution over a map of at most 2x2 on the CPU runs as one
+/// matrix product instead (see [`small_map_conv3x3`]): the deepest stage of a ResNet on small
+/// images (ResNet-20 on 8x8 digits, ResNet-18 on 32x32) has such maps, where libtorch's
+/// convolution kernels spend most of their time on padding taps.
+#[derive(Debug)]
+pub struct Conv {
+    inner: nn::Conv2D,
+    small_map_dense: bool,
+}
+
+impl nn::Module for Conv {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let (h, w) = (xs.size()[2], xs.size()[3]);
+        if self.small_map_dense && h <= 2 && w <= 2 && xs.device() == tch::Device::Cpu {
+            small_map_conv3x3(xs, &self.inner.ws)
+        } else {
+            xs.apply(&self.inner)
+        }
+    }
+}
+
+/// A 3x3 convolution, stride 1, padding 1, of `xs` `(N, C_in, H, W)` with `H, W <= 2`, as one
+/// matrix product: on such a map every output position sees every input position, through the
+/// tap `(p_h - o_h + 1, p_w - o_w + 1)`, so the convolution is the dense linear map whose
+/// `((o, c_out), (p, c_in))` entry is `weight[c_out, c_in, tap(o, p)]`. It skips the padding
+/// taps (on a 2x2 map, 4 of each output's 9), and its gradients are two matrix products and an
+/// index-add, where libtorch's CPU convolution backward is an order of magnitude slower at
+/// this size. Equal to `conv2d` up to float rounding; the output keeps the memory order of
+/// `xs` (channels-last stays channels-last).
+pub fn small_map_conv3x3(xs: &Tensor, weight: &Tensor) -> Tensor {
+    let (n, c_in, h, w) = xs.size4().expect("a 4-D batch");
+    let c_out = weight.size()[0];
+    let positions = h * w;
+    let taps: Vec<i64> = (0..positions)
+        .flat_map(|o| (0..positions).map(move |p| (p / w - o / w + 1) * 3 + (p % w - o % w + 1)))
+        .collect();
+    let taps = Tensor::from_slice(&taps).to_device(xs.device());
+    // (c_out, tap, c_in): a view of a channels-last weight.
+    let by_tap = weight.permute([0, 2, 3, 1]).reshape([c_out, 9, c_in]);
+    let dense = by_tap
+        .index_select(1, &taps)
+        .view([c_out, positions, positions, c_in])
+        .transpose(0, 1)
+        .reshape([positions * c_out, positions * c_in]);
+    let flat = xs.permute([0, 2, 3, 1]).reshape([n, positions * c_in]);
+    let ys = flat.matmul(&dense.tr()).view([n, h, w, c_out]).permute([0, 3, 1, 2]);
+    if xs.is_contiguous() { ys.contiguous() } else { ys }
 }
 
 /// Batch norm with weight `gamma` (1, or 0 for the last norm of a residual branch), bias 0,
@@ -318,7 +365,7 @@ pub struct HeadSpec {
 /// A convolution followed by batch norm, the unit residual branches are made of.
 #[derive(Debug)]
 pub struct ConvBn {
-    pub conv: nn::Conv2D,
+    pub conv: Conv,
     pub bn: nn::BatchNorm,
 }
 
@@ -332,6 +379,62 @@ impl ConvBn {
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    /// Output, input gradient and weight gradient of `f(x, w)` against a fixed output gradient.
+    fn conv_and_grads(f: impl Fn(&Tensor, &Tensor) -> Tensor, x: &Tensor, w: &Tensor) -> [Tensor; 3] {
+        let (x, w) = (x.detach().set_requires_grad(true), w.detach().set_requires_grad(true));
+        let y = f(&x, &w);
+        let g = Tensor::randn(y.size(), (Kind::Float, Device::Cpu));
+        (&y * g).sum(Kind::Float).backward();
+        [y.detach(), x.grad(), w.grad()]
+    }
+
+    #[test]
+    fn small_map_conv_equals_conv2d_with_its_gradients_in_both_memory_orders() {
+        for (h, w) in [(2, 2), (1, 1), (1, 2), (2, 1)] {
+            for channels_last in [false, true] {
+                tch::manual_seed(h * 10 + w);
+                let x = crate::model::in_memory_order(
+                    Tensor::randn([5, 6, h, w], (Kind::Float, Device::Cpu)),
+                    channels_last,
+                );
+                let wt = crate::model::in_memory_order(
+                    Tensor::randn([7, 6, 3, 3], (Kind::Float, Device::Cpu)),
+                    channels_last,
+                );
+                tch::manual_seed(1);
+                let want = conv_and_grads(|x, w| x.conv2d(w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1), &x, &wt);
+                tch::manual_seed(1);
+                let got = conv_and_grads(small_map_conv3x3, &x, &wt);
+                for (name, a, b) in [("output", 0, 0), ("input grad", 1, 1), ("weight grad", 2, 2)]
+                    .map(|(n, i, j)| (n, &want[i], &got[j]))
+                {
+                    assert_eq!(a.size(), b.size(), "{name} {h}x{w}");
+                    let diff = (a - b).abs().max().double_value(&[]);
+                    assert!(diff < 1e-5, "{name} {h}x{w} channels_last {channels_last}: {diff}");
+                }
+                let y = &got[0];
+                assert_eq!(y.is_contiguous(), x.is_contiguous(), "{h}x{w} keeps the memory order");
+            }
+        }
+    }
+
+    #[test]
+    fn conv_module_equals_the_convolution_on_every_map_size() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let c3 = conv(vs.root() / "a", 4, 4, 3, 1);
+        let strided = conv(vs.root() / "b", 4, 4, 3, 2);
+        let depthwise = grouped_conv(vs.root() / "c", 4, 4, 3, 1, 4, KAIMING_FAN_OUT);
+        for size in [1, 2, 3, 5] {
+            let x = Tensor::randn([2, 4, size, size], (Kind::Float, Device::Cpu));
+            for c in [&c3, &strided] {
+                let want = x.apply(&c.inner);
+                let diff = (x.apply(c) - want).abs().max().double_value(&[]);
+                assert!(diff < 1e-5, "{size}x{size}: {diff}");
+            }
+        }
+        assert!(c3.small_map_dense && !strided.small_map_dense && !depthwise.small_map_dense);
+    }
 
     #[test]
     fn blur_pool_is_a_reflect_padded_binomial_filter_at_stride_2() {
