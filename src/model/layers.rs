@@ -77,32 +77,65 @@ pub fn grouped_conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, gro
     };
     Conv {
         inner: nn::conv2d(p, c_in, c_out, k, cfg),
-        small_map_dense: k == 3 && stride == 1 && groups == 1,
+        kernel: k,
+        stride,
+        groups,
     }
 }
 
 /// A bias-free convolution with padding `k / 2` (PyTorch's `Conv2d`; the weight is the
 /// parameter `weight`, as torchvision names it).
 ///
-/// A 3x3, stride-1, ungrouped convolution over a map of at most 2x2 on the CPU runs as one
-/// matrix product instead (see [`small_map_conv3x3`]): the deepest stage of a ResNet on small
-/// images (ResNet-20 on 8x8 digits, ResNet-18 on 32x32) has such maps, where libtorch's
-/// convolution kernels spend most of their time on padding taps.
+/// On the CPU, two ungrouped cases run as matrix products instead of libtorch's convolution:
+/// - a 3x3, stride-1 convolution over a map of at most 2x2 ([`small_map_conv3x3`]): the
+///   deepest stage of a ResNet on small images (ResNet-20 on 8x8 digits, ResNet-18 on 32x32)
+///   has such maps, where the convolution kernels spend most of their time on padding taps;
+/// - a 1x1 convolution with stride > 1 and fewer than 8 input channels ([`pointwise_conv`]),
+///   whose channels-last weight gradient corrupts the heap in libtorch 2.13's oneDNN on AVX2
+///   CPUs (seen on an AMD EPYC: 2, 3, 4 or 6 input channels, 8x8 maps, stride 2; a ResNet-20
+///   of width 0.25 crashed in training).
 #[derive(Debug)]
 pub struct Conv {
     inner: nn::Conv2D,
-    small_map_dense: bool,
+    kernel: i64,
+    stride: i64,
+    groups: i64,
 }
 
 impl nn::Module for Conv {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let (h, w) = (xs.size()[2], xs.size()[3]);
-        if self.small_map_dense && h <= 2 && w <= 2 && xs.device() == tch::Device::Cpu {
-            small_map_conv3x3(xs, &self.inner.ws)
-        } else {
-            xs.apply(&self.inner)
+        let (c_in, h, w) = (xs.size()[1], xs.size()[2], xs.size()[3]);
+        if xs.device() != tch::Device::Cpu || self.groups != 1 {
+            return xs.apply(&self.inner);
+        }
+        match self.kernel {
+            3 if self.stride == 1 && h <= 2 && w <= 2 => small_map_conv3x3(xs, &self.inner.ws),
+            1 if self.stride > 1 && c_in < 8 => pointwise_conv(xs, &self.inner.ws, self.stride),
+            _ => xs.apply(&self.inner),
         }
     }
+}
+
+/// A 1x1 convolution of `xs` `(N, C_in, H, W)` with stride `stride` (no padding), as a matrix
+/// product over the channels of every `stride`-th position. Equal to `conv2d` up to float
+/// rounding; the output keeps the memory order of `xs`.
+pub fn pointwise_conv(xs: &Tensor, weight: &Tensor, stride: i64) -> Tensor {
+    let (c_out, c_in) = (weight.size()[0], weight.size()[1]);
+    let sampled = if stride > 1 {
+        xs.slice(2, 0, None, stride).slice(3, 0, None, stride)
+    } else {
+        xs.shallow_clone()
+    };
+    let ys = sampled
+        .permute([0, 2, 3, 1])
+        .matmul(&weight.view([c_out, c_in]).tr())
+        .permute([0, 3, 1, 2]);
+    same_memory_order(ys, xs)
+}
+
+/// `ys` in the memory order of `xs`: contiguous if `xs` is, else as it is (channels-last).
+fn same_memory_order(ys: Tensor, xs: &Tensor) -> Tensor {
+    if xs.is_contiguous() { ys.contiguous() } else { ys }
 }
 
 /// A 3x3 convolution, stride 1, padding 1, of `xs` `(N, C_in, H, W)` with `H, W <= 2`, as one
@@ -130,7 +163,7 @@ pub fn small_map_conv3x3(xs: &Tensor, weight: &Tensor) -> Tensor {
         .reshape([positions * c_out, positions * c_in]);
     let flat = xs.permute([0, 2, 3, 1]).reshape([n, positions * c_in]);
     let ys = flat.matmul(&dense.tr()).view([n, h, w, c_out]).permute([0, 3, 1, 2]);
-    if xs.is_contiguous() { ys.contiguous() } else { ys }
+    same_memory_order(ys, xs)
 }
 
 /// Batch norm with weight `gamma` (1, or 0 for the last norm of a residual branch), bias 0,
@@ -384,56 +417,100 @@ mod tests {
     fn conv_and_grads(f: impl Fn(&Tensor, &Tensor) -> Tensor, x: &Tensor, w: &Tensor) -> [Tensor; 3] {
         let (x, w) = (x.detach().set_requires_grad(true), w.detach().set_requires_grad(true));
         let y = f(&x, &w);
-        let g = Tensor::randn(y.size(), (Kind::Float, Device::Cpu));
+        // A fixed output gradient without the global generator, which parallel tests share.
+        let g = Tensor::arange(y.numel() as i64, (Kind::Float, Device::Cpu))
+            .sin()
+            .view(y.size().as_slice());
         (&y * g).sum(Kind::Float).backward();
         [y.detach(), x.grad(), w.grad()]
+    }
+
+    /// Asserts that `f(x, w)` equals the convolution `conv2d(x, w, stride, padding)` with its
+    /// gradients, for `x` of shape `x_shape` and `w` of `w_shape` in both memory orders, and
+    /// keeps the memory order of `x`. The reference runs in NCHW order (see [`Conv`] on
+    /// channels-last 1x1 weight gradients).
+    fn assert_equals_conv2d(
+        f: impl Fn(&Tensor, &Tensor) -> Tensor,
+        x_shape: [i64; 4],
+        w_shape: [i64; 4],
+        stride: i64,
+        padding: i64,
+    ) {
+        for channels_last in [false, true] {
+            let order = |t: Tensor| crate::model::in_memory_order(t, channels_last);
+            let x = order(Tensor::randn(x_shape, (Kind::Float, Device::Cpu)));
+            let w = order(Tensor::randn(w_shape, (Kind::Float, Device::Cpu)));
+            let reference = |x: &Tensor, w: &Tensor| {
+                x.contiguous()
+                    .conv2d(&w.contiguous(), None::<Tensor>, [stride; 2], [padding; 2], [1, 1], 1)
+            };
+            let want = conv_and_grads(reference, &x, &w);
+            let got = conv_and_grads(&f, &x, &w);
+            for (name, a, b) in [
+                ("output", &want[0], &got[0]),
+                ("input grad", &want[1], &got[1]),
+                ("weight grad", &want[2], &got[2]),
+            ] {
+                assert_eq!(a.size(), b.size(), "{name} of {x_shape:?}");
+                let diff = (a - b).abs().max().double_value(&[]);
+                assert!(
+                    diff < 1e-5,
+                    "{name} of {x_shape:?}, channels_last {channels_last}: {diff}"
+                );
+            }
+            let kept = if channels_last {
+                got[0].stride()[1] == 1
+            } else {
+                got[0].is_contiguous()
+            };
+            assert!(
+                kept,
+                "{x_shape:?}, channels_last {channels_last}: output strides {:?}",
+                got[0].stride()
+            );
+        }
     }
 
     #[test]
     fn small_map_conv_equals_conv2d_with_its_gradients_in_both_memory_orders() {
         for (h, w) in [(2, 2), (1, 1), (1, 2), (2, 1)] {
-            for channels_last in [false, true] {
-                tch::manual_seed(h * 10 + w);
-                let x = crate::model::in_memory_order(
-                    Tensor::randn([5, 6, h, w], (Kind::Float, Device::Cpu)),
-                    channels_last,
-                );
-                let wt = crate::model::in_memory_order(
-                    Tensor::randn([7, 6, 3, 3], (Kind::Float, Device::Cpu)),
-                    channels_last,
-                );
-                tch::manual_seed(1);
-                let want = conv_and_grads(|x, w| x.conv2d(w, None::<Tensor>, [1, 1], [1, 1], [1, 1], 1), &x, &wt);
-                tch::manual_seed(1);
-                let got = conv_and_grads(small_map_conv3x3, &x, &wt);
-                for (name, a, b) in [("output", 0, 0), ("input grad", 1, 1), ("weight grad", 2, 2)]
-                    .map(|(n, i, j)| (n, &want[i], &got[j]))
-                {
-                    assert_eq!(a.size(), b.size(), "{name} {h}x{w}");
-                    let diff = (a - b).abs().max().double_value(&[]);
-                    assert!(diff < 1e-5, "{name} {h}x{w} channels_last {channels_last}: {diff}");
-                }
-                let y = &got[0];
-                assert_eq!(y.is_contiguous(), x.is_contiguous(), "{h}x{w} keeps the memory order");
-            }
+            assert_equals_conv2d(small_map_conv3x3, [5, 6, h, w], [7, 6, 3, 3], 1, 1);
+        }
+    }
+
+    #[test]
+    fn pointwise_conv_equals_conv2d_with_its_gradients_in_both_memory_orders() {
+        for (c_in, size, stride) in [(6, 4, 1), (4, 8, 2), (3, 5, 2), (16, 3, 3)] {
+            let f = |x: &Tensor, w: &Tensor| pointwise_conv(x, w, stride);
+            assert_equals_conv2d(f, [5, c_in, size, size], [7, c_in, 1, 1], stride, 0);
         }
     }
 
     #[test]
     fn conv_module_equals_the_convolution_on_every_map_size() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let c3 = conv(vs.root() / "a", 4, 4, 3, 1);
-        let strided = conv(vs.root() / "b", 4, 4, 3, 2);
-        let depthwise = grouped_conv(vs.root() / "c", 4, 4, 3, 1, 4, KAIMING_FAN_OUT);
-        for size in [1, 2, 3, 5] {
-            let x = Tensor::randn([2, 4, size, size], (Kind::Float, Device::Cpu));
-            for c in [&c3, &strided] {
-                let want = x.apply(&c.inner);
-                let diff = (x.apply(c) - want).abs().max().double_value(&[]);
-                assert!(diff < 1e-5, "{size}x{size}: {diff}");
+        for (i, (c_in, k, stride, groups)) in [
+            (4, 3, 1, 1),
+            (4, 3, 2, 1),
+            (4, 3, 1, 4),
+            (4, 1, 1, 1),
+            (4, 1, 2, 1),
+            (8, 1, 2, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let c = grouped_conv(vs.root() / i.to_string(), c_in, 8, k, stride, groups, KAIMING_FAN_OUT);
+            for size in [1, 2, 3, 5, 9] {
+                let x = Tensor::randn([2, c_in, size, size], (Kind::Float, Device::Cpu));
+                let want = x.conv2d(&c.inner.ws, None::<Tensor>, [stride; 2], [k / 2; 2], [1, 1], groups);
+                let diff = (x.apply(&c) - want).abs().max().double_value(&[]);
+                assert!(
+                    diff < 1e-5,
+                    "k {k} stride {stride} groups {groups} on {size}x{size}: {diff}"
+                );
             }
         }
-        assert!(c3.small_map_dense && !strided.small_map_dense && !depthwise.small_map_dense);
     }
 
     #[test]
