@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// mimalloc for the whole process: with its `override` feature the binary also exports
 /// `malloc`/`free`, so libtorch's tensor buffers come from it too. A small CPU training step
 /// allocates and frees a few hundred tensors; glibc's malloc spent about 7% of a ResNet-20
-/// digits step there (`perf`), and mimalloc makes the step 6-9% faster (BENCHMARKS.md).
+/// digits step there (`perf`), and mimalloc makes the step about 1.07x faster (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

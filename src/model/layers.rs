@@ -104,7 +104,8 @@ pub struct Conv {
 
 impl nn::Module for Conv {
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let (c_in, h, w) = (xs.size()[1], xs.size()[2], xs.size()[3]);
+        let size = xs.size();
+        let (c_in, h, w) = (size[1], size[2], size[3]);
         if xs.device() != tch::Device::Cpu || self.groups != 1 {
             return xs.apply(&self.inner);
         }
@@ -121,12 +122,9 @@ impl nn::Module for Conv {
 /// rounding; the output keeps the memory order of `xs`.
 pub fn pointwise_conv(xs: &Tensor, weight: &Tensor, stride: i64) -> Tensor {
     let (c_out, c_in) = (weight.size()[0], weight.size()[1]);
-    let sampled = if stride > 1 {
-        xs.slice(2, 0, None, stride).slice(3, 0, None, stride)
-    } else {
-        xs.shallow_clone()
-    };
-    let ys = sampled
+    let ys = xs
+        .slice(2, 0, None, stride)
+        .slice(3, 0, None, stride)
         .permute([0, 2, 3, 1])
         .matmul(&weight.view([c_out, c_in]).tr())
         .permute([0, 3, 1, 2]);

@@ -83,9 +83,10 @@ pub fn configure_cpu(threads: usize) {
 
 /// Stops glibc's malloc, where it is the process's allocator (a program linking this library;
 /// the `darkmagic` binary replaces it with mimalloc), from handing large freed blocks back to
-/// the kernel after every training step. Tensors of a few MB are freed and reallocated each step; by default glibc
-/// serves them with fresh `mmap`s, and the page faults of zeroing those pages cost about 15% of
-/// a ResNet-20 step on CPU (measured with `perf`: `clear_page_erms`, `exc_page_fault`).
+/// the kernel after every training step. Tensors of a few MB are freed and reallocated each
+/// step; by default glibc serves them with fresh `mmap`s, and the page faults of zeroing those
+/// pages cost about 15% of a ResNet-20 step on CPU (measured with `perf`: `clear_page_erms`,
+/// `exc_page_fault`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
     const M_TRIM_THRESHOLD: i32 = -1;
