@@ -292,6 +292,37 @@ mod tests {
         assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
     }
 
+    /// Every accuracy a run can record, k/179 (the digits' validation split) and k/10000
+    /// (CIFAR-10 and Fashion-MNIST's test splits), is read back with the bits it was written
+    /// with. serde_json without `float_roundtrip` parses some shortest representations to the
+    /// neighbouring double (162/179 = 0.9050279329608939 came back as ...894), and every
+    /// "identical summary after resume" comparison rests on exact reads.
+    #[test]
+    fn accuracies_read_back_bit_for_bit() {
+        let dir = RunDir::create(&crate::testutil::tempdir("rundir-bits")).unwrap();
+        let values: Vec<f64> = (0..=179)
+            .map(|k| k as f64 / 179.0)
+            .chain((0..=10_000).map(|k| k as f64 / 10_000.0))
+            .collect();
+        let ms: Vec<EpochMetrics> = values.iter().enumerate().map(|(i, &v)| m(i, v)).collect();
+        dir.write_metrics(&ms).unwrap();
+        let back = dir.read_metrics().unwrap();
+        let wrong: Vec<f64> = values
+            .iter()
+            .zip(&back)
+            .filter(|(v, b)| v.to_bits() != b.val_acc.to_bits())
+            .map(|(v, _)| *v)
+            .collect();
+        assert!(wrong.is_empty(), "{} values read back changed: {:?}", wrong.len(), &wrong[..wrong.len().min(5)]);
+        let mut r = RunResult::from_metrics(Status::Completed, &ms[..1], 1.0, "cpu".into(), 179);
+        for &v in &values[..180] {
+            r.final_val_acc = Some(v);
+            dir.write_result(&r).unwrap();
+            let back = dir.read_result().unwrap().unwrap().final_val_acc.unwrap();
+            assert_eq!(v.to_bits(), back.to_bits(), "result.json changed {v} into {back}");
+        }
+    }
+
     #[test]
     fn corrupt_metrics_line_is_named() {
         let dir = RunDir::create(&crate::testutil::tempdir("rundir-bad")).unwrap();
