@@ -518,6 +518,9 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
         print!("{}", checklist::describe(&baseline, ips, local.parallel)?);
         return Ok(());
     }
+    if let Some(w) = checklist::too_few_seeds(&baseline.checklist) {
+        eprintln!("warning: {w}");
+    }
     let root = std::path::absolute(&a.out)?;
     let mut exec = executor(&a, local, &root)?;
     if a.break_lock {

@@ -82,22 +82,84 @@ pub fn t_cdf(t: f64, df: f64) -> f64 {
     if t >= 0.0 { 1.0 - tail } else { tail }
 }
 
-/// The quantile `q` with P(T <= q) = p, for p in (0.5, 1): bisection on the CDF to 1e-12.
+/// The quantile `q` with P(T <= q) = p, for p in (0.5, 1).
 pub fn t_quantile(p: f64, df: f64) -> f64 {
-    assert!(p > 0.5 && p < 1.0 && df > 0.0, "t_quantile({p}, {df})");
+    assert!(p > 0.5 && p < 1.0, "t_quantile({p}, {df})");
+    t_upper_quantile(1.0 - p, df)
+}
+
+/// The quantile `q` with P(T > q) = `tail`, for `tail` in (0, 0.5): bisection on the upper
+/// tail itself to a relative 1e-12, so that levels such as 1e-6 / 28 keep their precision
+/// (`1 - tail` would round them).
+pub fn t_upper_quantile(tail: f64, df: f64) -> f64 {
+    assert!(tail > 0.0 && tail < 0.5 && df > 0.0, "t_upper_quantile({tail}, {df})");
+    let upper = |t: f64| 0.5 * beta_inc(df / 2.0, 0.5, df / (df + t * t));
+    bisect_decreasing(upper, tail)
+}
+
+/// The x >= 0 at which the decreasing `f` (with f(0) >= `target`) equals `target`.
+fn bisect_decreasing(f: impl Fn(f64) -> f64, target: f64) -> f64 {
     let (mut lo, mut hi) = (0.0, 1.0);
-    while t_cdf(hi, df) < p {
+    while f(hi) > target {
         hi *= 2.0;
     }
     while hi - lo > 1e-12 * hi.max(1.0) {
         let mid = 0.5 * (lo + hi);
-        if t_cdf(mid, df) < p {
+        if f(mid) > target {
             lo = mid;
         } else {
             hi = mid;
         }
     }
     0.5 * (lo + hi)
+}
+
+/// The complementary error function, erfc(x) = 1 - erf(x), with a fractional error below
+/// 1.2e-7 everywhere (Numerical Recipes in C, 2nd ed., section 6.2, `erfcc`: a Chebyshev fit).
+pub fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = [
+        -1.265_512_23,
+        1.000_023_68,
+        0.374_091_96,
+        0.096_784_18,
+        -0.186_288_06,
+        0.278_868_07,
+        -1.135_203_98,
+        1.488_515_87,
+        -0.822_152_23,
+        0.170_872_77,
+    ]
+    .iter()
+    .rev()
+    .fold(0.0, |acc, c| c + t * acc);
+    let ans = t * (-z * z + poly).exp();
+    if x >= 0.0 { ans } else { 2.0 - ans }
+}
+
+/// P(Z > z) for a standard normal Z.
+pub fn normal_upper(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// The z with P(Z > z) = `tail`, for `tail` in (0, 0.5).
+pub fn normal_upper_quantile(tail: f64) -> f64 {
+    assert!(tail > 0.0 && tail < 0.5, "normal_upper_quantile({tail})");
+    bisect_decreasing(normal_upper, tail)
+}
+
+pub fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// Sample standard deviation (n - 1 in the denominator); 0 for fewer than 2 values.
+pub fn sample_std(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(xs);
+    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
 }
 
 #[cfg(test)]
@@ -137,5 +199,32 @@ mod tests {
         // The CDF inverts the quantile and is symmetric.
         assert!((t_cdf(t_quantile(0.99, 7.0), 7.0) - 0.99).abs() < 1e-10);
         assert!((t_cdf(-1.3, 5.0) + t_cdf(1.3, 5.0) - 1.0).abs() < 1e-12);
+        // Tails beyond 1 - p's float resolution keep their precision: with 1 df (Cauchy) the
+        // upper tail is 1/2 - atan(q)/pi, so q = cot(pi tail).
+        for tail in [1e-3, 1e-9, 1e-20] {
+            let want = 1.0 / (std::f64::consts::PI * tail).tan();
+            let q = t_upper_quantile(tail, 1.0);
+            assert!(
+                (q / want - 1.0).abs() < 1e-9,
+                "t_upper({tail}, 1) = {q}, closed form {want}"
+            );
+        }
+        assert!((t_upper_quantile(0.0005, 3.0) - 12.9240).abs() < 6e-4);
+    }
+
+    #[test]
+    fn normal_tails_equal_the_published_tables() {
+        // Standard normal table: P(Z > 1.96) = 0.0249979, P(Z > 3) = 0.0013499,
+        // P(Z > 2.5758) = 0.005; quantiles 1.959964 (0.025) and 3.290527 (0.0005).
+        for (z, tail) in [(1.96, 0.024_997_9), (3.0, 0.001_349_9), (2.575_829, 0.005)] {
+            assert!(
+                (normal_upper(z) / tail - 1.0).abs() < 1e-5,
+                "P(Z > {z}) = {}",
+                normal_upper(z)
+            );
+        }
+        assert!((normal_upper_quantile(0.025) - 1.959_964).abs() < 2e-6);
+        assert!((normal_upper_quantile(0.0005) - 3.290_527).abs() < 2e-6);
+        assert!((normal_upper(-1.0) + normal_upper(1.0) - 1.0).abs() < 1e-7);
     }
 }

@@ -15,18 +15,8 @@ use crate::train::rundir::{RunDir, Status};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-pub fn mean(xs: &[f64]) -> f64 {
-    xs.iter().sum::<f64>() / xs.len() as f64
-}
-
-/// Sample standard deviation (n - 1 in the denominator); 0 for fewer than 2 values.
-pub fn sample_std(xs: &[f64]) -> f64 {
-    if xs.len() < 2 {
-        return 0.0;
-    }
-    let m = mean(xs);
-    (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (xs.len() - 1) as f64).sqrt()
-}
+pub use super::sequential::Verdict;
+pub use crate::stats::{mean, sample_std};
 
 /// Percentile bootstrap 95% interval of the mean of `diffs` (10 000 resamples, fixed seed, so
 /// the same data give the same interval); None for fewer than 5 values.
@@ -45,27 +35,6 @@ pub fn bootstrap_interval(diffs: &[f64]) -> Option<(f64, f64)> {
         means[(0.025 * B as f64) as usize],
         means[(0.975 * B as f64) as usize - 1],
     ))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// The reference arm.
-    Baseline,
-    /// The corrected interval lies above 0.
-    Helps,
-    /// The corrected interval lies below 0.
-    Hurts,
-    /// The equivalence interval lies inside +-margin.
-    Equivalent,
-    /// No decision by the last look (`checklist.max_seeds`).
-    Undecided,
-    Diverged,
-    Failed,
-    /// A trial was stopped early, far below its paired baseline trial (`checklist.early_stop`).
-    Stopped,
-    /// Waiting for seeds of a later round (or of an unfinished one).
-    Incomplete,
 }
 
 /// One seed of one arm as its run directory records it.
@@ -102,8 +71,11 @@ pub struct ArmSummary {
     pub std: Option<f64>,
     /// Mean paired difference to the baseline over every paired seed.
     pub diff: Option<f64>,
-    /// The design's corrected interval at the arm's last look (see `decision`).
+    /// The interval that decided the verdict (the equivalence interval for `equivalent`, the
+    /// helps/hurts interval otherwise) at the arm's last look, and its confidence level.
     pub ci: Option<(f64, f64)>,
+    #[serde(default)]
+    pub ci_level: Option<f64>,
     pub bootstrap_ci: Option<(f64, f64)>,
     pub verdict: Verdict,
     /// The sequential design's standing of the arm: look, seeds used, intervals, the effect it
@@ -121,6 +93,19 @@ pub struct DesignSummary {
     pub margin: f64,
     /// Seeds at each look.
     pub looks: Vec<usize>,
+    /// Error spent at each look (they add up to `alpha`).
+    #[serde(default)]
+    pub spent: Vec<f64>,
+    /// Variants the helps/hurts error is split over (Bonferroni).
+    #[serde(default)]
+    pub comparisons: usize,
+    /// The design was fixed at the first look (`design.json`); false before it.
+    #[serde(default)]
+    pub fixed: bool,
+    /// Standard deviation of the paired differences pooled over the variants (fraction); the
+    /// power figures use it.
+    #[serde(default)]
+    pub pooled_sd: Option<f64>,
     /// Looks reached so far (rounds run).
     pub rounds: usize,
     /// Training runs that finished or failed.
@@ -142,7 +127,31 @@ pub struct Summary {
     /// The variants the combined recipe takes, one per factor.
     pub combined_variants: Vec<String>,
     pub combined: Option<ArmSummary>,
+    /// The combined recipe's effect against the sum of its parts' effects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interaction: Option<Interaction>,
     pub design: DesignSummary,
+    /// What the verdicts cannot say on this data (e.g. no headroom to help by the margin).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The article assumes the tricks add up. The combined recipe's mean difference on its own
+/// (fresh) seeds minus the sum of its parts' mean differences on the seeds that selected them,
+/// with a Welch t interval: near 0 when the effects add, below 0 when they overlap or interfere.
+/// The parts' sum is biased upward (they were selected for being large), so this leans negative.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// The combined recipe's mean difference.
+    pub combined: f64,
+    /// The sum of the parts' mean differences, over the seeds every part ran.
+    pub parts: f64,
+    /// `combined - parts`.
+    pub estimate: f64,
+    pub ci: (f64, f64),
+    pub level: f64,
+    pub combined_seeds: usize,
+    pub parts_seeds: usize,
 }
 
 /// The tuning of one arm: its candidates' scores and the one chosen for its seeds.
@@ -404,7 +413,8 @@ pub fn summarize_arm(
         mean: (!accs.is_empty()).then(|| mean(&accs)),
         std: (!accs.is_empty()).then(|| sample_std(&accs)),
         diff: (!diffs.is_empty()).then(|| mean(&diffs)),
-        ci: decision.as_ref().and_then(|d| d.ci),
+        ci: decision.as_ref().and_then(|d| d.deciding()).map(|(ci, _)| ci),
+        ci_level: decision.as_ref().and_then(|d| d.deciding()).map(|(_, level)| level),
         bootstrap_ci: bootstrap_interval(&diffs),
         verdict,
         decision,
@@ -463,8 +473,32 @@ fn metric_name(root: &Path) -> String {
     }
 }
 
+/// The accuracy's resolution: 1 / validation images where known, else the smallest gap between
+/// the values.
+fn resolution(seeds: &[&SeedOutcome]) -> f64 {
+    let known = seeds
+        .iter()
+        .filter(|s| s.val_images > 0)
+        .map(|s| 1.0 / s.val_images as f64)
+        .fold(0.0, f64::max);
+    if known > 0.0 {
+        known
+    } else {
+        smallest_gap(seeds.iter().filter_map(|s| s.val_acc))
+    }
+}
+
+/// The sequential design of the checklist in `root`: the one fixed at its first look
+/// (`design.json`), or the `[checklist]` section's for `comparisons` variants before it.
+fn design_of(root: &Path, val_images: usize, comparisons: usize) -> crate::Result<(Design, bool)> {
+    match super::design_record::read(root)? {
+        Some(r) => Ok((r.design, true)),
+        None => Ok((Design::new(&checklist_config(root), val_images, comparisons), false)),
+    }
+}
+
 /// Summarises every trial found under `root`, judging the variants (and the combined recipe)
-/// with the sequential design of the checklist's `[checklist]` section.
+/// with the checklist's sequential design.
 pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let all = read_trials(root)?;
     let (tuning, trials): (Vec<&Trial>, Vec<&Trial>) = all.iter().partition(|t| t.tune.is_some());
@@ -486,34 +520,36 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .find(|(a, _)| *a == Arm::Baseline)
         .map(|(_, s)| s.clone())
         .unwrap_or_default();
-    let all_seeds = || arms.iter().flat_map(|(_, s)| s);
-    let known = all_seeds()
-        .filter(|s| s.val_images > 0)
-        .map(|s| 1.0 / s.val_images as f64)
-        .fold(0.0, f64::max);
-    let resolution = if known > 0.0 {
-        known
-    } else {
-        smallest_gap(all_seeds().filter_map(|s| s.val_acc))
-    };
-    let val_images = all_seeds().map(|s| s.val_images).filter(|&n| n > 0).min().unwrap_or(0);
-    let design = Design::new(&config, val_images);
-    let judge = |group: &[&(Arm, Vec<SeedOutcome>)]| -> Vec<ArmSummary> {
+    let all_seeds: Vec<&SeedOutcome> = arms.iter().flat_map(|(_, s)| s).collect();
+    let resolution = resolution(&all_seeds);
+    let val_images = all_seeds
+        .iter()
+        .map(|s| s.val_images)
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0);
+    let variant_arms: Vec<&(Arm, Vec<SeedOutcome>)> =
+        arms.iter().filter(|(a, _)| matches!(a, Arm::Variant(_))).collect();
+    let (design, fixed) = design_of(root, val_images, variant_arms.len())?;
+    let judge = |design: &Design, group: &[&(Arm, Vec<SeedOutcome>)]| -> (Vec<ArmSummary>, Option<f64>) {
         let diffs: Vec<Vec<f64>> = group.iter().map(|(_, s)| paired_prefix(s, &base_seeds)).collect();
         let stopped: Vec<bool> = group.iter().map(|(_, s)| status_verdict(s).is_some()).collect();
-        let decisions = design.decide(&diffs, &stopped, resolution);
-        group
+        let (decisions, pooled) = design.decide(&diffs, &stopped, resolution);
+        let arms = group
             .iter()
             .zip(decisions)
             .map(|((arm, seeds), d)| summarize_arm(arm, seeds.clone(), Some(&base_seeds), Some(d)))
-            .collect()
+            .collect();
+        (arms, pooled)
     };
-    let variant_arms: Vec<&(Arm, Vec<SeedOutcome>)> =
-        arms.iter().filter(|(a, _)| matches!(a, Arm::Variant(_))).collect();
-    let mut summaries = judge(&variant_arms);
+    let (mut summaries, pooled_sd) = judge(&design, &variant_arms);
     let combined_arm: Vec<&(Arm, Vec<SeedOutcome>)> =
         arms.iter().filter(|(a, _)| matches!(a, Arm::Combined { .. })).collect();
-    let combined = judge(&combined_arm).pop();
+    let confirmation = Design {
+        comparisons: 1,
+        ..design.clone()
+    };
+    let combined = judge(&confirmation, &combined_arm).0.pop();
     let variants: Vec<Variant> = variant_arms
         .iter()
         .filter_map(|(a, _)| match a {
@@ -527,26 +563,91 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
             .total_cmp(&a.diff.unwrap_or(f64::NEG_INFINITY))
             .then(a.label.cmp(&b.label))
     });
-    let combined_variants = winners(&summaries, &variants).iter().map(Variant::label).collect();
-    let looks = design.looks();
+    let combined_variants: Vec<String> = winners(&summaries, &variants).iter().map(Variant::label).collect();
+    let interaction = combined.as_ref().and_then(|c| {
+        let parts: Vec<&ArmSummary> = summaries
+            .iter()
+            .filter(|a| combined_variants.contains(&a.label))
+            .collect();
+        interaction(c, &parts, &base_seeds, resolution, design.alpha)
+    });
     let judged = summaries.iter().chain(&combined).filter_map(|a| a.decision.as_ref());
-    let runs = all_seeds().filter(|s| s.status.is_some()).count();
+    let runs = all_seeds.iter().filter(|s| s.status.is_some()).count();
     let design_summary = DesignSummary {
         alpha: design.alpha,
         margin: design.margin,
         rounds: judged.map(|d| d.look).max().unwrap_or(0),
         runs,
-        runs_at_max_seeds: arms.len() * design.max,
-        looks,
+        // Every arm at max_seeds, and the baseline again on the combined recipe's fresh seeds.
+        runs_at_max_seeds: (arms.len() + usize::from(combined.is_some())) * design.max,
+        looks: design.looks(),
+        spent: design.spent(),
+        comparisons: design.comparisons,
+        fixed,
+        pooled_sd,
     };
+    let baseline = summarize_arm(&Arm::Baseline, base_seeds.clone(), None, None);
+    let notes = headroom_note(&baseline, design.margin, &metric_name(root))
+        .into_iter()
+        .collect();
     Ok(Summary {
         metric: metric_name(root),
         tuning,
-        baseline: summarize_arm(&Arm::Baseline, base_seeds.clone(), None, None),
+        baseline,
         trials: summaries,
         combined_variants,
         combined,
+        interaction,
         design: design_summary,
+        notes,
+    })
+}
+
+/// A note when the baseline's accuracy is closer to 100% than the margin: no variant can help
+/// by the margin there.
+fn headroom_note(baseline: &ArmSummary, margin: f64, metric: &str) -> Option<String> {
+    let room = 1.0 - baseline.mean?;
+    (metric == "final_val_acc" && room < margin).then(|| {
+        format!(
+            "The baseline's mean accuracy, {:.2}%, leaves {:.2} pp to 100%, less than the margin ({:.2} pp): \
+             no variant can help by the margin on this data, so 'helps' can only be 'below the margin' here.",
+            100.0 * baseline.mean.unwrap_or_default(),
+            100.0 * room,
+            100.0 * margin
+        )
+    })
+}
+
+/// The combined recipe's difference on its seeds against the sum of its parts' differences on
+/// the first seeds every part ran (summed seed by seed, so the parts' shared baseline is
+/// accounted for); a Welch t interval at level `1 - alpha`. None without two seeds on each side.
+fn interaction(
+    combined: &ArmSummary,
+    parts: &[&ArmSummary],
+    baseline: &[SeedOutcome],
+    resolution: f64,
+    alpha: f64,
+) -> Option<Interaction> {
+    let dc = paired_prefix(&combined.seeds, baseline);
+    let per_part: Vec<Vec<f64>> = parts.iter().map(|p| paired_prefix(&p.seeds, baseline)).collect();
+    let n = per_part.iter().map(Vec::len).min()?;
+    let sums: Vec<f64> = (0..n).map(|i| per_part.iter().map(|d| d[i]).sum()).collect();
+    if dc.len() < 2 || n < 2 {
+        return None;
+    }
+    let var = |x: &[f64]| sample_std(x).max(resolution).powi(2) / x.len() as f64;
+    let (v1, v2) = (var(&dc), var(&sums));
+    let df = (v1 + v2).powi(2) / (v1 * v1 / (dc.len() - 1) as f64 + v2 * v2 / (n - 1) as f64);
+    let half = crate::stats::t_upper_quantile(alpha / 2.0, df) * (v1 + v2).sqrt();
+    let (c, p) = (mean(&dc), mean(&sums));
+    Some(Interaction {
+        combined: c,
+        parts: p,
+        estimate: c - p,
+        ci: (c - p - half, c - p + half),
+        level: 1.0 - alpha,
+        combined_seeds: dc.len(),
+        parts_seeds: n,
     })
 }
 
@@ -683,6 +784,7 @@ mod tests {
             std: None,
             diff: Some(diff),
             ci: None,
+            ci_level: None,
             bootstrap_ci: None,
             verdict,
             decision: None,

@@ -3,13 +3,16 @@
 //!
 //! Layout of a checklist directory (the run dirs are the only truth; everything else is derived):
 //! - `baseline.toml`: the recipe the checklist varies (with its `[checklist]` section),
+//! - `design.json`: the sequential design, fixed at the first look (`design_record`),
 //! - `trials/<arm>/seed-<k>/`: one run dir per trial, plus `trial.json` (its arm and seed),
 //! - `summary.json`, `summary.csv`, `summary.md`, `report.html`: written by `report`,
 //! - `checklist.lock`: held while a checklist runs here.
 pub mod analysis;
+pub mod design_record;
 pub mod lock;
 pub mod plan;
 pub mod sequential;
+pub mod simulation;
 
 use crate::data;
 use crate::error::{Error, Result};
@@ -135,13 +138,39 @@ fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) 
         let same = summary.combined.as_ref().filter(|c| c.label == combined.label());
         wanted.push((combined, wants(same)));
     }
-    let base = wanted.iter().map(|(_, (needs, _))| *needs).max().unwrap_or(0);
-    wanted.push((Arm::Baseline, (base, summary.baseline.seeds.len())));
+    // The combined recipe runs on fresh seeds, after every seed the variants may use: confirming
+    // it on the seeds that selected its parts would favour it.
+    let fresh = summary.design.looks.last().copied().unwrap_or(first);
+    let combined_wants = match wanted.last() {
+        Some((Arm::Combined { .. }, (needs, has))) => (*needs).max(*has),
+        _ => 0,
+    };
+    let base = wanted
+        .iter()
+        .filter(|(arm, _)| !matches!(arm, Arm::Combined { .. }))
+        .map(|(_, (needs, _))| *needs)
+        .max()
+        .unwrap_or(0);
+    let base_has = summary
+        .baseline
+        .seeds
+        .iter()
+        .filter(|s| s.seed < baseline.seed + fresh as u64)
+        .count();
+    let mut seeded: Vec<(Arm, Vec<usize>)> = wanted
+        .into_iter()
+        .map(|(arm, (needs, has))| {
+            let offset = if matches!(arm, Arm::Combined { .. }) { fresh } else { 0 };
+            (arm, (offset..offset + needs.max(has)).collect())
+        })
+        .collect();
+    let base_seeds = (0..base.max(base_has)).chain(fresh..fresh + combined_wants);
+    seeded.push((Arm::Baseline, base_seeds.collect()));
     let mut round = Vec::new();
-    for (arm, (needs, has)) in wanted.into_iter().filter(|(_, (n, h))| n.max(h) > &0) {
+    for (arm, seeds) in seeded.into_iter().filter(|(_, seeds)| !seeds.is_empty()) {
         match tuning_of(baseline, &arm, summary)? {
             Err(tuning_runs) => round.extend(tuning_runs),
-            Ok(values) => round.extend((0..needs.max(has)).map(|k| Trial {
+            Ok(values) => round.extend(seeds.into_iter().map(|k| Trial {
                 tuned: values.clone(),
                 ..Trial::new(arm.clone(), baseline.seed, k)
             })),
@@ -183,9 +212,14 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
         crate::external::check_command(ext)?;
     }
     let _lock = Lock::acquire(root)?;
+    let labels: Vec<String> = variants.iter().map(plan::Variant::label).collect();
+    design_record::check(root, &baseline.checklist, &labels)?;
     rundir::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     let summary = loop {
-        let summary = analysis::analyze(root)?;
+        let mut summary = analysis::analyze(root)?;
+        if fix_design(root, baseline, &labels, &summary)? {
+            summary = analysis::analyze(root)?;
+        }
         let round = next_round(baseline, &variants, &summary)?;
         // With early stop, a variant's trial compares itself with its finished baseline trial,
         // epoch by epoch: the baseline's trials of the round run first, so that the outcome
@@ -209,6 +243,39 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
     };
     crate::report::write(root, &summary)?;
     Ok(summary)
+}
+
+/// A warning when no arm can reach the seeds a verdict needs.
+pub fn too_few_seeds(c: &crate::recipe::ChecklistConfig) -> Option<String> {
+    let max = c.max_seeds.max(c.seeds);
+    (max < sequential::MIN_SEEDS).then(|| {
+        format!(
+            "at most {max} seed(s) per arm: every variant will be 'too few seeds' (a verdict needs {} paired seeds)",
+            sequential::MIN_SEEDS
+        )
+    })
+}
+
+/// Records the design once the first look has been taken (`design_record`): from then on the
+/// analysis judges with the recorded design, and a rerun must continue it. Returns whether it
+/// wrote the record.
+fn fix_design(root: &Path, baseline: &Recipe, labels: &[String], summary: &Summary) -> Result<bool> {
+    if summary.design.fixed || summary.design.rounds == 0 {
+        return Ok(false);
+    }
+    let c = &baseline.checklist;
+    let design = sequential::Design {
+        margin: summary.design.margin,
+        comparisons: summary.design.comparisons,
+        ..sequential::Design::new(c, 0, labels.len())
+    };
+    let record = design_record::Record {
+        design,
+        margin: c.margin,
+        variants: labels.to_vec(),
+    };
+    design_record::write(root, &record)?;
+    Ok(true)
 }
 
 /// What `--dry-run` prints: every arm, what it changes, and the compute of the first round and
@@ -238,7 +305,7 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
             out.push_str(&format!("  {d}\n"));
         }
     }
-    let looks = sequential::Design::new(c, 0).looks();
+    let looks = sequential::Design::new(c, 0, arms.len().saturating_sub(1)).looks();
     let looks: Vec<String> = looks.iter().map(usize::to_string).collect();
     let max = c.max_seeds.max(c.seeds);
     let combined = if c.combine { max } else { 0 };
@@ -252,6 +319,9 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
         max,
         looks.join(", ")
     ));
+    if let Some(w) = too_few_seeds(c) {
+        out.push_str(&format!("warning: {w}\n"));
+    }
     let tune_seeds = c.tune.seeds;
     let per_arm: Vec<usize> = arms
         .iter()

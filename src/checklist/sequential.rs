@@ -1,31 +1,74 @@
 //! Sequential seeds: the checklist runs in rounds, and after each round (a *look*) every variant
 //! still undecided is tested; decided variants stop, the others get the next round of seeds.
 //! Which trials run next is a pure function of the results so far, so a killed checklist resumes
-//! from its run dirs and every executor works unchanged. The method and its simulated error
-//! rates are in docs/checklist-statistics.md.
+//! from its run dirs and every executor works unchanged. The method, its proof sketch and its
+//! simulated error rates are in docs/checklist-statistics.md.
 //!
-//! Looks are at `seeds`, `seeds + round_seeds`, ... seeds, capped at `max_seeds`. At look `l`
-//! with `n_l` seeds, of `L` looks:
-//! - **helps / hurts**: the paired t interval of the mean difference at level
-//!   `1 - alpha_l / m_l` (two-sided), where `m_l` is the number of variants still undecided at
-//!   that look (Bonferroni over them, Holm's first step) and `alpha_l = alpha n_l^2 / sum n_j^2`
-//!   is the share of `alpha` spent at that look. By the union bound over looks and Bonferroni
-//!   within each, the probability of any false helps or hurts among all variants and looks is at
-//!   most `alpha` (family-wise, strong control).
-//! - **equivalent**: Schuirmann's two one-sided tests at level `alpha` each look (the `1 - 2
-//!   alpha` interval lies inside `+-margin`); an equivalence claim is a per-variant claim.
-//! - **undecided**: no decision at the last look (`max_seeds`).
+//! Looks are at `first`, `first + round`, ... seeds, capped at `max`; look `l` has the
+//! information fraction `t_l = n_l / max`. The error `alpha` is spent over the looks by the
+//! spending function `A(t) = alpha t^5` ([`SPENDING_POWER`]; Lan and DeMets 1983, Kim and
+//! DeMets 1987): look `l` may spend `a_l = A(t_l) - A(t_{l-1})`, and the last look spends what
+//! is left, so the `a_l` add up to `alpha` exactly.
+//! - **helps / hurts**: the paired t interval of the mean difference at level `1 - a_l / K`
+//!   (two-sided), `K` the number of variants planned: Bonferroni over every variant at every
+//!   look, so a variant that stops (as equivalent or otherwise) frees nothing for the others.
+//!   By the union bound over looks and variants, the probability of any false helps or hurts is
+//!   at most `sum_l a_l = alpha`, whatever the true effects and however the variants correlate.
+//! - **equivalent**: Schuirmann's two one-sided tests at level `a_l` each look: the
+//!   `1 - 2 a_l` interval lies inside `+-margin`. By the union bound over looks, a variant whose
+//!   true effect is at (or beyond) the margin is called equivalent with probability at most
+//!   `alpha`: a per-variant guarantee, not corrected over variants.
+//! - **undecided**: no decision at the last look (`max`). Fewer than [`MIN_SEEDS`] seeds give no
+//!   verdict at all (**too few seeds**): a t interval on 2 seeds has 1 degree of freedom.
 //!
 //! Standard deviations are floored at the accuracy's resolution (1 / validation images; for an
 //! external trainer, whose validation-set size is unknown, the smallest difference between two
 //! observed metric values), so that a few identical differences do not read as a certain effect.
-use super::analysis::{Verdict, mean, sample_std};
 use crate::recipe::ChecklistConfig;
-use crate::stats::t_quantile;
+use crate::stats::{mean, normal_upper_quantile, sample_std, t_upper_quantile};
 use serde::{Deserialize, Serialize};
 
-/// How the seeds of a checklist are spent and judged.
-#[derive(Clone, Debug, PartialEq)]
+/// The fewest paired seeds that give a verdict.
+pub const MIN_SEEDS: usize = 3;
+
+/// Power the minimum detectable effect and the seeds needed are computed for.
+pub const POWER: f64 = 0.8;
+
+/// The exponent of the spending function `A(t) = alpha t^rho` (Kim and DeMets' power family,
+/// 1987). A union bound over looks pays for every look it spends on, and the first looks' t
+/// intervals have few degrees of freedom, so error spent early buys little: in the simulated
+/// 14-variant checklists (looks at 3, 6, 9, 10 seeds) power at +1 pp rose from 0.86
+/// (O'Brien-Fleming-shaped, `2 - 2 Phi(z / sqrt t)`) and 0.88 (rho 3) to 0.92 with rho 5, for
+/// 0.1 more seeds per variant on average (docs/checklist-statistics.md).
+pub const SPENDING_POWER: f64 = 5.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The reference arm.
+    Baseline,
+    /// The corrected interval lies above 0.
+    Helps,
+    /// The corrected interval lies below 0.
+    Hurts,
+    /// The equivalence interval lies inside +-margin.
+    Equivalent,
+    /// No decision by the last look (`checklist.max_seeds`).
+    Undecided,
+    /// The last look had fewer than [`MIN_SEEDS`] seeds: no verdict.
+    TooFewSeeds,
+    Diverged,
+    Failed,
+    /// A trial was stopped early, far below its paired baseline trial (`checklist.early_stop`).
+    Stopped,
+    /// Waiting for seeds of a later round (or of an unfinished one).
+    Incomplete,
+}
+
+/// How the seeds of a checklist are spent and judged. Fixed when the first look is taken and
+/// recorded in the checklist directory (`design.json`), so that later looks spend what this
+/// design planned and nothing else.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Design {
     /// Seeds of the first round.
     pub first: usize,
@@ -33,47 +76,81 @@ pub struct Design {
     pub max: usize,
     /// Seeds added by each later round.
     pub round: usize,
-    /// Family-wise error of helps/hurts claims, and the level of each equivalence test.
+    /// Family-wise error of helps/hurts claims; each variant's error of a false equivalence.
     pub alpha: f64,
     /// Equivalence margin, as a fraction (0.005 = 0.5 pp).
     pub margin: f64,
+    /// The comparisons the helps/hurts level is split over: every variant planned.
+    pub comparisons: usize,
 }
 
 /// One arm's standing after the looks its results allow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
-    /// Helps, hurts, equivalent, undecided (last look passed), or incomplete (waiting for seeds).
+    /// Helps, hurts, equivalent, undecided (last look passed), too few seeds, or incomplete.
     pub verdict: Verdict,
+    /// Helps or hurts with the whole corrected interval inside +-margin: a real effect smaller
+    /// than the margin.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub below_margin: bool,
     /// Seeds the last evaluated look used (0 before the first look).
     pub seeds: usize,
     /// The last look evaluated, 1-based (0 before the first).
     pub look: usize,
-    /// The corrected interval of the mean difference at that look.
+    /// The helps/hurts interval of the mean difference at that look, and its confidence level.
     pub ci: Option<(f64, f64)>,
-    /// The equivalence (TOST) interval at that look.
+    #[serde(default)]
+    pub ci_level: Option<f64>,
+    /// The equivalence interval at that look (two one-sided tests), and its confidence level.
     pub eq_ci: Option<(f64, f64)>,
-    /// The smallest effect the corrected interval could have called at the observed noise
-    /// (its half-width).
+    #[serde(default)]
+    pub eq_level: Option<f64>,
+    /// The smallest true effect the helps/hurts test of that look finds with 80% power, from the
+    /// pooled standard deviation of every arm's differences.
     pub detectable: Option<f64>,
-    /// Seeds a decision would need if the observed mean and noise held (None: more than 1000).
+    /// Undecided arms: seeds a one-look checklist would need to find an effect of the margin
+    /// with 80% power (pooled standard deviation); None above 1000.
     pub seeds_needed: Option<usize>,
     /// Seeds the next round needs for this arm (0 when decided or done).
     pub needs: usize,
 }
 
-/// The test of one arm at one look.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Test {
-    mean: f64,
-    half: f64,
-    eq_half: f64,
+impl Decision {
+    /// The interval that decided the verdict and its level: the equivalence interval for
+    /// `equivalent`, the helps/hurts interval otherwise.
+    pub fn deciding(&self) -> Option<((f64, f64), f64)> {
+        match self.verdict {
+            Verdict::Equivalent => self.eq_ci.zip(self.eq_level),
+            _ => self.ci.zip(self.ci_level),
+        }
+    }
 }
 
+/// The critical values of one look.
+#[derive(Clone, Copy, Debug)]
+struct Boundary {
+    /// Seeds at the look.
+    n: usize,
+    /// Error spent at the look.
+    spent: f64,
+    /// t quantile of the helps/hurts interval: `t(1 - spent / (2K), n - 1)`.
+    c: f64,
+    /// t quantile of the equivalence interval: `t(1 - spent, n - 1)`.
+    ce: f64,
+    /// The minimum detectable effect at 80% power per unit of standard deviation.
+    mde: f64,
+}
+
+/// Every look's critical values, computed once per design (they depend on the design alone).
+#[derive(Clone, Debug)]
+pub struct Boundaries(Vec<Boundary>);
+
 impl Design {
-    /// The design of a `[checklist]` section for a validation split of `val_images` images
-    /// (0 if unknown): the default margin is 0.5 pp or two validation images, whichever is
-    /// larger, since a smaller difference is within the accuracy's resolution.
-    pub fn new(cfg: &ChecklistConfig, val_images: usize) -> Design {
+    /// The design of a `[checklist]` section with `comparisons` variants, for a validation split
+    /// of `val_images` images (0 if unknown): the default margin is 0.5 pp or two validation
+    /// images, whichever is larger, since a smaller difference is within the accuracy's
+    /// resolution.
+    pub fn new(cfg: &ChecklistConfig, val_images: usize, comparisons: usize) -> Design {
         let two_images = if val_images > 0 { 2.0 / val_images as f64 } else { 0.0 };
         Design {
             first: cfg.seeds,
@@ -81,6 +158,7 @@ impl Design {
             round: cfg.round_seeds,
             alpha: cfg.alpha,
             margin: cfg.margin.map_or(two_images.max(0.005), |pp| pp / 100.0),
+            comparisons: comparisons.max(1),
         }
     }
 
@@ -93,108 +171,167 @@ impl Design {
         v
     }
 
-    /// The share of `alpha` spent at look `l` (0-based): `alpha n_l^2 / sum_j n_j^2`.
-    pub fn alpha_at(&self, l: usize) -> f64 {
+    /// The spending function: the error that may be spent by information fraction `t`,
+    /// `A(t) = alpha t^SPENDING_POWER`, so that `A(1) = alpha`.
+    pub fn spending(&self, t: f64) -> f64 {
+        self.alpha * t.clamp(0.0, 1.0).powf(SPENDING_POWER)
+    }
+
+    /// The error spent at each look: `A(t_l) - A(t_{l-1})`, the last look taking the rest of
+    /// `alpha`, so that they add up to `alpha`.
+    pub fn spent(&self) -> Vec<f64> {
         let looks = self.looks();
-        let total: f64 = looks.iter().map(|&n| (n * n) as f64).sum();
-        self.alpha * (looks[l] * looks[l]) as f64 / total
+        let cumulative: Vec<f64> = looks
+            .iter()
+            .enumerate()
+            .map(|(l, &n)| {
+                if l + 1 == looks.len() {
+                    self.alpha
+                } else {
+                    self.spending(n as f64 / self.max as f64)
+                }
+            })
+            .collect();
+        (0..looks.len())
+            .map(|l| cumulative[l] - if l == 0 { 0.0 } else { cumulative[l - 1] })
+            .collect()
     }
 
-    /// Tests `diffs` (their first `n` values) at look `l` with `m` variants undecided.
-    fn test(&self, diffs: &[f64], l: usize, m: usize, resolution: f64) -> Option<Test> {
-        let n = diffs.len();
-        if n < 2 {
-            return None;
-        }
-        let se = sample_std(diffs).max(resolution) / (n as f64).sqrt();
-        let df = (n - 1) as f64;
-        let c = t_quantile(1.0 - self.alpha_at(l) / (2.0 * m as f64), df);
-        let ce = t_quantile(1.0 - self.alpha, df);
-        Some(Test {
-            mean: mean(diffs),
-            half: c * se,
-            eq_half: ce * se,
-        })
-    }
-
-    fn verdict(&self, t: &Test) -> Option<Verdict> {
-        if t.mean - t.half > 0.0 {
-            Some(Verdict::Helps)
-        } else if t.mean + t.half < 0.0 {
-            Some(Verdict::Hurts)
-        } else if t.mean.abs() + t.eq_half < self.margin {
-            Some(Verdict::Equivalent)
-        } else {
-            None
-        }
-    }
-
-    /// The fewest seeds (up to 1000) at which the final look would decide, if the observed mean
-    /// and standard deviation held.
-    fn seeds_needed(&self, diffs: &[f64], m: usize, resolution: f64) -> Option<usize> {
-        let (d, s) = (mean(diffs).abs(), sample_std(diffs).max(resolution));
-        let l = self.looks().len() - 1;
-        (diffs.len().max(2)..=1000).find(|&n| {
-            let se = s / (n as f64).sqrt();
-            let df = (n - 1) as f64;
-            let c = t_quantile(1.0 - self.alpha_at(l) / (2.0 * m as f64), df);
-            d > c * se || d + t_quantile(1.0 - self.alpha, df) * se < self.margin
-        })
+    /// The critical values of every look.
+    pub fn boundaries(&self) -> Boundaries {
+        let k = self.comparisons as f64;
+        let looks = self.looks().into_iter().zip(self.spent());
+        Boundaries(
+            looks
+                .map(|(n, spent)| {
+                    let df = n.saturating_sub(1).max(1) as f64;
+                    Boundary {
+                        n,
+                        spent,
+                        c: t_upper_quantile(spent / (2.0 * k), df),
+                        ce: t_upper_quantile(spent, df),
+                        mde: detectable(1.0, n, spent / k),
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Replays the looks over the arms' paired differences (each in seed order, as many as have
     /// finished) and returns each arm's decision. `stopped[k]` marks an arm that ended otherwise
-    /// (a diverged or failed seed): it takes no part in the looks.
-    pub fn decide(&self, arms: &[Vec<f64>], stopped: &[bool], resolution: f64) -> Vec<Decision> {
-        let looks = self.looks();
-        let blank = Decision {
+    /// (a diverged or failed seed): it takes no part in the looks. With Bonferroni over every
+    /// planned variant, each arm's looks depend on its own differences only. Also returns the
+    /// standard deviation pooled over the arms' differences, which the power figures use.
+    pub fn decide(&self, arms: &[Vec<f64>], stopped: &[bool], resolution: f64) -> (Vec<Decision>, Option<f64>) {
+        self.decide_with(&self.boundaries(), arms, stopped, resolution)
+    }
+
+    /// [`Design::decide`] with the design's boundaries computed beforehand (simulations decide
+    /// thousands of checklists of one design).
+    pub fn decide_with(
+        &self,
+        bounds: &Boundaries,
+        arms: &[Vec<f64>],
+        stopped: &[bool],
+        resolution: f64,
+    ) -> (Vec<Decision>, Option<f64>) {
+        let bounds = &bounds.0;
+        let mut out: Vec<Decision> = arms
+            .iter()
+            .zip(stopped)
+            .map(|(diffs, &stop)| self.decide_arm(diffs, stop, resolution, bounds))
+            .collect();
+        let used: Vec<&[f64]> = arms.iter().zip(&out).map(|(a, d)| &a[..d.seeds]).collect();
+        let pooled = pooled_sd(&used).map(|s| s.max(resolution));
+        let needed = pooled.filter(|_| out.iter().any(|d| d.verdict == Verdict::Undecided));
+        let needed = needed.and_then(|s| self.seeds_needed(s));
+        for d in out.iter_mut().filter(|d| d.look > 0) {
+            d.detectable = pooled.map(|s| bounds[d.look - 1].mde * s);
+            if d.verdict == Verdict::Undecided {
+                d.seeds_needed = needed;
+            }
+        }
+        (out, pooled)
+    }
+
+    /// One arm's decision from its differences.
+    fn decide_arm(&self, diffs: &[f64], stopped: bool, resolution: f64, bounds: &[Boundary]) -> Decision {
+        let mut d = Decision {
             verdict: Verdict::Incomplete,
+            below_margin: false,
             seeds: 0,
             look: 0,
             ci: None,
+            ci_level: None,
             eq_ci: None,
+            eq_level: None,
             detectable: None,
             seeds_needed: None,
-            needs: looks[0],
+            needs: if stopped { 0 } else { bounds[0].n },
         };
-        let mut out: Vec<Decision> = arms.iter().map(|_| blank.clone()).collect();
-        let mut open: Vec<usize> = (0..arms.len()).filter(|&k| !stopped[k]).collect();
-        for k in (0..arms.len()).filter(|&k| stopped[k]) {
-            out[k].needs = 0;
+        if stopped {
+            return d;
         }
-        for (l, &n) in looks.iter().enumerate() {
-            let m = open.len();
-            if m == 0 || open.iter().any(|&k| arms[k].len() < n) {
-                for &k in &open {
-                    out[k].needs = n;
-                }
-                return out;
+        for (l, b) in bounds.iter().enumerate() {
+            if diffs.len() < b.n {
+                d.needs = b.n;
+                return d;
             }
-            let last = l + 1 == looks.len();
-            let mut still = Vec::new();
-            for &k in &open {
-                let diffs = &arms[k][..n];
-                let d = &mut out[k];
-                let t = self.test(diffs, l, m, resolution);
-                (d.seeds, d.look, d.needs) = (n, l + 1, 0);
-                d.ci = t.map(|t| (t.mean - t.half, t.mean + t.half));
-                d.eq_ci = t.map(|t| (t.mean - t.eq_half, t.mean + t.eq_half));
-                d.detectable = t.map(|t| t.half);
-                match t.and_then(|t| self.verdict(&t)) {
-                    Some(v) => d.verdict = v,
-                    None if last => {
-                        d.verdict = Verdict::Undecided;
-                        d.seeds_needed = self.seeds_needed(diffs, m, resolution);
-                    }
-                    None => {
-                        d.needs = looks[l + 1];
-                        still.push(k);
-                    }
-                }
+            let last = l + 1 == bounds.len();
+            (d.seeds, d.look, d.needs) = (b.n, l + 1, 0);
+            if b.n < MIN_SEEDS {
+                d.verdict = if last {
+                    Verdict::TooFewSeeds
+                } else {
+                    Verdict::Incomplete
+                };
+                d.needs = bounds.get(l + 1).map_or(0, |next| next.n);
+                continue;
             }
-            open = still;
+            let x = &diffs[..b.n];
+            let (m, se) = (mean(x), sample_std(x).max(resolution) / (b.n as f64).sqrt());
+            d.ci = Some((m - b.c * se, m + b.c * se));
+            d.ci_level = Some(1.0 - b.spent / self.comparisons as f64);
+            d.eq_ci = Some((m - b.ce * se, m + b.ce * se));
+            d.eq_level = Some(1.0 - 2.0 * b.spent);
+            let (lo, hi) = d.ci.expect("set above");
+            let (elo, ehi) = d.eq_ci.expect("set above");
+            d.verdict = if lo > 0.0 {
+                Verdict::Helps
+            } else if hi < 0.0 {
+                Verdict::Hurts
+            } else if -self.margin < elo && ehi < self.margin {
+                Verdict::Equivalent
+            } else if last {
+                Verdict::Undecided
+            } else {
+                d.needs = bounds[l + 1].n;
+                Verdict::Incomplete
+            };
+            d.below_margin =
+                matches!(d.verdict, Verdict::Helps | Verdict::Hurts) && -self.margin < lo && hi < self.margin;
+            if d.verdict != Verdict::Incomplete {
+                return d;
+            }
         }
-        out
+        d
+    }
+
+    /// Seeds (up to 1000) a one-look checklist at level `alpha / K` would need to find an
+    /// effect of the margin with 80% power, at standard deviation `sd` (STATISTICS.md section 5:
+    /// the normal approximation, then t quantiles until it settles).
+    fn seeds_needed(&self, sd: f64) -> Option<usize> {
+        let a = self.alpha / self.comparisons as f64;
+        let z = normal_upper_quantile(a / 2.0) + normal_upper_quantile(1.0 - POWER);
+        let reaches = |n: usize| detectable(sd, n, a) <= self.margin;
+        let mut n = ((z * sd / self.margin).powi(2).ceil() as usize).clamp(MIN_SEEDS, 1001);
+        while n <= 1000 && !reaches(n) {
+            n += 1;
+        }
+        while n > MIN_SEEDS && reaches(n - 1) {
+            n -= 1;
+        }
+        (n <= 1000).then_some(n)
     }
 
     /// Seeds the baseline needs: as many as the arm that needs the most (paired differences).
@@ -203,10 +340,28 @@ impl Design {
     }
 }
 
+/// The minimum detectable effect with 80% power of a two-sided t test at level `a` on `n`
+/// paired seeds with standard deviation `sd`: `(t(n-1, 1 - a/2) + t(n-1, 0.8)) sd / sqrt(n)`
+/// (STATISTICS.md section 5).
+pub fn detectable(sd: f64, n: usize, a: f64) -> f64 {
+    let df = n.saturating_sub(1).max(1) as f64;
+    (t_upper_quantile(a / 2.0, df) + t_upper_quantile(1.0 - POWER, df)) * sd / (n as f64).sqrt()
+}
+
+/// The standard deviation pooled over arms, each about its own mean (degrees of freedom
+/// `sum (n_k - 1)`); None when no arm has two values. A planning figure: one arm's few seeds
+/// cannot carry its own.
+pub fn pooled_sd(arms: &[&[f64]]) -> Option<f64> {
+    let (ss, df) = arms.iter().filter(|a| a.len() >= 2).fold((0.0, 0usize), |(ss, df), a| {
+        let m = mean(a);
+        (ss + a.iter().map(|x| (x - m).powi(2)).sum::<f64>(), df + a.len() - 1)
+    });
+    (df > 0).then(|| (ss / df as f64).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
 
     fn design(max: usize) -> Design {
         Design {
@@ -215,122 +370,128 @@ mod tests {
             round: 3,
             alpha: 0.05,
             margin: 0.005,
+            comparisons: 14,
         }
     }
 
     #[test]
-    fn looks_and_spending() {
+    fn looks_and_spending_add_up_to_alpha() {
         let d = design(10);
         assert_eq!(d.looks(), vec![3, 6, 9, 10]);
         assert_eq!(design(3).looks(), vec![3]);
-        // alpha n^2 / (9 + 36 + 81 + 100)
-        assert!((d.alpha_at(0) - 0.05 * 9.0 / 226.0).abs() < 1e-15);
-        let total: f64 = (0..4).map(|l| d.alpha_at(l)).sum();
-        assert!((total - 0.05).abs() < 1e-15);
+        // A(t) = 0.05 t^5: 0.05 * 0.3^5 = 1.215e-4 at the first look.
+        assert!((d.spending(0.3) - 1.215e-4).abs() < 1e-15, "{}", d.spending(0.3));
+        assert!((d.spending(1.0) - 0.05).abs() < 1e-15);
+        let spent = d.spent();
+        assert!((spent[0] - d.spending(0.3)).abs() < 1e-15);
+        assert!((spent[1] - (d.spending(0.6) - d.spending(0.3))).abs() < 1e-15);
+        let total: f64 = spent.iter().sum();
+        assert!((total - 0.05).abs() < 1e-15, "{total}");
+        assert!(spent.windows(2).take(2).all(|w| w[0] < w[1]), "little early: {spent:?}");
     }
 
     #[test]
     fn one_look_by_hand() {
-        // 3 differences of 0.02, 0.03, 0.04 (fractions): mean 0.03, sd 0.01, se 0.01/sqrt(3);
-        // one variant, one look (max 3): alpha = 0.05, interval 0.03 +- t(0.975, 2) se.
-        let d = Design { max: 3, ..design(3) };
-        let out = d.decide(&[vec![0.02, 0.03, 0.04]], &[false], 1.0 / 1000.0);
+        // 3 differences of 0.02, 0.03, 0.04: mean 0.03, sd 0.01, se 0.01/sqrt(3); one variant,
+        // one look (max 3) spends all of alpha: helps/hurts interval 0.03 +- t(0.975, 2) se at
+        // 95%, equivalence interval 0.03 +- t(0.95, 2) se at 90%.
+        let d = Design {
+            max: 3,
+            comparisons: 1,
+            ..design(3)
+        };
+        let (out, pooled) = d.decide(&[vec![0.02, 0.03, 0.04]], &[false], 1.0 / 1000.0);
         let half = 4.302_652_7 * 0.01 / 3f64.sqrt();
         let (lo, hi) = out[0].ci.unwrap();
         assert!(
             (lo - (0.03 - half)).abs() < 1e-6 && (hi - (0.03 + half)).abs() < 1e-6,
             "{lo} {hi}"
         );
+        let (elo, _) = out[0].eq_ci.unwrap();
+        assert!((elo - (0.03 - 2.919_986 * 0.01 / 3f64.sqrt())).abs() < 1e-6, "{elo}");
+        assert!((out[0].ci_level.unwrap() - 0.95).abs() < 1e-12);
+        assert!((out[0].eq_level.unwrap() - 0.90).abs() < 1e-12);
         assert_eq!(out[0].verdict, Verdict::Helps);
+        assert_eq!(out[0].deciding(), Some(((lo, hi), out[0].ci_level.unwrap())));
         assert_eq!((out[0].seeds, out[0].look, out[0].needs), (3, 1, 0));
+        // 80% power at 3 seeds: (t(0.975, 2) + t(0.8, 2)) sd / sqrt(3), t(0.8, 2) = 1.060660.
+        assert!((pooled.unwrap() - 0.01).abs() < 1e-12);
+        let mde = (4.302_652_7 + 1.060_660) * 0.01 / 3f64.sqrt();
+        assert!(
+            (out[0].detectable.unwrap() - mde).abs() < 1e-6,
+            "{:?}",
+            out[0].detectable
+        );
+    }
+
+    #[test]
+    fn bonferroni_is_over_every_planned_variant_and_an_arm_depends_on_its_own_seeds() {
+        let d = design(10);
+        let noisy = vec![0.01, -0.01, 0.004];
+        let (alone, _) = d.decide(std::slice::from_ref(&noisy), &[false], 0.001);
+        let (with_others, _) = d.decide(&[noisy, vec![0.0, 0.0005, -0.0005]], &[false, false], 0.001);
+        assert_eq!(alone[0].ci, with_others[0].ci, "another arm's stopping frees no error");
+        assert!((alone[0].ci_level.unwrap() - (1.0 - d.spent()[0] / 14.0)).abs() < 1e-15);
     }
 
     #[test]
     fn rounds_ask_for_seeds_until_decided() {
         let d = design(10);
         // Nothing run yet: every arm needs the first round.
-        let out = d.decide(&[vec![], vec![]], &[false, false], 0.001);
+        let (out, _) = d.decide(&[vec![], vec![]], &[false, false], 0.001);
         assert!(out.iter().all(|o| o.needs == 3 && o.verdict == Verdict::Incomplete));
-        // Arm 0 clearly equivalent at 3 seeds; arm 1 noisy: needs 6; the baseline needs 6.
+        // Arm 0 has differences within 0.05 pp of 0 but only 3 seeds: the first look spends so
+        // little that it is not yet equivalent; arm 1 is noisy. Both need 6, the baseline too.
         let arms = [vec![0.0, 0.0005, -0.0005], vec![0.01, -0.01, 0.004]];
-        let out = d.decide(&arms, &[false, false], 0.001);
-        assert_eq!(out[0].verdict, Verdict::Equivalent);
+        let (out, _) = d.decide(&arms, &[false, false], 0.001);
+        assert_eq!((out[0].verdict, out[0].needs), (Verdict::Incomplete, 6));
         assert_eq!((out[1].verdict, out[1].needs), (Verdict::Incomplete, 6));
         assert_eq!(Design::baseline_needs(&out), 6);
+        // Six tight differences: equivalent at the second look.
+        let tight = vec![0.0, 0.0005, -0.0005, 0.0, 0.0005, -0.0005];
+        let (out, _) = d.decide(&[tight], &[false], 0.001);
+        assert_eq!((out[0].verdict, out[0].look), (Verdict::Equivalent, 2));
+        assert_eq!(out[0].deciding().map(|(ci, _)| ci), out[0].eq_ci);
         // A stopped arm (diverged) takes no part and needs nothing.
-        let out = d.decide(&[vec![], vec![0.0; 3]], &[true, false], 0.001);
+        let (out, _) = d.decide(&[vec![], vec![0.0; 6]], &[true, false], 0.001);
         assert_eq!((out[0].needs, out[1].verdict), (0, Verdict::Equivalent));
     }
 
-    /// One simulated checklist: variants with `effects` (pp), paired differences with per-seed
-    /// noise 0.5 pp, run round by round as the checklist does (each arm sees only the seeds it
-    /// asked for); returns the decisions.
-    fn simulate(d: &Design, effects: &[f64], run: usize) -> Vec<Decision> {
-        let mut rng = Rng::keyed(2026, run as u64, effects.len() as u64);
-        let arms: Vec<Vec<f64>> = effects
-            .iter()
-            .map(|e| (0..d.max).map(|_| (e + 0.5 * rng.normal()) / 100.0).collect())
-            .collect();
-        let mut have = vec![0usize; effects.len()];
-        loop {
-            let view: Vec<Vec<f64>> = arms.iter().zip(&have).map(|(a, &h)| a[..h].to_vec()).collect();
-            let out = d.decide(&view, &vec![false; effects.len()], 0.0);
-            if out.iter().all(|o| o.needs == 0) {
-                return out;
-            }
-            for (h, o) in have.iter_mut().zip(&out) {
-                *h = (*h).max(o.needs);
-            }
-        }
+    #[test]
+    fn two_seeds_give_no_verdict_and_a_small_real_effect_is_below_the_margin() {
+        let two = Design {
+            first: 2,
+            max: 2,
+            ..design(2)
+        };
+        let (out, _) = two.decide(&[vec![0.05, 0.05]], &[false], 0.001);
+        assert_eq!(
+            (out[0].verdict, out[0].ci, out[0].needs),
+            (Verdict::TooFewSeeds, None, 0)
+        );
+        // +0.2 pp, sd 0.01 pp, one look at 10 seeds: helps, and the whole interval lies inside
+        // +-0.5 pp.
+        let d = Design {
+            first: 10,
+            ..design(10)
+        };
+        let small: Vec<f64> = (0..10).map(|i| 0.002 + if i % 2 == 0 { 1e-4 } else { -1e-4 }).collect();
+        let (out, _) = d.decide(&[small], &[false], 1e-5);
+        assert_eq!(out[0].verdict, Verdict::Helps);
+        assert!(out[0].below_margin, "{:?}", out[0]);
     }
 
-    /// Simulated checklists: 14 variants with effects +-1, +-0.25 and 0 pp, paired differences
-    /// with per-seed noise 0.5 pp, seeds 3 then +3 up to 10, margin 0.5 pp. Prints the figures
-    /// docs/checklist-statistics.md quotes: `cargo test --release --lib simulated -- --nocapture`.
     #[test]
-    fn simulated_checklists_meet_the_error_and_power_targets() {
-        const RUNS: usize = 2000;
-        let effects = [
-            1.0, 1.0, -1.0, -1.0, 0.25, 0.25, -0.25, -0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-        ];
-        let d = design(10);
-        let (mut any_false, mut helps_1, mut equiv_0, mut seeds) = (0, 0, 0, 0usize);
-        let mut runs = 0usize;
-        for r in 0..RUNS {
-            let out = simulate(&d, &effects, r);
-            let null = |k: usize| effects[k] == 0.0;
-            any_false +=
-                usize::from((0..14).any(|k| null(k) && matches!(out[k].verdict, Verdict::Helps | Verdict::Hurts)));
-            helps_1 += (0..14)
-                .filter(|&k| effects[k] == 1.0 && out[k].verdict == Verdict::Helps)
-                .count();
-            equiv_0 += (0..14)
-                .filter(|&k| null(k) && out[k].verdict == Verdict::Equivalent)
-                .count();
-            seeds += out.iter().map(|o| o.seeds).sum::<usize>();
-            runs += out.iter().map(|o| o.seeds).sum::<usize>() + out.iter().map(|o| o.seeds).max().unwrap_or(0);
-        }
-        let fwer = any_false as f64 / RUNS as f64;
-        let power = helps_1 as f64 / (2 * RUNS) as f64;
-        let equivalent = equiv_0 as f64 / (6 * RUNS) as f64;
-        let mean_seeds = seeds as f64 / (14 * RUNS) as f64;
-        let compute = runs as f64 / (15 * 10 * RUNS) as f64;
-        eprintln!(
-            "{RUNS} simulated checklists: family-wise false helps/hurts {fwer:.4}; +1 pp called helps {power:.4}; \
-             null called equivalent {equivalent:.4}; mean seeds per variant {mean_seeds:.2}; training runs {compute:.3} of a fixed 10-seed checklist"
-        );
-        // The worst case for a false equivalence: true effects exactly at the margin.
-        let at_margin = [0.5, 0.5, -0.5, -0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-        let false_equivalent = (0..RUNS / 2)
-            .map(|r| {
-                let out = simulate(&d, &at_margin, r);
-                (0..4).filter(|&k| out[k].verdict == Verdict::Equivalent).count()
-            })
-            .sum::<usize>() as f64
-            / (4 * RUNS / 2) as f64;
-        eprintln!("variants at exactly +-margin called equivalent: {false_equivalent:.4}");
-        assert!(fwer <= 0.05, "family-wise error {fwer}");
-        assert!(power >= 0.90, "power at +1 pp {power}");
-        assert!(equivalent >= 0.80, "null variants equivalent {equivalent}");
+    fn seeds_needed_reach_the_margin_with_80_percent_power() {
+        let d = design(4);
+        // Undecided at 4 seeds with noise 1 pp: a one-look design at 0.05 / 14 needs n with
+        // (t(1 - 0.05/28, n-1) + t(0.8, n-1)) 1 pp / sqrt(n) <= 0.5 pp.
+        let arms = vec![vec![0.01, -0.01, 0.012, -0.008]];
+        let (out, pooled) = d.decide(&arms, &[false], 0.0);
+        assert_eq!(out[0].verdict, Verdict::Undecided);
+        let n = out[0].seeds_needed.unwrap();
+        let s = pooled.unwrap();
+        assert!(detectable(s, n, 0.05 / 14.0) <= 0.005 && detectable(s, n - 1, 0.05 / 14.0) > 0.005);
+        assert!((60..=120).contains(&n), "{n}");
     }
 }

@@ -1,7 +1,7 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no scripts, no external links;
 //! each seed's accuracy links its run's per-class CSV inside the checklist directory).
 use super::svg::{self, Bar, esc};
-use super::{Compute, TrialData, interval, pct, power, pp, verdict_text};
+use super::{Compute, TrialData, deciding_interval, pct, power, pp, verdict_label, verdict_text};
 use crate::checklist::analysis::{ArmSummary, Summary, Verdict};
 use crate::checklist::plan::Arm;
 
@@ -15,7 +15,7 @@ fn color(v: Verdict) -> &'static str {
     match v {
         Verdict::Helps => "#59a14f",
         Verdict::Hurts => "#e15759",
-        Verdict::Equivalent | Verdict::Undecided | Verdict::Baseline => "#9e9e9e",
+        Verdict::Equivalent | Verdict::Undecided | Verdict::TooFewSeeds | Verdict::Baseline => "#9e9e9e",
         Verdict::Diverged | Verdict::Failed | Verdict::Stopped | Verdict::Incomplete => "#f28e2b",
     }
 }
@@ -28,7 +28,7 @@ fn class(v: Verdict) -> &'static str {
     }
 }
 
-fn row(a: &ArmSummary) -> String {
+fn row(a: &ArmSummary, bounds: Option<(f64, f64)>) -> String {
     let seeds: Vec<String> = a
         .seeds
         .iter()
@@ -54,20 +54,20 @@ fn row(a: &ArmSummary) -> String {
         pct(a.mean),
         pct(a.std),
         a.diff.map_or("-".into(), pp),
-        interval(a.ci),
+        esc(&deciding_interval(a, bounds)),
         class(a.verdict),
-        verdict_text(a.verdict),
+        esc(&verdict_label(a)),
         esc(&detectable),
         esc(&needed)
     )
 }
 
-fn table(rows: &[&ArmSummary]) -> String {
+fn table(rows: &[&ArmSummary], bounds: Option<(f64, f64)>) -> String {
     let mut s = String::from(
-        "<table><tr><th>trial</th><th>accuracy per seed (%)</th><th>mean ± std (%)</th><th>difference (pp)</th><th>corrected interval (pp)</th><th>verdict</th><th>detectable (pp)</th><th>seeds needed</th></tr>",
+        "<table><tr><th>trial</th><th>accuracy per seed (%)</th><th>mean ± std (%)</th><th>difference (pp)</th><th>deciding interval (pp, level)</th><th>verdict</th><th>detectable at 80% power (pp)</th><th>seeds needed</th></tr>",
     );
     for a in rows {
-        s.push_str(&row(a));
+        s.push_str(&row(a, bounds));
     }
     s.push_str("</table>");
     s
@@ -211,8 +211,14 @@ fn combined(summary: &Summary) -> String {
     if let Some(c) = &summary.combined {
         let changes: Vec<String> = c.overrides.iter().map(|(k, v)| format!("{k} = {v}")).collect();
         s.push_str(&format!("<pre>{}</pre>", esc(&changes.join("\n"))));
-        s.push_str(&table(&[&summary.baseline, c]));
-        s.push_str("<p>The difference of the combined recipe to the baseline checks the article's assumption that the tricks' effects add up independently.</p>");
+        s.push_str(&table(&[&summary.baseline, c], super::bounds(summary)));
+        s.push_str(&format!(
+            "<p>It ran on fresh seeds (seed indices from {} on, which no variant used), paired with the baseline on the same seeds, and is confirmed as one comparison at the checklist's error.</p>",
+            summary.design.looks.last().copied().unwrap_or(0)
+        ));
+        if let Some(text) = super::interaction_text(summary) {
+            s.push_str(&format!("<p>{}</p>", esc(&text)));
+        }
     }
     s
 }
@@ -243,23 +249,41 @@ pub fn render(summary: &Summary, data: &[TrialData]) -> String {
         .trials
         .iter()
         .filter_map(|t| {
+            let d = t.decision.as_ref();
+            let scaled = |ci: Option<(f64, f64)>| ci.map(|(l, h)| (100.0 * l, 100.0 * h));
             Some(Bar {
                 label: t.label.clone(),
                 value: 100.0 * t.diff?,
-                interval: t.ci.map(|(l, h)| (100.0 * l, 100.0 * h)),
+                interval: scaled(d.and_then(|d| d.ci)),
+                eq_interval: scaled(d.and_then(|d| d.eq_ci)),
                 color: color(t.verdict),
             })
         })
         .collect();
-    let counts = [Verdict::Helps, Verdict::Hurts, Verdict::Equivalent, Verdict::Undecided]
-        .map(|v| {
-            format!(
-                "{} {}",
-                summary.trials.iter().filter(|t| t.verdict == v).count(),
-                verdict_text(v)
-            )
-        })
-        .join(", ");
+    let axis = svg::Axis {
+        margin: Some(100.0 * summary.design.margin),
+        bounds: super::bounds(summary).map(|(l, h)| (100.0 * l, 100.0 * h)),
+    };
+    let notes: String = summary
+        .notes
+        .iter()
+        .map(|n| format!("<p class=\"hurts\">Note: {}</p>", esc(n)))
+        .collect();
+    let counts = [
+        Verdict::Helps,
+        Verdict::Hurts,
+        Verdict::Equivalent,
+        Verdict::Undecided,
+        Verdict::TooFewSeeds,
+    ]
+    .map(|v| {
+        format!(
+            "{} {}",
+            summary.trials.iter().filter(|t| t.verdict == v).count(),
+            verdict_text(v)
+        )
+    })
+    .join(", ");
     let seeds = summary.baseline.seeds.len();
     let max_seeds = summary.design.looks.last().copied().unwrap_or(seeds);
     let mut rows: Vec<&ArmSummary> = vec![&summary.baseline];
@@ -270,14 +294,14 @@ pub fn render(summary: &Summary, data: &[TrialData]) -> String {
 <h1>darkmagic checklist</h1>\
 <p>{} variants around the {base_label} ({seeds} of at most {max_seeds} seeds): {counts}. Metric: {}; \
 differences are paired by seed (same initialisation, data order and augmentation), in percentage points (pp). \
-A variant <span class=\"helps\">helps</span> when its whole corrected interval is above 0 and <span class=\"hurts\">hurts</span> when it is below.</p>\
-<h2>Verdicts</h2>{}<p>{}</p><h2>Effects</h2>{}{}<h2>Combined recipe</h2>{}<h2>Validation curves</h2>{}<h2>Schedules used</h2>{}{}\
+A variant <span class=\"helps\">helps</span> when its whole helps/hurts interval is above 0 and <span class=\"hurts\">hurts</span> when it is below.</p>\
+<h2>Verdicts</h2>{}<p>{}</p>{notes}<h2>Effects</h2>{}{}<h2>Combined recipe</h2>{}<h2>Validation curves</h2>{}<h2>Schedules used</h2>{}{}\
 <h2>Compute</h2><p>{} training runs, {} epochs, {:.1} minutes of training summed over runs.</p></body></html>\n",
         summary.trials.len(),
         esc(&super::metric_text(summary)),
-        table(&rows),
+        table(&rows, super::bounds(summary)),
         esc(&super::design_note(summary)),
-        svg::interval_chart("difference to the baseline (pp) with corrected interval", "pp", &bars),
+        svg::interval_chart("difference to the baseline (pp) with both intervals", "pp", &bars, axis),
         tuning(summary),
         combined(summary),
         curves(summary, data),

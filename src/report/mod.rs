@@ -118,23 +118,84 @@ pub fn interval(ci: Option<(f64, f64)>) -> String {
     ci.map_or("-".into(), |(lo, hi)| format!("[{}, {}]", pp(lo), pp(hi)))
 }
 
-/// What the sequential design was and what it spent: the looks, the error it controls, the
-/// equivalence margin, and the training runs against every arm at `max_seeds`.
+/// The values a mean paired difference can take: with accuracies in [0, 1] and a baseline
+/// mean `b`, [-b, 1 - b]. For an external trainer's metric only when it names an accuracy and
+/// every value lies in [0, 1]; None otherwise (its range is unknown).
+pub fn bounds(s: &Summary) -> Option<(f64, f64)> {
+    let b = s.baseline.mean?;
+    let named = ["acc", "top1", "top5"].iter().any(|w| s.metric.contains(w));
+    let mut values = std::iter::once(&s.baseline)
+        .chain(&s.trials)
+        .chain(&s.combined)
+        .flat_map(|a| a.seeds.iter().filter_map(|x| x.val_acc));
+    let fraction = values.all(|v| (0.0..=1.0).contains(&v));
+    (s.metric == "final_val_acc" || (named && fraction)).then_some((-b, 1.0 - b))
+}
+
+/// An arm's deciding interval with its confidence level, clipped to `bounds` ("clipped"), or
+/// "uninformative" when it covers every value the metric allows.
+pub fn deciding_interval(a: &ArmSummary, bounds: Option<(f64, f64)>) -> String {
+    let (Some((lo, hi)), Some(level)) = (a.ci, a.ci_level) else {
+        return interval(a.ci);
+    };
+    let level = level_text(level);
+    match bounds {
+        Some((bl, bh)) if lo <= bl && hi >= bh => format!("uninformative ({level})"),
+        Some((bl, bh)) if lo < bl || hi > bh => {
+            format!("{} {level}, clipped", interval(Some((lo.max(bl), hi.min(bh)))))
+        }
+        _ => format!("{} {level}", interval(Some((lo, hi)))),
+    }
+}
+
+/// A confidence level as a percentage with the digits that tell it apart from 100%: 90%,
+/// 99.82%, 99.9986%.
+pub fn level_text(level: f64) -> String {
+    // Rounded first: 1 - 0.9 is 0.0999...98 in floating point.
+    let miss = (100.0 * (1.0 - level) * 1e9).round() / 1e9;
+    let digits = if miss <= 0.0 {
+        0
+    } else {
+        (1.0 - miss.log10().floor()).max(0.0) as usize
+    };
+    format!("{:.*}%", digits, 100.0 * level)
+}
+
+/// What the sequential design was, what it spent, and what its verdicts guarantee.
 pub fn design_note(s: &Summary) -> String {
     let d = &s.design;
     let looks: Vec<String> = d.looks.iter().map(usize::to_string).collect();
+    let spent: Vec<String> = d.spent.iter().map(|a| format!("{a:.4}")).collect();
+    let pooled = d.pooled_sd.map_or(String::new(), |sd| {
+        format!(
+            " The power figures use the paired differences' standard deviation pooled over the variants, {:.2} pp.",
+            100.0 * sd
+        )
+    });
     format!(
-        "Sequential seeds: looks at {} seeds ({} of {} rounds run). A variant helps or hurts when its corrected interval \
-         (Bonferroni over the variants still undecided, alpha spent over the looks) excludes 0: at most {:.0}% chance of any \
-         false helps or hurts in the whole checklist. It is equivalent when its {:.0}% equivalence interval lies within \
-         ±{:.2} pp, undecided when the last look ends without either. {} training runs, {:.0}% of the {} that every arm at \
-         {} seeds would take. Method: docs/checklist-statistics.md.",
+        "Sequential seeds: looks at {} seeds ({} of {} rounds run), error spent per look {} (the spending function \
+         alpha t^5 of the fraction t of the seeds, adding up to {}){}. A variant helps or hurts when its helps/hurts \
+         interval (Bonferroni over all {} variants at every look) excludes 0: at most {:.0}% chance of any false helps \
+         or hurts in the whole checklist, whatever the true effects. It is equivalent when its equivalence interval \
+         (two one-sided tests at the look's error) lies within ±{:.2} pp: for each variant, at most {:.0}% chance of \
+         calling it equivalent when its true effect is the margin or more (not corrected over variants). Undecided: \
+         the last look ended without either; too few seeds: fewer than 3 paired seeds. Each verdict is shown with the \
+         interval that decided it and that interval's level.{pooled} {} training runs, {:.0}% of the {} that every arm \
+         at {} seeds would take. Method: docs/checklist-statistics.md.",
         looks.join(", "),
         d.rounds,
         d.looks.len(),
+        spent.join(", "),
+        d.alpha,
+        if d.fixed {
+            ", fixed at the first look in design.json"
+        } else {
+            ""
+        },
+        d.comparisons,
         100.0 * d.alpha,
-        100.0 * (1.0 - 2.0 * d.alpha),
         100.0 * d.margin,
+        100.0 * d.alpha,
         d.runs,
         100.0 * d.runs as f64 / d.runs_at_max_seeds.max(1) as f64,
         d.runs_at_max_seeds,
@@ -142,8 +203,25 @@ pub fn design_note(s: &Summary) -> String {
     )
 }
 
-/// Seeds used, the smallest effect the arm's corrected interval could call (±pp), and the seeds
-/// a decision would need, for the tables; dashes for the baseline.
+/// The combined recipe against the sum of its parts, in words.
+pub fn interaction_text(s: &Summary) -> Option<String> {
+    let i = s.interaction.as_ref()?;
+    Some(format!(
+        "Additivity (the article assumes the tricks' effects add up): the combined recipe gained {} pp on {} fresh seeds, \
+         its parts {} pp summed (on the {} seeds that selected them, so the sum is biased upward); \
+         combined minus sum {} pp, {} interval {} (Welch t).",
+        pp(i.combined),
+        i.combined_seeds,
+        pp(i.parts),
+        i.parts_seeds,
+        pp(i.estimate),
+        level_text(i.level),
+        interval(Some(i.ci))
+    ))
+}
+
+/// Seeds used, the smallest effect the arm's look finds with 80% power (±pp), and the seeds a
+/// decision would need, for the tables; dashes for the baseline.
 pub fn power(a: &ArmSummary) -> [String; 3] {
     let Some(d) = &a.decision else {
         return ["-".into(), "-".into(), "-".into()];
@@ -164,6 +242,7 @@ pub fn verdict_text(v: Verdict) -> &'static str {
         Verdict::Hurts => "hurts",
         Verdict::Equivalent => "equivalent",
         Verdict::Undecided => "undecided",
+        Verdict::TooFewSeeds => "too few seeds",
         Verdict::Diverged => "diverged",
         Verdict::Failed => "failed",
         Verdict::Stopped => "stopped early",
@@ -171,9 +250,18 @@ pub fn verdict_text(v: Verdict) -> &'static str {
     }
 }
 
+/// An arm's verdict in words: "helps, below the margin" for a real effect smaller than it.
+pub fn verdict_label(a: &ArmSummary) -> String {
+    let below = a.decision.as_ref().is_some_and(|d| d.below_margin);
+    match verdict_text(a.verdict) {
+        v if below => format!("{v}, below the margin"),
+        v => v.to_string(),
+    }
+}
+
 fn csv(s: &Summary) -> String {
     let mut out = String::from(
-        "trial,factor,variant,seeds,accuracies,mean,std,diff,ci_low,ci_high,seeds_used,look,detectable,seeds_needed,verdict\n",
+        "trial,factor,variant,seeds,accuracies,mean,std,diff,ci_low,ci_high,ci_level,seeds_used,look,detectable,seeds_needed,below_margin,verdict\n",
     );
     let rows = std::iter::once(&s.baseline).chain(&s.trials).chain(&s.combined);
     for a in rows {
@@ -187,7 +275,7 @@ fn csv(s: &Summary) -> String {
         let d = a.decision.as_ref();
         let count = |x: Option<usize>| x.map_or(String::new(), |v| v.to_string());
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             a.label,
             a.factor.clone().unwrap_or_default(),
             a.variant.clone().unwrap_or_default(),
@@ -198,10 +286,12 @@ fn csv(s: &Summary) -> String {
             f(a.diff),
             f(a.ci.map(|c| c.0)),
             f(a.ci.map(|c| c.1)),
+            f(a.ci_level),
             count(d.map(|d| d.seeds)),
             count(d.map(|d| d.look)),
             f(d.and_then(|d| d.detectable)),
             count(d.and_then(|d| d.seeds_needed)),
+            d.is_some_and(|d| d.below_margin),
             verdict.as_str().unwrap_or_default()
         ));
     }
@@ -214,31 +304,31 @@ pub const COLUMNS: [&str; 8] = [
     "seeds",
     "accuracy (mean ± std)",
     "difference",
-    "corrected interval",
+    "deciding interval (level)",
     "verdict",
-    "detectable (pp)",
+    "detectable at 80% power (pp)",
     "seeds needed",
 ];
 
-/// One arm's cells, in `COLUMNS` order.
-pub fn cells(a: &ArmSummary) -> [String; 8] {
+/// One arm's cells, in `COLUMNS` order; intervals clipped to `bounds`.
+pub fn cells(a: &ArmSummary, bounds: Option<(f64, f64)>) -> [String; 8] {
     let [_, detectable, needed] = power(a);
     [
         a.label.clone(),
         a.seeds.len().to_string(),
         format!("{} ± {}", pct(a.mean), pct(a.std)),
         a.diff.map_or("-".into(), pp),
-        interval(a.ci),
-        verdict_text(a.verdict).into(),
+        deciding_interval(a, bounds),
+        verdict_label(a),
         detectable,
         needed,
     ]
 }
 
-fn md_table(rows: &[&ArmSummary]) -> String {
+fn md_table(rows: &[&ArmSummary], bounds: Option<(f64, f64)>) -> String {
     let mut out = format!("| {} |\n|{}\n", COLUMNS.join(" | "), "---|".repeat(COLUMNS.len()));
     for a in rows {
-        out.push_str(&format!("| {} |\n", cells(a).join(" | ")));
+        out.push_str(&format!("| {} |\n", cells(a, bounds).join(" | ")));
     }
     out
 }
@@ -302,16 +392,27 @@ fn markdown(s: &Summary, c: &Compute) -> String {
         metric_text(s)
     ));
     let rows: Vec<&ArmSummary> = std::iter::once(&s.baseline).chain(&s.trials).collect();
-    out.push_str(&md_table(&rows));
+    out.push_str(&md_table(&rows, bounds(s)));
     out.push_str(&format!("\n{}\n", design_note(s)));
+    for n in &s.notes {
+        out.push_str(&format!("\nNote: {n}\n"));
+    }
     out.push_str(&tuning_markdown(s));
     out.push_str("\n## Combined recipe\n\n");
     if s.combined_variants.is_empty() {
         out.push_str("No variant helped, so the combined recipe is the baseline.\n");
     } else {
-        out.push_str(&format!("Baseline plus: {}.\n\n", s.combined_variants.join(", ")));
+        out.push_str(&format!(
+            "Baseline plus: {}. It runs on fresh seeds (seed indices from {} on, which no variant used), paired with the \
+             baseline on the same seeds, and is confirmed as one comparison at the checklist's error.\n\n",
+            s.combined_variants.join(", "),
+            s.design.looks.last().copied().unwrap_or(0)
+        ));
         if let Some(c) = &s.combined {
-            out.push_str(&md_table(&[c]));
+            out.push_str(&md_table(&[c], bounds(s)));
+        }
+        if let Some(text) = interaction_text(s) {
+            out.push_str(&format!("\n{text}\n"));
         }
     }
     out.push_str(&format!(
@@ -321,4 +422,68 @@ fn markdown(s: &Summary, c: &Compute) -> String {
         c.train_seconds / 60.0
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checklist::sequential::Decision;
+
+    fn arm(ci: (f64, f64), level: f64, verdict: Verdict, below_margin: bool) -> ArmSummary {
+        ArmSummary {
+            label: "f=v".into(),
+            factor: None,
+            variant: None,
+            overrides: toml::Table::new(),
+            seeds: vec![],
+            mean: None,
+            std: None,
+            diff: Some(0.0),
+            ci: Some(ci),
+            ci_level: Some(level),
+            bootstrap_ci: None,
+            verdict,
+            decision: Some(Decision {
+                verdict,
+                below_margin,
+                seeds: 3,
+                look: 1,
+                ci: Some(ci),
+                ci_level: Some(level),
+                eq_ci: None,
+                eq_level: None,
+                detectable: None,
+                seeds_needed: None,
+                needs: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn levels_show_the_digits_that_tell_them_from_100_percent() {
+        assert_eq!(level_text(0.9), "90%");
+        assert_eq!(level_text(0.95), "95.0%");
+        assert_eq!(level_text(1.0 - 0.05 / 14.0), "99.64%");
+        assert_eq!(level_text(1.0 - 1.215e-4 / 14.0), "99.99913%");
+    }
+
+    #[test]
+    fn intervals_are_clipped_to_what_the_metric_allows_or_called_uninformative() {
+        // Baseline at 99%: a mean difference lies in [-99, +1] pp.
+        let bounds = Some((-0.99, 0.01));
+        let a = arm((-0.002, 0.004), 0.95, Verdict::Undecided, false);
+        assert_eq!(deciding_interval(&a, bounds), "[-0.20, +0.40] 95.0%");
+        let a = arm((-0.03, 0.05), 0.95, Verdict::Undecided, false);
+        assert_eq!(deciding_interval(&a, bounds), "[-3.00, +1.00] 95.0%, clipped");
+        let a = arm((-3.5, 3.6), 0.95, Verdict::Undecided, false);
+        assert_eq!(deciding_interval(&a, bounds), "uninformative (95.0%)");
+        assert_eq!(deciding_interval(&a, None), "[-350.00, +360.00] 95.0%");
+    }
+
+    #[test]
+    fn a_real_effect_smaller_than_the_margin_says_so() {
+        let a = arm((0.001, 0.003), 0.99, Verdict::Helps, true);
+        assert_eq!(verdict_label(&a), "helps, below the margin");
+        assert_eq!(verdict_label(&arm((0.001, 0.03), 0.99, Verdict::Helps, false)), "helps");
+    }
 }

@@ -166,25 +166,44 @@ fn axes(f: &Frame, x_label: &str, y_label: &str) -> String {
     s
 }
 
-/// One bar of [`interval_chart`]: label, value, optional interval, colour.
+/// One bar of [`interval_chart`]: label, value, the helps/hurts and equivalence intervals,
+/// colour.
 pub struct Bar {
     pub label: String,
     pub value: f64,
     pub interval: Option<(f64, f64)>,
+    pub eq_interval: Option<(f64, f64)>,
     pub color: &'static str,
 }
 
-/// Horizontal bars from 0 to each value with interval whiskers; a line marks 0.
-pub fn interval_chart(title: &str, x_label: &str, bars: &[Bar]) -> String {
-    let mut lo = 0f64;
-    let mut hi = 0f64;
+/// What the x axis of [`interval_chart`] shows beside the bars: the equivalence margin as a
+/// shaded band, and the values the metric allows (intervals are clipped to them; a clipped end
+/// is drawn as an arrow head).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Axis {
+    pub margin: Option<f64>,
+    pub bounds: Option<(f64, f64)>,
+}
+
+impl Axis {
+    fn clip(&self, x: f64) -> f64 {
+        self.bounds.map_or(x, |(lo, hi)| x.clamp(lo, hi))
+    }
+}
+
+/// Horizontal bars from 0 to each value, the helps/hurts interval as black whiskers and the
+/// equivalence interval as a blue line below it, over the shaded margin band; a line marks 0.
+pub fn interval_chart(title: &str, x_label: &str, bars: &[Bar], axis: Axis) -> String {
+    let m = axis.margin.unwrap_or(0.0);
+    let (mut lo, mut hi) = (-m, m);
     for b in bars {
-        let (l, h) = b.interval.unwrap_or((b.value, b.value));
-        lo = lo.min(l).min(b.value);
-        hi = hi.max(h).max(b.value);
+        for (l, h) in [b.interval, b.eq_interval].into_iter().flatten() {
+            (lo, hi) = (lo.min(axis.clip(l)), hi.max(axis.clip(h)));
+        }
+        (lo, hi) = (lo.min(b.value), hi.max(b.value));
     }
     let pad = (hi - lo).max(1e-6) * 0.05;
-    let row = 22.0;
+    let row = 26.0;
     let height = row * bars.len() as f64;
     let f = Frame {
         x0: lo - pad,
@@ -196,12 +215,20 @@ pub fn interval_chart(title: &str, x_label: &str, bars: &[Bar]) -> String {
         width: 400.0,
         height,
     };
-    let total_h = height + 70.0;
+    let total_h = height + 86.0;
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="680" height="{total_h:.0}" viewBox="0 0 680 {total_h:.0}" role="img"><title>{}</title><text x="10" y="18" class="t">{}</text>"#,
         esc(title),
         esc(title)
     );
+    if m > 0.0 {
+        s.push_str(&format!(
+            r##"<rect x="{:.1}" y="{}" width="{:.1}" height="{height}" fill="#dbe9f6"><title>equivalence margin ±{m}</title></rect>"##,
+            f.x(-m),
+            f.top,
+            f.x(m) - f.x(-m)
+        ));
+    }
     for t in ticks(f.x0, f.x1) {
         let x = f.x(t);
         s.push_str(&format!(
@@ -213,44 +240,62 @@ pub fn interval_chart(title: &str, x_label: &str, bars: &[Bar]) -> String {
         ));
     }
     for (i, b) in bars.iter().enumerate() {
-        let yc = f.top + row * (i as f64 + 0.5);
+        let yc = f.top + row * (i as f64 + 0.4);
         let (xa, xb) = (f.x(0.0).min(f.x(b.value)), f.x(0.0).max(f.x(b.value)));
         s.push_str(&format!(
             r#"<text x="{}" y="{:.1}" class="l" text-anchor="end">{}</text><rect x="{xa:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
             f.left - 6.0,
             yc + 4.0,
             esc(&b.label),
-            yc - row * 0.35,
+            yc - row * 0.3,
             (xb - xa).max(1.0),
-            row * 0.7,
+            row * 0.55,
             b.color
         ));
-        if let Some((l, h)) = b.interval {
-            s.push_str(&format!(
-                r##"<line x1="{:.1}" x2="{:.1}" y1="{yc:.1}" y2="{yc:.1}" stroke="#222" stroke-width="1.5"/><line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#222"/><line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#222"/>"##,
-                f.x(l),
-                f.x(h),
-                f.x(l),
-                f.x(l),
-                yc - 5.0,
-                yc + 5.0,
-                f.x(h),
-                f.x(h),
-                yc - 5.0,
-                yc + 5.0
-            ));
+        if let Some(iv) = b.interval {
+            s.push_str(&whisker(&f, axis, iv, yc, "#222"));
+        }
+        if let Some(iv) = b.eq_interval {
+            s.push_str(&whisker(&f, axis, iv, yc + row * 0.42, "#1f5fa8"));
         }
     }
     let z = f.x(0.0);
     s.push_str(&format!(
-        r##"<line x1="{z:.1}" x2="{z:.1}" y1="{}" y2="{}" stroke="#333"/><text x="{:.0}" y="{:.0}" class="k" text-anchor="middle">{}</text></svg>"##,
+        r##"<line x1="{z:.1}" x2="{z:.1}" y1="{}" y2="{}" stroke="#333"/><text x="{:.0}" y="{:.0}" class="k" text-anchor="middle">{}</text><text x="{:.0}" y="{:.0}" class="k" text-anchor="middle">black: helps/hurts interval; blue: equivalence interval; shaded: ±margin; arrow: clipped to what the metric allows</text></svg>"##,
         f.top - 4.0,
         f.top + height + 4.0,
         f.left + f.width / 2.0,
         f.top + height + 34.0,
-        esc(x_label)
+        esc(x_label),
+        f.left + f.width / 2.0 - 60.0,
+        f.top + height + 52.0,
     ));
     s
+}
+
+/// One interval at height `y`: a line with end ticks, or an arrow head where `axis` clipped it.
+fn whisker(f: &Frame, axis: Axis, (l, h): (f64, f64), y: f64, color: &str) -> String {
+    let (cl, ch) = (axis.clip(l), axis.clip(h));
+    let (xl, xh) = (f.x(cl), f.x(ch));
+    let end = |x: f64, clipped: bool, dir: f64| {
+        if clipped {
+            format!(
+                r#"<path d="M{x:.1} {y:.1} l{:.1} -4 v8 z" fill="{color}"/>"#,
+                -6.0 * dir
+            )
+        } else {
+            format!(
+                r#"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="{color}"/>"#,
+                y - 4.0,
+                y + 4.0
+            )
+        }
+    };
+    format!(
+        r#"<line x1="{xl:.1}" x2="{xh:.1}" y1="{y:.1}" y2="{y:.1}" stroke="{color}" stroke-width="1.5"/>{}{}"#,
+        end(xl, cl != l, -1.0),
+        end(xh, ch != h, 1.0)
+    )
 }
 
 #[cfg(test)]
@@ -281,10 +326,23 @@ mod tests {
             label: "v".into(),
             value: -0.5,
             interval: Some((-1.0, 0.2)),
+            eq_interval: Some((-0.8, -0.2)),
             color: "#000",
         }];
-        let svg = interval_chart("t", "x", &bars);
+        let svg = interval_chart("t", "x", &bars, Axis::default());
         assert_eq!(svg.matches("<rect").count(), 1);
         assert!(svg.ends_with("</svg>"));
+        // The margin band, and an interval clipped at the metric's bound drawn with an arrow.
+        let bars = [Bar {
+            interval: Some((-5.0, 0.2)),
+            ..bars.into_iter().next().unwrap()
+        }];
+        let axis = Axis {
+            margin: Some(0.5),
+            bounds: Some((-2.0, 3.0)),
+        };
+        let svg = interval_chart("t", "x", &bars, axis);
+        assert!(svg.contains("equivalence margin ±0.5"), "{svg}");
+        assert_eq!(svg.matches("<path").count(), 1, "one clipped end: {svg}");
     }
 }

@@ -313,7 +313,12 @@ mod tests {
             .filter(|(v, b)| v.to_bits() != b.val_acc.to_bits())
             .map(|(v, _)| *v)
             .collect();
-        assert!(wrong.is_empty(), "{} values read back changed: {:?}", wrong.len(), &wrong[..wrong.len().min(5)]);
+        assert!(
+            wrong.is_empty(),
+            "{} values read back changed: {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
         let mut r = RunResult::from_metrics(Status::Completed, &ms[..1], 1.0, "cpu".into(), 179);
         for &v in &values[..180] {
             r.final_val_acc = Some(v);
