@@ -638,6 +638,10 @@ fn interaction(
     let var = |x: &[f64]| sample_std(x).max(resolution).powi(2) / x.len() as f64;
     let (v1, v2) = (var(&dc), var(&sums));
     let df = (v1 + v2).powi(2) / (v1 * v1 / (dc.len() - 1) as f64 + v2 * v2 / (n - 1) as f64);
+    if !(df.is_finite() && df > 0.0) {
+        // Every difference equal and no known resolution: no spread to build an interval on.
+        return None;
+    }
     let half = crate::stats::t_upper_quantile(alpha / 2.0, df) * (v1 + v2).sqrt();
     let (c, p) = (mean(&dc), mean(&sums));
     Some(Interaction {

@@ -34,6 +34,12 @@ pub const MIN_SEEDS: usize = 3;
 /// Power the minimum detectable effect and the seeds needed are computed for.
 pub const POWER: f64 = 0.8;
 
+/// The fewest seeds whose own standard deviation the power figures use; below it, one arm's
+/// seeds cannot carry an estimate (3 seeds: 2 degrees of freedom) and the sd pooled over the
+/// arms stands in, so that one noisy variant does not inflate every arm's figures once the
+/// arms have seeds enough.
+pub const OWN_SD_SEEDS: usize = 6;
+
 /// The exponent of the spending function `A(t) = alpha t^rho` (Kim and DeMets' power family,
 /// 1987). A union bound over looks pays for every look it spends on, and the first looks' t
 /// intervals have few degrees of freedom, so error spent early buys little: in the simulated
@@ -106,11 +112,15 @@ pub struct Decision {
     #[serde(default)]
     pub eq_level: Option<f64>,
     /// The smallest true effect the helps/hurts test of that look finds with 80% power, from the
-    /// pooled standard deviation of every arm's differences.
+    /// arm's own standard deviation, or the one pooled over the arms when it has fewer than
+    /// [`OWN_SD_SEEDS`] seeds (`pooled_sd`).
     pub detectable: Option<f64>,
     /// Undecided arms: seeds a one-look checklist would need to find an effect of the margin
-    /// with 80% power (pooled standard deviation); None above 1000.
+    /// with 80% power (the same standard deviation); None above 1000.
     pub seeds_needed: Option<usize>,
+    /// The power figures use the standard deviation pooled over the arms.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pooled_sd: bool,
     /// Seeds the next round needs for this arm (0 when decided or done).
     pub needs: usize,
 }
@@ -243,12 +253,17 @@ impl Design {
             .collect();
         let used: Vec<&[f64]> = arms.iter().zip(&out).map(|(a, d)| &a[..d.seeds]).collect();
         let pooled = pooled_sd(&used).map(|s| s.max(resolution));
-        let needed = pooled.filter(|_| out.iter().any(|d| d.verdict == Verdict::Undecided));
-        let needed = needed.and_then(|s| self.seeds_needed(s));
-        for d in out.iter_mut().filter(|d| d.look > 0) {
-            d.detectable = pooled.map(|s| bounds[d.look - 1].mde * s);
+        let mut factors = std::collections::HashMap::new();
+        for (d, x) in out.iter_mut().zip(&used).filter(|(d, _)| d.look > 0) {
+            d.pooled_sd = x.len() < OWN_SD_SEEDS;
+            let sd = if d.pooled_sd {
+                pooled
+            } else {
+                Some(sample_std(x).max(resolution))
+            };
+            d.detectable = sd.map(|s| bounds[d.look - 1].mde * s);
             if d.verdict == Verdict::Undecided {
-                d.seeds_needed = needed;
+                d.seeds_needed = sd.and_then(|s| self.seeds_needed(s, &mut factors));
             }
         }
         (out, pooled)
@@ -267,6 +282,7 @@ impl Design {
             eq_level: None,
             detectable: None,
             seeds_needed: None,
+            pooled_sd: false,
             needs: if stopped { 0 } else { bounds[0].n },
         };
         if stopped {
@@ -319,11 +335,12 @@ impl Design {
 
     /// Seeds (up to 1000) a one-look checklist at level `alpha / K` would need to find an
     /// effect of the margin with 80% power, at standard deviation `sd` (STATISTICS.md section 5:
-    /// the normal approximation, then t quantiles until it settles).
-    fn seeds_needed(&self, sd: f64) -> Option<usize> {
+    /// the normal approximation, then t quantiles until it settles). `factors` keeps the
+    /// detectable effect per unit sd of each seed count computed so far.
+    fn seeds_needed(&self, sd: f64, factors: &mut std::collections::HashMap<usize, f64>) -> Option<usize> {
         let a = self.alpha / self.comparisons as f64;
         let z = normal_upper_quantile(a / 2.0) + normal_upper_quantile(1.0 - POWER);
-        let reaches = |n: usize| detectable(sd, n, a) <= self.margin;
+        let mut reaches = |n: usize| *factors.entry(n).or_insert_with(|| detectable(1.0, n, a)) * sd <= self.margin;
         let mut n = ((z * sd / self.margin).powi(2).ceil() as usize).clamp(MIN_SEEDS, 1001);
         while n <= 1000 && !reaches(n) {
             n += 1;
@@ -482,6 +499,24 @@ mod tests {
     }
 
     #[test]
+    fn power_figures_use_an_arms_own_sd_from_6_seeds_on() {
+        // A quiet arm and a noisy one at 6 seeds: each is judged by its own noise.
+        let d = Design {
+            first: 6,
+            max: 6,
+            ..design(6)
+        };
+        let quiet = vec![0.001, -0.001, 0.002, -0.002, 0.001, -0.001];
+        let noisy: Vec<f64> = quiet.iter().map(|x| 20.0 * x).collect();
+        let (out, _) = d.decide(&[quiet.clone(), noisy], &[false, false], 1e-5);
+        assert!(!out[0].pooled_sd && !out[1].pooled_sd);
+        let ratio = out[1].detectable.unwrap() / out[0].detectable.unwrap();
+        assert!((ratio - 20.0).abs() < 1e-9, "{ratio}");
+        let mde = detectable(sample_std(&quiet), 6, d.spent()[0] / 14.0);
+        assert!((out[0].detectable.unwrap() - mde).abs() < 1e-15);
+    }
+
+    #[test]
     fn seeds_needed_reach_the_margin_with_80_percent_power() {
         let d = design(4);
         // Undecided at 4 seeds with noise 1 pp: a one-look design at 0.05 / 14 needs n with
@@ -489,6 +524,7 @@ mod tests {
         let arms = vec![vec![0.01, -0.01, 0.012, -0.008]];
         let (out, pooled) = d.decide(&arms, &[false], 0.0);
         assert_eq!(out[0].verdict, Verdict::Undecided);
+        assert!(out[0].pooled_sd, "4 seeds: the pooled sd");
         let n = out[0].seeds_needed.unwrap();
         let s = pooled.unwrap();
         assert!(detectable(s, n, 0.05 / 14.0) <= 0.005 && detectable(s, n - 1, 0.05 / 14.0) > 0.005);

@@ -9,7 +9,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:24px auto;max-
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
 td:first-child,th:first-child{text-align:left}.helps{color:#2e7d32;font-weight:600}.hurts{color:#c62828;font-weight:600}\
 .t{font-size:14px;font-weight:600}.l{font-size:12px}.k{font-size:11px;fill:#444}pre{background:#f5f5f5;padding:8px}\
-.grid{display:flex;flex-wrap:wrap;gap:8px}";
+.grid{display:flex;flex-wrap:wrap;gap:8px}.iv{white-space:nowrap}";
 
 fn color(v: Verdict) -> &'static str {
     match v {
@@ -48,13 +48,13 @@ fn row(a: &ArmSummary, bounds: Option<(f64, f64)>) -> String {
         .collect();
     let [_, detectable, needed] = power(a);
     format!(
-        "<tr><td>{}</td><td>{}</td><td>{} ± {}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr><td>{}</td><td>{}</td><td class=\"iv\">{} ± {}</td><td>{}</td><td class=\"iv\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
         esc(&a.label),
         seeds.join(", "),
         pct(a.mean),
         pct(a.std),
         a.diff.map_or("-".into(), pp),
-        esc(&deciding_interval(a, bounds)),
+        esc(&deciding_interval(a, bounds)).replacen("] ", "]<br>", 1),
         class(a.verdict),
         esc(&verdict_label(a)),
         esc(&detectable),
@@ -64,7 +64,7 @@ fn row(a: &ArmSummary, bounds: Option<(f64, f64)>) -> String {
 
 fn table(rows: &[&ArmSummary], bounds: Option<(f64, f64)>) -> String {
     let mut s = String::from(
-        "<table><tr><th>trial</th><th>accuracy per seed (%)</th><th>mean ± std (%)</th><th>difference (pp)</th><th>deciding interval (pp, level)</th><th>verdict</th><th>detectable at 80% power (pp)</th><th>seeds needed</th></tr>",
+        "<table><tr><th>trial</th><th>accuracy per seed (%)</th><th>mean ± std (%)</th><th>difference (pp)</th><th>deciding interval (pp), level</th><th>verdict</th><th>detectable at 80% power (pp)</th><th>seeds needed</th></tr>",
     );
     for a in rows {
         s.push_str(&row(a, bounds));

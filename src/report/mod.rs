@@ -168,7 +168,8 @@ pub fn design_note(s: &Summary) -> String {
     let spent: Vec<String> = d.spent.iter().map(|a| format!("{a:.4}")).collect();
     let pooled = d.pooled_sd.map_or(String::new(), |sd| {
         format!(
-            " The power figures use the paired differences' standard deviation pooled over the variants, {:.2} pp.",
+            " The power figures marked * use the paired differences' standard deviation pooled over the variants, \
+             {:.2} pp (an arm with fewer than 6 seeds cannot carry its own); the others the arm's own.",
             100.0 * sd
         )
     });
@@ -231,7 +232,8 @@ pub fn power(a: &ArmSummary) -> [String; 3] {
         (Verdict::Undecided, None) => "> 1000".into(),
         _ => "-".into(),
     };
-    let detectable = d.detectable.map_or("-".into(), |h| format!("±{:.2}", 100.0 * h));
+    let star = if d.pooled_sd { "*" } else { "" };
+    let detectable = d.detectable.map_or("-".into(), |h| format!("±{:.2}{star}", 100.0 * h));
     [d.seeds.to_string(), detectable, needed]
 }
 
@@ -454,6 +456,7 @@ mod tests {
                 eq_level: None,
                 detectable: None,
                 seeds_needed: None,
+                pooled_sd: false,
                 needs: 0,
             }),
         }

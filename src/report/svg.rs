@@ -261,13 +261,12 @@ pub fn interval_chart(title: &str, x_label: &str, bars: &[Bar], axis: Axis) -> S
     }
     let z = f.x(0.0);
     s.push_str(&format!(
-        r##"<line x1="{z:.1}" x2="{z:.1}" y1="{}" y2="{}" stroke="#333"/><text x="{:.0}" y="{:.0}" class="k" text-anchor="middle">{}</text><text x="{:.0}" y="{:.0}" class="k" text-anchor="middle">black: helps/hurts interval; blue: equivalence interval; shaded: ±margin; arrow: clipped to what the metric allows</text></svg>"##,
+        r##"<line x1="{z:.1}" x2="{z:.1}" y1="{}" y2="{}" stroke="#333"/><text x="{:.0}" y="{:.0}" class="k" text-anchor="middle">{}</text><text x="10" y="{:.0}" class="k">black: helps/hurts interval, blue: equivalence interval, band: ±margin, arrow: clipped to the metric's range</text></svg>"##,
         f.top - 4.0,
         f.top + height + 4.0,
         f.left + f.width / 2.0,
         f.top + height + 34.0,
         esc(x_label),
-        f.left + f.width / 2.0 - 60.0,
         f.top + height + 52.0,
     ));
     s
