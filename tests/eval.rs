@@ -118,6 +118,34 @@ fn folder_run(data: &Path, extra: &[&str]) -> Vec<String> {
     sets.iter().flat_map(|s| ["--set".to_string(), s.to_string()]).collect()
 }
 
+/// A run with test-time flips and an EMA records their test accuracies too, equal to what
+/// `darkmagic eval --split test` (and `--ema`) computes from its checkpoint.
+#[test]
+fn test_accuracies_of_the_flipped_scores_and_the_ema_weights_match_eval() {
+    let dir = tempdir("eval-test-tta-ema");
+    let data = dir.join("data");
+    write_folder(&data, "train", 12);
+    write_folder(&data, "val", 4);
+    let run_dir = dir.join("run");
+    let rd = run_dir.to_str().unwrap();
+    let args = folder_run(
+        &data,
+        &["train.epochs=3", "augment.tta_flip=true", "train.ema_decay=0.9"],
+    );
+    let result = train(&run_dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let out = dir.join("eval");
+    let o = out.to_str().unwrap();
+    ok(run(&["eval", "--run-dir", rd, "--split", "test", "--out", o]));
+    ok(run(&["eval", "--run-dir", rd, "--split", "test", "--ema", "--out", o]));
+    assert!(
+        result["test_acc_tta"].is_number() && result["test_acc_ema"].is_number(),
+        "{result}"
+    );
+    assert_eq!(read_json(&out.join("test.json"))["top1"], result["test_acc"]);
+    assert_eq!(read_json(&out.join("test-tta.json"))["top1"], result["test_acc_tta"]);
+    assert_eq!(read_json(&out.join("test-ema.json"))["top1"], result["test_acc_ema"]);
+}
+
 /// The `predicted` column of a `<split>-predictions.csv`, with its `image` column.
 fn eval_rows(path: &Path) -> Vec<(String, String)> {
     read(path)

@@ -319,8 +319,9 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
     Ok(trials)
 }
 
-/// The outcome of one trial from its run directory; its accuracy is the test-time-augmented one
-/// when the run recorded it, else the EMA weights' when it kept an EMA.
+/// The outcome of one trial from its run directory; its accuracies (validation and test) are
+/// the test-time-augmented ones when the run recorded them, else the EMA weights' when it kept
+/// an EMA.
 pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
     let dir = RunDir {
         path: root.join(&trial.dir),
@@ -341,7 +342,9 @@ pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
             .as_ref()
             .filter(|r| r.status == Status::Completed)
             .and_then(|r| r.final_val_acc_tta.or(r.final_val_acc_ema).or(r.final_val_acc)),
-        test_acc: result.as_ref().and_then(|r| r.test_acc),
+        test_acc: result
+            .as_ref()
+            .and_then(|r| r.test_acc_tta.or(r.test_acc_ema).or(r.test_acc)),
         epochs: result.as_ref().map_or(0, |r| r.epochs),
         val_images: result.as_ref().map_or(0, |r| r.val_images),
         error,

@@ -3,6 +3,7 @@
 pub mod amp;
 pub mod checkpoint;
 pub mod ema;
+
 pub mod rundir;
 
 use crate::data::{self, Images, loader};
@@ -21,6 +22,13 @@ use std::sync::Arc;
 use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
+
+/// The held-out splits a run evaluates.
+#[derive(Clone, Copy, Debug)]
+enum Split {
+    Val,
+    Test,
+}
 
 /// Trains `recipe` into `run_dir` (with its external trainer when it has one, see `external`).
 /// With `resume`, continues from the run dir's checkpoint (a completed run is returned as it is;
@@ -295,7 +303,7 @@ impl<'a> Trainer<'a> {
             };
             let train_secs = start.elapsed().as_secs_f64();
             let (val, val_tta) = self.evaluate(&self.val)?;
-            let val_ema = self.evaluate_ema_val()?;
+            let val_ema = self.evaluate_ema(Split::Val)?;
             let m = EpochMetrics {
                 epoch,
                 step: self.progress.step,
@@ -458,16 +466,20 @@ impl<'a> Trainer<'a> {
         crate::model::in_memory_order(x, self.recipe.train.channels_last)
     }
 
-    /// The validation result of the EMA weights, when the recipe keeps an EMA.
-    fn evaluate_ema_val(&mut self) -> Result<Option<Evaluation>> {
+    /// The result of the EMA weights on a split, when the recipe keeps an EMA.
+    fn evaluate_ema(&mut self, split: Split) -> Result<Option<Evaluation>> {
         let Some(mut ema) = self.ema.take() else {
             return Ok(None);
         };
         ema.swap(&self.vs);
-        let e = self.evaluate(&self.val).map(|(plain, _)| plain);
+        let images = match split {
+            Split::Val => Some(&self.val),
+            Split::Test => self.test.as_ref(),
+        };
+        let e = images.map(|i| self.evaluate(i).map(|(plain, _)| plain)).transpose();
         ema.swap(&self.vs);
         self.ema = Some(ema);
-        e.map(Some)
+        e
     }
 
     /// Plain cross-entropy (no smoothing), top-1 and, with more than 5 classes, top-5 accuracy;
@@ -477,15 +489,18 @@ impl<'a> Trainer<'a> {
         evaluator.evaluate(images, self.spec.classes.len())
     }
 
-    fn finish(self, status: Status, note: Option<String>) -> Result<RunResult> {
+    fn finish(mut self, status: Status, note: Option<String>) -> Result<RunResult> {
         self.dir.write_metrics(&self.metrics)?;
         for (split, e) in &self.last_val {
             e.write(&self.dir.file(rundir::EVAL), split, &self.spec.classes, &self.val)?;
         }
         let start = Instant::now();
-        let test = match (&self.test, status) {
-            (Some(t), Status::Completed) => Some(self.evaluate(t)?.0),
-            _ => None,
+        let (test, test_tta, test_ema) = match (&self.test, status) {
+            (Some(t), Status::Completed) => {
+                let (plain, tta) = self.evaluate(t)?;
+                (Some(plain), tta, self.evaluate_ema(Split::Test)?)
+            }
+            _ => (None, None, None),
         };
         let wall = self.metrics.iter().map(|m| m.seconds).sum::<f64>() + start.elapsed().as_secs_f64();
         let mut r = RunResult::from_metrics(
@@ -499,6 +514,8 @@ impl<'a> Trainer<'a> {
         r.final_val_acc_tta = self.metrics.last().and_then(|m| m.val_acc_tta);
         r.error = note;
         r.test_acc = test.as_ref().map(Evaluation::top1);
+        r.test_acc_tta = test_tta.as_ref().map(Evaluation::top1);
+        r.test_acc_ema = test_ema.as_ref().map(Evaluation::top1);
         r.test_top5 = test.as_ref().and_then(Evaluation::top5);
         self.dir.log(&format!(
             "{status:?}: {}",

@@ -97,6 +97,12 @@ pub struct RunResult {
     pub test_acc: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub test_top5: Option<f64>,
+    /// Test top-1 of the test-time-augmented scores (`augment.tta_flip`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub test_acc_tta: Option<f64>,
+    /// Test top-1 of the EMA weights (`train.ema_decay`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub test_acc_ema: Option<f64>,
     pub wall_seconds: f64,
     pub device: String,
     /// Size of the validation split: accuracies are multiples of 1 / val_images.
@@ -125,6 +131,8 @@ impl RunResult {
             final_val_acc_tta: None,
             test_acc: None,
             test_top5: None,
+            test_acc_tta: None,
+            test_acc_ema: None,
             wall_seconds,
             device,
             val_images,
