@@ -578,3 +578,30 @@ fn the_combined_recipe_is_confirmed_on_fresh_seeds() {
     let design: Value = serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap()).unwrap();
     assert_eq!(design["variants"], serde_json::json!(["lr=usable"]));
 }
+
+/// A rerun with a changed recipe is refused before it writes anything, so the documented resume
+/// (the same command) still works afterwards and reruns nothing.
+#[test]
+fn a_rerun_with_another_recipe_changes_nothing_and_the_resume_still_works() {
+    let dir = tempdir("changed-recipe");
+    let recipe = write_recipe(&dir);
+    let out = dir.join("out");
+    finish(run_tiny(&recipe, &out));
+    let baseline_toml = std::fs::read_to_string(out.join("baseline.toml")).unwrap();
+    let done = result_times(&out);
+    let o = common::checklist(&recipe, &out, &["--parallel", "2", "--set", "train.epochs=3"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("recipe.toml") && e.contains("holds a different recipe"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("baseline.toml")).unwrap(),
+        baseline_toml
+    );
+    finish(run_tiny(&recipe, &out));
+    not_rerun(&done);
+}

@@ -75,6 +75,31 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>>
     }))
 }
 
+/// Refuses, before anything is written, a rerun that would train an existing trial otherwise:
+/// each run dir holds the recipe it ran, and a changed baseline would mix two recipes in one
+/// comparison. (The combined recipe is derived from results and may be rebuilt.)
+fn check_existing(root: &Path, baseline: &Recipe) -> Result<()> {
+    for t in analysis::read_trials(root)? {
+        let path = root.join(&t.dir).join(rundir::RECIPE);
+        if matches!(t.arm, Arm::Combined { .. }) {
+            continue;
+        }
+        if let Ok(existing) = Recipe::load(Some(&path), &[])
+            && !same_run(&existing, &t.recipe(baseline)?)
+        {
+            return Err(Error::RunDir {
+                path,
+                message: format!(
+                    "holds a different recipe than this checklist would run; nothing was changed. Rerun with the \
+                     recipe the checklist ran ({}), or use another directory",
+                    root.join(BASELINE).display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Whether two recipes describe the same training run: they may differ only in where and how
 /// fast it runs (`train.threads`, `train.device`), which executors choose, in the
 /// `[checklist]` section, which training ignores (so that raising `max_seeds` or changing the
@@ -214,6 +239,7 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
     let _lock = Lock::acquire(root)?;
     let labels: Vec<String> = variants.iter().map(plan::Variant::label).collect();
     design_record::check(root, &baseline.checklist, &labels)?;
+    check_existing(root, baseline)?;
     rundir::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     let summary = loop {
         let mut summary = analysis::analyze(root)?;

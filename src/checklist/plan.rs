@@ -211,6 +211,13 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
     out.retain(|v| !cfg.skip.contains(&v.factor) && !cfg.factors.contains_key(&v.factor));
     for (factor, vs) in &cfg.factors {
         for (name, overrides) in vs {
+            if let Some(c) = format!("{factor}{name}").chars().find(|c| c.is_control()) {
+                // Labels reach the terminal, the summaries and the run dirs' names.
+                return Err(Error::recipe(
+                    format!("checklist.factors.{}.{}", factor.escape_debug(), name.escape_debug()),
+                    format!("factor and variant names are shown as text: no control characters (found {c:?})"),
+                ));
+            }
             let overrides = match baseline.external {
                 Some(_) => external_overrides(factor, name, overrides)?,
                 None => overrides.clone(),
@@ -682,6 +689,14 @@ mod tests {
         let b = Recipe::from_table("[checklist]\nskip = [\"mixupp\"]\n".parse().unwrap()).unwrap();
         let e = variants(&b).unwrap_err().to_string();
         assert!(e.contains("checklist.skip") && e.contains("mixupp"), "{e}");
+        // A terminal escape sequence in a variant's name.
+        let text = "[checklist.factors.lr]\n\"\\u001b[31mred\" = { \"optim.lr\" = 0.3 }\n";
+        let b = Recipe::from_table(text.parse().unwrap()).unwrap();
+        let e = variants(&b).unwrap_err().to_string();
+        assert!(
+            e.contains("checklist.factors.lr.\\u{1b}[31mred") && e.contains("no control characters"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -516,6 +516,23 @@ mod tests {
         assert!((out[0].detectable.unwrap() - mde).abs() < 1e-15);
     }
 
+    /// A tiny alpha passes validation; its levels lie far beyond `1 - p`'s float resolution and
+    /// once made the t quantile panic after the first round (and every report after it).
+    #[test]
+    fn a_tiny_alpha_gives_finite_intervals_and_no_panic() {
+        let d = Design {
+            alpha: 1e-15,
+            ..design(10)
+        };
+        let arms = vec![vec![0.01, 0.02, 0.015], vec![0.0, 0.001, -0.001]];
+        let (out, _) = d.decide(&arms, &[false, false], 1e-4);
+        for o in &out {
+            let (lo, hi) = o.ci.unwrap();
+            assert!(lo.is_finite() && hi.is_finite() && lo < hi, "{o:?}");
+            assert_eq!(o.verdict, Verdict::Incomplete);
+        }
+    }
+
     #[test]
     fn seeds_needed_reach_the_margin_with_80_percent_power() {
         let d = design(4);

@@ -278,9 +278,9 @@ fn csv(s: &Summary) -> String {
         let count = |x: Option<usize>| x.map_or(String::new(), |v| v.to_string());
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            a.label,
-            a.factor.clone().unwrap_or_default(),
-            a.variant.clone().unwrap_or_default(),
+            csv_field(&a.label),
+            csv_field(a.factor.as_deref().unwrap_or_default()),
+            csv_field(a.variant.as_deref().unwrap_or_default()),
             a.seeds.len(),
             accs.join(";"),
             f(a.mean),
@@ -327,10 +327,37 @@ pub fn cells(a: &ArmSummary, bounds: Option<(f64, f64)>) -> [String; 8] {
     ]
 }
 
+/// A CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a line
+/// break. Labels come from the recipe's factor and variant names, which may hold any of them.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// A Markdown table cell that stays one cell and shows as text: pipes escaped, HTML's `<`, `>`
+/// and `&` as entities, control characters (line breaks, terminal escape sequences: summary.md
+/// is printed to the terminal) as spaces.
+fn md_cell(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '|' => "\\|".to_string(),
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            c if c.is_control() => " ".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 fn md_table(rows: &[&ArmSummary], bounds: Option<(f64, f64)>) -> String {
     let mut out = format!("| {} |\n|{}\n", COLUMNS.join(" | "), "---|".repeat(COLUMNS.len()));
     for a in rows {
-        out.push_str(&format!("| {} |\n", cells(a, bounds).join(" | ")));
+        let cells = cells(a, bounds).map(|c| md_cell(&c));
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out
 }
@@ -370,7 +397,7 @@ fn tuning_markdown(s: &Summary) -> String {
                 }
             })
             .collect();
-        out.push_str(&format!("| {} | {} |\n", a.label, cells.join("; ")));
+        out.push_str(&format!("| {} | {} |\n", md_cell(&a.label), md_cell(&cells.join("; "))));
     }
     for w in s.tuning.iter().flat_map(|a| &a.warnings) {
         out.push_str(&format!("\nWarning: {w}\n"));
@@ -407,7 +434,7 @@ fn markdown(s: &Summary, c: &Compute) -> String {
         out.push_str(&format!(
             "Baseline plus: {}. It runs on fresh seeds (seed indices from {} on, which no variant used), paired with the \
              baseline on the same seeds, and is confirmed as one comparison at the checklist's error.\n\n",
-            s.combined_variants.join(", "),
+            md_cell(&s.combined_variants.join(", ")),
             s.design.looks.last().copied().unwrap_or(0)
         ));
         if let Some(c) = &s.combined {
@@ -460,6 +487,16 @@ mod tests {
                 needs: 0,
             }),
         }
+    }
+
+    #[test]
+    fn labels_stay_one_csv_field_and_one_markdown_cell_and_never_reach_the_terminal_raw() {
+        assert_eq!(csv_field("lr=0.1"), "lr=0.1");
+        assert_eq!(csv_field("a,b=\"x\"\ny"), "\"a,b=\"\"x\"\"\ny\"");
+        assert_eq!(
+            md_cell("f=<script>|x\n\u{1b}[31mred & more"),
+            "f=&lt;script&gt;\\|x  [31mred &amp; more"
+        );
     }
 
     #[test]
