@@ -16,6 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The largest magnitude a trainer's metric may have (an accuracy, a loss, a score).
+pub const MAX_METRIC: f64 = 1e15;
+
 fn failed(message: impl Into<String>) -> Error {
     Error::Trainer {
         message: message.into(),
@@ -290,8 +293,12 @@ fn read_metric(m: &MetricSource, recipe: &Recipe, run_dir: &Path, output: &LastM
         })?;
         (value * m.scale, Vec::new())
     };
-    if !value.is_finite() {
-        return Err(failed(format!("the metric is {value}, not a finite number")));
+    // Past 1e15 a sum of squares of differences overflows nothing yet keeps its digits; beyond,
+    // the checklist's statistics would read inf and NaN (1e308 gave "inf ± inf").
+    if !value.is_finite() || value.abs() > MAX_METRIC {
+        return Err(failed(format!(
+            "the metric is {value:e}, not a finite number of magnitude at most {MAX_METRIC:e}"
+        )));
     }
     Ok((value, rows))
 }

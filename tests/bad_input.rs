@@ -781,3 +781,56 @@ fn external_trainer_errors_name_the_command_the_metric_and_the_unmapped_factor()
     );
     fails(dry_run(), &["external.args.lr", "not a flag"]);
 }
+
+/// Files darkmagic wrote itself, edited into values no run could have: `model.json` with a side
+/// of 0 or no std, `"epoch": 0` in metrics.jsonl, a tuning index of 1e11 in trial.json. Each is
+/// an error naming the file, or handled; never a panic or an allocation to the OOM killer.
+#[test]
+fn run_records_edited_into_impossible_values_are_named_or_handled() {
+    let dir = tempdir("impossible-records");
+    let recipe = dir.join("r.toml");
+    std::fs::write(
+        &recipe,
+        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\n[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\n\
+         [checklist.factors.lr]\nlow = { \"optim.lr\" = 0.01 }\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let out_s = out.to_str().unwrap();
+    ok(common::checklist(&recipe, &out, &[]).output().unwrap());
+    let run_dir = out.join("trials/baseline/seed-0");
+    let rd = run_dir.to_str().unwrap();
+    let spec_path = run_dir.join("model.json");
+    let spec = std::fs::read_to_string(&spec_path).unwrap();
+    let edit = |from: &str, to: &str| {
+        let edited = spec.replacen(from, to, 1);
+        assert_ne!(edited, spec, "{from} in {spec}");
+        std::fs::write(&spec_path, edited).unwrap();
+    };
+    edit("\"height\": 8", "\"height\": 0");
+    fails(
+        run(&["eval", "--run-dir", rd]),
+        &["model.json", "expected sides of 1 to 4096"],
+    );
+    edit("\"height\": 8", "\"height\": 100000");
+    fails(
+        run(&["eval", "--run-dir", rd]),
+        &["model.json", "expected sides of 1 to 4096"],
+    );
+    let std_values = spec.split("\"std\": [").nth(1).unwrap().split(']').next().unwrap();
+    edit(&format!("\"std\": [{std_values}]"), "\"std\": []");
+    fails(run(&["eval", "--run-dir", rd]), &["model.json", "mean and std need"]);
+    std::fs::write(&spec_path, &spec).unwrap();
+
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let metrics = std::fs::read_to_string(&metrics_path).unwrap();
+    std::fs::write(&metrics_path, metrics.replacen("\"epoch\":1", "\"epoch\":0", 1)).unwrap();
+    ok(run(&["report", out_s]));
+
+    let trial_path = out.join("trials/lr=low/seed-0/trial.json");
+    let trial = std::fs::read_to_string(&trial_path).unwrap();
+    let tuned = trial.replacen("\"seed_index\": 0,", "\"seed_index\": 0, \"tune\": 100000000000,", 1);
+    assert_ne!(tuned, trial, "{trial}");
+    std::fs::write(&trial_path, tuned).unwrap();
+    fails(run(&["report", out_s]), &["trial.json", "tune below 1000"]);
+}

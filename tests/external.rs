@@ -161,6 +161,7 @@ combine = false
 crash = {{ "--mode" = "crash" }}
 silent = {{ "--mode" = "silent" }}
 nan = {{ "--mode" = "nan" }}
+huge = {{ "--mode" = "huge" }}
 slow = {{ "--mode" = "slow" }}
 [checklist.factors.lr]
 "0.2" = {{ "--lr" = 0.2 }}
@@ -202,6 +203,10 @@ regex = "acc=([0-9.a-z]+)"
         ("mode=crash", "exit status: 1"),
         ("mode=silent", "no line of its output matched external.metric.regex"),
         ("mode=nan", "the metric is NaN"),
+        (
+            "mode=huge",
+            "the metric is 1e308, not a finite number of magnitude at most 1e15",
+        ),
         ("mode=slow", "timed out after 2 s (external.timeout) and was killed"),
     ] {
         let s = get(label);

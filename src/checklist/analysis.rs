@@ -313,6 +313,14 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
             path: p.clone(),
             message: e.to_string(),
         })?;
+        // Indices size the analysis' tables: bound them as the recipe bounds what they index.
+        let (seeds, tunes) = (crate::recipe::MAX_SEEDS, crate::recipe::MAX_TUNE_CANDIDATES);
+        if trial.seed_index >= seeds || trial.tune.is_some_and(|k| k >= tunes) {
+            return Err(crate::Error::RunDir {
+                path: p.clone(),
+                message: format!("seed_index must be below {seeds} and tune below {tunes}"),
+            });
+        }
         trial.dir = dir.strip_prefix(root).expect("found under root").to_path_buf();
         trials.push(trial);
     }

@@ -66,7 +66,7 @@ impl TrialData {
     /// The learning rate and weight decay this trial's recipe gives at each step (at most about
     /// 400 points, x in epochs), or None without a recipe or metrics, or for an external trainer.
     pub fn schedule_curves(&self) -> Option<(Curve, Curve)> {
-        let (r, m) = (self.recipe.as_ref()?, self.metrics.first()?);
+        let (r, m) = (self.recipe.as_ref()?, self.metrics.first().filter(|m| m.epoch > 0)?);
         if r.external.is_some() {
             // darkmagic's schedule fields say nothing of an external trainer's.
             return None;

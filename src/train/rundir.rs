@@ -154,6 +154,30 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// What makes this spec impossible for a trained model, if anything.
+    fn problem(&self) -> Option<String> {
+        let side = 1..=crate::recipe::MAX_IMAGE_SIZE;
+        let values = |v: &[f64]| v.len() == 1 || v.len() == self.channels;
+        if !(1..=4).contains(&self.channels) {
+            Some(format!("channels is {}; expected 1 to 4", self.channels))
+        } else if !side.contains(&self.height) || !side.contains(&self.width) {
+            Some(format!(
+                "the input is {}x{}; expected sides of 1 to {}",
+                self.height,
+                self.width,
+                crate::recipe::MAX_IMAGE_SIZE
+            ))
+        } else if !values(&self.mean) || !values(&self.std) {
+            Some(format!("mean and std need 1 or {} values each", self.channels))
+        } else if self.mean.iter().any(|m| !m.is_finite()) || self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            Some("mean must be finite and std finite and positive".into())
+        } else if self.classes.is_empty() {
+            Some("no classes".into())
+        } else {
+            None
+        }
+    }
+
     /// The input normalisation the model was trained with.
     pub fn normalizer(&self) -> crate::data::loader::Normalizer {
         crate::data::loader::Normalizer::new(&self.mean, &self.std, self.channels)
@@ -223,8 +247,17 @@ impl RunDir {
     }
 
     /// Reads `model.json`; None when the run dir has none (trained before darkmagic wrote it).
+    /// A spec no trained model could have (a side of 0 or past `MAX_IMAGE_SIZE`, no channels,
+    /// normalisation values missing or not positive and finite) is an error naming the file.
     pub fn read_spec(&self) -> Result<Option<ModelSpec>> {
-        self.read_json(MODEL)
+        let spec: Option<ModelSpec> = self.read_json(MODEL)?;
+        if let Some(problem) = spec.as_ref().and_then(ModelSpec::problem) {
+            return Err(Error::RunDir {
+                path: self.file(MODEL),
+                message: problem,
+            });
+        }
+        Ok(spec)
     }
 
     /// Writes `value` as pretty JSON to the file `name`, atomically.
