@@ -536,6 +536,10 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     let arms = std::iter::once(&summary.baseline)
         .chain(&summary.trials)
         .chain(&summary.combined);
+    let tuning = summary
+        .tuning
+        .iter()
+        .flat_map(|t| t.failed.iter().map(move |f| format!("{} {f}", t.label)));
     let failed: Vec<String> = arms
         .flat_map(|a| {
             a.seeds
@@ -543,6 +547,7 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
                 .filter(|s| s.status == Some(rundir::Status::Failed))
                 .map(move |s| format!("{} seed {}", a.label, s.seed))
         })
+        .chain(tuning)
         .collect();
     if !failed.is_empty() {
         return Err(TrialsFailed(failed).into());

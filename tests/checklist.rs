@@ -605,3 +605,29 @@ fn a_rerun_with_another_recipe_changes_nothing_and_the_resume_still_works() {
     finish(run_tiny(&recipe, &out));
     not_rerun(&done);
 }
+
+/// A tuning candidate that fails (a batch larger than the training split) is named, and the
+/// checklist exits 3 like any failed trial, instead of ending at 0 with an empty baseline.
+#[test]
+fn a_failed_tuning_run_is_named_and_the_exit_status_says_so() {
+    let dir = tempdir("tune-failed");
+    let recipe = dir.join("r.toml");
+    let plan = "[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\n\
+                [checklist.factors.lr]\nlow = { \"optim.lr\" = 0.01 }\n\
+                [checklist.tune.fields]\n\"train.batch_size\" = [1.0, 5000.0]\n";
+    let training =
+        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\ncycles = 1\n[train]\nepochs = 1\nbatch_size = 32\n";
+    std::fs::write(&recipe, format!("{training}{plan}")).unwrap();
+    let out = dir.join("out");
+    let o = run_tiny(&recipe, &out).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    for name in ["baseline tune 1 seed 0", "lr=low tune 1 seed 0"] {
+        assert!(e.contains(name), "{name}: {e}");
+    }
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("Failed (a rerun retries it): baseline tune 1 seed 0"),
+        "{md}"
+    );
+}

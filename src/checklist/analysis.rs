@@ -165,6 +165,10 @@ pub struct ArmTuning {
     pub complete: bool,
     /// A best candidate at the edge of its range; many diverged candidates.
     pub warnings: Vec<String>,
+    /// Tuning runs that failed (`tune <candidate> seed <k>`): the arm waits for them, and a
+    /// rerun retries them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
 }
 
 /// One tuning candidate of an arm.
@@ -196,6 +200,7 @@ fn tuning_summary(root: &Path, trials: &[&Trial], tune_seeds: usize) -> Vec<ArmT
                     chosen: None,
                     complete: false,
                     warnings: Vec::new(),
+                    failed: Vec::new(),
                 });
                 out.len() - 1
             }
@@ -215,6 +220,9 @@ fn tuning_summary(root: &Path, trials: &[&Trial], tune_seeds: usize) -> Vec<ArmT
         c.values = t.tuned.clone();
         c.scores.push(o.val_acc);
         c.diverged += usize::from(o.status == Some(Status::Diverged));
+        if o.status == Some(Status::Failed) {
+            out[i].failed.push(format!("tune {k} seed {}", t.seed_index));
+        }
         if matches!(o.status, Some(Status::Completed | Status::Diverged | Status::Stopped)) {
             finished.push((label, k));
         }
@@ -711,6 +719,7 @@ mod tests {
             chosen: Some(0),
             complete: true,
             warnings: Vec::new(),
+            failed: Vec::new(),
         };
         assert_eq!(
             tuning_warnings(&a),

@@ -70,7 +70,10 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>>
     rundir::write_atomic(&dir.file("trial.json"), json.as_bytes())?;
     Ok(Some(Job {
         dir: dir.path.clone(),
-        label: format!("{} seed {}", trial.arm.label(), trial.seed_index),
+        label: match trial.tune {
+            Some(c) => format!("{} tune {c} seed {}", trial.arm.label(), trial.seed_index),
+            None => format!("{} seed {}", trial.arm.label(), trial.seed_index),
+        },
         epochs: recipe.train.epochs,
     }))
 }

@@ -402,6 +402,11 @@ fn tuning_markdown(s: &Summary) -> String {
     for w in s.tuning.iter().flat_map(|a| &a.warnings) {
         out.push_str(&format!("\nWarning: {w}\n"));
     }
+    for a in &s.tuning {
+        for f in &a.failed {
+            out.push_str(&format!("\nFailed (a rerun retries it): {} {f}\n", md_cell(&a.label)));
+        }
+    }
     out
 }
 
