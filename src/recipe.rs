@@ -1259,6 +1259,17 @@ impl Recipe {
                 if candidates.is_empty() || candidates.iter().any(|x| !x.is_finite()) {
                     return Err(Error::recipe(key, "expected a non-empty list of finite numbers"));
                 }
+                // Fields a trial's training does not take from its candidate: the trial's own
+                // seed, where and how fast it runs, and the checklist's settings.
+                let ignored = ["seed", "train.threads", "train.device", "train.stop_margin"];
+                if ignored.contains(&field.as_str()) || field.starts_with("checklist.") {
+                    return Err(Error::recipe(
+                        key,
+                        format!(
+                            "a trial does not train differently with `{field}`: every candidate would run the same"
+                        ),
+                    ));
+                }
                 if self
                     .get(field)
                     .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
@@ -1271,11 +1282,12 @@ impl Recipe {
                 }
             }
             let combinations = grid.values().fold(1usize, |n, c| n.saturating_mul(c.len()));
-            if combinations > MAX_TUNE_CANDIDATES {
+            if combinations.saturating_mul(t.seeds) > MAX_TUNE_CANDIDATES {
                 return Err(Error::recipe(
                     key,
                     format!(
-                        "{combinations} combinations of candidates; expected at most {MAX_TUNE_CANDIDATES} per arm"
+                        "{combinations} combinations x {} tuning seeds; expected at most {MAX_TUNE_CANDIDATES} tuning runs per arm",
+                        t.seeds
                     ),
                 ));
             }
@@ -1588,7 +1600,7 @@ mod tests {
             (
                 "checklist.tune.fields={\"optim.lr\"=[1,2,3,4,5,6,7,8,9,10,11], \"optim.momentum\"=[1,2,3,4,5,6,7,8,9,10], \"optim.weight_decay\"=[1,2,3,4,5,6,7,8,9,10]}",
                 "checklist.tune.fields",
-                "1100 combinations of candidates; expected at most 1000",
+                "1100 combinations x 1 tuning seeds; expected at most 1000 tuning runs per arm",
             ),
             ("optim.lr=-1", "optim.lr", "> 0"),
             ("schedule.milestones=[0.8, 0.2]", "schedule.milestones", "ascending"),

@@ -333,6 +333,24 @@ fn cli_options_are_checked() {
         checklist(&["--dry-run", "--set", "checklist.tune.fields={\"optim.lr\"=[]}"]),
         &["checklist.tune.fields.optim.lr", "non-empty list"],
     );
+    // Fields a trial ignores would make every candidate the same run.
+    for field in ["seed", "train.threads", "checklist.alpha"] {
+        let set = format!("checklist.tune.fields={{\"{field}\"=[1.0, 2.0]}}");
+        fails(
+            checklist(&["--dry-run", "--set", &set]),
+            &[
+                &format!("checklist.tune.fields.{field}"),
+                "every candidate would run the same",
+            ],
+        );
+    }
+    // A grid bounded per field but not in total: 1000 candidates x 1000 tuning seeds.
+    let grid: Vec<String> = (1..=1000).map(|i| format!("{i}.0")).collect();
+    let set = format!("checklist.tune.fields={{\"optim.lr\"=[{}]}}", grid.join(","));
+    fails(
+        checklist(&["--dry-run", "--set", &set, "--set", "checklist.tune.seeds=1000"]),
+        &["checklist.tune.fields", "at most 1000 tuning runs per arm"],
+    );
     fails(
         checklist(&[
             "--dry-run",
