@@ -61,6 +61,29 @@ pub fn load_exact(vs: &VarStore, path: &Path, prefix: Option<&str>) -> Result<()
             ),
         ));
     }
+    let variables = vs.variables();
+    let mut unused: Vec<&str> = all
+        .keys()
+        .filter_map(|k| k.strip_prefix(prefix))
+        .filter(|k| !variables.contains_key(*k) && !k.ends_with("num_batches_tracked"))
+        .collect();
+    unused.sort();
+    if !unused.is_empty() {
+        // A deeper network's weights would load into a shallower one and evaluate truncated.
+        return Err(bad(
+            path,
+            format!(
+                "holds {} tensors the model does not have ({}); expected the architecture and options of the recipe (model.arch, model.se, ...)",
+                unused.len(),
+                unused
+                    .iter()
+                    .take(4)
+                    .map(|m| format!("`{prefix}{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     if !r.missing.is_empty() {
         return Err(bad(
             path,
@@ -181,6 +204,35 @@ mod tests {
         assert!(s["layer2.0.conv1.weight"].equal(&d["layer2.0.conv1.weight"]));
         assert!(s["layer3.2.bn2.running_var"].equal(&d["layer3.2.bn2.running_var"]));
         assert_eq!(d["fc.weight"].size(), vec![3, 64]);
+    }
+
+    /// A deeper ResNet's checkpoint has every tensor of a shallower one and more: loading it
+    /// exactly must refuse the extra blocks, not evaluate a truncated network.
+    #[test]
+    fn exact_loading_refuses_tensors_the_model_does_not_have() {
+        let dir = crate::testutil::tempdir("import-deeper");
+        let deeper = ModelConfig {
+            arch: crate::recipe::Arch::Resnet32,
+            ..ModelConfig::default()
+        };
+        let src = VarStore::new(Device::Cpu);
+        let _a = Net::new(&src.root(), &deeper, 1, 10);
+        let named: Vec<(String, Tensor)> = src
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (format!("model.{k}"), v))
+            .collect();
+        let path = dir.join("resnet32.safetensors");
+        Tensor::write_safetensors(&named, &path).unwrap();
+        let dst = VarStore::new(Device::Cpu);
+        let _b = Net::new(&dst.root(), &ModelConfig::default(), 1, 10);
+        let e = load_exact(&dst, &path, None).unwrap_err().to_string();
+        assert!(
+            e.contains("resnet32.safetensors")
+                && e.contains("tensors the model does not have")
+                && e.contains("`model.layer1.3."),
+            "{e}"
+        );
     }
 
     #[test]
