@@ -738,6 +738,18 @@ fn eval_and_predict_name_the_missing_checkpoint_the_class_count_and_the_bad_imag
         ],
     );
 
+    // Ten classes, as the model has, but other ones.
+    let renamed = tempdir("eval-ten-other-classes");
+    let names: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    folder(&renamed, &names.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+    fails(
+        eval(&["--data", renamed.to_str().unwrap()]),
+        &[
+            "eval-ten-other-classes",
+            "classes: the data set's class 0 is `c0`, the model's `0`",
+        ],
+    );
+
     let broken = other.join("broken.png");
     std::fs::write(&broken, b"\x89PNG not really").unwrap();
     let good = other.join("ant/0.png");

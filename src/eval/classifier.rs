@@ -153,16 +153,18 @@ impl Classifier {
         let t = Classifier::from_run_dir(dir, false, &overrides)?;
         let (a, b) = (&t.spec, spec);
         let shape = |s: &ModelSpec| (s.channels, s.height, s.width);
-        if a.classes.len() != b.classes.len() || shape(a) != shape(b) {
+        if a.classes != b.classes || shape(a) != shape(b) {
             return Err(Error::recipe(
                 "loss.distill_teacher",
                 format!(
-                    "the teacher in {} takes {:?} images (channels, height, width) into {} classes; this run {:?} into {}",
+                    "the teacher in {} takes {:?} images (channels, height, width) into {} classes ({}); this run {:?} into {} ({})",
                     dir.display(),
                     shape(a),
                     a.classes.len(),
+                    preview(&a.classes),
                     shape(b),
-                    b.classes.len()
+                    b.classes.len(),
+                    preview(&b.classes)
                 ),
             ));
         }
@@ -199,6 +201,19 @@ impl Classifier {
                     classes.len(),
                     preview(&classes),
                     s.classes.len(),
+                    preview(&s.classes)
+                ),
+            ));
+        }
+        if let Some(i) = (0..classes.len()).find(|&i| classes[i] != s.classes[i]) {
+            // The same count of other classes would score labels against the wrong names.
+            return Err(Error::data(
+                data_path,
+                format!(
+                    "classes: the data set's class {i} is `{}`, the model's `{}` (data: {}; model: {})",
+                    classes[i].escape_debug(),
+                    s.classes[i].escape_debug(),
+                    preview(&classes),
                     preview(&s.classes)
                 ),
             ));
