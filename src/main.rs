@@ -522,6 +522,10 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
         eprintln!("warning: {w}");
     }
     let root = std::path::absolute(&a.out)?;
+    if root.to_str().is_none() {
+        // Trials get their run dirs as text (Slurm scripts, Ray job commands, recipe files).
+        bail!("--out: {} is not valid UTF-8; use a path that is", root.display());
+    }
     let mut exec = executor(&a, local, &root)?;
     if a.break_lock {
         checklist::lock::Lock::break_lock(&root)?;

@@ -4,6 +4,7 @@
 //! scripts carry no injected command.
 mod common;
 use common::{ok, run, tempdir};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -333,6 +334,15 @@ fn cli_options_are_checked() {
         checklist(&["--dry-run", "--set", "checklist.tune.fields={\"optim.lr\"=[]}"]),
         &["checklist.tune.fields.optim.lr", "non-empty list"],
     );
+    // A checklist directory whose name is not UTF-8: Slurm and Ray get run dirs as text.
+    let bad_out = std::ffi::OsStr::from_bytes(b"/tmp/darkmagic-out-\xff");
+    let o = common::bin()
+        .args(["checklist", "--set", "checklist.plan=\"none\"", "--out"])
+        .arg(bad_out)
+        .output()
+        .unwrap();
+    fails(o, &["--out", "is not valid UTF-8"]);
+    assert!(!std::path::Path::new(bad_out).exists(), "nothing written");
     // Fields a trial ignores would make every candidate the same run.
     for field in ["seed", "train.threads", "checklist.alpha"] {
         let set = format!("checklist.tune.fields={{\"{field}\"=[1.0, 2.0]}}");

@@ -99,10 +99,21 @@ impl Lock {
         taken
     }
 
-    /// Removes the lock of `root` whoever holds it (`--break-lock`): for a lock left on a shared
-    /// filesystem by a host that no longer runs the checklist.
+    /// Removes the lock of `root` (`--break-lock`): for a lock left on a shared filesystem by a
+    /// host that no longer runs the checklist. A holder that provably runs on this host (its pid
+    /// with its start time) keeps its lock: two checklists would train the same run dirs.
     pub fn break_lock(root: &Path) -> Result<()> {
         let path = root.join(LOCK);
+        let holder = std::fs::read_to_string(&path).ok().and_then(|t| Holder::parse(&t));
+        if let Some(h) = holder.filter(|h| h.host == hostname() && start_time(h.pid) == Some(h.start)) {
+            return Err(Error::RunDir {
+                path: root.to_path_buf(),
+                message: format!(
+                    "--break-lock: the checklist holding this directory (pid {}) is running on this host; wait for it or stop it",
+                    h.pid
+                ),
+            });
+        }
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
             _ => Ok(()),
@@ -151,6 +162,13 @@ mod tests {
             e.contains("another checklist") && e.contains(&std::process::id().to_string()),
             "{e}"
         );
+        // --break-lock does not remove the lock of a holder that provably runs here.
+        let e = Lock::break_lock(&root).unwrap_err().to_string();
+        assert!(
+            e.contains("--break-lock") && e.contains("is running on this host"),
+            "{e}"
+        );
+        assert!(root.join(LOCK).exists());
         drop(lock);
         assert!(!root.join(LOCK).exists());
         // This process's pid with another start time: the pid was reused, the holder is gone.
