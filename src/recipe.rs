@@ -1104,6 +1104,13 @@ impl Recipe {
             // An external trainer has its own schedule; darkmagic's is not used.
             None => self.validate_schedule()?,
         }
+        if self.external.is_some() && self.checklist.early_stop {
+            // Early stop compares darkmagic's own per-epoch validation accuracies.
+            return Err(Error::recipe(
+                "checklist.early_stop",
+                "needs darkmagic's trainer: an external trainer's epochs are not compared; remove it or [external]",
+            ));
+        }
         let a = &self.augment;
         check(
             "augment.mixup_alpha",

@@ -189,12 +189,31 @@ fn recipe_values_are_checked_before_any_work() {
         "train.epochs=100000",
         "--set",
         "checklist.plan=none",
+        "--set",
+        "checklist.factors={lr={low={\"optim.lr\"=0.01}}}",
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    // 3 seeds x 100000 epochs x 25 steps x 64 images.
+    // 2 arms x 3 seeds x 100000 epochs x 25 steps x 64 images.
     assert!(
-        out.status.success() && text.contains("4.800e8 training images"),
+        out.status.success() && text.contains("9.600e8 training images"),
         "{text}"
+    );
+    // A plan without variants would run nothing and say nothing; so would a teacher that only
+    // the default and extended plans use.
+    fails(
+        run(&["checklist", "--dry-run", "--set", "checklist.plan=none"]),
+        &["checklist.plan", "the plan has no variants"],
+    );
+    fails(
+        run(&[
+            "checklist",
+            "--dry-run",
+            "--set",
+            "checklist.plan=none",
+            "--set",
+            "checklist.teacher=\"/tmp\"",
+        ]),
+        &["checklist.teacher", "list it in [checklist.factors]"],
     );
 }
 
@@ -820,6 +839,8 @@ fn external_trainer_errors_name_the_command_the_metric_and_the_unmapped_factor()
         "[checklist]\nplan = \"none\"\n[external]\ncommand = [\"x\"]\n[external.args]\nlr = 0.1\n[external.metric]\nregex = \"(.)\"\n",
     );
     fails(dry_run(), &["external.args.lr", "not a flag"]);
+    write(&format!("[checklist]\nplan = \"none\"\nearly_stop = true\n{base}"));
+    fails(dry_run(), &["checklist.early_stop", "needs darkmagic's trainer"]);
 }
 
 /// Files darkmagic wrote itself, edited into values no run could have: `model.json` with a side

@@ -219,7 +219,8 @@ fn a_second_checklist_in_the_same_directory_is_refused() {
     let recipe = dir.join("one.toml");
     std::fs::write(
         &recipe,
-        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\n",
+        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\nbatch_size = 32\n[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\n\
+         [checklist.factors.lr]\nlow = { \"optim.lr\" = 0.01 }\n",
     )
     .unwrap();
     let o = common::checklist(&recipe, &out, &[]).output().unwrap();

@@ -230,6 +230,13 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
         }
     }
     out.retain(|v| v.overrides.iter().any(|(k, val)| baseline.get(k).as_ref() != Some(val)));
+    if out.is_empty() {
+        // A checklist without variants would run nothing and say nothing.
+        return Err(Error::recipe(
+            "checklist.plan",
+            "the plan has no variants (every factor skipped, or none listed with plan = \"none\"); add [checklist.factors] or another plan",
+        ));
+    }
     if let Some(unknown) = cfg.tune.variants.keys().find(|l| !out.iter().any(|v| &v.label() == *l)) {
         let labels: Vec<String> = out.iter().map(Variant::label).collect();
         return Err(Error::recipe(
@@ -261,7 +268,19 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
 fn built_in(baseline: &Recipe) -> Result<Vec<Variant>> {
     let external = baseline.external.is_some();
     let wrong = |message: &str| Err(Error::recipe("checklist.plan", message));
-    match (baseline.checklist.plan, external) {
+    let c = &baseline.checklist;
+    match (c.plan, external) {
+        (PlanKind::None, _) if c.teacher.is_some() || c.pretrained.is_some() => {
+            let key = if c.teacher.is_some() {
+                "checklist.teacher"
+            } else {
+                "checklist.pretrained"
+            };
+            Err(Error::recipe(
+                key,
+                "adds its variant to the default and extended plans; with plan = \"none\", list it in [checklist.factors]",
+            ))
+        }
         (PlanKind::None, _) => Ok(Vec::new()),
         (PlanKind::Default, false) => Ok(default_plan(baseline)),
         (PlanKind::Extended, false) => Ok([default_plan(baseline), extended_extra(baseline)].concat()),
