@@ -925,6 +925,17 @@ impl Recipe {
         Some(node)
     }
 
+    /// Whether `other` trains the same run: it may differ only in where and how fast it runs
+    /// (`train.threads`, `train.device`) and in the `[checklist]` section, which training
+    /// ignores.
+    pub fn same_training(&self, other: &Recipe) -> bool {
+        let mut a = self.clone();
+        a.train.threads = other.train.threads;
+        a.train.device = other.train.device;
+        a.checklist = other.checklist.clone();
+        a == *other
+    }
+
     /// The resolved recipe as TOML, as written to `recipe.toml` in a run dir.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a Recipe always serializes to TOML")

@@ -745,6 +745,18 @@ fn eval_and_predict_name_the_missing_checkpoint_the_class_count_and_the_bad_imag
         run(&args)
     };
 
+    // --resume of a finished run returns its result; with another recipe it says that nothing
+    // trains again instead of ignoring the change.
+    ok(run(&["train", "--run-dir", rd, "--resume"]));
+    fails(
+        run(&["train", "--run-dir", rd, "--resume", "--set", "optim.lr=0.5"]),
+        &[
+            "recipe.toml",
+            "--resume: this run has finished",
+            "train into another run dir",
+        ],
+    );
+
     let fresh = tempdir("eval-no-checkpoint");
     std::fs::copy(run_dir.join("recipe.toml"), fresh.join("recipe.toml")).unwrap();
     fails(

@@ -103,19 +103,14 @@ fn check_existing(root: &Path, baseline: &Recipe) -> Result<()> {
     Ok(())
 }
 
-/// Whether two recipes describe the same training run: they may differ only in where and how
-/// fast it runs (`train.threads`, `train.device`), which executors choose, in the
-/// `[checklist]` section, which training ignores (so that raising `max_seeds` or changing the
-/// margin on a rerun reuses every finished trial), and in the early-stop reference, which the
-/// checklist sets.
+/// Whether two recipes describe the same training run ([`Recipe::same_training`]: so that
+/// raising `max_seeds` or changing the margin on a rerun reuses every finished trial), also
+/// ignoring the early-stop reference, which the checklist sets.
 fn same_run(a: &Recipe, b: &Recipe) -> bool {
     let mut a = a.clone();
-    a.train.threads = b.train.threads;
-    a.train.device = b.train.device;
     a.train.stop_reference.clone_from(&b.train.stop_reference);
     a.train.stop_margin = b.train.stop_margin;
-    a.checklist = b.checklist.clone();
-    a == *b
+    a.same_training(b)
 }
 
 /// Prepares `trials` and runs those without a final result; returns how many ran and whether

@@ -117,6 +117,25 @@ fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
         .collect())
 }
 
+/// Weights are floating-point numbers, every one finite: an integer tensor would be cast
+/// silently (the model then scored every class alike), a NaN or infinity would give NaN
+/// probabilities with a class still reported.
+fn check_values(path: &Path, name: &str, t: &Tensor) -> Result<()> {
+    if !t.is_floating_point() {
+        return Err(bad(
+            path,
+            format!(
+                "tensor `{name}` holds {:?} values; expected floating-point weights",
+                t.kind()
+            ),
+        ));
+    }
+    if !bool::try_from(t.isfinite().all()).unwrap_or(false) {
+        return Err(bad(path, format!("tensor `{name}` holds NaN or infinite values")));
+    }
+    Ok(())
+}
+
 /// Copies the tensors of `all` named `prefix` + a variable's name into the variables of `vs`.
 fn copy_matching(vs: &VarStore, path: &Path, all: &HashMap<String, Tensor>, prefix: &str) -> Result<ImportReport> {
     let tensors: HashMap<&str, &Tensor> = all
@@ -130,6 +149,7 @@ fn copy_matching(vs: &VarStore, path: &Path, all: &HashMap<String, Tensor>, pref
         for (name, mut var) in vars {
             match tensors.get(name.as_str()) {
                 Some(t) if t.size() == var.size() => {
+                    check_values(path, &format!("{prefix}{name}"), t)?;
                     var.copy_(&t.to_kind(var.kind()).to_device(var.device()));
                     report.loaded += 1;
                 }
@@ -233,6 +253,39 @@ mod tests {
                 && e.contains("`model.layer1.3."),
             "{e}"
         );
+    }
+
+    #[test]
+    fn integer_and_non_finite_weights_are_refused() {
+        let dir = crate::testutil::tempdir("import-values");
+        let src = VarStore::new(Device::Cpu);
+        let _a = Net::new(&src.root(), &ModelConfig::default(), 1, 10);
+        let write = |name: &str, edit: &dyn Fn(&str, Tensor) -> Tensor| {
+            let named: Vec<(String, Tensor)> = src
+                .variables()
+                .into_iter()
+                .map(|(k, v)| (format!("model.{k}"), edit(&k, v)))
+                .collect();
+            let path = dir.join(name);
+            Tensor::write_safetensors(&named, &path).unwrap();
+            path
+        };
+        let dst = VarStore::new(Device::Cpu);
+        let _b = Net::new(&dst.root(), &ModelConfig::default(), 1, 10);
+        let ints = write("ints.safetensors", &|k, v| {
+            if k == "fc.weight" {
+                v.to_kind(tch::Kind::Int64)
+            } else {
+                v
+            }
+        });
+        let e = load_exact(&dst, &ints, None).unwrap_err().to_string();
+        assert!(e.contains("`model.fc.weight` holds Int64 values"), "{e}");
+        let nan = write("nan.safetensors", &|k, v| {
+            if k == "fc.bias" { v.fill(f64::NAN) } else { v }
+        });
+        let e = load_exact(&dst, &nan, None).unwrap_err().to_string();
+        assert!(e.contains("`model.fc.bias` holds NaN or infinite values"), "{e}");
     }
 
     #[test]

@@ -37,6 +37,15 @@ enum Split {
 pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let dir = RunDir::create(run_dir)?;
     if resume && let Some(r) = dir.read_result()?.filter(|r| r.status == Status::Completed) {
+        let saved = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).ok();
+        if saved.is_some_and(|s| !s.same_training(recipe)) {
+            return Err(Error::RunDir {
+                path: dir.file(rundir::RECIPE),
+                message: "--resume: this run has finished with the recipe saved here, and the one given (--recipe, \
+                          --set) differs; a finished run does not train again: train into another run dir"
+                    .into(),
+            });
+        }
         return Ok(r);
     }
     let _ = std::fs::remove_file(dir.file(rundir::RESULT));
