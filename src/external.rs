@@ -307,26 +307,34 @@ fn read_metric(m: &MetricSource, recipe: &Recipe, run_dir: &Path, output: &LastM
 /// `train_loss`, `eval_loss`/`val_loss` and `lr`.
 fn csv_rows(path: &Path, key: &str, scale: f64) -> Result<Vec<Row>> {
     let text = metric_text(path, "csv")?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
+    // A real CSV reader: quoted fields may hold commas (RFC 4180).
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let bad = |e: csv::Error| failed(format!("metric file {}: {e}", path.display()));
+    let header: Vec<String> = reader.headers().map_err(bad)?.iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name);
     let metric = col(key).ok_or_else(|| {
         failed(format!(
             "metric column `{key}` is not in {} (its columns: {})",
             path.display(),
-            header.join(", ")
+            excerpt(&header)
         ))
     })?;
     let (train_loss, val_loss, lr) = (col("train_loss"), col("eval_loss").or(col("val_loss")), col("lr"));
     let mut rows = Vec::new();
-    for (i, line) in lines.enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let number = |c: Option<usize>| c.and_then(|c| fields.get(c)).and_then(|f| f.parse::<f64>().ok());
+    for record in reader.records() {
+        let record = record.map_err(bad)?;
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let number = |c: Option<usize>| c.and_then(|c| record.get(c)).and_then(|f| f.parse::<f64>().ok());
         let value = number(Some(metric)).ok_or_else(|| {
+            let line = record.position().map_or(0, csv::Position::line);
             failed(format!(
-                "{} line {}: column `{key}` is not a number",
-                path.display(),
-                i + 2
+                "{} line {line}: column `{key}` is not a number",
+                path.display()
             ))
         })?;
         rows.push(Row {
@@ -340,6 +348,21 @@ fn csv_rows(path: &Path, key: &str, scale: f64) -> Result<Vec<Row>> {
         return Err(failed(format!("metric file {} has no rows", path.display())));
     }
     Ok(rows)
+}
+
+/// At most the first 12 column names, 40 characters each, as text: an error quotes a bounded
+/// excerpt of a file, never the file.
+fn excerpt(columns: &[String]) -> String {
+    let shown: Vec<String> = columns
+        .iter()
+        .take(12)
+        .map(|c| c.chars().take(40).collect::<String>().escape_debug().to_string())
+        .collect();
+    let more = columns.len().saturating_sub(12);
+    match more {
+        0 => shown.join(", "),
+        n => format!("{}, and {n} more", shown.join(", ")),
+    }
 }
 
 /// The text of the metric file at `path` (`external.metric.<kind>`), read with darkmagic's bound
@@ -470,6 +493,10 @@ mod tests {
             err.contains("metric column `top1` is not in") && err.contains("eval_top1, eval_top5"),
             "{err}"
         );
+        // A quoted field with commas is one field.
+        std::fs::write(dir.join("out/summary.csv"), "note,eval_top1\n\"run, 99, ok\",10.0\n").unwrap();
+        e.metric.key = Some("eval_top1".into());
+        assert_eq!(read_metric(&e.metric, &r, &dir, &None).unwrap().0, 10.0 * 0.01);
         std::fs::write(dir.join("out/summary.csv"), "epoch,eval_top1\n0,nan\n").unwrap();
         e.metric.key = Some("eval_top1".into());
         let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
