@@ -155,7 +155,8 @@ pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunRes
 }
 
 /// The metric file a rerun must not read from the run before: the CSV or JSON file, when it
-/// lies inside the run dir (a file elsewhere is the user's and stays).
+/// lies inside the run dir, also once links are followed (a linked folder leading out of it
+/// keeps what it holds).
 fn stale_metric_file(m: &MetricSource, recipe: &Recipe, run_dir: &Path) -> Option<std::path::PathBuf> {
     let file = m.csv.as_ref().or(m.json.as_ref())?;
     let path = std::path::absolute(run_dir.join(expand(file, recipe, run_dir))).ok()?;
@@ -163,7 +164,39 @@ fn stale_metric_file(m: &MetricSource, recipe: &Recipe, run_dir: &Path) -> Optio
     let climbs = Path::new(file)
         .components()
         .any(|c| c == std::path::Component::ParentDir);
-    (inside && !climbs).then_some(path)
+    let real_parent = path.parent().and_then(|p| p.canonicalize().ok());
+    let real_dir = run_dir.canonicalize().ok();
+    let really_inside = match (real_parent, real_dir) {
+        (Some(p), Some(d)) => p.starts_with(d),
+        // The folder does not exist: nothing to remove.
+        _ => false,
+    };
+    (inside && !climbs && really_inside).then_some(path)
+}
+
+/// The metric file `path` when it resolves inside `run_dir` (no link leading out of it) and is
+/// a regular file; an error naming it otherwise. Nothing outside a trial's own run dir is read.
+fn inside_run_dir(path: &Path, run_dir: &Path, kind: &str) -> Result<std::path::PathBuf> {
+    let real = path.canonicalize().map_err(|e| {
+        failed(format!(
+            "metric file {} cannot be read ({e}); did the trainer write it? (external.metric.{kind})",
+            path.display()
+        ))
+    })?;
+    let dir = run_dir.canonicalize().map_err(|e| Error::io(run_dir, e))?;
+    if !real.starts_with(&dir) {
+        return Err(failed(format!(
+            "metric file {} resolves outside the run dir (a symbolic link?); refusing to read it (external.metric.{kind})",
+            path.display()
+        )));
+    }
+    if !real.is_file() {
+        return Err(failed(format!(
+            "metric file {} is not a regular file (external.metric.{kind})",
+            path.display()
+        )));
+    }
+    Ok(real)
 }
 
 /// What the trainer printed that the metric's regular expression captured last.
@@ -267,17 +300,17 @@ struct Row {
 /// metric comes from the output. A missing file, key or match, or a value that is not a finite
 /// number, is an error naming it.
 fn read_metric(m: &MetricSource, recipe: &Recipe, run_dir: &Path, output: &LastMatch) -> Result<(f64, Vec<Row>)> {
-    let file = |f: &String| run_dir.join(expand(f, recipe, run_dir));
+    let file = |f: &String, kind: &str| inside_run_dir(&run_dir.join(expand(f, recipe, run_dir)), run_dir, kind);
     let key = m.key.as_deref().unwrap_or_default();
     let (value, rows) = if let Some(csv) = &m.csv {
-        let rows = csv_rows(&file(csv), key, m.scale)?;
+        let rows = csv_rows(&file(csv, "csv")?, key, m.scale)?;
         let value = match m.row {
             MetricRow::Last => rows.last().map(|r| r.metric),
             MetricRow::Best => rows.iter().map(|r| r.metric).max_by(f64::total_cmp),
         };
         (value.expect("csv_rows returns at least one row"), rows)
     } else if let Some(json) = &m.json {
-        let value = json_number(&file(json), key)? * m.scale;
+        let value = json_number(&file(json, "json")?, key)? * m.scale;
         (value, Vec::new())
     } else {
         let regex = m.regex.as_deref().unwrap_or_default();
@@ -511,18 +544,30 @@ mod tests {
 
     #[test]
     fn only_a_metric_file_inside_the_run_dir_is_cleared_before_a_rerun() {
+        let root = crate::testutil::tempdir("external-stale");
+        let (run, outside) = (root.join("t"), root.join("outside"));
+        std::fs::create_dir_all(run.join("out")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
         let (r, mut e) = ext("");
-        let run = Path::new("/runs/t");
         assert_eq!(
-            stale_metric_file(&e.metric, &r, run),
-            Some("/runs/t/out/summary.csv".into())
+            stale_metric_file(&e.metric, &r, &run),
+            Some(run.join("out/summary.csv"))
         );
         e.metric.csv = Some("{run_dir}/out/s.csv".into());
-        assert_eq!(stale_metric_file(&e.metric, &r, run), Some("/runs/t/out/s.csv".into()));
+        assert_eq!(stale_metric_file(&e.metric, &r, &run), Some(run.join("out/s.csv")));
         for elsewhere in ["/data/results.csv", "../other/summary.csv"] {
             e.metric.csv = Some(elsewhere.into());
-            assert_eq!(stale_metric_file(&e.metric, &r, run), None, "{elsewhere}");
+            assert_eq!(stale_metric_file(&e.metric, &r, &run), None, "{elsewhere}");
         }
+        // A folder inside the run dir that links out of it: the check follows the link.
+        std::os::unix::fs::symlink(&outside, run.join("linked")).unwrap();
+        std::fs::write(outside.join("s.csv"), "epoch,acc\n1,0.5\n").unwrap();
+        e.metric.csv = Some("linked/s.csv".into());
+        assert_eq!(stale_metric_file(&e.metric, &r, &run), None);
+        // Nor is it read.
+        e.metric.key = Some("acc".into());
+        let err = read_metric(&e.metric, &r, &run, &None).unwrap_err().to_string();
+        assert!(err.contains("resolves outside the run dir"), "{err}");
     }
 
     #[test]

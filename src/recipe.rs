@@ -1478,6 +1478,18 @@ fn validate_external(e: &ExternalConfig) -> Result<()> {
             "expected exactly one of `csv` (a file and its column), `json` (a file and its key) or `regex` (over the output)",
         ));
     }
+    for (key, file) in [("external.metric.csv", &m.csv), ("external.metric.json", &m.json)] {
+        let Some(file) = file else { continue };
+        let rel = file.strip_prefix("{run_dir}/").unwrap_or(file);
+        let path = Path::new(rel);
+        if path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
+            // Each trial reads its own metric file; one elsewhere would be shared (or secret).
+            return Err(Error::recipe(
+                key,
+                format!("`{file}` must name a file inside the run dir (relative to it, without `..`)"),
+            ));
+        }
+    }
     if (m.csv.is_some() || m.json.is_some()) && m.key.is_none() {
         return Err(Error::recipe(
             "external.metric.key",

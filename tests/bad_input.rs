@@ -851,6 +851,15 @@ fn external_trainer_errors_name_the_command_the_metric_and_the_unmapped_factor()
         "[checklist]\nplan = \"none\"\n[external]\ncommand = [\"x\"]\n[external.args]\nlr = 0.1\n[external.metric]\nregex = \"(.)\"\n",
     );
     fails(dry_run(), &["external.args.lr", "not a flag"]);
+    for outside in ["/etc/shadow", "{run_dir}/../../etc/passwd"] {
+        write(&format!(
+            "[checklist]\nplan = \"none\"\n[external]\ncommand = [\"x\"]\n[external.metric]\ncsv = \"{outside}\"\nkey = \"acc\"\n"
+        ));
+        fails(
+            dry_run(),
+            &["external.metric.csv", "must name a file inside the run dir"],
+        );
+    }
     write(&format!("[checklist]\nplan = \"none\"\nearly_stop = true\n{base}"));
     fails(dry_run(), &["checklist.early_stop", "needs darkmagic's trainer"]);
 }
