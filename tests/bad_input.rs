@@ -485,6 +485,27 @@ fn report_reads_nothing_outside_its_directory() {
         run(&["report", root.to_str().unwrap()]),
         &["trials/baseline/seed-0", "outside the checklist directory"],
     );
+    // A failed trial inside the checklist whose train.log links to a file outside it: the
+    // report shows no log rather than that file.
+    std::fs::remove_file(root.join("trials/baseline")).unwrap();
+    let seed = root.join("trials/baseline/seed-0");
+    std::fs::create_dir_all(&seed).unwrap();
+    std::fs::write(
+        seed.join("trial.json"),
+        r#"{"arm":{"kind":"baseline"},"seed":0,"seed_index":0,"dir":"x"}"#,
+    )
+    .unwrap();
+    std::fs::copy(secret.join("result.json"), seed.join("result.json")).unwrap();
+    let failed = std::fs::read_to_string(seed.join("result.json"))
+        .unwrap()
+        .replace("SECRET-RESULT", "oom");
+    std::fs::write(seed.join("result.json"), failed).unwrap();
+    std::os::unix::fs::symlink(secret.join("train.log"), seed.join("train.log")).unwrap();
+    ok(run(&["report", root.to_str().unwrap()]));
+    for f in ["report.html", "summary.json", "summary.md"] {
+        let text = std::fs::read_to_string(root.join(f)).unwrap();
+        assert!(!text.contains("SECRET"), "{f} embeds a linked train.log:\n{text}");
+    }
 }
 
 /// Every resource field of a Slurm submission and the checklist's `--out` path, fed a newline

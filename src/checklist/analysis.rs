@@ -344,7 +344,7 @@ pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
     };
     let result = dir.read_result().ok().flatten();
     let error = result.as_ref().filter(|r| r.status != Status::Completed).and_then(|r| {
-        let log = std::fs::read_to_string(dir.file(crate::train::rundir::LOG)).unwrap_or_default();
+        let log = dir.log_tail();
         r.error.clone().or_else(|| {
             log.lines()
                 .find(|l| l.starts_with("diverged at step"))

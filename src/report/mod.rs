@@ -48,7 +48,7 @@ impl TrialData {
                 let result = dir.read_result().ok().flatten();
                 let wall_seconds = result.as_ref().map_or(0.0, |r| r.wall_seconds);
                 let log_tail = result.filter(|r| r.status != rundir::Status::Completed).map(|_| {
-                    let log = std::fs::read_to_string(dir.file(rundir::LOG)).unwrap_or_default();
+                    let log = dir.log_tail();
                     let lines: Vec<&str> = log.lines().collect();
                     lines[lines.len().saturating_sub(8)..].join("\n")
                 });

@@ -17,6 +17,8 @@ pub const METRICS: &str = "metrics.jsonl";
 pub const RESULT: &str = "result.json";
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 pub const LOG: &str = "train.log";
+/// How much of the end of `train.log` a report reads.
+pub const LOG_TAIL_BYTES: u64 = 64 << 10;
 pub const MODEL: &str = "model.json";
 /// The folder `darkmagic eval` writes into by default.
 pub const EVAL: &str = "eval";
@@ -277,6 +279,23 @@ impl RunDir {
             path,
             message: e.to_string(),
         })
+    }
+
+    /// The last `LOG_TAIL_BYTES` of `train.log` as text, for reports; empty when it is missing
+    /// or not a regular file of this run dir (a link is not followed: a report embeds nothing
+    /// from elsewhere).
+    pub fn log_tail(&self) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.file(LOG);
+        let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+        let Some(mut f) = regular.then(|| std::fs::File::open(&path).ok()).flatten() else {
+            return String::new();
+        };
+        let len = f.metadata().map_or(0, |m| m.len());
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
+        let mut bytes = Vec::new();
+        let _ = f.take(LOG_TAIL_BYTES).read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// Appends one line to `train.log` (best effort: logging never stops training).
