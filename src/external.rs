@@ -215,6 +215,9 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     crate::executor::die_with_parent(&mut cmd);
+    // Its own process group: a timeout or its exit ends whatever it started, and the readers
+    // below see the end of its output even when a child of it kept the pipes.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => failed(format!(
             "`{}` not found (external.command[0]: give a path, or a program on PATH)",
@@ -229,11 +232,7 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
             .open(dir.file(crate::train::rundir::LOG))
             .map_err(|e| Error::io(dir.file(crate::train::rundir::LOG), e))?,
     ));
-    let regex = ext
-        .metric
-        .regex
-        .as_deref()
-        .map(|r| regex_lite::Regex::new(r).expect("validated"));
+    let regex = ext.metric.regex.as_deref().map(|r| metric_regex(r).expect("validated"));
     let found = Arc::new(Mutex::new(None));
     let readers: Vec<_> = [
         child
@@ -250,12 +249,12 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
     .map(|stream| {
         let (log, found, regex) = (log.clone(), found.clone(), regex.clone());
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stream).lines().map_while(|l| l.ok()) {
-                if let Some(c) = regex.as_ref().and_then(|r| r.captures(&line)).and_then(|c| c.get(1)) {
+            for_each_line(stream, |line| {
+                if let Some(c) = regex.as_ref().and_then(|r| r.captures(line)).and_then(|c| c.get(1)) {
                     *found.lock().expect("not poisoned") = Some(c.as_str().to_string());
                 }
                 let _ = writeln!(log.lock().expect("not poisoned"), "{line}");
-            }
+            });
         })
     })
     .collect();
@@ -268,12 +267,14 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
             break Some(status);
         }
         if ext.timeout > 0.0 && start.elapsed().as_secs_f64() > ext.timeout {
-            let _ = child.kill();
+            kill_group(child.id());
             let _ = child.wait();
             break None;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // Whatever it left running (a background child holding the pipes) ends with it.
+    kill_group(child.id());
     for r in readers {
         let _ = r.join();
     }
@@ -284,6 +285,59 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
         ))),
         Some(s) if !s.success() => Err(failed(format!("`{}` {s}", argv[0]))),
         Some(_) => Ok(found.lock().expect("not poisoned").take()),
+    }
+}
+
+/// The longest line of a trainer's output darkmagic keeps (the rest of the line is dropped): a
+/// line without a newline would otherwise grow without bound.
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+
+/// Calls `f` on each line of `stream` as text (invalid UTF-8 replaced, so one odd byte does not
+/// end the reading and SIGPIPE the trainer), each cut at `MAX_LINE_BYTES`, until the stream ends.
+fn for_each_line(stream: impl std::io::Read, mut f: impl FnMut(&str)) {
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line: Vec<u8> = Vec::new();
+    loop {
+        let Ok(buf) = reader.fill_buf() else { break };
+        if buf.is_empty() {
+            break;
+        }
+        let (chunk, newline) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        let room = MAX_LINE_BYTES.saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = newline.unwrap_or(buf.len());
+        reader.consume(used);
+        if newline.is_some() {
+            f(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        f(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+    }
+}
+
+/// The compiled `external.metric.regex`, with a size limit on the compiled program: matching
+/// time grows with it, and `(?:a{0,100}){100}` took minutes on one line.
+pub fn metric_regex(pattern: &str) -> std::result::Result<regex_lite::Regex, regex_lite::Error> {
+    regex_lite::RegexBuilder::new(pattern).size_limit(1 << 16).build()
+}
+
+/// Sends SIGKILL to the process group `pgid` (the trainer's: it leads its own).
+fn kill_group(pgid: u32) {
+    unsafe extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    const SIGKILL: i32 = 9;
+    if let Ok(pid) = i32::try_from(pgid) {
+        // SAFETY: kill only sends a signal; a negative pid names the group, which the trainer
+        // leads (process_group(0) above), so nothing outside it is signalled.
+        unsafe {
+            kill(-pid, SIGKILL);
+        }
     }
 }
 

@@ -1497,7 +1497,7 @@ fn validate_external(e: &ExternalConfig) -> Result<()> {
         ));
     }
     if let Some(r) = &m.regex {
-        let re = regex_lite::Regex::new(r).map_err(|e| Error::recipe("external.metric.regex", e.to_string()))?;
+        let re = crate::external::metric_regex(r).map_err(|e| Error::recipe("external.metric.regex", e.to_string()))?;
         if re.captures_len() < 2 {
             return Err(Error::recipe(
                 "external.metric.regex",

@@ -868,6 +868,11 @@ fn external_trainer_errors_name_the_command_the_metric_and_the_unmapped_factor()
     fails(dry_run(), &["external.metric.key", "required with `csv`"]);
     write("[checklist]\nplan = \"none\"\n[external]\ncommand = [\"x\"]\n[external.metric]\nregex = \"acc=[0-9.]+\"\n");
     fails(dry_run(), &["external.metric.regex", "no capture group"]);
+    // A pattern whose compiled program is huge: matching one long line took minutes.
+    write(
+        "[checklist]\nplan = \"none\"\n[external]\ncommand = [\"x\"]\n[external.metric]\nregex = \"(?:a{0,100}){100}([0-9])\"\n",
+    );
+    fails(dry_run(), &["external.metric.regex", "size limit"]);
     write(
         "[checklist]\nplan = \"none\"\n[external]\ncommand = [\"x\"]\n[external.args]\nlr = 0.1\n[external.metric]\nregex = \"(.)\"\n",
     );

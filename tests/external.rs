@@ -162,6 +162,9 @@ crash = {{ "--mode" = "crash" }}
 silent = {{ "--mode" = "silent" }}
 nan = {{ "--mode" = "nan" }}
 huge = {{ "--mode" = "huge" }}
+binary = {{ "--mode" = "binary" }}
+longline = {{ "--mode" = "longline" }}
+orphan = {{ "--mode" = "orphan" }}
 slow = {{ "--mode" = "slow" }}
 [checklist.factors.lr]
 "0.2" = {{ "--lr" = 0.2 }}
@@ -199,6 +202,20 @@ regex = "acc=([0-9.a-z]+)"
     let get = |label: &str| by_label.iter().find(|(l, _)| l == label).unwrap().1.clone();
     assert_eq!(get("baseline")["val_acc"], 0.6);
     assert_eq!(get("lr=0.2")["val_acc"], 0.7);
+    // Output that is not text, a line without end, and a child left holding the output: the
+    // metric is still read, and the trial ends when the trainer does.
+    for label in ["mode=binary", "mode=longline", "mode=orphan"] {
+        assert_eq!(
+            (get(label)["status"].clone(), get(label)["val_acc"].clone()),
+            ("completed".into(), 0.6.into()),
+            "{label}"
+        );
+    }
+    let log = std::fs::read(out.join("trials/mode=longline/seed-0/train.log")).unwrap();
+    let longest = log.split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap();
+    assert_eq!(longest, 64 << 10, "a line is kept up to its bound");
+    let log = std::fs::read_to_string(out.join("trials/mode=binary/seed-0/train.log")).unwrap();
+    assert!(log.contains("\u{fffd}\u{fffd} not text \u{fffd}"), "{log}");
     for (label, why) in [
         ("mode=crash", "exit status: 1"),
         ("mode=silent", "no line of its output matched external.metric.regex"),
