@@ -297,8 +297,7 @@ pub const MAX_LINE_BYTES: usize = 64 << 10;
 fn for_each_line(stream: impl std::io::Read, mut f: impl FnMut(&str)) {
     let mut reader = std::io::BufReader::new(stream);
     let mut line: Vec<u8> = Vec::new();
-    loop {
-        let Ok(buf) = reader.fill_buf() else { break };
+    while let Ok(buf) = reader.fill_buf() {
         if buf.is_empty() {
             break;
         }
