@@ -374,7 +374,8 @@ fn read_metric(m: &MetricSource, recipe: &Recipe, run_dir: &Path, output: &LastM
         })?;
         let value: f64 = text.parse().map_err(|_| {
             failed(format!(
-                "external.metric.regex `{regex}` captured `{text}`, not a number"
+                "external.metric.regex `{regex}` captured `{}`, not a number",
+                excerpt(std::slice::from_ref(text))
             ))
         })?;
         (value * m.scale, Vec::new())
@@ -578,6 +579,21 @@ mod tests {
         assert!(
             err.contains("metric column `top1` is not in") && err.contains("eval_top1, eval_top5"),
             "{err}"
+        );
+        // A capture that is not a number is quoted in the error only as far as its bound.
+        let (r2, mut e2) = ext("");
+        e2.metric = MetricSource {
+            csv: None,
+            json: None,
+            regex: Some("acc=(.*)".into()),
+            ..e2.metric.clone()
+        };
+        let long = Some(format!("{}{}", "9".repeat(30), "x".repeat(100_000)));
+        let err = read_metric(&e2.metric, &r2, &dir, &long).unwrap_err().to_string();
+        assert!(
+            err.contains("not a number") && err.len() < 400,
+            "{}",
+            &err[..err.len().min(400)]
         );
         // A quoted field with commas is one field.
         std::fs::write(dir.join("out/summary.csv"), "note,eval_top1\n\"run, 99, ok\",10.0\n").unwrap();
