@@ -869,6 +869,8 @@ pub const MAX_BATCH: usize = 1 << 20;
 pub const MAX_THREADS: usize = 1024;
 /// Largest `checklist.seeds`.
 pub const MAX_SEEDS: usize = 1000;
+/// Largest recipe file: 1 MiB of TOML.
+pub const MAX_RECIPE_BYTES: u64 = 1 << 20;
 /// Largest number of tuning candidates of one arm (the product of its fields' list lengths).
 pub const MAX_TUNE_CANDIDATES: usize = 1000;
 
@@ -1423,7 +1425,11 @@ fn check_range(key: &str, v: [f64; 2], upper: Option<f64>) -> Result<()> {
 }
 
 fn read_table(path: &Path) -> Result<toml::Table> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::data::read_regular(path, MAX_RECIPE_BYTES)?;
+    let text = String::from_utf8(bytes).map_err(|e| Error::RecipeFile {
+        path: path.to_path_buf(),
+        message: format!("not UTF-8 text: {e}"),
+    })?;
     text.parse::<toml::Table>().map_err(|e| Error::RecipeFile {
         path: path.to_path_buf(),
         message: e.to_string(),

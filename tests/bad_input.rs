@@ -942,3 +942,41 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     std::fs::write(&trial_path, tuned).unwrap();
     fails(run(&["report", out_s]), &["trial.json", "tune below 1000"]);
 }
+
+/// Inputs that are not regular files: a FIFO or /dev/zero as the recipe or as weights would
+/// block forever or read until the OOM killer came. Each is refused at once, by name.
+#[test]
+fn fifos_and_devices_are_refused_as_files() {
+    let dir = tempdir("fifo");
+    let fifo = dir.join("recipe.toml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let started = std::time::Instant::now();
+    fails(
+        run(&[
+            "train",
+            "--recipe",
+            fifo.to_str().unwrap(),
+            "--run-dir",
+            dir.join("r").to_str().unwrap(),
+        ]),
+        &["recipe.toml", "not a regular file"],
+    );
+    fails(
+        run(&[
+            "train",
+            "--recipe",
+            "/dev/zero",
+            "--run-dir",
+            dir.join("r").to_str().unwrap(),
+        ]),
+        &["/dev/zero", "not a regular file"],
+    );
+    let image = dir.join("x.png");
+    image::GrayImage::new(8, 8).save(&image).unwrap();
+    fails(
+        run(&["predict", "--weights", "/dev/zero", image.to_str().unwrap()]),
+        &["/dev/zero", "not a regular file"],
+    );
+    assert!(started.elapsed().as_secs() < 30, "nothing blocked");
+}

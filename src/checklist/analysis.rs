@@ -316,7 +316,8 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
                 "resolves outside the checklist directory (a symbolic link?); refusing to read it",
             ));
         }
-        let text = std::fs::read_to_string(&p).map_err(|e| crate::Error::io(&p, e))?;
+        let bytes = crate::data::read_regular(&p, crate::train::rundir::MAX_RECORD_BYTES)?;
+        let text = String::from_utf8_lossy(&bytes);
         let mut trial: Trial = serde_json::from_str(&text).map_err(|e| crate::Error::RunDir {
             path: p.clone(),
             message: e.to_string(),

@@ -32,17 +32,31 @@ impl std::fmt::Display for Token {
 }
 
 impl Token {
+    /// A token as an HTTP header value: visible ASCII only (a CR or LF would start another
+    /// header of the request). `source` names where it came from; the token is never shown.
+    fn checked(token: &str, source: &str) -> Result<Token> {
+        if token.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Token(token.to_string()))
+        } else {
+            Err(Error::flag(
+                "--ray-token-file",
+                format!("the token in {source} holds a character that is not visible ASCII (a line break or space?)"),
+            ))
+        }
+    }
+
     /// The token to send: from `file` when given, else from `RAY_AUTH_TOKEN`, the file named by
     /// `RAY_AUTH_TOKEN_PATH` or `~/.ray/auth_token`, as Ray looks for it; None when there is
     /// none (a cluster without token authentication).
     pub fn find(file: Option<&Path>) -> Result<Option<Token>> {
         let read = |path: &Path| -> Result<Option<Token>> {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            let bytes = crate::data::read_regular(path, 4096)?;
+            let text = String::from_utf8_lossy(&bytes);
             let token = text.trim();
             if token.is_empty() {
                 return Err(Error::flag("--ray-token-file", format!("{} is empty", path.display())));
             }
-            Ok(Some(Token(token.to_string())))
+            Token::checked(token, &path.display().to_string()).map(Some)
         };
         if let Some(f) = file {
             return read(f);
@@ -50,7 +64,7 @@ impl Token {
         if let Ok(t) = std::env::var("RAY_AUTH_TOKEN")
             && !t.trim().is_empty()
         {
-            return Ok(Some(Token(t.trim().to_string())));
+            return Token::checked(t.trim(), "RAY_AUTH_TOKEN").map(Some);
         }
         if let Ok(p) = std::env::var("RAY_AUTH_TOKEN_PATH") {
             return read(Path::new(&p));
@@ -196,6 +210,19 @@ impl Executor for Ray {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_token_with_a_line_break_is_refused_without_being_shown() {
+        let e = Token::checked("abc\r\nX-Evil: 1", "RAY_AUTH_TOKEN")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("RAY_AUTH_TOKEN") && e.contains("not visible ASCII") && !e.contains("abc"),
+            "{e}"
+        );
+        assert!(Token::checked("abc-123_XYZ", "f").is_ok());
+    }
+
     use super::*;
 
     #[test]

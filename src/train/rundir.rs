@@ -35,6 +35,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write().map_err(|e| Error::io(path, e))
 }
 
+/// The largest run-dir record darkmagic reads back (metrics.jsonl of 100,000 epochs is 30 MB).
+pub const MAX_RECORD_BYTES: u64 = 256 << 20;
+
+/// The text of a record file darkmagic wrote; None when it does not exist. One that is not a
+/// regular file, larger than `MAX_RECORD_BYTES` or not UTF-8 is an error naming it.
+fn read_record(path: &Path) -> Result<Option<String>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = crate::data::read_regular(path, MAX_RECORD_BYTES)?;
+    String::from_utf8(bytes).map(Some).map_err(|e| Error::RunDir {
+        path: path.to_path_buf(),
+        message: format!("not UTF-8 text: {e}"),
+    })
+}
+
 /// The temporary sibling used while `path` is being written.
 pub fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -222,7 +238,7 @@ impl RunDir {
     /// Reads `metrics.jsonl`; a missing file is an empty history, a bad line an error naming it.
     pub fn read_metrics(&self) -> Result<Vec<EpochMetrics>> {
         let path = self.file(METRICS);
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Some(text) = read_record(&path)? else {
             return Ok(Vec::new());
         };
         text.lines()
@@ -272,7 +288,7 @@ impl RunDir {
     /// not parse.
     fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let path = self.file(name);
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Some(text) = read_record(&path)? else {
             return Ok(None);
         };
         serde_json::from_str(&text).map(Some).map_err(|e| Error::RunDir {
