@@ -8,6 +8,25 @@ use std::time::Duration;
 /// Sends `method url` with an optional JSON body and, when given, `Authorization: Bearer
 /// <token>`; returns the status code and the body. Errors never include the token.
 pub fn request(method: &str, url: &str, json: Option<&str>, bearer: Option<&str>) -> Result<(u16, String)> {
+    request_within(method, url, json, bearer, DEADLINE)
+}
+
+/// How long one request may take in all: a server that sends a byte now and then never trips
+/// a per-read timeout.
+pub const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The largest answer read.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// [`request`] with its own deadline for the whole exchange.
+fn request_within(
+    method: &str,
+    url: &str,
+    json: Option<&str>,
+    bearer: Option<&str>,
+    deadline: Duration,
+) -> Result<(u16, String)> {
+    let started = std::time::Instant::now();
     let bad = |m: String| Error::RunDir {
         path: url.into(),
         message: m,
@@ -21,7 +40,7 @@ pub fn request(method: &str, url: &str, json: Option<&str>, bearer: Option<&str>
     };
     let mut stream = TcpStream::connect(host).map_err(|e| bad(format!("cannot connect: {e}")))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+        .set_read_timeout(Some(deadline.min(Duration::from_secs(60))))
         .map_err(|e| bad(e.to_string()))?;
     let body = json.unwrap_or("");
     let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
@@ -34,7 +53,21 @@ pub fn request(method: &str, url: &str, json: Option<&str>, bearer: Option<&str>
         .and_then(|_| stream.write_all(body.as_bytes()))
         .map_err(|e| bad(e.to_string()))?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| bad(e.to_string()))?;
+    let mut chunk = [0u8; 1 << 16];
+    loop {
+        if started.elapsed() > deadline {
+            return Err(bad(format!("no complete answer within {} s", deadline.as_secs())));
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(bad(e.to_string())),
+        }
+        if raw.len() > MAX_RESPONSE_BYTES {
+            return Err(bad(format!("answer larger than {MAX_RESPONSE_BYTES} bytes")));
+        }
+    }
     parse_response(&raw).ok_or_else(|| bad("malformed HTTP response".into()))
 }
 
@@ -104,5 +137,34 @@ mod tests {
             "{req}"
         );
         assert!(req.contains("\r\nAuthorization: Bearer t0k\r\n"), "{req}");
+    }
+
+    /// A server that sends a byte every 300 ms never trips a per-read timeout; the deadline of
+    /// the whole exchange ends it.
+    #[test]
+    fn a_server_that_dribbles_bytes_meets_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            for _ in 0..20 {
+                if s.write_all(b"H").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        let started = std::time::Instant::now();
+        let e = request_within(
+            "GET",
+            &format!("http://{addr}/api/jobs/"),
+            None,
+            None,
+            Duration::from_secs(1),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no complete answer within 1 s"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     }
 }

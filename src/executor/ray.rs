@@ -100,6 +100,12 @@ impl Ray {
         let body = body.map(|b| b.to_string());
         let token = self.token.as_ref().map(|t| t.0.as_str());
         let (code, text) = http::request(method, &url, body.as_deref(), token)?;
+        // What the server said, as far as an error shows it: never the token (a server may
+        // echo the request's headers), at most 300 characters.
+        let shown = || -> String {
+            let redacted = token.map_or(text.clone(), |t| text.replace(t, "<redacted>"));
+            redacted.trim().chars().take(300).collect()
+        };
         if code == 401 || code == 403 {
             let sent = if token.is_some() {
                 "the token darkmagic sent was refused"
@@ -110,19 +116,19 @@ impl Ray {
                 path: url.into(),
                 message: format!(
                     "Ray answered {code} ({}): the cluster uses token authentication and {sent}; give the cluster's token with --ray-token-file FILE, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (`ray get-auth-token` on the head prints it)",
-                    text.trim()
+                    shown()
                 ),
             });
         }
         if !(200..300).contains(&code) {
             return Err(Error::RunDir {
                 path: url.into(),
-                message: format!("Ray answered {code}: {text}"),
+                message: format!("Ray answered {code}: {}", shown()),
             });
         }
         serde_json::from_str(&text).map_err(|e| Error::RunDir {
             path: url.into(),
-            message: format!("not JSON ({e}): {text}"),
+            message: format!("not JSON ({e}): {}", shown()),
         })
     }
 
@@ -210,6 +216,41 @@ impl Executor for Ray {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A server that answers 401 with the request it got (its Authorization header too): the
+    /// error quotes the answer with the token redacted.
+    #[test]
+    fn an_echoed_token_is_never_shown() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = vec![0u8; 4096];
+            let n = s.read(&mut req).unwrap();
+            let body = String::from_utf8_lossy(&req[..n]).into_owned();
+            let answer = format!(
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(answer.as_bytes()).unwrap();
+        });
+        let r = Ray {
+            exe: "/bin/dm".into(),
+            address: format!("http://{addr}"),
+            token: Some(Token("s3cret-tok".into())),
+            cpus: 1,
+            gpus: 0.0,
+            attempts: 1,
+            poll: Duration::from_millis(10),
+        };
+        let e = r.api("GET", "/api/jobs/", None).unwrap_err().to_string();
+        assert!(
+            e.contains("401") && e.contains("<redacted>") && !e.contains("s3cret-tok"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_token_with_a_line_break_is_refused_without_being_shown() {
@@ -222,8 +263,6 @@ mod tests {
         );
         assert!(Token::checked("abc-123_XYZ", "f").is_ok());
     }
-
-    use super::*;
 
     #[test]
     fn submission_carries_the_entrypoint_and_resources() {
