@@ -3,8 +3,8 @@
 What a PyTorch user would write for the same recipe: Fashion-MNIST from Debian's
 `dataset-fashion-mnist` IDX files, 10% of each class of the training split held out for
 validation, per-channel normalisation, zero padding 2 + random 28x28 crop + horizontal flip per
-image, CIFAR ResNet-20 (timm's SE in every block, leaky ReLU in the stem and the stride-2 blocks,
-the last batch norm of each block zero-initialised), channels-last, bfloat16 autocast, SGD
+image, CIFAR ResNet-20 (bench/digits_epoch.py's: timm's SE in every block, leaky ReLU in the stem
+and the stride-2 blocks; here the last batch norm of each block zero-initialised), channels-last, bfloat16 autocast, SGD
 Nesterov 0.9 with weight decay 5e-4 on >= 2-D weights only, label smoothing 0.1, batch 128 (last
 partial batch dropped), a linear warm-up from 1e-4 over the first epoch then cosine to 0 per
 step, an EMA of the weights (decay 0.999 with timm's warm-up), and after every epoch the
@@ -23,55 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from digits_epoch import ResNet20
+
 DATA = "/usr/share/datasets/fashion-mnist"
-
-
-class SE(nn.Module):
-    """timm's SEModule: GAP, 1x1 conv to max(8, round(C/16 to 8)), ReLU, 1x1 conv, sigmoid."""
-
-    def __init__(self, c):
-        super().__init__()
-        r = max(8, int(c / 16 + 4) // 8 * 8)
-        self.fc1, self.fc2 = nn.Conv2d(c, r, 1), nn.Conv2d(r, c, 1)
-
-    def forward(self, x):
-        return x * self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))).sigmoid()
-
-
-class Block(nn.Module):
-    def __init__(self, c_in, c_out, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        nn.init.zeros_(self.bn2.weight)
-        self.se = SE(c_out)
-        self.act = nn.LeakyReLU(0.01) if stride == 2 else nn.ReLU()
-        self.down = None
-        if stride != 1 or c_in != c_out:
-            self.down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        h = self.act(self.bn1(self.conv1(x)))
-        h = self.se(self.bn2(self.conv2(h)))
-        return self.act(h + (x if self.down is None else self.down(x)))
-
-
-class ResNet20(nn.Module):
-    def __init__(self, classes=10):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.LeakyReLU(0.01))
-        blocks, c = [], 16
-        for stage, planes in enumerate([16, 32, 64]):
-            for i in range(3):
-                blocks.append(Block(c, planes, 2 if stage > 0 and i == 0 else 1))
-                c = planes
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(64, classes)
-
-    def forward(self, x):
-        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
 
 
 def idx(name):
@@ -123,7 +77,10 @@ def main():
     xt, yt, xv, yv = split(x, y, a.seed)
     mean, std = xt.mean() / 255, xt.std() / 255
     norm = lambda t: (t / 255 - mean) / std
-    net = ResNet20().to(memory_format=torch.channels_last)
+    net = ResNet20(se=True)
+    for block in net.blocks:
+        nn.init.zeros_(block.bn2.weight)  # as darkmagic (timm's zero_init_last)
+    net = net.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(net)
     decay = [p for p in net.parameters() if p.dim() > 1]
     no_decay = [p for p in net.parameters() if p.dim() <= 1]

@@ -424,6 +424,7 @@ pub fn summarize_arm(
         Arm::Variant(v) => (Some(v.factor.clone()), Some(v.name.clone())),
         _ => (None, None),
     };
+    let deciding = decision.as_ref().and_then(Decision::deciding);
     ArmSummary {
         label: arm.label(),
         factor,
@@ -433,8 +434,8 @@ pub fn summarize_arm(
         mean: (!accs.is_empty()).then(|| mean(&accs)),
         std: (!accs.is_empty()).then(|| sample_std(&accs)),
         diff: (!diffs.is_empty()).then(|| mean(&diffs)),
-        ci: decision.as_ref().and_then(|d| d.deciding()).map(|(ci, _)| ci),
-        ci_level: decision.as_ref().and_then(|d| d.deciding()).map(|(_, level)| level),
+        ci: deciding.map(|(ci, _)| ci),
+        ci_level: deciding.map(|(_, level)| level),
         bootstrap_ci: bootstrap_interval(&diffs),
         verdict,
         decision,
@@ -607,11 +608,10 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         pooled_sd,
     };
     let baseline = summarize_arm(&Arm::Baseline, base_seeds.clone(), None, None);
-    let notes = headroom_note(&baseline, design.margin, &metric_name(root))
-        .into_iter()
-        .collect();
+    let metric = metric_name(root);
+    let notes = headroom_note(&baseline, design.margin, &metric).into_iter().collect();
     Ok(Summary {
-        metric: metric_name(root),
+        metric,
         tuning,
         baseline,
         trials: summaries,
