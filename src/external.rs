@@ -225,6 +225,16 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
         )),
         _ => failed(format!("cannot start `{}`: {e}", argv[0])),
     })?;
+    let guard = match guard_group(child.id()) {
+        Ok(g) => g,
+        Err(e) => {
+            kill_group(child.id());
+            let _ = child.wait();
+            return Err(failed(format!(
+                "cannot start the process that guards the trainer's group: {e}"
+            )));
+        }
+    };
     let log = Arc::new(Mutex::new(
         std::fs::OpenOptions::new()
             .create(true)
@@ -275,6 +285,7 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
     };
     // Whatever it left running (a background child holding the pipes) ends with it.
     kill_group(child.id());
+    guard.release();
     for r in readers {
         let _ = r.join();
     }
@@ -323,6 +334,35 @@ fn for_each_line(stream: impl std::io::Read, mut f: impl FnMut(&str)) {
 /// time grows with it, and `(?:a{0,100}){100}` took minutes on one line.
 pub fn metric_regex(pattern: &str) -> std::result::Result<regex_lite::Regex, regex_lite::Error> {
     regex_lite::RegexBuilder::new(pattern).size_limit(1 << 16).build()
+}
+
+/// A process that kills the trainer's group once this process lets go of it, whether by
+/// [`Guard::release`] or by dying (even by SIGKILL, which runs no code here): it waits for the
+/// end of a pipe only this process holds. Without it, a trainer behind a wrapper script outlives a
+/// killed checklist: the parent-death signal reaches the wrapper, not what the wrapper started.
+struct Guard {
+    process: std::process::Child,
+}
+
+/// Starts the [`Guard`] of process group `pgid`, in a group of its own so that a terminal's
+/// Ctrl-C, which ends the checklist, does not end the guard before it has done its work.
+fn guard_group(pgid: u32) -> std::io::Result<Guard> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", "read _ignored; kill -KILL -\"$1\" 2>/dev/null", "darkmagic-guard"])
+        .arg(pgid.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    Ok(Guard { process: cmd.spawn()? })
+}
+
+impl Guard {
+    /// Closes the pipe (the guard kills the group, already dead by now) and reaps the guard.
+    fn release(mut self) {
+        drop(self.process.stdin.take());
+        let _ = self.process.wait();
+    }
 }
 
 /// Sends SIGKILL to the process group `pgid` (the trainer's: it leads its own).

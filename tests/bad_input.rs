@@ -642,18 +642,45 @@ fn under_ulimit(limit_kb: u64, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The smallest address-space limit (KiB, in 100 MB steps) under which darkmagic starts and
+/// inspects the digits.
+fn startup_limit() -> u64 {
+    (20..100)
+        .map(|i| i * 100_000)
+        .find(|&kb| under_ulimit(kb, &["data", "inspect", "digits"]).status.success())
+        .expect("darkmagic starts under some limit below 10 GB")
+}
+
+/// An image inside the pixel limit but of extreme aspect ratio (178956970x1, Pillow's most
+/// pixels in one row, 179 MB decoded) brought to the digits model's 8x8: resizing its shorter
+/// side to 8 first would make 1.4 GB, so under 1 GB of address space beyond darkmagic's own it
+/// is predicted only if just the centre crop of the resize is computed.
+#[test]
+fn an_extreme_aspect_ratio_costs_only_the_crop() {
+    let (out, run_dir) = train("aspect", &[]);
+    ok(out);
+    let wide = tempdir("aspect-image").join("wide.png");
+    image::GrayImage::new(178_956_970, 1).save(&wide).unwrap();
+    let o = under_ulimit(
+        startup_limit() + 1_000_000,
+        &[
+            "predict",
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+            wide.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("wide.png"));
+}
+
 /// Files whose headers (or sizes) claim 430-620 MB, inspected with about 300-400 MB of address
 /// space left after darkmagic has loaded libtorch: each ends in an error naming the file, not
 /// in an abort.
 #[test]
 fn header_bombs_under_a_memory_limit_end_in_clear_errors() {
     use std::io::Write;
-    // The smallest limit (in 100 MB steps) at which darkmagic starts and inspects the digits.
-    let start = (20..100)
-        .map(|i| i * 100_000)
-        .find(|&kb| under_ulimit(kb, &["data", "inspect", "digits"]).status.success())
-        .expect("darkmagic starts under some limit below 10 GB");
-    let limit = start + 300_000;
+    let limit = startup_limit() + 300_000;
     let dir = tempdir("ulimit");
     let jpeg = dir.join("jpeg");
     folder(&jpeg, &["a"], 1);
@@ -809,6 +836,26 @@ fn eval_and_predict_name_the_missing_checkpoint_the_class_count_and_the_bad_imag
         &[
             "eval-ten-other-classes",
             "classes: the data set's class 0 is `c0`, the model's `0`",
+        ],
+    );
+
+    // The model's classes with two images each: the validation split (a tenth of each class,
+    // rounded) holds none, and scoring it would print "top-1 0.00%".
+    let tiny = tempdir("eval-empty-split");
+    let digits: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    folder(&tiny, &digits.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+    fails(
+        eval(&[
+            "--data",
+            tiny.to_str().unwrap(),
+            "--split",
+            "val",
+            "--set",
+            "data.image_size=8",
+        ]),
+        &[
+            "--split",
+            "val: the split holds no images (data.val_fraction = 0.1 of each class, rounded); use another split",
         ],
     );
 

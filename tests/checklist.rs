@@ -632,3 +632,78 @@ fn a_failed_tuning_run_is_named_and_the_exit_status_says_so() {
         "{md}"
     );
 }
+
+/// Runs the checklist of `recipe` in `out` with `extra` options and returns its exit code and
+/// stderr.
+fn rerun(recipe: &Path, out: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let o = common::checklist(recipe, out, extra).output().unwrap();
+    (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// What defines a trial is checked on every rerun, before anything is written: a tuning grid
+/// whose candidate number 1 is now another value, a variant no longer in the plan (left by a
+/// checklist killed in its first round, before its design was recorded), and a data set changed
+/// in place are each refused with the trial and the change named; with everything restored, the
+/// rerun reruns nothing.
+#[test]
+fn a_rerun_whose_trials_no_longer_match_their_definition_is_refused() {
+    let dir = tempdir("identity");
+    let data = dir.join("data");
+    for class in ["dark", "light"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..6u8 {
+            let v = if class == "dark" { 20 + i } else { 200 + i };
+            image::GrayImage::from_pixel(8, 8, image::Luma([v]))
+                .save(data.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let recipe = dir.join("r.toml");
+    let write = |lr_grid: &str, factor: &str| {
+        let text = format!(
+            "[data]\ndataset = \"folder\"\npath = \"{}\"\n{TINY_TRAINING}\n[schedule]\nwarmup_epochs = 0.0\ncycles = 1\n[checklist]\nplan = \"none\"\nseeds = 1\n\
+             max_seeds = 1\ncombine = false\n[checklist.factors.ls]\n{factor} = {{ \"loss.label_smoothing\" = 0.0 }}\n\
+             [checklist.tune.fields]\n\"optim.lr\" = {lr_grid}\n",
+            data.display()
+        );
+        std::fs::write(&recipe, text).unwrap();
+    };
+    write("[0.5, 1.0]", "\"0\"");
+    let out = dir.join("out");
+    finish(run_tiny(&recipe, &out));
+    let done = result_times(&out);
+
+    write("[0.5, 2.0]", "\"0\"");
+    let (code, e) = rerun(&recipe, &out, &[]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("tune-1-seed-0/trial.json")
+            && e.contains("tuning candidate 1 of `baseline` ran {optim.lr = 0.1")
+            && e.contains("checklist.tune now makes it {optim.lr = 0.2"),
+        "{e}"
+    );
+
+    write("[0.5, 1.0]", "\"zero\"");
+    std::fs::remove_file(out.join("design.json")).unwrap();
+    let (code, e) = rerun(&recipe, &out, &[]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.contains("`ls=0` is not in this checklist's plan"), "{e}");
+
+    write("[0.5, 1.0]", "\"0\"");
+    std::fs::rename(data.join("light/5.png"), dir.join("5.png")).unwrap();
+    let (code, e) = rerun(&recipe, &out, &[]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("trial.json")
+            && e.contains(&format!(
+                "trained on other data than {} holds now (12 files",
+                data.display()
+            ))
+            && e.contains("then, 11 files of"),
+        "{e}"
+    );
+
+    std::fs::rename(dir.join("5.png"), data.join("light/5.png")).unwrap();
+    finish(run_tiny(&recipe, &out));
+    not_rerun(&done);
+}

@@ -259,3 +259,73 @@ fn shipped_external_recipes_plan_their_trials() {
         }
     }
 }
+
+/// Whether process `pid` still runs (a zombie, killed and waiting to be reaped, does not).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn a_killed_checklist_leaves_nothing_a_wrapper_script_started() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("external-wrapper");
+    let pids = dir.join("pids");
+    let wrapper = dir.join("wrapper.sh");
+    // A wrapper as users write them: it starts the real work in the background and waits.
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nsleep 300 &\necho $! >> '{}'\nwait\n", pids.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let recipe = dir.join("wrapper.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"[checklist]
+plan = "none"
+seeds = 1
+max_seeds = 1
+combine = false
+[checklist.factors.x]
+a = {{ "--x" = 1 }}
+[external]
+command = ["{}"]
+[external.metric]
+regex = "acc=([0-9.]+)"
+"#,
+            wrapper.display()
+        ),
+    )
+    .unwrap();
+    let mut child = checklist(&recipe, &dir.join("out"), &["--parallel", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = |n| std::fs::read_to_string(&pids).is_ok_and(|s| s.lines().count() == n);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started(2) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(started(2), "both trials started their work");
+    child.kill().unwrap(); // SIGKILL: no code of the checklist runs after it
+    child.wait().unwrap();
+    let workers: Vec<String> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while workers.iter().any(|p| alive(p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left: Vec<&String> = workers.iter().filter(|p| alive(p)).collect();
+    assert!(
+        left.is_empty(),
+        "still running after the checklist was killed: {left:?}"
+    );
+}

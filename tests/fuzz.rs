@@ -2,14 +2,19 @@
 //! overrides, the IDX and CIFAR readers and image decoding get thousands of mutated inputs
 //! (bit flips, interesting integers in headers, insertions, deletions, truncations, gzip) and
 //! must answer each with a value or an error: no panic, and no single allocation above what the
-//! documented limits allow (`data::MAX_IMAGE_PIXELS`, `data::MAX_FILE_BYTES`).
+//! documented limits allow (`data::MAX_IMAGE_PIXELS`, `data::MAX_FILE_BYTES`). So do the files
+//! darkmagic reads back from run dirs and checklists (`trial.json`, `result.json`,
+//! `metrics.jsonl`, `model.json`), read directly and through the analysis and report of a
+//! checklist (`tests/fixtures/records`: six trials of a real one).
 //!
 //! `DARKMAGIC_FUZZ_ITERS=N` sets the inputs per target (default 5000) for a longer run;
 //! `DARKMAGIC_FUZZ_SEED` the first seed.
 mod common;
+use darkmagic::checklist::analysis;
 use darkmagic::data::{self, cifar, folder, idx};
 use darkmagic::recipe::Recipe;
 use darkmagic::rng::Rng;
+use darkmagic::train::rundir::RunDir;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -110,10 +115,9 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// Runs `target` on `iterations()` mutations of the `seeds`; returns the inputs that panicked.
-fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> Vec<String> {
+/// Runs `target` on `n` mutations of the `seeds`; returns the inputs that panicked.
+fn fuzz(name: &str, seeds: &[Vec<u8>], n: u64, mut target: impl FnMut(&[u8])) -> Vec<String> {
     let mut panics = Vec::new();
-    let n = iterations();
     for k in 0..n {
         let mut rng = Rng::keyed(first_seed(), name.len() as u64, k);
         let input = mutate(&seeds[rng.below(seeds.len())], &mut rng);
@@ -229,7 +233,7 @@ fn parsers_and_decoders_survive_mutated_input() {
     let dir = common::tempdir("fuzz");
     let keys = recipe_keys();
     let mut rng = Rng::keyed(first_seed(), 99, 0);
-    let mut panics = fuzz("recipe", &recipe_seeds(), |input| {
+    let mut panics = fuzz("recipe", &recipe_seeds(), iterations(), |input| {
         if let Ok(text) = std::str::from_utf8(input)
             && let Ok(table) = text.parse::<toml::Table>()
         {
@@ -239,16 +243,16 @@ fn parsers_and_decoders_survive_mutated_input() {
     });
     let labels = [0, 0, 8, 1, 0, 0, 0, 3, 0, 1, 2];
     std::fs::write(dir.join("train-labels-idx1-ubyte"), labels).unwrap();
-    panics.extend(fuzz("idx", &idx_seeds(), |input| {
+    panics.extend(fuzz("idx", &idx_seeds(), iterations(), |input| {
         std::fs::write(dir.join("train-images-idx3-ubyte"), input).unwrap();
         let _ = idx::load(&dir);
     }));
-    panics.extend(fuzz("cifar", &cifar_seeds(), |input| {
+    panics.extend(fuzz("cifar", &cifar_seeds(), iterations(), |input| {
         std::fs::write(dir.join("data_batch_1.bin"), input).unwrap();
         let _ = cifar::load(&dir, cifar::Variant::Cifar10);
     }));
     let image = dir.join("image");
-    panics.extend(fuzz("image", &image_seeds(), |input| {
+    panics.extend(fuzz("image", &image_seeds(), iterations(), |input| {
         std::fs::write(&image, input).unwrap();
         let _ = folder::decode(&image, 1);
         let _ = folder::decode(&image, 3);
@@ -259,4 +263,51 @@ fn parsers_and_decoders_survive_mutated_input() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(panics.is_empty(), "{} panics:\n{}", panics.len(), panics.join("\n"));
     assert!(largest <= ALLOCATION_BOUND, "an allocation of {largest} bytes");
+}
+
+/// Copies the folder `from` into `to`, recursively.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn records_read_back_survive_mutated_input() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let root = common::tempdir("fuzz-records");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records"),
+        &root,
+    );
+    let trial = RunDir {
+        path: root.join("trials/se=off/seed-0"),
+    };
+    let mut panics = Vec::new();
+    for file in ["trial.json", "result.json", "metrics.jsonl", "model.json"] {
+        let path = trial.file(file);
+        let original = std::fs::read(&path).unwrap();
+        // A fifth of the inputs: each one rewrites the checklist's report.
+        panics.extend(fuzz(file, std::slice::from_ref(&original), iterations() / 5, |input| {
+            std::fs::write(&path, input).unwrap();
+            let _ = trial.read_result();
+            let _ = trial.read_metrics();
+            if let Ok(Some(spec)) = trial.read_spec() {
+                let _ = spec.normalizer();
+            }
+            if let Ok(summary) = analysis::analyze(&root) {
+                let _ = darkmagic::report::write(&root, &summary);
+            }
+        }));
+        std::fs::write(&path, original).unwrap();
+    }
+    let _ = std::panic::take_hook();
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(panics.is_empty(), "{} panics:\n{}", panics.len(), panics.join("\n"));
 }

@@ -15,6 +15,13 @@ pub struct Region {
     pub w: usize,
 }
 
+impl Region {
+    /// The `h` x `w` rectangle at the top left: a whole image of that size.
+    pub fn whole(h: usize, w: usize) -> Region {
+        Region { y: 0, x: 0, h, w }
+    }
+}
+
 /// torchvision's `RandomResizedCrop.get_params`: up to 10 tries of an area fraction uniform in
 /// `scale` and an aspect ratio log-uniform in `ratio`; then a centre crop with the ratio clamped.
 pub fn random_resized_region(h: usize, w: usize, scale: [f64; 2], ratio: [f64; 2], rng: &mut Rng) -> Region {
@@ -82,28 +89,28 @@ pub fn center_region(h: usize, w: usize, ch: usize, cw: usize) -> Region {
 /// The evaluation transform of timm and torchvision's reference scripts on an image of any
 /// size: resize the shorter side to `floor(min(h, w) / fraction)`, then centre-crop `h` x `w`.
 /// With `fraction` 1 and an image already `h` x `w`, the image is returned as it is, uncopied.
+/// Only the crop of the resized image is computed (`resample::resize_window`), so an extreme
+/// aspect ratio costs no more memory than the crop.
 pub fn center_fit<'a>(src: View<'a>, h: usize, w: usize, fraction: f64, interp: Interpolation) -> Cow<'a, [u8]> {
     let short = (h.min(w) as f64 / fraction).floor() as usize;
     let (rh, rw) = resized_shorter(src.h, src.w, short);
     if (rh, rw) == (src.h, src.w) && (h, w) == (rh, rw) {
         return Cow::Borrowed(src.px);
     }
-    let resized;
-    let (px, rh, rw) = if (rh, rw) == (src.h, src.w) {
-        (src.px, src.h, src.w)
-    } else {
-        resized = resample::resize(src.px, src.w, src.c, src.whole(), rh, rw, interp);
-        (&resized[..], rh, rw)
+    let crop = center_region(rh, rw, h.min(rh), w.min(rw));
+    if (rh, rw) == (src.h, src.w) {
+        return Cow::Owned(resample::resize(src.px, src.w, src.c, crop, h, w, interp));
+    }
+    let from = resample::Source {
+        w: src.w,
+        r: src.whole(),
     };
-    Cow::Owned(resample::resize(
-        px,
-        rw,
-        src.c,
-        center_region(rh, rw, h.min(rh), w.min(rw)),
-        h,
-        w,
-        interp,
-    ))
+    let cropped = resample::resize_window(src.px, src.c, from, (rh, rw), crop, interp);
+    if (crop.h, crop.w) == (h, w) {
+        return Cow::Owned(cropped);
+    }
+    let whole = Region::whole(crop.h, crop.w);
+    Cow::Owned(resample::resize(&cropped, crop.w, src.c, whole, h, w, interp))
 }
 
 #[cfg(test)]

@@ -33,12 +33,7 @@ impl<'a> View<'a> {
 
     /// The whole image as a region.
     pub fn whole(&self) -> crop::Region {
-        crop::Region {
-            y: 0,
-            x: 0,
-            h: self.h,
-            w: self.w,
-        }
+        crop::Region::whole(self.h, self.w)
     }
 }
 

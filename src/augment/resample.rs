@@ -47,8 +47,9 @@ struct Weights {
     k: Vec<i32>,
 }
 
-/// PIL's `precompute_coeffs` and `normalize_coeffs_8bpc` for `in_size` -> `out_size`.
-fn weights(in_size: usize, out_size: usize, interp: Interpolation) -> Weights {
+/// PIL's `precompute_coeffs` and `normalize_coeffs_8bpc` for `in_size` -> `out_size`, for the
+/// output pixels in `outputs` only (each output's weights depend on its index alone).
+fn weights(in_size: usize, out_size: usize, interp: Interpolation, outputs: std::ops::Range<usize>) -> Weights {
     let (f, support) = filter(interp);
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
@@ -56,13 +57,13 @@ fn weights(in_size: usize, out_size: usize, interp: Interpolation) -> Weights {
     let ksize = support.ceil() as usize * 2 + 1;
     let ss = 1.0 / filterscale;
     let mut w = Weights {
-        start: Vec::with_capacity(out_size),
-        len: Vec::with_capacity(out_size),
+        start: Vec::with_capacity(outputs.len()),
+        len: Vec::with_capacity(outputs.len()),
         ksize,
-        k: vec![0; out_size * ksize],
+        k: vec![0; outputs.len() * ksize],
     };
     let mut row = vec![0f64; ksize];
-    for i in 0..out_size {
+    for (o, i) in outputs.enumerate() {
         let center = (i as f64 + 0.5) * scale;
         // C's (int) cast truncates toward zero, as Rust's `as` does.
         let lo = ((center - support + 0.5) as i64).max(0) as usize;
@@ -75,7 +76,7 @@ fn weights(in_size: usize, out_size: usize, interp: Interpolation) -> Weights {
         for (x, &r) in row[..n].iter().enumerate() {
             let v = if total != 0.0 { r / total } else { r };
             let fixed = v * (1u32 << PRECISION_BITS) as f64;
-            w.k[i * ksize + x] = if v < 0.0 {
+            w.k[o * ksize + x] = if v < 0.0 {
                 (fixed - 0.5) as i32
             } else {
                 (fixed + 0.5) as i32
@@ -132,27 +133,52 @@ pub fn resize(
     out_w: usize,
     interp: Interpolation,
 ) -> Vec<u8> {
-    let hor = (out_w != r.w).then(|| weights(r.w, out_w, interp));
-    let ver = (out_h != r.h).then(|| weights(r.h, out_h, interp));
+    let whole = Region::whole(out_h, out_w);
+    resize_window(src, c, Source { w: src_w, r }, (out_h, out_w), whole, interp)
+}
+
+/// The region `r` of an image `w` pixels wide that a resize reads.
+#[derive(Clone, Copy)]
+pub struct Source {
+    pub w: usize,
+    pub r: Region,
+}
+
+/// The `window` of [`resize`]'s `out_h` x `out_w` output, pixel for pixel, computing no other
+/// output pixel: the resize-then-centre-crop of evaluation costs the crop, not the resized
+/// image, which for a 178956970x1 image brought to a shorter side of 64 would be 11 G pixels.
+pub fn resize_window(
+    src: &[u8],
+    c: usize,
+    from: Source,
+    (out_h, out_w): (usize, usize),
+    window: Region,
+    interp: Interpolation,
+) -> Vec<u8> {
+    let (r, src_w) = (from.r, from.w);
+    let hor = (out_w != r.w).then(|| weights(r.w, out_w, interp, window.x..window.x + window.w));
+    let ver = (out_h != r.h).then(|| weights(r.h, out_h, interp, window.y..window.y + window.h));
     let win = |px, stride, y, x| Window { px, stride, c, y, x };
     let lost = |from: usize, to: usize| from as i64 - to as i64;
-    let region = win(src, src_w, r.y, r.x);
     match (hor, ver) {
-        (None, None) => (0..r.h)
-            .flat_map(|y| &src[region.at(y, 0)..region.at(y, r.w)])
-            .copied()
-            .collect(),
-        (Some(h), None) => horizontal(region, r.h, &h, 0),
-        (None, Some(v)) => vertical(region, r.w, &v, 0),
+        (None, None) => {
+            let region = win(src, src_w, r.y + window.y, r.x + window.x);
+            (0..window.h)
+                .flat_map(|y| &src[region.at(y, 0)..region.at(y, window.w)])
+                .copied()
+                .collect()
+        }
+        (Some(h), None) => horizontal(win(src, src_w, r.y + window.y, r.x), window.h, &h, 0),
+        (None, Some(v)) => vertical(win(src, src_w, r.y, r.x + window.x), window.w, &v, 0),
         (Some(h), Some(v)) if out_h < r.h && lost(r.h, out_h) > 2 * lost(r.w, out_w) => {
             let cols = h.span();
             let tmp = vertical(win(src, src_w, r.y, r.x + cols.start), cols.len(), &v, 0);
-            horizontal(win(&tmp, cols.len(), 0, 0), out_h, &h, cols.start)
+            horizontal(win(&tmp, cols.len(), 0, 0), window.h, &h, cols.start)
         }
         (Some(h), Some(v)) => {
             let rows = v.span();
             let tmp = horizontal(win(src, src_w, r.y + rows.start, r.x), rows.len(), &h, 0);
-            vertical(win(&tmp, out_w, 0, 0), out_w, &v, rows.start)
+            vertical(win(&tmp, window.w, 0, 0), window.w, &v, rows.start)
         }
     }
 }
@@ -244,6 +270,40 @@ mod tests {
         assert_eq!(bicubic(0.0), 1.0);
         assert_eq!(bicubic(1.0), 0.0);
         assert_eq!(bicubic(1.5), -0.0625);
+    }
+
+    #[test]
+    fn a_window_of_the_output_is_that_part_of_the_whole_output() {
+        let mut rng = crate::rng::Rng::keyed(7, 0, 0);
+        let (sh, sw) = (23, 31);
+        let src: Vec<u8> = (0..sh * sw * 3).map(|_| rng.below(256) as u8).collect();
+        let r = Region {
+            y: 2,
+            x: 3,
+            h: 19,
+            w: 25,
+        };
+        // Both pass orders (height shrinking most, width shrinking most), upscaling, one side kept.
+        for (oh, ow) in [(5, 24), (18, 6), (40, 50), (19, 9), (7, 25), (19, 25)] {
+            for interp in [Interpolation::Bilinear, Interpolation::Bicubic] {
+                let full = resize(&src, sw, 3, r, oh, ow, interp);
+                for _ in 0..20 {
+                    let (y, x) = (rng.below(oh), rng.below(ow));
+                    let win = Region {
+                        y,
+                        x,
+                        h: 1 + rng.below(oh - y),
+                        w: 1 + rng.below(ow - x),
+                    };
+                    let part = resize_window(&src, 3, Source { w: sw, r }, (oh, ow), win, interp);
+                    let want: Vec<u8> = (win.y..win.y + win.h)
+                        .flat_map(|yy| &full[(yy * ow + win.x) * 3..(yy * ow + win.x + win.w) * 3])
+                        .copied()
+                        .collect();
+                    assert_eq!(part, want, "{oh}x{ow} window {win:?} {interp:?}");
+                }
+            }
+        }
     }
 
     #[test]

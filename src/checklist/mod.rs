@@ -15,6 +15,7 @@ pub mod sequential;
 pub mod simulation;
 
 use crate::data;
+use crate::data::fingerprint::Fingerprint;
 use crate::error::{Error, Result};
 use crate::executor::{Executor, Job};
 use crate::recipe::Recipe;
@@ -39,9 +40,10 @@ fn seeded(arm: Arm, baseline: &Recipe) -> Vec<Trial> {
         .collect()
 }
 
-/// Writes a trial's `recipe.toml` and `trial.json`, unless it already finished. Returns the job
-/// to run, or None when the trial is complete (completed or diverged).
-fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>> {
+/// Writes a trial's `recipe.toml` and `trial.json` (with `data`, the data set's fingerprint now),
+/// unless it already finished. Returns the job to run, or None when the trial is complete
+/// (completed or diverged).
+fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerprint>) -> Result<Option<Job>> {
     let mut recipe = trial.recipe(baseline)?;
     if baseline.checklist.early_stop && trial.arm != Arm::Baseline {
         let reference = Trial::new(Arm::Baseline, baseline.seed, trial.seed_index).dir;
@@ -55,7 +57,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>>
         if matches!(trial.arm, Arm::Combined { .. }) {
             // The combined recipe is derived from results; when they changed, start it afresh.
             std::fs::remove_dir_all(&dir.path).map_err(|e| Error::io(&dir.path, e))?;
-            return prepare(root, baseline, trial);
+            return prepare(root, baseline, trial, data);
         }
         return Err(Error::RunDir {
             path: dir.file(rundir::RECIPE),
@@ -66,7 +68,11 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>>
         return Ok(None);
     }
     rundir::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
-    let json = serde_json::to_string_pretty(trial).expect("trial serializes");
+    let trial = Trial {
+        data: data.clone(),
+        ..trial.clone()
+    };
+    let json = serde_json::to_string_pretty(&trial).expect("trial serializes");
     rundir::write_atomic(&dir.file("trial.json"), json.as_bytes())?;
     Ok(Some(Job {
         dir: dir.path.clone(),
@@ -78,29 +84,83 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial) -> Result<Option<Job>>
     }))
 }
 
-/// Refuses, before anything is written, a rerun that would train an existing trial otherwise:
-/// each run dir holds the recipe it ran, and a changed baseline would mix two recipes in one
-/// comparison. (The combined recipe is derived from results and may be rebuilt.)
-fn check_existing(root: &Path, baseline: &Recipe) -> Result<()> {
+/// Refuses, before anything is written, a rerun that would leave an existing trial in a
+/// comparison it no longer belongs to, naming the trial and what changed: its arm left the plan,
+/// its tuning candidate is another value in the current grid, it trained on a data set that has
+/// changed since (`data`, the fingerprint now), or its recipe differs from the one this checklist
+/// would run. (The combined recipe is derived from results and may be rebuilt.)
+fn check_existing(
+    root: &Path,
+    baseline: &Recipe,
+    variants: &[plan::Variant],
+    data: &Option<Fingerprint>,
+) -> Result<()> {
+    let planned: Vec<String> = variants.iter().map(plan::Variant::label).collect();
+    let restore = format!(
+        "nothing was changed. Rerun with the recipe the checklist ran ({}) and its data, or use another directory",
+        root.join(BASELINE).display()
+    );
     for t in analysis::read_trials(root)? {
-        let path = root.join(&t.dir).join(rundir::RECIPE);
-        if matches!(t.arm, Arm::Combined { .. }) {
-            continue;
+        let refuse = |file: &str, what: String| {
+            Err(Error::RunDir {
+                path: root.join(&t.dir).join(file),
+                message: format!("{what}; {restore}"),
+            })
+        };
+        let label = t.arm.label();
+        match &t.arm {
+            Arm::Combined { .. } => continue,
+            Arm::Variant(_) if !planned.contains(&label) => {
+                return refuse(
+                    "trial.json",
+                    format!("`{label}` is not in this checklist's plan (its factors changed?)"),
+                );
+            }
+            _ => {}
         }
+        if let Some(c) = t.tune {
+            let now = plan::candidates(baseline, &t.arm)?;
+            if now.get(c) != Some(&t.tuned) {
+                let now = now.get(c).map_or("no such candidate".into(), values);
+                return refuse(
+                    "trial.json",
+                    format!(
+                        "tuning candidate {c} of `{label}` ran {}; checklist.tune now makes it {now}",
+                        values(&t.tuned)
+                    ),
+                );
+            }
+        }
+        if let (Some(then), Some(now)) = (&t.data, data)
+            && then != now
+        {
+            let path = baseline.data.path.as_deref().unwrap_or(Path::new("?"));
+            return refuse(
+                "trial.json",
+                format!(
+                    "trained on other data than {} holds now ({})",
+                    path.display(),
+                    then.change(now)
+                ),
+            );
+        }
+        let path = root.join(&t.dir).join(rundir::RECIPE);
         if let Ok(existing) = Recipe::load(Some(&path), &[])
             && !same_run(&existing, &t.recipe(baseline)?)
         {
-            return Err(Error::RunDir {
-                path,
-                message: format!(
-                    "holds a different recipe than this checklist would run; nothing was changed. Rerun with the \
-                     recipe the checklist ran ({}), or use another directory",
-                    root.join(BASELINE).display()
-                ),
-            });
+            return refuse(
+                rundir::RECIPE,
+                "holds a different recipe than this checklist would run".into(),
+            );
         }
     }
     Ok(())
+}
+
+/// Tuned values as `{field = value, ...}`, for messages.
+fn values(t: &toml::Table) -> String {
+    let fields: Vec<String> = t.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    format!("{{{}}}", fields.join(", "))
 }
 
 /// Whether two recipes describe the same training run ([`Recipe::same_training`]: so that
@@ -115,10 +175,16 @@ fn same_run(a: &Recipe, b: &Recipe) -> bool {
 
 /// Prepares `trials` and runs those without a final result; returns how many ran and whether
 /// every one of them ended with a final result (completed or diverged).
-fn run_trials(root: &Path, baseline: &Recipe, trials: &[Trial], exec: &mut dyn Executor) -> Result<(usize, bool)> {
+fn run_trials(
+    root: &Path,
+    baseline: &Recipe,
+    trials: &[Trial],
+    data: &Option<Fingerprint>,
+    exec: &mut dyn Executor,
+) -> Result<(usize, bool)> {
     let jobs: Vec<Job> = trials
         .iter()
-        .map(|t| prepare(root, baseline, t))
+        .map(|t| prepare(root, baseline, t, data))
         .collect::<Result<Vec<_>>>()?
         .into_iter()
         .flatten()
@@ -237,7 +303,8 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
     let _lock = Lock::acquire(root)?;
     let labels: Vec<String> = variants.iter().map(plan::Variant::label).collect();
     design_record::check(root, &baseline.checklist, &labels)?;
-    check_existing(root, baseline)?;
+    let data = data::fingerprint::of(&baseline.data)?;
+    check_existing(root, baseline, &variants, &data)?;
     rundir::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     let summary = loop {
         let mut summary = analysis::analyze(root)?;
@@ -253,11 +320,11 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
         } else {
             (Vec::new(), round)
         };
-        let (ran_first, first_finished) = run_trials(root, baseline, &first, exec)?;
+        let (ran_first, first_finished) = run_trials(root, baseline, &first, &data, exec)?;
         if !first_finished {
             break analysis::analyze(root)?;
         }
-        let (ran, all_finished) = run_trials(root, baseline, &rest, exec)?;
+        let (ran, all_finished) = run_trials(root, baseline, &rest, &data, exec)?;
         match (ran_first + ran, all_finished) {
             // Nothing left to run: the analysis above is current.
             (0, _) => break summary,

@@ -4,6 +4,7 @@
 //! The default plan is the article's checklist (TRICKS.md section 1) as far as this build's
 //! trainer supports it; the extended plan adds the "future posts" tricks. A recipe's
 //! `[checklist.factors]` adds factors or replaces built-in ones, and `checklist.skip` drops them.
+use crate::data::fingerprint::Fingerprint;
 use crate::error::{Error, Result};
 use crate::recipe::{OptimName, PlanKind, Recipe, Regime, TUNE_SEED_OFFSET};
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,10 @@ pub struct Trial {
     /// For a tuning run, the index of its candidate (`checklist.tune`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tune: Option<usize>,
+    /// The data set's fingerprint when the trial was last started (None for the embedded digits,
+    /// and in records written before fingerprints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Fingerprint>,
 }
 
 impl Trial {
@@ -95,6 +100,7 @@ impl Trial {
             dir,
             tuned: toml::Table::new(),
             tune: None,
+            data: None,
         }
     }
 
@@ -111,6 +117,7 @@ impl Trial {
             dir,
             tuned: values,
             tune: Some(candidate),
+            data: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! image folders.
 pub mod cifar;
 pub mod digits;
+pub mod fingerprint;
 pub mod folder;
 pub mod idx;
 pub mod loader;

@@ -228,6 +228,23 @@ impl Classifier {
                 ),
             ));
         }
+        if images.is_empty() {
+            // Scoring nothing would print "top-1 0.00%", a figure no model earned.
+            let hint = match split {
+                Split::Val => format!(
+                    " (data.val_fraction = {} of each class, rounded)",
+                    self.recipe.data.val_fraction
+                ),
+                _ => String::new(),
+            };
+            return Err(Error::flag(
+                "--split",
+                format!(
+                    "{}: the split holds no images{hint}; use another split",
+                    format!("{split:?}").to_lowercase()
+                ),
+            ));
+        }
         Ok((images, classes))
     }
 }

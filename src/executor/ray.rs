@@ -51,6 +51,9 @@ impl Token {
     pub fn find(file: Option<&Path>) -> Result<Option<Token>> {
         let read = |path: &Path| -> Result<Option<Token>> {
             let bytes = crate::data::read_regular(path, 4096)?;
+            if let Some(w) = shared_warning(path) {
+                eprintln!("{w}");
+            }
             let text = String::from_utf8_lossy(&bytes);
             let token = text.trim();
             if token.is_empty() {
@@ -75,6 +78,20 @@ impl Token {
             _ => Ok(None),
         }
     }
+}
+
+/// A warning when a token file can be read by other users of this machine, as ssh warns of an
+/// unprotected private key: whoever reads the token can submit jobs to the cluster.
+fn shared_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "warning: {} can be read by other users (mode {mode:o}); whoever reads it can submit jobs to the \
+             cluster: chmod 600 it",
+            path.display()
+        )
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -250,6 +267,24 @@ mod tests {
             e.contains("401") && e.contains("<redacted>") && !e.contains("s3cret-tok"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_token_file_others_can_read_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("dm-token-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "abc").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = shared_warning(&file).expect("mode 644 is warned about");
+        assert!(
+            w.contains("token") && w.contains("mode 644") && w.contains("chmod 600"),
+            "{w}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(shared_warning(&file), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
