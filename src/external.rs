@@ -242,7 +242,11 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
             .open(dir.file(crate::train::rundir::LOG))
             .map_err(|e| Error::io(dir.file(crate::train::rundir::LOG), e))?,
     ));
-    let regex = ext.metric.regex.as_deref().map(|r| metric_regex(r).expect("validated"));
+    let regex = ext
+        .metric
+        .regex
+        .as_deref()
+        .map(|r| crate::recipe::metric_regex(r).expect("validated"));
     let found = Arc::new(Mutex::new(None));
     let readers: Vec<_> = [
         child
@@ -328,12 +332,6 @@ fn for_each_line(stream: impl std::io::Read, mut f: impl FnMut(&str)) {
     if !line.is_empty() {
         f(String::from_utf8_lossy(&line).trim_end_matches('\r'));
     }
-}
-
-/// The compiled `external.metric.regex`, with a size limit on the compiled program: matching
-/// time grows with it, and `(?:a{0,100}){100}` took minutes on one line.
-pub fn metric_regex(pattern: &str) -> std::result::Result<regex_lite::Regex, regex_lite::Error> {
-    regex_lite::RegexBuilder::new(pattern).size_limit(1 << 16).build()
 }
 
 /// A process that kills the trainer's group once this process lets go of it, whether by

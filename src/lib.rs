@@ -13,6 +13,8 @@ pub mod error;
 pub mod eval;
 pub mod executor;
 pub mod external;
+pub mod files;
+pub mod image;
 pub mod loss;
 pub mod model;
 pub mod optim;

@@ -486,7 +486,7 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
     let predictions = c.predict(files, a.top_k, a.logits)?;
     let text = predict::render(&predictions, &c.spec.classes, a.format);
     match &a.out {
-        Some(path) => rundir::write_atomic(path, text.as_bytes())?,
+        Some(path) => darkmagic::files::write_atomic(path, text.as_bytes())?,
         None => print!("{text}"),
     }
     Ok(())

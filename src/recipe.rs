@@ -838,6 +838,16 @@ impl Default for TuneConfig {
 /// The first seed of the tuning runs is the recipe's seed plus this.
 pub const TUNE_SEED_OFFSET: u64 = 1000;
 
+/// Magnitude bins of RandAugment (torchvision's `num_magnitude_bins`): `augment.randaugment_m`
+/// is one of them.
+pub const RAND_BINS: usize = 31;
+
+/// The compiled `external.metric.regex`, with a size limit on the compiled program: matching
+/// time grows with it, and `(?:a{0,100}){100}` took minutes on one line.
+pub fn metric_regex(pattern: &str) -> std::result::Result<regex_lite::Regex, regex_lite::Error> {
+    regex_lite::RegexBuilder::new(pattern).size_limit(1 << 16).build()
+}
+
 impl Default for ChecklistConfig {
     fn default() -> Self {
         ChecklistConfig {
@@ -1162,7 +1172,7 @@ impl Recipe {
         if a.erase_count == 0 {
             return Err(Error::recipe("augment.erase_count", "must be at least 1"));
         }
-        if a.randaugment_m >= crate::augment::policy::RAND_BINS {
+        if a.randaugment_m >= RAND_BINS {
             return Err(Error::recipe(
                 "augment.randaugment_m",
                 format!("got {}; expected a bin in 0..=30", a.randaugment_m),
@@ -1425,7 +1435,7 @@ fn check_range(key: &str, v: [f64; 2], upper: Option<f64>) -> Result<()> {
 }
 
 fn read_table(path: &Path) -> Result<toml::Table> {
-    let bytes = crate::data::read_regular(path, MAX_RECIPE_BYTES)?;
+    let bytes = crate::files::read_regular(path, MAX_RECIPE_BYTES)?;
     let text = String::from_utf8(bytes).map_err(|e| Error::RecipeFile {
         path: path.to_path_buf(),
         message: format!("not UTF-8 text: {e}"),
@@ -1503,7 +1513,7 @@ fn validate_external(e: &ExternalConfig) -> Result<()> {
         ));
     }
     if let Some(r) = &m.regex {
-        let re = crate::external::metric_regex(r).map_err(|e| Error::recipe("external.metric.regex", e.to_string()))?;
+        let re = metric_regex(r).map_err(|e| Error::recipe("external.metric.regex", e.to_string()))?;
         if re.captures_len() < 2 {
             return Err(Error::recipe(
                 "external.metric.regex",

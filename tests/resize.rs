@@ -4,8 +4,8 @@
 //! Golden outputs come from
 //! `scripts/golden/resize.py`, run by this test on `data/photos` (scripts/photos.sh).
 mod common;
-use darkmagic::augment::crop::{Region, center_fit};
-use darkmagic::augment::{View, resample};
+use darkmagic::image::fit::center_fit;
+use darkmagic::image::{Region, View, resample};
 use darkmagic::recipe::Interpolation;
 
 #[test]

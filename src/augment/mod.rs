@@ -11,36 +11,15 @@ pub mod mix;
 pub mod ops;
 pub mod policy;
 pub mod preview;
-pub mod resample;
 
+use crate::image::{View, fit, resample};
 use crate::recipe::{AugPolicy, AugmentConfig, PadMode};
 use crate::rng::Rng;
 
-/// An HWC u8 image to transform: pixels, height, width, channels.
-#[derive(Clone, Copy, Debug)]
-pub struct View<'a> {
-    pub px: &'a [u8],
-    pub h: usize,
-    pub w: usize,
-    pub c: usize,
-}
-
-impl<'a> View<'a> {
-    pub fn new(px: &'a [u8], h: usize, w: usize, c: usize) -> Self {
-        debug_assert_eq!(px.len(), h * w * c, "an h x w x c image");
-        View { px, h, w, c }
-    }
-
-    /// The whole image as a region.
-    pub fn whole(&self) -> crop::Region {
-        crop::Region::whole(self.h, self.w)
-    }
-}
-
 /// The evaluation transform to `h` x `w`: shorter side to `floor(min(h, w) / eval_crop_fraction)`,
-/// then the centre crop (`crop::center_fit`).
+/// then the centre crop (`fit::center_fit`).
 pub fn eval<'a>(src: View<'a>, h: usize, w: usize, cfg: &AugmentConfig) -> std::borrow::Cow<'a, [u8]> {
-    crop::center_fit(src, h, w, cfg.eval_crop_fraction, cfg.interpolation)
+    fit::center_fit(src, h, w, cfg.eval_crop_fraction, cfg.interpolation)
 }
 
 /// Applies the recipe's augmentation to one image and returns an `h` x `w` image: a
@@ -55,7 +34,7 @@ pub fn apply(src: View, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) 
         fitted = resample::resize(src.px, src.w, c, region, h, w, cfg.interpolation);
         &fitted[..]
     } else if (src.h, src.w) != (h, w) {
-        fitted = crop::center_fit(src, h, w, 1.0, cfg.interpolation).into_owned();
+        fitted = fit::center_fit(src, h, w, 1.0, cfg.interpolation).into_owned();
         &fitted[..]
     } else {
         src.px

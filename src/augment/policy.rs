@@ -4,6 +4,7 @@
 //! noise as timm's `mstd`) and the "standard color augmentation" (brightness, contrast and
 //! saturation jitter in random order, as torchvision's `ColorJitter`).
 use super::ops::Op;
+use crate::recipe::RAND_BINS;
 use crate::rng::Rng;
 
 /// One AutoAugment sub-policy: two ops, each `(op, probability, magnitude bin)`.
@@ -151,9 +152,6 @@ const RAND_OPS: [Option<Op>; 14] = [
     Some(Op::AutoContrast),
     Some(Op::Equalize),
 ];
-
-/// Magnitude bins of RandAugment (torchvision's `num_magnitude_bins`).
-pub const RAND_BINS: usize = 31;
 
 /// RandAugment: `n` ops drawn uniformly with replacement, each at magnitude bin `m` of 31
 /// (plus Gaussian noise of std `mstd` bins, rounded and clipped, when `mstd` > 0).

@@ -316,7 +316,7 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
                 "resolves outside the checklist directory (a symbolic link?); refusing to read it",
             ));
         }
-        let bytes = crate::data::read_regular(&p, crate::train::rundir::MAX_RECORD_BYTES)?;
+        let bytes = crate::files::read_regular(&p, crate::train::rundir::MAX_RECORD_BYTES)?;
         let text = String::from_utf8_lossy(&bytes);
         let mut trial: Trial = serde_json::from_str(&text).map_err(|e| crate::Error::RunDir {
             path: p.clone(),

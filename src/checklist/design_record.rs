@@ -37,7 +37,7 @@ pub fn read(root: &Path) -> Result<Option<Record>> {
 /// Writes the record (atomically).
 pub fn write(root: &Path, record: &Record) -> Result<()> {
     let json = serde_json::to_string_pretty(record).expect("design record serializes");
-    crate::train::rundir::write_atomic(&root.join(FILE), format!("{json}\n").as_bytes())
+    crate::files::write_atomic(&root.join(FILE), format!("{json}\n").as_bytes())
 }
 
 /// Whether a rerun with `cfg` and the plan `variants` continues the recorded design; an error

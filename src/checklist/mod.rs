@@ -67,13 +67,13 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerpr
     if crate::executor::finished(&dir.path) {
         return Ok(None);
     }
-    rundir::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
+    crate::files::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
     let trial = Trial {
         data: data.clone(),
         ..trial.clone()
     };
     let json = serde_json::to_string_pretty(&trial).expect("trial serializes");
-    rundir::write_atomic(&dir.file("trial.json"), json.as_bytes())?;
+    crate::files::write_atomic(&dir.file("trial.json"), json.as_bytes())?;
     Ok(Some(Job {
         dir: dir.path.clone(),
         label: match trial.tune {
@@ -305,7 +305,7 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
     design_record::check(root, &baseline.checklist, &labels)?;
     let data = data::fingerprint::of(&baseline.data)?;
     check_existing(root, baseline, &variants, &data)?;
-    rundir::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
+    crate::files::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     let summary = loop {
         let mut summary = analysis::analyze(root)?;
         if fix_design(root, baseline, &labels, &summary)? {

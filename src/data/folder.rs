@@ -7,10 +7,10 @@
 //! (PIL's filter, `augment.interpolation`) and the centre square cropped; decoded per batch
 //! (`data.decode = "per_batch"`), the training crop or the evaluation resize brings them to it.
 use super::{Dataset, Images, Pixels};
-use crate::augment::View;
-use crate::augment::crop::center_fit;
 use crate::augment::ops::grayscale;
 use crate::error::{Error, Result};
+use crate::image::View;
+use crate::image::fit::center_fit;
 use crate::recipe::{Decode, Interpolation};
 use std::path::{Path, PathBuf};
 

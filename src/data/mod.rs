@@ -10,8 +10,8 @@ pub mod folder;
 pub mod idx;
 pub mod loader;
 
-use crate::augment::View;
 use crate::error::{Error, Result};
+use crate::image::View;
 use crate::recipe::{DataConfig, DatasetKind, Interpolation, Recipe};
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
@@ -249,43 +249,6 @@ pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize, path: &Path) -> Resu
             format!("cannot allocate {bytes} bytes for its data (out of memory)"),
         )
     })
-}
-
-/// Reads a whole file that must be a regular file of at most `limit` bytes: a FIFO or a device
-/// (`/dev/zero`) named as a recipe, token, record or weights file would block or grow without
-/// end. The error names the file and what was expected.
-pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    check_regular(path, limit)?;
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::io(
-            path,
-            std::io::Error::other(format!("grew past {limit} bytes while being read")),
-        ));
-    }
-    Ok(bytes)
-}
-
-/// [`read_regular`]'s checks without the read: a regular file (links followed) of at most
-/// `limit` bytes.
-pub fn check_regular(path: &Path, limit: u64) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::io(
-            path,
-            std::io::Error::other("not a regular file (a folder, FIFO or device?)"),
-        ));
-    }
-    if meta.len() > limit {
-        return Err(Error::io(
-            path,
-            std::io::Error::other(format!("{} bytes; expected at most {limit}", meta.len())),
-        ));
-    }
-    Ok(())
 }
 
 /// Reads a whole file, naming it in the error; at most `MAX_FILE_BYTES`.

@@ -10,7 +10,7 @@ use crate::data::{Images, Pixels};
 use crate::error::{Error, Result};
 use crate::model::Net;
 use crate::recipe::{AugmentConfig, Recipe};
-use crate::train::{amp, rundir};
+use crate::train::amp;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tch::nn::ModuleT;
@@ -187,7 +187,7 @@ impl Evaluation {
             .into_iter()
             .map(|(name, text)| {
                 let path = out.join(name);
-                rundir::write_atomic(&path, text.as_bytes()).map(|()| path)
+                crate::files::write_atomic(&path, text.as_bytes()).map(|()| path)
             })
             .collect()
     }

@@ -50,7 +50,7 @@ impl Token {
     /// none (a cluster without token authentication).
     pub fn find(file: Option<&Path>) -> Result<Option<Token>> {
         let read = |path: &Path| -> Result<Option<Token>> {
-            let bytes = crate::data::read_regular(path, 4096)?;
+            let bytes = crate::files::read_regular(path, 4096)?;
             if let Some(w) = shared_warning(path) {
                 eprintln!("{w}");
             }

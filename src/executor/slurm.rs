@@ -159,7 +159,7 @@ impl Slurm {
             .map(|k| dir.join(format!("submit-{k}.sh")))
             .find(|p| !p.exists())
             .expect("a free script name");
-        crate::train::rundir::write_atomic(&path, self.script(jobs).as_bytes())?;
+        crate::files::write_atomic(&path, self.script(jobs).as_bytes())?;
         let id = slurm("sbatch", &["--parsable", &self.output_arg(), &path.to_string_lossy()])?;
         Ok(id.trim().split(';').next().unwrap_or_default().to_string())
     }

@@ -112,7 +112,7 @@ fn bad(path: &Path, message: String) -> Error {
 /// Every tensor of a safetensors file, by name.
 fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
     // libtorch would block on a FIFO and read /dev/zero until memory runs out.
-    crate::data::check_regular(path, crate::data::MAX_FILE_BYTES)?;
+    crate::files::check_regular(path, crate::data::MAX_FILE_BYTES)?;
     Ok(Tensor::read_safetensors(path)
         .map_err(|e| bad(path, format!("not a safetensors file: {e}")))?
         .into_iter()

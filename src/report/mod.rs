@@ -98,10 +98,10 @@ pub fn compute(data: &[TrialData]) -> Compute {
 pub fn write(root: &Path, summary: &Summary) -> Result<()> {
     let data = TrialData::read_all(root)?;
     let json = serde_json::to_string_pretty(summary).expect("summary serializes");
-    rundir::write_atomic(&root.join("summary.json"), format!("{json}\n").as_bytes())?;
-    rundir::write_atomic(&root.join("summary.csv"), csv(summary).as_bytes())?;
-    rundir::write_atomic(&root.join("summary.md"), markdown(summary, &compute(&data)).as_bytes())?;
-    rundir::write_atomic(&root.join("report.html"), html::render(summary, &data).as_bytes())?;
+    crate::files::write_atomic(&root.join("summary.json"), format!("{json}\n").as_bytes())?;
+    crate::files::write_atomic(&root.join("summary.csv"), csv(summary).as_bytes())?;
+    crate::files::write_atomic(&root.join("summary.md"), markdown(summary, &compute(&data)).as_bytes())?;
+    crate::files::write_atomic(&root.join("report.html"), html::render(summary, &data).as_bytes())?;
     Ok(())
 }
 

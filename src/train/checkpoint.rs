@@ -4,8 +4,8 @@
 //! progress (`meta.epoch`, `meta.step`) in one safetensors file, written atomically.
 use super::amp::GradScaler;
 use super::ema::Ema;
-use super::rundir::temp_path;
 use crate::error::{Error, Result};
+use crate::files::temp_path;
 use crate::optim::Optimizer;
 use std::collections::HashMap;
 use std::path::Path;

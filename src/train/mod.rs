@@ -49,7 +49,7 @@ pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
         return Ok(r);
     }
     let _ = std::fs::remove_file(dir.file(rundir::RESULT));
-    rundir::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
+    crate::files::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
     let device = resolve_device(recipe.train.device)?;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &recipe.external {
         Some(ext) => crate::external::run(recipe, ext, &dir),

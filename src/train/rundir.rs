@@ -8,6 +8,7 @@
 //! - `train.log`: human-readable log lines (appended),
 //! - `eval/`: what `darkmagic eval` wrote (per split: JSON, per-class and confusion CSVs).
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,18 +24,6 @@ pub const MODEL: &str = "model.json";
 /// The folder `darkmagic eval` writes into by default.
 pub const EVAL: &str = "eval";
 
-/// Writes `bytes` to `path` atomically: a sibling temporary file is written, synced and renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| Error::io(path, e))
-}
-
 /// The largest run-dir record darkmagic reads back (metrics.jsonl of 100,000 epochs is 30 MB).
 pub const MAX_RECORD_BYTES: u64 = 256 << 20;
 
@@ -44,18 +33,11 @@ fn read_record(path: &Path) -> Result<Option<String>> {
     if !path.exists() {
         return Ok(None);
     }
-    let bytes = crate::data::read_regular(path, MAX_RECORD_BYTES)?;
+    let bytes = crate::files::read_regular(path, MAX_RECORD_BYTES)?;
     String::from_utf8(bytes).map(Some).map_err(|e| Error::RunDir {
         path: path.to_path_buf(),
         message: format!("not UTF-8 text: {e}"),
     })
-}
-
-/// The temporary sibling used while `path` is being written.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
 }
 
 /// Metrics of one finished epoch.

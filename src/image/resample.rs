@@ -5,7 +5,7 @@
 //! filter is stretched by the downscaling factor (so downscaling is antialiased). The weights of
 //! each output pixel are normalised to sum to 1, then rounded to 22-bit fixed point; each pass
 //! rounds and clips its result to u8.
-use super::crop::Region;
+use super::Region;
 use crate::recipe::Interpolation;
 
 /// Fractional bits of PIL's fixed-point weights: 32 - 8 (pixel) - 2 (overflow headroom).
