@@ -12,7 +12,7 @@ use crate::loss;
 use crate::model::Net;
 use crate::optim::Optimizer;
 use crate::recipe::{Activation, Arch, AugPolicy, AugmentConfig, Decode, Interpolation, ModelConfig, OptimConfig};
-use crate::train::amp::autocast;
+use crate::runtime::amp::autocast;
 use std::path::Path;
 use std::time::Instant;
 use tch::nn::{ModuleT, VarStore};
@@ -131,9 +131,9 @@ pub fn augment_folder_images_per_sec(dir: &Path, threads: usize) -> Result<f64> 
 
 /// Images per second of the training loader (`make_batch`, as training runs it) over one epoch
 /// after a warm-up epoch, on a pool of `threads` threads, with the allocator settings training
-/// uses (`train::configure_cpu`). libtorch runs single-threaded, as torch in the reference scripts.
+/// uses (`runtime::configure_cpu`). libtorch runs single-threaded, as torch in the reference scripts.
 fn loader_images_per_sec(images: &Images, augment: AugmentConfig, batch_size: usize, threads: usize) -> Result<f64> {
-    crate::train::configure_cpu(threads);
+    crate::runtime::configure_cpu(threads);
     tch::set_num_threads(1);
     let norm = loader::Normalizer::new(&[0.49, 0.48, 0.45], &[0.25, 0.24, 0.26], images.channels);
     let pool = rayon::ThreadPoolBuilder::new()

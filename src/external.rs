@@ -9,7 +9,7 @@
 //! or leaves no finite metric ends the trial as `failed`, with its output's tail in the report.
 use crate::error::{Error, Result};
 use crate::recipe::{ExternalConfig, MetricRow, MetricSource, Recipe};
-use crate::train::rundir::{EpochMetrics, RunDir, RunResult, Status};
+use crate::rundir::{EpochMetrics, RunDir, RunResult, Status};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -239,8 +239,8 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.file(crate::train::rundir::LOG))
-            .map_err(|e| Error::io(dir.file(crate::train::rundir::LOG), e))?,
+            .open(dir.file(crate::rundir::LOG))
+            .map_err(|e| Error::io(dir.file(crate::rundir::LOG), e))?,
     ));
     let regex = ext
         .metric

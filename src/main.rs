@@ -11,7 +11,7 @@ use darkmagic::executor::ray::Ray;
 use darkmagic::executor::slurm::Slurm;
 use darkmagic::recipe::{Arch, Recipe};
 use darkmagic::schedule::LrSchedule;
-use darkmagic::train::{self, rundir};
+use darkmagic::{rundir, runtime, train};
 use std::path::{Path, PathBuf};
 
 /// mimalloc for the whole process: with its `override` feature the binary also exports
@@ -532,6 +532,7 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     }
     let summary =
         checklist::run(&baseline, &root, exec.as_mut()).with_context(|| format!("checklist in {}", a.out.display()))?;
+    darkmagic::report::write(&root, &summary).with_context(|| format!("checklist in {}", a.out.display()))?;
     if a.detach {
         return Ok(());
     }
@@ -648,9 +649,9 @@ fn estimate_throughput(baseline: &Recipe, threads: usize) -> Option<f64> {
         return None;
     }
     let d = data::load(&baseline.data, baseline.augment.interpolation).ok()?;
-    train::configure_cpu(threads);
+    runtime::configure_cpu(threads);
     let t = &d.train;
-    let device = train::resolve_device(baseline.train.device).ok()?;
+    let device = runtime::resolve_device(baseline.train.device).ok()?;
     let b = darkmagic::bench::TrainBench {
         arch: baseline.model.arch,
         batch: baseline.train.batch_size as i64,
@@ -660,7 +661,7 @@ fn estimate_throughput(baseline: &Recipe, threads: usize) -> Option<f64> {
         warmup: 2,
         device,
         channels_last: baseline.train.channels_last,
-        amp: train::amp::resolve(baseline.train.amp, device),
+        amp: runtime::amp::resolve(baseline.train.amp, device),
     };
     Some(darkmagic::bench::train_images_per_sec(&b))
 }
@@ -722,7 +723,7 @@ fn inspect_cmd(path: &Path) -> Result<()> {
 }
 
 fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
-    use darkmagic::augment::preview;
+    use darkmagic::preview;
     match cmd {
         AugmentCommand::Apply {
             op,
@@ -783,8 +784,8 @@ fn bench_train(a: BenchTrainArgs) -> Result<()> {
     let choice = parse_device(&a.device)?;
     let amp = darkmagic::recipe::Amp::deserialize(toml::Value::String(a.amp.clone()))
         .context("--amp: expected off, bf16 or fp16")?;
-    train::configure_cpu(a.threads);
-    let device = train::resolve_device(choice)?;
+    runtime::configure_cpu(a.threads);
+    let device = runtime::resolve_device(choice)?;
     let b = darkmagic::bench::TrainBench {
         arch: a.model,
         batch: a.batch,
@@ -794,7 +795,7 @@ fn bench_train(a: BenchTrainArgs) -> Result<()> {
         warmup: a.warmup,
         device,
         channels_last: a.channels_last,
-        amp: train::amp::resolve(amp, device),
+        amp: runtime::amp::resolve(amp, device),
     };
     let ips = darkmagic::bench::train_images_per_sec(&b);
     println!(

@@ -14,7 +14,7 @@ use darkmagic::checklist::analysis;
 use darkmagic::data::{self, cifar, folder, idx};
 use darkmagic::recipe::Recipe;
 use darkmagic::rng::Rng;
-use darkmagic::train::rundir::RunDir;
+use darkmagic::rundir::RunDir;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -286,9 +286,7 @@ fn records_read_back_survive_mutated_input() {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records"),
         &root,
     );
-    let trial = RunDir {
-        path: root.join("trials/se=off/seed-0"),
-    };
+    let trial = RunDir::open(&root.join("trials/se=off/seed-0"));
     let mut panics = Vec::new();
     for file in ["trial.json", "result.json", "metrics.jsonl", "model.json"] {
         let path = trial.file(file);

@@ -1,5 +1,5 @@
 //! Training augmentation: per image on u8 HWC buffers (random-resized crop, random crop after
-//! padding, horizontal flip; `crop`, `resample`; then a policy: `ops`, `policy`), per image
+//! padding, horizontal flip; `crop`, resampled by `image::resample`; then a policy: `ops`, `policy`), per image
 //! after normalisation (`erase`: CutOut, random erasing), and per batch on float tensors (`mix`:
 //! mixup, CutMix).
 //!
@@ -10,7 +10,6 @@ pub mod erase;
 pub mod mix;
 pub mod ops;
 pub mod policy;
-pub mod preview;
 
 use crate::image::{View, fit, resample};
 use crate::recipe::{AugPolicy, AugmentConfig, PadMode};

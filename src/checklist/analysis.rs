@@ -11,7 +11,7 @@ use super::plan::{Arm, Trial, Variant};
 use super::sequential::{Decision, Design};
 use crate::recipe::ChecklistConfig;
 use crate::rng::Rng;
-use crate::train::rundir::{RunDir, Status};
+use crate::rundir::{RunDir, Status};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -316,7 +316,7 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
                 "resolves outside the checklist directory (a symbolic link?); refusing to read it",
             ));
         }
-        let bytes = crate::files::read_regular(&p, crate::train::rundir::MAX_RECORD_BYTES)?;
+        let bytes = crate::files::read_regular(&p, crate::rundir::MAX_RECORD_BYTES)?;
         let text = String::from_utf8_lossy(&bytes);
         let mut trial: Trial = serde_json::from_str(&text).map_err(|e| crate::Error::RunDir {
             path: p.clone(),
@@ -340,9 +340,7 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
 /// the test-time-augmented ones when the run recorded them, else the EMA weights' when it kept
 /// an EMA.
 pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
-    let dir = RunDir {
-        path: root.join(&trial.dir),
-    };
+    let dir = RunDir::open(&root.join(&trial.dir));
     let result = dir.read_result().ok().flatten();
     let error = result.as_ref().filter(|r| r.status != Status::Completed).and_then(|r| {
         let log = dir.log_tail();
@@ -365,8 +363,7 @@ pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
         epochs: result.as_ref().map_or(0, |r| r.epochs),
         val_images: result.as_ref().map_or(0, |r| r.val_images),
         error,
-        per_class: Some(trial.dir.join(crate::train::rundir::EVAL).join("val-classes.csv"))
-            .filter(|p| root.join(p).is_file()),
+        per_class: Some(trial.dir.join(crate::rundir::EVAL).join("val-classes.csv")).filter(|p| root.join(p).is_file()),
     }
 }
 
@@ -741,7 +738,7 @@ mod tests {
         let root = crate::testutil::tempdir("outcome-ema");
         let trial = Trial::new(Arm::Baseline, 0, 0);
         let dir = RunDir::create(&root.join(&trial.dir)).unwrap();
-        let mut r = crate::train::rundir::RunResult::from_metrics(Status::Completed, &[], 1.0, "cpu".into(), 100);
+        let mut r = crate::rundir::RunResult::from_metrics(Status::Completed, &[], 1.0, "cpu".into(), 100);
         r.final_val_acc = Some(0.8);
         dir.write_result(&r).unwrap();
         assert_eq!(outcome(&root, &trial).val_acc, Some(0.8));

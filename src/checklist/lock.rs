@@ -73,7 +73,7 @@ impl Lock {
     /// Takes the lock of checklist directory `root`, or says who holds it. A lock whose holder
     /// is provably gone (killed) is taken over.
     pub fn acquire(root: &Path) -> Result<Lock> {
-        crate::train::rundir::RunDir::create(root)?;
+        crate::rundir::RunDir::create(root)?;
         let path = root.join(LOCK);
         let me = Holder::me();
         // Written whole under a temporary name, then linked into place: the link fails if a

@@ -19,7 +19,7 @@ use crate::data::fingerprint::Fingerprint;
 use crate::error::{Error, Result};
 use crate::executor::{Executor, Job};
 use crate::recipe::Recipe;
-use crate::train::rundir::{self, RunDir};
+use crate::rundir::{self, RunDir};
 use analysis::Summary;
 use lock::Lock;
 use plan::{Arm, Trial};
@@ -293,7 +293,8 @@ fn tuning_of(baseline: &Recipe, arm: &Arm, summary: &Summary) -> Result<std::res
 }
 
 /// Runs (or resumes) the checklist of `baseline` in `root`, round after round until every
-/// variant (and the combined recipe) is decided or at `max_seeds`, and writes the report. A
+/// variant (and the combined recipe) is decided or at `max_seeds`; returns the analysis, from
+/// which the caller writes the report (`report::write`). A
 /// round whose trials do not all finish (failures, `--detach`) ends the run; rerunning resumes.
 pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Summary> {
     let variants = plan::variants(baseline)?;
@@ -332,7 +333,6 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
             _ => {}
         }
     };
-    crate::report::write(root, &summary)?;
     Ok(summary)
 }
 
@@ -470,9 +470,7 @@ pub fn status_text(root: &Path) -> Result<String> {
     let mut out = format!("{:<36} {:>5}  status\n", "trial", "seed");
     let mut counts = std::collections::BTreeMap::new();
     for t in &trials {
-        let dir = RunDir {
-            path: root.join(&t.dir),
-        };
+        let dir = RunDir::open(&root.join(&t.dir));
         let epochs = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).map_or(0, |r| r.train.epochs);
         let state = match dir.read_result()? {
             Some(r) => format!("{:?}", r.status).to_lowercase(),

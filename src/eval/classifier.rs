@@ -6,7 +6,8 @@ use crate::data::{self, Images, loader::Normalizer};
 use crate::error::{Error, Result};
 use crate::model::{Net, import};
 use crate::recipe::Recipe;
-use crate::train::{self, amp, rundir};
+use crate::rundir;
+use crate::runtime::{self, amp};
 use rundir::{ModelSpec, RunDir};
 use std::path::Path;
 use tch::nn::VarStore;
@@ -42,9 +43,7 @@ impl Classifier {
     /// `model.json` (or, for a run dir without one, the same figures computed from the run's
     /// data), and the weights of its checkpoint (the EMA weights with `ema`).
     pub fn from_run_dir(dir: &Path, ema: bool, overrides: &[String]) -> Result<Classifier> {
-        let run = RunDir {
-            path: dir.to_path_buf(),
-        };
+        let run = RunDir::open(dir);
         let bad = |file: &str, message: &str| Error::RunDir {
             path: run.file(file),
             message: message.into(),
@@ -94,8 +93,8 @@ impl Classifier {
 
     /// A model for `spec` built as `recipe` builds it, on the recipe's device, weights not loaded.
     fn new(recipe: Recipe, spec: ModelSpec) -> Result<Classifier> {
-        train::configure_cpu(recipe.train.threads);
-        let device = train::resolve_device(recipe.train.device)?;
+        runtime::configure_cpu(recipe.train.threads);
+        let device = runtime::resolve_device(recipe.train.device)?;
         let vs = VarStore::new(device);
         let net = Net::new(
             &vs.root(),
@@ -274,7 +273,7 @@ fn labelled(recipe: &Recipe, split: Split) -> Result<(Images, Vec<String>)> {
 
 /// The model spec training on `recipe` writes, computed from its data set.
 fn spec_from_data(recipe: &Recipe) -> Result<ModelSpec> {
-    train::model_spec(recipe, &data::load_splits(recipe)?)
+    ModelSpec::of(recipe, &data::load_splits(recipe)?)
 }
 
 /// The first class names, for messages.

@@ -10,7 +10,7 @@ use crate::data::{Images, Pixels};
 use crate::error::{Error, Result};
 use crate::model::Net;
 use crate::recipe::{AugmentConfig, Recipe};
-use crate::train::amp;
+use crate::runtime::amp;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tch::nn::ModuleT;

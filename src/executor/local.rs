@@ -109,7 +109,7 @@ fn exit_reason(status: std::process::ExitStatus) -> String {
 
 /// Epochs a run directory has recorded so far.
 fn epochs_done(job: &Job) -> usize {
-    std::fs::read_to_string(job.dir.join(crate::train::rundir::METRICS)).map_or(0, |t| t.lines().count())
+    std::fs::read_to_string(job.dir.join(crate::rundir::METRICS)).map_or(0, |t| t.lines().count())
 }
 
 impl Executor for Local {

@@ -7,7 +7,7 @@ pub mod ray;
 pub mod slurm;
 
 use crate::error::Result;
-use crate::train::rundir::{RunDir, RunResult, Status};
+use crate::rundir::{RunDir, Status};
 use std::path::{Path, PathBuf};
 
 /// One trial to run: its run directory (holding `recipe.toml`) and how to show it.
@@ -67,12 +67,7 @@ pub fn with_retries(
 /// Whether a trial's run dir holds a final result (completed, diverged or stopped early):
 /// nothing to rerun.
 pub fn finished(dir: &Path) -> bool {
-    let r = RunDir {
-        path: dir.to_path_buf(),
-    }
-    .read_result()
-    .ok()
-    .flatten();
+    let r = RunDir::open(dir).read_result().ok().flatten();
     r.is_some_and(|r| matches!(r.status, Status::Completed | Status::Diverged | Status::Stopped))
 }
 
@@ -80,21 +75,14 @@ pub fn finished(dir: &Path) -> bool {
 /// cluster gave up on it): `result.json` with status `failed`, the reason and the tail of the
 /// trial's output log, unless the trial wrote its own result.
 pub fn record_failure(dir: &Path, reason: &str, log: &Path) -> Result<()> {
-    let run = RunDir {
-        path: dir.to_path_buf(),
-    };
+    let run = RunDir::open(dir);
     if run.read_result()?.is_some() {
         return Ok(());
     }
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(10)..].join("\n");
-    let metrics = run.read_metrics().unwrap_or_default();
-    let wall = metrics.iter().map(|m| m.seconds).sum();
-    let mut r = RunResult::from_metrics(Status::Failed, &metrics, wall, "unknown".into(), 0);
-    r.error = Some(format!("{reason}\n{tail}").trim().to_string());
-    run.log(&format!("failed: {reason}"));
-    run.write_result(&r)
+    run.record_failure(reason, &tail, "unknown")
 }
 
 /// Makes a child process receive SIGKILL when its parent dies (`PR_SET_PDEATHSIG`): a killed

@@ -8,8 +8,8 @@ use crate::checklist::analysis::{ArmSummary, Summary, Verdict};
 use crate::checklist::plan::Trial;
 use crate::error::Result;
 use crate::recipe::Recipe;
+use crate::rundir::{self, EpochMetrics, RunDir};
 use crate::schedule::LrSchedule;
-use crate::train::rundir::{self, EpochMetrics, RunDir};
 use std::path::Path;
 
 /// Compute spent, from the trials' `result.json` files.
@@ -40,9 +40,7 @@ impl TrialData {
         Ok(trials
             .into_iter()
             .map(|trial| {
-                let dir = RunDir {
-                    path: root.join(&trial.dir),
-                };
+                let dir = RunDir::open(&root.join(&trial.dir));
                 let recipe = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).ok();
                 let metrics = dir.read_metrics().unwrap_or_default();
                 let result = dir.read_result().ok().flatten();

@@ -1,10 +1,8 @@
 //! The training loop: epochs over a seeded order, evaluation each epoch, checkpoints, resume,
 //! and a divergence guard. Everything it records goes to the run directory (see `rundir`).
-pub mod amp;
+
 pub mod checkpoint;
 pub mod ema;
-
-pub mod rundir;
 
 use crate::data::{self, Images, loader};
 use crate::error::{Error, Result};
@@ -12,11 +10,12 @@ use crate::eval::{Evaluation, Evaluator};
 use crate::loss;
 use crate::model::Net;
 use crate::optim::Optimizer;
-use crate::recipe::{DeviceChoice, Recipe};
+use crate::recipe::Recipe;
+use crate::rundir::{self, EpochMetrics, ModelSpec, RunDir, RunResult, Status};
+use crate::runtime::{amp, configure_cpu, resolve_device};
 use crate::schedule::LrSchedule;
 use checkpoint::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
-use rundir::{EpochMetrics, ModelSpec, RunDir, RunResult, Status};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,112 +56,8 @@ pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     }))
     .unwrap_or_else(|panic| Err(Error::panic("training", panic.as_ref())));
     outcome.or_else(|e| {
-        let metrics = dir.read_metrics().unwrap_or_default();
-        let wall = metrics.iter().map(|m| m.seconds).sum();
-        let mut r = RunResult::from_metrics(Status::Failed, &metrics, wall, format!("{device:?}"), 0);
-        r.error = Some(e.to_string());
-        dir.log(&format!("failed: {e}"));
-        dir.write_result(&r)?;
+        dir.record_failure(&e.to_string(), "", &format!("{device:?}"))?;
         Err(e)
-    })
-}
-
-/// Picks the device: `auto` is CUDA when libtorch sees a GPU, else CPU.
-pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
-    match choice {
-        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
-        DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        DeviceChoice::Cuda => Err(Error::recipe(
-            "train.device",
-            "cuda requested but libtorch sees no CUDA device",
-        )),
-    }
-}
-
-/// Prepares the process for CPU work: libtorch's intra-op threads and the data pipeline's
-/// (0 means all cores), and
-/// denormal floats flushed to zero. Denormals appear when weights or activations get tiny and
-/// slow x86 float units several fold; this is what `torch.set_flush_denormal(True)` does.
-/// Threads started later inherit the mode.
-pub fn configure_cpu(threads: usize) {
-    let n = if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        threads
-    };
-    tch::set_num_threads(n as i32);
-    // The data pipeline's pool: the first call sizes it; later calls keep it.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
-    flush_denormals();
-    keep_freed_memory();
-}
-
-/// Stops glibc's malloc, where it is the process's allocator (a program linking this library;
-/// the `darkmagic` binary replaces it with mimalloc), from handing large freed blocks back to
-/// the kernel after every training step. Tensors of a few MB are freed and reallocated each
-/// step; by default glibc serves them with fresh `mmap`s, and the page faults of zeroing those
-/// pages cost about 15% of a ResNet-20 step on CPU (measured with `perf`: `clear_page_erms`,
-/// `exc_page_fault`).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_freed_memory() {
-    const M_TRIM_THRESHOLD: i32 = -1;
-    const M_MMAP_THRESHOLD: i32 = -3;
-    unsafe extern "C" {
-        fn mallopt(param: i32, value: i32) -> i32;
-    }
-    // SAFETY: mallopt only changes glibc allocator tunables; both values are in range.
-    unsafe {
-        mallopt(M_MMAP_THRESHOLD, 256 << 20);
-        mallopt(M_TRIM_THRESHOLD, i32::MAX);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_freed_memory() {}
-
-#[cfg(target_arch = "x86_64")]
-#[allow(deprecated)] // _mm_getcsr/_mm_setcsr: the documented way to reach MXCSR without asm.
-fn flush_denormals() {
-    use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
-    const FTZ_DAZ: u32 = 0x8040;
-    // SAFETY: SSE is always present on x86_64; only the FTZ and DAZ bits of MXCSR change.
-    unsafe { _mm_setcsr(_mm_getcsr() | FTZ_DAZ) };
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn flush_denormals() {}
-
-/// What the model of `recipe` trained on `splits` takes and gives: the training split's image
-/// shape and normalisation (`data.mean`/`data.std`, else the split's own statistics) and the
-/// class names.
-pub fn model_spec(recipe: &Recipe, splits: &data::Splits) -> Result<ModelSpec> {
-    let im = &splits.train;
-    let (mean, std) = match (&recipe.data.mean, &recipe.data.std) {
-        (Some(m), Some(s)) => (m.clone(), s.clone()),
-        _ => im.channel_stats()?,
-    };
-    for (key, v) in [("data.mean", &mean), ("data.std", &std)] {
-        if v.len() != 1 && v.len() != im.channels {
-            let c = im.channels;
-            let expected = if c == 1 {
-                "1 value for this 1-channel data set".to_string()
-            } else {
-                format!("1 or {c} values for this {c}-channel data set")
-            };
-            return Err(Error::recipe(
-                key,
-                format!("got {} values; expected {expected}", v.len()),
-            ));
-        }
-    }
-    Ok(ModelSpec {
-        classes: splits.classes.clone(),
-        channels: im.channels,
-        height: im.height,
-        width: im.width,
-        mean,
-        std,
     })
 }
 
@@ -210,7 +105,7 @@ impl<'a> Trainer<'a> {
             ));
         }
         let im = &splits.train;
-        let spec = model_spec(recipe, &splits)?;
+        let spec = ModelSpec::of(recipe, &splits)?;
         dir.write_spec(&spec)?;
         let norm = spec.normalizer();
         let teacher = match &recipe.loss.distill_teacher {
@@ -363,14 +258,12 @@ impl<'a> Trainer<'a> {
         if 2 * epoch < t.epochs {
             return None;
         }
-        let theirs = RunDir {
-            path: reference.clone(),
-        }
-        .read_metrics()
-        .ok()?
-        .into_iter()
-        .find(|m| m.epoch == epoch)?
-        .val_acc;
+        let theirs = RunDir::open(reference)
+            .read_metrics()
+            .ok()?
+            .into_iter()
+            .find(|m| m.epoch == epoch)?
+            .val_acc;
         let ours = self.metrics.last()?.val_acc;
         (100.0 * (theirs - ours) > t.stop_margin).then(|| {
             format!(

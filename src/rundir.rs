@@ -7,8 +7,10 @@
 //! - `model.json`: the [`ModelSpec`], what the model takes and gives (for `eval` and `predict`),
 //! - `train.log`: human-readable log lines (appended),
 //! - `eval/`: what `darkmagic eval` wrote (per split: JSON, per-class and confusion CSVs).
+use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
+use crate::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -178,6 +180,39 @@ impl ModelSpec {
         }
     }
 
+    /// What the model of `recipe` trained on `splits` takes and gives: the training split's image
+    /// shape and normalisation (`data.mean`/`data.std`, else the split's own statistics) and the
+    /// class names.
+    pub fn of(recipe: &Recipe, splits: &Splits) -> Result<ModelSpec> {
+        let im = &splits.train;
+        let (mean, std) = match (&recipe.data.mean, &recipe.data.std) {
+            (Some(m), Some(s)) => (m.clone(), s.clone()),
+            _ => im.channel_stats()?,
+        };
+        for (key, v) in [("data.mean", &mean), ("data.std", &std)] {
+            if v.len() != 1 && v.len() != im.channels {
+                let c = im.channels;
+                let expected = if c == 1 {
+                    "1 value for this 1-channel data set".to_string()
+                } else {
+                    format!("1 or {c} values for this {c}-channel data set")
+                };
+                return Err(Error::recipe(
+                    key,
+                    format!("got {} values; expected {expected}", v.len()),
+                ));
+            }
+        }
+        Ok(ModelSpec {
+            classes: splits.classes.clone(),
+            channels: im.channels,
+            height: im.height,
+            width: im.width,
+            mean,
+            std,
+        })
+    }
+
     /// The input normalisation the model was trained with.
     pub fn normalizer(&self) -> crate::data::loader::Normalizer {
         crate::data::loader::Normalizer::new(&self.mean, &self.std, self.channels)
@@ -190,6 +225,14 @@ pub struct RunDir {
 }
 
 impl RunDir {
+    /// The run dir at `path`, to read; nothing is created or checked (a missing record reads
+    /// as None).
+    pub fn open(path: &Path) -> RunDir {
+        RunDir {
+            path: path.to_path_buf(),
+        }
+    }
+
     /// Creates the folder (and its parents) if needed; a file in its place is an error.
     pub fn create(path: &Path) -> Result<RunDir> {
         if path.exists() && !path.is_dir() {
@@ -199,9 +242,19 @@ impl RunDir {
             });
         }
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        Ok(RunDir {
-            path: path.to_path_buf(),
-        })
+        Ok(RunDir::open(path))
+    }
+
+    /// Records that the run ended without a result: `result.json` with status `failed`, the
+    /// epochs it recorded, and `reason` (plus `detail`, e.g. the tail of its output) as the
+    /// error; `train.log` gets the reason.
+    pub fn record_failure(&self, reason: &str, detail: &str, device: &str) -> Result<()> {
+        let metrics = self.read_metrics().unwrap_or_default();
+        let wall = metrics.iter().map(|m| m.seconds).sum();
+        let mut r = RunResult::from_metrics(Status::Failed, &metrics, wall, device.into(), 0);
+        r.error = Some(format!("{reason}\n{detail}").trim().to_string());
+        self.log(&format!("failed: {reason}"));
+        self.write_result(&r)
     }
 
     pub fn file(&self, name: &str) -> PathBuf {

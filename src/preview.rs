@@ -1,6 +1,6 @@
 //! Image files for looking at augmentation: one op applied to a PNG/JPEG, and a grid of
 //! augmented training samples.
-use super::ops::{ALL, Op};
+use crate::augment::ops::{ALL, Op};
 use crate::data::Images;
 use crate::error::{Error, Result};
 use crate::recipe::AugmentConfig;
@@ -69,7 +69,7 @@ pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> Re
     for k in 0..count {
         let (epoch, i) = (1 + k / images.len(), k % images.len());
         let aug = images.with_image(i, |src| {
-            super::apply(src, h, w, cfg, &mut Rng::keyed(seed, epoch as u64, i as u64))
+            crate::augment::apply(src, h, w, cfg, &mut Rng::keyed(seed, epoch as u64, i as u64))
         })?;
         let (oy, ox) = ((k / cols) * (th + 2) + 1, (k % cols) * (tw + 2) + 1);
         for y in 0..th {
