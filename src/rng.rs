@@ -1,6 +1,6 @@
 //! Counter-based random numbers: every draw derives from `(seed, stream, index)` only.
 //!
-//! This gives *common random numbers* across trials (DESIGN.md): the baseline and a variant run
+//! This gives *common random numbers* across trials (a variance-reduction device of simulation studies): the baseline and a variant run
 //! with the same seed see the same data order and the same augmentation draws, whatever the
 //! number of threads, so their accuracies can be compared pair by pair.
 

@@ -1,4 +1,4 @@
-//! The run directory, the only record of a training run (DESIGN.md). Every file is written
+//! The run directory, the only record of a training run: reports, resumes and checklists read nothing else. Every file is written
 //! atomically (temporary file, fsync, rename), so a killed run never leaves a half-written file:
 //! - `recipe.toml`: the resolved recipe,
 //! - `metrics.jsonl`: one [`EpochMetrics`] per line,

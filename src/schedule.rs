@@ -1,4 +1,5 @@
-//! Learning-rate regimes, computed in closed form per optimizer step (TRICKS.md section 2).
+//! Learning-rate regimes, computed in closed form per optimizer step (cosine power annealing
+//! after Hundt et al. 2019, sharpDARTS; the warm-up as timm's).
 //!
 //! Time is counted in optimizer steps. A linear warm-up from `warmup_lr_init` to the peak comes
 //! first; the regime then spans the *remaining* steps (timm#1242: starting the cosine at step 0
@@ -104,7 +105,7 @@ impl LrSchedule {
         }
     }
 
-    /// The weight decay at `step` for the recipe's base decay `wd` (TRICKS.md section 4,
+    /// The weight decay at `step` for the recipe's base decay `wd` (the article's
     /// scheduled regularization), between `lo = wd_start * wd` and `hi = wd_end * wd`:
     /// `linear` ramps from lo at the first step to hi at the last; `cycles` steps from lo up to hi
     /// at each LR cycle end; `lr` is `lo + (hi - lo) * (1 - lr / peak of the cycle)`, rising as the

@@ -1,5 +1,4 @@
-//! Batch-level mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019) with soft targets
-//! (TRICKS.md section 4).
+//! Batch-level mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019) with soft targets.
 //!
 //! Each image `i` is mixed with image `n - 1 - i` of the same batch (timm's batch flip).
 //! `lambda ~ Beta(alpha, alpha)`; mixup blends the pixels, CutMix pastes a box of area about

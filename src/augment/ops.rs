@@ -1,5 +1,5 @@
 //! AutoAugment's image operations on u8 HWC images (1 or 3 channels), with the semantics
-//! torchvision gives them on PIL images (TRICKS.md section 6): geometric ops are PIL affine
+//! torchvision gives them on PIL images (`torchvision.transforms.AutoAugment`): geometric ops are PIL affine
 //! transforms with nearest-neighbour sampling, the enhance ops are PIL's `ImageEnhance` (a blend
 //! with a degenerate image, computed in single precision and truncated), and the rest are PIL's
 //! `ImageOps` look-up tables.

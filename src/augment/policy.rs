@@ -1,5 +1,5 @@
 //! Augmentation policies built from the ops: AutoAugment's published ImageNet, CIFAR-10 and SVHN
-//! policies (Cubuk et al. 2019, as torchvision lists them; TRICKS.md section 6), RandAugment
+//! policies (Cubuk et al. 2019, as torchvision lists them), RandAugment
 //! (Cubuk et al. 2020, torchvision's op set and 31 magnitude bins, with optional magnitude
 //! noise as timm's `mstd`) and the "standard color augmentation" (brightness, contrast and
 //! saturation jitter in random order, as torchvision's `ColorJitter`).

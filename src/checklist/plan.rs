@@ -1,7 +1,7 @@
 //! The plan: which one-factor variants run around the baseline, and the trials (variant x seed)
 //! that make it up.
 //!
-//! The default plan is the article's checklist (TRICKS.md section 1) as far as this build's
+//! The default plan is the article's checklist (its "Tricks Testing Checklist" and summary table) as far as this build's
 //! trainer supports it; the extended plan adds the "future posts" tricks. A recipe's
 //! `[checklist.factors]` adds factors or replaces built-in ones, and `checklist.skip` drops them.
 use crate::data::fingerprint::Fingerprint;

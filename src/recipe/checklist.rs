@@ -7,7 +7,7 @@ use std::path::PathBuf;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanKind {
-    /// The article's one-factor variants (TRICKS.md section 1) that this build supports.
+    /// The article's one-factor variants (its "Tricks Testing Checklist") that this build supports.
     Default,
     /// `default` plus the "future posts" tricks and their usual companions.
     Extended,

@@ -1,22 +1,80 @@
-//! Optimizers with PyTorch's exact update rules (TRICKS.md section 3), over named parameters.
+//! Optimizers with PyTorch's and timm's exact update rules, over named parameters.
 //!
 //! They are written here rather than taken from libtorch's C++ optimizers so that the learning
 //! rate and weight decay can be set per step (schedules, scheduled regularization) and 1-D
 //! parameters (biases, norm scales) can be excluded from decay, as timm does by default.
-//! - SGD, dampening 0: `v = mu*v + g; p -= lr*v`; Nesterov: `p -= lr*(g + mu*v)`;
-//!   coupled L2 decay `g += wd*p`.
-//! - Adam (`torch.optim.Adam`): `m = b1*m + (1-b1)*g`, `v = b2*v + (1-b2)*g^2`,
-//!   `p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`; coupled decay.
-//! - AdamW: `p *= 1 - lr*wd` first (decoupled), then the Adam step without decay.
+//! Each update rule is one file behind [`UpdateRule`] (`sgd`, `adam` with AdamW, `lion`,
+//! `rmsprop_tf`, `lamb`, each with its formula); grouping, layer-wise learning-rate decay,
+//! freezing, clipping (`clip`) and the state in checkpoints are [`Optimizer`]'s, written once.
 //!
 //! One fused step: the parameters of a group (same kind, device and decay setting) are views of
 //! one flat buffer, and so are their gradients and each optimizer state, so an update is a
 //! handful of element-wise kernels over the whole group whatever the number of tensors (as
 //! apex's and DeepSpeed's flat-buffer optimizers; torch.optim's `foreach` path gets a similar
 //! effect with multi-tensor kernels, which tch does not bind). Every element still follows the
-//! per-tensor formulas above.
+//! per-tensor formulas.
+mod adam;
+mod clip;
+mod lamb;
+mod lion;
+mod rmsprop_tf;
+mod sgd;
+
 use crate::recipe::{ClipMode, OptimConfig, OptimName};
 use tch::{Device, Kind, Tensor};
+
+/// One optimizer's update rule, applied to runs of elements of flat buffers: everything else
+/// (grouping, layer-wise learning rates, freezing, clipping, state and checkpoints) is
+/// [`Optimizer`]'s, written once for every rule.
+pub trait UpdateRule {
+    /// State buffers the rule keeps per parameter element (SGD's momentum: 1; Adam's moments: 2).
+    fn state_buffers(&self) -> usize;
+
+    /// The value state buffer `k` starts at.
+    fn initial_state(&self, _k: usize) -> f64 {
+        0.0
+    }
+
+    /// Whether each update needs a whole parameter (per-parameter norms, as Lamb's trust ratio);
+    /// otherwise runs of consecutive parameters are updated at once.
+    fn per_parameter(&self) -> bool {
+        false
+    }
+
+    /// Updates `p` from `grad` and `state` (each of equal length) with learning rate `lr`,
+    /// weight decay `wd` and step number `t` (from 1).
+    fn update(&self, p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, t: i32);
+}
+
+/// The update rule `cfg` names, with its hyperparameters.
+pub fn rule(cfg: &OptimConfig) -> Box<dyn UpdateRule> {
+    match cfg.name {
+        OptimName::Sgd => Box::new(sgd::Sgd {
+            momentum: cfg.momentum,
+            nesterov: cfg.nesterov,
+        }),
+        OptimName::Adam | OptimName::Adamw => Box::new(adam::Adam {
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.eps,
+            decoupled: cfg.name == OptimName::Adamw,
+        }),
+        OptimName::Lion => Box::new(lion::Lion {
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+        }),
+        OptimName::RmspropTf => Box::new(rmsprop_tf::RmspropTf {
+            alpha: cfg.alpha,
+            eps: cfg.eps,
+            momentum: cfg.momentum,
+        }),
+        OptimName::Lamb => Box::new(lamb::Lamb {
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.eps,
+        }),
+    }
+}
 
 /// Where one parameter lies in its group's flat buffers.
 struct Member {
@@ -75,7 +133,7 @@ impl Group {
 type GroupKey = (Kind, Device, bool, u64);
 
 pub struct Optimizer {
-    cfg: OptimConfig,
+    rule: Box<dyn UpdateRule>,
     groups: Vec<Group>,
     /// Steps taken so far (Adam's bias-correction counter).
     steps: i64,
@@ -93,11 +151,8 @@ impl Optimizer {
     /// zero gradient that is a view of the group's flat gradient, so backward passes accumulate
     /// straight into it. Convert the model's memory order (channels-last) before this.
     pub fn new(named: Vec<(String, Tensor)>, cfg: &OptimConfig) -> Self {
-        let n_state = match cfg.name {
-            OptimName::Sgd => 1,
-            OptimName::Lion => 1,
-            OptimName::Adam | OptimName::Adamw | OptimName::RmspropTf | OptimName::Lamb => 2,
-        };
+        let rule = rule(cfg);
+        let n_state = rule.state_buffers();
         let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
         let (layer, n_layers) = crate::model::layer_groups(&names);
         let mut keyed: Vec<(GroupKey, Vec<(String, Tensor)>)> = Vec::new();
@@ -118,17 +173,12 @@ impl Optimizer {
                 g
             })
             .collect::<Vec<Group>>();
-        if cfg.name == OptimName::RmspropTf {
-            // TensorFlow starts the squared-gradient average at 1, not 0.
-            for g in &groups {
-                let _ = g.state[0].shallow_clone().fill_(1.0);
+        for g in &groups {
+            for (k, state) in g.state.iter().enumerate() {
+                let _ = state.shallow_clone().fill_(rule.initial_state(k));
             }
         }
-        Optimizer {
-            cfg: cfg.clone(),
-            groups,
-            steps: 0,
-        }
+        Optimizer { rule, groups, steps: 0 }
     }
 
     /// The trainable variables of a VarStore, sorted by name so state order is stable.
@@ -188,7 +238,7 @@ impl Optimizer {
             ClipMode::Agc => {
                 for g in &self.groups {
                     for m in g.members.iter().filter(|m| !m.frozen) {
-                        adaptive_clip(&Group::view(&g.values, m), &mut Group::view(&g.grads, m), value);
+                        clip::adaptive_clip(&Group::view(&g.values, m), &mut Group::view(&g.grads, m), value);
                     }
                 }
             }
@@ -198,12 +248,11 @@ impl Optimizer {
     /// One update with learning rate `lr` and weight decay `wd` (both may change every step).
     pub fn step(&mut self, lr: f64, wd: f64) {
         self.steps += 1;
-        let (cfg, t) = (&self.cfg, self.steps as i32);
+        let t = self.steps as i32;
         tch::no_grad(|| {
             for g in &self.groups {
                 let wd = if g.decay { wd } else { 0.0 };
-                // Lamb's trust ratio is per parameter: it steps member by member.
-                let spans = if cfg.name == OptimName::Lamb {
+                let spans = if self.rule.per_parameter() {
                     g.trainable_members()
                 } else {
                     g.trainable_runs()
@@ -211,15 +260,9 @@ impl Optimizer {
                 for (offset, n) in spans {
                     let part = |x: &Tensor| x.narrow(0, offset, n);
                     let mut state: Vec<Tensor> = g.state.iter().map(part).collect();
-                    update(
-                        cfg,
-                        &mut part(&g.values),
-                        &part(&g.grads),
-                        &mut state,
-                        lr * g.lr_scale,
-                        wd,
-                        t,
-                    );
+                    let grad = part(&g.grads);
+                    self.rule
+                        .update(&mut part(&g.values), &grad, &mut state, lr * g.lr_scale, wd, t);
                 }
             }
         });
@@ -254,26 +297,6 @@ impl Optimizer {
             Ok(())
         })
     }
-}
-
-/// timm's `unitwise_norm`: the L2 norm of a vector or scalar as a whole, else of each output
-/// unit (dimension 0), kept broadcastable.
-fn unitwise_norm(x: &Tensor) -> Tensor {
-    if x.dim() <= 1 {
-        x.norm()
-    } else {
-        let dims: Vec<i64> = (1..x.dim() as i64).collect();
-        x.norm_scalaropt_dim(2, dims.as_slice(), true)
-    }
-}
-
-/// timm's `adaptive_clip_grad` for one parameter `p` and its gradient `g` (eps 1e-3).
-fn adaptive_clip(p: &Tensor, g: &mut Tensor, factor: f64) {
-    let max_norm = unitwise_norm(p).clamp_min(1e-3) * factor;
-    let grad_norm = unitwise_norm(g);
-    let clipped = &*g * (&max_norm / grad_norm.clamp_min(1e-6));
-    let kept = g.where_self(&grad_norm.lt_tensor(&max_norm), &clipped);
-    g.copy_(&kept);
 }
 
 impl Group {
@@ -328,121 +351,6 @@ impl Group {
         }
         group
     }
-}
-
-/// The update rule of `cfg` on one run of elements (parameters, gradients, state of equal length).
-fn update(cfg: &OptimConfig, p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, t: i32) {
-    match cfg.name {
-        OptimName::Sgd => sgd(p, grad, state, lr, wd, cfg),
-        OptimName::Adam => adam(p, grad, state, lr, wd, t, cfg),
-        OptimName::Adamw => {
-            if wd != 0.0 {
-                let _ = p.g_mul_scalar_(1.0 - lr * wd);
-            }
-            adam(p, grad, state, lr, 0.0, t, cfg)
-        }
-        OptimName::Lion => lion(p, grad, state, lr, wd, cfg),
-        OptimName::RmspropTf => rmsprop_tf(p, grad, state, lr, wd, cfg),
-        OptimName::Lamb => lamb(p, grad, state, lr, wd, t, cfg),
-    }
-}
-
-/// timm's `Lamb` step for one whole parameter (its norms are per parameter):
-/// `m`, `v` as Adam, `u = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps)`, with weight decay
-/// `u += wd * p` and `u *= ||p|| / ||u||` (1 when either norm is 0), then `p -= lr * u`.
-fn lamb(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, t: i32, cfg: &OptimConfig) {
-    let (b1, b2) = (cfg.beta1, cfg.beta2);
-    let (m, v) = state.split_at_mut(1);
-    let (m, v) = (&mut m[0], &mut v[0]);
-    let _ = m.g_mul_scalar_(b1);
-    let _ = m.g_add_(&(grad * (1.0 - b1)));
-    let _ = v.g_mul_scalar_(b2);
-    let _ = v.g_add_(&(grad * grad * (1.0 - b2)));
-    let (bc1, bc2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-    let mut update = (&*m / bc1) / (v.sqrt() / bc2.sqrt() + cfg.eps);
-    if wd != 0.0 {
-        update += &*p * wd;
-        let (w_norm, u_norm) = (p.norm(), update.norm());
-        let ratio = (&w_norm / &u_norm)
-            .where_self(&u_norm.gt(0.0), &u_norm.ones_like())
-            .where_self(&w_norm.gt(0.0), &w_norm.ones_like());
-        update *= ratio;
-    }
-    let _ = p.g_sub_(&(update * lr));
-}
-
-/// timm's `RMSpropTF` step (not centered, `lr_in_momentum`): `g += wd * p`,
-/// `s += (1 - alpha) * (g^2 - s)`, then with momentum `b = momentum * b + lr * g / sqrt(s + eps)`
-/// and `p -= b`, else `p -= lr * g / sqrt(s + eps)`. `s` starts at 1 (see `Optimizer::new`).
-fn rmsprop_tf(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, cfg: &OptimConfig) {
-    let g = if wd != 0.0 {
-        grad + &*p * wd
-    } else {
-        grad.shallow_clone()
-    };
-    let (square, buf) = state.split_at_mut(1);
-    let square = &mut square[0];
-    let _ = square.g_add_(&((g.square() - &*square) * (1.0 - cfg.alpha)));
-    let step = g / (&*square + cfg.eps).sqrt() * lr;
-    if cfg.momentum > 0.0 {
-        let buf = &mut buf[0];
-        let _ = buf.g_mul_scalar_(cfg.momentum);
-        let _ = buf.g_add_(&step);
-        let _ = p.g_sub_(buf);
-    } else {
-        let _ = p.g_sub_(&step);
-    }
-}
-
-/// timm's `Lion` step: `p *= 1 - lr * wd`, `p -= lr * sign(b1 * m + (1 - b1) * g)`,
-/// then `m = b2 * m + (1 - b2) * g`.
-fn lion(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, cfg: &OptimConfig) {
-    if wd != 0.0 {
-        let _ = p.g_mul_scalar_(1.0 - lr * wd);
-    }
-    let m = &mut state[0];
-    let direction = (&*m * cfg.beta1 + grad * (1.0 - cfg.beta1)).sign();
-    let _ = p.g_sub_(&(direction * lr));
-    let _ = m.g_mul_scalar_(cfg.beta2);
-    let _ = m.g_add_(&(grad * (1.0 - cfg.beta2)));
-}
-
-fn sgd(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, cfg: &OptimConfig) {
-    let g = if wd != 0.0 {
-        grad + &*p * wd
-    } else {
-        grad.shallow_clone()
-    };
-    let d = if cfg.momentum != 0.0 {
-        let buf = &mut state[0];
-        let _ = buf.g_mul_scalar_(cfg.momentum);
-        let _ = buf.g_add_(&g);
-        if cfg.nesterov {
-            g + &*buf * cfg.momentum
-        } else {
-            buf.shallow_clone()
-        }
-    } else {
-        g
-    };
-    let _ = p.g_sub_(&(d * lr));
-}
-
-fn adam(p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, t: i32, cfg: &OptimConfig) {
-    let g = if wd != 0.0 {
-        grad + &*p * wd
-    } else {
-        grad.shallow_clone()
-    };
-    let (b1, b2) = (cfg.beta1, cfg.beta2);
-    let _ = state[0].g_mul_scalar_(b1);
-    let _ = state[0].g_add_(&(&g * (1.0 - b1)));
-    let _ = state[1].g_mul_scalar_(b2);
-    let _ = state[1].g_add_(&(&g * &g * (1.0 - b2)));
-    let bc1 = 1.0 - b1.powi(t);
-    let bc2 = 1.0 - b2.powi(t);
-    let denom = state[1].sqrt() / bc2.sqrt() + cfg.eps;
-    let _ = p.g_sub_(&(&state[0] / denom * (lr / bc1)));
 }
 
 #[cfg(test)]
@@ -562,7 +470,7 @@ mod tests {
     fn updates_match_torch_optim_golden_values() {
         // Written by scripts/golden/optim.py with torch.optim (same loss, steps and groups as `run`).
         let golden: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/fixtures/optim_golden.json")).unwrap();
+            serde_json::from_str(include_str!("../../tests/fixtures/optim_golden.json")).unwrap();
         let base = OptimConfig::default();
         let cases = [
             (
@@ -709,7 +617,7 @@ mod tests {
                     }
                     let grad = &*w * &coef[i] * 2.0;
                     let wd = if shapes[i].len() > 1 { 0.1 } else { 0.0 };
-                    update(&cfg, w, &grad, &mut state[i], 0.05, wd, step);
+                    rule(&cfg).update(w, &grad, &mut state[i], 0.05, wd, step);
                 }
             }
             for (i, (p, w)) in params.iter().zip(&want).enumerate() {
