@@ -164,3 +164,28 @@ fn loader_images_per_sec(images: &Images, augment: AugmentConfig, batch_size: us
     let seen = epoch(1)?;
     Ok(seen as f64 / start.elapsed().as_secs_f64())
 }
+
+/// Training images per second of `recipe`'s model on this machine with `threads` CPU threads
+/// (a few steps on random data of its data set's shape), for the checklist's time estimate; None
+/// for an external trainer or data that cannot be read.
+pub fn recipe_images_per_sec(recipe: &crate::recipe::Recipe, threads: usize) -> Option<f64> {
+    if recipe.external.is_some() {
+        return None;
+    }
+    let d = crate::data::load(&recipe.data, recipe.augment.interpolation).ok()?;
+    crate::runtime::configure_cpu(threads);
+    let t = &d.train;
+    let device = crate::runtime::resolve_device(recipe.train.device).ok()?;
+    let b = TrainBench {
+        arch: recipe.model.arch,
+        batch: recipe.train.batch_size as i64,
+        image: [t.channels as i64, t.height as i64, t.width as i64],
+        classes: d.classes.len() as i64,
+        steps: 5,
+        warmup: 2,
+        device,
+        channels_last: recipe.train.channels_last,
+        amp: crate::runtime::amp::resolve(recipe.train.amp, device),
+    };
+    Some(train_images_per_sec(&b))
+}

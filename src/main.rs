@@ -7,8 +7,6 @@ use darkmagic::eval::classifier::{Classifier, Split};
 use darkmagic::eval::predict::{self, Format};
 use darkmagic::executor::Executor;
 use darkmagic::executor::local::Local;
-use darkmagic::executor::ray::Ray;
-use darkmagic::executor::slurm::Slurm;
 use darkmagic::recipe::{Arch, Recipe};
 use darkmagic::schedule::LrSchedule;
 use darkmagic::{rundir, runtime, train};
@@ -514,7 +512,7 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     }
     let local = Local::for_this_machine(a.parallel, a.threads, a.trials_per_gpu)?;
     if a.dry_run {
-        let ips = estimate_throughput(&baseline, local.threads);
+        let ips = darkmagic::bench::recipe_images_per_sec(&baseline, local.threads);
         print!("{}", checklist::describe(&baseline, ips, local.parallel)?);
         return Ok(());
     }
@@ -582,88 +580,30 @@ impl std::fmt::Display for TrialsFailed {
 
 impl std::error::Error for TrialsFailed {}
 
-/// The executor `--executor` names, with its flags, checked.
+/// The executor `--executor` names, from the command line's settings.
 fn executor(a: &ChecklistArgs, local: Local, root: &Path) -> Result<Box<dyn Executor>> {
-    let threads = a.threads.unwrap_or(1);
-    if a.attempts == 0 {
-        bail!("--attempts: got 0; expected at least 1 submission per trial");
-    }
-    if threads > darkmagic::recipe::MAX_THREADS {
-        bail!(
-            "--threads: got {threads}; expected at most {}",
-            darkmagic::recipe::MAX_THREADS
-        );
-    }
-    let cluster = a.executor != "local";
-    if cluster && threads == 0 {
-        bail!("--threads: got 0; a {} task needs at least 1 CPU", a.executor);
-    }
-    let whole = a.gpus.fract() == 0.0;
-    if !(a.gpus.is_finite() && a.gpus >= 0.0) || (a.executor == "slurm" && !whole) {
-        bail!(
-            "--gpus: got {}; expected a number >= 0 (a whole number for Slurm's --gres=gpu:N)",
-            a.gpus
-        );
-    }
-    let poll = std::time::Duration::from_millis(500);
-    Ok(match a.executor.as_str() {
-        "local" => {
-            println!(
-                "checklist in {}: {} trials at once, {} threads each",
-                a.out.display(),
-                local.parallel,
-                local.threads
-            );
-            Box::new(local)
-        }
-        "slurm" => Box::new(Slurm {
-            exe: local.exe,
-            root: root.to_path_buf(),
-            cpus_per_task: threads,
-            partition: a.partition.clone(),
-            time: a.time.clone(),
-            mem: a.mem.clone(),
-            gpus: a.gpus as usize,
-            extra: a.sbatch_lines.clone(),
-            attempts: a.attempts,
-            detach: a.detach,
-            poll,
-        }),
-        "ray" => Box::new(Ray {
-            exe: local.exe,
-            address: a.ray_address.clone(),
-            token: darkmagic::executor::ray::Token::find(a.ray_token_file.as_deref())?,
-            cpus: threads,
-            gpus: a.gpus,
-            attempts: a.attempts,
-            poll,
-        }),
-        other => bail!("--executor: unknown `{other}`; expected local, slurm or ray"),
-    })
-}
-
-/// Training images per second of the baseline model on this machine (a few steps on random
-/// data of the dataset's shape), for the dry run's time estimate; None for an external trainer.
-fn estimate_throughput(baseline: &Recipe, threads: usize) -> Option<f64> {
-    if baseline.external.is_some() {
-        return None;
-    }
-    let d = data::load(&baseline.data, baseline.augment.interpolation).ok()?;
-    runtime::configure_cpu(threads);
-    let t = &d.train;
-    let device = runtime::resolve_device(baseline.train.device).ok()?;
-    let b = darkmagic::bench::TrainBench {
-        arch: baseline.model.arch,
-        batch: baseline.train.batch_size as i64,
-        image: [t.channels as i64, t.height as i64, t.width as i64],
-        classes: d.classes.len() as i64,
-        steps: 5,
-        warmup: 2,
-        device,
-        channels_last: baseline.train.channels_last,
-        amp: runtime::amp::resolve(baseline.train.amp, device),
+    let settings = darkmagic::executor::Settings {
+        kind: a.executor.clone(),
+        threads: a.threads.unwrap_or(1),
+        attempts: a.attempts,
+        gpus: a.gpus,
+        partition: a.partition.clone(),
+        time: a.time.clone(),
+        mem: a.mem.clone(),
+        sbatch_lines: a.sbatch_lines.clone(),
+        detach: a.detach,
+        ray_address: a.ray_address.clone(),
+        ray_token_file: a.ray_token_file.clone(),
     };
-    Some(darkmagic::bench::train_images_per_sec(&b))
+    if settings.kind == "local" {
+        println!(
+            "checklist in {}: {} trials at once, {} threads each",
+            a.out.display(),
+            local.parallel,
+            local.threads
+        );
+    }
+    Ok(darkmagic::executor::build(&settings, local, root)?)
 }
 
 fn report_cmd(dir: &Path) -> Result<()> {
@@ -681,7 +621,7 @@ fn report_cmd(dir: &Path) -> Result<()> {
 
 fn schedule_cmd(recipe: &Recipe) -> Result<()> {
     let d = data::load_splits(recipe)?;
-    let steps_per_epoch = (d.train.len() / recipe.train.batch_size).max(1);
+    let steps_per_epoch = recipe.steps_per_epoch(d.train.len());
     let s = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
     s.check()?;
     println!("step,epoch,lr,weight_decay");

@@ -429,13 +429,12 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
         return Ok(out);
     }
     // darkmagic's own trainer: the compute, in training images.
-    let dataset = data::load(&baseline.data, baseline.augment.interpolation)?;
-    let n_train = dataset.train.len() - (dataset.train.len() as f64 * baseline.data.val_fraction).round() as usize;
+    let n_train = data::load_splits(baseline)?.train.len();
     // In floating point: a product of counts can pass usize::MAX.
     let images_per_seed: f64 = recipes
         .iter()
         .map(|r| {
-            let steps = (n_train / r.train.batch_size).max(1);
+            let steps = r.steps_per_epoch(n_train);
             [r.train.epochs, steps, r.train.batch_size]
                 .iter()
                 .map(|&n| n as f64)

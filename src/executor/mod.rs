@@ -6,7 +6,7 @@ pub mod local;
 pub mod ray;
 pub mod slurm;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rundir::{RunDir, Status};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,92 @@ pub struct Job {
 /// status in its run directory).
 pub trait Executor {
     fn run_all(&mut self, jobs: &[Job]) -> Result<()>;
+}
+
+/// Where and how the checklist's trials run, as `darkmagic checklist` takes it.
+pub struct Settings {
+    /// `local`, `slurm` or `ray`.
+    pub kind: String,
+    /// CPU threads per trial (a cluster task's CPUs).
+    pub threads: usize,
+    /// Cluster submissions per trial before it is recorded as failed.
+    pub attempts: usize,
+    /// GPUs per trial (Slurm: whole GPUs).
+    pub gpus: f64,
+    pub partition: Option<String>,
+    pub time: Option<String>,
+    pub mem: Option<String>,
+    /// Extra `#SBATCH` lines.
+    pub sbatch_lines: Vec<String>,
+    /// Slurm: submit and return without waiting.
+    pub detach: bool,
+    pub ray_address: String,
+    pub ray_token_file: Option<PathBuf>,
+}
+
+/// The executor `s.kind` names, checked: `local` runs on this machine as `local` says; the
+/// cluster executors run the same binary as `local.exe` with checklist directory `root`.
+pub fn build(s: &Settings, local: local::Local, root: &Path) -> Result<Box<dyn Executor>> {
+    if s.attempts == 0 {
+        return Err(Error::flag(
+            "--attempts",
+            "got 0; expected at least 1 submission per trial",
+        ));
+    }
+    if s.threads > crate::recipe::MAX_THREADS {
+        return Err(Error::flag(
+            "--threads",
+            format!("got {}; expected at most {}", s.threads, crate::recipe::MAX_THREADS),
+        ));
+    }
+    if s.kind != "local" && s.threads == 0 {
+        return Err(Error::flag(
+            "--threads",
+            format!("got 0; a {} task needs at least 1 CPU", s.kind),
+        ));
+    }
+    let whole = s.gpus.fract() == 0.0;
+    if !(s.gpus.is_finite() && s.gpus >= 0.0) || (s.kind == "slurm" && !whole) {
+        return Err(Error::flag(
+            "--gpus",
+            format!(
+                "got {}; expected a number >= 0 (a whole number for Slurm's --gres=gpu:N)",
+                s.gpus
+            ),
+        ));
+    }
+    let poll = std::time::Duration::from_millis(500);
+    Ok(match s.kind.as_str() {
+        "local" => Box::new(local),
+        "slurm" => Box::new(slurm::Slurm {
+            exe: local.exe,
+            root: root.to_path_buf(),
+            cpus_per_task: s.threads,
+            partition: s.partition.clone(),
+            time: s.time.clone(),
+            mem: s.mem.clone(),
+            gpus: s.gpus as usize,
+            extra: s.sbatch_lines.clone(),
+            attempts: s.attempts,
+            detach: s.detach,
+            poll,
+        }),
+        "ray" => Box::new(ray::Ray {
+            exe: local.exe,
+            address: s.ray_address.clone(),
+            token: ray::Token::find(s.ray_token_file.as_deref())?,
+            cpus: s.threads,
+            gpus: s.gpus,
+            attempts: s.attempts,
+            poll,
+        }),
+        other => {
+            return Err(Error::flag(
+                "--executor",
+                format!("unknown `{other}`; expected local, slurm or ray"),
+            ));
+        }
+    })
 }
 
 /// Why a job of a cluster round did not finish, and the cluster's log for it.

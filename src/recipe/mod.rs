@@ -103,6 +103,12 @@ impl Recipe {
         }
     }
 
+    /// Optimizer steps in an epoch over `train_images` images: whole batches of
+    /// `train.batch_size` (the last partial batch is dropped), at least one.
+    pub fn steps_per_epoch(&self, train_images: usize) -> usize {
+        (train_images / self.train.batch_size).max(1)
+    }
+
     /// This recipe with dotted-key overrides applied (`{"optim.lr" = 0.01}`), validated.
     pub fn with_overrides(&self, overrides: &toml::Table) -> Result<Recipe> {
         let mut table = toml::Table::try_from(self).expect("a Recipe always converts to a table");

@@ -135,7 +135,7 @@ impl<'a> Trainer<'a> {
             crate::model::to_channels_last(&vs);
         }
         let mut opt = Optimizer::new(Optimizer::trainable(&vs), &recipe.optim);
-        let steps_per_epoch = (im.len() / recipe.train.batch_size).max(1);
+        let steps_per_epoch = recipe.steps_per_epoch(im.len());
         let sched = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
         sched.check()?;
         let ckpt = dir.file(rundir::CHECKPOINT);
