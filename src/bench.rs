@@ -9,13 +9,12 @@
 use crate::data::{Images, Pixels, loader};
 use crate::error::Result;
 use crate::loss;
-use crate::model::Net;
 use crate::optim::Optimizer;
 use crate::recipe::{Activation, Arch, AugPolicy, AugmentConfig, Decode, Interpolation, ModelConfig, OptimConfig};
 use crate::runtime::amp::autocast;
 use std::path::Path;
 use std::time::Instant;
-use tch::nn::{ModuleT, VarStore};
+use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Clone, Debug)]
@@ -58,12 +57,7 @@ fn bench_model(arch: Arch) -> ModelConfig {
 /// Returns training images per second over the timed steps.
 pub fn train_images_per_sec(b: &TrainBench) -> f64 {
     tch::manual_seed(0);
-    let vs = VarStore::new(b.device);
-    let cfg = bench_model(b.arch);
-    let net = Net::new(&vs.root(), &cfg, b.image[0], b.classes);
-    if b.channels_last {
-        crate::model::to_channels_last(&vs);
-    }
+    let (vs, net) = crate::model::build(&bench_model(b.arch), b.image[0], b.classes, b.device, b.channels_last);
     let mut opt = Optimizer::new(
         Optimizer::trainable(&vs),
         &OptimConfig {

@@ -95,16 +95,13 @@ impl Classifier {
     fn new(recipe: Recipe, spec: ModelSpec) -> Result<Classifier> {
         runtime::configure_cpu(recipe.train.threads);
         let device = runtime::resolve_device(recipe.train.device)?;
-        let vs = VarStore::new(device);
-        let net = Net::new(
-            &vs.root(),
+        let (vs, net) = crate::model::build(
             &recipe.model,
             spec.channels as i64,
             spec.classes.len() as i64,
+            device,
+            recipe.train.channels_last,
         );
-        if recipe.train.channels_last {
-            crate::model::to_channels_last(&vs);
-        }
         Ok(Classifier {
             norm: spec.normalizer(),
             amp: amp::resolve(recipe.train.amp, device),
@@ -116,58 +113,15 @@ impl Classifier {
         })
     }
 
-    /// The logits of a batch `x` normalised for a model of spec `from` (a student's training
-    /// batch, for distillation), without gradients: `x` is first brought to this model's own
-    /// normalisation, channel by channel.
-    pub fn logits_of_batch(&self, x: &Tensor, from: &ModelSpec) -> Tensor {
-        let c = self.spec.channels;
-        let per_channel = |v: &[f64]| -> Vec<f64> { (0..c).map(|i| if v.len() == 1 { v[0] } else { v[i] }).collect() };
-        let (ms, ss) = (per_channel(&from.mean), per_channel(&from.std));
-        let (mt, st) = (per_channel(&self.spec.mean), per_channel(&self.spec.std));
-        let column = |v: Vec<f64>| {
-            Tensor::from_slice(&v)
-                .to_kind(Kind::Float)
-                .view([1, c as i64, 1, 1])
-                .to_device(self.device)
-        };
-        let scale = column(ss.iter().zip(&st).map(|(s, t)| s / t).collect());
-        let shift = column(ms.iter().zip(&mt).zip(&st).map(|((m, n), t)| (m - n) / t).collect());
+    /// The logits of a batch `x` already normalised for this model, without gradients, in its
+    /// precision, as float32.
+    pub fn logits(&self, x: &Tensor) -> Tensor {
         tch::no_grad(|| {
-            let x = x * scale + shift;
             amp::autocast(self.amp, self.device, || {
-                tch::nn::ModuleT::forward_t(&self.net, &x, false)
+                tch::nn::ModuleT::forward_t(&self.net, x, false)
             })
             .to_kind(Kind::Float)
         })
-    }
-
-    /// The teacher of a distillation: the model of run dir `dir`, on `device` with `threads`
-    /// (the student's), checked to take and give what the student's `spec` does.
-    pub fn teacher(dir: &Path, spec: &ModelSpec, device: Device, threads: usize) -> Result<Classifier> {
-        let device = match device {
-            Device::Cpu => "cpu",
-            _ => "cuda",
-        };
-        let overrides = [format!("train.device={device}"), format!("train.threads={threads}")];
-        let t = Classifier::from_run_dir(dir, false, &overrides)?;
-        let (a, b) = (&t.spec, spec);
-        let shape = |s: &ModelSpec| (s.channels, s.height, s.width);
-        if a.classes != b.classes || shape(a) != shape(b) {
-            return Err(Error::recipe(
-                "loss.distill_teacher",
-                format!(
-                    "the teacher in {} takes {:?} images (channels, height, width) into {} classes ({}); this run {:?} into {} ({})",
-                    dir.display(),
-                    shape(a),
-                    a.classes.len(),
-                    preview(&a.classes),
-                    shape(b),
-                    b.classes.len(),
-                    preview(&b.classes)
-                ),
-            ));
-        }
-        Ok(t)
     }
 
     /// How this classifier evaluates: the recipe's evaluation transform and settings.
@@ -277,7 +231,7 @@ fn spec_from_data(recipe: &Recipe) -> Result<ModelSpec> {
 }
 
 /// The first class names, for messages.
-fn preview(names: &[String]) -> String {
+pub(crate) fn preview(names: &[String]) -> String {
     let head: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
     let more = if names.len() > 5 { ", ..." } else { "" };
     format!("{}{more}", head.join(", "))

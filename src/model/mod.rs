@@ -47,6 +47,24 @@ impl ModuleT for Net {
     }
 }
 
+/// A network `cfg` describes on `device`, with its variables: built under a fresh VarStore and,
+/// with `channels_last`, its 4-D weights in channels-last memory order (before an optimizer
+/// takes them). Training, evaluation and the benchmarks build every model through here.
+pub fn build(
+    cfg: &ModelConfig,
+    in_channels: i64,
+    classes: i64,
+    device: tch::Device,
+    channels_last: bool,
+) -> (nn::VarStore, Net) {
+    let vs = nn::VarStore::new(device);
+    let net = Net::new(&vs.root(), cfg, in_channels, classes);
+    if channels_last {
+        to_channels_last(&vs);
+    }
+    (vs, net)
+}
+
 /// Whether the variable `name` belongs to a classifier (`fc`, `aux_fc`, `classifier.*`): what a
 /// frozen backbone keeps training, and what weights of another class count leave initialised.
 pub fn is_classifier(name: &str) -> bool {

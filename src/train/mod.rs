@@ -2,6 +2,7 @@
 //! and a divergence guard. Everything it records goes to the run directory (see `rundir`).
 
 pub mod checkpoint;
+pub mod distill;
 pub mod ema;
 
 use crate::data::{self, Images, loader};
@@ -83,7 +84,7 @@ struct Trainer<'a> {
     /// Loss scaling, with float16 autocast only.
     scaler: Option<amp::GradScaler>,
     /// The distillation teacher (`loss.distill_teacher`).
-    teacher: Option<crate::eval::classifier::Classifier>,
+    teacher: Option<distill::Teacher>,
     steps_per_epoch: usize,
     progress: Progress,
     metrics: Vec<EpochMetrics>,
@@ -108,32 +109,18 @@ impl<'a> Trainer<'a> {
         let spec = ModelSpec::of(recipe, &splits)?;
         dir.write_spec(&spec)?;
         let norm = spec.normalizer();
-        let teacher = match &recipe.loss.distill_teacher {
-            Some(dir) => Some(crate::eval::classifier::Classifier::teacher(
-                dir,
-                &spec,
-                device,
-                recipe.train.threads,
-            )?),
-            None => None,
-        };
+        let teacher = distill::Teacher::load(recipe, &spec, device, dir)?;
         // Building the teacher drew from libtorch's generator: seed again, so that the student
         // starts exactly as it would without a teacher.
         tch::manual_seed(recipe.seed as i64);
-        if let Some(t) = &recipe.loss.distill_teacher {
-            dir.log(&format!(
-                "distilling from the teacher in {} (T = {}, weight {})",
-                t.display(),
-                recipe.loss.distill_temperature,
-                recipe.loss.distill_weight
-            ));
-        }
         let classes = spec.classes.len();
-        let vs = VarStore::new(device);
-        let net = Net::new(&vs.root(), &recipe.model, im.channels as i64, classes as i64);
-        if recipe.train.channels_last {
-            crate::model::to_channels_last(&vs);
-        }
+        let (vs, net) = crate::model::build(
+            &recipe.model,
+            im.channels as i64,
+            classes as i64,
+            device,
+            recipe.train.channels_last,
+        );
         let mut opt = Optimizer::new(Optimizer::trainable(&vs), &recipe.optim);
         let steps_per_epoch = recipe.steps_per_epoch(im.len());
         let sched = LrSchedule::new(&recipe.schedule, recipe.peak_lr(), recipe.train.epochs, steps_per_epoch);
@@ -300,7 +287,7 @@ impl<'a> Trainer<'a> {
             let x = self.input(batch.images(self.device));
             let y = batch.labels(self.device);
             let targets = batch.targets(self.device);
-            let teacher = self.teacher.as_ref().map(|t| t.logits_of_batch(&x, &self.spec));
+            let teacher = self.teacher.as_ref().map(|t| t.logits(&x));
             let (loss, logits) = amp::autocast(self.amp, self.device, || {
                 batch_loss(&self.net, &x, &y, targets.as_ref(), teacher.as_ref(), r)
             });
