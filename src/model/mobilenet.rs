@@ -544,7 +544,7 @@ mod tests {
         assert!((net.blocks[15].drop_prob - 0.1875).abs() < 1e-12);
         assert_eq!(net.aux_after, Some(4), "blocks.2.1, the last of stage 3");
         assert_eq!(vars["aux_fc.weight"].size(), vec![10, 40]);
-        // recipe.rs's stage counts (what model.aux_stage is validated against) are the tables'.
+        // The recipe's stage counts (what model.aux_stage is validated against) are the tables'.
         for (a, family) in [
             (Arch::MobilenetV3Small, mobilenet_v3(false)),
             (Arch::MobilenetV3Large, mobilenet_v3(true)),
