@@ -1,4 +1,4 @@
-//! Losses. Label smoothing follows PyTorch and timm (Szegedy et al. 2016): the target is
+//! Losses. Label smoothing follows PyTorch and timm (Szegedy et al. 2016; docs/tricks.md section 4): the target is
 //! `eps/C` for every class plus `1 - eps` for the true class, i.e.
 //! `torch.nn.CrossEntropyLoss(label_smoothing=eps)`, not the article's `eps/(C-1)` reading.
 use tch::{Reduction, Tensor};

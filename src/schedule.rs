@@ -1,5 +1,5 @@
 //! Learning-rate regimes, computed in closed form per optimizer step (cosine power annealing
-//! after Hundt et al. 2019, sharpDARTS; the warm-up as timm's).
+//! after Hundt et al. 2019, sharpDARTS; the warm-up as timm's; docs/tricks.md section 2).
 //!
 //! Time is counted in optimizer steps. A linear warm-up from `warmup_lr_init` to the peak comes
 //! first; the regime then spans the *remaining* steps (timm#1242: starting the cosine at step 0

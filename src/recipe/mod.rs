@@ -1,6 +1,6 @@
 //! The Recipe: every knob of a training run and its default, in one typed TOML document.
 //!
-//! Defaults are the article's baseline (its summary table): SGD with Nesterov momentum, cycles of
+//! Defaults are the article's baseline (its summary table; docs/tricks.md section 1): SGD with Nesterov momentum, cycles of
 //! cosine power annealing with decaying amplitude and a linear warm-up, weight decay 5e-5 with 1-D
 //! parameters excluded, label smoothing 0.1, AutoAugment's ImageNet policy, squeeze-and-excitation
 //! on, LeakyReLU in the downscaling layers. The full field reference is `docs/recipe.md`.
