@@ -7,11 +7,13 @@
 //! (`helps`, `hurts`, `equivalent`, `undecided`) come from the sequential design of
 //! [`super::sequential`]; with 5 or more seeds a percentile bootstrap interval of `mean(d)` is
 //! given beside the design's corrected interval.
+use super::outcome::{SeedOutcome, outcome};
 use super::plan::{Arm, Trial, Variant};
 use super::sequential::{Decision, Design};
+use super::tuning::{ArmTuning, tuning_summary};
 use crate::recipe::ChecklistConfig;
 use crate::rng::Rng;
-use crate::rundir::{RunDir, Status};
+use crate::rundir::Status;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -35,27 +37,6 @@ pub fn bootstrap_interval(diffs: &[f64]) -> Option<(f64, f64)> {
         means[(0.025 * B as f64) as usize],
         means[(0.975 * B as f64) as usize - 1],
     ))
-}
-
-/// One seed of one arm as its run directory records it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SeedOutcome {
-    pub seed: u64,
-    /// None while the run has not finished.
-    pub status: Option<Status>,
-    pub val_acc: Option<f64>,
-    pub test_acc: Option<f64>,
-    pub epochs: usize,
-    /// Validation images (accuracy resolution is 1 / this); 0 if unknown.
-    #[serde(default)]
-    pub val_images: usize,
-    /// Why a failed or diverged run ended.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub error: Option<String>,
-    /// The run's per-class validation accuracy (`eval/val-classes.csv`), relative to the
-    /// checklist directory, when the run dir has it.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub per_class: Option<std::path::PathBuf>,
 }
 
 /// Statistics of one arm.
@@ -154,139 +135,6 @@ pub struct Interaction {
     pub parts_seeds: usize,
 }
 
-/// The tuning of one arm: its candidates' scores and the one chosen for its seeds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ArmTuning {
-    pub label: String,
-    pub candidates: Vec<Candidate>,
-    /// The candidate with the best mean score, once every tuning run has finished.
-    pub chosen: Option<usize>,
-    /// Every tuning run has finished (completed, diverged or stopped).
-    pub complete: bool,
-    /// A best candidate at the edge of its range; many diverged candidates.
-    pub warnings: Vec<String>,
-    /// Tuning runs that failed (`tune <candidate> seed <k>`): the arm waits for them, and a
-    /// rerun retries them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed: Vec<String>,
-}
-
-/// One tuning candidate of an arm.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    /// The tuned fields' values.
-    pub values: toml::Table,
-    /// Validation metric of each tuning seed: None while running, or when diverged or failed.
-    pub scores: Vec<Option<f64>>,
-    /// Mean score, when every tuning seed completed.
-    pub mean: Option<f64>,
-    /// Tuning seeds that diverged.
-    pub diverged: usize,
-}
-
-/// The tuning of every arm from its tuning runs (`trials/<arm>/tune-*`), each arm with
-/// `tune_seeds` runs per candidate.
-fn tuning_summary(root: &Path, trials: &[&Trial], tune_seeds: usize) -> Vec<ArmTuning> {
-    let mut out: Vec<ArmTuning> = Vec::new();
-    let mut finished: Vec<(String, usize)> = Vec::new();
-    for t in trials {
-        let label = t.arm.label();
-        let i = match out.iter().position(|a| a.label == label) {
-            Some(i) => i,
-            None => {
-                out.push(ArmTuning {
-                    label: label.clone(),
-                    candidates: Vec::new(),
-                    chosen: None,
-                    complete: false,
-                    warnings: Vec::new(),
-                    failed: Vec::new(),
-                });
-                out.len() - 1
-            }
-        };
-        let k = t.tune.expect("a tuning trial");
-        let cands = &mut out[i].candidates;
-        while cands.len() <= k {
-            cands.push(Candidate {
-                values: toml::Table::new(),
-                scores: Vec::new(),
-                mean: None,
-                diverged: 0,
-            });
-        }
-        let o = outcome(root, t);
-        let c = &mut cands[k];
-        c.values = t.tuned.clone();
-        c.scores.push(o.val_acc);
-        c.diverged += usize::from(o.status == Some(Status::Diverged));
-        if o.status == Some(Status::Failed) {
-            out[i].failed.push(format!("tune {k} seed {}", t.seed_index));
-        }
-        if matches!(o.status, Some(Status::Completed | Status::Diverged | Status::Stopped)) {
-            finished.push((label, k));
-        }
-    }
-    for a in &mut out {
-        for c in &mut a.candidates {
-            let done: Vec<f64> = c.scores.iter().flatten().copied().collect();
-            c.mean = (done.len() == tune_seeds && c.scores.len() == tune_seeds).then(|| mean(&done));
-        }
-        let runs = finished.iter().filter(|(l, _)| *l == a.label).count();
-        a.complete = runs == a.candidates.len() * tune_seeds;
-        if a.complete {
-            a.chosen = (0..a.candidates.len())
-                .filter_map(|k| a.candidates[k].mean.map(|m| (k, m)))
-                .max_by(|x, y| x.1.total_cmp(&y.1))
-                .map(|(k, _)| k);
-            a.warnings = tuning_warnings(a);
-        }
-    }
-    out
-}
-
-/// Warnings on an arm's tuning: its best candidate at the edge of a field's range (the best
-/// value may lie beyond it), more than a third of its candidates diverged, or none usable.
-fn tuning_warnings(a: &ArmTuning) -> Vec<String> {
-    let mut w = Vec::new();
-    let number = |v: &toml::Value| v.as_float().or(v.as_integer().map(|i| i as f64));
-    match a.chosen {
-        Some(k) => {
-            for (field, v) in &a.candidates[k].values {
-                let mut all: Vec<f64> = a
-                    .candidates
-                    .iter()
-                    .filter_map(|c| c.values.get(field).and_then(number))
-                    .collect();
-                all.sort_by(f64::total_cmp);
-                all.dedup();
-                let x = number(v).unwrap_or(f64::NAN);
-                if all.len() >= 2 && (x == all[0] || x == all[all.len() - 1]) {
-                    w.push(format!(
-                        "{}: best {field} = {v} is at the edge of the candidates ({} .. {}); widen the range",
-                        a.label,
-                        all[0],
-                        all[all.len() - 1]
-                    ));
-                }
-            }
-        }
-        None => w.push(format!(
-            "{}: no candidate completed every tuning run; its seeds run at the arm's own values",
-            a.label
-        )),
-    }
-    let diverged = a.candidates.iter().filter(|c| c.diverged > 0).count();
-    if 3 * diverged > a.candidates.len() {
-        w.push(format!(
-            "{}: {diverged} of {} candidates diverged",
-            a.label,
-            a.candidates.len()
-        ));
-    }
-    w
-}
-
 /// Reads every `trials/*/seed-*/trial.json` under `root`, sorted by directory. A trial's run
 /// dir is where its `trial.json` lies, whatever the file says, and must resolve inside `root`
 /// (no symbolic link out of it): a report reads and embeds nothing from elsewhere.
@@ -334,37 +182,6 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
         trials.push(trial);
     }
     Ok(trials)
-}
-
-/// The outcome of one trial from its run directory; its accuracies (validation and test) are
-/// the test-time-augmented ones when the run recorded them, else the EMA weights' when it kept
-/// an EMA.
-pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
-    let dir = RunDir::open(&root.join(&trial.dir));
-    let result = dir.read_result().ok().flatten();
-    let error = result.as_ref().filter(|r| r.status != Status::Completed).and_then(|r| {
-        let log = dir.log_tail();
-        r.error.clone().or_else(|| {
-            log.lines()
-                .find(|l| l.starts_with("diverged at step"))
-                .map(String::from)
-        })
-    });
-    SeedOutcome {
-        seed: trial.seed,
-        status: result.as_ref().map(|r| r.status),
-        val_acc: result
-            .as_ref()
-            .filter(|r| r.status == Status::Completed)
-            .and_then(|r| r.final_val_acc_tta.or(r.final_val_acc_ema).or(r.final_val_acc)),
-        test_acc: result
-            .as_ref()
-            .and_then(|r| r.test_acc_tta.or(r.test_acc_ema).or(r.test_acc)),
-        epochs: result.as_ref().map_or(0, |r| r.epochs),
-        val_images: result.as_ref().map_or(0, |r| r.val_images),
-        error,
-        per_class: Some(trial.dir.join(crate::rundir::EVAL).join("val-classes.csv")).filter(|p| root.join(p).is_file()),
-    }
 }
 
 /// The paired differences of `seeds` against `baseline` in seed order, up to the first seed
@@ -673,159 +490,4 @@ fn interaction(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn close(a: f64, b: f64, tol: f64) {
-        assert!((a - b).abs() < tol, "{a} vs {b}");
-    }
-
-    #[test]
-    fn std_and_bootstrap() {
-        close(sample_std(&[1.0, 2.0, 3.0, 4.0]), (5.0f64 / 3.0).sqrt(), 1e-12);
-        assert_eq!(bootstrap_interval(&[0.1, 0.2]), None);
-        let d = [0.01, 0.02, 0.015, 0.03, 0.025, 0.02];
-        let (lo, hi) = bootstrap_interval(&d).unwrap();
-        assert!(lo > 0.01 && lo < mean(&d) && hi > mean(&d) && hi < 0.03, "{lo} {hi}");
-        assert_eq!(bootstrap_interval(&d), Some((lo, hi)), "deterministic");
-    }
-
-    fn seed(seed: u64, acc: Option<f64>, status: Status) -> SeedOutcome {
-        SeedOutcome {
-            seed,
-            status: Some(status),
-            val_acc: acc,
-            test_acc: None,
-            epochs: 1,
-            val_images: 0,
-            error: None,
-            per_class: None,
-        }
-    }
-
-    #[test]
-    fn tuning_warns_of_a_best_candidate_at_the_edge_and_of_divergence() {
-        let cand = |lr: f64, mean: Option<f64>, diverged: usize| Candidate {
-            values: [("optim.lr".to_string(), toml::Value::Float(lr))].into_iter().collect(),
-            scores: vec![mean],
-            mean,
-            diverged,
-        };
-        let mut a = ArmTuning {
-            label: "optimizer=adam".into(),
-            candidates: vec![cand(0.01, Some(0.9), 0), cand(0.1, Some(0.8), 0), cand(1.0, None, 1)],
-            chosen: Some(0),
-            complete: true,
-            warnings: Vec::new(),
-            failed: Vec::new(),
-        };
-        assert_eq!(
-            tuning_warnings(&a),
-            ["optimizer=adam: best optim.lr = 0.01 is at the edge of the candidates (0.01 .. 1); widen the range"]
-        );
-        a.chosen = Some(1);
-        assert!(
-            tuning_warnings(&a).is_empty(),
-            "1 of 3 diverged is not more than a third"
-        );
-        a.candidates[0] = cand(0.01, None, 1);
-        a.candidates.push(cand(0.001, Some(0.5), 0));
-        assert_eq!(tuning_warnings(&a), ["optimizer=adam: 2 of 4 candidates diverged"]);
-    }
-
-    #[test]
-    fn a_trial_is_scored_by_its_tta_then_ema_then_plain_accuracy() {
-        let root = crate::testutil::tempdir("outcome-ema");
-        let trial = Trial::new(Arm::Baseline, 0, 0);
-        let dir = RunDir::create(&root.join(&trial.dir)).unwrap();
-        let mut r = crate::rundir::RunResult::from_metrics(Status::Completed, &[], 1.0, "cpu".into(), 100);
-        r.final_val_acc = Some(0.8);
-        dir.write_result(&r).unwrap();
-        assert_eq!(outcome(&root, &trial).val_acc, Some(0.8));
-        r.final_val_acc_ema = Some(0.85);
-        dir.write_result(&r).unwrap();
-        assert_eq!(outcome(&root, &trial).val_acc, Some(0.85));
-        r.final_val_acc_tta = Some(0.9);
-        dir.write_result(&r).unwrap();
-        assert_eq!(outcome(&root, &trial).val_acc, Some(0.9));
-    }
-
-    #[test]
-    fn unknown_resolution_is_the_smallest_gap_between_values() {
-        let gap = smallest_gap([0.64, 0.634, 0.636, 0.634, 0.6359999963].into_iter());
-        assert!((gap - 0.002).abs() < 1e-8, "{gap}");
-        assert_eq!(smallest_gap([0.5, 0.5].into_iter()), 0.0);
-        assert_eq!(smallest_gap(std::iter::empty()), 0.0);
-    }
-
-    #[test]
-    fn arm_statistics_are_paired_by_seed() {
-        let base = vec![
-            seed(0, Some(0.90), Status::Completed),
-            seed(1, Some(0.80), Status::Completed),
-            seed(2, Some(0.85), Status::Completed),
-        ];
-        let var = vec![
-            seed(2, Some(0.87), Status::Completed),
-            seed(0, Some(0.91), Status::Completed),
-            seed(1, Some(0.83), Status::Completed),
-        ];
-        let v = Variant {
-            factor: "f".into(),
-            name: "x".into(),
-            overrides: toml::Table::new(),
-        };
-        let mut sorted = var.clone();
-        sorted.sort_by_key(|s| s.seed);
-        let prefix = paired_prefix(&sorted, &base);
-        assert_eq!(prefix.len(), 3);
-        close(prefix[0], 0.01, 1e-12);
-        close(prefix[1], 0.03, 1e-12);
-        let s = summarize_arm(&Arm::Variant(v.clone()), var, Some(&base), None);
-        close(s.diff.unwrap(), 0.02, 1e-12); // diffs 0.01, 0.03, 0.02
-        close(s.mean.unwrap(), (0.87 + 0.91 + 0.83) / 3.0, 1e-12);
-        // The prefix stops at the first seed either arm lacks.
-        let gap = vec![seed(0, Some(0.9), Status::Completed), seed(1, None, Status::Completed)];
-        assert_eq!(paired_prefix(&gap, &base).len(), 1);
-        let diverged = vec![seed(0, None, Status::Diverged), seed(1, Some(0.8), Status::Completed)];
-        assert_eq!(
-            summarize_arm(&Arm::Variant(v), diverged, Some(&base), None).verdict,
-            Verdict::Diverged
-        );
-    }
-
-    #[test]
-    fn winners_take_the_best_helping_variant_per_factor() {
-        let mk = |factor: &str, name: &str, diff: f64, verdict: Verdict| ArmSummary {
-            label: format!("{factor}={name}"),
-            factor: Some(factor.into()),
-            variant: Some(name.into()),
-            overrides: toml::Table::new(),
-            seeds: vec![],
-            mean: None,
-            std: None,
-            diff: Some(diff),
-            ci: None,
-            ci_level: None,
-            bootstrap_ci: None,
-            verdict,
-            decision: None,
-        };
-        let trials = vec![
-            mk("a", "1", 0.01, Verdict::Helps),
-            mk("a", "2", 0.03, Verdict::Helps),
-            mk("b", "1", 0.05, Verdict::Equivalent),
-            mk("c", "1", 0.02, Verdict::Helps),
-        ];
-        let variants: Vec<Variant> = trials
-            .iter()
-            .map(|t| Variant {
-                factor: t.factor.clone().unwrap(),
-                name: t.variant.clone().unwrap(),
-                overrides: toml::Table::new(),
-            })
-            .collect();
-        let w: Vec<String> = winners(&trials, &variants).iter().map(Variant::label).collect();
-        assert_eq!(w, vec!["a=2", "c=1"]);
-    }
-}
+mod tests;

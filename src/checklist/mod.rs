@@ -10,9 +10,11 @@
 pub mod analysis;
 pub mod design_record;
 pub mod lock;
+pub mod outcome;
 pub mod plan;
 pub mod sequential;
 pub mod simulation;
+pub mod tuning;
 
 use crate::data;
 use crate::data::fingerprint::Fingerprint;

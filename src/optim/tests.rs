@@ -1,0 +1,303 @@
+use super::*;
+use tch::{Device, Kind};
+
+/// Runs 3 steps on p = [1, -2] (plus a 2-D parameter) with loss sum(p^2 * c) and returns p.
+fn run(cfg: &OptimConfig, lr: f64, wd: f64) -> (Vec<f64>, Vec<f64>) {
+    let p = Tensor::from_slice(&[1.0f64, -2.0]).set_requires_grad(true);
+    let w = Tensor::from_slice(&[0.5f64, 3.0]).view([1, 2]).set_requires_grad(true);
+    let mut opt = Optimizer::new(
+        vec![("p".into(), p.shallow_clone()), ("w".into(), w.shallow_clone())],
+        cfg,
+    );
+    let c = Tensor::from_slice(&[1.0f64, 0.5]);
+    for _ in 0..3 {
+        opt.zero_grad();
+        ((&p * &p * &c).sum(Kind::Double) + (&w * &w * &c).sum(Kind::Double)).backward();
+        opt.step(lr, wd);
+    }
+    (Vec::try_from(&p).unwrap(), Vec::try_from(&w.flatten(0, -1)).unwrap())
+}
+
+/// The same 3 steps computed in plain f64 by the PyTorch update formulas.
+fn reference(cfg: &OptimConfig, lr: f64, wd: f64, x0: [f64; 2]) -> Vec<f64> {
+    let c = [1.0, 0.5];
+    let mut x = x0;
+    let (mut m, mut v) = ([0.0; 2], [0.0; 2]);
+    for t in 1..=3 {
+        for i in 0..2 {
+            let mut g = 2.0 * c[i] * x[i];
+            match cfg.name {
+                OptimName::Sgd => {
+                    g += wd * x[i];
+                    m[i] = cfg.momentum * m[i] + g;
+                    let d = if cfg.nesterov { g + cfg.momentum * m[i] } else { m[i] };
+                    x[i] -= lr * d;
+                }
+                OptimName::Adam | OptimName::Adamw => {
+                    if cfg.name == OptimName::Adamw {
+                        x[i] *= 1.0 - lr * wd;
+                    } else {
+                        g += wd * x[i];
+                    }
+                    m[i] = cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g;
+                    v[i] = cfg.beta2 * v[i] + (1.0 - cfg.beta2) * g * g;
+                    let bc1 = 1.0 - cfg.beta1.powi(t);
+                    let bc2 = 1.0 - cfg.beta2.powi(t);
+                    x[i] -= lr / bc1 * m[i] / (v[i].sqrt() / bc2.sqrt() + cfg.eps);
+                }
+                OptimName::RmspropTf => {
+                    g += wd * x[i];
+                    let s = if t == 1 { 1.0 } else { v[i] };
+                    v[i] = s + (1.0 - cfg.alpha) * (g * g - s);
+                    m[i] = cfg.momentum * m[i] + lr * g / (v[i] + cfg.eps).sqrt();
+                    x[i] -= m[i];
+                }
+                OptimName::Lamb => unreachable!("Lamb's trust ratio couples the elements: golden-tested"),
+                OptimName::Lion => {
+                    x[i] *= 1.0 - lr * wd;
+                    x[i] -= lr * (cfg.beta1 * m[i] + (1.0 - cfg.beta1) * g).signum();
+                    m[i] = cfg.beta2 * m[i] + (1.0 - cfg.beta2) * g;
+                }
+            }
+        }
+    }
+    x.to_vec()
+}
+
+fn assert_close(a: &[f64], b: &[f64]) {
+    assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12), "{a:?} vs {b:?}");
+}
+
+#[test]
+fn updates_match_pytorch_formulas() {
+    let base = OptimConfig {
+        exclude_1d: true,
+        ..OptimConfig::default()
+    };
+    let cases = [
+        OptimConfig {
+            nesterov: false,
+            ..base.clone()
+        },
+        OptimConfig {
+            nesterov: true,
+            ..base.clone()
+        },
+        OptimConfig {
+            name: OptimName::Adam,
+            ..base.clone()
+        },
+        OptimConfig {
+            name: OptimName::Adamw,
+            ..base.clone()
+        },
+        OptimConfig {
+            name: OptimName::Lion,
+            beta2: 0.99,
+            ..base.clone()
+        },
+        OptimConfig {
+            name: OptimName::RmspropTf,
+            ..base.clone()
+        },
+    ];
+    for cfg in cases {
+        let (p, w) = run(&cfg, 0.05, 0.1);
+        // p is 1-D: excluded from decay; w is 2-D: decayed.
+        assert_close(&p, &reference(&cfg, 0.05, 0.0, [1.0, -2.0]));
+        assert_close(&w, &reference(&cfg, 0.05, 0.1, [0.5, 3.0]));
+    }
+}
+
+#[test]
+fn updates_match_torch_optim_golden_values() {
+    // Written by scripts/golden/optim.py with torch.optim (same loss, steps and groups as `run`).
+    let golden: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/fixtures/optim_golden.json")).unwrap();
+    let base = OptimConfig::default();
+    let cases = [
+        (
+            "sgd_momentum",
+            OptimConfig {
+                nesterov: false,
+                ..base.clone()
+            },
+        ),
+        ("sgd_nesterov", base.clone()),
+        (
+            "adam",
+            OptimConfig {
+                name: OptimName::Adam,
+                ..base.clone()
+            },
+        ),
+        (
+            "adamw",
+            OptimConfig {
+                name: OptimName::Adamw,
+                ..base.clone()
+            },
+        ),
+        (
+            "lion",
+            OptimConfig {
+                name: OptimName::Lion,
+                beta2: 0.99,
+                ..base.clone()
+            },
+        ),
+        (
+            "rmsprop_tf",
+            OptimConfig {
+                name: OptimName::RmspropTf,
+                ..base.clone()
+            },
+        ),
+        (
+            "lamb",
+            OptimConfig {
+                name: OptimName::Lamb,
+                ..base.clone()
+            },
+        ),
+    ];
+    for (name, cfg) in cases {
+        let (p, w) = run(&cfg, 0.05, 0.1);
+        let want = |k: &str| -> Vec<f64> { serde_json::from_value(golden[name][k].clone()).unwrap() };
+        assert_close(&p, &want("p"));
+        assert_close(&w, &want("w"));
+    }
+}
+
+#[test]
+fn frozen_parameters_are_not_updated() {
+    let p = Tensor::from_slice(&[1.0f64, 2.0]).set_requires_grad(true);
+    let fc = Tensor::from_slice(&[1.0f64, 2.0]).set_requires_grad(true);
+    let named = vec![
+        ("layer1.w".to_string(), p.shallow_clone()),
+        ("fc.weight".to_string(), fc.shallow_clone()),
+    ];
+    let plain_sgd = OptimConfig {
+        momentum: 0.0,
+        nesterov: false,
+        ..OptimConfig::default()
+    };
+    let mut opt = Optimizer::new(named, &plain_sgd);
+    opt.freeze(|name| !name.starts_with("fc."));
+    ((&p * &p).sum(Kind::Double) + (&fc * &fc).sum(Kind::Double)).backward();
+    opt.step(0.1, 0.0);
+    assert_eq!(Vec::<f64>::try_from(&p).unwrap(), vec![1.0, 2.0]);
+    assert_eq!(Vec::<f64>::try_from(&fc).unwrap(), vec![0.8, 1.6]);
+    opt.freeze(|_| false);
+    opt.step(0.1, 0.0);
+    assert_ne!(Vec::<f64>::try_from(&p).unwrap(), vec![1.0, 2.0]);
+}
+
+/// NHWC memory order for a 4-D tensor, as `torch.channels_last`.
+fn channels_last(t: &Tensor) -> Tensor {
+    t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+}
+
+#[test]
+fn fused_step_equals_the_per_tensor_update() {
+    // Parameters of every kind the models have: channels-last convolution weights, matrices,
+    // 1-D (excluded from decay), and a frozen one; 4 steps of each optimizer in float32
+    // against the per-tensor formulas applied to copies.
+    for name in [
+        OptimName::Sgd,
+        OptimName::Adam,
+        OptimName::Adamw,
+        OptimName::Lion,
+        OptimName::RmspropTf,
+        OptimName::Lamb,
+    ] {
+        tch::manual_seed(7);
+        let cfg = OptimConfig {
+            name,
+            ..OptimConfig::default()
+        };
+        let opts = (Kind::Float, Device::Cpu);
+        let make = |s: &[i64]| Tensor::randn(s, opts);
+        let shapes: [&[i64]; 5] = [&[8, 3, 3, 3], &[10, 16], &[16], &[4, 4, 1, 1], &[5]];
+        let init: Vec<Tensor> = shapes.iter().map(|s| make(s)).collect();
+        let params: Vec<Tensor> = init
+            .iter()
+            .map(|t| if t.dim() == 4 { channels_last(t) } else { t.copy() }.set_requires_grad(true))
+            .collect();
+        let named = params
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("p{i}"), t.shallow_clone()))
+            .collect();
+        let mut opt = Optimizer::new(named, &cfg);
+        opt.freeze(|n| n == "p3");
+        assert!(
+            params[0].stride() == channels_last(&init[0]).stride(),
+            "memory order kept"
+        );
+        let coef: Vec<Tensor> = shapes.iter().map(|s| make(s)).collect();
+        let mut want: Vec<Tensor> = init.iter().map(Tensor::copy).collect();
+        let first = |t: &Tensor| {
+            if name == OptimName::RmspropTf {
+                t.ones_like()
+            } else {
+                t.zeros_like()
+            }
+        };
+        let mut state: Vec<Vec<Tensor>> = init.iter().map(|t| vec![first(t), t.zeros_like()]).collect();
+        for step in 1..=4 {
+            opt.zero_grad();
+            let loss = params
+                .iter()
+                .zip(&coef)
+                .map(|(p, c)| (p * p * c).sum(Kind::Float))
+                .fold(Tensor::zeros([], opts), |a, b| a + b);
+            loss.backward();
+            opt.step(0.05, 0.1);
+            for (i, w) in want.iter_mut().enumerate() {
+                if i == 3 {
+                    continue;
+                }
+                let grad = &*w * &coef[i] * 2.0;
+                let wd = if shapes[i].len() > 1 { 0.1 } else { 0.0 };
+                rule(&cfg).update(w, &grad, &mut state[i], 0.05, wd, step);
+            }
+        }
+        for (i, (p, w)) in params.iter().zip(&want).enumerate() {
+            let diff = (p - w).abs().max().double_value(&[]);
+            assert!(diff < 1e-6, "{name:?} p{i}: {diff}");
+        }
+        assert!(params[3].equal(&channels_last(&init[3])), "frozen p3 unchanged");
+    }
+}
+
+#[test]
+fn decay_applies_to_1d_params_when_not_excluded() {
+    let cfg = OptimConfig {
+        exclude_1d: false,
+        nesterov: true,
+        ..OptimConfig::default()
+    };
+    let (p, _) = run(&cfg, 0.05, 0.1);
+    assert_close(&p, &reference(&cfg, 0.05, 0.1, [1.0, -2.0]));
+}
+
+#[test]
+fn state_round_trips() {
+    let cfg = OptimConfig {
+        name: OptimName::Adam,
+        ..OptimConfig::default()
+    };
+    let p = Tensor::ones([2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+    let mut a = Optimizer::new(vec![("p".into(), p.shallow_clone())], &cfg);
+    p.sum(Kind::Float).backward();
+    a.step(0.1, 0.0);
+    let saved: std::collections::HashMap<_, _> = a.state().into_iter().collect();
+    let mut b = Optimizer::new(vec![("p".into(), p.zeros_like())], &cfg);
+    b.load_state(&saved).unwrap();
+    assert_eq!(b.steps, 1);
+    let state: std::collections::HashMap<_, _> = b.state().into_iter().collect();
+    assert_eq!(Vec::<f32>::try_from(&state["p.0"]).unwrap(), vec![0.1, 0.1]);
+    let e = b.load_state(&std::collections::HashMap::new()).unwrap_err();
+    assert!(e.contains("steps"), "{e}");
+}
