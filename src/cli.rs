@@ -306,4 +306,3 @@ pub fn parse_arch(s: &str) -> Result<Arch, String> {
     let v = toml::Value::String(s.to_string());
     Arch::deserialize(v).map_err(|e| e.to_string())
 }
-

@@ -144,38 +144,16 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     let (plain, tta) = c.evaluate(&images)?;
     let split = format!("{:?}{}", a.split, if a.model.ema { "-ema" } else { "" }).to_lowercase();
     let mut written = plain.write(&out, &split, &c.spec.classes, &images)?;
-    print!("{}", eval_text(&plain, &split, &c.spec.classes));
+    print!("{}", plain.text(&split, &c.spec.classes));
     if let Some(t) = tta {
         let split = format!("{split}-tta");
         written.extend(t.write(&out, &split, &c.spec.classes, &images)?);
-        print!("{}", eval_text(&t, &split, &c.spec.classes));
+        print!("{}", t.text(&split, &c.spec.classes));
     }
     for p in written {
         println!("wrote {}", p.display());
     }
     Ok(())
-}
-
-/// The figures of an evaluation as a few lines of text, per class when there are at most 30.
-fn eval_text(e: &darkmagic::eval::Evaluation, split: &str, classes: &[String]) -> String {
-    let top5 = e.top5().map_or(String::new(), |t| format!(", top-5 {:.2}%", 100.0 * t));
-    let mut s = format!(
-        "{split}: {} images, top-1 {:.2}%{top5}, loss {:.4}\n",
-        e.images(),
-        100.0 * e.top1(),
-        e.loss()
-    );
-    if classes.len() <= 30 {
-        s.push_str(&format!(
-            "{:>6}  {:<24} {:>8} {:>9}\n",
-            "class", "name", "images", "top-1 %"
-        ));
-        for (c, (n, acc)) in e.per_class().into_iter().enumerate() {
-            let acc = acc.map_or("-".into(), |a| format!("{:.2}", 100.0 * a));
-            s.push_str(&format!("{c:>6}  {:<24} {n:>8} {acc:>9}\n", classes[c]));
-        }
-    }
-    s
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
@@ -340,28 +318,7 @@ fn schedule_cmd(recipe: &Recipe) -> Result<()> {
 }
 
 fn inspect_cmd(path: &Path) -> Result<()> {
-    let kind = data::detect(path)?;
-    let cfg = darkmagic::recipe::DataConfig {
-        dataset: kind,
-        path: Some(path.to_path_buf()),
-        ..Default::default()
-    };
-    let d = data::load(&cfg, darkmagic::recipe::Interpolation::Bilinear)?;
-    let t = &d.train;
-    println!("path:     {}", path.display());
-    println!("format:   {}", d.format);
-    println!("images:   {}x{} pixels, {} channel(s)", t.width, t.height, t.channels);
-    println!("classes:  {}", d.classes.len());
-    let test_counts = d.test.as_ref().map(|s| s.class_counts(d.classes.len()));
-    println!("train:    {} images", t.len());
-    if let Some(s) = &d.test {
-        println!("test:     {} images", s.len());
-    }
-    println!("{:>6}  {:<24} {:>8} {:>8}", "class", "name", "train", "test");
-    for (c, (name, n)) in d.classes.iter().zip(t.class_counts(d.classes.len())).enumerate() {
-        let test = test_counts.as_ref().map_or("-".to_string(), |v| v[c].to_string());
-        println!("{c:>6}  {name:<24} {n:>8} {test:>8}");
-    }
+    print!("{}", data::describe(path)?);
     Ok(())
 }
 

@@ -194,6 +194,33 @@ pub fn detect(path: &Path) -> Result<DatasetKind> {
     }
 }
 
+/// What `darkmagic data inspect` prints of the data set at `path`: its format, image size,
+/// classes and the images of each class in the training and test splits.
+pub fn describe(path: &Path) -> Result<String> {
+    let cfg = DataConfig {
+        dataset: detect(path)?,
+        path: Some(path.to_path_buf()),
+        ..Default::default()
+    };
+    let d = load(&cfg, Interpolation::Bilinear)?;
+    let t = &d.train;
+    let mut s = format!("path:     {}\n", path.display());
+    s += &format!("format:   {}\n", d.format);
+    s += &format!("images:   {}x{} pixels, {} channel(s)\n", t.width, t.height, t.channels);
+    s += &format!("classes:  {}\n", d.classes.len());
+    let test_counts = d.test.as_ref().map(|s| s.class_counts(d.classes.len()));
+    s += &format!("train:    {} images\n", t.len());
+    if let Some(test) = &d.test {
+        s += &format!("test:     {} images\n", test.len());
+    }
+    s += &format!("{:>6}  {:<24} {:>8} {:>8}\n", "class", "name", "train", "test");
+    for (c, (name, n)) in d.classes.iter().zip(t.class_counts(d.classes.len())).enumerate() {
+        let test = test_counts.as_ref().map_or("-".to_string(), |v| v[c].to_string());
+        s += &format!("{c:>6}  {name:<24} {n:>8} {test:>8}\n");
+    }
+    Ok(s)
+}
+
 /// Holds out `val_fraction` of each class of `train` for validation, drawn with `seed`. Fails
 /// when no training image is left.
 pub fn split(dataset: Dataset, val_fraction: f64, seed: u64) -> Result<Splits> {

@@ -171,6 +171,31 @@ impl Evaluation {
             .collect()
     }
 
+    /// The figures as a few lines of text for a terminal: images, top-1, top-5 and loss, then
+    /// per class when there are at most 30.
+    pub fn text(&self, split: &str, classes: &[String]) -> String {
+        let top5 = self
+            .top5()
+            .map_or(String::new(), |t| format!(", top-5 {:.2}%", 100.0 * t));
+        let mut s = format!(
+            "{split}: {} images, top-1 {:.2}%{top5}, loss {:.4}\n",
+            self.images(),
+            100.0 * self.top1(),
+            self.loss()
+        );
+        if classes.len() <= 30 {
+            s.push_str(&format!(
+                "{:>6}  {:<24} {:>8} {:>9}\n",
+                "class", "name", "images", "top-1 %"
+            ));
+            for (c, (n, acc)) in self.per_class().into_iter().enumerate() {
+                let acc = acc.map_or("-".into(), |a| format!("{:.2}", 100.0 * a));
+                s.push_str(&format!("{c:>6}  {:<24} {n:>8} {acc:>9}\n", classes[c]));
+            }
+        }
+        s
+    }
+
     /// Writes `<split>.json` (figures, per-class accuracy, confusion matrix), `<split>-classes.csv`,
     /// `<split>-confusion.csv` and `<split>-predictions.csv` into `out`, each atomically; `names`
     /// are the class names, `images` the images evaluated (their files name the rows when they

@@ -1,6 +1,6 @@
 use super::*;
-use crate::rundir::RunDir;
 use crate::checklist::tuning::{Candidate, tuning_warnings};
+use crate::rundir::RunDir;
 
 fn close(a: f64, b: f64, tol: f64) {
     assert!((a - b).abs() < tol, "{a} vs {b}");
