@@ -86,17 +86,7 @@ fn apply_policy(img: Vec<u8>, h: usize, w: usize, c: usize, cfg: &AugmentConfig,
         AugPolicy::AutoaugmentImagenet => policy::autoaugment(aa("imagenet"), img, h, w, c, cfg.fill, rng),
         AugPolicy::AutoaugmentCifar10 => policy::autoaugment(aa("cifar10"), img, h, w, c, cfg.fill, rng),
         AugPolicy::AutoaugmentSvhn => policy::autoaugment(aa("svhn"), img, h, w, c, cfg.fill, rng),
-        AugPolicy::Randaugment => policy::randaugment(
-            img,
-            h,
-            w,
-            c,
-            cfg.randaugment_n,
-            cfg.randaugment_m,
-            cfg.randaugment_mstd,
-            cfg.fill,
-            rng,
-        ),
+        AugPolicy::Randaugment => policy::randaugment(img, h, w, c, cfg, rng),
         AugPolicy::ColorJitter => policy::color_jitter(img, h, w, c, cfg.color_jitter, rng),
     }
 }

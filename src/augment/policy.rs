@@ -4,7 +4,7 @@
 //! noise as timm's `mstd`) and the "standard color augmentation" (brightness, contrast and
 //! saturation jitter in random order, as torchvision's `ColorJitter`).
 use super::ops::Op;
-use crate::recipe::RAND_BINS;
+use crate::recipe::{AugmentConfig, RAND_BINS};
 use crate::rng::Rng;
 
 /// One AutoAugment sub-policy: two ops, each `(op, probability, magnitude bin)`.
@@ -153,20 +153,11 @@ const RAND_OPS: [Option<Op>; 14] = [
     Some(Op::Equalize),
 ];
 
-/// RandAugment: `n` ops drawn uniformly with replacement, each at magnitude bin `m` of 31
-/// (plus Gaussian noise of std `mstd` bins, rounded and clipped, when `mstd` > 0).
-#[allow(clippy::too_many_arguments)]
-pub fn randaugment(
-    img: Vec<u8>,
-    h: usize,
-    w: usize,
-    c: usize,
-    n: usize,
-    m: usize,
-    mstd: f64,
-    fill: u8,
-    rng: &mut Rng,
-) -> Vec<u8> {
+/// RandAugment: `augment.randaugment_n` ops drawn uniformly with replacement, each at magnitude
+/// bin `randaugment_m` of 31 (plus Gaussian noise of std `randaugment_mstd` bins, rounded and
+/// clipped, when above 0), filling with `augment.fill`.
+pub fn randaugment(img: Vec<u8>, h: usize, w: usize, c: usize, cfg: &AugmentConfig, rng: &mut Rng) -> Vec<u8> {
+    let (n, m, mstd, fill) = (cfg.randaugment_n, cfg.randaugment_m, cfg.randaugment_mstd, cfg.fill);
     let mut img = img;
     for _ in 0..n {
         let Some(op) = RAND_OPS[rng.below(RAND_OPS.len())] else {

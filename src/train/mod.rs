@@ -90,21 +90,55 @@ struct Trainer<'a> {
     metrics: Vec<EpochMetrics>,
 }
 
+/// The recipe's training, validation and test splits; an error when no validation image is
+/// left, since the run's accuracy is measured on them.
+fn training_splits(recipe: &Recipe) -> Result<data::Splits> {
+    let splits = data::load_splits(recipe)?;
+    if splits.val.is_empty() {
+        return Err(Error::recipe(
+            "data.val_fraction",
+            format!(
+                "{} leaves no validation image ({} training images); the run's accuracy is measured on them",
+                recipe.data.val_fraction,
+                splits.train.len()
+            ),
+        ));
+    }
+    Ok(splits)
+}
+
+/// Loads `model.init` (pretrained weights) into `vs` and logs what it loaded and left.
+fn initialise(vs: &VarStore, init: &Path, dir: &RunDir) -> Result<()> {
+    let r = crate::model::import::load(vs, init)?;
+    dir.log(&format!(
+        "initialised {} tensors from {}; re-initialised {:?}; not in the file: {:?}",
+        r.loaded,
+        init.display(),
+        r.reinitialised,
+        r.missing
+    ));
+    Ok(())
+}
+
+/// The splits' sizes and image shape, for the log.
+fn describe(splits: &data::Splits, classes: usize) -> String {
+    let im = &splits.train;
+    format!(
+        "{classes} classes, train {} / val {} / test {} images of {}x{}x{}",
+        im.len(),
+        splits.val.len(),
+        splits.test.as_ref().map_or(0, Images::len),
+        im.channels,
+        im.height,
+        im.width
+    )
+}
+
 impl<'a> Trainer<'a> {
     fn new(recipe: &'a Recipe, dir: &'a RunDir, device: Device, resume: bool) -> Result<Self> {
         configure_cpu(recipe.train.threads);
         tch::manual_seed(recipe.seed as i64);
-        let splits = data::load_splits(recipe)?;
-        if splits.val.is_empty() {
-            return Err(Error::recipe(
-                "data.val_fraction",
-                format!(
-                    "{} leaves no validation image ({} training images); the run's accuracy is measured on them",
-                    recipe.data.val_fraction,
-                    splits.train.len()
-                ),
-            ));
-        }
+        let splits = training_splits(recipe)?;
         let im = &splits.train;
         let spec = ModelSpec::of(recipe, &splits)?;
         dir.write_spec(&spec)?;
@@ -128,14 +162,7 @@ impl<'a> Trainer<'a> {
         let ckpt = dir.file(rundir::CHECKPOINT);
         let resuming = resume && ckpt.exists();
         if let (Some(init), false) = (&recipe.model.init, resuming) {
-            let r = crate::model::import::load(&vs, init)?;
-            dir.log(&format!(
-                "initialised {} tensors from {}; re-initialised {:?}; not in the file: {:?}",
-                r.loaded,
-                init.display(),
-                r.reinitialised,
-                r.missing
-            ));
+            initialise(&vs, init, dir)?;
         }
         let t = &recipe.train;
         let mut ema = (t.ema_decay > 0.0).then(|| ema::Ema::new(&vs, t.ema_decay, t.ema_warmup));
@@ -151,14 +178,8 @@ impl<'a> Trainer<'a> {
         };
         let n_params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         dir.log(&format!(
-            "{} classes, train {} / val {} / test {} images of {}x{}x{}; {n_params} parameters; device {device:?}; channels-last {}; autocast {amp:?}",
-            classes,
-            im.len(),
-            splits.val.len(),
-            splits.test.as_ref().map_or(0, Images::len),
-            im.channels,
-            im.height,
-            im.width,
+            "{}; {n_params} parameters; device {device:?}; channels-last {}; autocast {amp:?}",
+            describe(&splits, classes),
             t.channels_last
         ));
         Ok(Trainer {
