@@ -338,8 +338,7 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
         AugmentCommand::Preview { recipe, output, count } => {
             let r = load_recipe(&recipe, None)?;
             let splits = data::load_splits(&r)?;
-            let (px, h, w, c) = preview::grid(&splits.train, &r.augment, r.seed, count)?;
-            preview::write_png(&output, px, h, w, c)?;
+            preview::write_png(&output, preview::grid(&splits.train, &r.augment, r.seed, count)?)?;
         }
     }
     Ok(())

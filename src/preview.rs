@@ -3,6 +3,7 @@
 use crate::augment::ops::{ALL, Op};
 use crate::data::Images;
 use crate::error::{Error, Result};
+use crate::image::Image;
 use crate::recipe::AugmentConfig;
 use crate::rng::Rng;
 use std::path::Path;
@@ -22,14 +23,14 @@ pub fn op_by_name(name: &str) -> Result<Op> {
 
 /// Reads an image file as u8 HWC (gray stays gray, anything else becomes RGB).
 /// Decoded as a data set's image file is, with the same checks and limits.
-pub fn read_image(path: &Path) -> Result<(Vec<u8>, usize, usize, usize)> {
+pub fn read_image(path: &Path) -> Result<Image> {
     let c = crate::data::folder::header_channels(&[path.to_path_buf()])?;
-    let (px, h, w) = crate::data::folder::decode(path, c)?;
-    Ok((px, h, w, c))
+    crate::data::folder::decode(path, c)
 }
 
-/// Writes u8 HWC pixels as a PNG.
-pub fn write_png(path: &Path, px: Vec<u8>, h: usize, w: usize, c: usize) -> Result<()> {
+/// Writes an image as a PNG.
+pub fn write_png(path: &Path, img: Image) -> Result<()> {
+    let Image { px, h, w, c } = img;
     let (w32, h32) = (w as u32, h as u32);
     let saved = if c == 1 {
         image::GrayImage::from_raw(w32, h32, px).map(|i| i.save(path))
@@ -46,16 +47,17 @@ pub fn apply_op_file(op: Op, bin: usize, negate: bool, fill: u8, input: &Path, o
     if bin > 9 {
         return Err(Error::flag("--bin", format!("got {bin}; expected 0..=9")));
     }
-    let (px, h, w, c) = read_image(input)?;
+    let Image { px, h, w, c } = read_image(input)?;
     let m = op.magnitude(bin, 10, h, w);
     let m = if negate && op.signed() { -m } else { m };
-    write_png(output, op.apply(&px, h, w, c, m, fill), h, w, c)
+    let px = op.apply(&px, h, w, c, m, fill);
+    write_png(output, Image { px, h, w, c })
 }
 
 /// A grid of `count` augmented training images (8 per row, each scaled up by an integer factor
 /// to at least 64 px), as a run with `seed` would see them: the images in order in epoch 1,
 /// then again in epoch 2 if `count` exceeds the number of images, and so on.
-pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> Result<(Vec<u8>, usize, usize, usize)> {
+pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> Result<Image> {
     let (h, w, c) = (images.height, images.width, images.channels);
     let scale = 64usize.div_ceil(h.min(w)).max(1);
     let (th, tw) = (h * scale, w * scale);
@@ -80,7 +82,12 @@ pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> Re
             }
         }
     }
-    Ok((out, gh, gw, c))
+    Ok(Image {
+        px: out,
+        h: gh,
+        w: gw,
+        c,
+    })
 }
 
 #[cfg(test)]
@@ -95,9 +102,10 @@ mod tests {
         assert!(e.contains("Blur") && e.contains("ShearX"), "{e}");
         let dir = crate::testutil::tempdir("preview");
         let (a, b) = (dir.join("a.png"), dir.join("b.png"));
-        write_png(&a, vec![0, 100, 200, 255], 2, 2, 1).unwrap();
+        let img = |px| Image { px, h: 2, w: 2, c: 1 };
+        write_png(&a, img(vec![0, 100, 200, 255])).unwrap();
         apply_op_file(Op::Invert, 0, false, 0, &a, &b).unwrap();
-        assert_eq!(read_image(&b).unwrap(), (vec![255, 155, 55, 0], 2, 2, 1));
+        assert_eq!(read_image(&b).unwrap(), img(vec![255, 155, 55, 0]));
         assert!(
             apply_op_file(Op::Invert, 10, false, 0, &a, &b)
                 .unwrap_err()
@@ -119,11 +127,11 @@ mod tests {
             policy: crate::recipe::AugPolicy::None,
             ..AugmentConfig::default()
         };
-        let (px, h, w, c) = grid(&images, &cfg, 0, 3).unwrap();
+        let Image { px, h, w, c } = grid(&images, &cfg, 0, 3).unwrap();
         assert_eq!((h, w, c), (66, 198, 1));
         assert_eq!(px.iter().filter(|&&v| v == 7).count(), 3 * 64 * 64);
         // More tiles than images: the images again, as the next epoch draws them.
-        let (px, h, w, _) = grid(&images, &cfg, 0, 5).unwrap();
+        let Image { px, h, w, .. } = grid(&images, &cfg, 0, 5).unwrap();
         assert_eq!((h, w), (66, 330));
         assert_eq!(px.iter().filter(|&&v| v == 7).count(), 5 * 64 * 64);
     }

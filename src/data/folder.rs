@@ -9,8 +9,8 @@
 use super::{Dataset, Images, Pixels};
 use crate::augment::ops::grayscale;
 use crate::error::{Error, Result};
-use crate::image::View;
 use crate::image::fit::center_fit;
+use crate::image::{Image, View};
 use crate::recipe::{Decode, Interpolation};
 use std::path::{Path, PathBuf};
 
@@ -66,13 +66,12 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
 }
 
 /// Decodes one image file to u8 HWC with `channels` channels (gray replicated to RGB, alpha
-/// dropped, as PIL's `convert("RGB")`; colour to gray as PIL's `convert("L")`). Returns the
-/// pixels, height and width.
+/// dropped, as PIL's `convert("RGB")`; colour to gray as PIL's `convert("L")`).
 ///
 /// JPEG files go through libjpeg-turbo, the decoder PIL uses, with its defaults (integer IDCT,
 /// smooth chroma upsampling), so the pixels are PIL's; other formats through the `image` crate.
 /// The size in the header is checked against `MAX_IMAGE_PIXELS` before any pixel is decoded.
-pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, usize, usize)> {
+pub fn decode(path: &Path, channels: usize) -> Result<Image> {
     let bytes = super::read_file(path)?;
     let bad = |e: &dyn std::fmt::Display| Error::data(path, format!("cannot decode image: {e}"));
     if bytes.starts_with(&[0xff, 0xd8]) {
@@ -97,11 +96,11 @@ pub fn decode(path: &Path, channels: usize) -> Result<(Vec<u8>, usize, usize)> {
         (1, true) => grayscale(&im.into_rgb8().into_raw(), 3),
         _ => im.into_rgb8().into_raw(),
     };
-    Ok((px, h, w))
+    Ok(Image { px, h, w, c: channels })
 }
 
 /// Decodes a JPEG into a buffer allocated here (an error, not an abort, when memory is short).
-fn decode_jpeg(path: &Path, bytes: &[u8], channels: usize) -> Result<(Vec<u8>, usize, usize)> {
+fn decode_jpeg(path: &Path, bytes: &[u8], channels: usize) -> Result<Image> {
     let bad = |e: turbojpeg::Error| Error::data(path, format!("cannot decode image: {e}"));
     let mut decompressor = turbojpeg::Decompressor::new().map_err(bad)?;
     let header = decompressor.read_header(bytes).map_err(bad)?;
@@ -129,7 +128,7 @@ fn decode_jpeg(path: &Path, bytes: &[u8], channels: usize) -> Result<(Vec<u8>, u
     if c != channels {
         px = grayscale(&px, 3);
     }
-    Ok((px, h, w))
+    Ok(Image { px, h, w, c: channels })
 }
 
 /// Refuses an image whose header claims no pixels or more than `MAX_IMAGE_PIXELS`.
@@ -175,7 +174,7 @@ fn decode_all(
     let mut size = image_size.map(|s| (s, s));
     let mut pixels = Vec::new();
     for path in paths {
-        let (px, h, w) = decode(path, channels)?;
+        let Image { px, h, w, .. } = decode(path, channels)?;
         let (height, width) = *size.get_or_insert((h, w));
         super::reserve(&mut pixels, height * width * channels, path)?;
         match image_size {
@@ -380,11 +379,12 @@ mod tests {
         let want: Vec<u8> = rgb.pixels().map(|p| grayscale(&p.0, 3)[0]).collect();
         assert_eq!(want[0], 88);
         rgb.save(dir.join("c.png")).unwrap();
-        assert_eq!(decode(&dir.join("c.png"), 1).unwrap(), (want, 2, 4));
+        let gray = |px: Vec<u8>, h, w| Image { px, h, w, c: 1 };
+        assert_eq!(decode(&dir.join("c.png"), 1).unwrap(), gray(want, 2, 4));
         // A colour JPEG: its RGB decoding, converted by the same formula.
         rgb.save(dir.join("c.jpg")).unwrap();
-        let (px, h, w) = decode(&dir.join("c.jpg"), 3).unwrap();
-        assert_eq!(decode(&dir.join("c.jpg"), 1).unwrap(), (grayscale(&px, 3), h, w));
+        let Image { px, h, w, .. } = decode(&dir.join("c.jpg"), 3).unwrap();
+        assert_eq!(decode(&dir.join("c.jpg"), 1).unwrap(), gray(grayscale(&px, 3), h, w));
         // Gray files stay as they are.
         GrayImage::from_pixel(2, 2, image::Luma([77]))
             .save(dir.join("g.jpg"))
@@ -392,7 +392,7 @@ mod tests {
         assert!(
             decode(&dir.join("g.jpg"), 1)
                 .unwrap()
-                .0
+                .px
                 .iter()
                 .all(|&v| v.abs_diff(77) <= 1)
         );

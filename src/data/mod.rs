@@ -60,8 +60,8 @@ impl Images {
                 Ok(f(View::new(&px[i * n..(i + 1) * n], h, w, c)))
             }
             Pixels::Files(paths) => {
-                let (px, h, w) = folder::decode(&paths[i], c)?;
-                Ok(f(View::new(&px, h, w, c)))
+                let img = folder::decode(&paths[i], c)?;
+                Ok(f(img.view()))
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Images as darkmagic computes on them: HWC u8 buffers ([`View`]) and rectangles of them
+//! Images as darkmagic computes on them: HWC u8 buffers (owned: [`Image`]; borrowed: [`View`]) and rectangles of them
 //! ([`Region`]), PIL's resampling (`resample`) and the evaluation fit (`fit`: the shorter side
 //! resized, then the centre crop). Below `data`, which decodes files into them, and `augment`,
 //! which draws random transforms of them.
@@ -39,5 +39,22 @@ impl<'a> View<'a> {
     /// The whole image as a region.
     pub fn whole(&self) -> Region {
         Region::whole(self.h, self.w)
+    }
+}
+
+/// An owned HWC u8 image: pixels, height, width, channels (what a decoder gives and a PNG
+/// writer takes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    pub px: Vec<u8>,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+impl Image {
+    /// The image to read from.
+    pub fn view(&self) -> View<'_> {
+        View::new(&self.px, self.h, self.w, self.c)
     }
 }
