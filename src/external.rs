@@ -147,6 +147,10 @@ pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunRes
     let (value, curve) = read_metric(&ext.metric, recipe, &dir.path, &output)?;
     let metrics = epochs(&curve, value, recipe.train.epochs, wall);
     dir.write_metrics(&metrics)?;
+    let events = crate::tensorboard::EventWriter::create(&dir.path)?;
+    for m in &metrics {
+        events.scalars(m.epoch as i64, &m.scalars())?;
+    }
     let mut r = RunResult::from_metrics(Status::Completed, &metrics, wall, "external".into(), 0);
     r.final_val_acc = Some(value);
     dir.log(&format!("completed: metric {value}"));

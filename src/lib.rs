@@ -26,6 +26,7 @@ pub mod rundir;
 pub mod runtime;
 pub mod schedule;
 pub mod stats;
+pub mod tensorboard;
 pub mod train;
 
 #[cfg(test)]

@@ -69,6 +69,27 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
+impl EpochMetrics {
+    /// The epoch's figures as TensorBoard scalars (tag, value): the ones the run recorded.
+    pub fn scalars(&self) -> Vec<(&'static str, f64)> {
+        let mut out = vec![
+            ("train/loss", self.train_loss),
+            ("train/accuracy", self.train_acc),
+            ("val/loss", self.val_loss),
+            ("val/accuracy", self.val_acc),
+            ("lr", self.lr),
+            ("images_per_sec", self.images_per_sec),
+        ];
+        let optional = [
+            ("val/top5", self.val_top5),
+            ("val/accuracy_ema", self.val_acc_ema),
+            ("val/accuracy_tta", self.val_acc_tta),
+        ];
+        out.extend(optional.into_iter().filter_map(|(tag, v)| v.map(|v| (tag, v))));
+        out
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

@@ -7,7 +7,7 @@ use std::path::Path;
 /// other.
 const LAYERS: &[&[&str]] = &[
     &["error", "rng", "stats", "loss"],
-    &["files"],
+    &["files", "tensorboard"],
     &["recipe"],
     &["image", "runtime", "schedule"],
     &["augment"],

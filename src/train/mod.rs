@@ -15,6 +15,7 @@ use crate::recipe::Recipe;
 use crate::rundir::{self, EpochMetrics, ModelSpec, RunDir, RunResult, Status};
 use crate::runtime::{amp, configure_cpu, resolve_device};
 use crate::schedule::LrSchedule;
+use crate::tensorboard::EventWriter;
 use checkpoint::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
@@ -88,6 +89,8 @@ struct Trainer<'a> {
     steps_per_epoch: usize,
     progress: Progress,
     metrics: Vec<EpochMetrics>,
+    /// TensorBoard's view of the epochs this process trains (an event file in the run dir).
+    events: EventWriter,
 }
 
 /// The recipe's training, validation and test splits; an error when no validation image is
@@ -203,6 +206,7 @@ impl<'a> Trainer<'a> {
             steps_per_epoch,
             progress,
             metrics,
+            events: EventWriter::create(&dir.path)?,
         })
     }
 
@@ -231,6 +235,7 @@ impl<'a> Trainer<'a> {
                 seconds: start.elapsed().as_secs_f64(),
             };
             self.dir.log(&serde_json::to_string(&m).expect("metrics serialize"));
+            self.events.scalars(m.epoch as i64, &m.scalars())?;
             self.metrics.push(m);
             self.last_val = std::iter::once(("val", val))
                 .chain(val_ema.map(|e| ("val-ema", e)))
