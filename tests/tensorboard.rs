@@ -25,7 +25,10 @@ print(json.dumps({t: [[e.step, e.value] for e in ea.Scalars(t)] for t in ea.Tags
 #[test]
 fn every_epoch_is_in_tensorboard_as_metrics_jsonl_has_it() {
     let dir = tempdir("tensorboard").join("run");
-    ok(train_one_epoch(&dir, &["--set", "train.epochs=2", "--set", "augment.tta_flip=true"]));
+    ok(train_one_epoch(
+        &dir,
+        &["--set", "train.epochs=2", "--set", "augment.tta_flip=true"],
+    ));
     let scalars = read_back(&dir);
     let metrics: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
