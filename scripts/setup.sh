@@ -35,10 +35,11 @@ RAY_VERSION=2.60.0
 TIMM_VERSION=1.0.31
 .venv/bin/python -c "import timm, sys; sys.exit(timm.__version__ != '$TIMM_VERSION')" 2>/dev/null ||
     .venv/bin/pip install --quiet "timm==$TIMM_VERSION"
-# TensorBoard, pinned: tests/tensorboard.rs reads darkmagic's event files with its EventAccumulator.
+# TensorBoard, pinned: tests/tensorboard.rs reads darkmagic's event files with its EventAccumulator
+# (its server, for scripts/tensorboard_screenshot.sh, imports pkg_resources, gone from setuptools 81).
 TENSORBOARD_VERSION=2.20.0
-.venv/bin/python -c "import tensorboard, sys; sys.exit(tensorboard.__version__ != '$TENSORBOARD_VERSION')" 2>/dev/null ||
-    .venv/bin/pip install --quiet "tensorboard==$TENSORBOARD_VERSION"
+.venv/bin/python -c "import tensorboard, pkg_resources, sys; sys.exit(tensorboard.__version__ != '$TENSORBOARD_VERSION')" 2>/dev/null ||
+    .venv/bin/pip install --quiet "tensorboard==$TENSORBOARD_VERSION" "setuptools<81"
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 ln -sfn "$site/torch" .venv/torch
 # Real RGB photographs (data/photos) for the resize golden test, previews and benchmarks.

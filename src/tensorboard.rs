@@ -33,13 +33,131 @@ struct Summary {
     value: Vec<SummaryValue>,
 }
 
-/// `tensorflow.Summary.Value` holding a `simple_value` (a scalar).
+/// `tensorflow.Summary.Value` holding a `simple_value` (a scalar), or only metadata (a plugin's
+/// data, as the HParams plugin writes it).
 #[derive(Clone, PartialEq, prost::Message)]
 struct SummaryValue {
     #[prost(string, tag = "1")]
     tag: String,
     #[prost(float, optional, tag = "2")]
     simple_value: Option<f32>,
+    #[prost(message, optional, tag = "9")]
+    metadata: Option<SummaryMetadata>,
+}
+
+/// `tensorflow.SummaryMetadata` with its `plugin_data`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SummaryMetadata {
+    #[prost(message, optional, tag = "1")]
+    plugin_data: Option<PluginData>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PluginData {
+    #[prost(string, tag = "1")]
+    plugin_name: String,
+    #[prost(bytes = "vec", tag = "2")]
+    content: Vec<u8>,
+}
+
+/// The HParams plugin's `HParamsPluginData` (tensorboard/plugins/hparams/plugin_data.proto),
+/// with an experiment or a session's start.
+#[derive(Clone, PartialEq, prost::Message)]
+struct HParamsPluginData {
+    #[prost(int32, tag = "1")]
+    version: i32,
+    #[prost(oneof = "HParamsData", tags = "2, 3")]
+    data: Option<HParamsData>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum HParamsData {
+    #[prost(message, tag = "2")]
+    Experiment(Experiment),
+    #[prost(message, tag = "3")]
+    SessionStartInfo(SessionStartInfo),
+}
+
+/// `hparams.Experiment`: the hyperparameters and metrics the HParams table shows.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Experiment {
+    #[prost(string, tag = "6")]
+    name: String,
+    #[prost(message, repeated, tag = "4")]
+    hparam_infos: Vec<HParamInfo>,
+    #[prost(message, repeated, tag = "5")]
+    metric_infos: Vec<MetricInfo>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct HParamInfo {
+    #[prost(string, tag = "1")]
+    name: String,
+    /// `hparams.DataType`: 1 string, 3 float64.
+    #[prost(int32, tag = "4")]
+    data_type: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct MetricInfo {
+    #[prost(message, optional, tag = "1")]
+    name: Option<MetricName>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct MetricName {
+    #[prost(string, tag = "2")]
+    tag: String,
+}
+
+/// `hparams.SessionStartInfo`: one run's hyperparameters.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SessionStartInfo {
+    #[prost(btree_map = "string, message", tag = "1")]
+    hparams: std::collections::BTreeMap<String, ProtoValue>,
+    #[prost(string, tag = "4")]
+    group_name: String,
+    #[prost(double, tag = "5")]
+    start_time_secs: f64,
+}
+
+/// `google.protobuf.Value`: a number or a string.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoValue {
+    #[prost(oneof = "Kind", tags = "2, 3")]
+    kind: Option<Kind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum Kind {
+    #[prost(double, tag = "2")]
+    Number(f64),
+    #[prost(string, tag = "3")]
+    Text(String),
+}
+
+/// A hyperparameter's value: a number or a string.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HParam {
+    Number(f64),
+    Text(String),
+}
+
+impl HParam {
+    fn proto(&self) -> ProtoValue {
+        let kind = match self {
+            HParam::Number(x) => Kind::Number(*x),
+            HParam::Text(s) => Kind::Text(s.clone()),
+        };
+        ProtoValue { kind: Some(kind) }
+    }
+}
+
+/// Seconds since the Unix epoch, as event files stamp them.
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// TensorFlow's masked CRC-32C of a record's length or data (`tensorflow/core/lib/hash/crc32c.h`:
@@ -70,9 +188,7 @@ impl EventWriter {
     /// (`events.out.tfevents.<seconds>.<host>.<pid>`), with its `file_version` event.
     pub fn create(dir: &Path) -> Result<EventWriter> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let now = now();
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
         let name = format!(
             "events.out.tfevents.{}.{}.{}",
@@ -92,20 +208,75 @@ impl EventWriter {
     /// Appends one event with a scalar for each `(tag, value)` at `step`, and flushes it to the
     /// file, so a running trial can be watched.
     pub fn scalars(&self, step: i64, values: &[(&str, f64)]) -> Result<()> {
-        let wall_time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let wall_time = now();
         let value = values
             .iter()
             .map(|(tag, v)| SummaryValue {
                 tag: tag.to_string(),
                 simple_value: Some(*v as f32),
+                metadata: None,
             })
             .collect();
         self.append(&Event {
             wall_time,
             step,
             what: Some(What::Summary(Summary { value })),
+        })
+    }
+
+    /// The HParams plugin's experiment: the hyperparameters `hparams` (name, an example value
+    /// for its type) and the scalar tags `metrics` that the HParams table and parallel
+    /// coordinates show for every run under this event file's folder.
+    pub fn hparams_experiment(&self, name: &str, hparams: &[(String, HParam)], metrics: &[&str]) -> Result<()> {
+        let experiment = Experiment {
+            name: name.into(),
+            hparam_infos: hparams
+                .iter()
+                .map(|(name, v)| HParamInfo {
+                    name: name.clone(),
+                    data_type: if matches!(v, HParam::Number(_)) { 3 } else { 1 },
+                })
+                .collect(),
+            metric_infos: metrics
+                .iter()
+                .map(|tag| MetricInfo {
+                    name: Some(MetricName { tag: tag.to_string() }),
+                })
+                .collect(),
+        };
+        self.hparams_summary("_hparams_/experiment", HParamsData::Experiment(experiment))
+    }
+
+    /// The HParams plugin's session start: this run's hyperparameters, in `group` (the runs of
+    /// one arm, whose seeds the table averages).
+    pub fn hparams_session(&self, hparams: &[(String, HParam)], group: &str) -> Result<()> {
+        let info = SessionStartInfo {
+            hparams: hparams.iter().map(|(k, v)| (k.clone(), v.proto())).collect(),
+            group_name: group.into(),
+            start_time_secs: now(),
+        };
+        self.hparams_summary("_hparams_/session_start_info", HParamsData::SessionStartInfo(info))
+    }
+
+    fn hparams_summary(&self, tag: &str, data: HParamsData) -> Result<()> {
+        let content = prost::Message::encode_to_vec(&HParamsPluginData {
+            version: 0,
+            data: Some(data),
+        });
+        let value = SummaryValue {
+            tag: tag.into(),
+            simple_value: None,
+            metadata: Some(SummaryMetadata {
+                plugin_data: Some(PluginData {
+                    plugin_name: "hparams".into(),
+                    content,
+                }),
+            }),
+        };
+        self.append(&Event {
+            wall_time: now(),
+            step: 0,
+            what: Some(What::Summary(Summary { value: vec![value] })),
         })
     }
 

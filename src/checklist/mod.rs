@@ -9,6 +9,7 @@
 //! - `checklist.lock`: held while a checklist runs here.
 pub mod analysis;
 pub mod design_record;
+pub mod hparams;
 pub mod lock;
 pub mod outcome;
 pub mod plan;
@@ -76,6 +77,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerpr
     };
     let json = serde_json::to_string_pretty(&trial).expect("trial serializes");
     crate::files::write_atomic(&dir.file("trial.json"), json.as_bytes())?;
+    hparams::write_session(&dir.path, &trial)?;
     Ok(Some(Job {
         dir: dir.path.clone(),
         label: match trial.tune {
@@ -309,6 +311,7 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Su
     let data = data::fingerprint::of(&baseline.data)?;
     check_existing(root, baseline, &variants, &data)?;
     crate::files::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
+    hparams::write_experiment(root, &variants)?;
     let summary = loop {
         let mut summary = analysis::analyze(root)?;
         if fix_design(root, baseline, &labels, &summary)? {
