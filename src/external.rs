@@ -338,10 +338,11 @@ fn for_each_line(stream: impl std::io::Read, mut f: impl FnMut(&str)) {
     }
 }
 
-/// A process that kills the trainer's group once this process lets go of it, whether by
-/// [`Guard::release`] or by dying (even by SIGKILL, which runs no code here): it waits for the
-/// end of a pipe only this process holds. Without it, a trainer behind a wrapper script outlives a
-/// killed checklist: the parent-death signal reaches the wrapper, not what the wrapper started.
+/// A process that kills the trainer's group when this process dies (even by SIGKILL, which
+/// runs no code here): it waits on a pipe only this process holds, and the end of the pipe
+/// without the word `done` ([`Guard::release`]) means this process is gone. Without it, a
+/// trainer behind a wrapper script outlives a killed checklist: the parent-death signal reaches
+/// the wrapper, not what the wrapper started.
 struct Guard {
     process: std::process::Child,
 }
@@ -350,7 +351,8 @@ struct Guard {
 /// Ctrl-C, which ends the checklist, does not end the guard before it has done its work.
 fn guard_group(pgid: u32) -> std::io::Result<Guard> {
     let mut cmd = Command::new("/bin/sh");
-    cmd.args(["-c", "read _ignored; kill -KILL -\"$1\" 2>/dev/null", "darkmagic-guard"])
+    let script = "read word; [ \"$word\" = done ] || kill -KILL -\"$1\" 2>/dev/null";
+    cmd.args(["-c", script, "darkmagic-guard"])
         .arg(pgid.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -360,9 +362,13 @@ fn guard_group(pgid: u32) -> std::io::Result<Guard> {
 }
 
 impl Guard {
-    /// Closes the pipe (the guard kills the group, already dead by now) and reaps the guard.
+    /// Tells the guard that the group has been dealt with (`kill_group`), so that it exits
+    /// without signalling a process group ID the system may have given to others since, and
+    /// reaps it.
     fn release(mut self) {
-        drop(self.process.stdin.take());
+        if let Some(mut pipe) = self.process.stdin.take() {
+            let _ = pipe.write_all(b"done\n");
+        }
         let _ = self.process.wait();
     }
 }
@@ -537,6 +543,7 @@ fn epochs(rows: &[Row], value: f64, epochs: usize, wall: f64) -> Vec<EpochMetric
             epoch: first + i,
             step: 0,
             lr: r.lr,
+            weight_decay: None,
             train_loss: r.train_loss,
             train_acc: 0.0,
             val_loss: r.val_loss,

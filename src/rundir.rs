@@ -51,6 +51,10 @@ pub struct EpochMetrics {
     pub step: usize,
     /// Learning rate of the epoch's last step.
     pub lr: f64,
+    /// Weight decay of the epoch's last step (the schedule's, `schedule.wd_policy`); None for an
+    /// external trainer and in records written before it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub weight_decay: Option<f64>,
     pub train_loss: f64,
     pub train_acc: f64,
     pub val_loss: f64,
@@ -81,6 +85,7 @@ impl EpochMetrics {
             ("images_per_sec", self.images_per_sec),
         ];
         let optional = [
+            ("weight_decay", self.weight_decay),
             ("val/top5", self.val_top5),
             ("val/accuracy_ema", self.val_acc_ema),
             ("val/accuracy_tta", self.val_acc_tta),
@@ -391,6 +396,7 @@ mod tests {
             epoch,
             step: epoch * 10,
             lr: 0.1,
+            weight_decay: None,
             train_loss: 1.0,
             train_acc: 0.5,
             val_loss: 1.0,

@@ -44,6 +44,7 @@ fn every_epoch_is_in_tensorboard_as_metrics_jsonl_has_it() {
         ("val/top5", "val_top5"),
         ("val/accuracy_tta", "val_acc_tta"),
         ("lr", "lr"),
+        ("weight_decay", "weight_decay"),
         ("images_per_sec", "images_per_sec"),
     ];
     for (tag, field) in fields {

@@ -224,6 +224,10 @@ impl<'a> Trainer<'a> {
                 epoch,
                 step: self.progress.step,
                 lr: self.sched.lr(self.progress.step.saturating_sub(1)),
+                weight_decay: Some(
+                    self.sched
+                        .weight_decay(self.progress.step.saturating_sub(1), self.recipe.optim.weight_decay),
+                ),
                 train_loss,
                 train_acc,
                 val_loss: val.loss(),
