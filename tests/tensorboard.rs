@@ -4,6 +4,18 @@ mod common;
 use common::{ok, tempdir, train_one_epoch};
 use std::collections::BTreeMap;
 
+/// What a Python `script` run with the project's `.venv` (where TensorBoard is) prints as JSON
+/// for the event files in `dir` (its `sys.argv[1]`).
+fn python_json<T: serde::de::DeserializeOwned>(script: &str, dir: &std::path::Path) -> T {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = std::process::Command::new(python)
+        .args(["-c", script, dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The scalars of the event files in `dir` as TensorBoard reads them: tag -> [(step, value)].
 fn read_back(dir: &std::path::Path) -> BTreeMap<String, Vec<(i64, f64)>> {
     let script = r#"
@@ -13,13 +25,7 @@ ea = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
 ea.Reload()
 print(json.dumps({t: [[e.step, e.value] for e in ea.Scalars(t)] for t in ea.Tags()["scalars"]}))
 "#;
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let out = std::process::Command::new(python)
-        .args(["-c", script, dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    python_json(script, dir)
 }
 
 #[test]
@@ -73,13 +79,7 @@ for tag, content in ea.PluginTagToContent("hparams").items():
     out[tag] = json_format.MessageToDict(plugin_data_pb2.HParamsPluginData.FromString(content))
 print(json.dumps(out))
 "#;
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let out = std::process::Command::new(python)
-        .args(["-c", script, dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    python_json(script, dir)
 }
 
 #[test]
