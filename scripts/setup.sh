@@ -7,6 +7,7 @@
 #   tests run a one-node Slurm on localhost),
 # - Ray in the virtualenv (the cluster tests run a Ray head on localhost),
 # - timm in the virtualenv (tests/external.rs runs timm's train.py as an external trainer),
+# - TensorBoard and MLflow in the virtualenv (tests/tensorboard.rs, tests/mlflow.rs),
 # - data/photos: scikit-image's sample photographs as an RGB image folder (scripts/photos.sh).
 # Rerunning it does nothing that is already done.
 set -euo pipefail
@@ -40,6 +41,11 @@ TIMM_VERSION=1.0.31
 TENSORBOARD_VERSION=2.20.0
 .venv/bin/python -c "import tensorboard, pkg_resources, sys; sys.exit(tensorboard.__version__ != '$TENSORBOARD_VERSION')" 2>/dev/null ||
     .venv/bin/pip install --quiet "tensorboard==$TENSORBOARD_VERSION" "setuptools<81"
+# MLflow, pinned: tests/mlflow.rs starts its tracking server (sqlite store) and reads the runs
+# back with its client.
+MLFLOW_VERSION=3.17.2
+.venv/bin/python -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION')" 2>/dev/null ||
+    .venv/bin/pip install --quiet "mlflow==$MLFLOW_VERSION"
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 ln -sfn "$site/torch" .venv/torch
 # Real RGB photographs (data/photos) for the resize golden test, previews and benchmarks.

@@ -34,6 +34,10 @@ pub enum Command {
     Report {
         /// The checklist directory.
         dir: PathBuf,
+        /// Also send the checklist (what the server lacks of it) to the MLflow tracking server
+        /// at URI.
+        #[arg(long, value_name = "URI")]
+        mlflow: Option<String>,
     },
     /// Print the schedules of a recipe as CSV (step, epoch, lr, weight_decay).
     Schedule(RecipeArgs),
@@ -206,6 +210,10 @@ pub struct ChecklistArgs {
     /// RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token, as Ray's own clients look for it).
     #[arg(long, value_name = "FILE")]
     pub ray_token_file: Option<PathBuf>,
+    /// Log the checklist to the MLflow tracking server at URI (http://host:port): one run per
+    /// trial, nested under a run for the checklist (sets checklist.mlflow).
+    #[arg(long, value_name = "URI")]
+    pub mlflow: Option<String>,
     /// Remove the directory's checklist.lock first, whoever holds it: for a lock left on a
     /// shared filesystem by a host where the checklist no longer runs.
     #[arg(long)]

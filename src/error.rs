@@ -28,6 +28,9 @@ pub enum Error {
     /// An external trainer (`[external]`) could not start, failed, timed out or left no metric.
     #[error("external trainer: {message}")]
     Trainer { message: String },
+    /// An MLflow tracking server could not be reached or refused a call.
+    #[error("mlflow: {uri}: {message}")]
+    Tracking { uri: String, message: String },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     /// A thread panicked: a bug in darkmagic or libtorch, caught so that the run records it.

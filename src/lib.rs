@@ -16,6 +16,7 @@ pub mod external;
 pub mod files;
 pub mod image;
 pub mod loss;
+pub mod mlflow;
 pub mod model;
 pub mod optim;
 pub mod preview;

@@ -7,6 +7,7 @@ use darkmagic::eval::classifier::Classifier;
 use darkmagic::eval::predict;
 use darkmagic::executor::Executor;
 use darkmagic::executor::local::Local;
+use darkmagic::mlflow::{self, Tracker};
 use darkmagic::recipe::Recipe;
 use darkmagic::schedule::LrSchedule;
 use darkmagic::{rundir, runtime, train};
@@ -59,7 +60,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Checklist(a) => checklist_cmd(a),
         Command::Eval(a) => eval_cmd(a),
         Command::Predict(a) => predict_cmd(a),
-        Command::Report { dir } => report_cmd(&dir),
+        Command::Report { dir, mlflow } => report_cmd(&dir, mlflow.as_deref()),
         Command::Schedule(a) => schedule_cmd(&load_recipe(&a, None)?),
         Command::Recipe(a) => {
             print!("{}", load_recipe(&a, None)?.to_toml());
@@ -181,6 +182,10 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     if let Some(p) = &a.plan {
         a.recipe.overrides.push(format!("checklist.plan={p}"));
     }
+    if let Some(uri) = &a.mlflow {
+        let text = toml::Value::String(uri.clone());
+        a.recipe.overrides.push(format!("checklist.mlflow={text}"));
+    }
     if let Some(dir) = &a.status {
         print!("{}", checklist::status_text(dir)?);
         return Ok(());
@@ -209,9 +214,19 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     if a.break_lock {
         checklist::lock::Lock::break_lock(&root)?;
     }
+    let tracker = baseline
+        .checklist
+        .mlflow
+        .as_deref()
+        .map(|uri| Tracker::start(uri, &root))
+        .transpose()?;
+    let watcher = tracker.map(|t| mlflow::Watcher::spawn(t, mlflow::SEND_EVERY));
     let summary =
         checklist::run(&baseline, &root, exec.as_mut()).with_context(|| format!("checklist in {}", a.out.display()))?;
     darkmagic::report::write(&root, &summary).with_context(|| format!("checklist in {}", a.out.display()))?;
+    if let Some(w) = watcher {
+        send_to_mlflow(w.stop(), &summary, &a.out);
+    }
     if a.detach {
         return Ok(());
     }
@@ -287,7 +302,28 @@ fn executor(a: &ChecklistArgs, local: Local, root: &Path) -> Result<Box<dyn Exec
     Ok(darkmagic::executor::build(&settings, local, root)?)
 }
 
-fn report_cmd(dir: &Path) -> Result<()> {
+/// Sends the rest of a finished checklist to MLflow; a server lost on the way is a warning that
+/// names what it lacks and how to send it later (the checklist itself succeeded).
+fn send_to_mlflow(mut tracker: Tracker, summary: &checklist::analysis::Summary, out: &Path) {
+    match tracker.sync(summary) {
+        Ok(()) => println!("mlflow: sent to {}", tracker.uri()),
+        Err(e) => {
+            let unsent = tracker.unsent();
+            let trials = if unsent.is_empty() {
+                String::new()
+            } else {
+                format!("{} trial(s) ({}), ", unsent.len(), unsent.join(", "))
+            };
+            eprintln!(
+                "warning: {e}\nnot sent to MLflow: {trials}the verdicts and the report; send them with `darkmagic report {} --mlflow {}`",
+                out.display(),
+                tracker.uri()
+            );
+        }
+    }
+}
+
+fn report_cmd(dir: &Path, mlflow: Option<&str>) -> Result<()> {
     let summary = checklist::analysis::analyze(dir)?;
     if summary.baseline.seeds.is_empty() {
         bail!(
@@ -297,6 +333,12 @@ fn report_cmd(dir: &Path) -> Result<()> {
     }
     darkmagic::report::write(dir, &summary)?;
     println!("{}", dir.join("report.html").display());
+    if let Some(uri) = mlflow {
+        // Not while a checklist runs here: it sends the same trials.
+        let _lock = checklist::lock::Lock::acquire(dir)?;
+        Tracker::start(uri, dir)?.sync(&summary)?;
+        println!("mlflow: sent to {uri}");
+    }
     Ok(())
 }
 

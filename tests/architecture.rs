@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["bench", "external", "preview"],
     &["train", "checklist"],
     &["report"],
+    &["mlflow"],
 ];
 
 fn layer(module: &str) -> Option<usize> {

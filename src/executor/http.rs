@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 client for JSON APIs on trusted endpoints (the Ray Jobs REST API): one
-//! request per connection, `Connection: close`, plain and chunked bodies. No TLS.
+//! A minimal HTTP/1.1 client for JSON APIs on trusted endpoints (the Ray Jobs REST API, MLflow's
+//! tracking API): one request per connection, `Connection: close`, plain and chunked bodies. No
+//! TLS.
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -8,7 +9,13 @@ use std::time::Duration;
 /// Sends `method url` with an optional JSON body and, when given, `Authorization: Bearer
 /// <token>`; returns the status code and the body. Errors never include the token.
 pub fn request(method: &str, url: &str, json: Option<&str>, bearer: Option<&str>) -> Result<(u16, String)> {
-    request_within(method, url, json, bearer, DEADLINE)
+    let body = json.unwrap_or("").as_bytes();
+    request_within(method, url, (body, "application/json"), bearer, DEADLINE)
+}
+
+/// Sends `body` of type `content_type` (an upload), otherwise as [`request`].
+pub fn send(method: &str, url: &str, body: &[u8], content_type: &str, bearer: Option<&str>) -> Result<(u16, String)> {
+    request_within(method, url, (body, content_type), bearer, DEADLINE)
 }
 
 /// How long one request may take in all: a server that sends a byte now and then never trips
@@ -18,11 +25,11 @@ pub const DEADLINE: Duration = Duration::from_secs(120);
 /// The largest answer read.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-/// [`request`] with its own deadline for the whole exchange.
+/// [`send`] with its own deadline for the whole exchange; `body` is (bytes, content type).
 fn request_within(
     method: &str,
     url: &str,
-    json: Option<&str>,
+    (body, content_type): (&[u8], &str),
     bearer: Option<&str>,
     deadline: Duration,
 ) -> Result<(u16, String)> {
@@ -42,15 +49,14 @@ fn request_within(
     stream
         .set_read_timeout(Some(deadline.min(Duration::from_secs(60))))
         .map_err(|e| bad(e.to_string()))?;
-    let body = json.unwrap_or("");
     let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream
         .write_all(head.as_bytes())
-        .and_then(|_| stream.write_all(body.as_bytes()))
+        .and_then(|_| stream.write_all(body))
         .map_err(|e| bad(e.to_string()))?;
     let mut raw = Vec::new();
     let mut chunk = [0u8; 1 << 16];
@@ -158,7 +164,7 @@ mod tests {
         let e = request_within(
             "GET",
             &format!("http://{addr}/api/jobs/"),
-            None,
+            (b"", "application/json"),
             None,
             Duration::from_secs(1),
         )

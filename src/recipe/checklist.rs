@@ -61,6 +61,10 @@ pub struct ChecklistConfig {
     pub teacher: Option<PathBuf>,
     /// Nuisance hyperparameters tuned for each arm before its seeds run.
     pub tune: TuneConfig,
+    /// An MLflow tracking server (`http://host:port`) to log the checklist to: one run per
+    /// trial, nested under a run for the checklist (`--mlflow`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mlflow: Option<String>,
 }
 
 /// Nuisance hyperparameters tuned per arm (the Deep Learning Tuning Playbook): each arm
@@ -110,6 +114,7 @@ impl Default for ChecklistConfig {
             pretrained: None,
             teacher: None,
             tune: TuneConfig::default(),
+            mlflow: None,
         }
     }
 }
@@ -147,6 +152,16 @@ impl ChecklistConfig {
                 m > 0.0 && m < 100.0,
                 "in (0, 100) percentage points",
             )?;
+        }
+        if let Some(uri) = &c.mlflow
+            && !uri.starts_with("http://")
+        {
+            return Err(Error::recipe(
+                "checklist.mlflow",
+                format!(
+                    "got \"{uri}\"; expected an http:// address of an MLflow tracking server, e.g. http://127.0.0.1:5000"
+                ),
+            ));
         }
         let t = &c.tune;
         check_count("checklist.tune.seeds", t.seeds, MAX_SEEDS)?;

@@ -1,0 +1,317 @@
+//! The checklist in MLflow: one experiment per checklist directory, a parent run for the
+//! checklist, and one nested run per trial with the arm's overrides as params, every epoch's
+//! figures as metrics at their step (the TensorBoard scalars' names), and its status; at the end
+//! each trial's run gets its arm's verdict, interval and seeds as tags, and the parent run the
+//! report and summaries as artifacts.
+//!
+//! The run dirs stay the truth: what was sent is recorded in `mlflow.json` in the checklist
+//! directory (which server, which run each trial is, how many epochs went), so a lost server
+//! costs nothing. The [`Watcher`] sends new epochs while the checklist runs; a later
+//! [`Tracker::sync`] (at the end, or `darkmagic report DIR --mlflow URI`) sends the rest.
+pub mod client;
+
+use crate::checklist::analysis::{self, ArmSummary, Summary};
+use crate::checklist::plan::{Arm, Trial};
+use crate::error::{Error, Result};
+use crate::rundir::{RunDir, Status};
+use client::{Client, Metric};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What was sent, in the checklist directory.
+pub const STATE: &str = "mlflow.json";
+
+/// How often the [`Watcher`] sends new epochs while a checklist runs.
+pub const SEND_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The files of a checklist sent as the parent run's artifacts (those that exist).
+const ARTIFACTS: [&str; 4] = ["report.html", "summary.md", "summary.csv", "summary.json"];
+
+/// `mlflow.json`: the server, the experiment, the parent run, and each trial's run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct State {
+    uri: String,
+    experiment: String,
+    parent: String,
+    parent_artifacts: String,
+    /// Trial dir (relative to the checklist root) -> its run.
+    runs: BTreeMap<PathBuf, TrialRun>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct TrialRun {
+    id: String,
+    /// Epochs of metrics.jsonl sent so far.
+    epochs: usize,
+    /// The final result was sent and the run ended.
+    ended: bool,
+}
+
+/// A checklist directory tied to a tracking server.
+pub struct Tracker {
+    client: Client,
+    root: PathBuf,
+    state: State,
+}
+
+impl Tracker {
+    /// Connects to the server at `uri` for the checklist in `root`: finds or creates the
+    /// experiment and the parent run (reusing those of `mlflow.json` when it names the same
+    /// server and they still exist). An unreachable or refusing server is an error naming it.
+    pub fn start(uri: &str, root: &Path) -> Result<Tracker> {
+        let client = Client::new(uri)?;
+        let mut state = read_state(root)?.filter(|s| s.uri == client.base).unwrap_or_default();
+        let name = format!("darkmagic {}", root.display());
+        let experiment = client.experiment(&name)?;
+        if state.experiment != experiment || !client.has_run(&state.parent)? {
+            let tags = [("darkmagic.checklist".to_string(), root.display().to_string())];
+            let parent = client.create_run(&experiment, "checklist", None, &tags)?;
+            state = State {
+                uri: client.base.clone(),
+                experiment,
+                parent: parent.id,
+                parent_artifacts: parent.artifact_uri,
+                runs: BTreeMap::new(),
+            };
+        }
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let tracker = Tracker {
+            client,
+            root: root.to_path_buf(),
+            state,
+        };
+        tracker.save()?;
+        Ok(tracker)
+    }
+
+    /// The server's address.
+    pub fn uri(&self) -> &str {
+        &self.client.base
+    }
+
+    /// Sends what the run dirs hold and the server lacks: a run for every trial that started,
+    /// its new epochs, and the final result of the finished ones. Stops at the first failure
+    /// (what was sent stays recorded).
+    pub fn send_trials(&mut self) -> Result<()> {
+        for trial in analysis::read_trials(&self.root)? {
+            self.send_trial(&trial)?;
+        }
+        Ok(())
+    }
+
+    fn send_trial(&mut self, trial: &Trial) -> Result<()> {
+        let dir = RunDir::open(&self.root.join(&trial.dir));
+        let metrics = dir.read_metrics()?;
+        let result = dir.read_result()?;
+        if metrics.is_empty() && result.is_none() {
+            return Ok(());
+        }
+        let mut run = match self.state.runs.get(&trial.dir) {
+            Some(r) if r.ended => return Ok(()),
+            Some(r) => r.clone(),
+            None => self.create_trial_run(trial)?,
+        };
+        let now = client::now_ms();
+        let new: Vec<Metric> = metrics
+            .iter()
+            .skip(run.epochs)
+            .flat_map(|m| {
+                m.scalars().into_iter().map(move |(key, value)| Metric {
+                    key: key.to_string(),
+                    value,
+                    step: m.epoch,
+                    timestamp_ms: now,
+                })
+            })
+            .collect();
+        self.client.log_batch(&run.id, &new, &[], &[])?;
+        run.epochs = metrics.len();
+        if let Some(result) = result {
+            let finals = [
+                ("final/val_accuracy", result.final_val_acc),
+                ("final/val_accuracy_ema", result.final_val_acc_ema),
+                ("final/val_accuracy_tta", result.final_val_acc_tta),
+                ("final/test_accuracy", result.test_acc),
+            ];
+            let finals: Vec<Metric> = finals
+                .into_iter()
+                .filter_map(|(key, v)| v.map(|value| (key, value)))
+                .map(|(key, value)| Metric {
+                    key: key.to_string(),
+                    value,
+                    step: result.epochs,
+                    timestamp_ms: now,
+                })
+                .collect();
+            let status = format!("{:?}", result.status).to_lowercase();
+            self.client
+                .log_batch(&run.id, &finals, &[], &[("darkmagic.status".into(), status)])?;
+            let ended = match result.status {
+                Status::Completed | Status::Stopped => "FINISHED",
+                Status::Diverged | Status::Failed => "FAILED",
+            };
+            self.client.end_run(&run.id, ended)?;
+            run.ended = true;
+        }
+        self.state.runs.insert(trial.dir.clone(), run);
+        self.save()
+    }
+
+    /// A nested run for `trial`, named like its progress line, with its arm's overrides (and
+    /// tuned values) as params.
+    fn create_trial_run(&self, trial: &Trial) -> Result<TrialRun> {
+        let label = trial.arm.label();
+        let name = match trial.tune {
+            Some(c) => format!("{label} tune {c} seed {}", trial.seed_index),
+            None => format!("{label} seed {}", trial.seed_index),
+        };
+        let (factor, variant) = match &trial.arm {
+            Arm::Baseline => ("baseline".to_string(), "baseline".to_string()),
+            Arm::Variant(v) => (v.factor.clone(), v.name.clone()),
+            Arm::Combined { .. } => ("combined".to_string(), label.clone()),
+        };
+        let tags = [
+            ("darkmagic.arm".to_string(), label),
+            ("darkmagic.factor".to_string(), factor),
+            ("darkmagic.variant".to_string(), variant),
+            ("darkmagic.trial_dir".to_string(), trial.dir.display().to_string()),
+        ];
+        let run = self
+            .client
+            .create_run(&self.state.experiment, &name, Some(&self.state.parent), &tags)?;
+        let mut params = vec![("seed".to_string(), trial.seed.to_string())];
+        let overrides = trial.arm.overrides().into_iter().chain(trial.tuned.clone());
+        params.extend(overrides.map(|(k, v)| (k, param_text(&v))));
+        self.client.log_batch(&run.id, &[], &params, &[])?;
+        Ok(TrialRun {
+            id: run.id,
+            epochs: 0,
+            ended: false,
+        })
+    }
+
+    /// Sends everything: the trials, then each arm's verdict, interval and seeds as tags of its
+    /// trials' runs, the report and summaries (written before) as the parent run's artifacts,
+    /// and ends the parent run.
+    pub fn sync(&mut self, summary: &Summary) -> Result<()> {
+        self.send_trials()?;
+        let trials = analysis::read_trials(&self.root)?;
+        let arms = std::iter::once(&summary.baseline)
+            .chain(&summary.trials)
+            .chain(&summary.combined);
+        for arm in arms {
+            let tags = verdict_tags(arm, &summary.metric);
+            let runs = trials
+                .iter()
+                .filter(|t| t.tune.is_none() && t.arm.label() == arm.label)
+                .filter_map(|t| self.state.runs.get(&t.dir));
+            for run in runs {
+                self.client.log_batch(&run.id, &[], &[], &tags)?;
+            }
+        }
+        for name in ARTIFACTS {
+            let path = self.root.join(name);
+            if path.exists() {
+                let bytes = crate::files::read_regular(&path, 64 << 20)?;
+                self.client.upload(&self.state.parent_artifacts, name, &bytes)?;
+            }
+        }
+        self.client.end_run(&self.state.parent, "FINISHED")
+    }
+
+    /// Trials whose records the server does not have in full, by label, for a warning.
+    pub fn unsent(&self) -> Vec<String> {
+        let trials = analysis::read_trials(&self.root).unwrap_or_default();
+        trials
+            .iter()
+            .filter(|t| !self.state.runs.get(&t.dir).is_some_and(|r| r.ended))
+            .filter(|t| {
+                RunDir::open(&self.root.join(&t.dir))
+                    .read_result()
+                    .is_ok_and(|r| r.is_some())
+            })
+            .map(|t| format!("{} seed {}", t.arm.label(), t.seed_index))
+            .collect()
+    }
+
+    fn save(&self) -> Result<()> {
+        let json = serde_json::to_string_pretty(&self.state).expect("state serializes");
+        crate::files::write_atomic(&self.root.join(STATE), json.as_bytes())
+    }
+}
+
+/// The tags of an arm's verdict: the verdict, the mean difference and the interval that decided
+/// it (percentage points of `metric`), and the seeds it used.
+fn verdict_tags(arm: &ArmSummary, metric: &str) -> Vec<(String, String)> {
+    let mut tags = vec![
+        ("darkmagic.verdict".to_string(), crate::report::verdict_label(arm)),
+        ("darkmagic.seeds".to_string(), arm.seeds.len().to_string()),
+        ("darkmagic.metric".to_string(), metric.to_string()),
+    ];
+    if let Some(d) = arm.diff {
+        tags.push(("darkmagic.diff_pp".to_string(), format!("{d:+.3}")));
+    }
+    if let Some((lo, hi)) = arm.ci {
+        let level = arm.ci_level.map_or(String::new(), |l| format!(" ({:.1}%)", l * 100.0));
+        tags.push((
+            "darkmagic.interval_pp".to_string(),
+            format!("[{lo:+.3}, {hi:+.3}]{level}"),
+        ));
+    }
+    tags
+}
+
+/// A recipe value as an MLflow param: strings as themselves, anything else as TOML.
+fn param_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn read_state(root: &Path) -> Result<Option<State>> {
+    let path = root.join(STATE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = crate::files::read_regular(&path, 16 << 20)?;
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::RunDir {
+        path,
+        message: format!("{e}; delete it to send the checklist to MLflow afresh"),
+    })
+}
+
+/// Sends new epochs every `every` while the checklist runs, on a thread of its own. A failed
+/// send is a warning (once per outage), and the checklist goes on.
+pub struct Watcher {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Tracker>,
+}
+
+impl Watcher {
+    pub fn spawn(mut tracker: Tracker, every: std::time::Duration) -> Watcher {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut failing = false;
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                match tracker.send_trials() {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        eprintln!("warning: {e}; the checklist goes on, and what was not sent is sent later");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            tracker
+        });
+        Watcher { stop, thread }
+    }
+
+    /// Stops watching and gives the tracker back.
+    pub fn stop(self) -> Tracker {
+        let _ = self.stop.send(());
+        self.thread.join().expect("the MLflow watcher does not panic")
+    }
+}
