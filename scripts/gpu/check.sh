@@ -4,10 +4,11 @@
 # libturbojpeg in gpu/lib) on CUDA, beside the PyTorch references, in one run:
 # 1. training steps, ResNet-20 on 3x32x32, batch 128 and 512: darkmagic against PyTorch eager
 #    with the same settings (fp32 NCHW; fp32 channels-last; bf16 autocast + channels-last),
-#    3 alternating rounds each, medians and ratios;
+#    CHECK_ROUNDS alternating rounds each (default 3), medians and ratios;
 # 2. packing: 3 training runs (ResNet-20, random CIFAR-format data, 3 epochs) one after another,
 #    then 3 at once on the same GPU: trials per hour of each.
 # Usage (on the device): bash scripts/gpu/check.sh gpu/darkmagic
+# CHECK_PARTS: "steps packing" (default) or one of them.
 # Smoke test on a CPU machine: CHECK_DEVICE=cpu CHECK_STEPS=2 CHECK_WARMUP=1 CHECK_IMAGES=300 bash scripts/gpu/check.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,17 +17,19 @@ device=${CHECK_DEVICE:-cuda}
 steps=${CHECK_STEPS:-200}
 warmup=${CHECK_WARMUP:-30}
 images=${CHECK_IMAGES:-10000}
+rounds=${CHECK_ROUNDS:-3}
+parts=${CHECK_PARTS:-steps packing}
 source scripts/gpu/env.sh
 ips() { sed -E 's/.*: ([0-9.]+) images\/s/\1/'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "== 1. training steps (images/s; ratio darkmagic/pytorch)"
-for batch in 128 512; do
+[[ " $parts " == *" steps "* ]] && echo "== 1. training steps (images/s; ratio darkmagic/pytorch)"
+[[ " $parts " == *" steps "* ]] && for batch in 128 512; do
     for mode in "fp32-nchw::off" "fp32-channels-last:--channels-last:off" "bf16-channels-last:--channels-last:bf16"; do
         IFS=: read -r name cl amp <<< "$mode"
         args=(--device "$device" --batch "$batch" --image 3x32x32 --steps "$steps" --warmup "$warmup" --amp "$amp" $cl)
         d=(); p=()
-        for round in 1 2 3; do
+        for _ in $(seq "$rounds"); do
             d+=("$("$bin" bench train --model resnet20 "${args[@]}" | ips)")
             p+=("$("$python" bench/train_step.py --model resnet20 "${args[@]}" 2>/dev/null | ips)")
         done
@@ -35,6 +38,7 @@ for batch in 128 512; do
     done
 done
 
+[[ " $parts " == *" packing "* ]] || exit 0
 echo "== 2. packing trials on one GPU"
 data=$(mktemp -d)
 "$python" - "$data" "$images" <<'PY'
@@ -61,11 +65,11 @@ trial() {
 }
 start=$(date +%s.%N)
 for i in 1 2 3; do trial "seq-$i" "$(nproc)"; done
-seq_s=$(echo "$(date +%s.%N) - $start" | bc -l)
+seq_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
 start=$(date +%s.%N)
 for i in 1 2 3; do trial "packed-$i" $(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 )) & done
 wait
-packed_s=$(echo "$(date +%s.%N) - $start" | bc -l)
+packed_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
 awk -v s="$seq_s" -v p="$packed_s" 'BEGIN {
     printf "3 trials one at a time: %.1f s (%.0f trials/hour); 3 at once: %.1f s (%.0f trials/hour); gain %.2fx\n",
         s, 3 * 3600 / s, p, 3 * 3600 / p, s / p }'
