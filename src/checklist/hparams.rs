@@ -2,7 +2,7 @@
 //! override the plan sets, and the validation metrics) in an event file at the checklist's root,
 //! and each trial's values in its run dir, grouped by arm so the table averages an arm's seeds.
 //! `tensorboard --logdir <checklist>` then shows the HParams table and parallel coordinates.
-use super::plan::{Arm, Trial, Variant};
+use super::plan::{Trial, Variant};
 use crate::error::Result;
 use crate::tensorboard::{EventWriter, HParam};
 use std::path::Path;
@@ -27,14 +27,7 @@ pub fn write_experiment(root: &Path, variants: &[Variant]) -> Result<()> {
 
 /// Writes `trial`'s hyperparameters into its run dir `dir`.
 pub fn write_session(dir: &Path, trial: &Trial) -> Result<()> {
-    let (factor, variant) = match &trial.arm {
-        Arm::Baseline => ("baseline".to_string(), "baseline".to_string()),
-        Arm::Variant(v) => (v.factor.clone(), v.name.clone()),
-        Arm::Combined { variants } => {
-            let parts: Vec<String> = variants.iter().map(Variant::label).collect();
-            ("combined".to_string(), parts.join(", "))
-        }
-    };
+    let (factor, variant) = trial.arm.factor_variant();
     let mut hparams = vec![
         ("factor".to_string(), HParam::Text(factor)),
         ("variant".to_string(), HParam::Text(variant)),

@@ -80,10 +80,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerpr
     hparams::write_session(&dir.path, &trial)?;
     Ok(Some(Job {
         dir: dir.path.clone(),
-        label: match trial.tune {
-            Some(c) => format!("{} tune {c} seed {}", trial.arm.label(), trial.seed_index),
-            None => format!("{} seed {}", trial.arm.label(), trial.seed_index),
-        },
+        label: trial.name(),
         epochs: recipe.train.epochs,
     }))
 }

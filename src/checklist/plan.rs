@@ -54,6 +54,19 @@ impl Arm {
         }
     }
 
+    /// The arm's factor and variant, as the HParams table and MLflow show them: `baseline`
+    /// twice for the baseline, `combined` and the variants it takes for the combined recipe.
+    pub fn factor_variant(&self) -> (String, String) {
+        match self {
+            Arm::Baseline => ("baseline".into(), "baseline".into()),
+            Arm::Variant(v) => (v.factor.clone(), v.name.clone()),
+            Arm::Combined { variants } => {
+                let parts: Vec<String> = variants.iter().map(Variant::label).collect();
+                ("combined".into(), parts.join(", "))
+            }
+        }
+    }
+
     /// All overrides of the arm, merged in order.
     pub fn overrides(&self) -> toml::Table {
         match self {
@@ -118,6 +131,14 @@ impl Trial {
             tuned: values,
             tune: Some(candidate),
             data: None,
+        }
+    }
+
+    /// The trial's name in progress lines and MLflow: `mixup=on seed 1`, `baseline tune 2 seed 0`.
+    pub fn name(&self) -> String {
+        match self.tune {
+            Some(c) => format!("{} tune {c} seed {}", self.arm.label(), self.seed_index),
+            None => format!("{} seed {}", self.arm.label(), self.seed_index),
         }
     }
 

@@ -11,7 +11,7 @@
 pub mod client;
 
 use crate::checklist::analysis::{self, ArmSummary, Summary};
-use crate::checklist::plan::{Arm, Trial};
+use crate::checklist::plan::Trial;
 use crate::error::{Error, Result};
 use crate::rundir::{RunDir, Status};
 use client::{Client, Metric};
@@ -161,25 +161,16 @@ impl Tracker {
     /// A nested run for `trial`, named like its progress line, with its arm's overrides (and
     /// tuned values) as params.
     fn create_trial_run(&self, trial: &Trial) -> Result<TrialRun> {
-        let label = trial.arm.label();
-        let name = match trial.tune {
-            Some(c) => format!("{label} tune {c} seed {}", trial.seed_index),
-            None => format!("{label} seed {}", trial.seed_index),
-        };
-        let (factor, variant) = match &trial.arm {
-            Arm::Baseline => ("baseline".to_string(), "baseline".to_string()),
-            Arm::Variant(v) => (v.factor.clone(), v.name.clone()),
-            Arm::Combined { .. } => ("combined".to_string(), label.clone()),
-        };
+        let (factor, variant) = trial.arm.factor_variant();
         let tags = [
-            ("darkmagic.arm".to_string(), label),
+            ("darkmagic.arm".to_string(), trial.arm.label()),
             ("darkmagic.factor".to_string(), factor),
             ("darkmagic.variant".to_string(), variant),
             ("darkmagic.trial_dir".to_string(), trial.dir.display().to_string()),
         ];
         let run = self
             .client
-            .create_run(&self.state.experiment, &name, Some(&self.state.parent), &tags)?;
+            .create_run(&self.state.experiment, &trial.name(), Some(&self.state.parent), &tags)?;
         let mut params = vec![("seed".to_string(), trial.seed.to_string())];
         let overrides = trial.arm.overrides().into_iter().chain(trial.tuned.clone());
         params.extend(overrides.map(|(k, v)| (k, param_text(&v))));
@@ -231,7 +222,7 @@ impl Tracker {
                     .read_result()
                     .is_ok_and(|r| r.is_some())
             })
-            .map(|t| format!("{} seed {}", t.arm.label(), t.seed_index))
+            .map(Trial::name)
             .collect()
     }
 
