@@ -116,11 +116,13 @@ impl Group {
             .collect()
     }
 
+    /// Runs span the padding between their members ([`ALIGN`]): it holds zeros in values,
+    /// gradients and state, which every update rule leaves at zero.
     fn trainable_runs(&self) -> Vec<(i64, i64)> {
         let mut runs: Vec<(i64, i64)> = Vec::new();
         for m in self.members.iter().filter(|m| !m.frozen) {
             match runs.last_mut() {
-                Some((start, len)) if *start + *len == m.offset => *len += m.numel,
+                Some((start, len)) if aligned(*start + *len) == m.offset => *len = m.offset + m.numel - *start,
                 _ => runs.push((m.offset, m.numel)),
             }
         }
@@ -137,6 +139,18 @@ pub struct Optimizer {
     groups: Vec<Group>,
     /// Steps taken so far (Adam's bias-correction counter).
     steps: i64,
+}
+
+/// Each parameter starts at a multiple of this many elements of its group's flat buffers (256
+/// bytes of float32), as PyTorch's CUDA allocator starts every tensor at a multiple of 512
+/// bytes: CUDA kernels load 16-byte vectors, and a parameter packed right after one of 10
+/// elements (a classifier's bias) failed in fp32 channels-last batch norm on an H200 with
+/// "misaligned address".
+const ALIGN: i64 = 64;
+
+/// `n` rounded up to a multiple of [`ALIGN`].
+fn aligned(n: i64) -> i64 {
+    (n + ALIGN - 1) / ALIGN * ALIGN
 }
 
 /// Elements a dense tensor of this size and stride spans (numel when contiguous or
@@ -320,7 +334,7 @@ impl Group {
                     stride,
                     frozen: false,
                 };
-                offset += numel;
+                offset = aligned(offset + numel);
                 m
             })
             .collect();

@@ -235,6 +235,15 @@ fn fused_step_equals_the_per_tensor_update() {
             params[0].stride() == channels_last(&init[0]).stride(),
             "memory order kept"
         );
+        // Every parameter starts at a multiple of ALIGN elements of its group's buffer, though
+        // the sizes (216, 160, 16, 16, 5) would pack some at odd offsets.
+        for g in &opt.groups {
+            for m in &g.members {
+                let i: usize = m.name[1..].parse().unwrap();
+                let bytes = params[i].data_ptr() as usize - g.values.data_ptr() as usize;
+                assert_eq!((m.offset % ALIGN, bytes), (0, m.offset as usize * 4), "{}", m.name);
+            }
+        }
         let coef: Vec<Tensor> = shapes.iter().map(|s| make(s)).collect();
         let mut want: Vec<Tensor> = init.iter().map(Tensor::copy).collect();
         let first = |t: &Tensor| {
