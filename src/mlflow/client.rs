@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::executor::http;
 use serde_json::{Value, json};
 
-/// MLflow's per-request limits of `runs/log-batch`: 1000 entries in all, 100 params, 100 tags.
+/// MLflow's per-request limits of `runs/log-batch`: 1000 entries in all, 100 params, 100 tags
+/// (`BATCH_PARAMS` serves both).
 const BATCH_ENTRIES: usize = 1000;
 const BATCH_PARAMS: usize = 100;
 
@@ -104,19 +105,11 @@ impl Client {
         let pairs = |list: &[(String, String)]| -> Vec<Value> {
             list.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect()
         };
-        for chunk in params.chunks(BATCH_PARAMS) {
-            self.call(
-                "POST",
-                "runs/log-batch",
-                Some(json!({ "run_id": id, "params": pairs(chunk) })),
-            )?;
-        }
-        for chunk in tags.chunks(BATCH_PARAMS) {
-            self.call(
-                "POST",
-                "runs/log-batch",
-                Some(json!({ "run_id": id, "tags": pairs(chunk) })),
-            )?;
+        for (field, list) in [("params", params), ("tags", tags)] {
+            for chunk in list.chunks(BATCH_PARAMS) {
+                let body = json!({ "run_id": id, field: pairs(chunk) });
+                self.call("POST", "runs/log-batch", Some(body))?;
+            }
         }
         for chunk in metrics.chunks(BATCH_ENTRIES) {
             let list: Vec<Value> = chunk
