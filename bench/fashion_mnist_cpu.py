@@ -10,7 +10,8 @@ partial batch dropped), a linear warm-up from 1e-4 over the first epoch then cos
 step, an EMA of the weights (decay 0.999 with timm's warm-up), and after every epoch the
 validation top-1 of the weights, of their horizontal-flip average and of the EMA. At the end:
 test top-1 of the three, and the wall time of the whole run (data loading included).
-Usage: python bench/fashion_mnist_cpu.py [--epochs 16] [--seed 0] [--threads 2]
+Usage: python bench/fashion_mnist_cpu.py [--epochs 16] [--seed 0] [--threads 2] [--se off]
+    [--val-fraction 0.02]   (recipes/fashion-mnist-cpu-tuned.toml: --se off --val-fraction 0.02 --epochs 17)
 """
 import argparse
 import copy
@@ -36,11 +37,11 @@ def idx(name):
     return torch.from_numpy(np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape).copy())
 
 
-def split(x, y, seed):
-    """10% of each class held out for validation."""
+def split(x, y, seed, fraction):
+    """`fraction` of each class held out for validation."""
     g = torch.Generator().manual_seed(seed)
     val = torch.cat([
-        (lambda i: i[torch.randperm(len(i), generator=g)[: round(0.1 * len(i))]])((y == c).nonzero().flatten())
+        (lambda i: i[torch.randperm(len(i), generator=g)[: round(fraction * len(i))]])((y == c).nonzero().flatten())
         for c in range(10)
     ])
     keep = torch.ones(len(y), dtype=torch.bool)
@@ -67,6 +68,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=0.2)
+    ap.add_argument("--se", choices=["on", "off"], default="on", help="SE in every block (model.se)")
+    ap.add_argument("--val-fraction", type=float, default=0.1, help="data.val_fraction")
     a = ap.parse_args()
     start = time.perf_counter()
     torch.set_num_threads(a.threads)
@@ -74,10 +77,10 @@ def main():
     x = idx("train-images-idx3-ubyte").unsqueeze(1).float()
     y = idx("train-labels-idx1-ubyte").long()
     xs, ys = idx("t10k-images-idx3-ubyte").unsqueeze(1).float(), idx("t10k-labels-idx1-ubyte").long()
-    xt, yt, xv, yv = split(x, y, a.seed)
+    xt, yt, xv, yv = split(x, y, a.seed, a.val_fraction)
     mean, std = xt.mean() / 255, xt.std() / 255
     norm = lambda t: (t / 255 - mean) / std
-    net = ResNet20(se=True)
+    net = ResNet20(se=a.se == "on")
     for block in net.blocks:
         nn.init.zeros_(block.bn2.weight)  # as darkmagic (timm's zero_init_last)
     net = net.to(memory_format=torch.channels_last)
