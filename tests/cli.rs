@@ -426,8 +426,9 @@ fn photo_folder_decoded_per_batch_trains_and_previews() {
     assert!(colours.len() > 1000, "real photographs: {} colours", colours.len());
 }
 
-/// The checklists the docs show still plan what their tables report, and the Fashion-MNIST
-/// campaign its 29 arms (docs/breadth/digits.toml needs its teacher run, so it is left out).
+/// The checklists the docs show still plan what their tables report, the Fashion-MNIST
+/// campaign its 29 arms and the CPU checklist of docs/fashion-mnist its 15
+/// (docs/breadth/digits.toml needs its teacher run, so it is left out).
 #[test]
 fn documented_checklists_plan_their_trials() {
     for (recipe, arms) in [
@@ -435,6 +436,7 @@ fn documented_checklists_plan_their_trials() {
         ("docs/tuning/tuned.toml", 3),
         ("docs/breadth/mobilenet.toml", 7),
         ("recipes/fashion-mnist-campaign.toml", 29),
+        ("recipes/fashion-mnist-cpu.toml", 15),
     ] {
         let o = common::bin()
             .current_dir(env!("CARGO_MANIFEST_DIR"))
