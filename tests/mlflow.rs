@@ -226,11 +226,15 @@ fn a_checklist_is_one_mlflow_run_per_trial_under_a_parent_with_the_report() {
     );
     assert!(stdout.contains(&format!("mlflow: sent to {}", server.uri)), "{stdout}");
     assert_sent(&server.uri, &out);
-    // Sending again (`report --mlflow`) adds no run: the checklist directory records what was sent.
+    // Sending again (`report --mlflow`, with the directory as a relative path) adds no run and
+    // keeps the experiment and parent run: the checklist directory records what was sent.
+    let sent = std::fs::read_to_string(out.join("mlflow.json")).unwrap();
     ok(bin()
-        .args(["report", out.to_str().unwrap(), "--mlflow", &server.uri])
+        .current_dir(&dir)
+        .args(["report", "checklist", "--mlflow", &server.uri])
         .output()
         .unwrap());
+    assert_eq!(std::fs::read_to_string(out.join("mlflow.json")).unwrap(), sent);
     assert_sent(&server.uri, &out);
 }
 

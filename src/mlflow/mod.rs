@@ -61,6 +61,9 @@ impl Tracker {
     /// server and they still exist). An unreachable or refusing server is an error naming it.
     pub fn start(uri: &str, root: &Path) -> Result<Tracker> {
         let client = Client::new(uri)?;
+        // The experiment is named by the absolute path: `report runs/x` and the checklist that
+        // ran in /home/me/runs/x must find the same one.
+        let root = &std::path::absolute(root).map_err(|e| Error::io(root, e))?;
         let mut state = read_state(root)?.filter(|s| s.uri == client.base).unwrap_or_default();
         let name = format!("darkmagic {}", root.display());
         let experiment = client.experiment(&name)?;
