@@ -107,6 +107,18 @@ pub enum Status {
     Stopped,
 }
 
+impl Status {
+    /// The status as `result.json` spells it, for messages and trackers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::Diverged => "diverged",
+            Status::Failed => "failed",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
 /// The final record of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {

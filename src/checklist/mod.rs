@@ -474,7 +474,7 @@ pub fn status_text(root: &Path) -> Result<String> {
         let dir = RunDir::open(&root.join(&t.dir));
         let epochs = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).map_or(0, |r| r.train.epochs);
         let state = match dir.read_result()? {
-            Some(r) => format!("{:?}", r.status).to_lowercase(),
+            Some(r) => r.status.name().to_string(),
             None => match dir.read_metrics()?.len() {
                 0 => "pending".to_string(),
                 n => format!("running (epoch {n}/{epochs})"),

@@ -33,6 +33,18 @@ pub struct Metric {
     pub timestamp_ms: u64,
 }
 
+impl Metric {
+    /// `key` = `value` at `step`, stamped `timestamp_ms`.
+    pub fn at(key: &str, value: f64, step: usize, timestamp_ms: u64) -> Metric {
+        Metric {
+            key: key.to_string(),
+            value,
+            step,
+            timestamp_ms,
+        }
+    }
+}
+
 impl Client {
     /// A client of the server at `uri`; only `http://` addresses are supported.
     pub fn new(uri: &str) -> Result<Client> {

@@ -97,13 +97,19 @@ impl Tracker {
     /// its new epochs, and the final result of the finished ones. Stops at the first failure
     /// (what was sent stays recorded).
     pub fn send_trials(&mut self) -> Result<()> {
-        for trial in analysis::read_trials(&self.root)? {
-            self.send_trial(&trial)?;
-        }
-        Ok(())
+        self.send(&analysis::read_trials(&self.root)?)
     }
 
+    fn send(&mut self, trials: &[Trial]) -> Result<()> {
+        trials.iter().try_for_each(|t| self.send_trial(t))
+    }
+
+    /// Sends what `trial`'s run dir holds beyond what was sent; a trial whose run has ended is
+    /// not read again.
     fn send_trial(&mut self, trial: &Trial) -> Result<()> {
+        if self.state.runs.get(&trial.dir).is_some_and(|r| r.ended) {
+            return Ok(());
+        }
         let dir = RunDir::open(&self.root.join(&trial.dir));
         let metrics = dir.read_metrics()?;
         let result = dir.read_result()?;
@@ -111,7 +117,6 @@ impl Tracker {
             return Ok(());
         }
         let mut run = match self.state.runs.get(&trial.dir) {
-            Some(r) if r.ended => return Ok(()),
             Some(r) => r.clone(),
             None => self.create_trial_run(trial)?,
         };
@@ -120,12 +125,9 @@ impl Tracker {
             .iter()
             .skip(run.epochs)
             .flat_map(|m| {
-                m.scalars().into_iter().map(move |(key, value)| Metric {
-                    key: key.to_string(),
-                    value,
-                    step: m.epoch,
-                    timestamp_ms: now,
-                })
+                m.scalars()
+                    .into_iter()
+                    .map(move |(key, value)| Metric::at(key, value, m.epoch, now))
             })
             .collect();
         self.client.log_batch(&run.id, &new, &[], &[])?;
@@ -139,17 +141,10 @@ impl Tracker {
             ];
             let finals: Vec<Metric> = finals
                 .into_iter()
-                .filter_map(|(key, v)| v.map(|value| (key, value)))
-                .map(|(key, value)| Metric {
-                    key: key.to_string(),
-                    value,
-                    step: result.epochs,
-                    timestamp_ms: now,
-                })
+                .filter_map(|(key, v)| Some(Metric::at(key, v?, result.epochs, now)))
                 .collect();
-            let status = format!("{:?}", result.status).to_lowercase();
-            self.client
-                .log_batch(&run.id, &finals, &[], &[("darkmagic.status".into(), status)])?;
+            let status = ("darkmagic.status".to_string(), result.status.name().to_string());
+            self.client.log_batch(&run.id, &finals, &[], &[status])?;
             let ended = match result.status {
                 Status::Completed | Status::Stopped => "FINISHED",
                 Status::Diverged | Status::Failed => "FAILED",
@@ -189,8 +184,8 @@ impl Tracker {
     /// trials' runs, the report and summaries (written before) as the parent run's artifacts,
     /// and ends the parent run.
     pub fn sync(&mut self, summary: &Summary) -> Result<()> {
-        self.send_trials()?;
         let trials = analysis::read_trials(&self.root)?;
+        self.send(&trials)?;
         let arms = std::iter::once(&summary.baseline)
             .chain(&summary.trials)
             .chain(&summary.combined);
