@@ -54,6 +54,13 @@ impl Client {
                 "expected an http:// address of an MLflow tracking server, e.g. http://127.0.0.1:5000",
             ));
         }
+        // The address goes into each request's first line and Host header as it is.
+        if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(error(
+                &uri.escape_debug().to_string(),
+                "an address holds no spaces or control characters",
+            ));
+        }
         Ok(Client {
             base: uri.trim_end_matches('/').to_string(),
         })
@@ -297,6 +304,13 @@ mod tests {
         assert_eq!(
             Client::new("http://127.0.0.1:5000/").unwrap().base,
             "http://127.0.0.1:5000"
+        );
+        let e = Client::new("http://127.0.0.1:5000\r\nX-Injected: 1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no spaces or control characters") && !e.contains('\r'),
+            "{e}"
         );
     }
 }
