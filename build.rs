@@ -17,8 +17,16 @@ fn main() {
         .unwrap_or_else(|_| panic!("LIBTORCH={libtorch} does not exist: run `bash scripts/setup.sh` first"));
     let torch_lib = torch.join("lib");
     compile_shim(&torch);
-    for dir in rpath_dirs(&torch) {
-        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+    println!(
+        "cargo:rustc-env=DARKMAGIC_LIBTORCH_VERSION={}",
+        libtorch_version(&torch)
+    );
+    // The pip wheel's binary finds libtorch through its launcher (src/launcher.rs): no paths of
+    // this machine go into it.
+    if std::env::var_os("CARGO_FEATURE_WHEEL").is_none() {
+        for dir in rpath_dirs(&torch) {
+            println!("cargo:rustc-link-arg=-Wl,-rpath,{}", dir.display());
+        }
     }
     if torch_lib.join("libtorch_cuda.so").exists() {
         println!(
@@ -26,6 +34,23 @@ fn main() {
             torch_lib.display()
         );
     }
+}
+
+/// The version of the libtorch at `torch`: `__version__` of a torch wheel's `version.py`, or
+/// the `build-version` file of a C++ distribution (`darkmagic --version` prints it).
+fn libtorch_version(torch: &Path) -> String {
+    let python = torch.join("version.py");
+    let cpp = torch.join("build-version");
+    if python.exists() {
+        println!("cargo:rerun-if-changed={}", python.display());
+    }
+    let from_python = std::fs::read_to_string(&python).ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("__version__"))?.to_string();
+        Some(line.split_once('=')?.1.trim().trim_matches(['\'', '"']).to_string())
+    });
+    from_python
+        .or_else(|| std::fs::read_to_string(cpp).ok().map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Builds csrc/autocast.cpp with the flags torch-sys uses for its own bindings.

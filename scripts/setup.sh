@@ -8,6 +8,7 @@
 # - Ray in the virtualenv (the cluster tests run a Ray head on localhost),
 # - timm in the virtualenv (tests/external.rs runs timm's train.py as an external trainer),
 # - TensorBoard and MLflow in the virtualenv (tests/tensorboard.rs, tests/mlflow.rs),
+# - maturin and auditwheel in the virtualenv (scripts/wheel.sh, tests/wheel.rs),
 # - data/photos: scikit-image's sample photographs as an RGB image folder (scripts/photos.sh).
 # Rerunning it does nothing that is already done.
 set -euo pipefail
@@ -46,6 +47,11 @@ TENSORBOARD_VERSION=2.20.0
 MLFLOW_VERSION=3.17.2
 .venv/bin/python -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION')" 2>/dev/null ||
     .venv/bin/pip install --quiet "mlflow==$MLFLOW_VERSION"
+# maturin and auditwheel, pinned: scripts/wheel.sh builds the pip wheel with the one and shows
+# its platform tag and external libraries with the other (tests/wheel.rs).
+MATURIN_VERSION=1.16.0 AUDITWHEEL_VERSION=6.8.2
+.venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('maturin') != '$MATURIN_VERSION' or m.version('auditwheel') != '$AUDITWHEEL_VERSION')" 2>/dev/null ||
+    .venv/bin/pip install --quiet "maturin==$MATURIN_VERSION" "auditwheel==$AUDITWHEEL_VERSION"
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 ln -sfn "$site/torch" .venv/torch
 # Real RGB photographs (data/photos) for the resize golden test, previews and benchmarks.

@@ -10,12 +10,16 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(
     name = "darkmagic",
-    version,
-    about = "Train image classifiers with the dark magic tricks, and test which ones help"
+    about = "Train image classifiers with the dark magic tricks, and test which ones help",
+    disable_version_flag = true,
+    arg_required_else_help = true
 )]
 pub struct Cli {
+    /// Print the version, the libtorch this process loaded and the CUDA devices it sees.
+    #[arg(short = 'V', long)]
+    pub version: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand)]

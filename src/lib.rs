@@ -15,6 +15,7 @@ pub mod executor;
 pub mod external;
 pub mod files;
 pub mod image;
+pub mod launcher;
 pub mod loss;
 pub mod mlflow;
 pub mod model;

@@ -25,7 +25,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use cli::*;
 use serde::Deserialize;
 
-fn main() {
+pub fn main() {
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { darkmagic::launcher::restore_environment() };
     default_sigpipe();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
@@ -55,7 +57,14 @@ fn default_sigpipe() {
 fn default_sigpipe() {}
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    if cli.version {
+        println!("{}", darkmagic::runtime::version::report());
+        return Ok(());
+    }
+    let Some(command) = cli.command else {
+        bail!("no command given: `darkmagic --help` lists them");
+    };
+    match command {
         Command::Train(a) => train_cmd(a),
         Command::Checklist(a) => checklist_cmd(a),
         Command::Eval(a) => eval_cmd(a),

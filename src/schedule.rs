@@ -33,11 +33,22 @@ pub struct LrSchedule {
 impl LrSchedule {
     pub fn new(cfg: &ScheduleConfig, peak: f64, epochs: usize, steps_per_epoch: usize) -> Self {
         let total_steps = epochs * steps_per_epoch;
-        let warmup_steps =
-            ((cfg.warmup_epochs * steps_per_epoch as f64).round() as usize).min(total_steps.saturating_sub(1));
         let cycles = match cfg.regime {
             Regime::CosinePower => cfg.cycles,
             _ => 1,
+        };
+        // A warm-up as long as the run or longer (one epoch of a recipe that warms up for one)
+        // leaves the regime the fewest steps it runs in: 2 per cosine cycle (see `check`), 1
+        // otherwise.
+        let requested = (cfg.warmup_epochs * steps_per_epoch as f64).round() as usize;
+        let fewest = match cfg.regime {
+            Regime::Cosine | Regime::CosinePower => 2 * cycles,
+            _ => 1,
+        };
+        let warmup_steps = if requested >= total_steps {
+            total_steps.saturating_sub(fewest)
+        } else {
+            requested
         };
         let mul = match cfg.regime {
             Regime::CosinePower => cfg.cycle_mul,
@@ -364,6 +375,30 @@ mod tests {
             ..base
         };
         close(LrSchedule::new(&warm, 0.1, 4, 25).weight_decay(10, wd), 0.5e-4);
+    }
+
+    #[test]
+    fn a_warmup_as_long_as_the_run_leaves_each_cycle_two_steps() {
+        let c = ScheduleConfig {
+            warmup_epochs: 1.0,
+            warmup_lr_init: 0.0,
+            ..cfg(Regime::Cosine)
+        };
+        let s = LrSchedule::new(&c, 0.5, 1, 4);
+        // Steps 0-1 warm up towards 0.5; steps 2-3 are the cosine cycle, from 0.5 to lr_min (0).
+        for (step, lr) in [(0, 0.0), (1, 0.25), (2, 0.5), (3, 0.0)] {
+            close(s.lr(step), lr);
+        }
+        assert!(s.check().is_ok());
+        let three = ScheduleConfig {
+            regime: Regime::CosinePower,
+            cycles: 3,
+            warmup_epochs: 5.0,
+            ..c
+        };
+        let s = LrSchedule::new(&three, 0.5, 1, 10);
+        assert_eq!((s.warmup_steps, s.cycle_bounds.clone()), (4, vec![0, 2, 4, 6]));
+        assert!(s.check().is_ok());
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Local {
         threads: Option<usize>,
         trials_per_gpu: Option<usize>,
     ) -> Result<Local> {
-        let exe = std::env::current_exe().map_err(|e| Error::io("darkmagic executable", e))?;
+        let exe = crate::launcher::self_command()?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let gpus: Vec<usize> = (0..tch::Cuda::device_count().max(0) as usize).collect();
         let (parallel, threads) = share(cores, gpus.len(), parallel, threads, trials_per_gpu)?;

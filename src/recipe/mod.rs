@@ -159,7 +159,7 @@ impl Recipe {
         match &self.external {
             Some(e) => e.validate()?,
             // An external trainer has its own schedule; darkmagic's is not used.
-            None => self.schedule.validate(self.train.epochs, self.optim.lr)?,
+            None => self.schedule.validate(self.optim.lr)?,
         }
         if self.external.is_some() && self.checklist.early_stop {
             // Early stop compares darkmagic's own per-epoch validation accuracies.

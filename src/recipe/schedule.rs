@@ -20,7 +20,9 @@ pub enum Regime {
 #[serde(deny_unknown_fields, default)]
 pub struct ScheduleConfig {
     pub regime: Regime,
-    /// Linear warm-up length in epochs (fractional allowed).
+    /// Linear warm-up length in epochs (fractional allowed). A warm-up as long as the run or
+    /// longer (`--set train.epochs=1` with the default 1) takes every step but the fewest the
+    /// regime runs in: 2 per cosine cycle, 1 otherwise.
     pub warmup_epochs: f64,
     /// Learning rate at step 0 of the warm-up.
     pub warmup_lr_init: f64,
@@ -83,16 +85,15 @@ impl Default for ScheduleConfig {
 }
 
 impl ScheduleConfig {
-    /// The `[schedule]` section's ranges and rules, given `train.epochs` and `optim.lr`, which
-    /// bound the warm-up and the floor of the learning rate.
-    pub fn validate(&self, epochs: usize, lr: f64) -> Result<()> {
+    /// The `[schedule]` section's ranges and rules, given `optim.lr`, which bounds the floor of
+    /// the learning rate.
+    pub fn validate(&self, lr: f64) -> Result<()> {
         let s = self;
-        let epochs = epochs as f64;
         check(
             "schedule.warmup_epochs",
             s.warmup_epochs,
-            s.warmup_epochs >= 0.0 && s.warmup_epochs < epochs,
-            "in [0, train.epochs)",
+            s.warmup_epochs >= 0.0 && s.warmup_epochs.is_finite(),
+            "a finite number >= 0",
         )?;
         check(
             "schedule.warmup_lr_init",

@@ -1,7 +1,8 @@
 //! The process's compute set-up, shared by training, evaluation and benchmarks: the device,
 //! libtorch's and the data pipeline's CPU threads, denormal flushing, the allocator's habits,
-//! and mixed precision (`amp`).
+//! mixed precision (`amp`), and what `--version` says of libtorch and CUDA (`version`).
 pub mod amp;
+pub mod version;
 
 use crate::error::{Error, Result};
 use crate::recipe::DeviceChoice;
