@@ -2,43 +2,10 @@
 //! Ray head (from the project's virtualenv), both started on localhost by `scripts/cluster/`,
 //! give the same run dirs and `summary.json` as the local executor. Needs root (CI runs as root).
 mod common;
-use common::{checklist, ok, tempdir};
+use common::{Cluster, checklist, ok, tempdir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A daemon set started by `scripts/cluster/<kind>.sh up`, stopped by its `down` on drop.
-struct Cluster {
-    script: PathBuf,
-    dir: PathBuf,
-}
-
-impl Cluster {
-    fn up(kind: &str, dir: &Path) -> Cluster {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/cluster/{kind}.sh"));
-        let c = Cluster {
-            script,
-            dir: dir.to_path_buf(),
-        };
-        let out = Command::new("bash").arg(&c.script).arg("up").arg(dir).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{kind} did not start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        c
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("down")
-            .arg(&self.dir)
-            .status();
-    }
-}
 
 /// Whether process `pid` runs (a zombie waiting to be reaped does not count).
 fn alive(pid: &str) -> bool {

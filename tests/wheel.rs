@@ -235,7 +235,47 @@ fn the_wheel_installs_into_an_environment_with_torch_and_runs_there() {
     let log = std::fs::read_to_string(empty.join("ext/train.log")).unwrap();
     assert!(log.contains("ld=/the/users/libs\n"), "{log}");
 
+    clusters_start_trials_through_the_launcher(&env, &dir);
     a_torch_of_another_release_or_none_is_refused_by_name(&wheel);
+}
+
+/// The installed darkmagic's checklist on a one-node Slurm and a Ray head (localhost,
+/// `scripts/cluster/`) gives the local executor's summary: each trial ran the launcher on the
+/// cluster's side and found torch there.
+fn clusters_start_trials_through_the_launcher(env: &Path, dir: &Path) {
+    std::fs::write(
+        dir.join("cluster.toml"),
+        "[model]\nwidth = 0.25\n[train]\nepochs = 1\n[schedule]\nwarmup_epochs = 0.0\n\
+         [checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\ncombine = false\n\
+         [checklist.factors.label_smoothing]\n\"0\" = { \"loss.label_smoothing\" = 0.0 }\n",
+    )
+    .unwrap();
+    let run = |out: &str, extra: &[&str], conf: Option<&Path>| {
+        let mut c = darkmagic(env, dir, &["checklist", "--recipe", "cluster.toml", "--out", out]);
+        c.args(extra);
+        if let Some(conf) = conf {
+            c.env("SLURM_CONF", conf);
+        }
+        ok(&mut c);
+        std::fs::read_to_string(dir.join(out).join("summary.json")).unwrap()
+    };
+    let local = run("local", &[], None);
+    {
+        let _slurm = common::Cluster::up("slurm", &dir.join("slurm-cluster"));
+        let conf = dir.join("slurm-cluster/slurm.conf");
+        assert_eq!(run("slurm", &["--executor", "slurm"], Some(&conf)), local);
+    }
+    let _ray = common::Cluster::up("ray", &dir.join("ray-cluster"));
+    let token = dir.join("ray-cluster/auth_token");
+    let ray = [
+        "--executor",
+        "ray",
+        "--ray-address",
+        "http://127.0.0.1:8265",
+        "--ray-token-file",
+        token.to_str().unwrap(),
+    ];
+    assert_eq!(run("ray", &ray, None), local);
 }
 
 /// In a virtualenv without torch, then with a torch 2.12.1 package, the launcher refuses to

@@ -105,3 +105,36 @@ pub fn ok(out: Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A daemon set started by `scripts/cluster/<kind>.sh up`, stopped by its `down` on drop.
+pub struct Cluster {
+    script: PathBuf,
+    dir: PathBuf,
+}
+
+impl Cluster {
+    pub fn up(kind: &str, dir: &Path) -> Cluster {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("scripts/cluster/{kind}.sh"));
+        let c = Cluster {
+            script,
+            dir: dir.to_path_buf(),
+        };
+        let out = Command::new("bash").arg(&c.script).arg("up").arg(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{kind} did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("down")
+            .arg(&self.dir)
+            .status();
+    }
+}
