@@ -6,8 +6,8 @@ use std::path::Path;
 /// The library's modules by layer, the ground first. Modules on one layer do not import each
 /// other.
 const LAYERS: &[&[&str]] = &[
-    &["error", "rng", "stats", "loss", "launcher"],
-    &["files", "tensorboard"],
+    &["error", "rng", "stats", "loss"],
+    &["files", "tensorboard", "launcher"],
     &["recipe"],
     &["image", "runtime", "schedule"],
     &["augment"],

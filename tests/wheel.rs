@@ -3,7 +3,8 @@
 //! download) installs it with `pip install --no-index`, and the installed `darkmagic` runs from
 //! an empty folder: `--version`, one epoch of `train`, a 1-epoch checklist of 2 variants x 2
 //! seeds, an external trainer's checklist `--dry-run`, and an external trainer that sees the
-//! user's `LD_LIBRARY_PATH`. A torch of another release, and no torch, are refused by name.
+//! user's `LD_LIBRARY_PATH`; Slurm and Ray checklists. A torch of another release, a CPU-only
+//! torch and no torch are refused by name.
 //! One test: the steps share the wheel, whose build takes minutes.
 mod common;
 
@@ -307,4 +308,11 @@ fn a_torch_of_another_release_or_none_is_refused_by_name(wheel: &Path) {
         err.contains("darkmagic was built against torch 2.13 and this Python's torch is 2.12.1+cu128"),
         "{err}"
     );
+
+    // The right release, but a CPU-only build (no lib/libtorch_cuda.so).
+    std::fs::write(torch.join("version.py"), "__version__ = '2.13.0+cpu'\n").unwrap();
+    let o = darkmagic(&env, &dir, &["--version"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("(2.13.0+cpu) is a CPU-only build without lib/libtorch_cuda.so"), "{err}");
 }
