@@ -314,5 +314,8 @@ fn a_torch_of_another_release_or_none_is_refused_by_name(wheel: &Path) {
     let o = darkmagic(&env, &dir, &["--version"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", both(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("(2.13.0+cpu) is a CPU-only build without lib/libtorch_cuda.so"), "{err}");
+    assert!(
+        err.contains("(2.13.0+cpu) is a CPU-only build without lib/libtorch_cuda.so"),
+        "{err}"
+    );
 }
