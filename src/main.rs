@@ -223,6 +223,9 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     if a.break_lock {
         checklist::lock::Lock::break_lock(&root)?;
     }
+    // Taken before the MLflow tracker starts: a checklist refused because another one runs in
+    // this directory sends nothing and leaves that one's mlflow.json alone.
+    let lock = checklist::lock::Lock::acquire(&root)?;
     let tracker = baseline
         .checklist
         .mlflow
@@ -230,8 +233,8 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
         .map(|uri| Tracker::start(uri, &root))
         .transpose()?;
     let watcher = tracker.map(|t| mlflow::Watcher::spawn(t, mlflow::SEND_EVERY));
-    let summary =
-        checklist::run(&baseline, &root, exec.as_mut()).with_context(|| format!("checklist in {}", a.out.display()))?;
+    let summary = checklist::run(&baseline, &root, exec.as_mut(), &lock)
+        .with_context(|| format!("checklist in {}", a.out.display()))?;
     darkmagic::report::write(&root, &summary).with_context(|| format!("checklist in {}", a.out.display()))?;
     if let Some(w) = watcher {
         send_to_mlflow(w.stop(), &summary, &a.out);

@@ -227,6 +227,17 @@ fn a_second_checklist_in_the_same_directory_is_refused() {
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains(&format!("another checklist (pid {me})")), "{e}");
+    // With an MLflow server named, the lock is the answer too, before any word to the server
+    // (none listens at port 9) and without an mlflow.json of its own.
+    let o = common::checklist(&recipe, &out, &["--mlflow", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains(&format!("another checklist (pid {me})")),
+        "{e}"
+    );
+    assert!(!out.join("mlflow.json").exists());
     // A lock from another host (a shared filesystem) is never taken over without --break-lock.
     std::fs::write(&lock, lock_text("node-17", me)).unwrap();
     let o = common::checklist(&recipe, &out, &[]).output().unwrap();

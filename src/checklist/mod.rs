@@ -297,12 +297,12 @@ fn tuning_of(baseline: &Recipe, arm: &Arm, summary: &Summary) -> Result<std::res
 /// variant (and the combined recipe) is decided or at `max_seeds`; returns the analysis, from
 /// which the caller writes the report (`report::write`). A
 /// round whose trials do not all finish (failures, `--detach`) ends the run; rerunning resumes.
-pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor) -> Result<Summary> {
+/// The caller holds `root`'s lock (`Lock::acquire`) for as long as this runs.
+pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock) -> Result<Summary> {
     let variants = plan::variants(baseline)?;
     if let Some(ext) = &baseline.external {
         crate::external::check_command(ext)?;
     }
-    let _lock = Lock::acquire(root)?;
     let labels: Vec<String> = variants.iter().map(plan::Variant::label).collect();
     design_record::check(root, &baseline.checklist, &labels)?;
     let data = data::fingerprint::of(&baseline.data)?;
