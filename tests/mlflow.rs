@@ -236,6 +236,31 @@ fn a_checklist_is_one_mlflow_run_per_trial_under_a_parent_with_the_report() {
         .unwrap());
     assert_eq!(std::fs::read_to_string(out.join("mlflow.json")).unwrap(), sent);
     assert_sent(&server.uri, &out);
+
+    // A trial still running (after `--detach`: its result.json not written yet) keeps the parent
+    // run RUNNING; the `report --mlflow` that finds it finished ends both. A copy of the
+    // checklist, never sent, stands in for one submitted to a cluster.
+    let copy = dir.join("detached");
+    ok(Command::new("cp").arg("-r").arg(&out).arg(&copy).output().unwrap());
+    std::fs::remove_file(copy.join("mlflow.json")).unwrap();
+    let result = copy.join("trials/lr=low/seed-1/result.json");
+    let aside = dir.join("result.json.aside");
+    std::fs::rename(&result, &aside).unwrap();
+    let report = || {
+        ok(bin()
+            .args(["report", copy.to_str().unwrap(), "--mlflow", &server.uri])
+            .output()
+            .unwrap())
+    };
+    report();
+    let runs = runs_of(&server.uri, &copy);
+    let status = |name: &str| runs.iter().find(|r| r["name"] == name).unwrap()["status"].clone();
+    assert_eq!(status("checklist"), "RUNNING", "{runs:#?}");
+    assert_eq!(status("lr=low seed 1"), "RUNNING");
+    assert_eq!(status("lr=low seed 0"), "FINISHED");
+    std::fs::rename(&aside, &result).unwrap();
+    report();
+    assert_sent(&server.uri, &copy);
 }
 
 #[test]

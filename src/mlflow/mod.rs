@@ -182,10 +182,15 @@ impl Tracker {
 
     /// Sends everything: the trials, then each arm's verdict, interval and seeds as tags of its
     /// trials' runs, the report and summaries (written before) as the parent run's artifacts,
-    /// and ends the parent run.
+    /// and ends the parent run once every trial has ended. Trials still running (on a cluster,
+    /// after `--detach`) leave it running; the resume or `report --mlflow` that finds them
+    /// finished ends it.
     pub fn sync(&mut self, summary: &Summary) -> Result<()> {
         let trials = analysis::read_trials(&self.root)?;
         self.send(&trials)?;
+        let running = trials
+            .iter()
+            .any(|t| !self.state.runs.get(&t.dir).is_some_and(|r| r.ended));
         let arms = std::iter::once(&summary.baseline)
             .chain(&summary.trials)
             .chain(&summary.combined);
@@ -205,6 +210,9 @@ impl Tracker {
                 let bytes = crate::files::read_regular(&path, 64 << 20)?;
                 self.client.upload(&self.state.parent_artifacts, name, &bytes)?;
             }
+        }
+        if running {
+            return Ok(());
         }
         self.client.end_run(&self.state.parent, "FINISHED")
     }
