@@ -451,7 +451,7 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
     if let Some(ips) = images_per_sec {
         let minutes = |images: f64| images / (ips * parallel as f64) / 60.0;
         out.push_str(&format!(
-            "estimated time: first round {:.1} min, worst case {:.1} min, at {ips:.0} images/s per trial (measured on the baseline's architecture, random data), {parallel} in parallel\n",
+            "estimated time: first round {:.1} min, worst case {:.1} min, at {ips:.0} images/s per trial (training steps of the baseline's architecture on random data: evaluation, data loading and each trial's start-up come on top), {parallel} in parallel\n",
             minutes(first),
             minutes(worst)
         ));
