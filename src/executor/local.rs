@@ -114,7 +114,7 @@ fn epochs_done(job: &Job) -> usize {
 
 impl Executor for Local {
     fn run_all(&mut self, jobs: &[Job]) -> Result<()> {
-        let multi = MultiProgress::new();
+        let multi = console();
         let total: usize = jobs.iter().map(|j| j.epochs).sum();
         let overall = multi.add(ProgressBar::new(total as u64));
         overall.set_style(
@@ -176,8 +176,22 @@ impl Executor for Local {
             overall.set_position((done_epochs + live) as u64);
         }
         overall.finish_and_clear();
+        multi.remove(&overall);
         Ok(())
     }
+}
+
+/// The live progress view of the trials running on this machine (one per process: the
+/// terminal is one).
+fn console() -> &'static MultiProgress {
+    static CONSOLE: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
+    CONSOLE.get_or_init(MultiProgress::new)
+}
+
+/// Prints `line` on standard error above the progress view, which a plain `eprintln!` from
+/// another thread (the MLflow watcher's warning) would cut through.
+pub fn warn(line: &str) {
+    console().suspend(|| eprintln!("{line}"));
 }
 
 #[cfg(test)]

@@ -295,7 +295,9 @@ impl Watcher {
                 match tracker.send_trials() {
                     Ok(()) => failing = false,
                     Err(e) if !failing => {
-                        eprintln!("warning: {e}; the checklist goes on, and what was not sent is sent later");
+                        crate::executor::local::warn(&format!(
+                            "warning: {e}; the checklist goes on, and what was not sent is sent later"
+                        ));
                         failing = true;
                     }
                     Err(_) => {}
