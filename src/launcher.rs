@@ -9,8 +9,9 @@
 //! - [`LAUNCHER`]: the launcher's own path. Trials (local, Slurm, Ray) are started through it, so
 //!   each finds and checks torch again on whichever machine it runs.
 //! - [`SAVED_LIBRARY_PATH`]: the user's `LD_LIBRARY_PATH` before the launcher changed it (absent
-//!   when there was none). The binary restores it first thing, so that the programs it starts
-//!   (an external trainer with its own torch, `sbatch`) see the user's environment, not ours.
+//!   when there was none). The binary restores it first thing and removes both variables, so
+//!   that the programs it starts (an external trainer with its own torch, `sbatch`) see the
+//!   user's environment, not ours.
 use crate::error::{Error, Result};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -20,15 +21,21 @@ pub const LAUNCHER: &str = "DARKMAGIC_LAUNCHER";
 /// Set by the wheel's launcher to the `LD_LIBRARY_PATH` it found (absent: there was none).
 pub const SAVED_LIBRARY_PATH: &str = "DARKMAGIC_SAVED_LD_LIBRARY_PATH";
 
-/// Undoes the launcher's change to `LD_LIBRARY_PATH` (libtorch is loaded by now). Does nothing
-/// in a process the launcher did not start.
+/// The launcher that started this process, as `restore_environment` found it.
+static LAUNCHED_BY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Undoes the launcher's changes to the environment (libtorch is loaded by now): the user's
+/// `LD_LIBRARY_PATH` is back and both variables are gone, so that a program this process starts
+/// sees the environment the user had; the launcher's path is kept for [`self_command`]. Does
+/// nothing in a process the launcher did not start.
 ///
 /// # Safety
 /// Changes the process environment: call it first thing in `main`, before any thread starts.
 pub unsafe fn restore_environment() {
-    if std::env::var_os(LAUNCHER).is_none() {
+    let Some(launcher) = std::env::var_os(LAUNCHER).filter(|l| !l.is_empty()) else {
         return;
-    }
+    };
+    let _ = LAUNCHED_BY.set(PathBuf::from(launcher));
     let saved = std::env::var_os(SAVED_LIBRARY_PATH);
     // SAFETY: the caller guarantees that no other thread exists yet.
     unsafe {
@@ -37,19 +44,20 @@ pub unsafe fn restore_environment() {
             None => std::env::remove_var("LD_LIBRARY_PATH"),
         }
         std::env::remove_var(SAVED_LIBRARY_PATH);
+        std::env::remove_var(LAUNCHER);
     }
 }
 
 /// The program that starts another darkmagic process: the wheel's launcher when it started
 /// this one, else this executable.
 pub fn self_command() -> Result<PathBuf> {
-    self_command_from(std::env::var_os(LAUNCHER))
+    self_command_from(LAUNCHED_BY.get())
 }
 
-fn self_command_from(launcher: Option<OsString>) -> Result<PathBuf> {
+fn self_command_from(launcher: Option<&PathBuf>) -> Result<PathBuf> {
     match launcher {
-        Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-        _ => std::env::current_exe().map_err(|e| Error::io("darkmagic executable", e)),
+        Some(path) => Ok(path.clone()),
+        None => std::env::current_exe().map_err(|e| Error::io("darkmagic executable", e)),
     }
 }
 
@@ -59,12 +67,9 @@ mod tests {
 
     #[test]
     fn trials_start_through_the_launcher_when_it_started_this_process() {
-        assert_eq!(
-            self_command_from(Some("/venv/bin/darkmagic".into())).unwrap(),
-            PathBuf::from("/venv/bin/darkmagic")
-        );
+        let launcher = PathBuf::from("/venv/bin/darkmagic");
+        assert_eq!(self_command_from(Some(&launcher)).unwrap(), launcher);
         let exe = std::env::current_exe().unwrap();
         assert_eq!(self_command_from(None).unwrap(), exe);
-        assert_eq!(self_command_from(Some("".into())).unwrap(), exe);
     }
 }

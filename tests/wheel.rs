@@ -2,9 +2,9 @@
 //! that sees the project's torch (through a `.pth` file naming `.venv`'s site-packages: no second
 //! download) installs it with `pip install --no-index`, and the installed `darkmagic` runs from
 //! an empty folder: `--version`, one epoch of `train`, a 1-epoch checklist of 2 variants x 2
-//! seeds, an external trainer's checklist `--dry-run`, and an external trainer that sees the
-//! user's `LD_LIBRARY_PATH`; Slurm and Ray checklists. A torch of another release, a CPU-only
-//! torch and no torch are refused by name.
+//! seeds, an external trainer's checklist `--dry-run`, an external trainer that sees the user's
+//! `LD_LIBRARY_PATH` (and no variable of the launcher), Slurm and Ray checklists. A torch of
+//! another release, a CPU-only torch and no torch are refused by name.
 //! One test: the steps share the wheel, whose build takes minutes.
 mod common;
 
@@ -217,7 +217,7 @@ fn the_wheel_installs_into_an_environment_with_torch_and_runs_there() {
         empty.join("external.toml"),
         "[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\ncombine = false\n\
          [checklist.factors.lr]\n\"0.2\" = { \"--lr\" = 0.2 }\n\
-         [external]\ncommand = [\"/bin/sh\", \"-c\", \"echo ld=$LD_LIBRARY_PATH; echo acc=0.5\"]\n\
+         [external]\ncommand = [\"/bin/sh\", \"-c\", \"echo ld=$LD_LIBRARY_PATH launcher=$DARKMAGIC_LAUNCHER; echo acc=0.5\"]\n\
          [external.metric]\nregex = \"acc=([0-9.]+)\"\n",
     )
     .unwrap();
@@ -234,7 +234,7 @@ fn the_wheel_installs_into_an_environment_with_torch_and_runs_there() {
     )
     .env("LD_LIBRARY_PATH", "/the/users/libs"));
     let log = std::fs::read_to_string(empty.join("ext/train.log")).unwrap();
-    assert!(log.contains("ld=/the/users/libs\n"), "{log}");
+    assert!(log.contains("ld=/the/users/libs launcher=\n"), "{log}");
 
     clusters_start_trials_through_the_launcher(&env, &dir);
     a_torch_of_another_release_or_none_is_refused_by_name(&wheel);

@@ -39,9 +39,11 @@ fn loaded_libtorch() -> Option<PathBuf> {
     libtorch_in_maps(&maps)
 }
 
+/// A line of the map is `address perms offset dev inode   path`; the path, which may hold
+/// spaces, starts at the line's first `/`.
 fn libtorch_in_maps(maps: &str) -> Option<PathBuf> {
     maps.lines()
-        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter_map(|line| line.find('/').map(|i| &line[i..]))
         .find(|path| path.ends_with("/libtorch_cpu.so"))
         .and_then(|path| Path::new(path).parent().map(Path::to_path_buf))
 }
@@ -84,11 +86,11 @@ mod tests {
     #[test]
     fn the_loaded_libtorch_is_found_in_the_memory_map() {
         let maps = "7f00-7f10 r-xp 00000000 08:01 42 /usr/lib/libc.so.6\n\
-                    7f20-7f30 r--p 00000000 08:01 43 /venv/site-packages/torch/lib/libtorch_cpu.so\n\
+                    7f20-7f30 r--p 00000000 08:01 43     /my envs/site-packages/torch/lib/libtorch_cpu.so\n\
                     7f40-7f50 rw-p 00000000 00:00 0 \n";
         assert_eq!(
             libtorch_in_maps(maps),
-            Some(PathBuf::from("/venv/site-packages/torch/lib"))
+            Some(PathBuf::from("/my envs/site-packages/torch/lib"))
         );
         assert_eq!(libtorch_in_maps("7f00-7f10 r-xp 0 08:01 42 /lib/libc.so.6\n"), None);
         // This test process links libtorch, so the real map has it, with a readable version.
