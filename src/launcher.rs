@@ -13,7 +13,6 @@
 //!   that the programs it starts (an external trainer with its own torch, `sbatch`) see the
 //!   user's environment, not ours.
 use crate::error::{Error, Result};
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Set by the wheel's launcher to its own path.
