@@ -7,6 +7,9 @@
 //! `csrc/autocast.cpp`, the few libtorch calls tch does not bind, against the same headers.
 use std::path::{Path, PathBuf};
 
+#[path = "src/runtime/torch_release.rs"]
+mod torch_release;
+
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let Ok(libtorch) = std::env::var("LIBTORCH") else {
@@ -36,21 +39,13 @@ fn main() {
     }
 }
 
-/// The version of the libtorch at `torch`: `__version__` of a torch wheel's `version.py`, or
-/// the `build-version` file of a C++ distribution (`darkmagic --version` prints it).
+/// The release of the libtorch at `torch` (`darkmagic --version` prints it beside the loaded one).
 fn libtorch_version(torch: &Path) -> String {
     let python = torch.join("version.py");
-    let cpp = torch.join("build-version");
     if python.exists() {
         println!("cargo:rerun-if-changed={}", python.display());
     }
-    let from_python = std::fs::read_to_string(&python).ok().and_then(|text| {
-        let line = text.lines().find(|l| l.starts_with("__version__"))?.to_string();
-        Some(line.split_once('=')?.1.trim().trim_matches(['\'', '"']).to_string())
-    });
-    from_python
-        .or_else(|| std::fs::read_to_string(cpp).ok().map(|v| v.trim().to_string()))
-        .unwrap_or_else(|| "unknown".into())
+    torch_release::release(torch).unwrap_or_else(|| "unknown".into())
 }
 
 /// Builds csrc/autocast.cpp with the flags torch-sys uses for its own bindings.

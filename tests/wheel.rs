@@ -41,12 +41,9 @@ fn python() -> PathBuf {
 /// setuptools would shadow the project's, older than torch 2.13 requires.
 fn venv(dir: &Path, extra: Option<&Path>) -> PathBuf {
     ok(Command::new(python()).args(["-m", "venv", "--without-pip"]).arg(dir));
-    let site =
-        ok(Command::new(dir.join("bin/python"))
-            .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]));
     if let Some(extra) = extra {
         std::fs::write(
-            Path::new(site.trim()).join("project-torch.pth"),
+            site_packages(&dir.join("bin/python")).join("project-torch.pth"),
             format!("{}\n", extra.display()),
         )
         .unwrap();
@@ -64,10 +61,23 @@ fn pip_install(venv: &Path, args: &[&str], wheel: &Path) {
         .arg(wheel));
 }
 
+/// The site-packages folder of the Python at `python`.
+fn site_packages(python: &Path) -> PathBuf {
+    let out = ok(Command::new(python).args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]));
+    PathBuf::from(out.trim())
+}
+
 /// `.venv`'s site-packages, where the project's torch is.
 fn project_site() -> PathBuf {
-    let out = ok(Command::new(python()).args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]));
-    PathBuf::from(out.trim())
+    site_packages(&python())
+}
+
+/// Runs the installed `darkmagic --version` of `venv`, which must refuse to start (exit 1);
+/// returns what it said.
+fn refused(venv: &Path, cwd: &Path) -> String {
+    let o = darkmagic(venv, cwd, &["--version"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The installed `darkmagic` of `venv`, run in `cwd` with only the usual environment (no
@@ -285,25 +295,18 @@ fn a_torch_of_another_release_or_none_is_refused_by_name(wheel: &Path) {
     let dir = common::tempdir("wheel-mismatch");
     let env = venv(&dir.join("venv"), None);
     pip_install(&env, &["--no-deps"], wheel);
-    let o = darkmagic(&env, &dir, &["--version"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = refused(&env, &dir);
     assert!(
         err.contains("darkmagic needs PyTorch 2.13 and this Python") && err.contains("has no torch"),
         "{err}"
     );
 
     // A torch 2.12.1 package (its version.py is all the launcher reads).
-    let site =
-        ok(Command::new(env.join("bin/python"))
-            .args(["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]));
-    let torch = Path::new(site.trim()).join("torch");
+    let torch = site_packages(&env.join("bin/python")).join("torch");
     std::fs::create_dir_all(torch.join("lib")).unwrap();
     std::fs::write(torch.join("__init__.py"), "").unwrap();
     std::fs::write(torch.join("version.py"), "__version__ = '2.12.1+cu128'\n").unwrap();
-    let o = darkmagic(&env, &dir, &["--version"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = refused(&env, &dir);
     assert!(
         err.contains("darkmagic was built against torch 2.13 and this Python's torch is 2.12.1+cu128"),
         "{err}"
@@ -311,9 +314,7 @@ fn a_torch_of_another_release_or_none_is_refused_by_name(wheel: &Path) {
 
     // The right release, but a CPU-only build (no lib/libtorch_cuda.so).
     std::fs::write(torch.join("version.py"), "__version__ = '2.13.0+cpu'\n").unwrap();
-    let o = darkmagic(&env, &dir, &["--version"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", both(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = refused(&env, &dir);
     assert!(
         err.contains("(2.13.0+cpu) is a CPU-only build without lib/libtorch_cuda.so"),
         "{err}"

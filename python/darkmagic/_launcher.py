@@ -3,7 +3,7 @@
 The binary (`darkmagic-core`, installed beside this script) links libtorch, which the torch
 package keeps in `torch/lib`; where that folder is depends on the environment (a venv, conda, a
 user site, a `.pth` file). This launcher finds it as `import torch` would, without importing
-torch (that takes seconds), checks that it is the torch release the binary was built against
+torch (that would load all of libtorch into the launcher too), checks that it is the torch release the binary was built against
 (the wheel's `torch==X.Y.*` requirement), puts `torch/lib` first on `LD_LIBRARY_PATH` and
 replaces itself with the binary. The binary restores the user's `LD_LIBRARY_PATH` at once and
 starts its trials through this launcher again (src/launcher.rs), so each trial, on this machine,

@@ -2,6 +2,7 @@
 //! libtorch's and the data pipeline's CPU threads, denormal flushing, the allocator's habits,
 //! mixed precision (`amp`), and what `--version` says of libtorch and CUDA (`version`).
 pub mod amp;
+mod torch_release;
 pub mod version;
 
 use crate::error::{Error, Result};

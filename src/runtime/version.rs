@@ -48,40 +48,14 @@ fn libtorch_in_maps(maps: &str) -> Option<PathBuf> {
         .and_then(|path| Path::new(path).parent().map(Path::to_path_buf))
 }
 
-/// The version of the libtorch in `lib`: the torch package's `version.py` beside it (a pip
-/// wheel) or the `build-version` file of a C++ distribution.
+/// The release of the libtorch in folder `lib` (its root is the folder above).
 fn version_of(lib: &Path) -> Option<String> {
-    let root = lib.parent()?;
-    if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
-        return version_in_python(&text);
-    }
-    let text = std::fs::read_to_string(root.join("build-version")).ok()?;
-    Some(text.trim().to_string()).filter(|v| !v.is_empty())
-}
-
-/// The value of `__version__ = '...'` in a torch `version.py`.
-fn version_in_python(text: &str) -> Option<String> {
-    let line = text.lines().find(|l| l.trim_start().starts_with("__version__"))?;
-    let value = line.split_once('=')?.1.trim();
-    let unquoted = value.trim_matches(|c| c == '\'' || c == '"');
-    (!unquoted.is_empty() && unquoted.len() + 2 == value.len()).then(|| unquoted.to_string())
+    super::torch_release::release(lib.parent()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_version_of_a_torch_package_is_read_from_its_version_py() {
-        let text = "from typing import Optional\n__version__ = '2.13.0+cu130'\ndebug = False\n";
-        assert_eq!(version_in_python(text).as_deref(), Some("2.13.0+cu130"));
-        assert_eq!(
-            version_in_python("__version__ = \"2.12.1\"\n").as_deref(),
-            Some("2.12.1")
-        );
-        assert_eq!(version_in_python("__version__ = get()\n"), None);
-        assert_eq!(version_in_python("debug = False\n"), None);
-    }
 
     #[test]
     fn the_loaded_libtorch_is_found_in_the_memory_map() {
