@@ -218,6 +218,12 @@ pub struct ChecklistArgs {
     /// trial, nested under a run for the checklist (sets checklist.mlflow).
     #[arg(long, value_name = "URI")]
     pub mlflow: Option<String>,
+    /// Replace the design fixed at this checklist's first look (design.json) with the one of
+    /// the current settings, over the same trials: for a checklist planned under an older
+    /// default or too few seeds. The report names every design replaced, since choosing a new
+    /// one after seeing results is the reader's to judge.
+    #[arg(long)]
+    pub redesign: bool,
     /// Remove the directory's checklist.lock first, whoever holds it: for a lock left on a
     /// shared filesystem by a host where the checklist no longer runs.
     #[arg(long)]

@@ -226,6 +226,12 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     // Taken before the MLflow tracker starts: a checklist refused because another one runs in
     // this directory sends nothing and leaves that one's mlflow.json alone.
     let lock = checklist::lock::Lock::acquire(&root)?;
+    if a.redesign && checklist::design_record::retire(&root)? {
+        eprintln!(
+            "the design in {} is retired: the next look fixes the design of these settings (the report names the one replaced)",
+            a.out.join(checklist::design_record::FILE).display()
+        );
+    }
     let tracker = baseline
         .checklist
         .mlflow

@@ -193,9 +193,9 @@ fn recipe_values_are_checked_before_any_work() {
         "checklist.factors={lr={low={\"optim.lr\"=0.01}}}",
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    // 2 arms x 3 seeds x 100000 epochs x 25 steps x 64 images.
+    // 2 arms x 4 seeds x 100000 epochs x 25 steps x 64 images.
     assert!(
-        out.status.success() && text.contains("9.600e8 training images"),
+        out.status.success() && text.contains("1.280e9 training images"),
         "{text}"
     );
     // A plan without variants would run nothing and say nothing; so would a teacher that only

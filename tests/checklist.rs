@@ -267,6 +267,37 @@ fn dry_run_lists_trials_changes_and_compute() {
     );
     assert!(text.contains("30 trials (15 arms x 2 seeds)"), "{text}");
     assert!(text.contains("estimated time:"), "{text}");
+    // The planned power is the product's rule simulated: the same figure from the library, at
+    // the digits' margin of two validation images (2 / 179 = 1.12 pp).
+    let cfg = darkmagic::recipe::ChecklistConfig {
+        seeds: 2,
+        ..Default::default()
+    };
+    let design = darkmagic::checklist::sequential::Design::new(&cfg, 179, 14);
+    let (at, twice) = darkmagic::checklist::simulation::planned_power(&design, 1.0, 2000);
+    let want = format!("sd 1 pp: {at:.2} at +1.12 pp, {twice:.2} at +2.23 pp");
+    assert!(text.contains("planned power") && text.contains(&want), "{want}\n{text}");
+    assert!(!text.contains("adds one seed"), "{text}");
+    // Looks at 3, 6, 9, 10: the last round is one seed, and the dry run says so.
+    let o = bin()
+        .args([
+            "checklist",
+            "--dry-run",
+            "--seeds",
+            "3",
+            "--max-seeds",
+            "10",
+            "--threads",
+            "1",
+        ])
+        .args(["--set", "checklist.round_seeds=3"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("warning: the last round adds one seed (9 to 10)"),
+        "{text}"
+    );
 }
 
 /// Loads the page in headless Chromium and checks that it rendered, with no console message:
@@ -587,6 +618,16 @@ fn the_combined_recipe_is_confirmed_on_fresh_seeds() {
     assert_eq!(e, c - p);
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("fresh seeds") && md.contains("combined minus sum"), "{md}");
+    // The summary opens with the decision in plain words; the worst paired seed is recorded.
+    assert!(
+        md.starts_with("# darkmagic checklist\n\n## Decision\n\n- **Adopt**: lr=usable (+"),
+        "{md}"
+    );
+    assert!(
+        s["trials"][0]["worst_seed"]["seed"].as_u64().is_some(),
+        "{}",
+        s["trials"][0]
+    );
     let design: Value = serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap()).unwrap();
     assert_eq!(design["variants"], serde_json::json!(["lr=usable"]));
 }
@@ -616,6 +657,43 @@ fn a_rerun_with_another_recipe_changes_nothing_and_the_resume_still_works() {
     );
     finish(run_tiny(&recipe, &out));
     not_rerun(&done);
+}
+
+/// A rerun that changes the design after the first look is refused and names `--redesign`;
+/// with it, the design of the new settings is fixed over the same trials, the old one is kept
+/// as replaced, and the report says so.
+#[test]
+fn redesign_replaces_a_fixed_design_openly() {
+    let dir = tempdir("redesign");
+    let recipe = write_recipe(&dir);
+    let out = dir.join("out");
+    finish(run_tiny(&recipe, &out));
+    let done = result_times(&out);
+    let o = common::checklist(&recipe, &out, &["--parallel", "2", "--max-seeds", "3"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("checklist.max_seeds = 2") && e.contains("--redesign"), "{e}");
+    finish(common::checklist(
+        &recipe,
+        &out,
+        &["--parallel", "2", "--max-seeds", "3", "--redesign"],
+    ));
+    not_rerun(&done);
+    let design: Value = serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap()).unwrap();
+    assert_eq!(
+        (design["design"]["max"].as_u64(), design["replaced"][0]["max"].as_u64()),
+        (Some(3), Some(2)),
+        "{design}"
+    );
+    assert_eq!(design.get("retired"), None, "{design}");
+    assert_eq!(summary(&out)["baseline"]["seeds"].as_array().unwrap().len(), 3);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("The design was replaced after results were seen") && md.contains("looks at 2 seeds"),
+        "{md}"
+    );
 }
 
 /// A tuning candidate that fails (a batch larger than the training split) is named, and the

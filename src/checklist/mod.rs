@@ -8,6 +8,7 @@
 //! - `summary.json`, `summary.csv`, `summary.md`, `report.html`: written by `report`,
 //! - `checklist.lock`: held while a checklist runs here.
 pub mod analysis;
+pub mod calibration;
 pub mod design_record;
 pub mod hparams;
 pub mod lock;
@@ -338,6 +339,27 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
     Ok(summary)
 }
 
+/// The dry run's planned power: the chance that a variant is called helps at `+margin` and at
+/// `+2 margin` (the others null) under this design, at a few paired noise levels, simulated by
+/// the rule the checklist applies (`simulation::planned_power`, 2,000 checklists each).
+fn planned_power(design: &sequential::Design) -> String {
+    let margin = 100.0 * design.margin;
+    let cells: Vec<String> = [0.25, 0.5, 1.0]
+        .iter()
+        .map(|&sd| {
+            let (at, twice) = simulation::planned_power(design, sd, 2000);
+            format!(
+                "sd {sd} pp: {at:.2} at +{margin:.2} pp, {twice:.2} at +{:.2} pp",
+                2.0 * margin
+            )
+        })
+        .collect();
+    format!(
+        "planned power (helps, the other variants null; sd: of a variant's paired differences over seeds, 0.27 pp on the Fashion-MNIST checklist): {}\n",
+        cells.join("; ")
+    )
+}
+
 /// A warning when no arm can reach the seeds a verdict needs.
 pub fn too_few_seeds(c: &crate::recipe::ChecklistConfig) -> Option<String> {
     let max = c.max_seeds.max(c.seeds);
@@ -357,15 +379,18 @@ fn fix_design(root: &Path, baseline: &Recipe, labels: &[String], summary: &Summa
         return Ok(false);
     }
     let c = &baseline.checklist;
+    // K counts every planned variant; the margin is the one the analysis used (it may depend on
+    // the validation split's size).
     let design = sequential::Design {
         margin: summary.design.margin,
-        comparisons: summary.design.comparisons,
         ..sequential::Design::new(c, 0, labels.len())
     };
     let record = design_record::Record {
         design,
         margin: c.margin,
         variants: labels.to_vec(),
+        replaced: design_record::replaced(root)?,
+        retired: false,
     };
     design_record::write(root, &record)?;
     Ok(true)
@@ -398,8 +423,8 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
             out.push_str(&format!("  {d}\n"));
         }
     }
-    let looks = sequential::Design::new(c, 0, arms.len().saturating_sub(1)).looks();
-    let looks: Vec<String> = looks.iter().map(usize::to_string).collect();
+    let design = sequential::Design::new(c, 0, arms.len().saturating_sub(1));
+    let looks: Vec<String> = design.looks().iter().map(usize::to_string).collect();
     let max = c.max_seeds.max(c.seeds);
     let combined = if c.combine { max } else { 0 };
     out.push_str(&format!(
@@ -415,6 +440,14 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
     if let Some(w) = too_few_seeds(c) {
         out.push_str(&format!("warning: {w}\n"));
     }
+    if let [.., before, last] = design.looks()[..]
+        && last - before == 1
+    {
+        out.push_str(&format!(
+            "warning: the last round adds one seed ({before} to {last}): it splits the error between two nearly identical tests; \
+             set checklist.max_seeds so that rounds of checklist.round_seeds fit it\n"
+        ));
+    }
     let tune_seeds = c.tune.seeds;
     let per_arm: Vec<usize> = arms
         .iter()
@@ -428,10 +461,19 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
         ));
     }
     if baseline.external.is_some() {
+        out.push_str(&planned_power(&design));
         return Ok(out);
     }
-    // darkmagic's own trainer: the compute, in training images.
-    let n_train = data::load_splits(baseline)?.train.len();
+    // darkmagic's own trainer: the margin from the validation split, the compute in training
+    // images.
+    let splits = data::load_splits(baseline)?;
+    let val_images = splits.val.len();
+    out.push_str(&planned_power(&sequential::Design::new(
+        c,
+        val_images,
+        design.comparisons,
+    )));
+    let n_train = splits.train.len();
     // In floating point: a product of counts can pass usize::MAX.
     let images_per_seed: f64 = recipes
         .iter()

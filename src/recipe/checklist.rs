@@ -101,9 +101,9 @@ impl Default for ChecklistConfig {
     fn default() -> Self {
         ChecklistConfig {
             plan: PlanKind::Default,
-            seeds: 3,
-            max_seeds: 4,
-            round_seeds: 3,
+            seeds: 4,
+            max_seeds: 6,
+            round_seeds: 2,
             alpha: 0.05,
             margin: None,
             skip: Vec::new(),

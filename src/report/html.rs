@@ -243,7 +243,7 @@ fn failures(data: &[TrialData]) -> String {
 }
 
 /// The whole page.
-pub fn render(summary: &Summary, data: &[TrialData]) -> String {
+pub fn render(summary: &Summary, data: &[TrialData], root: &std::path::Path) -> String {
     let c: Compute = super::compute(data);
     let bars: Vec<Bar> = summary
         .trials
@@ -289,9 +289,14 @@ pub fn render(summary: &Summary, data: &[TrialData]) -> String {
     let mut rows: Vec<&ArmSummary> = vec![&summary.baseline];
     rows.extend(&summary.trials);
     let base_label = Arm::Baseline.label();
+    let decision: String = super::decision_lines(summary, root)
+        .iter()
+        .map(|(h, t)| format!("<li><b>{h}</b>: {}</li>", esc(t)))
+        .collect();
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\"><title>darkmagic checklist</title><style>{STYLE}</style></head><body>\
-<h1>darkmagic checklist</h1>\
+<h1>darkmagic checklist</h1><h2>Decision</h2><ul>{decision}</ul><p>Helps and hurts are family-wise claims (at most alpha \
+chance of any false one in the whole checklist); makes no difference is a claim about each variant on its own.</p>\
 <p>{} variants around the {base_label} ({seeds} of at most {max_seeds} seeds): {counts}. Metric: {}; \
 differences are paired by seed (same initialisation, data order and augmentation), in percentage points (pp). \
 A variant <span class=\"helps\">helps</span> when its whole helps/hurts interval is above 0 and <span class=\"hurts\">hurts</span> when it is below.</p>\

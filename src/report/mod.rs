@@ -6,6 +6,7 @@ pub mod svg;
 
 use crate::checklist::analysis::{ArmSummary, Summary, Verdict};
 use crate::checklist::plan::Trial;
+use crate::checklist::sequential::Size;
 use crate::error::Result;
 use crate::recipe::Recipe;
 use crate::rundir::{self, EpochMetrics, RunDir};
@@ -98,9 +99,142 @@ pub fn write(root: &Path, summary: &Summary) -> Result<()> {
     let json = serde_json::to_string_pretty(summary).expect("summary serializes");
     crate::files::write_atomic(&root.join("summary.json"), format!("{json}\n").as_bytes())?;
     crate::files::write_atomic(&root.join("summary.csv"), csv(summary).as_bytes())?;
-    crate::files::write_atomic(&root.join("summary.md"), markdown(summary, &compute(&data)).as_bytes())?;
-    crate::files::write_atomic(&root.join("report.html"), html::render(summary, &data).as_bytes())?;
+    crate::files::write_atomic(
+        &root.join("summary.md"),
+        markdown(summary, &compute(&data), root).as_bytes(),
+    )?;
+    crate::files::write_atomic(&root.join("report.html"), html::render(summary, &data, root).as_bytes())?;
     Ok(())
+}
+
+/// The checklist's decision in plain words, a (heading, text) pair per kind that occurs: adopt
+/// (helps), avoid (hurts), makes no difference (equivalent), still open (with the seeds it needs
+/// and the command that runs them), unstable arms, and arms that failed to train.
+pub fn decision_lines(s: &Summary, root: &Path) -> Vec<(&'static str, String)> {
+    let with = |v: Verdict| -> Vec<&ArmSummary> { s.trials.iter().filter(|a| a.verdict == v).collect() };
+    let effects = |arms: &[&ArmSummary]| -> String {
+        let parts: Vec<String> = arms
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} ({} pp, {})",
+                    a.label,
+                    a.diff.map_or("-".into(), pp),
+                    verdict_label(a)
+                )
+            })
+            .collect();
+        parts.join("; ")
+    };
+    let mut out = Vec::new();
+    let (helps, hurts, same) = (with(Verdict::Helps), with(Verdict::Hurts), with(Verdict::Equivalent));
+    if !helps.is_empty() {
+        out.push(("Adopt", effects(&helps)));
+    }
+    if !hurts.is_empty() {
+        out.push(("Avoid", effects(&hurts)));
+    }
+    if !same.is_empty() {
+        let labels: Vec<&str> = same.iter().map(|a| a.label.as_str()).collect();
+        let margin = 100.0 * s.design.margin;
+        out.push((
+            "Makes no difference",
+            format!("{} (each within ±{margin:.2} pp)", labels.join(", ")),
+        ));
+    }
+    if let Some(text) = still_open(s, root) {
+        out.push(("Still open", text));
+    }
+    let unstable: Vec<String> = s
+        .trials
+        .iter()
+        .filter_map(|a| a.worst_seed.as_ref().filter(|w| w.unstable).map(|w| (a, w)))
+        .map(|(a, w)| {
+            format!(
+                "{}: seed {} lies {:.2} pp below its other seeds",
+                a.label,
+                w.seed,
+                100.0 * w.below_others
+            )
+        })
+        .collect();
+    if !unstable.is_empty() {
+        out.push((
+            "Unstable",
+            format!(
+                "{} (more than {} pooled standard deviations): a run that fails now and then, which the mean and its interval do not show",
+                unstable.join("; "),
+                crate::checklist::analysis::UNSTABLE_SDS
+            ),
+        ));
+    }
+    let broken: Vec<String> = s
+        .trials
+        .iter()
+        .filter(|a| matches!(a.verdict, Verdict::Diverged | Verdict::Failed | Verdict::Stopped))
+        .map(|a| format!("{} ({})", a.label, verdict_text(a.verdict)))
+        .collect();
+    if !broken.is_empty() {
+        out.push(("Did not finish", broken.join(", ")));
+    }
+    out
+}
+
+/// The open variants in words: those still running (and the command that continues them), and
+/// the undecided ones with the seeds their noise needs and the follow-up checklist that
+/// decides them on fresh seeds.
+fn still_open(s: &Summary, root: &Path) -> Option<String> {
+    let dir = root.display();
+    let running: Vec<&str> = s
+        .trials
+        .iter()
+        .filter(|a| a.verdict == Verdict::Incomplete)
+        .map(|a| a.label.as_str())
+        .collect();
+    let undecided: Vec<&ArmSummary> = s
+        .trials
+        .iter()
+        .filter(|a| matches!(a.verdict, Verdict::Undecided | Verdict::TooFewSeeds))
+        .collect();
+    let mut parts = Vec::new();
+    if !running.is_empty() {
+        parts.push(format!(
+            "{} wait for the next look; `darkmagic checklist --out {dir}` continues them",
+            running.join(", ")
+        ));
+    }
+    if !undecided.is_empty() {
+        let needs: Vec<Option<usize>> = undecided
+            .iter()
+            .map(|a| a.decision.as_ref().and_then(|d| d.seeds_needed))
+            .collect();
+        let each: Vec<String> = undecided
+            .iter()
+            .zip(&needs)
+            .map(|(a, n)| match n {
+                Some(n) => format!("{} (about {n} seeds)", a.label),
+                None => format!("{} (over 1000 seeds)", a.label),
+            })
+            .collect();
+        let most = needs.iter().flatten().max().copied().unwrap_or(0).max(4);
+        let open_factors: Vec<&str> = undecided.iter().filter_map(|a| a.factor.as_deref()).collect();
+        let mut skip: Vec<String> = s
+            .trials
+            .iter()
+            .filter_map(|a| a.factor.as_deref())
+            .filter(|f| !open_factors.contains(f))
+            .map(|f| format!("\"{f}\""))
+            .collect();
+        skip.dedup();
+        let fresh = s.baseline.seeds.iter().map(|x| x.seed).min().unwrap_or(0) + 10_000;
+        parts.push(format!(
+            "{}: seeds needed for 80% power at the margin, from the noise seen. A follow-up checklist of these factors on fresh seeds decides them: \
+             `darkmagic checklist --recipe {dir}/baseline.toml --out {dir}-open --set seed={fresh} --set 'checklist.skip=[{}]' --max-seeds {most}`",
+            each.join(", "),
+            skip.join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(". "))
 }
 
 /// Percentage points with sign, e.g. `+1.23`.
@@ -171,16 +305,26 @@ pub fn design_note(s: &Summary) -> String {
             100.0 * sd
         )
     });
+    let replaced = match d.replaced.as_slice() {
+        [] => String::new(),
+        r => format!(
+            " The design was replaced after results were seen (checklist --redesign): before it, {}; the verdicts \
+             here are this design's, over the same trials.",
+            r.join("; then ")
+        ),
+    };
     format!(
         "Sequential seeds: looks at {} seeds ({} of {} rounds run), error spent per look {} (the spending function \
-         alpha t^5 of the fraction t of the seeds, adding up to {}){}. A variant helps or hurts when its helps/hurts \
-         interval (Bonferroni over all {} variants at every look) excludes 0: at most {:.0}% chance of any false helps \
-         or hurts in the whole checklist, whatever the true effects. It is equivalent when its equivalence interval \
+         alpha t^3 of the fraction t of the seeds, nothing below 4 seeds, adding up to {}){}. A variant helps or hurts \
+         when its helps/hurts interval excludes 0 (group-sequential Holm over all {} planned variants: each look \
+         tests the open variants at alpha over the number not yet called helps or hurts, with critical values \
+         calibrated for t at each look): at most {:.0}% chance of any false helps or hurts in the whole checklist, \
+         a family-wise claim, whatever the true effects, for seed noise that is roughly symmetric. It is equivalent when its equivalence interval \
          (two one-sided tests at the look's error) lies within ±{:.2} pp: for each variant, at most {:.0}% chance of \
-         calling it equivalent when its true effect is the margin or more (not corrected over variants). Undecided: \
+         calling it equivalent when its true effect is the margin or more (a per-variant claim, not corrected over variants). Undecided: \
          the last look ended without either; too few seeds: fewer than 3 paired seeds. Each verdict is shown with the \
          interval that decided it and that interval's level.{pooled} {} training runs, {:.0}% of the {} that every arm \
-         at {} seeds would take. Method: docs/checklist-statistics.md.",
+         at {} seeds would take.{replaced} Method: docs/checklist-statistics.md.",
         looks.join(", "),
         d.rounds,
         d.looks.len(),
@@ -207,15 +351,14 @@ pub fn interaction_text(s: &Summary) -> Option<String> {
     let i = s.interaction.as_ref()?;
     Some(format!(
         "Additivity (the article assumes the tricks' effects add up): the combined recipe gained {} pp on {} fresh seeds, \
-         its parts {} pp summed (on the {} seeds that selected them, so the sum is biased upward); \
-         combined minus sum {} pp, {} interval {} (Welch t).",
+         its parts {} pp summed (on the {} seeds that selected them); combined minus sum {} pp. No interval: the parts \
+         were chosen for being large on their own seeds, so their sum is biased upward and an interval on the \
+         difference would call effects that add \"interfering\" far more often than its level says.",
         pp(i.combined),
         i.combined_seeds,
         pp(i.parts),
         i.parts_seeds,
         pp(i.estimate),
-        level_text(i.level),
-        interval(Some(i.ci))
     ))
 }
 
@@ -250,18 +393,31 @@ pub fn verdict_text(v: Verdict) -> &'static str {
     }
 }
 
-/// An arm's verdict in words: "helps, below the margin" for a real effect smaller than it.
+/// An arm's verdict in words, with its size against the margin for helps and hurts: "helps by
+/// at least the margin", "helps, by less than the margin", "helps, size unclear".
 pub fn verdict_label(a: &ArmSummary) -> String {
-    let below = a.decision.as_ref().is_some_and(|d| d.below_margin);
-    match verdict_text(a.verdict) {
-        v if below => format!("{v}, below the margin"),
-        v => v.to_string(),
+    let v = verdict_text(a.verdict);
+    match a.decision.as_ref().and_then(|d| d.size) {
+        Some(Size::AtLeastMargin) => format!("{v} by at least the margin"),
+        Some(Size::BelowMargin) => format!("{v}, by less than the margin"),
+        Some(Size::Unclear) => format!("{v}, size unclear"),
+        None => v.to_string(),
+    }
+}
+
+/// The CSV spelling of a helps/hurts size (empty for other verdicts).
+fn size_text(size: Option<Size>) -> &'static str {
+    match size {
+        Some(Size::AtLeastMargin) => "at_least_margin",
+        Some(Size::BelowMargin) => "below_margin",
+        Some(Size::Unclear) => "unclear",
+        None => "",
     }
 }
 
 fn csv(s: &Summary) -> String {
     let mut out = String::from(
-        "trial,factor,variant,seeds,accuracies,mean,std,diff,ci_low,ci_high,ci_level,seeds_used,look,detectable,seeds_needed,below_margin,verdict\n",
+        "trial,factor,variant,seeds,accuracies,mean,std,diff,ci_low,ci_high,ci_level,seeds_used,look,detectable,seeds_needed,size,verdict\n",
     );
     let rows = std::iter::once(&s.baseline).chain(&s.trials).chain(&s.combined);
     for a in rows {
@@ -291,7 +447,7 @@ fn csv(s: &Summary) -> String {
             count(d.map(|d| d.look)),
             f(d.and_then(|d| d.detectable)),
             count(d.and_then(|d| d.seeds_needed)),
-            d.is_some_and(|d| d.below_margin),
+            size_text(d.and_then(|d| d.size)),
             verdict.as_str().unwrap_or_default()
         ));
     }
@@ -417,8 +573,15 @@ pub fn values_text(values: &toml::Table) -> String {
         .join(", ")
 }
 
-fn markdown(s: &Summary, c: &Compute) -> String {
-    let mut out = String::from("# darkmagic checklist\n\n");
+fn markdown(s: &Summary, c: &Compute, root: &Path) -> String {
+    let mut out = String::from("# darkmagic checklist\n\n## Decision\n\n");
+    for (heading, text) in decision_lines(s, root) {
+        out.push_str(&format!("- **{heading}**: {}\n", md_cell(&text)));
+    }
+    out.push_str(
+        "\nHelps and hurts are family-wise claims (at most alpha chance of any false one in the whole checklist); \
+                  makes no difference is a claim about each variant on its own.\n\n## Verdicts\n\n",
+    );
     out.push_str(&format!(
         "Metric: {} (%); differences are paired by seed against the baseline, in percentage points.\n\n",
         metric_text(s)
@@ -461,7 +624,7 @@ mod tests {
     use super::*;
     use crate::checklist::sequential::Decision;
 
-    fn arm(ci: (f64, f64), level: f64, verdict: Verdict, below_margin: bool) -> ArmSummary {
+    fn arm(ci: (f64, f64), level: f64, verdict: Verdict, size: Option<Size>) -> ArmSummary {
         ArmSummary {
             label: "f=v".into(),
             factor: None,
@@ -477,7 +640,7 @@ mod tests {
             verdict,
             decision: Some(Decision {
                 verdict,
-                below_margin,
+                size,
                 seeds: 3,
                 look: 1,
                 ci: Some(ci),
@@ -489,6 +652,7 @@ mod tests {
                 pooled_sd: false,
                 needs: 0,
             }),
+            worst_seed: None,
         }
     }
 
@@ -514,19 +678,26 @@ mod tests {
     fn intervals_are_clipped_to_what_the_metric_allows_or_called_uninformative() {
         // Baseline at 99%: a mean difference lies in [-99, +1] pp.
         let bounds = Some((-0.99, 0.01));
-        let a = arm((-0.002, 0.004), 0.95, Verdict::Undecided, false);
+        let a = arm((-0.002, 0.004), 0.95, Verdict::Undecided, None);
         assert_eq!(deciding_interval(&a, bounds), "[-0.20, +0.40] 95.0%");
-        let a = arm((-0.03, 0.05), 0.95, Verdict::Undecided, false);
+        let a = arm((-0.03, 0.05), 0.95, Verdict::Undecided, None);
         assert_eq!(deciding_interval(&a, bounds), "[-3.00, +1.00] 95.0%, clipped");
-        let a = arm((-3.5, 3.6), 0.95, Verdict::Undecided, false);
+        let a = arm((-3.5, 3.6), 0.95, Verdict::Undecided, None);
         assert_eq!(deciding_interval(&a, bounds), "uninformative (95.0%)");
         assert_eq!(deciding_interval(&a, None), "[-350.00, +360.00] 95.0%");
     }
 
     #[test]
-    fn a_real_effect_smaller_than_the_margin_says_so() {
-        let a = arm((0.001, 0.003), 0.99, Verdict::Helps, true);
-        assert_eq!(verdict_label(&a), "helps, below the margin");
-        assert_eq!(verdict_label(&arm((0.001, 0.03), 0.99, Verdict::Helps, false)), "helps");
+    fn helps_and_hurts_say_their_size_against_the_margin() {
+        let a = arm((0.001, 0.003), 0.99, Verdict::Helps, Some(Size::BelowMargin));
+        assert_eq!(verdict_label(&a), "helps, by less than the margin");
+        let a = arm((0.001, 0.03), 0.99, Verdict::Helps, Some(Size::Unclear));
+        assert_eq!(verdict_label(&a), "helps, size unclear");
+        let a = arm((-0.03, -0.01), 0.99, Verdict::Hurts, Some(Size::AtLeastMargin));
+        assert_eq!(verdict_label(&a), "hurts by at least the margin");
+        assert_eq!(
+            verdict_label(&arm((-0.01, 0.01), 0.9, Verdict::Equivalent, None)),
+            "equivalent"
+        );
     }
 }

@@ -136,6 +136,7 @@ fn winners_take_the_best_helping_variant_per_factor() {
         bootstrap_ci: None,
         verdict,
         decision: None,
+        worst_seed: None,
     };
     let trials = vec![
         mk("a", "1", 0.01, Verdict::Helps),
@@ -153,4 +154,24 @@ fn winners_take_the_best_helping_variant_per_factor() {
         .collect();
     let w: Vec<String> = winners(&trials, &variants).iter().map(Variant::label).collect();
     assert_eq!(w, vec!["a=2", "c=1"]);
+}
+
+#[test]
+fn an_arms_worst_seed_far_below_its_others_is_flagged_unstable() {
+    // Five seeds within 0.1 pp and one that lost 2 pp, pooled sd 0.27 pp: 4 sds are 1.08 pp.
+    let pairs = [
+        (0, 0.001),
+        (1, 0.0),
+        (2, -0.001),
+        (3, -0.019),
+        (4, 0.0005),
+        (5, -0.0005),
+    ];
+    let w = worst_seed(&pairs, Some(0.0027)).unwrap();
+    assert_eq!(w.seed, 3);
+    assert!((w.below_others - 0.019).abs() < 1e-12, "{w:?}");
+    assert!(w.unstable);
+    // The same seeds scattering by 0.5 pp (pooled sd 0.5 pp): 1.9 pp is under 4 sds.
+    assert!(!worst_seed(&pairs, Some(0.005)).unwrap().unstable);
+    assert_eq!(worst_seed(&pairs[..1], Some(0.0027)), None);
 }
