@@ -122,7 +122,7 @@ pub struct DesignSummary {
     /// Error spent at each look (they add up to `alpha`).
     #[serde(default)]
     pub spent: Vec<f64>,
-    /// Variants the helps/hurts error is split over (Bonferroni).
+    /// Variants the helps/hurts error is split over (every planned variant: Holm starts at alpha / K).
     #[serde(default)]
     pub comparisons: usize,
     /// The designs replaced by `--redesign`, oldest first, in words.
@@ -378,6 +378,7 @@ fn resolution(seeds: &[&SeedOutcome]) -> f64 {
 /// number of comparisons, counts every planned variant, run yet or not.
 fn design_of(root: &Path, val_images: usize, found: Vec<String>) -> crate::Result<(Design, bool, Vec<String>)> {
     if let Some(r) = super::design_record::read(root)?.filter(|r| !r.retired) {
+        super::design_record::check_margin(root, &r, val_images)?;
         return Ok((r.design, true, r.variants));
     }
     let planned = crate::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[])

@@ -53,16 +53,134 @@ pub fn retire(root: &Path) -> Result<bool> {
     }
 }
 
-/// The record of the checklist in `root`; None before its first look.
+/// The most bytes a design record may hold (a 1000-variant design's critical table fits).
+const LIMIT: u64 = 16 << 20;
+
+/// The record of the checklist in `root`; None before its first look. Read through the bounded
+/// regular-file reader and checked field by field ([`validate`]): an edited or damaged record is
+/// refused with the field named, never judged with.
 pub fn read(root: &Path) -> Result<Option<Record>> {
     let path = root.join(FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
         return Ok(None);
+    }
+    let bad = |message: String| Error::RunDir {
+        path: path.clone(),
+        message: format!("{message}; it records the checklist's design (restore it, or start in another directory)"),
     };
-    serde_json::from_str(&text).map(Some).map_err(|e| Error::RunDir {
-        path,
-        message: format!("{e}; it records the checklist's design (restore it, or start in another directory)"),
-    })
+    let bytes = crate::files::read_regular(&path, LIMIT)?;
+    let record: Record = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    validate(&record).map_err(bad)?;
+    Ok(Some(record))
+}
+
+/// Every field of a record within what a design can hold: counts in range, alpha in (0, 0.5),
+/// a positive finite margin, one unique label per planned variant, and a critical table of one
+/// row per variant and one value per look, positive, finite, and growing with the row (as
+/// `calibration::table` makes it).
+pub fn validate(r: &Record) -> std::result::Result<(), String> {
+    let d = &r.design;
+    if d.comparisons != r.variants.len() {
+        return Err(format!(
+            "design.comparisons = {} but the record plans {} variants",
+            d.comparisons,
+            r.variants.len()
+        ));
+    }
+    for d in r.replaced.iter().chain(std::iter::once(&r.design)) {
+        validate_design(d)?;
+    }
+    let mut labels: Vec<&String> = r.variants.iter().collect();
+    labels.sort();
+    if let Some(w) = labels.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("variants: {:?} appears twice", w[0]));
+    }
+    if let Some(m) = r.margin.filter(|m| !(m.is_finite() && *m > 0.0)) {
+        return Err(format!("margin = {m}: expected a positive number of pp"));
+    }
+    Ok(())
+}
+
+/// One design's fields (see [`validate`]).
+fn validate_design(d: &Design) -> std::result::Result<(), String> {
+    if !(1..=1000).contains(&d.first) || !(d.first..=1000).contains(&d.max) || d.round == 0 {
+        return Err(format!(
+            "design.first = {}, design.max = {}, design.round = {}: expected 1 <= first <= max <= 1000 and round >= 1",
+            d.first, d.max, d.round
+        ));
+    }
+    if !(d.alpha > 0.0 && d.alpha < 0.5) {
+        return Err(format!("design.alpha = {}: expected a number in (0, 0.5)", d.alpha));
+    }
+    if !(d.margin.is_finite() && d.margin > 0.0 && d.margin < 1.0) {
+        return Err(format!("design.margin = {}: expected a fraction in (0, 1)", d.margin));
+    }
+    if d.comparisons == 0 || d.comparisons > 10_000 {
+        return Err(format!("design.comparisons = {}: expected 1 to 10000", d.comparisons));
+    }
+    // A record written before the critical values were stored has none: they are calibrated again.
+    if d.critical.is_empty() {
+        return Ok(());
+    }
+    let looks = d.looks().len();
+    if d.critical.len() != d.comparisons || d.critical.iter().any(|row| row.len() != looks) {
+        return Err(format!(
+            "design.critical: expected {} rows of {looks} values (one per variant, one per look)",
+            d.comparisons
+        ));
+    }
+    for l in 0..looks {
+        let column: Vec<Option<f64>> = d.critical.iter().map(|row| row[l]).collect();
+        if column.iter().flatten().any(|c| !(c.is_finite() && *c > 0.0)) {
+            return Err(format!(
+                "design.critical, look {}: expected positive finite values",
+                l + 1
+            ));
+        }
+        let values: Vec<f64> = column.iter().flatten().copied().collect();
+        if values.len() != column.len() && !values.is_empty() || values.windows(2).any(|w| w[0] > w[1]) {
+            return Err(format!(
+                "design.critical, look {}: expected all values or none, growing with the row",
+                l + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether two critical tables agree to a relative 1e-3: the calibration is deterministic, but
+/// another machine's libm may round a random draw's logarithm differently in the last bit.
+fn same_table(a: &[super::calibration::Row], b: &[super::calibration::Row]) -> bool {
+    let close = |x: &Option<f64>, y: &Option<f64>| match (x, y) {
+        (Some(x), Some(y)) => (x - y).abs() <= 1e-3 * y.abs(),
+        (None, None) => true,
+        _ => false,
+    };
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(r, s)| r.len() == s.len() && r.iter().zip(s).all(|(x, y)| close(x, y)))
+}
+
+/// A record whose margin came from the default rule (`checklist.margin` unset) must hold that
+/// rule's margin for the validation split the trials report: 0.5 pp or two validation images,
+/// whichever is larger.
+pub fn check_margin(root: &Path, r: &Record, val_images: usize) -> Result<()> {
+    if r.margin.is_some() || val_images == 0 {
+        return Ok(());
+    }
+    let want = (2.0 / val_images as f64).max(0.005);
+    if (r.design.margin - want).abs() > 1e-12 {
+        return Err(Error::RunDir {
+            path: root.join(FILE),
+            message: format!(
+                "design.margin = {} but the default rule gives {want} for {val_images} validation images: the record was \
+                 edited (restore it, or use another --out directory)",
+                r.design.margin
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Writes the record (atomically).
@@ -102,22 +220,29 @@ pub fn check(root: &Path, cfg: &ChecklistConfig, variants: &[String]) -> Result<
     if d.alpha != cfg.alpha {
         return refuse("checklist.alpha", d.alpha.to_string(), cfg.alpha.to_string());
     }
+    if !d.critical.is_empty()
+        && !same_table(
+            &d.critical,
+            &Design {
+                critical: Vec::new(),
+                ..d.clone()
+            }
+            .boundaries_table(),
+        )
+    {
+        return Err(Error::RunDir {
+            path: root.join(FILE),
+            message: "design.critical differs from the calibration of the design it records: the record was edited \
+                      (restore it, or use another --out directory)"
+                .into(),
+        });
+    }
     if r.margin != cfg.margin {
         let text = |m: Option<f64>| m.map_or("the default".into(), |m| format!("{m} pp"));
         return refuse("checklist.margin", text(r.margin), text(cfg.margin));
     }
-    // A record written before the critical values were stored has none: they are calibrated again.
-    if d.comparisons != r.variants.len() || !(d.critical.is_empty() || d.critical.len() == d.comparisons) {
-        return Err(Error::RunDir {
-            path: root.join(FILE),
-            message: format!(
-                "design.comparisons = {} and {} rows of design.critical do not match the {} variants the record plans; \
-                 the record was edited or damaged (restore it, or use another --out directory)",
-                d.comparisons,
-                d.critical.len(),
-                r.variants.len()
-            ),
-        });
+    if let Some(pp) = cfg.margin.filter(|pp| (d.margin - pp / 100.0).abs() > 1e-12) {
+        return refuse("design.margin", format!("{} pp", 100.0 * d.margin), format!("{pp} pp"));
     }
     if r.variants != variants {
         let added: Vec<&String> = variants.iter().filter(|v| !r.variants.contains(v)).collect();
@@ -199,5 +324,53 @@ mod tests {
         check(&root, &more, &variants).expect("a retired design constrains no rerun");
         assert_eq!(replaced(&root).unwrap(), vec![old]);
         assert!(read(&root).unwrap().unwrap().retired);
+    }
+
+    /// Hand edits that would change the verdicts are refused by name: the split of alpha, the
+    /// margin, the critical values, impossible counts; a missing file is no record.
+    #[test]
+    fn an_edited_record_is_refused_with_the_field_named() {
+        let root = crate::testutil::tempdir("design-edited");
+        let cfg = ChecklistConfig::default();
+        let variants = vec!["a=1".to_string(), "b=2".to_string()];
+        let good = Record {
+            design: Design::new(&cfg, 0, 2),
+            margin: None,
+            variants: variants.clone(),
+            replaced: Vec::new(),
+            retired: false,
+        };
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = serde_json::to_value(&good).unwrap();
+            f(&mut v);
+            std::fs::write(root.join(FILE), v.to_string()).unwrap();
+            read(&root)
+                .and_then(|r| check(&root, &cfg, &variants).map(|()| r))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = edit(&|v| v["design"]["comparisons"] = 1.into());
+        assert!(e.contains("design.comparisons = 1"), "{e}");
+        let e = edit(&|v| v["design"]["alpha"] = (-1.0).into());
+        assert!(e.contains("design.alpha = -1"), "{e}");
+        let e = edit(&|v| {
+            v["design"]["first"] = 0.into();
+            v["design"]["max"] = 0.into();
+        });
+        assert!(e.contains("design.first = 0"), "{e}");
+        let e = edit(&|v| v["design"]["critical"][1][1] = 0.5.into());
+        assert!(e.contains("design.critical"), "{e}");
+        let e = edit(&|v| v["variants"][1] = "a=1".into());
+        assert!(e.contains("appears twice"), "{e}");
+        // The margin: against the default rule for the trials' validation split.
+        let mut wide = good.clone();
+        wide.design.margin = 0.009;
+        assert!(check_margin(&root, &good, 10_000).is_ok());
+        let e = check_margin(&root, &wide, 10_000).unwrap_err().to_string();
+        assert!(e.contains("design.margin = 0.009") && e.contains("0.005"), "{e}");
+        write(&root, &good).unwrap();
+        assert_eq!(read(&root).unwrap(), Some(good));
+        std::fs::remove_file(root.join(FILE)).unwrap();
+        assert_eq!(read(&root).unwrap(), None);
     }
 }

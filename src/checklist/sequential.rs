@@ -253,6 +253,12 @@ impl Design {
         d
     }
 
+    /// The critical values calibrated for this design's looks, spending and comparisons (what
+    /// `critical` holds when the design was made here).
+    pub fn boundaries_table(&self) -> Vec<Row> {
+        self.calibrated().to_vec()
+    }
+
     /// The critical values calibrated for this design's looks, spending and comparisons.
     fn calibrated(&self) -> std::sync::Arc<Vec<Row>> {
         calibration::table(&self.looks(), &self.spent(), self.comparisons)
