@@ -151,6 +151,43 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// What makes this result impossible, if anything: accuracies must be finite and, from
+    /// darkmagic's own trainer, in [0, 1] (an external trainer's metric may be any finite
+    /// number); the wall time finite and not negative; the best epoch within the epochs run.
+    pub fn problem(&self) -> Option<String> {
+        let accuracies = [
+            ("final_val_acc", self.final_val_acc),
+            ("best_val_acc", self.best_val_acc),
+            ("final_val_acc_ema", self.final_val_acc_ema),
+            ("final_val_acc_tta", self.final_val_acc_tta),
+            ("test_acc", self.test_acc),
+            ("test_top5", self.test_top5),
+            ("test_acc_tta", self.test_acc_tta),
+            ("test_acc_ema", self.test_acc_ema),
+        ];
+        let bounded = self.device != "external";
+        for (field, value) in accuracies {
+            if let Some(v) = value.filter(|v| !v.is_finite() || bounded && !(0.0..=1.0).contains(v)) {
+                let want = if bounded {
+                    "a fraction in [0, 1]"
+                } else {
+                    "a finite number"
+                };
+                return Some(format!("{field} = {v}: expected {want}"));
+            }
+        }
+        if !(self.wall_seconds.is_finite() && self.wall_seconds >= 0.0) {
+            return Some(format!(
+                "wall_seconds = {}: expected a finite number >= 0",
+                self.wall_seconds
+            ));
+        }
+        match self.best_epoch {
+            Some(b) if b > self.epochs => Some(format!("best_epoch = {b}: expected at most epochs = {}", self.epochs)),
+            _ => None,
+        }
+    }
+
     /// A result summarising `metrics`, with the given status.
     pub fn from_metrics(
         status: Status,
@@ -329,8 +366,18 @@ impl RunDir {
         self.write_json(RESULT, result)
     }
 
+    /// Reads `result.json`; None before the run ends. A result no run could have written (an
+    /// accuracy outside [0, 1] or not finite, a negative wall time, a best epoch past the last)
+    /// is an error naming the file and the field, never a figure the verdicts would use.
     pub fn read_result(&self) -> Result<Option<RunResult>> {
-        self.read_json(RESULT)
+        let result: Option<RunResult> = self.read_json(RESULT)?;
+        if let Some(problem) = result.as_ref().and_then(RunResult::problem) {
+            return Err(Error::RunDir {
+                path: self.file(RESULT),
+                message: problem,
+            });
+        }
+        Ok(result)
     }
 
     pub fn write_spec(&self, spec: &ModelSpec) -> Result<()> {
@@ -419,6 +466,47 @@ mod tests {
             images_per_sec: 100.0,
             seconds: 1.0,
         }
+    }
+
+    /// Impossible results are refused by field on read; an external trainer's metric may lie
+    /// outside [0, 1] (a loss, a percentage) but must be finite.
+    #[test]
+    fn an_impossible_result_is_refused_with_the_field_named() {
+        let dir = RunDir::create(&crate::testutil::tempdir("rundir-result")).unwrap();
+        let good = RunResult::from_metrics(Status::Completed, &[m(1, 0.5), m(2, 0.9)], 3.0, "cpu".into(), 100);
+        for (field, value, want) in [
+            (
+                "final_val_acc",
+                serde_json::json!(2.0),
+                "final_val_acc = 2: expected a fraction in [0, 1]",
+            ),
+            ("final_val_acc", serde_json::json!(-0.5), "final_val_acc = -0.5"),
+            ("wall_seconds", serde_json::json!(-1.0), "wall_seconds = -1"),
+            (
+                "best_epoch",
+                serde_json::json!(7),
+                "best_epoch = 7: expected at most epochs = 2",
+            ),
+        ] {
+            let mut v = serde_json::to_value(&good).unwrap();
+            v[field] = value;
+            std::fs::write(dir.file(RESULT), v.to_string()).unwrap();
+            let e = dir.read_result().unwrap_err().to_string();
+            assert!(e.contains("result.json") && e.contains(want), "{e}");
+        }
+        let mut v = serde_json::to_value(&good).unwrap();
+        v["final_val_acc"] = serde_json::json!("NaN");
+        std::fs::write(dir.file(RESULT), v.to_string()).unwrap();
+        assert!(dir.read_result().unwrap_err().to_string().contains("result.json"));
+        let external = RunResult {
+            final_val_acc: Some(75.3),
+            device: "external".into(),
+            ..good.clone()
+        };
+        dir.write_result(&external).unwrap();
+        assert_eq!(dir.read_result().unwrap(), Some(external));
+        dir.write_result(&good).unwrap();
+        assert_eq!(dir.read_result().unwrap(), Some(good));
     }
 
     #[test]
