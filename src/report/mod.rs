@@ -184,7 +184,9 @@ pub fn decision_lines(s: &Summary, root: &Path) -> Vec<(&'static str, String)> {
 /// the undecided ones with the seeds their noise needs and the follow-up checklist that
 /// decides them on fresh seeds.
 fn still_open(s: &Summary, root: &Path) -> Option<String> {
-    let dir = root.display();
+    // As the user typed it where it lies under the working directory (`runs/checklist`).
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let dir = root.strip_prefix(&cwd).unwrap_or(root).display();
     let running: Vec<&str> = s
         .trials
         .iter()
