@@ -213,9 +213,10 @@ fn still_open(s: &Summary, root: &Path) -> Option<String> {
         let each: Vec<String> = undecided
             .iter()
             .zip(&needs)
-            .map(|(a, n)| match n {
-                Some(n) => format!("{} (about {n} seeds)", a.label),
-                None => format!("{} (over 1000 seeds)", a.label),
+            .map(|(a, n)| match (a.verdict, n) {
+                (Verdict::TooFewSeeds, _) => format!("{} (fewer than 3 paired seeds)", a.label),
+                (_, Some(n)) => format!("{} (about {n} seeds)", a.label),
+                (_, None) => format!("{} (over 1000 seeds)", a.label),
             })
             .collect();
         let most = needs.iter().flatten().max().copied().unwrap_or(0).max(4);
@@ -227,6 +228,7 @@ fn still_open(s: &Summary, root: &Path) -> Option<String> {
             .filter(|f| !open_factors.contains(f))
             .map(|f| format!("\"{f}\""))
             .collect();
+        skip.sort();
         skip.dedup();
         let fresh = s.baseline.seeds.iter().map(|x| x.seed).min().unwrap_or(0) + 10_000;
         parts.push(format!(
@@ -687,6 +689,74 @@ mod tests {
         let a = arm((-3.5, 3.6), 0.95, Verdict::Undecided, None);
         assert_eq!(deciding_interval(&a, bounds), "uninformative (95.0%)");
         assert_eq!(deciding_interval(&a, None), "[-350.00, +360.00] 95.0%");
+    }
+
+    /// The decision in plain words: one line per kind, the still-open variants with the seeds
+    /// they need and a follow-up command that skips the factors already decided.
+    #[test]
+    fn the_decision_names_what_to_adopt_avoid_ignore_and_run_next() {
+        let with = |label: &str, factor: &str, diff: f64, verdict: Verdict, size: Option<Size>| {
+            let mut a = arm((diff - 0.001, diff + 0.001), 0.99, verdict, size);
+            (a.label, a.factor, a.diff) = (label.into(), Some(factor.into()), Some(diff));
+            a
+        };
+        let mut open = with("wd=10x", "wd", -0.004, Verdict::Undecided, None);
+        open.decision.as_mut().unwrap().seeds_needed = Some(9);
+        let baseline = ArmSummary {
+            seeds: vec![crate::checklist::outcome::SeedOutcome {
+                seed: 7,
+                status: None,
+                val_acc: None,
+                test_acc: None,
+                epochs: 0,
+                val_images: 0,
+                error: None,
+                per_class: None,
+            }],
+            ..arm((0.0, 0.0), 0.0, Verdict::Baseline, None)
+        };
+        let s = Summary {
+            metric: "final_val_acc".into(),
+            tuning: vec![],
+            baseline,
+            trials: vec![
+                with("ls=0.1", "ls", 0.012, Verdict::Helps, Some(Size::AtLeastMargin)),
+                with("lr=step", "lr", -0.011, Verdict::Hurts, Some(Size::Unclear)),
+                with("wd=0.1x", "wd", 0.0, Verdict::Equivalent, None),
+                open,
+            ],
+            combined_variants: vec![],
+            combined: None,
+            interaction: None,
+            design: crate::checklist::analysis::DesignSummary {
+                alpha: 0.05,
+                margin: 0.005,
+                rounds: 2,
+                runs: 30,
+                runs_at_max_seeds: 30,
+                looks: vec![4, 6],
+                spent: vec![0.0148, 0.0352],
+                comparisons: 4,
+                replaced: vec![],
+                fixed: true,
+                pooled_sd: None,
+            },
+            notes: vec![],
+        };
+        let lines = decision_lines(&s, Path::new("/nowhere/cl"));
+        let heads: Vec<&str> = lines.iter().map(|(h, _)| *h).collect();
+        assert_eq!(heads, ["Adopt", "Avoid", "Makes no difference", "Still open"]);
+        assert_eq!(lines[0].1, "ls=0.1 (+1.20 pp, helps by at least the margin)");
+        assert_eq!(lines[1].1, "lr=step (-1.10 pp, hurts, size unclear)");
+        assert_eq!(lines[2].1, "wd=0.1x (each within ±0.50 pp)");
+        let open = &lines[3].1;
+        assert!(open.starts_with("wd=10x (about 9 seeds)"), "{open}");
+        assert!(
+            open.contains(
+                "--out /nowhere/cl-open --set seed=10007 --set 'checklist.skip=[\"lr\", \"ls\"]' --max-seeds 9`"
+            ),
+            "{open}"
+        );
     }
 
     #[test]
