@@ -48,7 +48,7 @@ fn row(a: &ArmSummary, bounds: Option<(f64, f64)>) -> String {
         .collect();
     let [_, detectable, needed] = power(a);
     format!(
-        "<tr><td>{}</td><td>{}</td><td class=\"iv\">{} ± {}</td><td>{}</td><td class=\"iv\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+        "<tr><td>{}</td><td>{}</td><td class=\"iv\">{} ± {}</td><td>{}</td><td class=\"iv\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         esc(&a.label),
         seeds.join(", "),
         pct(a.mean),
@@ -58,13 +58,14 @@ fn row(a: &ArmSummary, bounds: Option<(f64, f64)>) -> String {
         class(a.verdict),
         esc(&verdict_label(a)),
         esc(&detectable),
-        esc(&needed)
+        esc(&needed),
+        esc(&super::worst_seed_text(a))
     )
 }
 
 fn table(rows: &[&ArmSummary], bounds: Option<(f64, f64)>) -> String {
     let mut s = String::from(
-        "<table><tr><th>trial</th><th>accuracy per seed (%)</th><th>mean ± std (%)</th><th>difference (pp)</th><th>deciding interval (pp), level</th><th>verdict</th><th>detectable at 80% power (pp)</th><th>seeds needed</th></tr>",
+        "<table><tr><th>trial</th><th>accuracy per seed (%)</th><th>mean ± std (%)</th><th>difference (pp)</th><th>deciding interval (pp), level</th><th>verdict</th><th>detectable at 80% power (pp)</th><th>seeds needed</th><th>worst paired seed (pp)</th></tr>",
     );
     for a in rows {
         s.push_str(&row(a, bounds));

@@ -459,7 +459,7 @@ fn csv(s: &Summary) -> String {
 }
 
 /// The columns of the summary tables (Markdown and HTML).
-pub const COLUMNS: [&str; 8] = [
+pub const COLUMNS: [&str; 9] = [
     "trial",
     "seeds",
     "accuracy (mean ± std)",
@@ -468,10 +468,11 @@ pub const COLUMNS: [&str; 8] = [
     "verdict",
     "detectable at 80% power (pp)",
     "seeds needed",
+    "worst paired seed (pp)",
 ];
 
 /// One arm's cells, in `COLUMNS` order; intervals clipped to `bounds`.
-pub fn cells(a: &ArmSummary, bounds: Option<(f64, f64)>) -> [String; 8] {
+pub fn cells(a: &ArmSummary, bounds: Option<(f64, f64)>) -> [String; 9] {
     let [_, detectable, needed] = power(a);
     [
         a.label.clone(),
@@ -482,7 +483,17 @@ pub fn cells(a: &ArmSummary, bounds: Option<(f64, f64)>) -> [String; 8] {
         verdict_label(a),
         detectable,
         needed,
+        worst_seed_text(a),
     ]
+}
+
+/// An arm's worst paired seed: its difference and seed, "unstable" when it lies far below the
+/// others (`analysis::worst_seed`); a dash for the baseline and arms with fewer than 2 pairs.
+pub fn worst_seed_text(a: &ArmSummary) -> String {
+    a.worst_seed.as_ref().map_or("-".into(), |w| {
+        let flag = if w.unstable { ", unstable" } else { "" };
+        format!("{} (seed {}{flag})", pp(w.diff), w.seed)
+    })
 }
 
 /// A CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a line
