@@ -319,7 +319,7 @@ pub fn design_note(s: &Summary) -> String {
     };
     format!(
         "Sequential seeds: looks at {} seeds ({} of {} rounds run), error spent per look {} (the spending function \
-         alpha t^3 of the fraction t of the seeds, nothing below 4 seeds, adding up to {}){}. A variant helps or hurts \
+         alpha t^{} of the fraction t of the seeds, nothing below {} seeds, adding up to {}){}. A variant helps or hurts \
          when its helps/hurts interval excludes 0 (group-sequential Holm over all {} planned variants: each look \
          tests the open variants at alpha over the number not yet called helps or hurts, with critical values \
          calibrated for t at each look): at most {:.0}% chance of any false helps or hurts in the whole checklist, \
@@ -333,6 +333,8 @@ pub fn design_note(s: &Summary) -> String {
         d.rounds,
         d.looks.len(),
         spent.join(", "),
+        crate::checklist::sequential::SPENDING_POWER,
+        crate::checklist::sequential::DECIDE_SEEDS,
         d.alpha,
         if d.fixed {
             ", fixed at the first look in design.json"
