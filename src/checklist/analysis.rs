@@ -7,6 +7,7 @@
 //! (`helps`, `hurts`, `equivalent`, `undecided`) come from the sequential design of
 //! [`super::sequential`]; with 5 or more seeds a percentile bootstrap interval of `mean(d)` is
 //! given beside the design's corrected interval.
+use super::design_record::Record;
 use super::outcome::{SeedOutcome, outcome};
 use super::plan::{Arm, Trial, Variant};
 use super::sequential::{Decision, Design};
@@ -246,6 +247,20 @@ pub fn paired_prefix(seeds: &[SeedOutcome], baseline: &[SeedOutcome]) -> Vec<f64
     out
 }
 
+/// Every seed of `seeds` that the baseline also finished, with its difference against the
+/// baseline's same seed (unlike [`paired_prefix`], not stopped by a gap).
+fn paired_by_seed(seeds: &[SeedOutcome], baseline: &[SeedOutcome]) -> Vec<(u64, f64)> {
+    seeds
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.seed,
+                s.val_acc? - baseline.iter().find(|x| x.seed == s.seed)?.val_acc?,
+            ))
+        })
+        .collect()
+}
+
 /// `diverged`, `stopped` or `failed` when a seed of the arm ended so: the arm takes no part in
 /// the looks.
 fn status_verdict(seeds: &[SeedOutcome]) -> Option<Verdict> {
@@ -270,12 +285,7 @@ pub fn summarize_arm(
 ) -> ArmSummary {
     let accs: Vec<f64> = seeds.iter().filter_map(|s| s.val_acc).collect();
     let diffs: Vec<f64> = baseline
-        .map(|b| {
-            seeds
-                .iter()
-                .filter_map(|s| Some(s.val_acc? - b.iter().find(|x| x.seed == s.seed)?.val_acc?))
-                .collect()
-        })
+        .map(|b| paired_by_seed(&seeds, b).into_iter().map(|(_, d)| d).collect())
         .unwrap_or_default();
     let verdict = match (status_verdict(&seeds), &decision) {
         (Some(v), _) => v,
@@ -376,8 +386,13 @@ fn resolution(seeds: &[&SeedOutcome]) -> f64 {
 /// the ones fixed at its first look (`design.json`), or before it the `[checklist]` section's
 /// design over the plan of `baseline.toml` (the arms found, where it cannot be read). `K`, the
 /// number of comparisons, counts every planned variant, run yet or not.
-fn design_of(root: &Path, val_images: usize, found: Vec<String>) -> crate::Result<(Design, bool, Vec<String>)> {
-    if let Some(r) = super::design_record::read(root)?.filter(|r| !r.retired) {
+fn design_of(
+    root: &Path,
+    record: Option<Record>,
+    val_images: usize,
+    found: Vec<String>,
+) -> crate::Result<(Design, bool, Vec<String>)> {
+    if let Some(r) = record.filter(|r| !r.retired) {
         super::design_record::check_margin(root, &r, val_images)?;
         return Ok((r.design, true, r.variants));
     }
@@ -390,15 +405,12 @@ fn design_of(root: &Path, val_images: usize, found: Vec<String>) -> crate::Resul
     Ok((design, false, labels))
 }
 
-/// The designs the checklist in `root` replaced (`--redesign`), in words.
-fn replaced_designs(root: &Path) -> crate::Result<Vec<String>> {
-    let designs = match super::design_record::read(root)? {
-        Some(r) if r.retired => super::design_record::replaced(root)?,
-        Some(r) => r.replaced,
-        None => Vec::new(),
-    };
+/// The designs a checklist's record replaced (`--redesign`), in words.
+fn replaced_designs(record: Option<&Record>) -> Vec<String> {
     let looks = |d: &Design| d.looks().iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
-    Ok(designs
+    record
+        .map(Record::superseded)
+        .unwrap_or_default()
         .iter()
         .map(|d| {
             format!(
@@ -408,7 +420,7 @@ fn replaced_designs(root: &Path) -> crate::Result<Vec<String>> {
                 d.comparisons
             )
         })
-        .collect())
+        .collect()
 }
 
 /// Summarises every trial found under `root`, judging the variants (and the combined recipe)
@@ -445,7 +457,9 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let variant_arms: Vec<&(Arm, Vec<SeedOutcome>)> =
         arms.iter().filter(|(a, _)| matches!(a, Arm::Variant(_))).collect();
     let labels: Vec<String> = variant_arms.iter().map(|(a, _)| a.label()).collect();
-    let (design, fixed, planned) = design_of(root, val_images, labels.clone())?;
+    let record = super::design_record::read(root)?;
+    let replaced = replaced_designs(record.as_ref());
+    let (design, fixed, planned) = design_of(root, record, val_images, labels.clone())?;
     // Planned variants without a trial yet hold up the look like the others (Holm's levels
     // depend on every open variant): `absent` empty arms join the group's.
     let judge = |design: &Design, group: &[&(Arm, Vec<SeedOutcome>)], absent: usize| {
@@ -465,17 +479,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let absent = planned.iter().filter(|p| !labels.contains(p)).count();
     let (mut summaries, pooled_sd) = judge(&design, &variant_arms, absent);
     for a in &mut summaries {
-        let pairs: Vec<(u64, f64)> = a
-            .seeds
-            .iter()
-            .filter_map(|s| {
-                Some((
-                    s.seed,
-                    s.val_acc? - base_seeds.iter().find(|b| b.seed == s.seed)?.val_acc?,
-                ))
-            })
-            .collect();
-        a.worst_seed = worst_seed(&pairs, pooled_sd);
+        a.worst_seed = worst_seed(&paired_by_seed(&a.seeds, &base_seeds), pooled_sd);
     }
     let combined_arm: Vec<&(Arm, Vec<SeedOutcome>)> =
         arms.iter().filter(|(a, _)| matches!(a, Arm::Combined { .. })).collect();
@@ -517,7 +521,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         looks: design.looks(),
         spent: design.spent(),
         comparisons: design.comparisons,
-        replaced: replaced_designs(root)?,
+        replaced,
         fixed,
         pooled_sd,
     };

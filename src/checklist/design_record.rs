@@ -31,17 +31,24 @@ pub struct Record {
     pub retired: bool,
 }
 
+impl Record {
+    /// The designs this record has replaced: for a retired record, its own design too (last).
+    pub fn superseded(&self) -> Vec<Design> {
+        let mut v = self.replaced.clone();
+        if self.retired {
+            v.push(self.design.clone());
+        }
+        v
+    }
+}
+
 /// The designs a new record of the checklist in `root` must carry as replaced: those of a
 /// retired record, with its own design last; none otherwise.
 pub fn replaced(root: &Path) -> Result<Vec<Design>> {
-    Ok(match read(root)? {
-        Some(r) if r.retired => {
-            let mut v = r.replaced;
-            v.push(r.design);
-            v
-        }
-        _ => Vec::new(),
-    })
+    Ok(read(root)?
+        .filter(|r| r.retired)
+        .map(|r| r.superseded())
+        .unwrap_or_default())
 }
 
 /// Retires the recorded design (`checklist --redesign`), atomically: the next look fixes the
@@ -61,7 +68,8 @@ const LIMIT: u64 = 16 << 20;
 /// refused with the field named, never judged with.
 pub fn read(root: &Path) -> Result<Option<Record>> {
     let path = root.join(FILE);
-    if !path.exists() && std::fs::symlink_metadata(&path).is_err() {
+    // A link to nowhere is there, and refused by the reader below.
+    if std::fs::symlink_metadata(&path).is_err() {
         return Ok(None);
     }
     let bad = |message: String| Error::RunDir {
@@ -170,7 +178,7 @@ pub fn check_margin(root: &Path, r: &Record, val_images: usize) -> Result<()> {
     if r.margin.is_some() || val_images == 0 {
         return Ok(());
     }
-    let want = (2.0 / val_images as f64).max(0.005);
+    let want = super::sequential::default_margin(val_images);
     if (r.design.margin - want).abs() > 1e-12 {
         return Err(Error::RunDir {
             path: root.join(FILE),
@@ -221,16 +229,7 @@ pub fn check(root: &Path, cfg: &ChecklistConfig, variants: &[String]) -> Result<
     if d.alpha != cfg.alpha {
         return refuse("checklist.alpha", d.alpha.to_string(), cfg.alpha.to_string());
     }
-    if !d.critical.is_empty()
-        && !same_table(
-            &d.critical,
-            &Design {
-                critical: Vec::new(),
-                ..d.clone()
-            }
-            .boundaries_table(),
-        )
-    {
+    if !d.critical.is_empty() && !same_table(&d.critical, &d.calibrated_table()) {
         return Err(Error::RunDir {
             path: root.join(FILE),
             message: "design.critical differs from the calibration of the design it records: the record was edited \

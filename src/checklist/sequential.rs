@@ -239,23 +239,22 @@ impl Design {
     /// images, whichever is larger, since a smaller difference is within the accuracy's
     /// resolution. Its critical values are calibrated here (memoised per design).
     pub fn new(cfg: &ChecklistConfig, val_images: usize, comparisons: usize) -> Design {
-        let two_images = if val_images > 0 { 2.0 / val_images as f64 } else { 0.0 };
         let mut d = Design {
             first: cfg.seeds,
             max: cfg.max_seeds.max(cfg.seeds),
             round: cfg.round_seeds,
             alpha: cfg.alpha,
-            margin: cfg.margin.map_or(two_images.max(0.005), |pp| pp / 100.0),
+            margin: cfg.margin.map_or(default_margin(val_images), |pp| pp / 100.0),
             comparisons: comparisons.max(1),
             critical: Vec::new(),
         };
-        d.critical = d.calibrated().to_vec();
+        d.critical = d.calibrated_table();
         d
     }
 
     /// The critical values calibrated for this design's looks, spending and comparisons (what
     /// `critical` holds when the design was made here).
-    pub fn boundaries_table(&self) -> Vec<Row> {
+    pub fn calibrated_table(&self) -> Vec<Row> {
         self.calibrated().to_vec()
     }
 
@@ -302,9 +301,11 @@ impl Design {
     /// and comparisons, else calibrated.
     pub fn boundaries(&self) -> Boundaries {
         let looks = self.looks();
-        let fits = self.critical.len() == self.comparisons && self.critical.iter().all(|r| r.len() == looks.len());
+        // Row `m - 1` is level `alpha / m` whatever the table's length, so a wider table (the
+        // checklist's, for its combined recipe's one comparison) serves by its first rows.
+        let fits = self.critical.len() >= self.comparisons && self.critical.iter().all(|r| r.len() == looks.len());
         let table = if fits {
-            std::sync::Arc::new(self.critical.clone())
+            std::sync::Arc::new(self.critical[..self.comparisons].to_vec())
         } else {
             self.calibrated()
         };
@@ -492,6 +493,14 @@ impl Design {
         }
         (n <= 1000).then_some(n)
     }
+}
+
+/// The default equivalence margin for a validation split of `val_images` images (0: unknown):
+/// 0.5 pp, or two images where that is larger, since a smaller difference is within the
+/// accuracy's resolution.
+pub fn default_margin(val_images: usize) -> f64 {
+    let two_images = if val_images > 0 { 2.0 / val_images as f64 } else { 0.0 };
+    two_images.max(0.005)
 }
 
 /// The effect per unit sd that a test with critical value `c` on `n` seeds finds with 80%

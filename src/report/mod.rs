@@ -226,16 +226,28 @@ fn still_open(s: &Summary, root: &Path) -> Option<String> {
             .iter()
             .filter_map(|a| a.factor.as_deref())
             .filter(|f| !open_factors.contains(f))
-            .map(|f| format!("\"{f}\""))
+            .map(|f| toml::Value::String(f.to_string()).to_string())
             .collect();
         skip.sort();
         skip.dedup();
-        let fresh = s.baseline.seeds.iter().map(|x| x.seed).min().unwrap_or(0) + 10_000;
+        let fresh = s
+            .baseline
+            .seeds
+            .iter()
+            .map(|x| x.seed)
+            .min()
+            .unwrap_or(0)
+            .saturating_add(10_000);
+        // Paths and factor names are the user's: quoted for the shell (the names as TOML strings
+        // first), so that the command pastes as printed whatever they hold.
+        let quote = crate::executor::shell_quote;
         parts.push(format!(
             "{}: seeds needed for 80% power at the margin, from the noise seen. A follow-up checklist of these factors on fresh seeds decides them: \
-             `darkmagic checklist --recipe {dir}/baseline.toml --out {dir}-open --set seed={fresh} --set 'checklist.skip=[{}]' --max-seeds {most}`",
+             `darkmagic checklist --recipe {} --out {} --set seed={fresh} --set {} --max-seeds {most}`",
             each.join(", "),
-            skip.join(", ")
+            quote(&format!("{dir}/baseline.toml")),
+            quote(&format!("{dir}-open")),
+            quote(&format!("checklist.skip=[{}]", skip.join(", ")))
         ));
     }
     (!parts.is_empty()).then(|| parts.join(". "))
@@ -736,6 +748,7 @@ mod tests {
                 with("ls=0.1", "ls", 0.012, Verdict::Helps, Some(Size::AtLeastMargin)),
                 with("lr=step", "lr", -0.011, Verdict::Hurts, Some(Size::Unclear)),
                 with("wd=0.1x", "wd", 0.0, Verdict::Equivalent, None),
+                with("o'k=on", "o'k", 0.0, Verdict::Equivalent, None),
                 open,
             ],
             combined_variants: vec![],
@@ -749,7 +762,7 @@ mod tests {
                 runs_at_max_seeds: 30,
                 looks: vec![4, 6],
                 spent: vec![0.0148, 0.0352],
-                comparisons: 4,
+                comparisons: 5,
                 replaced: vec![],
                 fixed: true,
                 pooled_sd: None,
@@ -761,12 +774,13 @@ mod tests {
         assert_eq!(heads, ["Adopt", "Avoid", "Makes no difference", "Still open"]);
         assert_eq!(lines[0].1, "ls=0.1 (+1.20 pp, helps by at least the margin)");
         assert_eq!(lines[1].1, "lr=step (-1.10 pp, hurts, size unclear)");
-        assert_eq!(lines[2].1, "wd=0.1x (each within ±0.50 pp)");
+        assert_eq!(lines[2].1, "wd=0.1x, o'k=on (each within ±0.50 pp)");
         let open = &lines[3].1;
         assert!(open.starts_with("wd=10x (about 9 seeds)"), "{open}");
         assert!(
             open.contains(
-                "--out /nowhere/cl-open --set seed=10007 --set 'checklist.skip=[\"lr\", \"ls\"]' --max-seeds 9`"
+                "--recipe '/nowhere/cl/baseline.toml' --out '/nowhere/cl-open' --set seed=10007 \
+                 --set 'checklist.skip=[\"lr\", \"ls\", \"o'\\''k\"]' --max-seeds 9`"
             ),
             "{open}"
         );
