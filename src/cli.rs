@@ -66,7 +66,8 @@ pub enum Command {
 
 #[derive(Args)]
 pub struct RecipeArgs {
-    /// Recipe TOML file; defaults apply to every field it omits (no file: all defaults).
+    /// Recipe TOML file; defaults apply to every field it omits (no file: all defaults; for
+    /// `checklist`, the plain first-run recipe, recipes/first-run.toml).
     #[arg(long)]
     pub recipe: Option<PathBuf>,
     /// Override a field: `--set optim.lr=0.05 --set model.se=false`.

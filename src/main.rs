@@ -200,8 +200,13 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
         return Ok(());
     }
     let saved = a.out.join(checklist::BASELINE);
-    let fallback = saved.exists().then_some(saved.as_path());
-    let baseline = load_recipe(&a.recipe, fallback)?;
+    let baseline = if a.recipe.recipe.is_none() && !saved.exists() {
+        let (recipe, file) = darkmagic::recipe::first_run(&a.recipe.overrides)?;
+        eprintln!("no --recipe: the first-run checklist, a plain recipe ({file}) and the article's tricks around it");
+        recipe
+    } else {
+        load_recipe(&a.recipe, saved.exists().then_some(saved.as_path()))?
+    };
     if a.parallel == Some(0) {
         bail!("--parallel: got 0; expected at least 1 trial at a time");
     }

@@ -181,9 +181,14 @@ fn recipe_values_are_checked_before_any_work() {
         &["--set", "train.batch_size=4096", "--set", "schedule.warmup_epochs=0.0"],
     );
     fails(o, &["schedule.cycles", "at least 2 steps"]);
-    // The dry run's estimate stays a number at the largest epoch count.
+    // The dry run's estimate stays a number at the largest epoch count (an empty recipe: the
+    // defaults, on the digits).
+    let defaults = tempdir("dry-run-defaults").join("defaults.toml");
+    std::fs::write(&defaults, "").unwrap();
     let out = run(&[
         "checklist",
+        "--recipe",
+        defaults.to_str().unwrap(),
         "--dry-run",
         "--set",
         "train.epochs=100000",

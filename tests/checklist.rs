@@ -255,8 +255,21 @@ fn a_second_checklist_in_the_same_directory_is_refused() {
 
 #[test]
 fn dry_run_lists_trials_changes_and_compute() {
+    // An empty recipe: the article's defaults on the embedded digits.
+    let defaults = tempdir("dry-run-defaults").join("defaults.toml");
+    std::fs::write(&defaults, "").unwrap();
+    let defaults = defaults.to_str().unwrap();
     let o = bin()
-        .args(["checklist", "--dry-run", "--seeds", "2", "--threads", "1"])
+        .args([
+            "checklist",
+            "--recipe",
+            defaults,
+            "--dry-run",
+            "--seeds",
+            "2",
+            "--threads",
+            "1",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -282,6 +295,8 @@ fn dry_run_lists_trials_changes_and_compute() {
     let o = bin()
         .args([
             "checklist",
+            "--recipe",
+            defaults,
             "--dry-run",
             "--seeds",
             "3",
@@ -340,6 +355,45 @@ fn pid_of(needle: &str) -> Option<u32> {
         let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
         String::from_utf8_lossy(&cmd).contains(needle).then_some(pid)
     })
+}
+
+#[test]
+fn without_a_recipe_the_checklist_is_the_plain_first_run() {
+    // Nothing to resume in --out and no --recipe: the plain first-run recipe, whose plan tries
+    // the article's recommendation for every factor it leaves plain.
+    let out = tempdir("first-run").join("checklist");
+    let o = bin()
+        .args(["checklist", "--dry-run", "--threads", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (text, err) = (
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    );
+    let fashion = Path::new("/usr/share/datasets/fashion-mnist").is_dir();
+    let file = if fashion {
+        "recipes/first-run.toml"
+    } else {
+        "recipes/first-run-digits.toml"
+    };
+    assert!(
+        err.contains("no --recipe: the first-run checklist") && err.contains(file),
+        "{err}"
+    );
+    for changed in [
+        "schedule.regime = \"cosine_power\"",
+        "optim.nesterov = true",
+        "loss.label_smoothing = 0.1",
+        "model.downscale_activation = \"leaky_relu\"",
+        "augment.policy = \"autoaugment_imagenet\"",
+        "model.se = true",
+    ] {
+        assert!(text.contains(changed), "{changed} missing:\n{text}");
+    }
+    assert!(text.contains("first round: 64 trials (16 arms x 4 seeds)"), "{text}");
+    assert!(!out.exists(), "a dry run writes nothing");
 }
 
 #[test]

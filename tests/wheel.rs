@@ -186,10 +186,10 @@ fn the_wheel_installs_into_an_environment_with_torch_and_runs_there() {
     let result = common::read_json(&empty.join("runs/train/result.json"));
     assert_eq!(result["status"], "completed", "{result}");
 
-    // The checklist with no arguments: the default plan on the embedded digits (listed only:
-    // its run is the README's main job, minutes long).
+    // The checklist with no arguments: the plain first-run recipe and the article's checklist
+    // around it (listed only: its run is the README's main job, minutes long).
     let plan = ok(&mut darkmagic(&env, &empty, &["checklist", "--dry-run"]));
-    assert!(plan.contains("first round: 60 trials (15 arms x 4 seeds)"), "{plan}");
+    assert!(plan.contains("first round: 64 trials (16 arms x 4 seeds)"), "{plan}");
 
     // A 1-epoch checklist, 2 variants x 2 seeds: the trials start through the launcher (a trial
     // started as the bare binary would find no libtorch: LD_LIBRARY_PATH is restored).

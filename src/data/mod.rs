@@ -154,14 +154,58 @@ pub fn load(cfg: &DataConfig, interp: Interpolation) -> Result<Dataset> {
             .as_deref()
             .ok_or_else(|| Error::recipe("data.path", "required for this dataset"))
     };
-    match cfg.dataset {
+    let mut d = match cfg.dataset {
         DatasetKind::Digits => digits::load(),
         DatasetKind::Idx => idx::load(path()?),
         DatasetKind::Cifar10 => cifar::load(path()?, cifar::Variant::Cifar10),
         DatasetKind::Cifar100 => cifar::load(path()?, cifar::Variant::Cifar100),
         DatasetKind::Folder => folder::load(path()?, cfg.image_size, cfg.decode, interp),
+    }?;
+    let classes = d.classes.len();
+    if let Some(n) = cfg.train_subset {
+        d.train = subset(&d.train, n, classes, "data.train_subset", "training")?;
     }
+    if let (Some(n), Some(test)) = (cfg.test_subset, &d.test) {
+        d.test = Some(subset(test, n, classes, "data.test_subset", "test")?);
+    }
+    Ok(d)
 }
+
+/// `n` of `images`, stratified: each class keeps its share of `n` (largest remainders rounded
+/// up, ties to the lower class), its images drawn by a shuffle with a fixed key, so every seed
+/// and every arm of a checklist sees the same subset. The images keep their order.
+pub fn subset(images: &Images, n: usize, classes: usize, key: &str, split: &str) -> Result<Images> {
+    let total = images.len();
+    if n > total {
+        return Err(Error::recipe(
+            key,
+            format!("got {n}; the {split} split has only {total} images"),
+        ));
+    }
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &l) in images.labels.iter().enumerate() {
+        by_class[l as usize].push(i);
+    }
+    // Largest-remainder apportionment of n over the classes' sizes.
+    let mut quota: Vec<usize> = by_class.iter().map(|c| c.len() * n / total).collect();
+    let mut order: Vec<usize> = (0..classes).collect();
+    order.sort_by_key(|&c| (std::cmp::Reverse(by_class[c].len() * n % total), c));
+    let short = n - quota.iter().sum::<usize>();
+    for &c in &order[..short] {
+        quota[c] += 1;
+    }
+    let mut keep = Vec::with_capacity(n);
+    for (c, mut idx) in by_class.into_iter().enumerate() {
+        Rng::keyed(0, SUBSET_STREAM, c as u64).shuffle(&mut idx);
+        keep.extend_from_slice(&idx[..quota[c]]);
+    }
+    keep.sort_unstable();
+    Ok(images.select(&keep))
+}
+
+/// The random stream of the subset draws, apart from the validation split's (`u64::MAX`); their
+/// seed is 0, not the recipe's (see [`subset`]).
+const SUBSET_STREAM: u64 = u64::MAX - 1;
 
 /// The splits of `recipe`'s data set as training draws them (`data.val_fraction`, `seed`).
 pub fn load_splits(recipe: &Recipe) -> Result<Splits> {
@@ -369,6 +413,43 @@ mod tests {
         assert_eq!(all, (0..60).collect::<Vec<u8>>());
         assert_eq!(split(toy(20, 3), 0.25, 1).unwrap().val, s.val);
         assert_ne!(split(toy(20, 3), 0.25, 2).unwrap().val, s.val);
+    }
+
+    #[test]
+    fn subset_keeps_each_class_share_the_same_images_for_every_seed() {
+        // Classes of 30, 20 and 10 images; 25 of 60: shares 12.5, 8.33, 4.17 -> 12, 8, 4 and
+        // the one left over to the largest remainder (class 0).
+        let labels: Vec<i64> = (0..60)
+            .map(|i| {
+                if i < 30 {
+                    0
+                } else if i < 50 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
+        let images = Images {
+            pixels: Pixels::Decoded((0..60).collect()),
+            labels,
+            height: 1,
+            width: 1,
+            channels: 1,
+        };
+        let s = subset(&images, 25, 3, "data.train_subset", "training").unwrap();
+        assert_eq!(s.class_counts(3), vec![13, 8, 4]);
+        let Pixels::Decoded(px) = &s.pixels else {
+            unreachable!("decoded")
+        };
+        assert!(px.windows(2).all(|w| w[0] < w[1]), "order kept: {px:?}");
+        assert!(px.iter().zip(&s.labels).all(|(&p, &l)| images.labels[p as usize] == l));
+        assert_eq!(subset(&images, 25, 3, "k", "training").unwrap(), s);
+        assert_eq!(subset(&images, 60, 3, "k", "training").unwrap(), images);
+        let e = subset(&images, 61, 3, "data.train_subset", "training")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data.train_subset") && e.contains("only 60 images"), "{e}");
     }
 
     #[test]

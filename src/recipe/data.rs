@@ -35,6 +35,15 @@ pub struct DataConfig {
     pub path: Option<PathBuf>,
     /// Fraction of the training split held out for validation (stratified, seeded).
     pub val_fraction: f64,
+    /// Use only this many images of the training split (before the validation hold-out): a
+    /// class-stratified subset, the same for every seed, so a quick checklist pairs its trials
+    /// on the same images. Unset: all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_subset: Option<usize>,
+    /// Score only this many images of the test split (class-stratified, the same for every
+    /// seed). Unset: all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_subset: Option<usize>,
     /// Side length images of a `folder` dataset are brought to: at load, the shorter side resized
     /// to it and the centre square cropped; per batch, by the crop of the transforms.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +65,8 @@ impl Default for DataConfig {
             dataset: DatasetKind::Digits,
             path: None,
             val_fraction: 0.1,
+            train_subset: None,
+            test_subset: None,
             image_size: None,
             decode: Decode::AtLoad,
             mean: None,
@@ -79,6 +90,17 @@ impl DataConfig {
                 "data.path",
                 "required for this dataset (a folder or file)",
             ));
+        }
+        for (key, n) in [
+            ("data.train_subset", d.train_subset),
+            ("data.test_subset", d.test_subset),
+        ] {
+            if n == Some(0) {
+                return Err(Error::recipe(
+                    key,
+                    "got 0; expected at least 1 image (or leave it unset for all)",
+                ));
+            }
         }
         if let Some(s) = d.image_size
             && !(1..=MAX_IMAGE_SIZE).contains(&s)

@@ -1,5 +1,6 @@
 use super::*;
 use crate::recipe::Activation;
+use crate::recipe::Regime;
 
 #[test]
 fn tuning_candidates_scale_the_arms_own_value_or_replace_it() {
@@ -135,6 +136,47 @@ fn a_teacher_adds_the_distillation_variant() {
         e.contains("distillation.on") && e.contains("/no/such/run is not a folder"),
         "{e}"
     );
+}
+
+#[test]
+fn a_plain_baseline_is_tested_against_the_articles_recommendations() {
+    let text = r#"
+        [model]
+        se = false
+        downscale_activation = "relu"
+        [optim]
+        nesterov = false
+        [schedule]
+        regime = "step"
+        [loss]
+        label_smoothing = 0.0
+        [augment]
+        policy = "none"
+    "#;
+    let b = Recipe::from_table(text.parse().unwrap()).unwrap();
+    let labels: Vec<String> = variants(&b).unwrap().iter().map(Variant::label).collect();
+    assert_eq!(
+        labels,
+        [
+            "lr_regime=cosine_power",
+            "lr_regime=cosine",
+            "optimizer=nesterov",
+            "optimizer=adam",
+            "weight_decay=10x",
+            "weight_decay=0.1x",
+            "augmentation=autoaugment",
+            "augmentation=color_jitter",
+            "wd_schedule=linear",
+            "label_smoothing=0.1",
+            "label_smoothing=0.2",
+            "mixup=on",
+            "se=on",
+            "downscale_activation=leaky_relu",
+            "downscale_activation=swish",
+        ]
+    );
+    let nesterov = &variants(&b).unwrap()[2];
+    assert!(b.with_overrides(&nesterov.overrides).unwrap().optim.nesterov);
 }
 
 #[test]
