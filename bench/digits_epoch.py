@@ -39,14 +39,14 @@ class SE(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, c_in, c_out, stride, se):
+    def __init__(self, c_in, c_out, stride, se, leaky=True):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(c_out)
         self.se = SE(c_out) if se else nn.Identity()
-        self.act = act(stride == 2)
+        self.act = act(leaky and stride == 2)
         self.down = None
         if stride != 1 or c_in != c_out:
             self.down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
@@ -58,13 +58,16 @@ class Block(nn.Module):
 
 
 class ResNet20(nn.Module):
-    def __init__(self, se, classes=10):
+    """`leaky`: leaky ReLU in the stem and the stride-2 blocks (darkmagic's default
+    `downscale_activation`); False: ReLU everywhere."""
+
+    def __init__(self, se, classes=10, leaky=True):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), act(True))
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), act(leaky))
         blocks, c = [], 16
         for stage, planes in enumerate([16, 32, 64]):
             for i in range(3):
-                blocks.append(Block(c, planes, 2 if stage > 0 and i == 0 else 1, se))
+                blocks.append(Block(c, planes, 2 if stage > 0 and i == 0 else 1, se, leaky))
                 c = planes
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(64, classes)
