@@ -6,7 +6,7 @@
 //! `[checklist.factors]` adds factors or replaces built-in ones, and `checklist.skip` drops them.
 use crate::data::fingerprint::Fingerprint;
 use crate::error::{Error, Result};
-use crate::recipe::{OptimName, PlanKind, Recipe, TUNE_SEED_OFFSET};
+use crate::recipe::{OptimName, PlanKind, Recipe, Regime, TUNE_SEED_OFFSET};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -438,11 +438,20 @@ fn f(v: f64) -> toml::Value {
 /// the article's recommendations.
 fn default_plan(b: &Recipe) -> Vec<Variant> {
     let wd = b.optim.weight_decay;
-    let mut plan = vec![
-        Variant::new("lr_regime", "cosine_power", &[("schedule.regime", s("cosine_power"))]),
+    let mut plan = Vec::new();
+    if b.schedule.regime != Regime::Cosine {
+        // Against a plain cosine baseline the plan has tried step decay only, and keeps to that
+        // so that its checklists resume (docs/fashion-mnist).
+        plan.push(Variant::new(
+            "lr_regime",
+            "cosine_power",
+            &[("schedule.regime", s("cosine_power"))],
+        ));
+    }
+    plan.extend([
         Variant::new("lr_regime", "step", &[("schedule.regime", s("step"))]),
         Variant::new("lr_regime", "cosine", &[("schedule.regime", s("cosine"))]),
-    ];
+    ]);
     if b.optim.name == OptimName::Sgd {
         // Plain momentum against Nesterov's, whichever the baseline does not use.
         plan.push(Variant::new(

@@ -105,9 +105,7 @@ impl Group {
         flat.as_strided(m.size.as_slice(), m.stride.as_slice(), m.offset)
     }
 
-    /// Maximal runs `(offset, numel)` of consecutive members that are not frozen: the whole
-    /// buffer when nothing is frozen.
-    /// (offset, length) of each member being trained.
+    /// `(offset, numel)` of each member being trained (not frozen), in buffer order.
     fn trainable_members(&self) -> Vec<(i64, i64)> {
         self.members
             .iter()
@@ -116,7 +114,8 @@ impl Group {
             .collect()
     }
 
-    /// Runs span the padding between their members ([`ALIGN`]): it holds zeros in values,
+    /// Maximal runs `(offset, numel)` of consecutive members being trained: the whole buffer
+    /// when nothing is frozen. Runs span the padding between their members ([`ALIGN`]): it holds zeros in values,
     /// gradients and state, which every update rule leaves at zero.
     fn trainable_runs(&self) -> Vec<(i64, i64)> {
         let mut runs: Vec<(i64, i64)> = Vec::new();

@@ -2,11 +2,11 @@
 //! weights when kept (`ema.*`, beside the raw weights), the float16 loss scale when kept
 //! (`amp.*`) and the
 //! progress (`meta.epoch`, `meta.step`) in one safetensors file, written atomically.
-use super::amp::GradScaler;
 use super::ema::Ema;
 use crate::error::{Error, Result};
 use crate::files::temp_path;
 use crate::optim::Optimizer;
+use crate::runtime::amp::GradScaler;
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{Device, Tensor, nn::VarStore};

@@ -180,6 +180,15 @@ fn a_plain_baseline_is_tested_against_the_articles_recommendations() {
 }
 
 #[test]
+fn a_cosine_baseline_keeps_the_plan_its_checklists_were_run_with() {
+    let b = Recipe::from_table("[schedule]\nregime = \"cosine\"\n".parse().unwrap()).unwrap();
+    let labels: Vec<String> = variants(&b).unwrap().iter().map(Variant::label).collect();
+    let regimes: Vec<&String> = labels.iter().filter(|l| l.starts_with("lr_regime")).collect();
+    assert_eq!(regimes, ["lr_regime=step"]);
+    assert_eq!(labels.len(), 13, "{labels:?}");
+}
+
+#[test]
 fn variants_equal_to_the_baseline_are_dropped() {
     let mut b = Recipe::default();
     b.loss.label_smoothing = 0.2;
