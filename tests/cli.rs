@@ -427,7 +427,7 @@ fn photo_folder_decoded_per_batch_trains_and_previews() {
 }
 
 /// The checklists the docs show still plan what their tables report, the Fashion-MNIST
-/// campaign its 29 arms and the CPU checklist of docs/fashion-mnist its 15
+/// campaign its 29 arms and the CPU checklist of results/fashion-mnist its 15
 /// (docs/breadth/digits.toml needs its teacher run, so it is left out).
 #[test]
 fn documented_checklists_plan_their_trials() {

@@ -10,7 +10,7 @@
 #   bash scripts/gpu/fashion_mnist.sh gpu/darkmagic [checklist flags: --skip F, --seeds N, ...]
 # The checklist's state lives in gpu/campaign; everything but checkpoints (summaries, report,
 # each trial's recipe, metrics and result) is copied to $OUT/fashion-mnist-campaign. Commit that
-# folder as docs/fashion-mnist-gpu (or put it back as gpu/campaign) and the next session resumes
+# folder as results/fashion-mnist-gpu (or put it back as gpu/campaign) and the next session resumes
 # from it. The
 # run stops itself after CAMPAIGN_SECONDS (default 540) so that the copy happens inside the
 # device's 10-minute command limit; trials cut short rerun from their start next time.
@@ -65,8 +65,8 @@ fi
 flags=(--set "data.path=\"$data\"" --set "train.device=\"$device\"")
 [ "$device" = cuda ] && flags+=(--trials-per-gpu "${CAMPAIGN_TRIALS_PER_GPU:-4}")
 work=gpu/campaign
-# The records of earlier device sessions are committed in docs/fashion-mnist-gpu: resume from them.
-[ -d "$work" ] || [ ! -d docs/fashion-mnist-gpu ] || cp -r docs/fashion-mnist-gpu "$work"
+# The records of earlier device sessions are committed in results/fashion-mnist-gpu: resume from them.
+[ -d "$work" ] || [ ! -d results/fashion-mnist-gpu ] || cp -r results/fashion-mnist-gpu "$work"
 out=${OUT:-runs}/fashion-mnist-campaign
 echo "== checklist in $work, $(date -u +%H:%M:%S)"
 start=$(date +%s)

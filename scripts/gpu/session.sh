@@ -3,8 +3,8 @@
 # one round per setting), then the Fashion-MNIST campaign (scripts/gpu/fashion_mnist.sh) for the
 # rest of the time. Everything comes back under $OUT: check.log, campaign.log, and the campaign's
 # records as campaign.tgz (the device returns files at most two folders down). Unpack that over
-# docs/fashion-mnist-gpu and commit it; the next session's campaign resumes from there:
-#   tar xzf campaign.tgz -C docs/fashion-mnist-gpu --strip-components=1
+# results/fashion-mnist-gpu and commit it; the next session's campaign resumes from there:
+#   tar xzf campaign.tgz -C results/fashion-mnist-gpu --strip-components=1
 # Usage on the device, carrying gpu/ (bash scripts/gpu/build.sh 2.11.0 and
 # bash scripts/gpu/fashion_mnist.sh --stage made it): bash scripts/gpu/session.sh
 # Environment: CHECK_SECONDS (default 170) and CAMPAIGN_SECONDS (default 300) share the device's

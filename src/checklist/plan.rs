@@ -441,7 +441,7 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
     let mut plan = Vec::new();
     if b.schedule.regime != Regime::Cosine {
         // Against a plain cosine baseline the plan has tried step decay only, and keeps to that
-        // so that its checklists resume (docs/fashion-mnist).
+        // so that its checklists resume (results/fashion-mnist).
         plan.push(Variant::new(
             "lr_regime",
             "cosine_power",
