@@ -187,7 +187,8 @@ pub struct ChecklistArgs {
     /// Where trials run: local (this machine), slurm (sbatch --array) or ray (Ray Jobs API).
     #[arg(long, default_value = "local")]
     pub executor: String,
-    /// Slurm: submit and return without waiting.
+    /// Slurm: submit and return without waiting (refused with the other executors, whose trials
+    /// run while the command runs).
     #[arg(long)]
     pub detach: bool,
     /// Slurm partition.

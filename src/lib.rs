@@ -30,6 +30,7 @@ pub mod schedule;
 pub mod stats;
 pub mod tensorboard;
 pub mod train;
+pub mod uri;
 
 #[cfg(test)]
 mod testutil;

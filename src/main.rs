@@ -207,6 +207,13 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     } else {
         load_recipe(&a.recipe, saved.exists().then_some(saved.as_path()))?
     };
+    if a.detach && a.executor != "slurm" {
+        // Only sbatch hands trials to something that outlives this process.
+        bail!(
+            "--detach: only the slurm executor submits the trials and returns; with --executor {} they run while this command runs",
+            a.executor
+        );
+    }
     if a.parallel == Some(0) {
         bail!("--parallel: got 0; expected at least 1 trial at a time");
     }

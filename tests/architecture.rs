@@ -6,7 +6,7 @@ use std::path::Path;
 /// The library's modules by layer, the ground first. Modules on one layer do not import each
 /// other.
 const LAYERS: &[&[&str]] = &[
-    &["error", "rng", "stats", "loss"],
+    &["error", "rng", "stats", "loss", "uri"],
     &["files", "tensorboard", "launcher"],
     &["recipe"],
     &["image", "runtime", "schedule"],

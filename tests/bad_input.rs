@@ -325,7 +325,50 @@ fn cli_options_are_checked() {
         args.extend_from_slice(extra);
         run(&args)
     };
-    for (gpus, shown) in [("0.5", "0.5"), ("-2", "-2"), ("nan", "NaN"), ("inf", "inf")] {
+    // --detach means "submit and return": only Slurm's trials outlive the command.
+    for executor in ["local", "ray"] {
+        fails(
+            checklist(&["--detach", "--executor", executor]),
+            &["--detach", "only the slurm executor", executor],
+        );
+    }
+    assert!(!out.exists(), "nothing written");
+    // Credentials in a server's address are refused and never printed.
+    for (args, shown) in [
+        (
+            ["--mlflow", "http://alice:s3cretPW@127.0.0.1:15001"],
+            "alice:***@127.0.0.1:15001",
+        ),
+        (
+            ["--ray-address", "http://bob:s3cretPW@127.0.0.1:8265"],
+            "bob:***@127.0.0.1:8265",
+        ),
+    ] {
+        let e = fails(
+            checklist(&[&["--executor", "ray"][..], &args[..]].concat()),
+            &["credentials", shown],
+        );
+        assert!(!e.contains("s3cretPW"), "{e}");
+    }
+    // Slurm's resources are checked against its syntax and ranges before anything is submitted.
+    for (flag, value) in [
+        ("--mem", "16GGGGkK"),
+        ("--mem", "1.5G"),
+        ("--time", "1:2:3:4"),
+        ("--time", "2-"),
+    ] {
+        fails(
+            checklist(&["--executor", "slurm", flag, value]),
+            &[flag, &format!("{value:?}")],
+        );
+    }
+    for (gpus, shown) in [
+        ("0.5", "0.5"),
+        ("-2", "-2"),
+        ("nan", "NaN"),
+        ("inf", "inf"),
+        ("1e300", "1e300"),
+    ] {
         let flag = format!("--gpus={gpus}");
         fails(
             checklist(&["--executor", "slurm", &flag]),

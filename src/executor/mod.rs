@@ -24,6 +24,9 @@ pub trait Executor {
     fn run_all(&mut self, jobs: &[Job]) -> Result<()>;
 }
 
+/// Most GPUs one trial may ask for (`--gpus`): more than any node holds.
+pub const MAX_GPUS: f64 = 1024.0;
+
 /// Where and how the checklist's trials run, as `darkmagic checklist` takes it.
 pub struct Settings {
     /// `local`, `slurm` or `ray`.
@@ -67,31 +70,45 @@ pub fn build(s: &Settings, local: local::Local, root: &Path) -> Result<Box<dyn E
         ));
     }
     let whole = s.gpus.fract() == 0.0;
-    if !(s.gpus.is_finite() && s.gpus >= 0.0) || (s.kind == "slurm" && !whole) {
+    if !(s.gpus.is_finite() && (0.0..=MAX_GPUS).contains(&s.gpus)) || (s.kind == "slurm" && !whole) {
         return Err(Error::flag(
             "--gpus",
             format!(
-                "got {}; expected a number >= 0 (a whole number for Slurm's --gres=gpu:N)",
+                "got {:?}; expected a number from 0 to {MAX_GPUS} (a whole number for Slurm's --gres=gpu:N)",
                 s.gpus
+            ),
+        ));
+    }
+    if s.kind == "ray" && crate::uri::credentials(&s.ray_address).is_some() {
+        return Err(Error::flag(
+            "--ray-address",
+            format!(
+                "{}: credentials in the address are not supported (darkmagic prints it); give the token with --ray-token-file",
+                crate::uri::redacted(&s.ray_address)
             ),
         ));
     }
     let poll = std::time::Duration::from_millis(500);
     Ok(match s.kind.as_str() {
         "local" => Box::new(local),
-        "slurm" => Box::new(slurm::Slurm {
-            exe: local.exe,
-            root: root.to_path_buf(),
-            cpus_per_task: s.threads,
-            partition: s.partition.clone(),
-            time: s.time.clone(),
-            mem: s.mem.clone(),
-            gpus: s.gpus as usize,
-            extra: s.sbatch_lines.clone(),
-            attempts: s.attempts,
-            detach: s.detach,
-            poll,
-        }),
+        "slurm" => {
+            let slurm = slurm::Slurm {
+                exe: local.exe,
+                root: root.to_path_buf(),
+                cpus_per_task: s.threads,
+                partition: s.partition.clone(),
+                time: s.time.clone(),
+                mem: s.mem.clone(),
+                gpus: s.gpus as usize,
+                extra: s.sbatch_lines.clone(),
+                attempts: s.attempts,
+                detach: s.detach,
+                poll,
+            };
+            // Every value of the batch script is checked before anything runs.
+            slurm.check()?;
+            Box::new(slurm)
+        }
         "ray" => Box::new(ray::Ray {
             exe: local.exe,
             address: s.ray_address.clone(),

@@ -61,6 +61,31 @@ fn check_chars(flag: &str, value: &str, ok: impl Fn(char) -> bool, expected: &st
     Err(Error::flag(flag, format!("got {value:?}; expected {expected}")))
 }
 
+/// A number field of a Slurm value: 1 to 9 digits (no overflow in Slurm's own parsing).
+fn slurm_number(p: &str) -> bool {
+    (1..=9).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Slurm's `--time` syntax (sbatch(1)): `minutes`, `minutes:seconds`, `hours:minutes:seconds`,
+/// `days-hours`, `days-hours:minutes`, `days-hours:minutes:seconds`, or `UNLIMITED`/`INFINITE`.
+fn slurm_time(t: &str) -> bool {
+    if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("infinite") {
+        return true;
+    }
+    let (days, clock) = match t.split_once('-') {
+        Some((d, c)) => (Some(d), c),
+        None => (None, t),
+    };
+    let fields: Vec<&str> = clock.split(':').collect();
+    days.is_none_or(slurm_number) && fields.len() <= 3 && fields.iter().all(|f| slurm_number(f))
+}
+
+/// Slurm's `--mem` syntax: a whole size, megabytes by default, with at most one unit suffix.
+fn slurm_mem(m: &str) -> bool {
+    let digits = m.strip_suffix(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']).unwrap_or(m);
+    (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 impl Slurm {
     /// Checks every value that goes into a batch script or an `sbatch` argument.
     pub fn check(&self) -> Result<()> {
@@ -83,25 +108,19 @@ impl Slurm {
                 "partition names: letters, digits, `_.-`, comma-separated",
             )?;
         }
-        if let Some(t) = &self.time {
-            let time = |c: char| c.is_ascii_digit() || ":-".contains(c);
-            if !t.eq_ignore_ascii_case("unlimited") {
-                check_chars(
-                    "--time",
-                    t,
-                    time,
-                    "minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED",
-                )?;
-            }
+        if let Some(t) = self.time.as_deref().filter(|t| !slurm_time(t)) {
+            return Err(Error::flag(
+                "--time",
+                format!("got {t:?}; expected minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED"),
+            ));
         }
-        if let Some(m) = &self.mem {
-            let digits = m.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
-            check_chars(
+        if let Some(m) = self.mem.as_deref().filter(|m| !slurm_mem(m)) {
+            return Err(Error::flag(
                 "--mem",
-                digits,
-                |c| c.is_ascii_digit(),
-                "a size such as 8000, 16G or 512M",
-            )?;
+                format!(
+                    "got {m:?}; expected a size in megabytes, or with one unit K, M, G or T, such as 8000, 16G or 512M"
+                ),
+            ));
         }
         for line in &self.extra {
             if !line.starts_with('-') || line.chars().any(char::is_control) {
@@ -231,6 +250,42 @@ impl Executor for Slurm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_and_memory_follow_slurms_syntax() {
+        for ok in [
+            "60",
+            "30:00",
+            "01:00:00",
+            "2-12",
+            "2-12:30",
+            "2-12:30:00",
+            "UNLIMITED",
+            "infinite",
+        ] {
+            assert!(slurm_time(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1:2:3:4",
+            "1-2-3",
+            "-5",
+            "1:",
+            "a",
+            "1e3",
+            "1234567890",
+            "2-",
+            "01:00:00\n",
+        ] {
+            assert!(!slurm_time(bad), "{bad:?}");
+        }
+        for ok in ["8000", "16G", "512m", "1T", "4k"] {
+            assert!(slurm_mem(ok), "{ok}");
+        }
+        for bad in ["", "G", "16GGGGkK", "16GB", "1.5G", "-1", "1234567890123456"] {
+            assert!(!slurm_mem(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn script_has_resources_dirs_and_the_train_command() {

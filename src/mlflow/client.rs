@@ -54,6 +54,12 @@ impl Client {
                 "expected an http:// address of an MLflow tracking server, e.g. http://127.0.0.1:5000",
             ));
         }
+        if crate::uri::credentials(uri).is_some() {
+            return Err(error(
+                &crate::uri::redacted(uri),
+                "credentials in the address are not supported: darkmagic sends no authentication and prints the address; use a server on a trusted network without them",
+            ));
+        }
         // The address goes into each request's first line and Host header as it is.
         if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(error(
@@ -312,5 +318,14 @@ mod tests {
             e.contains("no spaces or control characters") && !e.contains('\r'),
             "{e}"
         );
+        // Credentials are refused, and the password never printed.
+        let e = Client::new("http://alice:s3cretPW@127.0.0.1:15001")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("alice:***@127.0.0.1:15001") && e.contains("credentials"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cretPW"), "{e}");
     }
 }

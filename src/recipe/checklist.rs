@@ -159,7 +159,18 @@ impl ChecklistConfig {
             return Err(Error::recipe(
                 "checklist.mlflow",
                 format!(
-                    "got \"{uri}\"; expected an http:// address of an MLflow tracking server, e.g. http://127.0.0.1:5000"
+                    "got \"{}\"; expected an http:// address of an MLflow tracking server, e.g. http://127.0.0.1:5000",
+                    crate::uri::redacted(uri)
+                ),
+            ));
+        }
+        if let Some(uri) = c.mlflow.as_deref().filter(|u| crate::uri::credentials(u).is_some()) {
+            // The recipe is written into the checklist's records and the address printed.
+            return Err(Error::recipe(
+                "checklist.mlflow",
+                format!(
+                    "got \"{}\"; credentials in the address are not supported: darkmagic sends no authentication, and the address is printed and kept in the records",
+                    crate::uri::redacted(uri)
                 ),
             ));
         }
