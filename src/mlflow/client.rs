@@ -72,14 +72,23 @@ impl Client {
         })
     }
 
-    /// The ID of the experiment named `name`, created when the server has none.
+    /// The ID of the experiment named `name`, created when the server has none. When another
+    /// client creates it between the lookup and the creation (the server then answers
+    /// `RESOURCE_ALREADY_EXISTS`), it is looked up again.
     pub fn experiment(&self, name: &str) -> Result<String> {
         let path = format!("experiments/get-by-name?experiment_name={}", percent_encode(name));
-        match self.try_call("GET", &path, None) {
+        let get = || self.try_call("GET", &path, None);
+        match get() {
             Ok(v) => text(&v["experiment"]["experiment_id"], &self.base, "experiment_id"),
             Err(Failure::Api { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => {
-                let v = self.call("POST", "experiments/create", Some(json!({ "name": name })))?;
-                text(&v["experiment_id"], &self.base, "experiment_id")
+                match self.try_call("POST", "experiments/create", Some(json!({ "name": name }))) {
+                    Ok(v) => text(&v["experiment_id"], &self.base, "experiment_id"),
+                    Err(Failure::Api { code, .. }) if code == "RESOURCE_ALREADY_EXISTS" => {
+                        let v = get().map_err(|e| e.into_error(&self.base))?;
+                        text(&v["experiment"]["experiment_id"], &self.base, "experiment_id")
+                    }
+                    Err(e) => Err(e.into_error(&self.base)),
+                }
             }
             Err(e) => Err(e.into_error(&self.base)),
         }
@@ -295,6 +304,62 @@ mod tests {
         );
         assert_eq!(proxied_path("file:///tmp/mlruns/1/ab/artifacts"), None);
         assert_eq!(proxied_path("s3://bucket/1/ab/artifacts"), None);
+    }
+
+    /// A server that answers each connection with the next of `answers` (status, JSON body) and
+    /// returns the request lines it saw.
+    fn scripted_server(answers: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for (status, body) in answers {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, then the body its Content-Length announces.
+                loop {
+                    let n = s.read(&mut buf).unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).into_owned();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        if req.len() >= end + 4 + len || n == 0 {
+                            break;
+                        }
+                    }
+                }
+                seen.push(String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_string());
+                let answer = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                s.write_all(answer.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (base, server)
+    }
+
+    #[test]
+    fn an_experiment_created_by_someone_else_meanwhile_is_looked_up_again() {
+        let (base, server) = scripted_server(vec![
+            (
+                404,
+                r#"{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such experiment"}"#,
+            ),
+            (400, r#"{"error_code": "RESOURCE_ALREADY_EXISTS", "message": "exists"}"#),
+            (200, r#"{"experiment": {"experiment_id": "7"}}"#),
+        ]);
+        let id = Client::new(&base).unwrap().experiment("darkmagic").unwrap();
+        assert_eq!(id, "7");
+        let seen = server.join().unwrap();
+        assert!(
+            seen[0].starts_with("GET ") && seen[1].starts_with("POST ") && seen[2].starts_with("GET "),
+            "{seen:?}"
+        );
+        assert!(seen[1].contains("experiments/create"), "{seen:?}");
     }
 
     #[test]
