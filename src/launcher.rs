@@ -26,7 +26,8 @@ static LAUNCHED_BY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 /// Undoes the launcher's changes to the environment (libtorch is loaded by now): the user's
 /// `LD_LIBRARY_PATH` is back and both variables are gone, so that a program this process starts
 /// sees the environment the user had; the launcher's path is kept for [`self_command`]. Does
-/// nothing in a process the launcher did not start.
+/// nothing in a process the launcher did not start. Only the wheel's binary calls it: a
+/// `darkmagic` built from source ignores the variables, whoever set them.
 ///
 /// # Safety
 /// Changes the process environment: call it first thing in `main`, before any thread starts.

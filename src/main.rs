@@ -25,9 +25,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use cli::*;
 use serde::Deserialize;
 
+/// The `darkmagic` built from source: no launcher started it, so a `DARKMAGIC_LAUNCHER` in its
+/// environment is not its own and is ignored (trials start as this executable).
+#[cfg_attr(feature = "wheel", allow(dead_code))]
 pub fn main() {
-    // SAFETY: first thing in main, before any thread exists.
-    unsafe { darkmagic::launcher::restore_environment() };
+    start(false)
+}
+
+/// The command line; `from_launcher`: the pip wheel's launcher started this process (the
+/// wheel's `darkmagic-core`), whose variables it then takes and removes.
+pub fn start(from_launcher: bool) {
+    if from_launcher {
+        // SAFETY: first thing in main, before any thread exists.
+        unsafe { darkmagic::launcher::restore_environment() };
+    }
     default_sigpipe();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {

@@ -358,6 +358,21 @@ fn pid_of(needle: &str) -> Option<u32> {
 }
 
 #[test]
+fn a_binary_built_from_source_ignores_a_launcher_variable_it_did_not_set() {
+    // Were it trusted, every trial would start through /bin/false and fail.
+    let dir = tempdir("foreign-launcher");
+    let recipe = write_recipe(&dir);
+    let out = dir.join("checklist");
+    let mut c = run_tiny(&recipe, &out);
+    c.env("DARKMAGIC_LAUNCHER", "/bin/false");
+    finish(c);
+    let s = summary(&out);
+    let seeds = s["baseline"]["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 2, "{s}");
+    assert!(seeds.iter().all(|x| x["status"] == "completed"), "{s}");
+}
+
+#[test]
 fn without_a_recipe_the_checklist_is_the_plain_first_run() {
     // Nothing to resume in --out and no --recipe: the plain first-run recipe, whose plan tries
     // the article's recommendation for every factor it leaves plain.

@@ -6,5 +6,5 @@
 mod app;
 
 fn main() {
-    app::main()
+    app::start(true)
 }
