@@ -312,6 +312,40 @@ fn a_torch_of_another_release_or_none_is_refused_by_name(wheel: &Path) {
         "{err}"
     );
 
+    // A version.py the launcher cannot trust ends in an `error:` line that says why, never a
+    // hang or a Python traceback: a FIFO, a huge file, a link to /dev/zero, bytes that are not
+    // UTF-8, an unquoted version.
+    let version = torch.join("version.py");
+    let reset = || {
+        let _ = std::fs::remove_file(&version);
+    };
+    reset();
+    assert!(Command::new("mkfifo").arg(&version).status().unwrap().success());
+    let err = refused(&env, &dir);
+    assert!(
+        err.contains("is not a regular file") && !err.contains("Traceback"),
+        "{err}"
+    );
+    reset();
+    std::fs::write(&version, vec![b'#'; 300 << 10]).unwrap();
+    let err = refused(&env, &dir);
+    assert!(
+        err.contains("holds more than 65536 bytes") && !err.contains("Traceback"),
+        "{err}"
+    );
+    reset();
+    std::os::unix::fs::symlink("/dev/zero", &version).unwrap();
+    let err = refused(&env, &dir);
+    assert!(err.contains("is not a regular file"), "{err}");
+    reset();
+    std::fs::write(&version, b"\xff\xfe__version__ = 2.13\n").unwrap();
+    let err = refused(&env, &dir);
+    assert!(
+        err.contains("sets no __version__ = '...' string") && !err.contains("Traceback") && !err.contains("None"),
+        "{err}"
+    );
+    reset();
+
     // The right release, but a CPU-only build (no lib/libtorch_cuda.so).
     std::fs::write(torch.join("version.py"), "__version__ = '2.13.0+cpu'\n").unwrap();
     let err = refused(&env, &dir);

@@ -13,9 +13,12 @@ import importlib.metadata
 import importlib.util
 import os
 import re
+import stat
 import sys
 
 ENGINE = "darkmagic-core"
+# torch's version.py is a few hundred bytes; more is not a version file.
+MAX_VERSION_BYTES = 1 << 16
 
 
 def fail(message):
@@ -33,14 +36,29 @@ def torch_series():
 
 
 def torch_version(package):
-    """`__version__` of the torch package in folder `package`, read from its version.py."""
+    """`__version__` of the torch package in folder `package` and None, or None and why not.
+
+    Its version.py is opened without blocking (a FIFO cannot hang the launcher), must be a
+    regular file of at most MAX_VERSION_BYTES, and is decoded leniently."""
+    path = os.path.join(package, "version.py")
     try:
-        with open(os.path.join(package, "version.py"), encoding="utf-8") as f:
-            text = f.read()
-    except OSError:
-        return None
-    found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
-    return found.group(1) if found else None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        return None, f"cannot open {path}: {e.strerror}"
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, f"{path} is not a regular file"
+        try:
+            data = f.read(MAX_VERSION_BYTES + 1)
+        except OSError as e:
+            return None, f"cannot read {path}: {e.strerror}"
+    if len(data) > MAX_VERSION_BYTES:
+        return None, f"{path} holds more than {MAX_VERSION_BYTES} bytes"
+    text = data.decode("utf-8", errors="replace")
+    found = re.search(r"^__version__\s*=\s*['\"]([^'\"\n]+)['\"]", text, re.MULTILINE)
+    if not found:
+        return None, f"{path} sets no __version__ = '...' string"
+    return found.group(1), None
 
 
 def find_torch(series):
@@ -52,11 +70,16 @@ def find_torch(series):
             f"pip install 'torch=={series}.*'"
         )
     package = list(spec.submodule_search_locations)[0]
-    version = torch_version(package)
-    if version is None or not re.match(rf"{re.escape(series)}(\.|$)", version):
+    version, why = torch_version(package)
+    if version is None:
+        fail(
+            f"darkmagic was built against torch {series} and the version of this Python's torch "
+            f"({package}) is unknown: {why}; pip install --force-reinstall 'torch=={series}.*'"
+        )
+    if not re.match(rf"{re.escape(series)}(\.|$)", version):
         fail(
             f"darkmagic was built against torch {series} and this Python's torch is "
-            f"{version or 'of unknown version'} ({package}): pip install 'torch=={series}.*' "
+            f"{version} ({package}): pip install 'torch=={series}.*' "
             f"(or a darkmagic built for torch {version})"
         )
     lib = os.path.join(package, "lib")
