@@ -262,7 +262,7 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
         .map(|uri| Tracker::start(uri, &root))
         .transpose()?;
     let watcher = tracker.map(|t| mlflow::Watcher::spawn(t, mlflow::SEND_EVERY));
-    let summary = checklist::run(&baseline, &root, exec.as_mut(), &lock)
+    let summary = checklist::run(&baseline, &root, exec.as_mut(), &lock, a.redesign)
         .with_context(|| format!("checklist in {}", a.out.display()))?;
     darkmagic::report::write(&root, &summary).with_context(|| format!("checklist in {}", a.out.display()))?;
     if let Some(w) = watcher {

@@ -802,7 +802,7 @@ fn rerun(recipe: &Path, out: &Path, extra: &[&str]) -> (Option<i32>, String) {
 /// whose candidate number 1 is now another value, a variant no longer in the plan (left by a
 /// checklist killed in its first round, before its design was recorded), and a data set changed
 /// in place are each refused with the trial and the change named; with everything restored, the
-/// rerun reruns nothing.
+/// deleted design record is refused too, and `--redesign` reruns nothing.
 #[test]
 fn a_rerun_whose_trials_no_longer_match_their_definition_is_refused() {
     let dir = tempdir("identity");
@@ -862,6 +862,14 @@ fn a_rerun_whose_trials_no_longer_match_their_definition_is_refused() {
     );
 
     std::fs::rename(dir.join("5.png"), data.join("light/5.png")).unwrap();
-    finish(run_tiny(&recipe, &out));
+    // The trials hold a look whose design record was deleted above: refused, then fixed anew
+    // with --redesign, which reruns nothing.
+    let (code, e) = rerun(&recipe, &out, &[]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("design.json") && e.contains("is missing") && e.contains("--redesign"),
+        "{e}"
+    );
+    finish(common::checklist(&recipe, &out, &["--parallel", "2", "--redesign"]));
     not_rerun(&done);
 }

@@ -298,8 +298,9 @@ fn tuning_of(baseline: &Recipe, arm: &Arm, summary: &Summary) -> Result<std::res
 /// variant (and the combined recipe) is decided or at `max_seeds`; returns the analysis, from
 /// which the caller writes the report (`report::write`). A
 /// round whose trials do not all finish (failures, `--detach`) ends the run; rerunning resumes.
-/// The caller holds `root`'s lock (`Lock::acquire`) for as long as this runs.
-pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock) -> Result<Summary> {
+/// The caller holds `root`'s lock (`Lock::acquire`) for as long as this runs. `redesign`: the
+/// design may be fixed anew over the trials (`--redesign`), also where its record is missing.
+pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock, redesign: bool) -> Result<Summary> {
     let variants = plan::variants(baseline)?;
     if let Some(ext) = &baseline.external {
         crate::external::check_command(ext)?;
@@ -308,6 +309,17 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
     design_record::check(root, &baseline.checklist, &labels)?;
     let data = data::fingerprint::of(&baseline.data)?;
     check_existing(root, baseline, &variants, &data)?;
+    if !redesign && design_record::read(root)?.is_none() && analysis::analyze(root)?.design.rounds > 0 {
+        // The trials hold a look, so a design was fixed and has spent error: judging them with
+        // whatever the settings say now would spend it again.
+        return Err(Error::RunDir {
+            path: root.join(design_record::FILE),
+            message: "is missing, but the trials hold the results of at least one look, whose design it recorded: \
+                      restore it, rerun with --redesign to fix the current settings' design over these trials, or \
+                      use another --out directory"
+                .into(),
+        });
+    }
     crate::files::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     hparams::write_experiment(root, &variants)?;
     let summary = loop {
