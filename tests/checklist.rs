@@ -862,6 +862,25 @@ fn a_rerun_whose_trials_no_longer_match_their_definition_is_refused() {
     );
 
     std::fs::rename(dir.join("5.png"), data.join("light/5.png")).unwrap();
+    // Two images of the same size with their bytes swapped: the same names and sizes, other
+    // contents, refused all the same.
+    let files: Vec<PathBuf> = (0..6).map(|i| data.join(format!("dark/{i}.png"))).collect();
+    let size = |p: &PathBuf| std::fs::metadata(p).unwrap().len();
+    let (a, b) = (0..6)
+        .flat_map(|i| (i + 1..6).map(move |j| (i, j)))
+        .find(|&(i, j)| size(&files[i]) == size(&files[j]))
+        .expect("two images of one size");
+    let (bytes_a, bytes_b) = (std::fs::read(&files[a]).unwrap(), std::fs::read(&files[b]).unwrap());
+    std::fs::write(&files[a], &bytes_b).unwrap();
+    std::fs::write(&files[b], &bytes_a).unwrap();
+    let (code, e) = rerun(&recipe, &out, &[]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("trained on other data") && e.contains("names and sizes, other bytes"),
+        "{e}"
+    );
+    std::fs::write(&files[a], &bytes_a).unwrap();
+    std::fs::write(&files[b], &bytes_b).unwrap();
     // The trials hold a look whose design record was deleted above: refused, then fixed anew
     // with --redesign, which reruns nothing.
     let (code, e) = rerun(&recipe, &out, &[]);

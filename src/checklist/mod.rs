@@ -30,6 +30,9 @@ use plan::{Arm, Trial};
 use std::path::Path;
 
 pub const BASELINE: &str = "baseline.toml";
+/// The data files' content hashes, cached by path, size and time (`data::fingerprint`), so that
+/// a rerun does not read the whole data set again.
+pub const DATA_CACHE: &str = "data-fingerprints.json";
 
 /// The first-phase trials: the baseline and every variant, each with every seed.
 pub fn trials(baseline: &Recipe) -> Result<Vec<Trial>> {
@@ -134,7 +137,7 @@ fn check_existing(
             }
         }
         if let (Some(then), Some(now)) = (&t.data, data)
-            && then != now
+            && !then.same_data(now)
         {
             let path = baseline.data.path.as_deref().unwrap_or(Path::new("?"));
             return refuse(
@@ -307,7 +310,7 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
     }
     let labels: Vec<String> = variants.iter().map(plan::Variant::label).collect();
     design_record::check(root, &baseline.checklist, &labels)?;
-    let data = data::fingerprint::of(&baseline.data)?;
+    let data = data::fingerprint::of(&baseline.data, Some(&root.join(DATA_CACHE)))?;
     check_existing(root, baseline, &variants, &data)?;
     if !redesign && design_record::read(root)?.is_none() && analysis::analyze(root)?.design.rounds > 0 {
         // The trials hold a look, so a design was fixed and has spent error: judging them with
