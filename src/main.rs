@@ -419,12 +419,34 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
             preview::apply_op_file(preview::op_by_name(&op)?, bin, negate, fill, &input, &output)?;
         }
         AugmentCommand::Preview { recipe, output, count } => {
+            within("--count", count as u64, 1, MAX_PREVIEW)?;
             let r = load_recipe(&recipe, None)?;
             let splits = data::load_splits(&r)?;
             preview::write_png(&output, preview::grid(&splits.train, &r.augment, r.seed, count)?)?;
         }
     }
     Ok(())
+}
+
+/// The most samples a preview grid shows.
+const MAX_PREVIEW: u64 = 4096;
+/// The most random images `bench augment` makes (each a 32x32 RGB image held at once).
+const MAX_BENCH_IMAGES: u64 = 1 << 20;
+/// The largest `bench train` batch, class count and step count.
+const MAX_BENCH_BATCH: u64 = 1 << 16;
+const MAX_BENCH_CLASSES: u64 = 1 << 20;
+const MAX_BENCH_STEPS: u64 = 1 << 20;
+/// The most numbers one `bench train` batch may hold.
+const MAX_BENCH_ELEMENTS: i64 = 1 << 31;
+
+/// `value` of `flag` when it lies in `lo..=hi`; else an error that names the flag and the range
+/// (a size that becomes memory or work is bounded before anything is allocated).
+fn within(flag: &str, value: u64, lo: u64, hi: u64) -> Result<u64> {
+    if (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        bail!("{flag}: got {value}; expected {lo} to {hi}")
+    }
 }
 
 fn bench_cmd(cmd: BenchCommand) -> Result<()> {
@@ -434,6 +456,8 @@ fn bench_cmd(cmd: BenchCommand) -> Result<()> {
             threads,
             folder,
         } => {
+            within("--images", images as u64, 1, MAX_BENCH_IMAGES)?;
+            within("--threads", threads as u64, 0, darkmagic::recipe::MAX_THREADS as u64)?;
             match folder {
                 Some(dir) => {
                     let ips = darkmagic::bench::augment_folder_images_per_sec(&dir, threads)?;
@@ -463,6 +487,21 @@ fn bench_train(a: BenchTrainArgs) -> Result<()> {
     if dims.iter().any(|&d| d < 1) || a.batch < 1 || a.classes < 1 {
         bail!("--image, --batch, --classes: every size must be at least 1");
     }
+    within("--image", c as u64, 1, 4)?;
+    for side in [h, w] {
+        within("--image", side as u64, 1, darkmagic::recipe::MAX_IMAGE_SIZE as u64)?;
+    }
+    within("--batch", a.batch as u64, 1, MAX_BENCH_BATCH)?;
+    within("--classes", a.classes as u64, 1, MAX_BENCH_CLASSES)?;
+    let elements = a.batch * c * h * w;
+    if elements > MAX_BENCH_ELEMENTS {
+        bail!(
+            "--batch x --image: {elements} numbers in one batch; expected at most {MAX_BENCH_ELEMENTS} (8 GiB of floats)"
+        );
+    }
+    within("--steps", a.steps as u64, 1, MAX_BENCH_STEPS)?;
+    within("--warmup", a.warmup as u64, 0, MAX_BENCH_STEPS)?;
+    within("--threads", a.threads as u64, 0, darkmagic::recipe::MAX_THREADS as u64)?;
     let choice = parse_device(&a.device)?;
     let amp = darkmagic::recipe::Amp::deserialize(toml::Value::String(a.amp.clone()))
         .context("--amp: expected off, bf16 or fp16")?;

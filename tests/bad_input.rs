@@ -325,6 +325,37 @@ fn cli_options_are_checked() {
         args.extend_from_slice(extra);
         run(&args)
     };
+    // Sizes that become memory or work are bounded before anything is allocated.
+    let png = tempdir("bounded").join("g.png");
+    let png = png.to_str().unwrap();
+    for (args, needles) in [
+        (
+            vec!["augment", "preview", "--out", png, "--count", "100000000000"],
+            vec!["--count", "expected 1 to 4096"],
+        ),
+        (
+            vec!["bench", "augment", "--images", "1000000000000"],
+            vec!["--images", "expected 1 to 1048576"],
+        ),
+        (
+            vec!["bench", "train", "--batch", "100000000"],
+            vec!["--batch", "expected 1 to 65536"],
+        ),
+        (
+            vec!["bench", "train", "--image", "3x100000x100000"],
+            vec!["--image", "expected 1 to 4096"],
+        ),
+        (
+            vec!["bench", "train", "--batch", "65536", "--image", "3x4096x4096"],
+            vec!["--batch x --image", "at most 2147483648"],
+        ),
+        (
+            vec!["bench", "train", "--steps", "0"],
+            vec!["--steps", "expected 1 to 1048576"],
+        ),
+    ] {
+        fails(run(&args), &needles);
+    }
     // --detach means "submit and return": only Slurm's trials outlive the command.
     for executor in ["local", "ray"] {
         fails(
