@@ -291,9 +291,11 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    // Whatever it left running (a background child holding the pipes) ends with it.
+    // Whatever it left running (a background child holding the pipes) ends with it, and so
+    // does what left its group (setsid) and came back to this process as its subreaper.
     kill_group(child.id());
     guard.release();
+    strays::end();
     for r in readers {
         let _ = r.join();
     }
@@ -370,6 +372,93 @@ impl Guard {
             let _ = pipe.write_all(b"done\n");
         }
         let _ = self.process.wait();
+    }
+}
+
+/// The trainer's descendants that left its process group (`setsid`, a daemonising wrapper),
+/// which a group kill misses. `darkmagic train` makes itself their subreaper
+/// ([`strays::adopt`]): orphaned, they come back to it instead of init, and [`strays::end`]
+/// kills them once the trainer is done. Linux only; elsewhere, and in a process that is not a
+/// subreaper (a library user's), only the group is ended.
+pub mod strays {
+    #[cfg(target_os = "linux")]
+    unsafe extern "C" {
+        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+        fn kill(pid: i32, sig: i32) -> i32;
+        fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+    }
+    const PR_SET_CHILD_SUBREAPER: i32 = 36;
+    const PR_GET_CHILD_SUBREAPER: i32 = 37;
+
+    /// Makes this process the subreaper of its descendants. Call it in the command's process
+    /// before the trainer starts (`darkmagic train` does).
+    #[cfg(target_os = "linux")]
+    pub fn adopt() {
+        // SAFETY: sets a flag of this process; no memory is passed.
+        unsafe {
+            prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn adopt() {}
+
+    /// Kills and reaps every child of this process that lives in another session than this
+    /// process (the trainer's strays, reparented here), until none is left; nothing when this
+    /// process is not a subreaper.
+    #[cfg(target_os = "linux")]
+    pub fn end() {
+        let mut flag = 0i32;
+        // SAFETY: PR_GET_CHILD_SUBREAPER writes one int to the pointer given.
+        let subreaper =
+            unsafe { prctl(PR_GET_CHILD_SUBREAPER, &mut flag as *mut i32 as u64, 0, 0, 0) } == 0 && flag != 0;
+        if !subreaper {
+            return;
+        }
+        let me = std::process::id() as i32;
+        let Some((_, own_session)) = parent_and_session(me) else {
+            return;
+        };
+        // A killed stray's own children are orphaned in turn and come back: a few passes.
+        for _ in 0..64 {
+            let strays: Vec<i32> = processes()
+                .filter(|&pid| parent_and_session(pid).is_some_and(|(ppid, sid)| ppid == me && sid != own_session))
+                .collect();
+            if strays.is_empty() {
+                return;
+            }
+            for pid in strays {
+                // SAFETY: signals and reaps a child of this process by its pid.
+                unsafe {
+                    kill(pid, 9);
+                    waitpid(pid, std::ptr::null_mut(), 0);
+                }
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn end() {}
+
+    /// The pids in /proc.
+    #[cfg(target_os = "linux")]
+    fn processes() -> impl Iterator<Item = i32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+    }
+
+    /// A process's parent and session, from /proc/PID/stat (the fields after the command's
+    /// closing parenthesis: state, ppid, pgrp, session).
+    #[cfg(target_os = "linux")]
+    fn parent_and_session(pid: i32) -> Option<(i32, i32)> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(1);
+        let ppid = fields.next()?.parse().ok()?;
+        let session = fields.nth(1)?.parse().ok()?;
+        Some((ppid, session))
     }
 }
 

@@ -111,6 +111,11 @@ fn train_cmd(mut a: TrainArgs) -> Result<()> {
     let saved = a.run_dir.join(rundir::RECIPE);
     let fallback = (a.resume && saved.exists()).then_some(saved.as_path());
     let recipe = load_recipe(&a.recipe, fallback)?;
+    if recipe.external.is_some() {
+        // What an external trainer starts and detaches (setsid) comes back to this process, to
+        // be ended with the trial.
+        darkmagic::external::strays::adopt();
+    }
     let result =
         train::run(&recipe, &a.run_dir, a.resume).with_context(|| format!("training into {}", a.run_dir.display()))?;
     println!("{}", serde_json::to_string_pretty(&result)?);

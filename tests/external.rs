@@ -269,6 +269,43 @@ fn alive(pid: &str) -> bool {
 }
 
 #[test]
+fn what_a_trainer_starts_in_a_session_of_its_own_ends_with_the_trial() {
+    let dir = tempdir("external-escape");
+    let recipe = dir.join("escape.toml");
+    let tiny = root().join("tests/fixtures/tiny_trainer.py");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"[checklist]
+plan = "none"
+seeds = 1
+max_seeds = 1
+combine = false
+[checklist.factors.lr]
+"0.2" = {{ "--lr" = 0.2 }}
+[external]
+command = ["{python}", "{tiny}"]
+[external.args]
+"--seed" = "{{seed}}"
+"--mode" = "escape"
+[external.metric]
+regex = "acc=([0-9.a-z]+)"
+"#,
+            python = python(),
+            tiny = tiny.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = checklist(&recipe, &out, &["--parallel", "2"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for trial in ["baseline", "lr=0.2"] {
+        let pid = std::fs::read_to_string(out.join(format!("trials/{trial}/seed-0/escaped.pid"))).unwrap();
+        assert!(!alive(pid.trim()), "{trial}: the setsid child {pid} outlived its trial");
+    }
+}
+
+#[test]
 fn a_killed_checklist_leaves_nothing_a_wrapper_script_started() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempdir("external-wrapper");
