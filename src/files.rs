@@ -61,3 +61,61 @@ pub fn temp_path(path: &Path) -> PathBuf {
     name.push(format!(".tmp{}", std::process::id()));
     path.with_file_name(name)
 }
+
+/// Every file at or below `root`, links followed, each directory listed once: a directory
+/// reached again (a link cycle, or a second link to it) is skipped by its device and inode, so
+/// the walk ends and no file is listed twice through two paths. Calls `f` with each file's path
+/// and metadata, in directory order.
+pub fn walk_files(root: &Path, mut f: impl FnMut(&Path, &std::fs::Metadata) -> Result<()>) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+        if !meta.is_dir() {
+            f(&path, &meta)?;
+            continue;
+        }
+        if !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&path)
+            .map_err(|e| Error::io(&path, e))?
+            .map(|e| e.map(|e| e.path()).map_err(|e| Error::io(&path, e)))
+            .collect::<Result<_>>()?;
+        // Depth first, in name order.
+        entries.sort_by(|a, b| b.cmp(a));
+        pending.extend(entries);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use super::*;
+
+    #[test]
+    fn a_link_cycle_ends_and_each_file_is_listed_once() {
+        let root = std::env::temp_dir().join(format!("dm-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/1.png"), b"1").unwrap();
+        std::fs::write(root.join("a/b/2.png"), b"2").unwrap();
+        // A cycle (a/b/up -> a) and a second way into a/b (a/again -> a/b).
+        std::os::unix::fs::symlink(root.join("a"), root.join("a/b/up")).unwrap();
+        std::os::unix::fs::symlink(root.join("a/b"), root.join("a/again")).unwrap();
+        let mut files = Vec::new();
+        walk_files(&root, |p, _| {
+            files.push(p.strip_prefix(&root).unwrap().to_path_buf());
+            Ok(())
+        })
+        .unwrap();
+        files.sort();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["1.png", "2.png"], "{files:?}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

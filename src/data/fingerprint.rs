@@ -26,9 +26,6 @@ pub struct Fingerprint {
     pub content: Option<String>,
 }
 
-/// Folders deeper than this below the data path are not followed (a link loop ends here).
-const MAX_DEPTH: usize = 32;
-
 /// One file's cached content hash: valid while its size and modification time stay.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Cached {
@@ -45,7 +42,7 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
         return Ok(None);
     };
     let mut entries = Vec::new();
-    list(root, root, 0, &mut entries)?;
+    list(root, &mut entries)?;
     entries.sort();
     let known: BTreeMap<String, Cached> = cache
         .and_then(|c| crate::files::read_regular(c, MAX_CACHE_BYTES).ok())
@@ -114,25 +111,14 @@ fn fnv(hash: u64, bytes: &[u8]) -> u64 {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
-/// Appends (name relative to `root`, size) of every file at or under `path`.
-fn list(root: &Path, path: &Path, depth: usize, out: &mut Vec<(String, u64)>) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if !meta.is_dir() {
+/// Appends (name relative to `root`, size) of every file at or under `root`, each once
+/// whatever links its folders hold (`files::walk_files`).
+fn list(root: &Path, out: &mut Vec<(String, u64)>) -> Result<()> {
+    crate::files::walk_files(root, |path, meta| {
         let name = path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned();
         out.push((name, meta.len()));
-        return Ok(());
-    }
-    if depth == MAX_DEPTH {
-        return Err(Error::data(
-            path,
-            format!("folders nested deeper than {MAX_DEPTH} (a link loop?)"),
-        ));
-    }
-    for entry in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
-        let entry = entry.map_err(|e| Error::io(path, e))?;
-        list(root, &entry.path(), depth + 1, out)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 impl Fingerprint {

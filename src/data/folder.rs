@@ -246,17 +246,15 @@ pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Appends the image files under `dir`, at any depth, to `out`.
+/// Appends the image files under `dir`, at any depth, to `out`; each once, whatever links
+/// the folders hold (`files::walk_files`).
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let p = entry.map_err(|e| Error::io(dir, e))?.path();
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if is_image(&p) {
-            out.push(p);
+    crate::files::walk_files(dir, |p, _| {
+        if is_image(p) {
+            out.push(p.to_path_buf());
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Whether `p` is a file with an image extension darkmagic reads.
