@@ -823,7 +823,7 @@ fn further_cases_found_by_trying() {
     let grid = dir.join("g.png");
     fails(
         run(&["augment", "preview", "--count", "0", "--out", grid.to_str().unwrap()]),
-        &["--count", "at least 1"],
+        &["--count", "expected 1 to 4096"],
     );
     let e = fails(
         run(&[
