@@ -49,6 +49,17 @@ def split(x, y, seed, fraction):
     return x[keep], y[keep], x[val], y[val]
 
 
+def load(seed, fraction):
+    """Train, validation and test (images, labels) as float tensors, and the normalisation by
+    the training split's mean and standard deviation."""
+    x = idx("train-images-idx3-ubyte").unsqueeze(1).float()
+    y = idx("train-labels-idx1-ubyte").long()
+    xs, ys = idx("t10k-images-idx3-ubyte").unsqueeze(1).float(), idx("t10k-labels-idx1-ubyte").long()
+    xt, yt, xv, yv = split(x, y, seed, fraction)
+    mean, std = xt.mean() / 255, xt.std() / 255
+    return (xt, yt), (xv, yv), (xs, ys), lambda t: (t / 255 - mean) / std
+
+
 def evaluate(net, x, y, norm, batch=512):
     """Top-1 of the logits and of the softmax average with the horizontal flip."""
     hits = flip_hits = 0
@@ -74,12 +85,7 @@ def main():
     start = time.perf_counter()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    x = idx("train-images-idx3-ubyte").unsqueeze(1).float()
-    y = idx("train-labels-idx1-ubyte").long()
-    xs, ys = idx("t10k-images-idx3-ubyte").unsqueeze(1).float(), idx("t10k-labels-idx1-ubyte").long()
-    xt, yt, xv, yv = split(x, y, a.seed, a.val_fraction)
-    mean, std = xt.mean() / 255, xt.std() / 255
-    norm = lambda t: (t / 255 - mean) / std
+    (xt, yt), (xv, yv), (xs, ys), norm = load(a.seed, a.val_fraction)
     net = ResNet20(se=a.se == "on")
     for block in net.blocks:
         nn.init.zeros_(block.bn2.weight)  # as darkmagic (timm's zero_init_last)

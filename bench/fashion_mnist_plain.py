@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from digits_epoch import ResNet20
-from fashion_mnist_cpu import evaluate, idx, split
+from fashion_mnist_cpu import evaluate, load
 
 
 def main():
@@ -30,12 +30,7 @@ def main():
     start = time.perf_counter()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    x = idx("train-images-idx3-ubyte").unsqueeze(1).float()
-    y = idx("train-labels-idx1-ubyte").long()
-    xs, ys = idx("t10k-images-idx3-ubyte").unsqueeze(1).float(), idx("t10k-labels-idx1-ubyte").long()
-    xt, yt, xv, yv = split(x, y, a.seed, 0.1)
-    mean, std = xt.mean() / 255, xt.std() / 255
-    norm = lambda t: (t / 255 - mean) / std
+    (xt, yt), (xv, yv), (xs, ys), norm = load(a.seed, 0.1)
     net = ResNet20(se=False, leaky=False)
     for block in net.blocks:
         nn.init.zeros_(block.bn2.weight)

@@ -144,9 +144,10 @@ scale = 0.01
     assert!(args("baseline").contains("smoothing: 0.1") && args("baseline").contains("seed: 1"));
 }
 
-#[test]
-fn a_trainer_that_crashes_prints_no_metric_or_nan_or_hangs_fails_with_its_log() {
-    let dir = tempdir("external-tiny");
+/// A checklist recipe of the tiny trainer (`tests/fixtures/tiny_trainer.py`) in `dir`, one seed,
+/// with `factors` under `[checklist.factors.mode]`, the baseline's `--mode`, and `external`
+/// lines added to its `[external]` section.
+fn tiny_trainer_recipe(dir: &Path, factors: &str, mode: &str, external: &str) -> PathBuf {
     let recipe = dir.join("tiny.toml");
     let tiny = root().join("tests/fixtures/tiny_trainer.py");
     std::fs::write(
@@ -158,22 +159,13 @@ seeds = 1
 max_seeds = 1
 combine = false
 [checklist.factors.mode]
-crash = {{ "--mode" = "crash" }}
-silent = {{ "--mode" = "silent" }}
-nan = {{ "--mode" = "nan" }}
-huge = {{ "--mode" = "huge" }}
-binary = {{ "--mode" = "binary" }}
-longline = {{ "--mode" = "longline" }}
-orphan = {{ "--mode" = "orphan" }}
-slow = {{ "--mode" = "slow" }}
-[checklist.factors.lr]
-"0.2" = {{ "--lr" = 0.2 }}
+{factors}
 [external]
 command = ["{python}", "{tiny}"]
-timeout = 2.0
+{external}
 [external.args]
 "--seed" = "{{seed}}"
-"--mode" = "ok"
+"--mode" = "{mode}"
 [external.metric]
 regex = "acc=([0-9.a-z]+)"
 "#,
@@ -182,6 +174,27 @@ regex = "acc=([0-9.a-z]+)"
         ),
     )
     .unwrap();
+    recipe
+}
+
+#[test]
+fn a_trainer_that_crashes_prints_no_metric_or_nan_or_hangs_fails_with_its_log() {
+    let dir = tempdir("external-tiny");
+    let recipe = tiny_trainer_recipe(
+        &dir,
+        r#"crash = { "--mode" = "crash" }
+silent = { "--mode" = "silent" }
+nan = { "--mode" = "nan" }
+huge = { "--mode" = "huge" }
+binary = { "--mode" = "binary" }
+longline = { "--mode" = "longline" }
+orphan = { "--mode" = "orphan" }
+slow = { "--mode" = "slow" }
+[checklist.factors.lr]
+"0.2" = { "--lr" = 0.2 }"#,
+        "ok",
+        "timeout = 2.0",
+    );
     let out = dir.join("out");
     let started = std::time::Instant::now();
     let o = checklist(&recipe, &out, &["--parallel", "2"]).output().unwrap();
@@ -271,35 +284,12 @@ fn alive(pid: &str) -> bool {
 #[test]
 fn what_a_trainer_starts_in_a_session_of_its_own_ends_with_the_trial() {
     let dir = tempdir("external-escape");
-    let recipe = dir.join("escape.toml");
-    let tiny = root().join("tests/fixtures/tiny_trainer.py");
-    std::fs::write(
-        &recipe,
-        format!(
-            r#"[checklist]
-plan = "none"
-seeds = 1
-max_seeds = 1
-combine = false
-[checklist.factors.lr]
-"0.2" = {{ "--lr" = 0.2 }}
-[external]
-command = ["{python}", "{tiny}"]
-[external.args]
-"--seed" = "{{seed}}"
-"--mode" = "escape"
-[external.metric]
-regex = "acc=([0-9.a-z]+)"
-"#,
-            python = python(),
-            tiny = tiny.display()
-        ),
-    )
-    .unwrap();
+    // Both trials escape: the baseline's mode, and a variant that changes only the lr.
+    let recipe = tiny_trainer_recipe(&dir, r#"escape-lr = { "--lr" = 0.2 }"#, "escape", "");
     let out = dir.join("out");
     let o = checklist(&recipe, &out, &["--parallel", "2"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for trial in ["baseline", "lr=0.2"] {
+    for trial in ["baseline", "mode=escape-lr"] {
         let pid = std::fs::read_to_string(out.join(format!("trials/{trial}/seed-0/escaped.pid"))).unwrap();
         assert!(!alive(pid.trim()), "{trial}: the setsid child {pid} outlived its trial");
     }
