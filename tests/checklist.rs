@@ -259,19 +259,11 @@ fn dry_run_lists_trials_changes_and_compute() {
     let defaults = tempdir("dry-run-defaults").join("defaults.toml");
     std::fs::write(&defaults, "").unwrap();
     let defaults = defaults.to_str().unwrap();
-    let o = bin()
-        .args([
-            "checklist",
-            "--recipe",
-            defaults,
-            "--dry-run",
-            "--seeds",
-            "2",
-            "--threads",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let dry_run = |extra: &[&str]| {
+        let fixed = ["checklist", "--recipe", defaults, "--dry-run", "--threads", "1"];
+        bin().args(fixed).args(extra).output().unwrap()
+    };
+    let o = dry_run(&["--seeds", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(
@@ -292,22 +284,7 @@ fn dry_run_lists_trials_changes_and_compute() {
     assert!(text.contains("planned power") && text.contains(&want), "{want}\n{text}");
     assert!(!text.contains("adds one seed"), "{text}");
     // Looks at 3, 6, 9, 10: the last round is one seed, and the dry run says so.
-    let o = bin()
-        .args([
-            "checklist",
-            "--recipe",
-            defaults,
-            "--dry-run",
-            "--seeds",
-            "3",
-            "--max-seeds",
-            "10",
-            "--threads",
-            "1",
-        ])
-        .args(["--set", "checklist.round_seeds=3"])
-        .output()
-        .unwrap();
+    let o = dry_run(&["--seeds", "3", "--max-seeds", "10", "--set", "checklist.round_seeds=3"]);
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(
         text.contains("warning: the last round adds one seed (9 to 10)"),
