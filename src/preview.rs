@@ -5,7 +5,6 @@ use crate::data::Images;
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::recipe::AugmentConfig;
-use crate::rng::Rng;
 use std::path::Path;
 
 /// The op called `name` (torchvision's names, case-insensitive).
@@ -71,7 +70,12 @@ pub fn grid(images: &Images, cfg: &AugmentConfig, seed: u64, count: usize) -> Re
     for k in 0..count {
         let (epoch, i) = (1 + k / images.len(), k % images.len());
         let aug = images.with_image(i, |src| {
-            crate::augment::apply(src, h, w, cfg, &mut Rng::keyed(seed, epoch as u64, i as u64))
+            let sample = crate::augment::Sample {
+                seed,
+                epoch: epoch as u64,
+                index: i as u64,
+            };
+            crate::augment::apply(src, h, w, cfg, sample, &mut sample.rng())
         })?;
         let (oy, ox) = ((k / cols) * (th + 2) + 1, (k % cols) * (tw + 2) + 1);
         for y in 0..th {

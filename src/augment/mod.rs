@@ -12,7 +12,7 @@ pub mod ops;
 pub mod policy;
 
 use crate::image::{View, fit, resample};
-use crate::recipe::{AugPolicy, AugmentConfig, PadMode};
+use crate::recipe::{AugPolicy, AugmentConfig, FlipMode, PadMode};
 use crate::rng::Rng;
 
 /// The evaluation transform to `h` x `w`: shorter side to `floor(min(h, w) / eval_crop_fraction)`,
@@ -25,7 +25,7 @@ pub fn eval<'a>(src: View<'a>, h: usize, w: usize, cfg: &AugmentConfig) -> std::
 /// random-resized crop (or, for an image of another size, the evaluation resize and centre crop),
 /// random crop after padding, horizontal flip, then the policy (AutoAugment, RandAugment or color
 /// jitter), each if enabled.
-pub fn apply(src: View, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) -> Vec<u8> {
+pub fn apply(src: View, h: usize, w: usize, cfg: &AugmentConfig, sample: Sample, rng: &mut Rng) -> Vec<u8> {
     let c = src.c;
     let fitted;
     let src = if cfg.random_resized_crop {
@@ -43,7 +43,7 @@ pub fn apply(src: View, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) 
     } else {
         (0, 0)
     };
-    let flip = cfg.hflip && rng.uniform() < 0.5;
+    let flip = cfg.hflip && flipped(cfg.hflip_mode, sample, rng);
     let mut out = vec![0u8; h * w * c];
     for y in 0..h {
         let Some(sy) = source_index(y + dy, cfg.pad, h, cfg.pad_mode) else {
@@ -59,6 +59,36 @@ pub fn apply(src: View, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) 
         }
     }
     apply_policy(out, h, w, c, cfg, rng)
+}
+
+/// Which image an augmentation is drawn for: its seed, epoch and index, the key of its [`Rng`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub seed: u64,
+    pub epoch: u64,
+    pub index: u64,
+}
+
+impl Sample {
+    /// The sample's own random numbers, keyed by (seed, epoch, index).
+    pub fn rng(self) -> Rng {
+        Rng::keyed(self.seed, self.epoch, self.index)
+    }
+}
+
+/// The random stream of the alternating flip's first coin, apart from the epochs' streams.
+const FLIP_STREAM: u64 = u64::MAX - 2;
+
+/// Whether `sample` is flipped: a coin from its own stream (`random`), or a coin per (seed,
+/// index) flipped over at every odd epoch (`alternating`; epochs count from 1).
+fn flipped(mode: FlipMode, sample: Sample, rng: &mut Rng) -> bool {
+    match mode {
+        FlipMode::Random => rng.uniform() < 0.5,
+        FlipMode::Alternating => {
+            let first = Rng::keyed(sample.seed, FLIP_STREAM, sample.index).uniform() < 0.5;
+            first ^ (sample.epoch.saturating_sub(1) % 2 == 1)
+        }
+    }
 }
 
 /// Maps a coordinate of the padded image back to the source, or None for zero padding.
@@ -95,6 +125,10 @@ fn apply_policy(img: Vec<u8>, h: usize, w: usize, c: usize, cfg: &AugmentConfig,
 mod tests {
     use super::*;
 
+    fn key(seed: u64, epoch: u64, index: u64) -> Sample {
+        Sample { seed, epoch, index }
+    }
+
     fn cfg(pad: usize, pad_mode: PadMode, hflip: bool) -> AugmentConfig {
         AugmentConfig {
             pad,
@@ -113,6 +147,7 @@ mod tests {
             2,
             2,
             &cfg(0, PadMode::Zero, false),
+            key(0, 0, 0),
             &mut Rng::keyed(0, 0, 0),
         );
         assert_eq!(out, src);
@@ -128,6 +163,7 @@ mod tests {
                 3,
                 3,
                 &cfg(1, PadMode::Zero, false),
+                key(0, 0, i),
                 &mut Rng::keyed(0, 0, i),
             );
             seen.insert(out);
@@ -155,10 +191,45 @@ mod tests {
                     1,
                     3,
                     &cfg(0, PadMode::Zero, true),
+                    key(0, 0, i),
                     &mut Rng::keyed(0, 0, i),
                 ) == vec![3, 2, 1]
             })
             .count();
         assert!((450..550).contains(&flipped), "{flipped}");
+    }
+
+    #[test]
+    fn alternating_flips_each_image_every_other_epoch_from_a_fair_first_coin() {
+        let src = vec![1, 2, 3];
+        let alternating = AugmentConfig {
+            hflip_mode: FlipMode::Alternating,
+            ..cfg(0, PadMode::Zero, true)
+        };
+        let flipped_at = |epoch: u64, i: u64| {
+            let sample = key(7, epoch, i);
+            apply(View::new(&src, 1, 3, 1), 1, 3, &alternating, sample, &mut sample.rng()) == vec![3, 2, 1]
+        };
+        let mut first = 0;
+        for i in 0..1000 {
+            let at: Vec<bool> = (1..=4).map(|e| flipped_at(e, i)).collect();
+            // Epochs 1 and 3 alike, 2 and 4 alike, each pair the other way round.
+            assert_eq!(
+                (at[0], at[1], at[2], at[3]),
+                (at[0], !at[0], at[0], !at[0]),
+                "image {i}"
+            );
+            first += usize::from(at[0]);
+        }
+        // A fair coin: within 4.5 standard deviations of 500 heads.
+        assert!((429..=571).contains(&first), "{first}");
+        // The coin depends on the seed, not only on the image.
+        let other: usize = (0..1000)
+            .filter(|&i| {
+                let sample = key(8, 1, i);
+                apply(View::new(&src, 1, 3, 1), 1, 3, &alternating, sample, &mut sample.rng()) == vec![3, 2, 1]
+            })
+            .count();
+        assert_ne!(other, first);
     }
 }

@@ -125,8 +125,13 @@ pub fn make_batch(images: &Images, indices: &[usize], norm: &Normalizer, mode: M
         .try_for_each(|(out, &i)| {
             images.with_image(i, |src| match mode {
                 Mode::Train(o, _) => {
-                    let mut rng = Rng::keyed(o.seed, o.epoch, i as u64);
-                    norm.write_chw(&augment::apply(src, h, w, &o.augment, &mut rng), out);
+                    let sample = augment::Sample {
+                        seed: o.seed,
+                        epoch: o.epoch,
+                        index: i as u64,
+                    };
+                    let mut rng = sample.rng();
+                    norm.write_chw(&augment::apply(src, h, w, &o.augment, sample, &mut rng), out);
                     augment::erase::apply(out, c, h, w, &o.augment, &mut rng);
                 }
                 Mode::Eval(a) => norm.write_chw(&augment::eval(src, h, w, a), out),

@@ -11,6 +11,13 @@ pub enum PadMode {
     Reflect,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlipMode {
+    Random,
+    Alternating,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AugmentConfig {
@@ -19,6 +26,11 @@ pub struct AugmentConfig {
     pub pad_mode: PadMode,
     /// Random horizontal flip with probability 0.5 (off by default: digits must not be mirrored).
     pub hflip: bool,
+    /// How `hflip` draws: `random`, a fair coin per image and epoch; `alternating`, the
+    /// derandomized flip of the CIFAR-10 speedruns (Jordan 2024, airbench): a fair coin per
+    /// image at the first epoch, then each image flipped in every other epoch, so that over any
+    /// two epochs it is seen once each way.
+    pub hflip_mode: FlipMode,
     /// Mixup's Beta(alpha, alpha) parameter; 0 = no mixup.
     pub mixup_alpha: f64,
     /// CutMix's Beta(alpha, alpha) parameter; 0 = no CutMix.
@@ -106,6 +118,7 @@ impl Default for AugmentConfig {
             pad: 0,
             pad_mode: PadMode::Zero,
             hflip: false,
+            hflip_mode: FlipMode::Random,
             mixup_alpha: 0.0,
             cutmix_alpha: 0.0,
             mix_prob: 1.0,
