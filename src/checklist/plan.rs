@@ -516,8 +516,8 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
 /// Tricks the article left "for future posts" and their usual companions, as far as this build
 /// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
 /// auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
-/// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip), alternating flips (where
-/// the baseline flips), and for the ResNets ResNet-D and anti-aliased downsampling (BlurPool).
+/// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip), and for the ResNets
+/// ResNet-D and anti-aliased downsampling (BlurPool).
 fn extended_extra(b: &Recipe) -> Vec<Variant> {
     let stages = b.model.arch.stages() as i64;
     let mut out = vec![
@@ -542,13 +542,6 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
         Variant::new("ema", "on", &[("train.ema_decay", f(0.999))]),
         Variant::new("tta", "flip", &[("augment.tta_flip", toml::Value::Boolean(true))]),
     ];
-    if b.augment.hflip {
-        out.push(Variant::new(
-            "flip",
-            "alternating",
-            &[("augment.hflip_mode", s("alternating"))],
-        ));
-    }
     if b.model.arch.is_resnet() {
         out.extend([
             Variant::new("resnet_d", "on", &[("model.resnet_d", toml::Value::Boolean(true))]),

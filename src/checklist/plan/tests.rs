@@ -107,23 +107,6 @@ fn extended_plan_adds_the_future_posts_tricks_and_validates() {
         .find(|v| v.factor == "aux_loss")
         .unwrap();
     assert_eq!(b.with_overrides(&aux.overrides).unwrap().model.aux_stage, Some(2));
-    // Alternating flips only where the baseline flips.
-    assert!(!labels.contains(&"flip=alternating".to_string()));
-    let flips = Recipe::from_table(
-        "[augment]\nhflip = true\n[checklist]\nplan = \"extended\"\n"
-            .parse()
-            .unwrap(),
-    )
-    .unwrap();
-    let alt = variants(&flips)
-        .unwrap()
-        .into_iter()
-        .find(|v| v.label() == "flip=alternating")
-        .unwrap();
-    assert_eq!(
-        flips.with_overrides(&alt.overrides).unwrap().augment.hflip_mode,
-        crate::recipe::FlipMode::Alternating
-    );
     // On a MobileNetV3-large baseline: the aux head on stage 4 of 5, no ResNet-only factors,
     // and every variant a valid recipe.
     let text = "[model]\narch = \"mobilenet_v3_large\"\n[checklist]\nplan = \"extended\"\n";
