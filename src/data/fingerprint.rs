@@ -41,36 +41,28 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
     let Some(root) = &cfg.path else {
         return Ok(None);
     };
-    let mut entries = Vec::new();
-    list(root, &mut entries)?;
-    entries.sort();
+    let entries = list(root)?;
     let known: BTreeMap<String, Cached> = cache
         .and_then(|c| crate::files::read_regular(c, MAX_CACHE_BYTES).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let mut fresh = BTreeMap::new();
     let (mut listing, mut content) = (FNV_OFFSET, FNV_OFFSET);
-    for (name, size) in &entries {
-        let path = root.join(name);
-        let modified_ns = std::fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .map_err(|e| Error::io(&path, e))?
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let key = path.to_string_lossy().into_owned();
+    for e in &entries {
+        let key = e.path.to_string_lossy().into_owned();
         let crc = match known.get(&key) {
-            Some(c) if (c.size, c.modified_ns) == (*size, modified_ns) => c.crc,
-            _ => crc_of(&path)?,
+            Some(c) if (c.size, c.modified_ns) == (e.size, e.modified_ns) => c.crc,
+            _ => crc_of(&e.path)?,
         };
         fresh.insert(
             key,
             Cached {
-                size: *size,
-                modified_ns,
+                size: e.size,
+                modified_ns: e.modified_ns,
                 crc,
             },
         );
-        let entry = [name.as_bytes(), &[0], &size.to_le_bytes()].concat();
+        let entry = [e.name.as_bytes(), &[0], &e.size.to_le_bytes()].concat();
         listing = fnv(listing, &entry);
         content = fnv(content, &[&entry[..], &crc.to_le_bytes()].concat());
     }
@@ -80,7 +72,7 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
     }
     Ok(Some(Fingerprint {
         files: entries.len() as u64,
-        bytes: entries.iter().map(|e| e.1).sum(),
+        bytes: entries.iter().map(|e| e.size).sum(),
         listing: format!("{listing:016x}"),
         content: Some(format!("{content:016x}")),
     }))
@@ -111,14 +103,33 @@ fn fnv(hash: u64, bytes: &[u8]) -> u64 {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
-/// Appends (name relative to `root`, size) of every file at or under `root`, each once
-/// whatever links its folders hold (`files::walk_files`).
-fn list(root: &Path, out: &mut Vec<(String, u64)>) -> Result<()> {
+/// A data file as the walk found it: its name relative to the data path, its path, and the size
+/// and modification time of that one `stat`.
+struct Entry {
+    name: String,
+    path: std::path::PathBuf,
+    size: u64,
+    modified_ns: u128,
+}
+
+/// Every file at or under `root`, each once whatever links its folders hold
+/// (`files::walk_files`), sorted by name.
+fn list(root: &Path) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
     crate::files::walk_files(root, |path, meta| {
-        let name = path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned();
-        out.push((name, meta.len()));
+        let modified = meta.modified().map_err(|e| Error::io(path, e))?;
+        out.push(Entry {
+            name: path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned(),
+            path: path.to_path_buf(),
+            size: meta.len(),
+            modified_ns: modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        });
         Ok(())
-    })
+    })?;
+    out.sort_by(|a, b| (&a.name, a.size).cmp(&(&b.name, b.size)));
+    Ok(out)
 }
 
 impl Fingerprint {
@@ -254,6 +265,15 @@ mod tests {
         assert_eq!(
             of(&cfg, Some(&cache)).unwrap().unwrap().content,
             content_hash(&[("1.png", b"12345"), ("2.png", b"12345")])
+        );
+        // A data path that is one file is fingerprinted as that file (named "" below itself).
+        let one = DataConfig {
+            path: Some(root.join("a/2.png")),
+            ..Default::default()
+        };
+        assert_eq!(
+            of(&one, None).unwrap().unwrap().content,
+            content_hash(&[("", b"12345")])
         );
         // A damaged cache is ignored and rewritten.
         std::fs::write(&cache, b"not json").unwrap();
