@@ -93,6 +93,51 @@ impl EpochMetrics {
         out.extend(optional.into_iter().filter_map(|(tag, v)| v.map(|v| (tag, v))));
         out
     }
+
+    /// What makes this line impossible after the line of epoch `previous`, if anything: epochs
+    /// from 1, each once and in order; every figure finite; the accuracies in [0, 1] but
+    /// `val_acc`, which holds an external trainer's metric (any finite number; the verdicts'
+    /// figure is result.json's, checked there); the learning rate, the throughput and the
+    /// seconds not negative.
+    fn problem(&self, previous: Option<usize>) -> Option<String> {
+        if self.epoch == 0 || previous.is_some_and(|p| self.epoch <= p) {
+            let after = previous.map_or(String::new(), |p| format!(" after epoch {p}"));
+            return Some(format!(
+                "epoch = {}{after}: expected epochs from 1, each once, in order",
+                self.epoch
+            ));
+        }
+        let fractions = [
+            ("train_acc", Some(self.train_acc)),
+            ("val_top5", self.val_top5),
+            ("val_acc_ema", self.val_acc_ema),
+            ("val_acc_tta", self.val_acc_tta),
+        ];
+        for (field, v) in fractions {
+            if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
+                return Some(format!("{field} = {v}: expected a fraction in [0, 1]"));
+            }
+        }
+        let others = [
+            ("lr", Some(self.lr)),
+            ("weight_decay", self.weight_decay),
+            ("images_per_sec", Some(self.images_per_sec)),
+            ("seconds", Some(self.seconds)),
+        ];
+        for (field, v) in others {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+                return Some(format!("{field} = {v}: expected a finite number >= 0"));
+            }
+        }
+        [
+            ("train_loss", self.train_loss),
+            ("val_loss", self.val_loss),
+            ("val_acc", self.val_acc),
+        ]
+        .into_iter()
+        .find(|(_, v)| !v.is_finite())
+        .map(|(field, v)| format!("{field} = {v}: expected a finite number"))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,21 +383,27 @@ impl RunDir {
         write_atomic(&self.file(METRICS), text.as_bytes())
     }
 
-    /// Reads `metrics.jsonl`; a missing file is an empty history, a bad line an error naming it.
+    /// Reads `metrics.jsonl`; a missing file is an empty history. A line that does not parse or
+    /// that no run could have written (see `EpochMetrics::problem`: an epoch twice or out of
+    /// order, an accuracy outside [0, 1]) is an error naming the file, the line and the field.
     pub fn read_metrics(&self) -> Result<Vec<EpochMetrics>> {
         let path = self.file(METRICS);
         let Some(text) = read_record(&path)? else {
             return Ok(Vec::new());
         };
-        text.lines()
-            .enumerate()
-            .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|e| Error::RunDir {
-                    path: path.clone(),
-                    message: format!("line {}: {e}", i + 1),
-                })
-            })
-            .collect()
+        let mut out: Vec<EpochMetrics> = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let bad = |message: String| Error::RunDir {
+                path: path.clone(),
+                message: format!("line {}: {message}", i + 1),
+            };
+            let m: EpochMetrics = serde_json::from_str(l).map_err(|e| bad(e.to_string()))?;
+            if let Some(problem) = m.problem(out.last().map(|p| p.epoch)) {
+                return Err(bad(problem));
+            }
+            out.push(m);
+        }
+        Ok(out)
     }
 
     pub fn write_result(&self, result: &RunResult) -> Result<()> {
@@ -530,7 +581,7 @@ mod tests {
             .map(|k| k as f64 / 179.0)
             .chain((0..=10_000).map(|k| k as f64 / 10_000.0))
             .collect();
-        let ms: Vec<EpochMetrics> = values.iter().enumerate().map(|(i, &v)| m(i, v)).collect();
+        let ms: Vec<EpochMetrics> = values.iter().enumerate().map(|(i, &v)| m(i + 1, v)).collect();
         dir.write_metrics(&ms).unwrap();
         let back = dir.read_metrics().unwrap();
         let wrong: Vec<f64> = values
@@ -560,5 +611,48 @@ mod tests {
         std::fs::write(dir.file(METRICS), "{\"epoch\": 1}\n").unwrap();
         let e = dir.read_metrics().unwrap_err().to_string();
         assert!(e.contains("metrics.jsonl") && e.contains("line 1"), "{e}");
+    }
+
+    /// Lines no run could write are refused with the line and the field: an epoch repeated, out
+    /// of order or 0, an accuracy outside [0, 1], a negative learning rate or time.
+    #[test]
+    fn impossible_metrics_lines_are_refused_by_line_and_field() {
+        let dir = RunDir::create(&crate::testutil::tempdir("rundir-metrics")).unwrap();
+        let check = |lines: &[EpochMetrics], want: &str| {
+            dir.write_metrics(lines).unwrap();
+            let e = dir.read_metrics().unwrap_err().to_string();
+            assert!(e.contains("metrics.jsonl") && e.contains(want), "{want}: {e}");
+        };
+        check(&[m(1, 0.5), m(1, 0.6)], "line 2: epoch = 1 after epoch 1");
+        check(&[m(2, 0.5), m(1, 0.6)], "line 2: epoch = 1 after epoch 2");
+        check(&[m(0, 0.5)], "line 1: epoch = 0");
+        check(
+            &[EpochMetrics {
+                train_acc: 1.5,
+                ..m(1, 0.5)
+            }],
+            "train_acc = 1.5",
+        );
+        check(
+            &[
+                m(1, 0.5),
+                EpochMetrics {
+                    val_acc_ema: Some(-0.1),
+                    ..m(2, 0.5)
+                },
+            ],
+            "line 2: val_acc_ema = -0.1",
+        );
+        check(&[EpochMetrics { lr: -1.0, ..m(1, 0.5) }], "lr = -1");
+        check(
+            &[EpochMetrics {
+                seconds: -2.0,
+                ..m(1, 0.5)
+            }],
+            "seconds = -2",
+        );
+        // An external trainer's metric (val_acc) may be any finite number.
+        dir.write_metrics(&[m(1, 0.5), m(2, 37.5)]).unwrap();
+        assert_eq!(dir.read_metrics().unwrap().len(), 2);
     }
 }

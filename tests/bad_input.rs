@@ -1018,7 +1018,7 @@ fn external_trainer_errors_name_the_command_the_metric_and_the_unmapped_factor()
 
 /// Files darkmagic wrote itself, edited into values no run could have: `model.json` with a side
 /// of 0 or no std, `"epoch": 0` in metrics.jsonl, a tuning index of 1e11 in trial.json. Each is
-/// an error naming the file, or handled; never a panic or an allocation to the OOM killer.
+/// an error naming the file and the field; never a panic or an allocation to the OOM killer.
 #[test]
 fn run_records_edited_into_impossible_values_are_named_or_handled() {
     let dir = tempdir("impossible-records");
@@ -1059,6 +1059,39 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     let metrics_path = run_dir.join("metrics.jsonl");
     let metrics = std::fs::read_to_string(&metrics_path).unwrap();
     std::fs::write(&metrics_path, metrics.replacen("\"epoch\":1", "\"epoch\":0", 1)).unwrap();
+    fails(run(&["report", out_s]), &["metrics.jsonl", "line 1: epoch = 0"]);
+    std::fs::write(&metrics_path, &metrics).unwrap();
+    ok(run(&["report", out_s]));
+
+    // result.json: an accuracy no run could record is not judged with (nor silently dropped).
+    let result_path = run_dir.join("result.json");
+    let result = std::fs::read_to_string(&result_path).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_str(&result).unwrap();
+    edited["final_val_acc"] = 2.0.into();
+    std::fs::write(&result_path, edited.to_string()).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &["result.json", "final_val_acc = 2: expected a fraction in [0, 1]"],
+    );
+    fails(
+        common::checklist(&recipe, &out, &[]).output().unwrap(),
+        &["result.json", "final_val_acc = 2"],
+    );
+    std::fs::write(&result_path, &result).unwrap();
+    // A trial folder copied under another seed's name would count one seed twice.
+    let copy = out.join("trials/baseline/seed-5");
+    ok(Command::new("cp").arg("-r").arg(&run_dir).arg(&copy).output().unwrap());
+    fails(
+        run(&["report", out_s]),
+        &["seed-5/trial.json", "records the same trial (baseline, seed index 0)"],
+    );
+    std::fs::remove_dir_all(&copy).unwrap();
+    // baseline.toml's [checklist] section sets alpha and the margin: unreadable is an error, not the defaults.
+    let baseline_path = out.join("baseline.toml");
+    let baseline = std::fs::read_to_string(&baseline_path).unwrap();
+    std::fs::write(&baseline_path, "[checklist]\nalpha = \"high\"\n").unwrap();
+    fails(run(&["report", out_s]), &["baseline.toml", "[checklist]", "alpha"]);
+    std::fs::write(&baseline_path, &baseline).unwrap();
     ok(run(&["report", out_s]));
 
     let trial_path = out.join("trials/lr=low/seed-0/trial.json");

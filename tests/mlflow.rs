@@ -322,3 +322,41 @@ fn a_server_lost_mid_checklist_costs_nothing_and_report_sends_the_rest() {
         .unwrap());
     assert_sent(&server.uri, &out);
 }
+
+/// A server restarted on an empty store after the checklist sent everything: the next send
+/// (`report --mlflow`) finds the parent run gone, names the trials it sends again, and the new
+/// store holds exactly one run per trial under one parent (none under the lost parent).
+#[test]
+fn a_server_restarted_empty_gets_each_trial_once_and_the_resent_trials_are_named() {
+    let dir = tempdir("mlflow-restarted");
+    let port = free_port();
+    let (first, second) = (dir.join("first"), dir.join("second"));
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::create_dir_all(&second).unwrap();
+    let server = Server::start(&first, port);
+    let out = dir.join("checklist");
+    ok(
+        common::checklist(&write_recipe(&dir), &out, &["--parallel", "2", "--mlflow", &server.uri])
+            .output()
+            .unwrap(),
+    );
+    let lost: Value = serde_json::from_str(&std::fs::read_to_string(out.join("mlflow.json")).unwrap()).unwrap();
+    drop(server);
+    let server = Server::start(&second, port);
+    let o = bin()
+        .args(["report", out.to_str().unwrap(), "--mlflow", &server.uri])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    ok(o);
+    let parent = lost["parent"].as_str().unwrap();
+    assert!(
+        stderr.contains(&format!("no longer holds this checklist's parent run {parent}"))
+            && stderr.contains("6 trials sent again"),
+        "{stderr}"
+    );
+    for dir in lost["runs"].as_object().unwrap().keys() {
+        assert!(stderr.contains(dir.as_str()), "{dir} named: {stderr}");
+    }
+    assert_sent(&server.uri, &out);
+}

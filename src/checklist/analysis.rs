@@ -228,6 +228,19 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
             });
         }
         trial.dir = dir.strip_prefix(root).expect("found under root").to_path_buf();
+        // Each (arm, seed, tuning candidate) once: a copied trial folder would count a seed twice.
+        let key = |t: &Trial| (t.arm.label(), t.seed_index, t.tune);
+        if let Some(other) = trials.iter().find(|t| key(t) == key(&trial)) {
+            return Err(crate::Error::RunDir {
+                path: p.clone(),
+                message: format!(
+                    "records the same trial ({}, seed index {}) as {}: each trial is recorded once (remove the copy)",
+                    trial.arm.label(),
+                    trial.seed_index,
+                    other.dir.display()
+                ),
+            });
+        }
         trials.push(trial);
     }
     Ok(trials)
@@ -332,14 +345,28 @@ pub fn winners(trials: &[ArmSummary], variants: &[Variant]) -> Vec<Variant> {
 
 /// The `[checklist]` section the checklist in `root` runs with (`baseline.toml`), or the
 /// defaults for a directory without one. Only that section is read: the rest of the recipe may
-/// name files of another machine (a report rebuilt elsewhere).
-fn checklist_config(root: &Path) -> ChecklistConfig {
-    let text = std::fs::read_to_string(root.join(super::BASELINE)).unwrap_or_default();
-    text.parse::<toml::Table>()
-        .ok()
-        .and_then(|t| t.get("checklist").cloned())
-        .and_then(|c| c.try_into().ok())
-        .unwrap_or_default()
+/// name files of another machine (a report rebuilt elsewhere). A file that cannot be read or a
+/// section that does not parse is an error naming it: judging with the default alpha and margin
+/// instead would change the verdicts without a word.
+fn checklist_config(root: &Path) -> crate::Result<ChecklistConfig> {
+    let path = root.join(super::BASELINE);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(ChecklistConfig::default());
+    }
+    let bad = |message: String| crate::Error::RunDir {
+        path: path.clone(),
+        message: format!("{message}; the checklist's settings ([checklist]) are read from it"),
+    };
+    let bytes = crate::files::read_regular(&path, crate::rundir::MAX_RECORD_BYTES)?;
+    let text = String::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text: {e}")))?;
+    let table = text.parse::<toml::Table>().map_err(|e| bad(e.to_string()))?;
+    match table.get("checklist") {
+        None => Ok(ChecklistConfig::default()),
+        Some(c) => c
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(format!("[checklist]: {e}"))),
+    }
 }
 
 /// The smallest positive difference between two of `values`, 0 with fewer than two distinct
@@ -401,7 +428,7 @@ fn design_of(
         .map(|vs| vs.iter().map(Variant::label).collect::<Vec<_>>());
     let mut labels = planned.unwrap_or_default();
     labels.extend(found.into_iter().filter(|f| !labels.contains(f)).collect::<Vec<_>>());
-    let design = Design::new(&checklist_config(root), val_images, labels.len());
+    let design = Design::new(&checklist_config(root)?, val_images, labels.len());
     Ok((design, false, labels))
 }
 
@@ -428,11 +455,11 @@ fn replaced_designs(record: Option<&Record>) -> Vec<String> {
 pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let all = read_trials(root)?;
     let (tuning, trials): (Vec<&Trial>, Vec<&Trial>) = all.iter().partition(|t| t.tune.is_some());
-    let config = checklist_config(root);
-    let tuning = tuning_summary(root, &tuning, config.tune.seeds);
+    let config = checklist_config(root)?;
+    let tuning = tuning_summary(root, &tuning, config.tune.seeds)?;
     let mut arms: Vec<(Arm, Vec<SeedOutcome>)> = Vec::new();
     for t in trials {
-        let o = outcome(root, t);
+        let o = outcome(root, t)?;
         match arms.iter_mut().find(|(a, _)| a.label() == t.arm.label()) {
             Some((_, seeds)) => seeds.push(o),
             None => arms.push((t.arm.clone(), vec![o])),

@@ -29,9 +29,24 @@ pub struct Record {
     /// one added to `replaced`). A retired record judges nothing and constrains no rerun.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retired: bool,
+    /// CRC-32C (hex) of the record's other fields as JSON, set on write and checked on read: a
+    /// hand edit of any field, those the rerun check compares and those it cannot (the replaced
+    /// designs), is refused. None in records written before the digest; [`check`] adds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 impl Record {
+    /// The digest of every field but the digest itself.
+    fn computed_digest(&self) -> String {
+        let fields = Record {
+            digest: None,
+            ..self.clone()
+        };
+        let json = serde_json::to_vec(&fields).expect("design record serializes");
+        format!("{:08x}", crc32c::crc32c(&json))
+    }
+
     /// The designs this record has replaced: for a retired record, its own design too (last).
     pub fn superseded(&self) -> Vec<Design> {
         let mut v = self.replaced.clone();
@@ -79,6 +94,11 @@ pub fn read(root: &Path) -> Result<Option<Record>> {
     let bytes = crate::files::read_regular(&path, LIMIT)?;
     let record: Record = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     validate(&record).map_err(bad)?;
+    if let Some(d) = record.digest.as_ref().filter(|d| **d != record.computed_digest()) {
+        return Err(bad(format!(
+            "digest = {d:?} does not match the record's fields: the record was edited by hand"
+        )));
+    }
     Ok(Some(record))
 }
 
@@ -192,9 +212,13 @@ pub fn check_margin(root: &Path, r: &Record, val_images: usize) -> Result<()> {
     Ok(())
 }
 
-/// Writes the record (atomically).
+/// Writes the record (atomically), with its digest.
 pub fn write(root: &Path, record: &Record) -> Result<()> {
-    let json = serde_json::to_string_pretty(record).expect("design record serializes");
+    let record = Record {
+        digest: Some(record.computed_digest()),
+        ..record.clone()
+    };
+    let json = serde_json::to_string_pretty(&record).expect("design record serializes");
     crate::files::write_atomic(&root.join(FILE), format!("{json}\n").as_bytes())
 }
 
@@ -253,12 +277,22 @@ pub fn check(root: &Path, cfg: &ChecklistConfig, variants: &[String]) -> Result<
             format!("{} (added: {added:?}, removed: {removed:?})", variants.len()),
         );
     }
+    // A record from before digests: it passed every check above, so it is sealed as it is.
+    if r.digest.is_none() {
+        write(root, &r)?;
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The record without its digest, as it was handed to [`write`].
+    fn unsealed(r: Record) -> Record {
+        assert!(r.digest.is_some(), "every record written carries its digest");
+        Record { digest: None, ..r }
+    }
 
     #[test]
     fn a_rerun_that_changes_the_design_is_refused_and_names_the_setting() {
@@ -272,9 +306,10 @@ mod tests {
             variants: variants.clone(),
             replaced: Vec::new(),
             retired: false,
+            digest: None,
         };
         write(&root, &record).unwrap();
-        assert_eq!(read(&root).unwrap(), Some(record));
+        assert_eq!(read(&root).unwrap().map(unsealed), Some(record));
         check(&root, &cfg, &variants).expect("the same design continues");
         let more = ChecklistConfig {
             max_seeds: 10,
@@ -316,6 +351,7 @@ mod tests {
             variants: variants.clone(),
             replaced: Vec::new(),
             retired: false,
+            digest: None,
         };
         write(&root, &record).unwrap();
         assert_eq!(replaced(&root).unwrap(), Vec::<Design>::new());
@@ -339,6 +375,7 @@ mod tests {
             variants: variants.clone(),
             replaced: Vec::new(),
             retired: false,
+            digest: None,
         };
         let edit = |f: &dyn Fn(&mut serde_json::Value)| {
             let mut v = serde_json::to_value(&good).unwrap();
@@ -369,8 +406,42 @@ mod tests {
         let e = check_margin(&root, &wide, 10_000).unwrap_err().to_string();
         assert!(e.contains("design.margin = 0.009") && e.contains("0.005"), "{e}");
         write(&root, &good).unwrap();
-        assert_eq!(read(&root).unwrap(), Some(good));
+        assert_eq!(read(&root).unwrap().map(unsealed), Some(good.clone()));
         std::fs::remove_file(root.join(FILE)).unwrap();
         assert_eq!(read(&root).unwrap(), None);
+    }
+
+    /// The digest seals every field, those the rerun check compares and those it cannot (the
+    /// designs replaced); a record from before digests is accepted and sealed by the next check.
+    #[test]
+    fn the_digest_refuses_any_hand_edit_and_old_records_are_sealed() {
+        let root = crate::testutil::tempdir("design-digest");
+        let cfg = ChecklistConfig::default();
+        let variants = vec!["a=1".to_string()];
+        let good = Record {
+            design: Design::new(&cfg, 0, 1),
+            margin: None,
+            variants: variants.clone(),
+            replaced: vec![Design::new(&cfg, 0, 1)],
+            retired: false,
+            digest: None,
+        };
+        write(&root, &good).unwrap();
+        let text = std::fs::read_to_string(root.join(FILE)).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["replaced"][0]["alpha"] = 0.2.into();
+        std::fs::write(root.join(FILE), v.to_string()).unwrap();
+        let e = read(&root).unwrap_err().to_string();
+        assert!(
+            e.contains("design.json") && e.contains("does not match the record's fields"),
+            "{e}"
+        );
+        // Written before digests: no digest field at all.
+        let mut old = serde_json::to_value(&good).unwrap();
+        old.as_object_mut().unwrap().remove("digest");
+        std::fs::write(root.join(FILE), old.to_string()).unwrap();
+        assert_eq!(read(&root).unwrap().unwrap().digest, None);
+        check(&root, &cfg, &variants).unwrap();
+        assert_eq!(read(&root).unwrap().map(unsealed), Some(good));
     }
 }

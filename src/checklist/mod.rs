@@ -71,7 +71,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerpr
             message: "holds a different recipe than this checklist would run; use another directory".into(),
         });
     }
-    if crate::executor::finished(&dir.path) {
+    if crate::executor::finished(&dir.path)? {
         return Ok(None);
     }
     crate::files::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
@@ -197,7 +197,11 @@ fn run_trials(
     if !jobs.is_empty() {
         exec.run_all(&jobs)?;
     }
-    Ok((jobs.len(), jobs.iter().all(|j| crate::executor::finished(&j.dir))))
+    let mut all_finished = true;
+    for j in &jobs {
+        all_finished &= crate::executor::finished(&j.dir)?;
+    }
+    Ok((jobs.len(), all_finished))
 }
 
 /// The trials of the next round, from the results so far: each variant up to the seeds its
@@ -406,6 +410,7 @@ fn fix_design(root: &Path, baseline: &Recipe, labels: &[String], summary: &Summa
         variants: labels.to_vec(),
         replaced: design_record::replaced(root)?,
         retired: false,
+        digest: None,
     };
     design_record::write(root, &record)?;
     Ok(true)

@@ -28,10 +28,11 @@ pub struct SeedOutcome {
 
 /// The outcome of one trial from its run directory; its accuracies (validation and test) are
 /// the test-time-augmented ones when the run recorded them, else the EMA weights' when it kept
-/// an EMA.
-pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
+/// an EMA. A `result.json` that cannot be read or holds impossible values is an error naming
+/// the file and the field: a verdict is never computed with the trial silently left out.
+pub fn outcome(root: &Path, trial: &Trial) -> crate::Result<SeedOutcome> {
     let dir = RunDir::open(&root.join(&trial.dir));
-    let result = dir.read_result().ok().flatten();
+    let result = dir.read_result()?;
     let error = result.as_ref().filter(|r| r.status != Status::Completed).and_then(|r| {
         let log = dir.log_tail();
         r.error.clone().or_else(|| {
@@ -40,7 +41,7 @@ pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
                 .map(String::from)
         })
     });
-    SeedOutcome {
+    Ok(SeedOutcome {
         seed: trial.seed,
         status: result.as_ref().map(|r| r.status),
         val_acc: result
@@ -54,5 +55,5 @@ pub fn outcome(root: &Path, trial: &Trial) -> SeedOutcome {
         val_images: result.as_ref().map_or(0, |r| r.val_images),
         error,
         per_class: Some(trial.dir.join(crate::rundir::EVAL).join("val-classes.csv")).filter(|p| root.join(p).is_file()),
-    }
+    })
 }

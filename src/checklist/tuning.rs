@@ -40,7 +40,7 @@ pub struct Candidate {
 
 /// The tuning of every arm from its tuning runs (`trials/<arm>/tune-*`), each arm with
 /// `tune_seeds` runs per candidate.
-pub fn tuning_summary(root: &Path, trials: &[&Trial], tune_seeds: usize) -> Vec<ArmTuning> {
+pub fn tuning_summary(root: &Path, trials: &[&Trial], tune_seeds: usize) -> crate::Result<Vec<ArmTuning>> {
     let mut out: Vec<ArmTuning> = Vec::new();
     let mut finished: Vec<(String, usize)> = Vec::new();
     for t in trials {
@@ -69,7 +69,7 @@ pub fn tuning_summary(root: &Path, trials: &[&Trial], tune_seeds: usize) -> Vec<
                 diverged: 0,
             });
         }
-        let o = outcome(root, t);
+        let o = outcome(root, t)?;
         let c = &mut cands[k];
         c.values = t.tuned.clone();
         c.scores.push(o.val_acc);
@@ -96,7 +96,7 @@ pub fn tuning_summary(root: &Path, trials: &[&Trial], tune_seeds: usize) -> Vec<
             a.warnings = tuning_warnings(a);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Warnings on an arm's tuning: its best candidate at the edge of a field's range (the best

@@ -149,7 +149,7 @@ pub fn with_retries(
         };
         let mut left = Vec::new();
         for (job, u) in pending.into_iter().zip(outcomes) {
-            if finished(&job.dir) {
+            if finished(&job.dir)? {
                 continue;
             }
             println!("{}: {}", job.label, u.reason);
@@ -168,10 +168,11 @@ pub fn with_retries(
 }
 
 /// Whether a trial's run dir holds a final result (completed, diverged or stopped early):
-/// nothing to rerun.
-pub fn finished(dir: &Path) -> bool {
-    let r = RunDir::open(dir).read_result().ok().flatten();
-    r.is_some_and(|r| matches!(r.status, Status::Completed | Status::Diverged | Status::Stopped))
+/// nothing to rerun. A result that cannot be read is an error naming it, not a reason to train
+/// over it.
+pub fn finished(dir: &Path) -> Result<bool> {
+    let r = RunDir::open(dir).read_result()?;
+    Ok(r.is_some_and(|r| matches!(r.status, Status::Completed | Status::Diverged | Status::Stopped)))
 }
 
 /// Records that a trial ended without a result (its process crashed or was killed, or a

@@ -64,28 +64,50 @@ impl Tracker {
         // The experiment is named by the absolute path: `report runs/x` and the checklist that
         // ran in /home/me/runs/x must find the same one.
         let root = &std::path::absolute(root).map_err(|e| Error::io(root, e))?;
-        let mut state = read_state(root)?.filter(|s| s.uri == client.base).unwrap_or_default();
-        let name = format!("darkmagic {}", root.display());
-        let experiment = client.experiment(&name)?;
-        if state.experiment != experiment || !client.has_run(&state.parent)? {
-            let tags = [("darkmagic.checklist".to_string(), root.display().to_string())];
-            let parent = client.create_run(&experiment, "checklist", None, &tags)?;
-            state = State {
-                uri: client.base.clone(),
-                experiment,
-                parent: parent.id,
-                parent_artifacts: parent.artifact_uri,
-                runs: BTreeMap::new(),
-            };
-        }
+        let state = read_state(root)?.filter(|s| s.uri == client.base).unwrap_or_default();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        let tracker = Tracker {
+        let mut tracker = Tracker {
             client,
             root: root.to_path_buf(),
             state,
         };
+        tracker.reconcile()?;
         tracker.save()?;
         Ok(tracker)
+    }
+
+    /// Makes sure the server still holds the recorded experiment and parent run, before any
+    /// send. Where it does not (the first send, a server restarted on an empty store, the
+    /// experiment or parent deleted) a parent run is created afresh and every trial is sent again
+    /// under it, the trials that had been sent named on stderr: no trial's run is ever created
+    /// under a parent the server lacks, and none is sent twice under the same parent.
+    fn reconcile(&mut self) -> Result<()> {
+        let name = format!("darkmagic {}", self.root.display());
+        let experiment = self.client.experiment(&name)?;
+        if self.state.experiment == experiment && self.client.has_run(&self.state.parent)? {
+            return Ok(());
+        }
+        if !self.state.runs.is_empty() {
+            let resent: Vec<String> = self.state.runs.keys().map(|d| d.display().to_string()).collect();
+            crate::executor::local::warn(&format!(
+                "warning: mlflow: {} no longer holds this checklist's parent run {} (a server restarted on an empty \
+                 store, or the run deleted): a new parent run is created and {} trials sent again: {}",
+                self.client.base,
+                self.state.parent,
+                resent.len(),
+                resent.join(", ")
+            ));
+        }
+        let tags = [("darkmagic.checklist".to_string(), self.root.display().to_string())];
+        let parent = self.client.create_run(&experiment, "checklist", None, &tags)?;
+        self.state = State {
+            uri: self.client.base.clone(),
+            experiment,
+            parent: parent.id,
+            parent_artifacts: parent.artifact_uri,
+            runs: BTreeMap::new(),
+        };
+        self.save()
     }
 
     /// The server's address.
@@ -100,7 +122,9 @@ impl Tracker {
         self.send(&analysis::read_trials(&self.root)?)
     }
 
+    /// Sends `trials` after checking that the server still holds the parent run ([`Self::reconcile`]).
     fn send(&mut self, trials: &[Trial]) -> Result<()> {
+        self.reconcile()?;
         trials.iter().try_for_each(|t| self.send_trial(t))
     }
 
@@ -267,16 +291,53 @@ fn param_text(v: &toml::Value) -> String {
     }
 }
 
+/// `mlflow.json` of the checklist in `root`; None before the first send. A record that does not
+/// parse or that no checklist could have written (see [`State::problem`]) is an error naming it.
 fn read_state(root: &Path) -> Result<Option<State>> {
     let path = root.join(STATE);
-    if !path.exists() {
+    if std::fs::symlink_metadata(&path).is_err() {
         return Ok(None);
     }
+    let bad = |message: String| Error::RunDir {
+        path: path.clone(),
+        message: format!("{message}; delete it to send the checklist to MLflow afresh"),
+    };
     let bytes = crate::files::read_regular(&path, 16 << 20)?;
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::RunDir {
-        path,
-        message: format!("{e}; delete it to send the checklist to MLflow afresh"),
-    })
+    let state: State = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    match state.problem() {
+        Some(problem) => Err(bad(problem)),
+        None => Ok(Some(state)),
+    }
+}
+
+impl State {
+    /// What makes this record impossible, if anything: runs without a parent, a run id empty or
+    /// shared by two trials (one trial's metrics would land in another's run), a trial folder
+    /// that is not a relative path under `trials/` (sends read it).
+    fn problem(&self) -> Option<String> {
+        if !self.runs.is_empty() && (self.parent.is_empty() || self.experiment.is_empty()) {
+            return Some("runs are recorded but no experiment or parent run".into());
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (dir, run) in &self.runs {
+            let inside =
+                dir.starts_with("trials") && dir.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                return Some(format!(
+                    "runs: {}: expected a trial folder under trials/",
+                    dir.display()
+                ));
+            }
+            if run.id.is_empty() || !ids.insert(run.id.as_str()) {
+                return Some(format!(
+                    "runs: {}: run id {:?} is empty or recorded for another trial too",
+                    dir.display(),
+                    run.id
+                ));
+            }
+        }
+        None
+    }
 }
 
 /// Sends new epochs every `every` while the checklist runs, on a thread of its own. A failed
@@ -312,5 +373,59 @@ impl Watcher {
     pub fn stop(self) -> Tracker {
         let _ = self.stop.send(());
         self.thread.join().expect("the MLflow watcher does not panic")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `mlflow.json` is checked on read: runs without a parent, a run id shared by two trials or
+    /// empty, a trial folder outside trials/ are refused by name; a good record reads back.
+    #[test]
+    fn an_impossible_mlflow_record_is_refused_with_the_trial_named() {
+        let root = crate::testutil::tempdir("mlflow-state");
+        let run = |id: &str| TrialRun {
+            id: id.into(),
+            epochs: 1,
+            ended: true,
+        };
+        let good = State {
+            uri: "http://127.0.0.1:5000".into(),
+            experiment: "1".into(),
+            parent: "p".into(),
+            parent_artifacts: "mlflow-artifacts:/1/p/artifacts".into(),
+            runs: [
+                ("trials/a/seed-0".into(), run("r0")),
+                ("trials/a/seed-1".into(), run("r1")),
+            ]
+            .into(),
+        };
+        let check = |state: &State| {
+            std::fs::write(root.join(STATE), serde_json::to_string(state).unwrap()).unwrap();
+            read_state(&root).map_err(|e| e.to_string())
+        };
+        assert_eq!(check(&good), Ok(Some(good.clone())));
+        let mut shared = good.clone();
+        shared.runs.insert("trials/a/seed-1".into(), run("r0"));
+        let e = check(&shared).unwrap_err();
+        assert!(
+            e.contains("mlflow.json") && e.contains("trials/a/seed-1") && e.contains("\"r0\""),
+            "{e}"
+        );
+        let mut outside = good.clone();
+        outside.runs.insert("../elsewhere".into(), run("r2"));
+        assert!(
+            check(&outside)
+                .unwrap_err()
+                .contains("../elsewhere: expected a trial folder under trials/")
+        );
+        let orphans = State {
+            parent: String::new(),
+            ..good
+        };
+        assert!(check(&orphans).unwrap_err().contains("no experiment or parent run"));
+        std::fs::remove_file(root.join(STATE)).unwrap();
+        assert_eq!(read_state(&root).unwrap(), None);
     }
 }

@@ -38,28 +38,28 @@ impl TrialData {
     /// Reads every trial under `root`, tuning runs included.
     pub fn read_all(root: &Path) -> Result<Vec<TrialData>> {
         let trials = crate::checklist::analysis::read_trials(root)?;
-        Ok(trials
+        trials
             .into_iter()
             .map(|trial| {
                 let dir = RunDir::open(&root.join(&trial.dir));
                 let recipe = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).ok();
-                let metrics = dir.read_metrics().unwrap_or_default();
-                let result = dir.read_result().ok().flatten();
+                let metrics = dir.read_metrics()?;
+                let result = dir.read_result()?;
                 let wall_seconds = result.as_ref().map_or(0.0, |r| r.wall_seconds);
                 let log_tail = result.filter(|r| r.status != rundir::Status::Completed).map(|_| {
                     let log = dir.log_tail();
                     let lines: Vec<&str> = log.lines().collect();
                     lines[lines.len().saturating_sub(8)..].join("\n")
                 });
-                TrialData {
+                Ok(TrialData {
                     trial,
                     recipe,
                     metrics,
                     wall_seconds,
                     log_tail,
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The learning rate and weight decay this trial's recipe gives at each step (at most about

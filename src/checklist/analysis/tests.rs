@@ -67,13 +67,13 @@ fn a_trial_is_scored_by_its_tta_then_ema_then_plain_accuracy() {
     let mut r = crate::rundir::RunResult::from_metrics(Status::Completed, &[], 1.0, "cpu".into(), 100);
     r.final_val_acc = Some(0.8);
     dir.write_result(&r).unwrap();
-    assert_eq!(outcome(&root, &trial).val_acc, Some(0.8));
+    assert_eq!(outcome(&root, &trial).unwrap().val_acc, Some(0.8));
     r.final_val_acc_ema = Some(0.85);
     dir.write_result(&r).unwrap();
-    assert_eq!(outcome(&root, &trial).val_acc, Some(0.85));
+    assert_eq!(outcome(&root, &trial).unwrap().val_acc, Some(0.85));
     r.final_val_acc_tta = Some(0.9);
     dir.write_result(&r).unwrap();
-    assert_eq!(outcome(&root, &trial).val_acc, Some(0.9));
+    assert_eq!(outcome(&root, &trial).unwrap().val_acc, Some(0.9));
 }
 
 #[test]
