@@ -1,5 +1,5 @@
 //! The library's typed errors. Each names the file, field or line at fault and what was expected.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -7,23 +7,23 @@ pub enum Error {
     #[error("recipe: `{key}`: {message}")]
     Recipe { key: String, message: String },
     /// A recipe file cannot be read or is not valid TOML.
-    #[error("recipe file {}: {message}", path.display())]
+    #[error("recipe file {}: {message}", exact(path))]
     RecipeFile { path: PathBuf, message: String },
     /// A dataset file is missing, truncated or corrupt.
-    #[error("data: {}: {message}", path.display())]
+    #[error("data: {}: {message}", exact(path))]
     Data { path: PathBuf, message: String },
     /// Reading or writing a file failed. The OS error is part of the message, not a separate
     /// source, so that a printed chain of causes says it once.
-    #[error("{}: {cause}", path.display())]
+    #[error("{}: {cause}", exact(path))]
     Io { path: PathBuf, cause: std::io::Error },
     /// A weights file (`model.init`, `--init`, `checklist.pretrained`) cannot be used.
-    #[error("weights: {}: {message}", path.display())]
+    #[error("weights: {}: {message}", exact(path))]
     Weights { path: PathBuf, message: String },
     /// A command-line option holds a value darkmagic cannot use.
     #[error("{flag}: {message}")]
     Flag { flag: String, message: String },
     /// A run directory holds a file darkmagic cannot use.
-    #[error("run dir: {}: {message}", path.display())]
+    #[error("run dir: {}: {message}", exact(path))]
     RunDir { path: PathBuf, message: String },
     /// An external trainer (`[external]`) could not start, failed, timed out or left no metric.
     #[error("external trainer: {message}")]
@@ -39,6 +39,25 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// `path` as text, exactly: a UTF-8 path as itself; in one that is not, every byte outside UTF-8
+/// as `\xNN` and a backslash as `\\`, so that two names differing only in such bytes print
+/// differently (`Path::display` prints both with the same U+FFFD).
+pub fn exact(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&chunk.valid().replace('\\', "\\\\"));
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
 
 impl Error {
     pub fn recipe(key: impl Into<String>, message: impl Into<String>) -> Self {
@@ -80,5 +99,24 @@ impl Error {
             path: path.into(),
             cause,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// Names that are not UTF-8 print byte for byte: two that differ only there print apart,
+    /// and a UTF-8 path prints as itself.
+    #[test]
+    fn paths_print_exactly() {
+        let p = |b: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(b));
+        assert_eq!(exact(&p(b"data/a\xff.png")), "data/a\\xff.png");
+        assert_ne!(exact(&p(b"a\xfe")), exact(&p(b"a\xff")));
+        assert_eq!(exact(&p(b"x\\y\x80")), "x\\\\y\\x80");
+        assert_eq!(exact(Path::new("dir/caf\u{e9}\\b.png")), "dir/caf\u{e9}\\b.png");
+        let e = Error::data(p(b"/d/\xc3(.png"), "truncated");
+        assert_eq!(e.to_string(), "data: /d/\\xc3(.png: truncated");
     }
 }

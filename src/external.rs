@@ -26,14 +26,35 @@ fn failed(message: impl Into<String>) -> Error {
 }
 
 /// `s` with the placeholders `{run_dir}`, `{seed}`, `{epochs}`, `{data}` and `{threads}` filled;
-/// `{data}` and `{run_dir}` absolute.
+/// `{data}` and `{run_dir}` absolute. One pass, left to right: a value is never expanded again
+/// (a data path holding `{seed}` stays that path), and any other text in braces stays as it is.
 fn expand(s: &str, recipe: &Recipe, run_dir: &Path) -> String {
-    let data = recipe.data.path.as_deref().map(absolute);
-    s.replace("{run_dir}", &absolute(run_dir))
-        .replace("{seed}", &recipe.seed.to_string())
-        .replace("{epochs}", &recipe.train.epochs.to_string())
-        .replace("{data}", &data.unwrap_or_default())
-        .replace("{threads}", &recipe.train.threads.to_string())
+    let data = recipe.data.path.as_deref().map(absolute).unwrap_or_default();
+    let values = [
+        ("{run_dir}", absolute(run_dir)),
+        ("{seed}", recipe.seed.to_string()),
+        ("{epochs}", recipe.train.epochs.to_string()),
+        ("{data}", data),
+        ("{threads}", recipe.train.threads.to_string()),
+    ];
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        match values.iter().find(|(name, _)| rest.starts_with(name)) {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &rest[name.len()..];
+            }
+            None => {
+                out.push('{');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `p` made absolute against this process's working directory (where the checklist runs, as

@@ -26,6 +26,26 @@ pub const MODEL: &str = "model.json";
 /// The folder `darkmagic eval` writes into by default.
 pub const EVAL: &str = "eval";
 
+/// Whether `name`, a file or folder directly in a run dir, is one darkmagic writes there: its
+/// records, logs, checkpoint, evaluation folder and event files, and their temporary siblings.
+/// An external trainer's metric file may not be one (the trainer would overwrite the record).
+pub fn is_own(name: &str) -> bool {
+    const OWN: [&str; 9] = [
+        RECIPE,
+        METRICS,
+        RESULT,
+        CHECKPOINT,
+        LOG,
+        MODEL,
+        EVAL,
+        "trial.json",
+        "stdout.log",
+    ];
+    OWN.iter()
+        .any(|own| name == *own || name.starts_with(&format!("{own}.tmp")))
+        || name.starts_with("events.out.tfevents")
+}
+
 /// The largest run-dir record darkmagic reads back (metrics.jsonl of 100,000 epochs is 30 MB).
 pub const MAX_RECORD_BYTES: u64 = 256 << 20;
 

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::recipe::DataConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +50,7 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
     let mut fresh = BTreeMap::new();
     let (mut listing, mut content) = (FNV_OFFSET, FNV_OFFSET);
     for e in &entries {
-        let key = e.path.to_string_lossy().into_owned();
+        let key = cache_key(&e.path);
         let crc = match known.get(&key) {
             Some(c) if (c.size, c.modified_ns) == (e.size, e.modified_ns) => c.crc,
             _ => crc_of(&e.path)?,
@@ -62,7 +63,7 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
                 crc,
             },
         );
-        let entry = [e.name.as_bytes(), &[0], &e.size.to_le_bytes()].concat();
+        let entry = [&e.name[..], &[0], &e.size.to_le_bytes()].concat();
         listing = fnv(listing, &entry);
         content = fnv(content, &[&entry[..], &crc.to_le_bytes()].concat());
     }
@@ -76,6 +77,16 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
         listing: format!("{listing:016x}"),
         content: Some(format!("{content:016x}")),
     }))
+}
+
+/// The cache's key for `path`: the path itself when it is UTF-8; otherwise a NUL (which no path
+/// holds) and its exact escaped form, so that names differing only in bytes outside UTF-8 never
+/// share an entry (a lossy key would hand one file the other's hash).
+fn cache_key(path: &Path) -> String {
+    match path.to_str() {
+        Some(s) => s.to_string(),
+        None => format!("\0{}", crate::error::exact(path)),
+    }
 }
 
 /// The largest cache file read (a million files' entries fit).
@@ -106,7 +117,8 @@ const FNV_PRIME: u64 = 0x0100_0000_01b3;
 /// A data file as the walk found it: its name relative to the data path, its path, and the size
 /// and modification time of that one `stat`.
 struct Entry {
-    name: String,
+    /// The relative path's bytes, exactly (a name need not be UTF-8).
+    name: Vec<u8>,
     path: std::path::PathBuf,
     size: u64,
     modified_ns: u128,
@@ -119,7 +131,7 @@ fn list(root: &Path) -> Result<Vec<Entry>> {
     crate::files::walk_files(root, |path, meta| {
         let modified = meta.modified().map_err(|e| Error::io(path, e))?;
         out.push(Entry {
-            name: path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned(),
+            name: path.strip_prefix(root).unwrap_or(path).as_os_str().as_bytes().to_vec(),
             path: path.to_path_buf(),
             size: meta.len(),
             modified_ns: modified
@@ -280,5 +292,38 @@ mod tests {
         assert_eq!(of(&cfg, Some(&cache)).unwrap().unwrap(), swapped);
         assert!(serde_json::from_slice::<BTreeMap<String, Cached>>(&std::fs::read(&cache).unwrap()).is_ok());
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Names that are not UTF-8 are kept exactly: two files whose names differ only in such a
+    /// byte (`a\xfe.png`, `a\xff.png`), of one size and one time, keep their own cache entries,
+    /// and swapping their bytes changes the fingerprint (lossy names made them one key).
+    #[test]
+    fn names_outside_utf8_are_hashed_and_cached_exactly() {
+        let root = crate::testutil::tempdir("fingerprint-bytes");
+        let name = |b: u8| root.join(std::ffi::OsStr::from_bytes(&[b'a', b, b'.', b'p', b'n', b'g']));
+        let (fe, ff) = (name(0xfe), name(0xff));
+        std::fs::write(&fe, b"12345").unwrap();
+        std::fs::write(&ff, b"abcde").unwrap();
+        let same_time = std::fs::metadata(&fe).unwrap().modified().unwrap();
+        let touch = |p: &Path| {
+            let f = std::fs::File::options().write(true).open(p).unwrap();
+            f.set_modified(same_time).unwrap();
+        };
+        touch(&ff);
+        let cfg = DataConfig {
+            path: Some(root.clone()),
+            ..Default::default()
+        };
+        let cache = crate::testutil::tempdir("fingerprint-bytes-cache").join("cache.json");
+        let first = of(&cfg, Some(&cache)).unwrap().unwrap();
+        let cached: BTreeMap<String, Cached> = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(cached.len(), 2, "{:?}", cached.keys());
+        std::fs::write(&fe, b"abcde").unwrap();
+        std::fs::write(&ff, b"12345").unwrap();
+        touch(&fe);
+        touch(&ff);
+        let swapped = of(&cfg, None).unwrap().unwrap();
+        assert!(!first.same_data(&swapped));
+        assert_eq!(swapped.listing, first.listing);
     }
 }

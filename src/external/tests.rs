@@ -150,3 +150,69 @@ fn json_and_regex_metrics() {
     let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
     assert!(err.contains("no line of its output matched"), "{err}");
 }
+
+/// Placeholders are filled once, left to right: a data path or run dir holding placeholder text
+/// is passed as it is, and other braces stay.
+#[test]
+fn placeholders_are_expanded_exactly_once() {
+    let (mut r, e) = ext("[args]\n\"--out\" = \"{run_dir}/{seed}\"\n\"--fmt\" = \"{epoch:03d}-{threads}\"");
+    r.seed = 3;
+    r.train.threads = 2;
+    r.data.path = Some("/data/{seed}/{threads}".into());
+    let argv = command_line(&r, &e, Path::new("/runs/{epochs}"));
+    assert_eq!(
+        argv,
+        [
+            "python",
+            "train.py",
+            "/data/{seed}/{threads}",
+            "--fmt",
+            "{epoch:03d}-2",
+            "--out",
+            "/runs/{epochs}/3"
+        ]
+    );
+}
+
+/// Strings handed to the trainer are checked when the recipe is: NUL bytes, environment names
+/// a process cannot hold, a metric file that is one of darkmagic's own records.
+#[test]
+fn strings_for_the_trainer_are_validated_with_the_field_named() {
+    let bad = |section: &str, metric: &str| {
+        let e: ExternalConfig = toml::from_str(&format!(
+            "command = [\"python\", \"train.py\"]\n{section}\n[metric]\n{metric}\nkey = \"acc\"\n"
+        ))
+        .unwrap();
+        e.validate().unwrap_err().to_string()
+    };
+    let csv = "csv = \"out.csv\"";
+    let e = bad("[args]\n\"--name\" = \"a\\u0000b\"", csv);
+    assert!(e.contains("external.args.--name") && e.contains("NUL"), "{e}");
+    let e = bad("[env]\n\"A=B\" = \"1\"", csv);
+    assert!(
+        e.contains("external.env.A=B") && e.contains("not a variable name"),
+        "{e}"
+    );
+    let e = bad("[env]\n\"1X\" = \"1\"", csv);
+    assert!(e.contains("external.env.1X"), "{e}");
+    let e = bad("[env]\nX = \"a\\u0000\"", csv);
+    assert!(e.contains("external.env.X") && e.contains("NUL"), "{e}");
+    for own in [
+        "result.json",
+        "{run_dir}/metrics.jsonl",
+        "eval/val.json",
+        "events.out.tfevents.1.x",
+        "recipe.toml.tmp7",
+    ] {
+        let e = bad("", &format!("json = \"{own}\""));
+        assert!(
+            e.contains("external.metric.json") && e.contains("darkmagic's own record"),
+            "{own}: {e}"
+        );
+    }
+    let good: ExternalConfig = toml::from_str(
+        "command = [\"python\"]\n[env]\nMY_VAR_2 = \"{seed}\"\n[metric]\ncsv = \"logs/summary.csv\"\nkey = \"acc\"\n",
+    )
+    .unwrap();
+    good.validate().unwrap();
+}

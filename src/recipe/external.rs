@@ -74,7 +74,6 @@ pub fn metric_regex(pattern: &str) -> std::result::Result<regex_lite::Regex, reg
     regex_lite::RegexBuilder::new(pattern).size_limit(1 << 16).build()
 }
 
-/// Sets the field at dotted `key` (e.g. `optim.lr`) to `value`, creating sections as needed.
 /// The rules of an `[external]` section: a command, flags with scalar values, exactly one
 /// metric source (with its key, or a regular expression with a capture group).
 impl ExternalConfig {
@@ -86,6 +85,7 @@ impl ExternalConfig {
                 "empty; expected the program and its arguments, e.g. [\"/usr/bin/python3\", \"/src/train.py\"]",
             ));
         }
+        e.validate_strings()?;
         for (flag, value) in &e.args {
             let key = format!("external.args.{flag}");
             if !flag.starts_with('-') {
@@ -125,6 +125,18 @@ impl ExternalConfig {
                     format!("`{file}` must name a file inside the run dir (relative to it, without `..`)"),
                 ));
             }
+            let first = path.components().find_map(|c| match c {
+                std::path::Component::Normal(n) => n.to_str(),
+                _ => None,
+            });
+            if let Some(own) = first.filter(|n| crate::rundir::is_own(n)) {
+                return Err(Error::recipe(
+                    key,
+                    format!(
+                        "`{file}`: `{own}` is darkmagic's own record in the run dir; have the trainer write its metric to another file"
+                    ),
+                ));
+            }
         }
         if (m.csv.is_some() || m.json.is_some()) && m.key.is_none() {
             return Err(Error::recipe(
@@ -153,5 +165,48 @@ impl ExternalConfig {
             e.timeout.is_finite() && e.timeout >= 0.0,
             ">= 0 seconds",
         )
+    }
+
+    /// The strings handed to the trainer's process: no NUL byte anywhere (no argument or
+    /// variable can hold one), and environment names of letters, digits and `_` not starting
+    /// with a digit (what a shell and `os.environ` can name).
+    fn validate_strings(&self) -> Result<()> {
+        let nul = |key: String, s: &str| {
+            if s.contains('\0') {
+                Err(Error::recipe(
+                    key,
+                    "holds a NUL byte, which no argument or variable can pass",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        for (i, c) in self.command.iter().enumerate() {
+            nul(format!("external.command[{i}]"), c)?;
+        }
+        for (flag, value) in &self.args {
+            let key = format!("external.args.{flag}");
+            nul(key.clone(), flag)?;
+            let strings: Vec<&toml::Value> = match value {
+                toml::Value::Array(items) => items.iter().collect(),
+                v => vec![v],
+            };
+            for s in strings.iter().filter_map(|v| v.as_str()) {
+                nul(key.clone(), s)?;
+            }
+        }
+        for (name, value) in &self.env {
+            let key = format!("external.env.{name}");
+            let portable = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !portable {
+                return Err(Error::recipe(
+                    key,
+                    "not a variable name; expected letters, digits and `_`, not starting with a digit",
+                ));
+            }
+            nul(key, value)?;
+        }
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
     set_path(table, key.trim(), parse_value(raw.trim()))
 }
 
+/// Sets the field at dotted `key` (e.g. `optim.lr`) to `value`, creating sections as needed.
 pub fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()> {
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
