@@ -230,9 +230,17 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
             a.executor
         );
     }
-    if a.parallel == Some(0) {
-        bail!("--parallel: got 0; expected at least 1 trial at a time");
+    // Counts of processes and threads: each is a process or a thread this machine would start.
+    if let Some(p) = a.parallel {
+        within("--parallel", p as u64, 1, MAX_PARALLEL)?;
     }
+    if let Some(t) = a.threads {
+        within("--threads", t as u64, 0, darkmagic::recipe::MAX_THREADS as u64)?;
+    }
+    if let Some(k) = a.trials_per_gpu {
+        within("--trials-per-gpu", k as u64, 1, MAX_PARALLEL)?;
+    }
+    within("--attempts", a.attempts as u64, 1, MAX_ATTEMPTS)?;
     let local = Local::for_this_machine(a.parallel, a.threads, a.trials_per_gpu)?;
     if a.dry_run {
         let ips = darkmagic::bench::recipe_images_per_sec(&baseline, local.threads);
@@ -446,6 +454,11 @@ const MAX_BENCH_ELEMENTS: i64 = 1 << 31;
 
 /// `value` of `flag` when it lies in `lo..=hi`; else an error that names the flag and the range
 /// (a size that becomes memory or work is bounded before anything is allocated).
+/// The most trials `checklist --parallel` (and `--trials-per-gpu`) runs at once.
+const MAX_PARALLEL: u64 = 1024;
+/// The most times `checklist --attempts` starts one trial.
+const MAX_ATTEMPTS: u64 = 100;
+
 fn within(flag: &str, value: u64, lo: u64, hi: u64) -> Result<u64> {
     if (lo..=hi).contains(&value) {
         Ok(value)

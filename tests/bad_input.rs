@@ -1139,3 +1139,184 @@ fn fifos_and_devices_are_refused_as_files() {
     );
     assert!(started.elapsed().as_secs() < 30, "nothing blocked");
 }
+
+/// Every numeric argument of every command and subcommand, given values past any range (0,
+/// 10^11, 1e300, NaN): each run ends with exit code 0, 1 or 2 and, when it fails, an `error:`
+/// line; never a panic, an abort on a huge allocation, a signal (checklist --threads 10^11 had
+/// libtorch start threads until the kernel killed it) or a hang (3 minutes: a dry run times
+/// training steps, slow on a loaded machine). Each command is pointed at something that ends
+/// it fast when the value is accepted (a missing run dir, a dry run, one tiny step).
+#[test]
+fn every_numeric_argument_is_bounded_or_refused() {
+    let dir = tempdir("numeric-args");
+    let recipe = dir.join("r.toml");
+    std::fs::write(&recipe, "[model]\nwidth = 0.25\n[train]\nepochs = 1\n").unwrap();
+    let (r, out) = (recipe.to_str().unwrap(), dir.join("out"));
+    let o = out.to_str().unwrap().to_string();
+    let png = dir.join("p.png").to_str().unwrap().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--recipe", "/nonexistent.toml", "--run-dir", &o],
+            "--threads",
+        ),
+        (vec!["eval", "--run-dir", "/nonexistent"], "--threads"),
+        (
+            vec!["predict", "--run-dir", "/nonexistent", "/nonexistent.png"],
+            "--threads",
+        ),
+        (
+            vec!["predict", "--run-dir", "/nonexistent", "/nonexistent.png"],
+            "--top-k",
+        ),
+        (vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"], "--seeds"),
+        (
+            vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"],
+            "--max-seeds",
+        ),
+        (vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"], "--parallel"),
+        (vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"], "--threads"),
+        (
+            vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"],
+            "--trials-per-gpu",
+        ),
+        (vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"], "--attempts"),
+        (
+            vec![
+                "checklist",
+                "--recipe",
+                r,
+                "--out",
+                &o,
+                "--dry-run",
+                "--executor",
+                "slurm",
+            ],
+            "--gpus",
+        ),
+        (
+            vec![
+                "augment",
+                "apply",
+                "--op",
+                "Rotate",
+                "--in",
+                "/nonexistent.png",
+                "--out",
+                &png,
+            ],
+            "--bin",
+        ),
+        (
+            vec![
+                "augment",
+                "apply",
+                "--op",
+                "Rotate",
+                "--in",
+                "/nonexistent.png",
+                "--out",
+                &png,
+            ],
+            "--fill",
+        ),
+        (vec!["augment", "preview", "--recipe", r, "--out", &png], "--count"),
+        (vec!["bench", "augment", "--images", "1"], "--threads"),
+        (vec!["bench", "augment", "--threads", "1"], "--images"),
+    ];
+    let tiny = [
+        "--batch",
+        "1",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--image",
+        "1x8x8",
+        "--classes",
+        "2",
+        "--threads",
+        "1",
+    ];
+    let mut all = cases;
+    let refused = [
+        ("--parallel", "expected 1 to 1024"),
+        ("--threads", "expected 0 to 1024"),
+        ("--attempts", "expected 1 to 100"),
+    ];
+    for (flag, want) in refused {
+        let o = run(&[
+            "checklist",
+            "--recipe",
+            r,
+            "--out",
+            &o,
+            "--dry-run",
+            flag,
+            "99999999999",
+        ]);
+        fails(o, &[flag, want]);
+    }
+    for flag in ["--batch", "--steps", "--warmup", "--classes", "--threads"] {
+        // One tiny step of training, the flag under test overriding its tiny value.
+        let mut args = vec!["bench", "train"];
+        for pair in tiny.chunks(2).filter(|p| p[0] != flag) {
+            args.extend(pair);
+        }
+        all.push((args, flag));
+    }
+    // (-1 and 2^64 end in clap's parser as NaN does; one case of each kind is enough.)
+    let values = ["0", "99999999999", "1e300", "nan"];
+    let runs: Vec<Vec<String>> = all
+        .iter()
+        .flat_map(|(args, flag)| {
+            values.iter().map(move |v| {
+                let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+                a.extend([flag.to_string(), v.to_string()]);
+                a
+            })
+        })
+        .collect();
+    let failures = std::sync::Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while let Some(args) = runs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    let started = std::time::Instant::now();
+                    let out = common::bin()
+                        .args(args)
+                        .env("DARKMAGIC_NO_PROGRESS", "1")
+                        .output()
+                        .unwrap();
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let errors: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("warning:")).collect();
+                    let sound = match out.status.code() {
+                        Some(0) => true,
+                        // 2: clap's usage error (a value that is no number, `-1` read as a flag).
+                        Some(1 | 2) => {
+                            !stderr.contains("panicked") && errors.first().is_some_and(|l| l.starts_with("error:"))
+                        }
+                        _ => false,
+                    };
+                    if !sound || started.elapsed() > std::time::Duration::from_secs(180) {
+                        failures.lock().unwrap().push(format!(
+                            "darkmagic {}: {:?} in {:.1?}: {}",
+                            args.join(" "),
+                            out.status,
+                            started.elapsed(),
+                            stderr.lines().take(3).collect::<Vec<_>>().join(" | ")
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {} runs:\n{}",
+        failures.len(),
+        runs.len(),
+        failures.join("\n")
+    );
+}
