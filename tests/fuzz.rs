@@ -278,34 +278,101 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Mutated records are read back soundly: each read is a value that satisfies the record's own
+/// checks or an error that names the file, never a panic; the analysis and report of the
+/// checklist answer each with a summary or an error naming a record.
 #[test]
 fn records_read_back_survive_mutated_input() {
+    use darkmagic::checklist::design_record;
     std::panic::set_hook(Box::new(|_| {}));
     let root = common::tempdir("fuzz-records");
     copy_tree(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records"),
         &root,
     );
+    // The design record of the fixture's plan, as the checklist's first look writes it.
+    let summary = analysis::analyze(&root).unwrap();
+    let labels: Vec<String> = summary.trials.iter().map(|t| t.label.clone()).collect();
+    let design = darkmagic::checklist::sequential::Design {
+        margin: summary.design.margin,
+        ..darkmagic::checklist::sequential::Design::new(&Default::default(), 0, labels.len())
+    };
+    let record = design_record::Record {
+        design,
+        margin: None,
+        variants: labels,
+        replaced: Vec::new(),
+        retired: false,
+        digest: None,
+    };
+    design_record::write(&root, &record).unwrap();
     let trial = RunDir::open(&root.join("trials/se=off/seed-0"));
     let mut panics = Vec::new();
-    for file in ["trial.json", "result.json", "metrics.jsonl", "model.json"] {
-        let path = trial.file(file);
+    let mut unsound = Vec::new();
+    let files = [
+        trial.file("trial.json"),
+        trial.file("result.json"),
+        trial.file("metrics.jsonl"),
+        trial.file("model.json"),
+        root.join(design_record::FILE),
+        root.join("baseline.toml"),
+    ];
+    for path in files {
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
         let original = std::fs::read(&path).unwrap();
-        // A fifth of the inputs: each one rewrites the checklist's report.
-        panics.extend(fuzz(file, std::slice::from_ref(&original), iterations() / 5, |input| {
-            std::fs::write(&path, input).unwrap();
-            let _ = trial.read_result();
-            let _ = trial.read_metrics();
-            if let Ok(Some(spec)) = trial.read_spec() {
-                let _ = spec.normalizer();
-            }
-            if let Ok(summary) = analysis::analyze(&root) {
-                let _ = darkmagic::report::write(&root, &summary);
-            }
-        }));
+        // A sixth of the inputs: each one rewrites the checklist's report.
+        panics.extend(fuzz(
+            &name,
+            std::slice::from_ref(&original),
+            iterations() / 6,
+            |input| {
+                std::fs::write(&path, input).unwrap();
+                let named = |e: &darkmagic::Error| e.to_string().contains(&name);
+                match trial.read_result() {
+                    Ok(Some(r)) if r.problem().is_some() => unsound.push(format!("result.json accepted: {r:?}")),
+                    Err(e) if name == "result.json" && !named(&e) => unsound.push(format!("result.json: {e}")),
+                    _ => {}
+                }
+                match trial.read_metrics() {
+                    Ok(m)
+                        if m.windows(2).any(|w| w[0].epoch >= w[1].epoch)
+                            || m.first().is_some_and(|m| m.epoch == 0) =>
+                    {
+                        unsound.push("metrics.jsonl accepted with epochs out of order".into())
+                    }
+                    Err(e) if name == "metrics.jsonl" && !named(&e) => unsound.push(format!("metrics.jsonl: {e}")),
+                    _ => {}
+                }
+                if let Ok(Some(spec)) = trial.read_spec() {
+                    let _ = spec.normalizer();
+                }
+                match design_record::read(&root) {
+                    Ok(Some(r)) if design_record::validate(&r).is_err() => {
+                        unsound.push(format!("design.json accepted: {r:?}"))
+                    }
+                    Err(e) if name == "design.json" && !named(&e) => unsound.push(format!("design.json: {e}")),
+                    _ => {}
+                }
+                match analysis::analyze(&root) {
+                    Ok(summary) => {
+                        let _ = darkmagic::report::write(&root, &summary);
+                    }
+                    Err(e) if !named(&e) && name != "model.json" => unsound.push(format!("analysis after {name}: {e}")),
+                    Err(_) => {}
+                }
+            },
+        ));
         std::fs::write(&path, original).unwrap();
     }
     let _ = std::panic::take_hook();
     let _ = std::fs::remove_dir_all(&root);
     assert!(panics.is_empty(), "{} panics:\n{}", panics.len(), panics.join("\n"));
+    unsound.sort();
+    unsound.dedup();
+    assert!(
+        unsound.is_empty(),
+        "{} unsound reads:\n{}",
+        unsound.len(),
+        unsound[..unsound.len().min(20)].join("\n")
+    );
 }
