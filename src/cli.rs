@@ -168,54 +168,15 @@ pub struct ChecklistArgs {
     /// default (the article's checklist) or extended (plus the "future posts" tricks).
     #[arg(long)]
     pub plan: Option<String>,
-    /// Trials run at once (default: one per GPU, else one per core).
-    #[arg(long)]
-    pub parallel: Option<usize>,
-    /// CPU threads per trial (default: cores / parallel).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Trials packed on each GPU (sets --parallel to K x the GPU count): small trials leave a GPU
-    /// mostly idle, so several at once finish more trials per hour.
-    #[arg(long, value_name = "K")]
-    pub trials_per_gpu: Option<usize>,
     /// List the trials, what each changes, and the estimated compute; run nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Print the state of each trial of the checklist in DIR (e.g. after --detach) and exit.
     #[arg(long, value_name = "DIR")]
     pub status: Option<PathBuf>,
-    /// Where trials run: local (this machine), slurm (sbatch --array) or ray (Ray Jobs API).
-    #[arg(long, default_value = "local")]
-    pub executor: String,
-    /// Slurm: submit and return without waiting (refused with the other executors, whose trials
-    /// run while the command runs).
-    #[arg(long)]
-    pub detach: bool,
-    /// Slurm partition.
-    #[arg(long)]
-    pub partition: Option<String>,
-    /// Slurm time limit per task, e.g. 01:00:00.
-    #[arg(long)]
-    pub time: Option<String>,
-    /// Slurm memory per task, e.g. 8G.
-    #[arg(long)]
-    pub mem: Option<String>,
-    /// GPUs per trial (Slurm: --gres=gpu:N; Ray: entrypoint_num_gpus).
-    #[arg(long, default_value_t = 0.0)]
-    pub gpus: f64,
-    /// Extra #SBATCH line, repeatable: --sbatch-line=--account=lab.
-    #[arg(long = "sbatch-line", value_name = "LINE")]
-    pub sbatch_lines: Vec<String>,
-    /// Cluster submissions per trial before it is recorded as failed.
-    #[arg(long, default_value_t = 3)]
-    pub attempts: usize,
-    /// Ray dashboard address.
-    #[arg(long, default_value = "http://127.0.0.1:8265")]
-    pub ray_address: String,
-    /// Ray: file holding the cluster's authentication token (default: RAY_AUTH_TOKEN, then
-    /// RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token, as Ray's own clients look for it).
-    #[arg(long, value_name = "FILE")]
-    pub ray_token_file: Option<PathBuf>,
+    /// Where and how the trials run.
+    #[command(flatten)]
+    pub run: darkmagic::executor::Settings,
     /// Log the checklist to the MLflow tracking server at URI (http://host:port): one run per
     /// trial, nested under a run for the checklist (sets checklist.mlflow).
     #[arg(long, value_name = "URI")]

@@ -31,6 +31,14 @@ pub enum Error {
     /// An MLflow tracking server could not be reached or refused a call.
     #[error("mlflow: {uri}: {message}")]
     Tracking { uri: String, message: String },
+    /// A cluster or HTTP service (Slurm's commands, Ray's job API, an HTTP exchange) could not
+    /// be reached, failed or answered something darkmagic cannot use.
+    #[error("{service}: {address}: {message}")]
+    Service {
+        service: &'static str,
+        address: String,
+        message: String,
+    },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     /// A thread panicked: a bug in darkmagic or libtorch, caught so that the run records it.
@@ -70,6 +78,14 @@ impl Error {
     pub fn flag(flag: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Flag {
             flag: flag.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn service(service: &'static str, address: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Service {
+            service,
+            address: address.into(),
             message: message.into(),
         }
     }

@@ -133,9 +133,27 @@ pub fn describe(m: &MetricSource) -> String {
     }
 }
 
-/// Checks that the trainer's program exists on this machine: a path to a file, or a name found on
-/// `PATH`; the checklist checks before it starts any trial.
+/// Checks, before any trial starts, that the trainer's program exists on this machine (a path to
+/// a file, or a name found on `PATH`) and that its metric file is none of darkmagic's own
+/// records in the run dir (the trainer would write over it).
 pub fn check_command(ext: &ExternalConfig) -> Result<()> {
+    let m = &ext.metric;
+    for (key, file) in [("external.metric.csv", &m.csv), ("external.metric.json", &m.json)] {
+        let Some(file) = file else { continue };
+        let rel = file.strip_prefix("{run_dir}/").unwrap_or(file);
+        let first = Path::new(rel).components().find_map(|c| match c {
+            std::path::Component::Normal(n) => n.to_str(),
+            _ => None,
+        });
+        if let Some(own) = first.filter(|n| crate::rundir::is_own(n)) {
+            return Err(Error::recipe(
+                key,
+                format!(
+                    "`{file}`: `{own}` is darkmagic's own record in the run dir; have the trainer write its metric to another file"
+                ),
+            ));
+        }
+    }
     let program = Path::new(&ext.command[0]);
     let found = if program.components().count() > 1 {
         program.is_file()
@@ -155,6 +173,7 @@ pub fn check_command(ext: &ExternalConfig) -> Result<()> {
 /// Runs the external trainer of `recipe` in `dir` and records its result (see the module doc).
 /// An error means the trial failed; the caller records it.
 pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunResult> {
+    check_command(ext)?;
     let argv = command_line(recipe, ext, &dir.path);
     // A rerun reads only what this run writes: trainers such as timm append to their CSV.
     if let Some(stale) = stale_metric_file(&ext.metric, recipe, &dir.path) {
@@ -239,7 +258,8 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    crate::executor::die_with_parent(&mut cmd);
+    crate::executor::die_with_parent(&mut cmd, crate::executor::ParentDeath::Kill);
+    strays::catch_termination();
     // Its own process group: a timeout or its exit ends whatever it started, and the readers
     // below see the end of its output even when a child of it kept the pipes.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -260,13 +280,7 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
             )));
         }
     };
-    let log = Arc::new(Mutex::new(
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.file(crate::rundir::LOG))
-            .map_err(|e| Error::io(dir.file(crate::rundir::LOG), e))?,
-    ));
+    let log = Arc::new(Mutex::new(crate::files::open_append(&dir.file(crate::rundir::LOG))?));
     let regex = ext
         .metric
         .regex
@@ -309,6 +323,16 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
             kill_group(child.id());
             let _ = child.wait();
             break None;
+        }
+        if let Some(signal) = strays::termination() {
+            // Ctrl-C, or SIGTERM (also the checklist's death): the trainer, its group and its
+            // strays end before this process does, as it would have ended by the signal.
+            kill_group(child.id());
+            let _ = child.wait();
+            guard.release();
+            strays::end();
+            dir.log(&format!("stopped by signal {signal}"));
+            strays::die_of(signal);
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -410,6 +434,58 @@ pub mod strays {
     }
     const PR_SET_CHILD_SUBREAPER: i32 = 36;
     const PR_GET_CHILD_SUBREAPER: i32 = 37;
+    const SIGINT: i32 = 2;
+    const SIGTERM: i32 = 15;
+
+    #[cfg(unix)]
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+        fn raise(sig: i32) -> i32;
+    }
+
+    /// The SIGINT or SIGTERM this process received while [`catch_termination`] was in force.
+    static SIGNALLED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+    extern "C" fn note(sig: i32) {
+        SIGNALLED.store(sig, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// From now on SIGINT and SIGTERM are noted ([`termination`]) instead of ending the process:
+    /// the loop that waits on the trainer then ends it and its strays, and [`die_of`] the signal.
+    /// Without this, Ctrl-C or a checklist's SIGTERM ended `darkmagic train` at once and left
+    /// the trainer's `setsid` children running under init.
+    #[cfg(unix)]
+    pub fn catch_termination() {
+        const SIG_IGN: usize = 1;
+        // SAFETY: installs a handler that only stores to an atomic (async-signal-safe); an
+        // ignored SIGINT (a background job's) stays ignored, as shells expect.
+        unsafe {
+            if signal(SIGINT, note as *const () as usize) == SIG_IGN {
+                signal(SIGINT, SIG_IGN);
+            }
+            signal(SIGTERM, note as *const () as usize);
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn catch_termination() {}
+
+    /// The termination signal received, if any, since [`catch_termination`].
+    pub fn termination() -> Option<i32> {
+        Some(SIGNALLED.load(std::sync::atomic::Ordering::SeqCst)).filter(|&s| s != 0)
+    }
+
+    /// Ends this process by `sig` with its default action, as if the signal had not been caught.
+    #[cfg(unix)]
+    pub fn die_of(sig: i32) -> ! {
+        const SIG_DFL: usize = 0;
+        // SAFETY: restores the default action and sends the signal to this process.
+        unsafe {
+            signal(sig, SIG_DFL);
+            raise(sig);
+        }
+        std::process::exit(128 + sig)
+    }
 
     /// Makes this process the subreaper of its descendants. Call it in the command's process
     /// before the trainer starts (`darkmagic train` does).

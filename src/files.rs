@@ -24,6 +24,44 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The last `max` bytes of the regular file `path` as text (lossy); empty when it is missing or
+/// not a regular file itself (a link is not followed, a FIFO never waited on).
+pub fn tail(path: &Path, max: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let regular = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    let Some(mut f) = regular.then(|| std::fs::File::open(path).ok()).flatten() else {
+        return String::new();
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(max)));
+    let mut bytes = Vec::new();
+    let _ = f.take(max).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Opens `path` for appending, creating it; a regular file only. Opened without blocking and
+/// checked once open: a FIFO would hold the writer until a reader came (a FIFO `train.log` hung
+/// training), a device would swallow the log.
+pub fn open_append(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    /// `O_NONBLOCK` on Linux.
+    const O_NONBLOCK: i32 = 0o4000;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io(
+            path,
+            std::io::Error::other("not a regular file (a FIFO or device?)"),
+        ));
+    }
+    Ok(file)
+}
+
 /// [`read_regular`]'s checks without the read: a regular file (links followed) of at most
 /// `limit` bytes.
 pub fn check_regular(path: &Path, limit: u64) -> Result<()> {

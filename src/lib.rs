@@ -27,6 +27,7 @@ pub mod rng;
 pub mod rundir;
 pub mod runtime;
 pub mod schedule;
+pub mod session;
 pub mod stats;
 pub mod tensorboard;
 pub mod train;

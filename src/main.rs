@@ -5,12 +5,10 @@ use darkmagic::checklist;
 use darkmagic::data;
 use darkmagic::eval::classifier::Classifier;
 use darkmagic::eval::predict;
-use darkmagic::executor::Executor;
-use darkmagic::executor::local::Local;
-use darkmagic::mlflow::{self, Tracker};
+use darkmagic::mlflow::Tracker;
 use darkmagic::recipe::Recipe;
 use darkmagic::schedule::LrSchedule;
-use darkmagic::{rundir, runtime, train};
+use darkmagic::{rundir, runtime, session, train};
 use std::path::Path;
 
 mod cli;
@@ -223,87 +221,26 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     } else {
         load_recipe(&a.recipe, saved.exists().then_some(saved.as_path()))?
     };
-    if a.detach && a.executor != "slurm" {
-        // Only sbatch hands trials to something that outlives this process.
-        bail!(
-            "--detach: only the slurm executor submits the trials and returns; with --executor {} they run while this command runs",
-            a.executor
-        );
-    }
-    // Counts of processes and threads: each is a process or a thread this machine would start.
-    if let Some(p) = a.parallel {
-        within("--parallel", p as u64, 1, MAX_PARALLEL)?;
-    }
-    if let Some(t) = a.threads {
-        within("--threads", t as u64, 0, darkmagic::recipe::MAX_THREADS as u64)?;
-    }
-    if let Some(k) = a.trials_per_gpu {
-        within("--trials-per-gpu", k as u64, 1, MAX_PARALLEL)?;
-    }
-    within("--attempts", a.attempts as u64, 1, MAX_ATTEMPTS)?;
-    let local = Local::for_this_machine(a.parallel, a.threads, a.trials_per_gpu)?;
     if a.dry_run {
+        a.run.check()?;
+        let local = a.run.local()?;
         let ips = darkmagic::bench::recipe_images_per_sec(&baseline, local.threads);
         print!("{}", checklist::describe(&baseline, ips, local.parallel)?);
         return Ok(());
     }
-    if let Some(w) = checklist::too_few_seeds(&baseline.checklist) {
-        eprintln!("warning: {w}");
-    }
-    let root = std::path::absolute(&a.out)?;
-    if root.to_str().is_none() {
-        // Trials get their run dirs as text (Slurm scripts, Ray job commands, recipe files).
-        bail!("--out: {} is not valid UTF-8; use a path that is", root.display());
-    }
-    let mut exec = executor(&a, local, &root)?;
-    if a.break_lock {
-        checklist::lock::Lock::break_lock(&root)?;
-    }
-    // Taken before the MLflow tracker starts: a checklist refused because another one runs in
-    // this directory sends nothing and leaves that one's mlflow.json alone.
-    let lock = checklist::lock::Lock::acquire(&root)?;
-    if a.redesign && checklist::design_record::retire(&root)? {
-        eprintln!(
-            "the design in {} is retired: the next look fixes the design of these settings (the report names the one replaced)",
-            a.out.join(checklist::design_record::FILE).display()
-        );
-    }
-    let tracker = baseline
-        .checklist
-        .mlflow
-        .as_deref()
-        .map(|uri| Tracker::start(uri, &root))
-        .transpose()?;
-    let watcher = tracker.map(|t| mlflow::Watcher::spawn(t, mlflow::SEND_EVERY));
-    let summary = checklist::run(&baseline, &root, exec.as_mut(), &lock, a.redesign)
+    let options = session::Options {
+        redesign: a.redesign,
+        break_lock: a.break_lock,
+    };
+    let ended = session::run(&baseline, &a.out, &a.run, options)
         .with_context(|| format!("checklist in {}", a.out.display()))?;
-    darkmagic::report::write(&root, &summary).with_context(|| format!("checklist in {}", a.out.display()))?;
-    if let Some(w) = watcher {
-        send_to_mlflow(w.stop(), &summary, &a.out);
-    }
-    if a.detach {
+    if a.run.detach {
         return Ok(());
     }
     print!("{}", std::fs::read_to_string(a.out.join("summary.md"))?);
     println!("\nreport: {}", a.out.join("report.html").display());
-    let arms = std::iter::once(&summary.baseline)
-        .chain(&summary.trials)
-        .chain(&summary.combined);
-    let tuning = summary
-        .tuning
-        .iter()
-        .flat_map(|t| t.failed.iter().map(move |f| format!("{} {f}", t.label)));
-    let failed: Vec<String> = arms
-        .flat_map(|a| {
-            a.seeds
-                .iter()
-                .filter(|s| s.status == Some(rundir::Status::Failed))
-                .map(move |s| format!("{} seed {}", a.label, s.seed))
-        })
-        .chain(tuning)
-        .collect();
-    if !failed.is_empty() {
-        return Err(TrialsFailed(failed).into());
+    if !ended.failed.is_empty() {
+        return Err(TrialsFailed(ended.failed).into());
     }
     Ok(())
 }
@@ -329,53 +266,6 @@ impl std::fmt::Display for TrialsFailed {
 }
 
 impl std::error::Error for TrialsFailed {}
-
-/// The executor `--executor` names, from the command line's settings.
-fn executor(a: &ChecklistArgs, local: Local, root: &Path) -> Result<Box<dyn Executor>> {
-    let settings = darkmagic::executor::Settings {
-        kind: a.executor.clone(),
-        threads: a.threads.unwrap_or(1),
-        attempts: a.attempts,
-        gpus: a.gpus,
-        partition: a.partition.clone(),
-        time: a.time.clone(),
-        mem: a.mem.clone(),
-        sbatch_lines: a.sbatch_lines.clone(),
-        detach: a.detach,
-        ray_address: a.ray_address.clone(),
-        ray_token_file: a.ray_token_file.clone(),
-    };
-    if settings.kind == "local" {
-        println!(
-            "checklist in {}: {} trials at once, {} threads each",
-            a.out.display(),
-            local.parallel,
-            local.threads
-        );
-    }
-    Ok(darkmagic::executor::build(&settings, local, root)?)
-}
-
-/// Sends the rest of a finished checklist to MLflow; a server lost on the way is a warning that
-/// names what it lacks and how to send it later (the checklist itself succeeded).
-fn send_to_mlflow(mut tracker: Tracker, summary: &checklist::analysis::Summary, out: &Path) {
-    match tracker.sync(summary) {
-        Ok(()) => println!("mlflow: sent to {}", tracker.uri()),
-        Err(e) => {
-            let unsent = tracker.unsent();
-            let trials = if unsent.is_empty() {
-                String::new()
-            } else {
-                format!("{} trial(s) ({}), ", unsent.len(), unsent.join(", "))
-            };
-            eprintln!(
-                "warning: {e}\nnot sent to MLflow: {trials}the verdicts and the report; send them with `darkmagic report {} --mlflow {}`",
-                out.display(),
-                tracker.uri()
-            );
-        }
-    }
-}
 
 fn report_cmd(dir: &Path, mlflow: Option<&str>) -> Result<()> {
     let summary = checklist::analysis::analyze(dir)?;
@@ -454,11 +344,6 @@ const MAX_BENCH_ELEMENTS: i64 = 1 << 31;
 
 /// `value` of `flag` when it lies in `lo..=hi`; else an error that names the flag and the range
 /// (a size that becomes memory or work is bounded before anything is allocated).
-/// The most trials `checklist --parallel` (and `--trials-per-gpu`) runs at once.
-const MAX_PARALLEL: u64 = 1024;
-/// The most times `checklist --attempts` starts one trial.
-const MAX_ATTEMPTS: u64 = 100;
-
 fn within(flag: &str, value: u64, lo: u64, hi: u64) -> Result<u64> {
     if (lo..=hi).contains(&value) {
         Ok(value)

@@ -485,28 +485,27 @@ impl RunDir {
     /// or not a regular file of this run dir (a link is not followed: a report embeds nothing
     /// from elsewhere).
     pub fn log_tail(&self) -> String {
-        use std::io::{Read, Seek, SeekFrom};
-        let path = self.file(LOG);
-        let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
-        let Some(mut f) = regular.then(|| std::fs::File::open(&path).ok()).flatten() else {
-            return String::new();
-        };
-        let len = f.metadata().map_or(0, |m| m.len());
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
-        let mut bytes = Vec::new();
-        let _ = f.take(LOG_TAIL_BYTES).read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        crate::files::tail(&self.file(LOG), LOG_TAIL_BYTES)
     }
 
-    /// Appends one line to `train.log` (best effort: logging never stops training).
+    /// Appends one line to `train.log` (best effort: logging never stops training; a log that
+    /// is not a regular file is refused where the run starts, [`RunDir::check_logs`]).
     pub fn log(&self, line: &str) {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.file(LOG))
-        {
+        if let Ok(mut f) = crate::files::open_append(&self.file(LOG)) {
             let _ = writeln!(f, "{line}");
         }
+    }
+
+    /// The run dir's logs (`train.log`, `stdout.log`) are regular files or absent: a FIFO there
+    /// would block the run at its first line, a device swallow it.
+    pub fn check_logs(&self) -> Result<()> {
+        for name in [LOG, "stdout.log"] {
+            let path = self.file(name);
+            if std::fs::symlink_metadata(&path).is_ok() {
+                crate::files::check_regular(&path, u64::MAX)?;
+            }
+        }
+        Ok(())
     }
 }
 

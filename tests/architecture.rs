@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["train", "checklist"],
     &["report"],
     &["mlflow"],
+    &["session"],
 ];
 
 fn layer(module: &str) -> Option<usize> {

@@ -818,7 +818,7 @@ fn further_cases_found_by_trying() {
     );
     fails(
         run(&["checklist", "--out", f, "--threads", "100000"]),
-        &["--threads", "at most 1024"],
+        &["--threads", "expected 0 to 1024"],
     );
     let grid = dir.join("g.png");
     fails(
@@ -1319,4 +1319,72 @@ fn every_numeric_argument_is_bounded_or_refused() {
         runs.len(),
         failures.join("\n")
     );
+}
+
+/// FIFOs and devices where a run dir or checklist keeps its own files: a checkpoint, train.log
+/// or the checklist's lock that is a FIFO hung resume and the checklist (even with
+/// --break-lock), a /dev/zero checkpoint filled memory. Each is refused at once, by name.
+#[test]
+fn fifos_in_run_dirs_and_checklists_are_refused_not_waited_on() {
+    let dir = tempdir("fifo-records");
+    let run_dir = dir.join("run");
+    ok(common::train_one_epoch(&run_dir, &[]));
+    let within = |args: &[&str]| {
+        let o = Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_darkmagic"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_ne!(o.status.code(), Some(124), "darkmagic {args:?} blocked");
+        o
+    };
+    let mkfifo = |p: &Path| {
+        let _ = std::fs::remove_file(p);
+        assert!(Command::new("mkfifo").arg(p).status().unwrap().success());
+    };
+    let rd = run_dir.to_str().unwrap();
+    std::fs::remove_file(run_dir.join("result.json")).unwrap();
+    let checkpoint = run_dir.join("checkpoint.safetensors");
+    let weights = std::fs::read(&checkpoint).unwrap();
+    mkfifo(&checkpoint);
+    fails(
+        within(&["train", "--run-dir", rd, "--resume"]),
+        &["checkpoint.safetensors", "not a regular file"],
+    );
+    std::fs::remove_file(&checkpoint).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &checkpoint).unwrap();
+    fails(
+        within(&["train", "--run-dir", rd, "--resume"]),
+        &["checkpoint.safetensors", "not a regular file"],
+    );
+    std::fs::remove_file(&checkpoint).unwrap();
+    std::fs::write(&checkpoint, weights).unwrap();
+    mkfifo(&run_dir.join("train.log"));
+    fails(
+        within(&["train", "--run-dir", rd, "--resume"]),
+        &["train.log", "not a regular file"],
+    );
+
+    let out = dir.join("checklist");
+    std::fs::create_dir_all(&out).unwrap();
+    mkfifo(&out.join("checklist.lock"));
+    let recipe = dir.join("r.toml");
+    std::fs::write(
+        &recipe,
+        "[model]\nwidth = 0.25\n[train]\nepochs = 1\n[checklist]\nplan = \"none\"\n",
+    )
+    .unwrap();
+    let args = [
+        "checklist",
+        "--recipe",
+        recipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    fails(within(&args), &["checklist.lock"]);
+    // --break-lock removes it (a plan of no variants then has nothing to compare: refused after).
+    let o = within(&[&args[..], &["--break-lock"]].concat());
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("checklist.lock"), "{o:?}");
+    assert!(!out.join("checklist.lock").exists());
 }

@@ -356,3 +356,84 @@ regex = "acc=([0-9.]+)"
         "still running after the checklist was killed: {left:?}"
     );
 }
+
+/// A trainer's `setsid` child outlives neither a `darkmagic train` ended by Ctrl-C (SIGINT) nor
+/// a checklist ended by SIGTERM (its trials get SIGTERM as their parent dies): the trial kills
+/// the trainer's group and its strays before it ends by the signal. Both used to leave the
+/// stray running under init.
+#[test]
+fn a_trainer_stray_dies_with_an_interrupted_train_or_a_terminated_checklist() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("external-signal");
+    let pids = dir.join("pids");
+    let trainer = dir.join("trainer.sh");
+    std::fs::write(
+        &trainer,
+        format!(
+            "#!/bin/sh\nsetsid sleep 300 &\necho $! >> '{}'\nsleep 300\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&trainer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let recipe = dir.join("trainer.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\ncombine = false\n[checklist.factors.x]\na = {{ \"--x\" = 1 }}\n\
+             [external]\ncommand = [\"{}\"]\n[external.metric]\nregex = \"acc=([0-9.]+)\"\n",
+            trainer.display()
+        ),
+    )
+    .unwrap();
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !std::fs::read_to_string(&pids).is_ok_and(|s| s.lines().count() >= n) {
+            assert!(std::time::Instant::now() < deadline, "the trainers started");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let signal = |pid: u32, sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    let mut train = common::bin()
+        .args([
+            "train",
+            "--recipe",
+            recipe.to_str().unwrap(),
+            "--run-dir",
+            dir.join("run").to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(1);
+    signal(train.id(), "-INT");
+    assert!(!train.wait().unwrap().success());
+    let mut check = checklist(&recipe, &dir.join("out"), &["--parallel", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(3);
+    signal(check.id(), "-TERM");
+    check.wait().unwrap();
+    let strays: Vec<String> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while strays.iter().any(|p| alive(p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left: Vec<&String> = strays.iter().filter(|p| alive(p)).collect();
+    assert!(left.is_empty(), "still running: {left:?} of {strays:?}");
+}

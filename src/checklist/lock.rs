@@ -83,15 +83,12 @@ impl Lock {
         let taken = loop {
             match std::fs::hard_link(&tmp, &path) {
                 Ok(()) => break Ok(Lock(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    match Holder::parse(&text) {
-                        Some(h) if h.is_gone() => {
-                            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                        }
-                        holder => break Err(held(root, &path, holder)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read_holder(&path) {
+                    Some(h) if h.is_gone() => {
+                        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
                     }
-                }
+                    holder => break Err(held(root, &path, holder)),
+                },
                 Err(e) => break Err(Error::io(&path, e)),
             }
         };
@@ -104,7 +101,7 @@ impl Lock {
     /// with its start time) keeps its lock: two checklists would train the same run dirs.
     pub fn break_lock(root: &Path) -> Result<()> {
         let path = root.join(LOCK);
-        let holder = std::fs::read_to_string(&path).ok().and_then(|t| Holder::parse(&t));
+        let holder = read_holder(&path);
         if let Some(h) = holder.filter(|h| h.host == hostname() && start_time(h.pid) == Some(h.start)) {
             return Err(Error::RunDir {
                 path: root.to_path_buf(),
@@ -119,6 +116,13 @@ impl Lock {
             _ => Ok(()),
         }
     }
+}
+
+/// The holder a lock file names; None when it is not a regular file of a lock's size (a FIFO
+/// would block the read) or does not parse.
+fn read_holder(path: &Path) -> Option<Holder> {
+    let bytes = crate::files::read_regular(path, 4096).ok()?;
+    Holder::parse(&String::from_utf8_lossy(&bytes))
 }
 
 /// The error for a lock held by `holder` (None: a lock file darkmagic cannot read).

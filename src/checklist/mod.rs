@@ -267,8 +267,8 @@ fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) 
     let mut round = Vec::new();
     for (arm, seeds) in seeded.into_iter().filter(|(_, seeds)| !seeds.is_empty()) {
         match tuning_of(baseline, &arm, summary)? {
-            Err(tuning_runs) => round.extend(tuning_runs),
-            Ok(values) => round.extend(seeds.into_iter().map(|k| Trial {
+            Tuning::Waiting(tuning_runs) => round.extend(tuning_runs),
+            Tuning::Done(values) => round.extend(seeds.into_iter().map(|k| Trial {
                 tuned: values.clone(),
                 ..Trial::new(arm.clone(), baseline.seed, k)
             })),
@@ -277,28 +277,35 @@ fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) 
     Ok(round)
 }
 
-/// With `checklist.tune`, an arm's seeds wait for its tuning runs: returns the runs still to
-/// finish (every candidate on every tuning seed; finished ones are skipped when prepared) as
-/// Err, or the values its seeds run with: the chosen candidate's, none without tuning (or when
-/// no candidate completed).
-fn tuning_of(baseline: &Recipe, arm: &Arm, summary: &Summary) -> Result<std::result::Result<toml::Table, Vec<Trial>>> {
+/// Where an arm stands with `checklist.tune`.
+enum Tuning {
+    /// Its seeds run with these values: the chosen candidate's, none without tuning (or when no
+    /// candidate completed).
+    Done(toml::Table),
+    /// Its seeds wait for these tuning runs (every candidate on every tuning seed; finished
+    /// ones are skipped when prepared).
+    Waiting(Vec<Trial>),
+}
+
+/// Where `arm` stands with its tuning (see [`Tuning`]).
+fn tuning_of(baseline: &Recipe, arm: &Arm, summary: &Summary) -> Result<Tuning> {
     let candidates = plan::candidates(baseline, arm)?;
     if candidates.is_empty() {
-        return Ok(Ok(toml::Table::new()));
+        return Ok(Tuning::Done(toml::Table::new()));
     }
     let label = arm.label();
-    match summary.tuning.iter().find(|t| t.label == label) {
+    Ok(match summary.tuning.iter().find(|t| t.label == label) {
         Some(t) if t.complete && t.candidates.len() == candidates.len() => {
-            Ok(Ok(t.chosen.map(|k| t.candidates[k].values.clone()).unwrap_or_default()))
+            Tuning::Done(t.chosen.map(|k| t.candidates[k].values.clone()).unwrap_or_default())
         }
         _ => {
             let seeds = baseline.checklist.tune.seeds;
             let runs = candidates.into_iter().enumerate().flat_map(|(i, values)| {
                 (0..seeds).map(move |k| Trial::tuning(arm.clone(), baseline.seed, i, values.clone(), k))
             });
-            Ok(Err(runs.collect()))
+            Tuning::Waiting(runs.collect())
         }
-    }
+    })
 }
 
 /// Runs (or resumes) the checklist of `baseline` in `root`, round after round until every

@@ -34,10 +34,7 @@ fn request_within(
     deadline: Duration,
 ) -> Result<(u16, String)> {
     let started = std::time::Instant::now();
-    let bad = |m: String| Error::RunDir {
-        path: url.into(),
-        message: m,
-    };
+    let bad = |m: String| Error::service("http", url, m);
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| bad("only http:// addresses are supported".into()))?;

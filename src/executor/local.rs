@@ -70,11 +70,7 @@ impl Local {
 
     fn spawn(&self, job: &Job, slot: usize) -> Result<Child> {
         let log = job.dir.join("stdout.log");
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| Error::io(&log, e))?;
+        let out = crate::files::open_append(&log)?;
         let err = out.try_clone().map_err(|e| Error::io(&log, e))?;
         let mut cmd = Command::new(&self.exe);
         cmd.arg("train")
@@ -86,7 +82,7 @@ impl Local {
         if !self.gpus.is_empty() {
             cmd.env("CUDA_VISIBLE_DEVICES", self.gpus[slot % self.gpus.len()].to_string());
         }
-        super::die_with_parent(&mut cmd);
+        super::die_with_parent(&mut cmd, super::ParentDeath::Term);
         cmd.stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

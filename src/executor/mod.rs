@@ -27,75 +27,164 @@ pub trait Executor {
 /// Most GPUs one trial may ask for (`--gpus`): more than any node holds.
 pub const MAX_GPUS: f64 = 1024.0;
 
-/// Where and how the checklist's trials run, as `darkmagic checklist` takes it.
+/// Where the checklist's trials run (`--executor`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    /// This machine: its cores, or its GPUs.
+    Local,
+    /// A Slurm cluster: one `sbatch --array` per round.
+    Slurm,
+    /// A Ray cluster, through its Jobs API.
+    Ray,
+}
+
+impl ExecutorKind {
+    /// The name `--executor` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+            ExecutorKind::Ray => "ray",
+        }
+    }
+}
+
+/// Where and how the checklist's trials run: the flags of `darkmagic checklist` that say so,
+/// one struct from the command line to the executor.
+#[derive(Clone, Debug, clap::Args)]
 pub struct Settings {
-    /// `local`, `slurm` or `ray`.
-    pub kind: String,
-    /// CPU threads per trial (a cluster task's CPUs).
-    pub threads: usize,
-    /// Cluster submissions per trial before it is recorded as failed.
-    pub attempts: usize,
-    /// GPUs per trial (Slurm: whole GPUs).
-    pub gpus: f64,
-    pub partition: Option<String>,
-    pub time: Option<String>,
-    pub mem: Option<String>,
-    /// Extra `#SBATCH` lines.
-    pub sbatch_lines: Vec<String>,
-    /// Slurm: submit and return without waiting.
+    /// Where trials run: local (this machine), slurm (sbatch --array) or ray (Ray Jobs API).
+    #[arg(long = "executor", value_enum, default_value = "local")]
+    pub kind: ExecutorKind,
+    /// Trials run at once (default: one per GPU, else one per core).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// CPU threads per trial (default: cores / parallel; a cluster task's CPUs, default 1).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Trials packed on each GPU (sets --parallel to K x the GPU count): small trials leave a GPU
+    /// mostly idle, so several at once finish more trials per hour.
+    #[arg(long, value_name = "K")]
+    pub trials_per_gpu: Option<usize>,
+    /// Slurm: submit and return without waiting (refused with the other executors, whose trials
+    /// run while the command runs).
+    #[arg(long)]
     pub detach: bool,
+    /// Slurm partition.
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Slurm time limit per task, e.g. 01:00:00.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Slurm memory per task, e.g. 8G.
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// GPUs per trial (Slurm: --gres=gpu:N; Ray: entrypoint_num_gpus).
+    #[arg(long, default_value_t = 0.0)]
+    pub gpus: f64,
+    /// Extra #SBATCH line, repeatable: --sbatch-line=--account=lab.
+    #[arg(long = "sbatch-line", value_name = "LINE")]
+    pub sbatch_lines: Vec<String>,
+    /// Cluster submissions per trial before it is recorded as failed.
+    #[arg(long, default_value_t = 3)]
+    pub attempts: usize,
+    /// Ray dashboard address.
+    #[arg(long, default_value = "http://127.0.0.1:8265")]
     pub ray_address: String,
+    /// Ray: file holding the cluster's authentication token (default: RAY_AUTH_TOKEN, then
+    /// RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token, as Ray's own clients look for it).
+    #[arg(long, value_name = "FILE")]
     pub ray_token_file: Option<PathBuf>,
 }
 
-/// The executor `s.kind` names, checked: `local` runs on this machine as `local` says; the
-/// cluster executors run the same binary as `local.exe` with checklist directory `root`.
+/// The most trials `--parallel` (and `--trials-per-gpu`) runs at once.
+pub const MAX_PARALLEL: usize = 1024;
+/// The most times `--attempts` submits one trial.
+pub const MAX_ATTEMPTS: usize = 100;
+
+impl Settings {
+    /// Every setting within what it can do, before anything runs: counts of processes and
+    /// threads bounded (each is one this machine or a cluster would start), `--detach` only
+    /// where something outlives this process (sbatch), GPUs a finite count, no credentials in
+    /// the Ray address.
+    pub fn check(&self) -> Result<()> {
+        let within = |flag: &str, value: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&value) {
+                Ok(())
+            } else {
+                Err(Error::flag(flag, format!("got {value}; expected {lo} to {hi}")))
+            }
+        };
+        if self.detach && self.kind != ExecutorKind::Slurm {
+            return Err(Error::flag(
+                "--detach",
+                format!(
+                    "only the slurm executor submits the trials and returns; with --executor {} they run while this command runs",
+                    self.kind.name()
+                ),
+            ));
+        }
+        if let Some(p) = self.parallel {
+            within("--parallel", p, 1, MAX_PARALLEL)?;
+        }
+        if let Some(k) = self.trials_per_gpu {
+            within("--trials-per-gpu", k, 1, MAX_PARALLEL)?;
+        }
+        if let Some(t) = self.threads {
+            within("--threads", t, 0, crate::recipe::MAX_THREADS)?;
+            // 0 means all cores only on this machine.
+            if t == 0 && self.kind != ExecutorKind::Local {
+                return Err(Error::flag(
+                    "--threads",
+                    format!("got 0; a {} task needs at least 1 CPU", self.kind.name()),
+                ));
+            }
+        }
+        within("--attempts", self.attempts, 1, MAX_ATTEMPTS)?;
+        let whole = self.gpus.fract() == 0.0;
+        if !(self.gpus.is_finite() && (0.0..=MAX_GPUS).contains(&self.gpus))
+            || (self.kind == ExecutorKind::Slurm && !whole)
+        {
+            return Err(Error::flag(
+                "--gpus",
+                format!(
+                    "got {:?}; expected a number from 0 to {MAX_GPUS} (a whole number for Slurm's --gres=gpu:N)",
+                    self.gpus
+                ),
+            ));
+        }
+        if self.kind == ExecutorKind::Ray && crate::uri::credentials(&self.ray_address).is_some() {
+            return Err(Error::flag(
+                "--ray-address",
+                format!(
+                    "{}: credentials in the address are not supported (darkmagic prints it); give the token with --ray-token-file",
+                    crate::uri::redacted(&self.ray_address)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// This machine's share of trials and threads under these settings.
+    pub fn local(&self) -> Result<local::Local> {
+        local::Local::for_this_machine(self.parallel, self.threads, self.trials_per_gpu)
+    }
+}
+
+/// The executor the settings name, checked ([`Settings::check`]): `local` runs on this machine as
+/// `local` says; the cluster executors run the same binary as `local.exe` with checklist
+/// directory `root`.
 pub fn build(s: &Settings, local: local::Local, root: &Path) -> Result<Box<dyn Executor>> {
-    if s.attempts == 0 {
-        return Err(Error::flag(
-            "--attempts",
-            "got 0; expected at least 1 submission per trial",
-        ));
-    }
-    if s.threads > crate::recipe::MAX_THREADS {
-        return Err(Error::flag(
-            "--threads",
-            format!("got {}; expected at most {}", s.threads, crate::recipe::MAX_THREADS),
-        ));
-    }
-    if s.kind != "local" && s.threads == 0 {
-        return Err(Error::flag(
-            "--threads",
-            format!("got 0; a {} task needs at least 1 CPU", s.kind),
-        ));
-    }
-    let whole = s.gpus.fract() == 0.0;
-    if !(s.gpus.is_finite() && (0.0..=MAX_GPUS).contains(&s.gpus)) || (s.kind == "slurm" && !whole) {
-        return Err(Error::flag(
-            "--gpus",
-            format!(
-                "got {:?}; expected a number from 0 to {MAX_GPUS} (a whole number for Slurm's --gres=gpu:N)",
-                s.gpus
-            ),
-        ));
-    }
-    if s.kind == "ray" && crate::uri::credentials(&s.ray_address).is_some() {
-        return Err(Error::flag(
-            "--ray-address",
-            format!(
-                "{}: credentials in the address are not supported (darkmagic prints it); give the token with --ray-token-file",
-                crate::uri::redacted(&s.ray_address)
-            ),
-        ));
-    }
+    s.check()?;
+    let threads = s.threads.unwrap_or(1);
     let poll = std::time::Duration::from_millis(500);
-    Ok(match s.kind.as_str() {
-        "local" => Box::new(local),
-        "slurm" => {
+    Ok(match s.kind {
+        ExecutorKind::Local => Box::new(local),
+        ExecutorKind::Slurm => {
             let slurm = slurm::Slurm {
                 exe: local.exe,
                 root: root.to_path_buf(),
-                cpus_per_task: s.threads,
+                cpus_per_task: threads,
                 partition: s.partition.clone(),
                 time: s.time.clone(),
                 mem: s.mem.clone(),
@@ -109,21 +198,15 @@ pub fn build(s: &Settings, local: local::Local, root: &Path) -> Result<Box<dyn E
             slurm.check()?;
             Box::new(slurm)
         }
-        "ray" => Box::new(ray::Ray {
+        ExecutorKind::Ray => Box::new(ray::Ray {
             exe: local.exe,
             address: s.ray_address.clone(),
             token: ray::Token::find(s.ray_token_file.as_deref())?,
-            cpus: s.threads,
+            cpus: threads,
             gpus: s.gpus,
             attempts: s.attempts,
             poll,
         }),
-        other => {
-            return Err(Error::flag(
-                "--executor",
-                format!("unknown `{other}`; expected local, slurm or ray"),
-            ));
-        }
     })
 }
 
@@ -183,34 +266,47 @@ pub fn record_failure(dir: &Path, reason: &str, log: &Path) -> Result<()> {
     if run.read_result()?.is_some() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let text = crate::files::tail(log, crate::rundir::LOG_TAIL_BYTES);
     let lines: Vec<&str> = text.lines().collect();
     let tail = lines[lines.len().saturating_sub(10)..].join("\n");
     run.record_failure(reason, &tail, "unknown")
 }
 
-/// Makes a child process receive SIGKILL when its parent dies (`PR_SET_PDEATHSIG`): a killed
+/// The signal a child gets when its parent dies ([`die_with_parent`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParentDeath {
+    /// SIGKILL: for a process that must not outlive its parent by a moment (an external trainer).
+    Kill,
+    /// SIGTERM: for a `darkmagic train` trial, which ends at once but first kills what its
+    /// external trainer left running (`external::strays`).
+    Term,
+}
+
+/// Makes a child process receive `signal` when its parent dies (`PR_SET_PDEATHSIG`): a killed
 /// checklist leaves no trial writing into its run dirs (the rerun resumes them from
 /// checkpoints), and a killed trial no external trainer running on.
 #[cfg(target_os = "linux")]
-pub fn die_with_parent(cmd: &mut std::process::Command) {
+pub fn die_with_parent(cmd: &mut std::process::Command, signal: ParentDeath) {
     use std::os::unix::process::CommandExt;
     const PR_SET_PDEATHSIG: i32 = 1;
-    const SIGKILL: u64 = 9;
+    let signal: u64 = match signal {
+        ParentDeath::Kill => 9,
+        ParentDeath::Term => 15,
+    };
     unsafe extern "C" {
         fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
     }
     // SAFETY: prctl is async-signal-safe and only sets this child's parent-death signal.
     unsafe {
-        cmd.pre_exec(|| {
-            prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        cmd.pre_exec(move || {
+            prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0);
             Ok(())
         });
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn die_with_parent(_cmd: &mut std::process::Command) {}
+pub fn die_with_parent(_cmd: &mut std::process::Command, _signal: ParentDeath) {}
 
 /// Quotes a string for a POSIX shell: `'...'`, with each `'` written as `'\''`.
 pub fn shell_quote(s: &str) -> String {

@@ -129,24 +129,19 @@ impl Ray {
             } else {
                 "darkmagic found no token"
             };
-            return Err(Error::RunDir {
-                path: url.into(),
-                message: format!(
+            return Err(Error::service(
+                "ray",
+                url,
+                format!(
                     "Ray answered {code} ({}): the cluster uses token authentication and {sent}; give the cluster's token with --ray-token-file FILE, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token (`ray get-auth-token` on the head prints it)",
                     shown()
                 ),
-            });
+            ));
         }
         if !(200..300).contains(&code) {
-            return Err(Error::RunDir {
-                path: url.into(),
-                message: format!("Ray answered {code}: {}", shown()),
-            });
+            return Err(Error::service("ray", url, format!("Ray answered {code}: {}", shown())));
         }
-        serde_json::from_str(&text).map_err(|e| Error::RunDir {
-            path: url.into(),
-            message: format!("not JSON ({e}): {}", shown()),
-        })
+        serde_json::from_str(&text).map_err(|e| Error::service("ray", url, format!("not JSON ({e}): {}", shown())))
     }
 
     /// The job's request body.
@@ -171,10 +166,7 @@ impl Ray {
             .as_str()
             .or(v["job_id"].as_str())
             .map(String::from)
-            .ok_or_else(|| Error::RunDir {
-                path: self.address.clone().into(),
-                message: format!("no submission id in {v}"),
-            })
+            .ok_or_else(|| Error::service("ray", self.address.clone(), format!("no submission id in {v}")))
     }
 
     fn status(&self, id: &str) -> Result<String> {

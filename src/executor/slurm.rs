@@ -41,14 +41,15 @@ pub struct Slurm {
 fn slurm(cmd: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(cmd).args(args).output().map_err(|e| Error::io(cmd, e))?;
     if !out.status.success() {
-        return Err(Error::RunDir {
-            path: PathBuf::from(cmd),
-            message: format!(
+        return Err(Error::service(
+            "slurm",
+            cmd,
+            format!(
                 "`{cmd} {}` failed: {}",
                 args.join(" "),
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
-        });
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

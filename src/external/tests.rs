@@ -174,8 +174,9 @@ fn placeholders_are_expanded_exactly_once() {
     );
 }
 
-/// Strings handed to the trainer are checked when the recipe is: NUL bytes, environment names
-/// a process cannot hold, a metric file that is one of darkmagic's own records.
+/// Strings handed to the trainer are checked when the recipe is (NUL bytes, environment names a
+/// process cannot hold) or before any trial starts (a metric file that is one of darkmagic's own
+/// records).
 #[test]
 fn strings_for_the_trainer_are_validated_with_the_field_named() {
     let bad = |section: &str, metric: &str| {
@@ -204,7 +205,11 @@ fn strings_for_the_trainer_are_validated_with_the_field_named() {
         "events.out.tfevents.1.x",
         "recipe.toml.tmp7",
     ] {
-        let e = bad("", &format!("json = \"{own}\""));
+        let e: ExternalConfig = toml::from_str(&format!(
+            "command = [\"/bin/true\"]\n[metric]\njson = \"{own}\"\nkey = \"acc\"\n"
+        ))
+        .unwrap();
+        let e = check_command(&e).unwrap_err().to_string();
         assert!(
             e.contains("external.metric.json") && e.contains("darkmagic's own record"),
             "{own}: {e}"

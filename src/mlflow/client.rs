@@ -237,7 +237,7 @@ fn error(uri: &str, message: &str) -> Error {
 /// The transport error, without the address that [`Error::Tracking`] already names.
 fn unreachable(e: &Error) -> String {
     match e {
-        Error::RunDir { message, .. } => format!("no answer ({message})"),
+        Error::Service { message, .. } => format!("no answer ({message})"),
         other => other.to_string(),
     }
 }

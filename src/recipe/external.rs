@@ -125,18 +125,6 @@ impl ExternalConfig {
                     format!("`{file}` must name a file inside the run dir (relative to it, without `..`)"),
                 ));
             }
-            let first = path.components().find_map(|c| match c {
-                std::path::Component::Normal(n) => n.to_str(),
-                _ => None,
-            });
-            if let Some(own) = first.filter(|n| crate::rundir::is_own(n)) {
-                return Err(Error::recipe(
-                    key,
-                    format!(
-                        "`{file}`: `{own}` is darkmagic's own record in the run dir; have the trainer write its metric to another file"
-                    ),
-                ));
-            }
         }
         if (m.csv.is_some() || m.json.is_some()) && m.key.is_none() {
             return Err(Error::recipe(

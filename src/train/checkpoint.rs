@@ -61,6 +61,8 @@ pub fn load(
         path: path.to_path_buf(),
         message: m,
     };
+    // A FIFO would block the read and /dev/zero fill memory: a regular file or nothing.
+    crate::files::check_regular(path, u64::MAX)?;
     let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
         .map_err(|e| bad(format!("unreadable checkpoint: {e}")))?
         .into_iter()

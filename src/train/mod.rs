@@ -37,6 +37,7 @@ enum Split {
 /// libtorch call), `result.json` records status `failed` and the error before it is returned.
 pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let dir = RunDir::create(run_dir)?;
+    dir.check_logs()?;
     if resume && let Some(r) = dir.read_result()?.filter(|r| r.status == Status::Completed) {
         let saved = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).ok();
         if saved.is_some_and(|s| !s.same_training(recipe)) {
