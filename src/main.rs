@@ -156,9 +156,16 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     }
     let out = match (&a.out, &a.model.run_dir) {
         (Some(o), _) => o.clone(),
-        // Another data set's figures go beside the run's own, not over them.
-        (None, Some(dir)) => match a.data.as_ref().and_then(|p| p.file_name()) {
-            Some(name) => dir.join(rundir::EVAL).join(name),
+        // Another data set's figures go beside the run's own, not over them (`--data .` and
+        // `--data ..` named by the folder they resolve to).
+        (None, Some(dir)) => match &a.data {
+            Some(p) => {
+                let name = p
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_os_string()));
+                dir.join(rundir::EVAL).join(name.unwrap_or_else(|| "data".into()))
+            }
             None => dir.join(rundir::EVAL),
         },
         (None, None) => bail!("--out: needed with --weights (there is no run dir to write into)"),
@@ -183,6 +190,14 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
 fn predict_cmd(a: PredictArgs) -> Result<()> {
     if a.top_k == 0 {
         bail!("--top-k: got 0; expected at least 1 class per image");
+    }
+    if let (Some(out), Some(run)) = (&a.out, &a.model.run_dir)
+        && rundir::is_own_path(run, out)
+    {
+        bail!(
+            "--out: {} is one of the run's own files; write the predictions elsewhere",
+            out.display()
+        );
     }
     let files = data::folder::image_files(&a.images)?;
     let c = classifier(&a.model, &[])?;
@@ -269,6 +284,7 @@ impl std::error::Error for TrialsFailed {}
 
 fn report_cmd(dir: &Path, mlflow: Option<&str>) -> Result<()> {
     let summary = checklist::analysis::analyze(dir)?;
+    checklist::require_design(dir, &summary)?;
     if summary.baseline.seeds.is_empty() {
         bail!(
             "{}: no checklist trials found (expected trials/*/seed-*/trial.json)",

@@ -46,6 +46,23 @@ pub fn is_own(name: &str) -> bool {
         || name.starts_with("events.out.tfevents")
 }
 
+/// Whether `path` names one of `run_dir`'s own files ([`is_own`]), however it is spelled
+/// (relative, through links): a command's output there would overwrite the run's record.
+pub fn is_own_path(run_dir: &Path, path: &Path) -> bool {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return false;
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    match (parent.canonicalize(), run_dir.canonicalize()) {
+        (Ok(p), Ok(r)) => p == r && is_own(name),
+        _ => false,
+    }
+}
+
 /// The largest run-dir record darkmagic reads back (metrics.jsonl of 100,000 epochs is 30 MB).
 pub const MAX_RECORD_BYTES: u64 = 256 << 20;
 
@@ -231,6 +248,9 @@ impl RunResult {
             ("test_acc_tta", self.test_acc_tta),
             ("test_acc_ema", self.test_acc_ema),
         ];
+        if self.status == Status::Completed && self.final_val_acc.is_none() {
+            return Some("status = completed without final_val_acc: a completed run records its accuracy".into());
+        }
         let bounded = self.device != "external";
         for (field, value) in accuracies {
             if let Some(v) = value.filter(|v| !v.is_finite() || bounded && !(0.0..=1.0).contains(v)) {

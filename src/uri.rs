@@ -13,9 +13,12 @@ pub fn redacted(uri: &str) -> String {
 }
 
 /// The byte range of the `user:password` part of an `http://user:password@host/...` address
-/// (RFC 3986's userinfo: before the last `@` of the authority), if it has one.
+/// (RFC 3986's userinfo: before the last `@` of the authority), if it has one. Whatever the
+/// scheme or its case (`HTTP://`, `https://`), and without one (`alice:pw@host`, `http:alice:pw@host`):
+/// the authority is then the text up to the first `/`, `?` or `#`, so that an address typed
+/// wrong is still never printed with its password.
 pub fn credentials(uri: &str) -> Option<(usize, usize)> {
-    let start = uri.find("://")? + 3;
+    let start = uri.find("://").map_or(0, |i| i + 3);
     let authority = uri[start..].split(['/', '?', '#']).next().unwrap_or("");
     authority.rfind('@').map(|at| (start, start + at))
 }
@@ -30,7 +33,21 @@ mod tests {
         assert_eq!(credentials(uri), Some((7, 21)));
         assert_eq!(redacted(uri), "http://alice:***@127.0.0.1:15001/api");
         assert_eq!(redacted("http://a:b@c@h:1"), "http://a:***@h:1");
-        for plain in ["http://127.0.0.1:5000", "http://h:1/path@x", "http://h:1?q=a@b"] {
+        for typo in [
+            "HTTP://alice:pw@h:1",
+            "https://alice:pw@h",
+            "alice:pw@h:1",
+            "http:alice:pw@h:1",
+        ] {
+            assert!(credentials(typo).is_some(), "{typo}");
+            assert!(!redacted(typo).contains("pw"), "{typo}: {}", redacted(typo));
+        }
+        for plain in [
+            "http://127.0.0.1:5000",
+            "http://h:1/path@x",
+            "http://h:1?q=a@b",
+            "127.0.0.1:5000",
+        ] {
             assert_eq!(credentials(plain), None, "{plain}");
             assert_eq!(redacted(plain), plain);
         }

@@ -1093,6 +1093,71 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     fails(run(&["report", out_s]), &["baseline.toml", "[checklist]", "alpha"]);
     std::fs::write(&baseline_path, &baseline).unwrap();
     ok(run(&["report", out_s]));
+    // A completed result without its accuracy is refused, not dropped from the arm.
+    let mut no_acc: serde_json::Value = serde_json::from_str(&result).unwrap();
+    no_acc.as_object_mut().unwrap().remove("final_val_acc");
+    std::fs::write(&result_path, no_acc.to_string()).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &["result.json", "completed without final_val_acc"],
+    );
+    std::fs::write(&result_path, &result).unwrap();
+    // A finished trial without trial.json, or without a readable recipe.toml, cannot be matched.
+    let trial_json = run_dir.join("trial.json");
+    let trial_text = std::fs::read_to_string(&trial_json).unwrap();
+    std::fs::remove_file(&trial_json).unwrap();
+    fails(
+        common::checklist(&recipe, &out, &[]).output().unwrap(),
+        &["trial.json", "missing beside a finished result.json"],
+    );
+    std::fs::write(&trial_json, &trial_text).unwrap();
+    let recipe_path = run_dir.join("recipe.toml");
+    let recipe_text = std::fs::read_to_string(&recipe_path).unwrap();
+    std::fs::remove_file(&recipe_path).unwrap();
+    fails(
+        common::checklist(&recipe, &out, &["--set", "model.width=0.5"])
+            .output()
+            .unwrap(),
+        &["recipe.toml", "its recipe cannot be read"],
+    );
+    std::fs::write(&recipe_path, &recipe_text).unwrap();
+    // An arm the design never planned (a copied variant under another label) is not judged.
+    let stray = out.join("trials/lr=high/seed-0");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    ok(Command::new("cp")
+        .arg("-r")
+        .arg(out.join("trials/lr=low/seed-0"))
+        .arg(&stray)
+        .output()
+        .unwrap());
+    let stray_trial = std::fs::read_to_string(stray.join("trial.json")).unwrap();
+    std::fs::write(stray.join("trial.json"), stray_trial.replace("\"low\"", "\"high\"")).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &["lr=high", "not among the 1 variants design.json planned"],
+    );
+    std::fs::remove_dir_all(out.join("trials/lr=high")).unwrap();
+    // The design of the trials' look is gone: report refuses as the checklist does.
+    let design = std::fs::read(out.join("design.json")).unwrap();
+    std::fs::remove_file(out.join("design.json")).unwrap();
+    fails(run(&["report", out_s]), &["design.json", "is missing"]);
+    std::fs::write(out.join("design.json"), design).unwrap();
+    // predict does not write over the run's own files.
+    let png = dir.join("x.png");
+    image::GrayImage::new(8, 8).save(&png).unwrap();
+    let weights = run_dir.join("checkpoint.safetensors");
+    fails(
+        run(&[
+            "predict",
+            "--run-dir",
+            rd,
+            "--out",
+            weights.to_str().unwrap(),
+            png.to_str().unwrap(),
+        ]),
+        &["--out", "one of the run's own files"],
+    );
+    ok(run(&["report", out_s]));
 
     let trial_path = out.join("trials/lr=low/seed-0/trial.json");
     let trial = std::fs::read_to_string(&trial_path).unwrap();

@@ -487,6 +487,17 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let record = super::design_record::read(root)?;
     let replaced = replaced_designs(record.as_ref());
     let (design, fixed, planned) = design_of(root, record, val_images, labels.clone())?;
+    if let Some(stray) = labels.iter().find(|l| fixed && !planned.contains(l)) {
+        // Its error was never planned for: judging it would spend error the design does not have.
+        return Err(crate::Error::RunDir {
+            path: root.join("trials").join(super::plan::dir_name(stray)),
+            message: format!(
+                "`{stray}` is not among the {} variants design.json planned; remove its folder, or fix a design over \
+                 it with `darkmagic checklist --redesign`",
+                planned.len()
+            ),
+        });
+    }
     // Planned variants without a trial yet hold up the look like the others (Holm's levels
     // depend on every open variant): `absent` empty arms join the group's.
     let judge = |design: &Design, group: &[&(Arm, Vec<SeedOutcome>)], absent: usize| {

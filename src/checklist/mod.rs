@@ -72,6 +72,15 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerpr
         });
     }
     if crate::executor::finished(&dir.path)? {
+        if !dir.file("trial.json").exists() {
+            // Without it the trial is in no analysis, and a rerun would neither run nor judge it.
+            return Err(Error::RunDir {
+                path: dir.file("trial.json"),
+                message: "missing beside a finished result.json: the trial's record is incomplete; remove the trial's \
+                          folder to run it again"
+                    .into(),
+            });
+        }
         return Ok(None);
     }
     crate::files::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
@@ -150,13 +159,23 @@ fn check_existing(
             );
         }
         let path = root.join(&t.dir).join(rundir::RECIPE);
-        if let Ok(existing) = Recipe::load(Some(&path), &[])
-            && !same_run(&existing, &t.recipe(baseline)?)
-        {
-            return refuse(
-                rundir::RECIPE,
-                "holds a different recipe than this checklist would run".into(),
-            );
+        match Recipe::load(Some(&path), &[]) {
+            Ok(existing) if !same_run(&existing, &t.recipe(baseline)?) => {
+                return refuse(
+                    rundir::RECIPE,
+                    "holds a different recipe than this checklist would run".into(),
+                );
+            }
+            // A trial with results and no readable recipe cannot be matched to this checklist.
+            Err(e) if RunDir::open(&root.join(&t.dir)).read_result()?.is_some() => {
+                return refuse(
+                    rundir::RECIPE,
+                    format!(
+                        "the trial has a result but its recipe cannot be read ({e}), so it cannot be matched to this checklist's"
+                    ),
+                );
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -308,6 +327,22 @@ fn tuning_of(baseline: &Recipe, arm: &Arm, summary: &Summary) -> Result<Tuning> 
     })
 }
 
+/// Refuses to judge trials that hold the results of a look when the design that look fixed
+/// (`design.json`) is gone: judging them with whatever the settings say now would spend the
+/// error again. `darkmagic checklist --redesign` fixes a new design on purpose.
+pub fn require_design(root: &Path, summary: &Summary) -> Result<()> {
+    if summary.design.rounds == 0 || design_record::read(root)?.is_some() {
+        return Ok(());
+    }
+    Err(Error::RunDir {
+        path: root.join(design_record::FILE),
+        message: "is missing, but the trials hold the results of at least one look, whose design it recorded: \
+                  restore it, rerun the checklist with --redesign to fix the current settings' design over these \
+                  trials, or use another --out directory"
+            .into(),
+    })
+}
+
 /// Runs (or resumes) the checklist of `baseline` in `root`, round after round until every
 /// variant (and the combined recipe) is decided or at `max_seeds`; returns the analysis, from
 /// which the caller writes the report (`report::write`). A
@@ -323,16 +358,8 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
     design_record::check(root, &baseline.checklist, &labels)?;
     let data = data::fingerprint::of(&baseline.data, Some(&root.join(DATA_CACHE)))?;
     check_existing(root, baseline, &variants, &data)?;
-    if !redesign && design_record::read(root)?.is_none() && analysis::analyze(root)?.design.rounds > 0 {
-        // The trials hold a look, so a design was fixed and has spent error: judging them with
-        // whatever the settings say now would spend it again.
-        return Err(Error::RunDir {
-            path: root.join(design_record::FILE),
-            message: "is missing, but the trials hold the results of at least one look, whose design it recorded: \
-                      restore it, rerun with --redesign to fix the current settings' design over these trials, or \
-                      use another --out directory"
-                .into(),
-        });
+    if !redesign {
+        require_design(root, &analysis::analyze(root)?)?;
     }
     crate::files::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     hparams::write_experiment(root, &variants)?;

@@ -48,16 +48,17 @@ impl Metric {
 impl Client {
     /// A client of the server at `uri`; only `http://` addresses are supported.
     pub fn new(uri: &str) -> Result<Client> {
-        if !uri.starts_with("http://") {
-            return Err(error(
-                uri,
-                "expected an http:// address of an MLflow tracking server, e.g. http://127.0.0.1:5000",
-            ));
-        }
+        // Credentials first: an address refused for another reason is printed too.
         if crate::uri::credentials(uri).is_some() {
             return Err(error(
                 &crate::uri::redacted(uri),
                 "credentials in the address are not supported: darkmagic sends no authentication and prints the address; use a server on a trusted network without them",
+            ));
+        }
+        if !uri.starts_with("http://") {
+            return Err(error(
+                uri,
+                "expected an http:// address of an MLflow tracking server, e.g. http://127.0.0.1:5000",
             ));
         }
         // The address goes into each request's first line and Host header as it is.
