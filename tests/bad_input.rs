@@ -407,19 +407,38 @@ fn cli_options_are_checked() {
         );
     }
     fails(checklist(&["--executor", "ray", "--gpus=-1"]), &["--gpus"]);
+    // A cluster's setting with the executor that has no use for it is refused, not ignored.
+    for (args, flag, why) in [
+        (&["--partition", "gpu"][..], "--partition", "do nothing"),
+        (&["--mem", "8G"], "--mem", "do nothing"),
+        (&["--sbatch-line=--account=lab"], "--sbatch-line", "do nothing"),
+        (
+            &["--ray-address", "http://10.0.0.1:8265"],
+            "--ray-address",
+            "do nothing",
+        ),
+        (&["--gpus", "1"], "--gpus", "a cluster setting"),
+    ] {
+        fails(checklist(&[&["--dry-run"][..], args].concat()), &[flag, why]);
+    }
+    fails(
+        checklist(&["--executor", "ray", "--time", "1:00:00"]),
+        &["--time", "a slurm setting"],
+    );
     fails(
         checklist(&["--executor", "slurm", "--threads", "0"]),
         &["--threads", "at least 1 CPU"],
     );
     fails(
         checklist(&["--executor", "slurm", "--attempts", "0"]),
-        &["--attempts", "at least 1"],
+        &["--attempts", "expected 1 to 100"],
     );
-    fails(checklist(&["--parallel", "0"]), &["--parallel", "at least 1"]);
-    fails(
-        checklist(&["--executor", "pbs"]),
-        &["--executor", "local, slurm or ray"],
-    );
+    fails(checklist(&["--parallel", "0"]), &["--parallel", "expected 1 to 1024"]);
+    // An executor darkmagic has not: clap's usage error (exit 2) lists the ones it has.
+    let o = checklist(&["--executor", "pbs"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("'pbs' for '--executor <EXECUTOR>'") && e.contains("local, slurm, ray"), "{e}");
     fails(
         checklist(&["--dry-run", "--seeds", "1000000000"]),
         &["checklist.seeds", "1 to 1000"],

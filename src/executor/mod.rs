@@ -54,7 +54,7 @@ impl ExecutorKind {
 #[derive(Clone, Debug, clap::Args)]
 pub struct Settings {
     /// Where trials run: local (this machine), slurm (sbatch --array) or ray (Ray Jobs API).
-    #[arg(long = "executor", value_enum, default_value = "local")]
+    #[arg(long = "executor", value_name = "EXECUTOR", value_enum, default_value = "local")]
     pub kind: ExecutorKind,
     /// Trials run at once (default: one per GPU, else one per core).
     #[arg(long)]
@@ -89,13 +89,16 @@ pub struct Settings {
     #[arg(long, default_value_t = 3)]
     pub attempts: usize,
     /// Ray dashboard address.
-    #[arg(long, default_value = "http://127.0.0.1:8265")]
+    #[arg(long, default_value = DEFAULT_RAY_ADDRESS)]
     pub ray_address: String,
     /// Ray: file holding the cluster's authentication token (default: RAY_AUTH_TOKEN, then
     /// RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token, as Ray's own clients look for it).
     #[arg(long, value_name = "FILE")]
     pub ray_token_file: Option<PathBuf>,
 }
+
+/// Ray's dashboard on this machine, `--ray-address`'s default.
+pub const DEFAULT_RAY_ADDRESS: &str = "http://127.0.0.1:8265";
 
 /// The most trials `--parallel` (and `--trials-per-gpu`) runs at once.
 pub const MAX_PARALLEL: usize = 1024;
@@ -124,6 +127,7 @@ impl Settings {
                 ),
             ));
         }
+        self.check_applies()?;
         if let Some(p) = self.parallel {
             within("--parallel", p, 1, MAX_PARALLEL)?;
         }
@@ -160,6 +164,41 @@ impl Settings {
                     "{}: credentials in the address are not supported (darkmagic prints it); give the token with --ray-token-file",
                     crate::uri::redacted(&self.ray_address)
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every flag given applies to the executor chosen: a Slurm setting with `--executor local`
+    /// or a Ray one with Slurm would be accepted and do nothing.
+    fn check_applies(&self) -> Result<()> {
+        let kind = self.kind;
+        let given = [
+            ("--partition", ExecutorKind::Slurm, self.partition.is_some()),
+            ("--time", ExecutorKind::Slurm, self.time.is_some()),
+            ("--mem", ExecutorKind::Slurm, self.mem.is_some()),
+            ("--sbatch-line", ExecutorKind::Slurm, !self.sbatch_lines.is_empty()),
+            ("--ray-token-file", ExecutorKind::Ray, self.ray_token_file.is_some()),
+            (
+                "--ray-address",
+                ExecutorKind::Ray,
+                self.ray_address != DEFAULT_RAY_ADDRESS,
+            ),
+        ];
+        if let Some((flag, wants, _)) = given.iter().find(|(_, wants, set)| *set && *wants != kind) {
+            return Err(Error::flag(
+                *flag,
+                format!(
+                    "a {} setting; with --executor {} it would do nothing",
+                    wants.name(),
+                    kind.name()
+                ),
+            ));
+        }
+        if kind == ExecutorKind::Local && self.gpus != 0.0 {
+            return Err(Error::flag(
+                "--gpus",
+                "a cluster setting (GPUs per task); the local executor gives trials the GPUs libtorch sees (--trials-per-gpu)",
             ));
         }
         Ok(())

@@ -215,6 +215,13 @@ fn strings_for_the_trainer_are_validated_with_the_field_named() {
             "{own}: {e}"
         );
     }
+    for nothing in ["", ".", "{run_dir}/"] {
+        let e = bad("", &format!("csv = \"{nothing}\""));
+        assert!(
+            e.contains("external.metric.csv") && e.contains("expected the name of a file"),
+            "{nothing:?}: {e}"
+        );
+    }
     let good: ExternalConfig = toml::from_str(
         "command = [\"python\"]\n[env]\nMY_VAR_2 = \"{seed}\"\n[metric]\ncsv = \"logs/summary.csv\"\nkey = \"acc\"\n",
     )

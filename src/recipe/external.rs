@@ -118,6 +118,12 @@ impl ExternalConfig {
             let Some(file) = file else { continue };
             let rel = file.strip_prefix("{run_dir}/").unwrap_or(file);
             let path = Path::new(rel);
+            if path.file_name().is_none() {
+                return Err(Error::recipe(
+                    key,
+                    format!("`{file}`: expected the name of a file the trainer writes"),
+                ));
+            }
             if path.is_absolute() || path.components().any(|c| c == std::path::Component::ParentDir) {
                 // Each trial reads its own metric file; one elsewhere would be shared (or secret).
                 return Err(Error::recipe(

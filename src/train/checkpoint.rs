@@ -101,10 +101,12 @@ pub fn load(
         *s = GradScaler::load_state(&tensors);
     }
     let meta = |k: &str| {
-        tensors
+        let value = tensors
             .get(k)
-            .map(|t| t.int64_value(&[]) as usize)
-            .ok_or_else(|| bad(format!("`{k}` missing")))
+            .filter(|t| t.numel() == 1)
+            .map(|t| t.int64_value(&[]))
+            .ok_or_else(|| bad(format!("`{k}` missing (expected one integer)")))?;
+        usize::try_from(value).map_err(|_| bad(format!("`{k}` = {value}: expected a count >= 0")))
     };
     Ok(Progress {
         epoch: meta("meta.epoch")?,

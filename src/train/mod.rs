@@ -174,6 +174,12 @@ impl<'a> Trainer<'a> {
         let mut scaler = (amp == Some(Kind::Half)).then(amp::GradScaler::default);
         let (progress, metrics) = if resuming {
             let p = checkpoint::load(&ckpt, &vs, &mut opt, ema.as_mut(), scaler.as_mut())?;
+            if p.epoch > t.epochs {
+                return Err(Error::RunDir {
+                    path: ckpt.clone(),
+                    message: format!("records epoch {} of a recipe of {} epochs", p.epoch, t.epochs),
+                });
+            }
             let kept = dir.read_metrics()?.into_iter().filter(|m| m.epoch <= p.epoch).collect();
             dir.log(&format!("resumed from epoch {} (step {})", p.epoch, p.step));
             (p, kept)
