@@ -421,6 +421,7 @@ fn design_of(
 ) -> crate::Result<(Design, bool, Vec<String>)> {
     if let Some(r) = record.filter(|r| !r.retired) {
         super::design_record::check_margin(root, &r, val_images)?;
+        super::design_record::check_unsealed(root, &r)?;
         return Ok((r.design, true, r.variants));
     }
     let planned = crate::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[])

@@ -191,6 +191,24 @@ fn same_table(a: &[super::calibration::Row], b: &[super::calibration::Row]) -> b
             .all(|(r, s)| r.len() == s.len() && r.iter().zip(s).all(|(x, y)| close(x, y)))
 }
 
+/// A record without a digest (written before digests) is not sealed: its critical values must
+/// then be the calibration of the design it records, as a rerun checks ([`check`]), so that an
+/// edit with the digest removed judges nothing.
+pub fn check_unsealed(root: &Path, r: &Record) -> Result<()> {
+    if r.digest.is_some()
+        || r.design.critical.is_empty()
+        || same_table(&r.design.critical, &r.design.calibrated_table())
+    {
+        return Ok(());
+    }
+    Err(Error::RunDir {
+        path: root.join(FILE),
+        message: "design.critical differs from the calibration of the design it records, and the record carries no \
+                  digest: it was edited (restore it, or use another --out directory)"
+            .into(),
+    })
+}
+
 /// A record whose margin came from the default rule (`checklist.margin` unset) must hold that
 /// rule's margin for the validation split the trials report: 0.5 pp or two validation images,
 /// whichever is larger.
@@ -441,6 +459,16 @@ mod tests {
         old.as_object_mut().unwrap().remove("digest");
         std::fs::write(root.join(FILE), old.to_string()).unwrap();
         assert_eq!(read(&root).unwrap().unwrap().digest, None);
+        check_unsealed(&root, &read(&root).unwrap().unwrap()).unwrap();
+        // Unsealed, its critical values are held to the calibration.
+        let mut edited = old.clone();
+        edited["design"]["critical"][0][0] = 0.5.into();
+        std::fs::write(root.join(FILE), edited.to_string()).unwrap();
+        let e = check_unsealed(&root, &read(&root).unwrap().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("carries no digest"), "{e}");
+        std::fs::write(root.join(FILE), old.to_string()).unwrap();
         check(&root, &cfg, &variants).unwrap();
         assert_eq!(read(&root).unwrap().map(unsealed), Some(good));
     }
