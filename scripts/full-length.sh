@@ -2,8 +2,9 @@
 # Full-length runs after a short-trial checklist (issue 41, items 3 and 4): the baseline, the
 # combined recipe, a reference recipe, and every variant the checklist decided (helps or hurts),
 # each at the full epoch count on the test split, for seeds 0..SEEDS-1. Each arm trains from the
-# recipe its checklist trial recorded (trials/<arm>/seed-0/recipe.toml) with only the seed and
-# the epochs changed, so short and full runs differ in length alone.
+# recipe its checklist trials recorded (its first seed folder's recipe.toml; the combined
+# recipe's seeds start after the variants') with only the seed and the epochs changed, so short
+# and full runs differ in length alone.
 #
 # Usage: scripts/full-length.sh CHECKLIST_DIR EPOCHS SEEDS OUT_DIR [REFERENCE_RECIPE]
 #   e.g. scripts/full-length.sh results/fashion-mnist-plain 12 3 results/fashion-mnist-plain-full \
@@ -27,16 +28,18 @@ for row in csv.DictReader(open(sys.argv[1])):
     if row["trial"] not in ("baseline", "combined") and row["verdict"].startswith(("helps", "hurts")):
         print(row["trial"])' "$summary")
 mkdir -p "$out"
+# The recipe an arm's trials ran: that of its first seed folder.
+recipe_of() { ls -d "$checklist/trials/$1"/seed-* | sort -V | head -1 | sed 's|$|/recipe.toml|'; }
 jobs=()
 for s in $(seq 0 $((seeds - 1))); do
   for arm in "${arms[@]}"; do
-    jobs+=("$arm|$checklist/trials/$arm/seed-0/recipe.toml|$s")
+    jobs+=("$arm|$(recipe_of "$arm")|$s")
   done
   [ -n "$reference" ] && jobs+=("reference|$reference|$s")
 done
 for s in $(seq 0 $((seeds - 1))); do
   for arm in "${decided[@]}"; do
-    jobs+=("$arm|$checklist/trials/$arm/seed-0/recipe.toml|$s")
+    jobs+=("$arm|$(recipe_of "$arm")|$s")
   done
 done
 

@@ -438,7 +438,10 @@ fn cli_options_are_checked() {
     let o = checklist(&["--executor", "pbs"]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(e.contains("'pbs' for '--executor <EXECUTOR>'") && e.contains("local, slurm, ray"), "{e}");
+    assert!(
+        e.contains("'pbs' for '--executor <EXECUTOR>'") && e.contains("local, slurm, ray"),
+        "{e}"
+    );
     fails(
         checklist(&["--dry-run", "--seeds", "1000000000"]),
         &["checklist.seeds", "1 to 1000"],
