@@ -1156,7 +1156,10 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     std::fs::write(stray.join("trial.json"), stray_trial.replace("\"low\"", "\"high\"")).unwrap();
     fails(
         run(&["report", out_s]),
-        &["lr=high", "not among the 1 variants design.json planned"],
+        &[
+            "lr=high/seed-0/trial.json",
+            "`lr=high` is not among the 1 variants design.json planned",
+        ],
     );
     std::fs::remove_dir_all(out.join("trials/lr=high")).unwrap();
     // The design of the trials' look is gone: report refuses as the checklist does.

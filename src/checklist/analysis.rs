@@ -490,8 +490,12 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let (design, fixed, planned) = design_of(root, record, val_images, labels.clone())?;
     if let Some(stray) = labels.iter().find(|l| fixed && !planned.contains(l)) {
         // Its error was never planned for: judging it would spend error the design does not have.
+        let trial = all
+            .iter()
+            .find(|t| t.arm.label() == *stray)
+            .expect("a found arm has a trial");
         return Err(crate::Error::RunDir {
-            path: root.join("trials").join(super::plan::dir_name(stray)),
+            path: root.join(&trial.dir).join("trial.json"),
             message: format!(
                 "`{stray}` is not among the {} variants design.json planned; remove its folder, or fix a design over \
                  it with `darkmagic checklist --redesign`",

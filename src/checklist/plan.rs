@@ -208,7 +208,7 @@ pub fn candidates(baseline: &Recipe, arm: &Arm) -> Result<Vec<toml::Table>> {
 }
 
 /// A directory name from a label: letters, digits and `.=-_` kept, anything else `_`.
-pub fn dir_name(label: &str) -> String {
+fn dir_name(label: &str) -> String {
     label
         .chars()
         .map(|c| {
