@@ -359,4 +359,30 @@ fn a_server_restarted_empty_gets_each_trial_once_and_the_resent_trials_are_named
         assert!(stderr.contains(dir.as_str()), "{dir} named: {stderr}");
     }
     assert_sent(&server.uri, &out);
+
+    // A trial whose result changed after its run ended (a failed trial retried): its run is
+    // replaced by one of what the run dir holds, never kept stale nor doubled.
+    let result = out.join("trials/lr=low/seed-1/result.json");
+    let completed = std::fs::read_to_string(&result).unwrap();
+    let mut failed: Value = serde_json::from_str(&completed).unwrap();
+    failed["status"] = "failed".into();
+    failed["error"] = "killed".into();
+    std::fs::write(&result, failed.to_string()).unwrap();
+    let report = || {
+        ok(bin()
+            .args(["report", out.to_str().unwrap(), "--mlflow", &server.uri])
+            .output()
+            .unwrap())
+    };
+    report();
+    let runs = runs_of(&server.uri, &out);
+    assert_eq!(runs.len(), 1 + TRIALS.len(), "{runs:#?}");
+    let run = runs.iter().find(|r| r["name"] == "lr=low seed 1").unwrap();
+    assert_eq!(
+        (&run["status"], &run["tags"]["darkmagic.status"]),
+        (&"FAILED".into(), &"failed".into())
+    );
+    std::fs::write(&result, completed).unwrap();
+    report();
+    assert_sent(&server.uri, &out);
 }

@@ -157,6 +157,12 @@ impl Client {
     }
 
     /// Ends run `id` with `status` (`FINISHED`, `FAILED` or `KILLED`).
+    /// Deletes run `id` (MLflow keeps it in its trash, out of searches and the UI's lists).
+    pub fn delete_run(&self, id: &str) -> Result<()> {
+        self.call("POST", "runs/delete", Some(json!({ "run_id": id })))?;
+        Ok(())
+    }
+
     pub fn end_run(&self, id: &str, status: &str) -> Result<()> {
         let body = json!({ "run_id": id, "status": status, "end_time": now_ms() });
         self.call("POST", "runs/update", Some(body))?;

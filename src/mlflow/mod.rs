@@ -46,6 +46,10 @@ struct TrialRun {
     epochs: usize,
     /// The final result was sent and the run ended.
     ended: bool,
+    /// The status of the result sent (`result.json`'s); None in records written before it was
+    /// kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<Status>,
 }
 
 /// A checklist directory tied to a tracking server.
@@ -131,12 +135,23 @@ impl Tracker {
     /// Sends what `trial`'s run dir holds beyond what was sent; a trial whose run has ended is
     /// not read again.
     fn send_trial(&mut self, trial: &Trial) -> Result<()> {
-        if self.state.runs.get(&trial.dir).is_some_and(|r| r.ended) {
+        let dir = RunDir::open(&self.root.join(&trial.dir));
+        let sent = self.state.runs.get(&trial.dir).filter(|r| r.ended);
+        if sent.is_some_and(|r| r.status.is_none()) {
             return Ok(());
         }
-        let dir = RunDir::open(&self.root.join(&trial.dir));
-        let metrics = dir.read_metrics()?;
         let result = dir.read_result()?;
+        if let Some(run) = sent {
+            if run.status == result.as_ref().map(|r| r.status) {
+                return Ok(());
+            }
+            // The trial ran again since its run ended (a failed trial retried): its run would
+            // keep the old end. It is replaced by one run of what the run dir holds now.
+            self.client.delete_run(&run.id)?;
+            self.state.runs.remove(&trial.dir);
+            self.save()?;
+        }
+        let metrics = dir.read_metrics()?;
         if metrics.is_empty() && result.is_none() {
             return Ok(());
         }
@@ -175,6 +190,7 @@ impl Tracker {
             };
             self.client.end_run(&run.id, ended)?;
             run.ended = true;
+            run.status = Some(result.status);
         }
         self.state.runs.insert(trial.dir.clone(), run);
         self.save()
@@ -201,6 +217,7 @@ impl Tracker {
             id: run.id,
             epochs: 0,
             ended: false,
+            status: None,
         })
     }
 
@@ -389,6 +406,7 @@ mod tests {
             id: id.into(),
             epochs: 1,
             ended: true,
+            status: Some(Status::Completed),
         };
         let good = State {
             uri: "http://127.0.0.1:5000".into(),
