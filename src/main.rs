@@ -284,11 +284,9 @@ impl std::error::Error for TrialsFailed {}
 
 fn report_cmd(dir: &Path, mlflow: Option<&str>) -> Result<()> {
     let summary = checklist::analysis::analyze(dir)?;
-    // A warning, not a refusal: a --detach'ed checklist's first look is fixed by the resume
-    // that reads it, so its trials may hold a look before design.json exists.
-    if let Err(e) = checklist::require_design(dir, &summary) {
-        eprintln!("warning: {e}; these verdicts use the design of baseline.toml's current settings");
-    }
+    // Refused only where the last summary says a design was fixed: a --detach'ed checklist's
+    // first look, completed on the cluster, is fixed by the resume that reads it.
+    checklist::require_design(dir, &summary)?;
     if summary.baseline.seeds.is_empty() {
         bail!(
             "{}: no checklist trials found (expected trials/*/seed-*/trial.json)",

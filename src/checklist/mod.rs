@@ -328,10 +328,21 @@ fn tuning_of(baseline: &Recipe, arm: &Arm, summary: &Summary) -> Result<Tuning> 
 }
 
 /// Refuses to judge trials that hold the results of a look when the design that look fixed
-/// (`design.json`) is gone: judging them with whatever the settings say now would spend the
-/// error again. `darkmagic checklist --redesign` fixes a new design on purpose.
+/// (`design.json`) is gone, as the last `summary.json` records: judging them with whatever the
+/// settings say now would spend the error again. `darkmagic checklist --redesign` fixes a new
+/// design on purpose.
 pub fn require_design(root: &Path, summary: &Summary) -> Result<()> {
     if summary.design.rounds == 0 || design_record::read(root)?.is_some() {
+        return Ok(());
+    }
+    // Fixed before: the last summary written here says so. Without that, the look completed
+    // after the last run ended (the trials of a --detach'ed round finished on the cluster) and
+    // this run fixes its design, as the first look of any checklist does.
+    let fixed_before = crate::files::read_regular(&root.join("summary.json"), crate::rundir::MAX_RECORD_BYTES)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["design"]["fixed"] == serde_json::Value::Bool(true));
+    if !fixed_before {
         return Ok(());
     }
     Err(Error::RunDir {
