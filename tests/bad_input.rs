@@ -1258,75 +1258,48 @@ fn every_numeric_argument_is_bounded_or_refused() {
     let (r, out) = (recipe.to_str().unwrap(), dir.join("out"));
     let o = out.to_str().unwrap().to_string();
     let png = dir.join("p.png").to_str().unwrap().to_string();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["train", "--recipe", "/nonexistent.toml", "--run-dir", &o],
-            "--threads",
-        ),
-        (vec!["eval", "--run-dir", "/nonexistent"], "--threads"),
-        (
-            vec!["predict", "--run-dir", "/nonexistent", "/nonexistent.png"],
-            "--threads",
-        ),
-        (
-            vec!["predict", "--run-dir", "/nonexistent", "/nonexistent.png"],
-            "--top-k",
-        ),
-        (vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"], "--seeds"),
-        (
-            vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"],
-            "--max-seeds",
-        ),
-        (vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"], "--parallel"),
-        (vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"], "--threads"),
-        (
-            vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"],
-            "--trials-per-gpu",
-        ),
-        (vec!["checklist", "--recipe", r, "--out", &o, "--dry-run"], "--attempts"),
-        (
-            vec![
-                "checklist",
-                "--recipe",
-                r,
-                "--out",
-                &o,
-                "--dry-run",
-                "--executor",
-                "slurm",
-            ],
-            "--gpus",
-        ),
-        (
-            vec![
-                "augment",
-                "apply",
-                "--op",
-                "Rotate",
-                "--in",
-                "/nonexistent.png",
-                "--out",
-                &png,
-            ],
-            "--bin",
-        ),
-        (
-            vec![
-                "augment",
-                "apply",
-                "--op",
-                "Rotate",
-                "--in",
-                "/nonexistent.png",
-                "--out",
-                &png,
-            ],
-            "--fill",
-        ),
-        (vec!["augment", "preview", "--recipe", r, "--out", &png], "--count"),
-        (vec!["bench", "augment", "--images", "1"], "--threads"),
-        (vec!["bench", "augment", "--threads", "1"], "--images"),
+    // Each command's arguments that end it fast, and its numeric flags.
+    let dry = ["checklist", "--recipe", r, "--out", &o, "--dry-run"];
+    let slurm = [&dry[..], &["--executor", "slurm"]].concat();
+    let predict = ["predict", "--run-dir", "/nonexistent", "/nonexistent.png"];
+    let apply = [
+        "augment",
+        "apply",
+        "--op",
+        "Rotate",
+        "--in",
+        "/nonexistent.png",
+        "--out",
+        &png,
     ];
+    let commands: [(&[&str], &[&str]); 9] = [
+        (
+            &["train", "--recipe", "/nonexistent.toml", "--run-dir", &o],
+            &["--threads"],
+        ),
+        (&["eval", "--run-dir", "/nonexistent"], &["--threads"]),
+        (&predict, &["--threads", "--top-k"]),
+        (
+            &dry,
+            &[
+                "--seeds",
+                "--max-seeds",
+                "--parallel",
+                "--threads",
+                "--trials-per-gpu",
+                "--attempts",
+            ],
+        ),
+        (&slurm, &["--gpus"]),
+        (&apply, &["--bin", "--fill"]),
+        (&["augment", "preview", "--recipe", r, "--out", &png], &["--count"]),
+        (&["bench", "augment", "--images", "1"], &["--threads"]),
+        (&["bench", "augment", "--threads", "1"], &["--images"]),
+    ];
+    let cases: Vec<(Vec<&str>, &str)> = commands
+        .iter()
+        .flat_map(|(args, flags)| flags.iter().map(move |f| (args.to_vec(), *f)))
+        .collect();
     let tiny = [
         "--batch",
         "1",

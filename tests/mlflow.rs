@@ -156,6 +156,14 @@ print(json.dumps(runs))
     serde_json::from_str(text.lines().last().unwrap()).unwrap()
 }
 
+/// `darkmagic report OUT --mlflow URI`, which must succeed; its stdout.
+fn send_report(out: &Path, uri: &str) -> String {
+    ok(bin()
+        .args(["report", out.to_str().unwrap(), "--mlflow", uri])
+        .output()
+        .unwrap())
+}
+
 /// Asserts that the server holds the whole checklist of `out`: a finished parent run with the
 /// report and summaries, and one finished nested run per trial with its params, every epoch
 /// of metrics.jsonl at its step, and its arm's verdict.
@@ -246,12 +254,7 @@ fn a_checklist_is_one_mlflow_run_per_trial_under_a_parent_with_the_report() {
     let result = copy.join("trials/lr=low/seed-1/result.json");
     let aside = dir.join("result.json.aside");
     std::fs::rename(&result, &aside).unwrap();
-    let report = || {
-        ok(bin()
-            .args(["report", copy.to_str().unwrap(), "--mlflow", &server.uri])
-            .output()
-            .unwrap())
-    };
+    let report = || send_report(&copy, &server.uri);
     report();
     let runs = runs_of(&server.uri, &copy);
     let status = |name: &str| runs.iter().find(|r| r["name"] == name).unwrap()["status"].clone();
@@ -368,12 +371,7 @@ fn a_server_restarted_empty_gets_each_trial_once_and_the_resent_trials_are_named
     failed["status"] = "failed".into();
     failed["error"] = "killed".into();
     std::fs::write(&result, failed.to_string()).unwrap();
-    let report = || {
-        ok(bin()
-            .args(["report", out.to_str().unwrap(), "--mlflow", &server.uri])
-            .output()
-            .unwrap())
-    };
+    let report = || send_report(&out, &server.uri);
     report();
     let runs = runs_of(&server.uri, &out);
     assert_eq!(runs.len(), 1 + TRIALS.len(), "{runs:#?}");
