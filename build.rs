@@ -24,7 +24,7 @@ fn main() {
         "cargo:rustc-env=DARKMAGIC_LIBTORCH_VERSION={}",
         libtorch_version(&torch)
     );
-    // The pip wheel's binary finds libtorch through its launcher (src/launcher.rs): no paths of
+    // The pip wheel's binary finds libtorch through its launcher (crates/base/src/launcher.rs): no paths of
     // this machine go into it.
     if std::env::var_os("CARGO_FEATURE_WHEEL").is_none() {
         for dir in rpath_dirs(&torch) {

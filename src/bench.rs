@@ -6,8 +6,9 @@
 //! 0.9, weight decay 5e-5, cross-entropy with label smoothing 0.1; `warmup` untimed steps, then
 //! `steps` timed ones; optionally channels-last and under autocast, as the script's
 //! `--channels-last` and `--amp`.
-use crate::data::{Images, Pixels, loader};
+use crate::data::{Images, Pixels};
 use crate::error::Result;
+use crate::loader;
 use crate::loss;
 use crate::optim::Optimizer;
 use crate::recipe::{Activation, Arch, AugPolicy, AugmentConfig, Decode, Interpolation, ModelConfig, OptimConfig};

@@ -238,7 +238,7 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     };
     if a.dry_run {
         a.run.check()?;
-        let local = a.run.local()?;
+        let local = a.run.local(darkmagic::runtime::gpu_count())?;
         let ips = darkmagic::bench::recipe_images_per_sec(&baseline, local.threads);
         print!("{}", checklist::describe(&baseline, ips, local.parallel)?);
         return Ok(());
@@ -246,6 +246,7 @@ fn checklist_cmd(mut a: Box<ChecklistArgs>) -> Result<()> {
     let options = session::Options {
         redesign: a.redesign,
         break_lock: a.break_lock,
+        gpus: darkmagic::runtime::gpu_count(),
     };
     let ended = session::run(&baseline, &a.out, &a.run, options)
         .with_context(|| format!("checklist in {}", a.out.display()))?;
@@ -360,14 +361,9 @@ const MAX_BENCH_STEPS: u64 = 1 << 20;
 /// The most numbers one `bench train` batch may hold.
 const MAX_BENCH_ELEMENTS: i64 = 1 << 31;
 
-/// `value` of `flag` when it lies in `lo..=hi`; else an error that names the flag and the range
-/// (a size that becomes memory or work is bounded before anything is allocated).
+/// `value` of `flag` when it lies in `lo..=hi`; else an error that names the flag and the range.
 fn within(flag: &str, value: u64, lo: u64, hi: u64) -> Result<u64> {
-    if (lo..=hi).contains(&value) {
-        Ok(value)
-    } else {
-        bail!("{flag}: got {value}; expected {lo} to {hi}")
-    }
+    Ok(darkmagic::Error::flag_within(flag, value, lo, hi)?)
 }
 
 fn bench_cmd(cmd: BenchCommand) -> Result<()> {

@@ -344,7 +344,7 @@ fn records_read_back_survive_mutated_input() {
                     _ => {}
                 }
                 if let Ok(Some(spec)) = trial.read_spec() {
-                    let _ = spec.normalizer();
+                    let _ = darkmagic::loader::Normalizer::of(&spec);
                 }
                 match design_record::read(&root) {
                     Ok(Some(r)) if design_record::validate(&r).is_err() => {

@@ -6,7 +6,7 @@ user site, a `.pth` file). This launcher finds it as `import torch` would, witho
 torch (that would load all of libtorch into the launcher too), checks that it is the torch release the binary was built against
 (the wheel's `torch==X.Y.*` requirement), puts `torch/lib` first on `LD_LIBRARY_PATH` and
 replaces itself with the binary. The binary restores the user's `LD_LIBRARY_PATH` at once and
-starts its trials through this launcher again (src/launcher.rs), so each trial, on this machine,
+starts its trials through this launcher again (crates/base/src/launcher.rs), so each trial, on this machine,
 a Slurm node or a Ray worker, finds and checks torch the same way.
 """
 import importlib.metadata

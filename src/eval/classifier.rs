@@ -2,8 +2,9 @@
 //! checkpoint's raw or EMA weights) or of a weights file (a torchvision-style state dict), with
 //! what it expects as input ([`ModelSpec`]) and the recipe's evaluation settings.
 use super::{Evaluation, Evaluator};
-use crate::data::{self, Images, loader::Normalizer};
+use crate::data::{self, Images};
 use crate::error::{Error, Result};
+use crate::loader::Normalizer;
 use crate::model::{Net, import};
 use crate::recipe::Recipe;
 use crate::rundir;
@@ -103,7 +104,7 @@ impl Classifier {
             recipe.train.channels_last,
         );
         Ok(Classifier {
-            norm: spec.normalizer(),
+            norm: Normalizer::of(&spec),
             amp: amp::resolve(recipe.train.amp, device),
             spec,
             recipe,
@@ -227,7 +228,7 @@ fn labelled(recipe: &Recipe, split: Split) -> Result<(Images, Vec<String>)> {
 
 /// The model spec training on `recipe` writes, computed from its data set.
 fn spec_from_data(recipe: &Recipe) -> Result<ModelSpec> {
-    ModelSpec::of(recipe, &data::load_splits(recipe)?)
+    data::load_splits(recipe)?.model_spec(recipe)
 }
 
 /// The first class names, for messages.

@@ -5,9 +5,9 @@
 pub mod classifier;
 pub mod predict;
 
-use crate::data::loader::{self, Normalizer};
 use crate::data::{Images, Pixels};
 use crate::error::{Error, Result};
+use crate::loader::{self, Normalizer};
 use crate::model::Net;
 use crate::recipe::{AugmentConfig, Recipe};
 use crate::runtime::amp;

@@ -22,6 +22,11 @@ pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
     }
 }
 
+/// The CUDA devices libtorch sees (the local executor gives each trial one of them).
+pub fn gpu_count() -> usize {
+    tch::Cuda::device_count().max(0) as usize
+}
+
 /// Prepares the process for CPU work: libtorch's intra-op threads and the data pipeline's
 /// (0 means all cores), and
 /// denormal floats flushed to zero. Denormals appear when weights or activations get tiny and

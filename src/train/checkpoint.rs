@@ -45,7 +45,7 @@ pub fn save(
         .map(|(k, v)| (k, v.to_device(Device::Cpu).contiguous()))
         .collect();
     let tmp = temp_path(path);
-    Tensor::write_safetensors(&named, &tmp)?;
+    Tensor::write_safetensors(&named, &tmp).map_err(|e| Error::Torch(e.to_string()))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 

@@ -5,9 +5,10 @@ pub mod checkpoint;
 pub mod distill;
 pub mod ema;
 
-use crate::data::{self, Images, loader};
+use crate::data::{self, Images};
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Evaluator};
+use crate::loader::{self, Normalizer};
 use crate::loss;
 use crate::model::Net;
 use crate::optim::Optimizer;
@@ -144,9 +145,9 @@ impl<'a> Trainer<'a> {
         tch::manual_seed(recipe.seed as i64);
         let splits = training_splits(recipe)?;
         let im = &splits.train;
-        let spec = ModelSpec::of(recipe, &splits)?;
+        let spec = splits.model_spec(recipe)?;
         dir.write_spec(&spec)?;
-        let norm = spec.normalizer();
+        let norm = Normalizer::of(&spec);
         let teacher = distill::Teacher::load(recipe, &spec, device, dir)?;
         // Building the teacher drew from libtorch's generator: seed again, so that the student
         // starts exactly as it would without a teacher.

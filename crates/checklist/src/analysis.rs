@@ -1,0 +1,628 @@
+//! Analysis: from the trials' run directories to per-arm statistics and verdicts.
+//!
+//! The metric is the final validation top-1 accuracy (of the EMA weights when a trial keeps
+//! them). Each variant is compared with the baseline seed by seed (same seed = same
+//! initialisation, split, data order and augmentation draws), so the differences are paired:
+//! `d_s = acc_variant(s) - acc_baseline(s)`. The seeds are spent in rounds and the verdicts
+//! (`helps`, `hurts`, `equivalent`, `undecided`) come from the sequential design of
+//! [`super::sequential`]; with 5 or more seeds a percentile bootstrap interval of `mean(d)` is
+//! given beside the design's corrected interval.
+use super::design_record::Record;
+use super::outcome::{SeedOutcome, outcome};
+use super::plan::{Arm, Trial, Variant};
+use super::sequential::{Decision, Design};
+use super::tuning::{ArmTuning, tuning_summary};
+use darkmagic_base::recipe::ChecklistConfig;
+use darkmagic_base::rng::Rng;
+use darkmagic_base::rundir::Status;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub use super::sequential::Verdict;
+pub use darkmagic_base::stats::{mean, sample_std};
+
+/// Percentile bootstrap 95% interval of the mean of `diffs` (10 000 resamples, fixed seed, so
+/// the same data give the same interval); None for fewer than 5 values.
+pub fn bootstrap_interval(diffs: &[f64]) -> Option<(f64, f64)> {
+    const B: usize = 10_000;
+    let n = diffs.len();
+    if n < 5 {
+        return None;
+    }
+    let mut rng = Rng::keyed(0, 0, 0);
+    let mut means: Vec<f64> = (0..B)
+        .map(|_| (0..n).map(|_| diffs[rng.below(n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    Some((
+        means[(0.025 * B as f64) as usize],
+        means[(0.975 * B as f64) as usize - 1],
+    ))
+}
+
+/// Statistics of one arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmSummary {
+    pub label: String,
+    pub factor: Option<String>,
+    pub variant: Option<String>,
+    pub overrides: toml::Table,
+    pub seeds: Vec<SeedOutcome>,
+    /// Mean and sample std of the final validation accuracy over completed seeds.
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+    /// Mean paired difference to the baseline over every paired seed.
+    pub diff: Option<f64>,
+    /// The interval that decided the verdict (the equivalence interval for `equivalent`, the
+    /// helps/hurts interval otherwise) at the arm's last look, and its confidence level.
+    pub ci: Option<(f64, f64)>,
+    #[serde(default)]
+    pub ci_level: Option<f64>,
+    pub bootstrap_ci: Option<(f64, f64)>,
+    pub verdict: Verdict,
+    /// The sequential design's standing of the arm: look, seeds used, intervals, the effect it
+    /// could detect, the seeds a decision would need. None for the baseline.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<Decision>,
+    /// The arm's worst paired seed (variants with 2 or more paired seeds).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub worst_seed: Option<WorstSeed>,
+}
+
+/// An arm's lowest paired difference, and whether it lies so far below the arm's other seeds
+/// that the arm looks unstable: a run that goes wrong now and then, which no verdict on 4 to 10
+/// seeds can see in the mean (docs/checklist-statistics.md, "The honest limit").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorstSeed {
+    pub seed: u64,
+    /// Its paired difference against the baseline.
+    pub diff: f64,
+    /// How far it lies below the mean of the arm's other paired differences.
+    pub below_others: f64,
+    /// `below_others` exceeds [`UNSTABLE_SDS`] standard deviations of the paired differences
+    /// pooled over the arms.
+    pub unstable: bool,
+}
+
+/// Pooled standard deviations below its other seeds that mark an arm's worst seed unstable. For
+/// normal noise the lowest of 6 seeds lies that far below the others' mean about once in a
+/// thousand arms; a seed that lost several pp where the others scatter by 0.3 does.
+pub const UNSTABLE_SDS: f64 = 4.0;
+
+/// The worst of an arm's paired `(seed, difference)`s against the others, judged against the
+/// pooled sd (`None` with fewer than 2 pairs).
+pub fn worst_seed(pairs: &[(u64, f64)], pooled_sd: Option<f64>) -> Option<WorstSeed> {
+    let (i, &(seed, diff)) = pairs.iter().enumerate().min_by(|a, b| a.1.1.total_cmp(&b.1.1))?;
+    let others: Vec<f64> = pairs
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, p)| p.1)
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    let below_others = mean(&others) - diff;
+    Some(WorstSeed {
+        seed,
+        diff,
+        below_others,
+        unstable: pooled_sd.is_some_and(|sd| below_others > UNSTABLE_SDS * sd),
+    })
+}
+
+/// The sequential design a checklist ran with, and what it spent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesignSummary {
+    /// Family-wise error of helps/hurts claims.
+    pub alpha: f64,
+    /// Equivalence margin (fraction; 0.005 = 0.5 pp).
+    pub margin: f64,
+    /// Seeds at each look.
+    pub looks: Vec<usize>,
+    /// Error spent at each look (they add up to `alpha`).
+    #[serde(default)]
+    pub spent: Vec<f64>,
+    /// Variants the helps/hurts error is split over (every planned variant: Holm starts at alpha / K).
+    #[serde(default)]
+    pub comparisons: usize,
+    /// The designs replaced by `--redesign`, oldest first, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<String>,
+    /// The design was fixed at the first look (`design.json`); false before it.
+    #[serde(default)]
+    pub fixed: bool,
+    /// Standard deviation of the paired differences pooled over the variants (fraction); the
+    /// power figures use it.
+    #[serde(default)]
+    pub pooled_sd: Option<f64>,
+    /// Looks reached so far (rounds run).
+    pub rounds: usize,
+    /// Training runs that finished or failed.
+    pub runs: usize,
+    /// Training runs of the same arms with every one at `max_seeds`.
+    pub runs_at_max_seeds: usize,
+}
+
+/// The whole checklist's statistics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub metric: String,
+    /// What each arm's tuning runs scored and chose (`checklist.tune`); empty without tuning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tuning: Vec<ArmTuning>,
+    pub baseline: ArmSummary,
+    /// Variants sorted by mean difference, best first.
+    pub trials: Vec<ArmSummary>,
+    /// The variants the combined recipe takes, one per factor.
+    pub combined_variants: Vec<String>,
+    pub combined: Option<ArmSummary>,
+    /// The combined recipe's effect against the sum of its parts' effects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interaction: Option<Interaction>,
+    pub design: DesignSummary,
+    /// What the verdicts cannot say on this data (e.g. no headroom to help by the margin).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The article assumes the tricks add up. The combined recipe's mean difference on its own
+/// (fresh) seeds against the sum of its parts' mean differences on the seeds that selected them.
+/// The parts were selected for being large on those seeds, so their sum is biased upward and
+/// `combined - parts` leans negative even when the effects add exactly: an audit measured a 95%
+/// interval on it calling "interfere" 6-24% of the time where effects truly add. So no
+/// interval is given, only the figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// The combined recipe's mean difference.
+    pub combined: f64,
+    /// The sum of the parts' mean differences, over the seeds every part ran.
+    pub parts: f64,
+    /// `combined - parts`.
+    pub estimate: f64,
+    pub combined_seeds: usize,
+    pub parts_seeds: usize,
+}
+
+/// Reads every `trials/*/seed-*/trial.json` under `root`, sorted by directory. A trial's run
+/// dir is where its `trial.json` lies, whatever the file says, and must resolve inside `root`
+/// (no symbolic link out of it): a report reads and embeds nothing from elsewhere.
+pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
+    let mut trials = Vec::new();
+    let dir = root.join("trials");
+    let Ok(arms) = std::fs::read_dir(&dir) else {
+        return Ok(trials);
+    };
+    let mut paths: Vec<_> = arms
+        .flatten()
+        .flat_map(|a| std::fs::read_dir(a.path()).into_iter().flatten().flatten())
+        .map(|s| s.path().join("trial.json"))
+        .filter(|p| p.exists())
+        .collect();
+    paths.sort();
+    let real_root = root.canonicalize().map_err(|e| crate::Error::io(root, e))?;
+    for p in paths {
+        let dir = p.parent().expect("trial.json has a folder");
+        let outside = |message: &str| crate::Error::RunDir {
+            path: dir.to_path_buf(),
+            message: message.into(),
+        };
+        let real = dir.canonicalize().map_err(|e| crate::Error::io(dir, e))?;
+        if !real.starts_with(&real_root) {
+            return Err(outside(
+                "resolves outside the checklist directory (a symbolic link?); refusing to read it",
+            ));
+        }
+        let bytes = darkmagic_base::files::read_regular(&p, darkmagic_base::rundir::MAX_RECORD_BYTES)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut trial: Trial = serde_json::from_str(&text).map_err(|e| crate::Error::RunDir {
+            path: p.clone(),
+            message: e.to_string(),
+        })?;
+        // Indices size the analysis' tables: bound them as the recipe bounds what they index.
+        let (seeds, tunes) = (
+            darkmagic_base::recipe::MAX_SEEDS,
+            darkmagic_base::recipe::MAX_TUNE_CANDIDATES,
+        );
+        if trial.seed_index >= seeds || trial.tune.is_some_and(|k| k >= tunes) {
+            return Err(crate::Error::RunDir {
+                path: p.clone(),
+                message: format!("seed_index must be below {seeds} and tune below {tunes}"),
+            });
+        }
+        trial.dir = dir.strip_prefix(root).expect("found under root").to_path_buf();
+        // Each (arm, seed, tuning candidate) once: a copied trial folder would count a seed twice.
+        let key = |t: &Trial| (t.arm.label(), t.seed_index, t.tune);
+        if let Some(other) = trials.iter().find(|t| key(t) == key(&trial)) {
+            return Err(crate::Error::RunDir {
+                path: p.clone(),
+                message: format!(
+                    "records the same trial ({}, seed index {}) as {}: each trial is recorded once (remove the copy)",
+                    trial.arm.label(),
+                    trial.seed_index,
+                    other.dir.display()
+                ),
+            });
+        }
+        trials.push(trial);
+    }
+    Ok(trials)
+}
+
+/// The paired differences of `seeds` against `baseline` in seed order, up to the first seed
+/// that either lacks: the looks judge the first `n` seeds of every arm.
+pub fn paired_prefix(seeds: &[SeedOutcome], baseline: &[SeedOutcome]) -> Vec<f64> {
+    let mut out = Vec::new();
+    for s in seeds {
+        let base = baseline.iter().find(|x| x.seed == s.seed).and_then(|x| x.val_acc);
+        match (s.val_acc, base) {
+            (Some(v), Some(b)) => out.push(v - b),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Every seed of `seeds` that the baseline also finished, with its difference against the
+/// baseline's same seed (unlike [`paired_prefix`], not stopped by a gap).
+fn paired_by_seed(seeds: &[SeedOutcome], baseline: &[SeedOutcome]) -> Vec<(u64, f64)> {
+    seeds
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.seed,
+                s.val_acc? - baseline.iter().find(|x| x.seed == s.seed)?.val_acc?,
+            ))
+        })
+        .collect()
+}
+
+/// `diverged`, `stopped` or `failed` when a seed of the arm ended so: the arm takes no part in
+/// the looks.
+fn status_verdict(seeds: &[SeedOutcome]) -> Option<Verdict> {
+    if seeds.iter().any(|s| s.status == Some(Status::Diverged)) {
+        Some(Verdict::Diverged)
+    } else if seeds.iter().any(|s| s.status == Some(Status::Stopped)) {
+        Some(Verdict::Stopped)
+    } else if seeds.iter().any(|s| s.status == Some(Status::Failed)) {
+        Some(Verdict::Failed)
+    } else {
+        None
+    }
+}
+
+/// Statistics of one arm against the baseline's seeds (`None` for the baseline itself), with
+/// its standing in the sequential design.
+pub fn summarize_arm(
+    arm: &Arm,
+    seeds: Vec<SeedOutcome>,
+    baseline: Option<&[SeedOutcome]>,
+    decision: Option<Decision>,
+) -> ArmSummary {
+    let accs: Vec<f64> = seeds.iter().filter_map(|s| s.val_acc).collect();
+    let diffs: Vec<f64> = baseline
+        .map(|b| paired_by_seed(&seeds, b).into_iter().map(|(_, d)| d).collect())
+        .unwrap_or_default();
+    let verdict = match (status_verdict(&seeds), &decision) {
+        (Some(v), _) => v,
+        (None, Some(d)) => d.verdict,
+        (None, None) => Verdict::Baseline,
+    };
+    let (factor, variant) = match arm {
+        Arm::Variant(v) => (Some(v.factor.clone()), Some(v.name.clone())),
+        _ => (None, None),
+    };
+    let deciding = decision.as_ref().and_then(Decision::deciding);
+    ArmSummary {
+        label: arm.label(),
+        factor,
+        variant,
+        overrides: arm.overrides(),
+        seeds,
+        mean: (!accs.is_empty()).then(|| mean(&accs)),
+        std: (!accs.is_empty()).then(|| sample_std(&accs)),
+        diff: (!diffs.is_empty()).then(|| mean(&diffs)),
+        ci: deciding.map(|(ci, _)| ci),
+        ci_level: deciding.map(|(_, level)| level),
+        bootstrap_ci: bootstrap_interval(&diffs),
+        verdict,
+        decision,
+        worst_seed: None,
+    }
+}
+
+/// For each factor, the helping variant with the largest mean difference.
+pub fn winners(trials: &[ArmSummary], variants: &[Variant]) -> Vec<Variant> {
+    let mut best: Vec<&ArmSummary> = Vec::new();
+    for t in trials.iter().filter(|t| t.verdict == Verdict::Helps) {
+        match best.iter_mut().find(|b| b.factor == t.factor) {
+            Some(b) if b.diff < t.diff => *b = t,
+            Some(_) => {}
+            None => best.push(t),
+        }
+    }
+    best.iter()
+        .filter_map(|b| variants.iter().find(|v| v.label() == b.label).cloned())
+        .collect()
+}
+
+/// The `[checklist]` section the checklist in `root` runs with (`baseline.toml`), or the
+/// defaults for a directory without one. Only that section is read: the rest of the recipe may
+/// name files of another machine (a report rebuilt elsewhere). A file that cannot be read or a
+/// section that does not parse is an error naming it: judging with the default alpha and margin
+/// instead would change the verdicts without a word.
+fn checklist_config(root: &Path) -> crate::Result<ChecklistConfig> {
+    let path = root.join(super::BASELINE);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(ChecklistConfig::default());
+    }
+    let bad = |message: String| crate::Error::RunDir {
+        path: path.clone(),
+        message: format!("{message}; the checklist's settings ([checklist]) are read from it"),
+    };
+    let bytes = darkmagic_base::files::read_regular(&path, darkmagic_base::rundir::MAX_RECORD_BYTES)?;
+    let text = String::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text: {e}")))?;
+    let table = text.parse::<toml::Table>().map_err(|e| bad(e.to_string()))?;
+    match table.get("checklist") {
+        None => Ok(ChecklistConfig::default()),
+        Some(c) => c
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(format!("[checklist]: {e}"))),
+    }
+}
+
+/// The smallest positive difference between two of `values`, 0 with fewer than two distinct
+/// ones: the resolution of a metric whose validation-set size is unknown (an external
+/// trainer's). Accuracies on n images are multiples of 1/n, so this is at least 1/n: flooring
+/// standard deviations with it errs on the wide side.
+pub fn smallest_gap(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    let gap = v
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        // Closer values are equal but for float32 rounding (timm computes accuracy in float32).
+        .filter(|&d| d > 1e-6)
+        .fold(f64::INFINITY, f64::min);
+    if gap.is_finite() { gap } else { 0.0 }
+}
+
+/// What the checklist compares: `final_val_acc`, or where an external trainer's metric comes from.
+fn metric_name(root: &Path) -> String {
+    let recipe = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
+    match recipe.and_then(|r| r.external) {
+        Some(e) => crate::external::describe(&e.metric),
+        None => "final_val_acc".into(),
+    }
+}
+
+/// The accuracy's resolution: 1 / validation images where known, else the smallest gap between
+/// the values.
+fn resolution(seeds: &[&SeedOutcome]) -> f64 {
+    let known = seeds
+        .iter()
+        .filter(|s| s.val_images > 0)
+        .map(|s| 1.0 / s.val_images as f64)
+        .fold(0.0, f64::max);
+    if known > 0.0 {
+        known
+    } else {
+        smallest_gap(seeds.iter().filter_map(|s| s.val_acc))
+    }
+}
+
+/// The sequential design of the checklist in `root` and the labels of the variants it plans:
+/// the ones fixed at its first look (`design.json`), or before it the `[checklist]` section's
+/// design over the plan of `baseline.toml` (the arms found, where it cannot be read). `K`, the
+/// number of comparisons, counts every planned variant, run yet or not.
+fn design_of(
+    root: &Path,
+    record: Option<Record>,
+    val_images: usize,
+    found: Vec<String>,
+) -> crate::Result<(Design, bool, Vec<String>)> {
+    if let Some(r) = record.filter(|r| !r.retired) {
+        super::design_record::check_margin(root, &r, val_images)?;
+        super::design_record::check_unsealed(root, &r)?;
+        return Ok((r.design, true, r.variants));
+    }
+    let planned = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[])
+        .and_then(|r| super::plan::variants(&r))
+        .map(|vs| vs.iter().map(Variant::label).collect::<Vec<_>>());
+    let mut labels = planned.unwrap_or_default();
+    labels.extend(found.into_iter().filter(|f| !labels.contains(f)).collect::<Vec<_>>());
+    let design = Design::new(&checklist_config(root)?, val_images, labels.len());
+    Ok((design, false, labels))
+}
+
+/// The designs a checklist's record replaced (`--redesign`), in words.
+fn replaced_designs(record: Option<&Record>) -> Vec<String> {
+    let looks = |d: &Design| d.looks().iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+    record
+        .map(Record::superseded)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            format!(
+                "looks at {} seeds, alpha {}, {} variants",
+                looks(d),
+                d.alpha,
+                d.comparisons
+            )
+        })
+        .collect()
+}
+
+/// Summarises every trial found under `root`, judging the variants (and the combined recipe)
+/// with the checklist's sequential design.
+pub fn analyze(root: &Path) -> crate::Result<Summary> {
+    let all = read_trials(root)?;
+    let (tuning, trials): (Vec<&Trial>, Vec<&Trial>) = all.iter().partition(|t| t.tune.is_some());
+    let config = checklist_config(root)?;
+    let tuning = tuning_summary(root, &tuning, config.tune.seeds)?;
+    let mut arms: Vec<(Arm, Vec<SeedOutcome>)> = Vec::new();
+    for t in trials {
+        let o = outcome(root, t)?;
+        match arms.iter_mut().find(|(a, _)| a.label() == t.arm.label()) {
+            Some((_, seeds)) => seeds.push(o),
+            None => arms.push((t.arm.clone(), vec![o])),
+        }
+    }
+    for (_, seeds) in &mut arms {
+        seeds.sort_by_key(|s| s.seed);
+    }
+    let base_seeds = arms
+        .iter()
+        .find(|(a, _)| *a == Arm::Baseline)
+        .map(|(_, s)| s.clone())
+        .unwrap_or_default();
+    let all_seeds: Vec<&SeedOutcome> = arms.iter().flat_map(|(_, s)| s).collect();
+    let resolution = resolution(&all_seeds);
+    let val_images = all_seeds
+        .iter()
+        .map(|s| s.val_images)
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0);
+    let variant_arms: Vec<&(Arm, Vec<SeedOutcome>)> =
+        arms.iter().filter(|(a, _)| matches!(a, Arm::Variant(_))).collect();
+    let labels: Vec<String> = variant_arms.iter().map(|(a, _)| a.label()).collect();
+    let record = super::design_record::read(root)?;
+    let replaced = replaced_designs(record.as_ref());
+    let (design, fixed, planned) = design_of(root, record, val_images, labels.clone())?;
+    if let Some(stray) = labels.iter().find(|l| fixed && !planned.contains(l)) {
+        // Its error was never planned for: judging it would spend error the design does not have.
+        let trial = all
+            .iter()
+            .find(|t| t.arm.label() == *stray)
+            .expect("a found arm has a trial");
+        return Err(crate::Error::RunDir {
+            path: root.join(&trial.dir).join("trial.json"),
+            message: format!(
+                "`{stray}` is not among the {} variants design.json planned; remove its folder, or fix a design over \
+                 it with `darkmagic checklist --redesign`",
+                planned.len()
+            ),
+        });
+    }
+    // Planned variants without a trial yet hold up the look like the others (Holm's levels
+    // depend on every open variant): `absent` empty arms join the group's.
+    let judge = |design: &Design, group: &[&(Arm, Vec<SeedOutcome>)], absent: usize| {
+        let mut diffs: Vec<Vec<f64>> = group.iter().map(|(_, s)| paired_prefix(s, &base_seeds)).collect();
+        let mut stopped: Vec<bool> = group.iter().map(|(_, s)| status_verdict(s).is_some()).collect();
+        diffs.extend(std::iter::repeat_n(Vec::new(), absent));
+        stopped.extend(std::iter::repeat_n(false, absent));
+        let (mut decisions, pooled) = design.decide(&diffs, &stopped, resolution);
+        decisions.truncate(group.len());
+        let arms = group
+            .iter()
+            .zip(decisions)
+            .map(|((arm, seeds), d)| summarize_arm(arm, seeds.clone(), Some(&base_seeds), Some(d)))
+            .collect::<Vec<ArmSummary>>();
+        (arms, pooled)
+    };
+    let absent = planned.iter().filter(|p| !labels.contains(p)).count();
+    let (mut summaries, pooled_sd) = judge(&design, &variant_arms, absent);
+    for a in &mut summaries {
+        a.worst_seed = worst_seed(&paired_by_seed(&a.seeds, &base_seeds), pooled_sd);
+    }
+    let combined_arm: Vec<&(Arm, Vec<SeedOutcome>)> =
+        arms.iter().filter(|(a, _)| matches!(a, Arm::Combined { .. })).collect();
+    let confirmation = Design {
+        comparisons: 1,
+        ..design.clone()
+    };
+    let combined = judge(&confirmation, &combined_arm, 0).0.pop();
+    let variants: Vec<Variant> = variant_arms
+        .iter()
+        .filter_map(|(a, _)| match a {
+            Arm::Variant(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect();
+    summaries.sort_by(|a, b| {
+        b.diff
+            .unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&a.diff.unwrap_or(f64::NEG_INFINITY))
+            .then(a.label.cmp(&b.label))
+    });
+    let combined_variants: Vec<String> = winners(&summaries, &variants).iter().map(Variant::label).collect();
+    let interaction = combined.as_ref().and_then(|c| {
+        let parts: Vec<&ArmSummary> = summaries
+            .iter()
+            .filter(|a| combined_variants.contains(&a.label))
+            .collect();
+        interaction(c, &parts, &base_seeds)
+    });
+    let judged = summaries.iter().chain(&combined).filter_map(|a| a.decision.as_ref());
+    let runs = all_seeds.iter().filter(|s| s.status.is_some()).count();
+    let design_summary = DesignSummary {
+        alpha: design.alpha,
+        margin: design.margin,
+        rounds: judged.map(|d| d.look).max().unwrap_or(0),
+        runs,
+        // Every arm at max_seeds, and the baseline again on the combined recipe's fresh seeds.
+        runs_at_max_seeds: (arms.len() + usize::from(combined.is_some())) * design.max,
+        looks: design.looks(),
+        spent: design.spent(),
+        comparisons: design.comparisons,
+        replaced,
+        fixed,
+        pooled_sd,
+    };
+    let baseline = summarize_arm(&Arm::Baseline, base_seeds.clone(), None, None);
+    let metric = metric_name(root);
+    let notes = headroom_note(&baseline, design.margin, &metric).into_iter().collect();
+    Ok(Summary {
+        metric,
+        tuning,
+        baseline,
+        trials: summaries,
+        combined_variants,
+        combined,
+        interaction,
+        design: design_summary,
+        notes,
+    })
+}
+
+/// A note when the baseline's accuracy is closer to 100% than the margin: no variant can help
+/// by the margin there.
+fn headroom_note(baseline: &ArmSummary, margin: f64, metric: &str) -> Option<String> {
+    let room = 1.0 - baseline.mean?;
+    (metric == "final_val_acc" && room < margin).then(|| {
+        format!(
+            "The baseline's mean accuracy, {:.2}%, leaves {:.2} pp to 100%, less than the margin ({:.2} pp): \
+             no variant can help by the margin on this data, so 'helps' can only be 'by less than the margin' here, \
+             and 'equivalent' only says that no variant hurts by the margin (its upper side holds by construction).",
+            100.0 * baseline.mean.unwrap_or_default(),
+            100.0 * room,
+            100.0 * margin
+        )
+    })
+}
+
+/// The combined recipe's difference on its seeds against the sum of its parts' differences on
+/// the first seeds every part ran (summed seed by seed, so the parts' shared baseline is
+/// accounted for). None without a seed on each side.
+fn interaction(combined: &ArmSummary, parts: &[&ArmSummary], baseline: &[SeedOutcome]) -> Option<Interaction> {
+    let dc = paired_prefix(&combined.seeds, baseline);
+    let per_part: Vec<Vec<f64>> = parts.iter().map(|p| paired_prefix(&p.seeds, baseline)).collect();
+    let n = per_part.iter().map(Vec::len).min()?;
+    if dc.is_empty() || n == 0 {
+        return None;
+    }
+    let sums: Vec<f64> = (0..n).map(|i| per_part.iter().map(|d| d[i]).sum()).collect();
+    let (c, p) = (mean(&dc), mean(&sums));
+    Some(Interaction {
+        combined: c,
+        parts: p,
+        estimate: c - p,
+        combined_seeds: dc.len(),
+        parts_seeds: n,
+    })
+}
+
+#[cfg(test)]
+mod tests;

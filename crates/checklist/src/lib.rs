@@ -1,0 +1,612 @@
+//! The checklist: the baseline recipe and one-factor variants, several seeds each, run in
+//! parallel, analysed pair by pair, then the combined recipe built and confirmed.
+//!
+//! Layout of a checklist directory (the run dirs are the only truth; everything else is derived):
+//! - `baseline.toml`: the recipe the checklist varies (with its `[checklist]` section),
+//! - `design.json`: the sequential design, fixed at the first look (`design_record`),
+//! - `trials/<arm>/seed-<k>/`: one run dir per trial, plus `trial.json` (its arm and seed),
+//! - `summary.json`, `summary.csv`, `summary.md`, `report.html`: written by `report`,
+//! - `checklist.lock`: held while a checklist runs here.
+//!
+//! This crate holds no libtorch: the trials run as processes (`darkmagic train`, or a user's
+//! trainer through [`external`]) on an [`executor`]; [`report`] writes what the analysis found,
+//! [`mlflow`] sends it to a tracking server, and [`session`] is one `darkmagic checklist` around
+//! all of it.
+pub mod analysis;
+pub mod calibration;
+pub mod design_record;
+pub mod executor;
+pub mod external;
+pub mod hparams;
+pub mod lock;
+pub mod mlflow;
+pub mod outcome;
+pub mod plan;
+pub mod report;
+pub mod sequential;
+pub mod session;
+pub mod simulation;
+pub mod tuning;
+
+use crate::executor::{Executor, Job};
+use analysis::Summary;
+use darkmagic_base::error::{Error, Result};
+use darkmagic_base::recipe::Recipe;
+use darkmagic_base::rundir::{self, RunDir};
+use darkmagic_data::fingerprint::Fingerprint;
+use lock::Lock;
+use plan::{Arm, Trial};
+use std::path::Path;
+
+pub const BASELINE: &str = "baseline.toml";
+/// The data files' content hashes, cached by path, size and time (`data::fingerprint`), so that
+/// a rerun does not read the whole data set again.
+pub const DATA_CACHE: &str = "data-fingerprints.json";
+
+/// The first-phase trials: the baseline and every variant, each with every seed.
+pub fn trials(baseline: &Recipe) -> Result<Vec<Trial>> {
+    let variants = plan::variants(baseline)?;
+    let arms = std::iter::once(Arm::Baseline).chain(variants.into_iter().map(Arm::Variant));
+    Ok(arms.flat_map(|arm| seeded(arm, baseline)).collect())
+}
+
+fn seeded(arm: Arm, baseline: &Recipe) -> Vec<Trial> {
+    (0..baseline.checklist.seeds)
+        .map(|k| Trial::new(arm.clone(), baseline.seed, k))
+        .collect()
+}
+
+/// Writes a trial's `recipe.toml` and `trial.json` (with `data`, the data set's fingerprint now),
+/// unless it already finished. Returns the job to run, or None when the trial is complete
+/// (completed or diverged).
+fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerprint>) -> Result<Option<Job>> {
+    let mut recipe = trial.recipe(baseline)?;
+    if baseline.checklist.early_stop && trial.arm != Arm::Baseline {
+        let reference = Trial::new(Arm::Baseline, baseline.seed, trial.seed_index).dir;
+        recipe.train.stop_reference = Some(root.join(reference));
+        recipe.train.stop_margin = baseline.checklist.early_stop_margin;
+    }
+    let dir = RunDir::create(&root.join(&trial.dir))?;
+    if let Ok(existing) = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[])
+        && !same_run(&existing, &recipe)
+    {
+        if matches!(trial.arm, Arm::Combined { .. }) {
+            // The combined recipe is derived from results; when they changed, start it afresh.
+            std::fs::remove_dir_all(&dir.path).map_err(|e| Error::io(&dir.path, e))?;
+            return prepare(root, baseline, trial, data);
+        }
+        return Err(Error::RunDir {
+            path: dir.file(rundir::RECIPE),
+            message: "holds a different recipe than this checklist would run; use another directory".into(),
+        });
+    }
+    if crate::executor::finished(&dir.path)? {
+        if !dir.file("trial.json").exists() {
+            // Without it the trial is in no analysis, and a rerun would neither run nor judge it.
+            return Err(Error::RunDir {
+                path: dir.file("trial.json"),
+                message: "missing beside a finished result.json: the trial's record is incomplete; remove the trial's \
+                          folder to run it again"
+                    .into(),
+            });
+        }
+        return Ok(None);
+    }
+    darkmagic_base::files::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
+    let trial = Trial {
+        data: data.clone(),
+        ..trial.clone()
+    };
+    let json = serde_json::to_string_pretty(&trial).expect("trial serializes");
+    darkmagic_base::files::write_atomic(&dir.file("trial.json"), json.as_bytes())?;
+    hparams::write_session(&dir.path, &trial)?;
+    Ok(Some(Job {
+        dir: dir.path.clone(),
+        label: trial.name(),
+        epochs: recipe.train.epochs,
+    }))
+}
+
+/// Refuses, before anything is written, a rerun that would leave an existing trial in a
+/// comparison it no longer belongs to, naming the trial and what changed: its arm left the plan,
+/// its tuning candidate is another value in the current grid, it trained on a data set that has
+/// changed since (`data`, the fingerprint now), or its recipe differs from the one this checklist
+/// would run. (The combined recipe is derived from results and may be rebuilt.)
+fn check_existing(
+    root: &Path,
+    baseline: &Recipe,
+    variants: &[plan::Variant],
+    data: &Option<Fingerprint>,
+) -> Result<()> {
+    let planned: Vec<String> = variants.iter().map(plan::Variant::label).collect();
+    let restore = format!(
+        "nothing was changed. Rerun with the recipe the checklist ran ({}) and its data, or use another directory",
+        root.join(BASELINE).display()
+    );
+    for t in analysis::read_trials(root)? {
+        let refuse = |file: &str, what: String| {
+            Err(Error::RunDir {
+                path: root.join(&t.dir).join(file),
+                message: format!("{what}; {restore}"),
+            })
+        };
+        let label = t.arm.label();
+        match &t.arm {
+            Arm::Combined { .. } => continue,
+            Arm::Variant(_) if !planned.contains(&label) => {
+                return refuse(
+                    "trial.json",
+                    format!("`{label}` is not in this checklist's plan (its factors changed?)"),
+                );
+            }
+            _ => {}
+        }
+        if let Some(c) = t.tune {
+            let now = plan::candidates(baseline, &t.arm)?;
+            if now.get(c) != Some(&t.tuned) {
+                let now = now.get(c).map_or("no such candidate".into(), values);
+                return refuse(
+                    "trial.json",
+                    format!(
+                        "tuning candidate {c} of `{label}` ran {}; checklist.tune now makes it {now}",
+                        values(&t.tuned)
+                    ),
+                );
+            }
+        }
+        if let (Some(then), Some(now)) = (&t.data, data)
+            && !then.same_data(now)
+        {
+            let path = baseline.data.path.as_deref().unwrap_or(Path::new("?"));
+            return refuse(
+                "trial.json",
+                format!(
+                    "trained on other data than {} holds now ({})",
+                    path.display(),
+                    then.change(now)
+                ),
+            );
+        }
+        let path = root.join(&t.dir).join(rundir::RECIPE);
+        match Recipe::load(Some(&path), &[]) {
+            Ok(existing) if !same_run(&existing, &t.recipe(baseline)?) => {
+                return refuse(
+                    rundir::RECIPE,
+                    "holds a different recipe than this checklist would run".into(),
+                );
+            }
+            // A trial with results and no readable recipe cannot be matched to this checklist.
+            Err(e) if RunDir::open(&root.join(&t.dir)).read_result()?.is_some() => {
+                return refuse(
+                    rundir::RECIPE,
+                    format!(
+                        "the trial has a result but its recipe cannot be read ({e}), so it cannot be matched to this checklist's"
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Tuned values as `{field = value, ...}`, for messages.
+fn values(t: &toml::Table) -> String {
+    let fields: Vec<String> = t.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
+/// Whether two recipes describe the same training run ([`Recipe::same_training`]: so that
+/// raising `max_seeds` or changing the margin on a rerun reuses every finished trial), also
+/// ignoring the early-stop reference, which the checklist sets.
+fn same_run(a: &Recipe, b: &Recipe) -> bool {
+    let mut a = a.clone();
+    a.train.stop_reference.clone_from(&b.train.stop_reference);
+    a.train.stop_margin = b.train.stop_margin;
+    a.same_training(b)
+}
+
+/// Prepares `trials` and runs those without a final result; returns how many ran and whether
+/// every one of them ended with a final result (completed or diverged).
+fn run_trials(
+    root: &Path,
+    baseline: &Recipe,
+    trials: &[Trial],
+    data: &Option<Fingerprint>,
+    exec: &mut dyn Executor,
+) -> Result<(usize, bool)> {
+    let jobs: Vec<Job> = trials
+        .iter()
+        .map(|t| prepare(root, baseline, t, data))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    if !jobs.is_empty() {
+        exec.run_all(&jobs)?;
+    }
+    let mut all_finished = true;
+    for j in &jobs {
+        all_finished &= crate::executor::finished(&j.dir)?;
+    }
+    Ok((jobs.len(), all_finished))
+}
+
+/// The trials of the next round, from the results so far: each variant up to the seeds its
+/// standing in the sequential design needs, then (once no variant needs more) the combined
+/// recipe likewise, and the baseline up to the most any arm needs (differences are paired).
+/// Seeds already run are listed too: `prepare` skips the finished ones and reruns the failed.
+fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) -> Result<Vec<Trial>> {
+    let first = baseline.checklist.seeds;
+    // (seeds the design asks for, seeds the arm has): an arm not run yet needs the first round.
+    let wants = |arm: Option<&analysis::ArmSummary>| match arm {
+        None => (first, 0),
+        Some(a) => (a.decision.as_ref().map_or(first, |d| d.needs), a.seeds.len()),
+    };
+    let mut wanted: Vec<(Arm, (usize, usize))> = variants
+        .iter()
+        .map(|v| {
+            let label = v.label();
+            (
+                Arm::Variant(v.clone()),
+                wants(summary.trials.iter().find(|t| t.label == label)),
+            )
+        })
+        .collect();
+    let variants_done = wanted.iter().all(|(_, (needs, _))| *needs == 0);
+    if variants_done && baseline.checklist.combine && !summary.combined_variants.is_empty() {
+        let chosen = variants
+            .iter()
+            .filter(|v| summary.combined_variants.contains(&v.label()))
+            .cloned()
+            .collect();
+        let combined = Arm::Combined { variants: chosen };
+        let same = summary.combined.as_ref().filter(|c| c.label == combined.label());
+        wanted.push((combined, wants(same)));
+    }
+    // The combined recipe runs on fresh seeds, after every seed the variants may use: confirming
+    // it on the seeds that selected its parts would favour it.
+    let fresh = summary.design.looks.last().copied().unwrap_or(first);
+    let combined_wants = match wanted.last() {
+        Some((Arm::Combined { .. }, (needs, has))) => (*needs).max(*has),
+        _ => 0,
+    };
+    let base = wanted
+        .iter()
+        .filter(|(arm, _)| !matches!(arm, Arm::Combined { .. }))
+        .map(|(_, (needs, _))| *needs)
+        .max()
+        .unwrap_or(0);
+    let base_has = summary
+        .baseline
+        .seeds
+        .iter()
+        .filter(|s| s.seed < baseline.seed + fresh as u64)
+        .count();
+    let mut seeded: Vec<(Arm, Vec<usize>)> = wanted
+        .into_iter()
+        .map(|(arm, (needs, has))| {
+            let offset = if matches!(arm, Arm::Combined { .. }) { fresh } else { 0 };
+            (arm, (offset..offset + needs.max(has)).collect())
+        })
+        .collect();
+    let base_seeds = (0..base.max(base_has)).chain(fresh..fresh + combined_wants);
+    seeded.push((Arm::Baseline, base_seeds.collect()));
+    let mut round = Vec::new();
+    for (arm, seeds) in seeded.into_iter().filter(|(_, seeds)| !seeds.is_empty()) {
+        match tuning_of(baseline, &arm, summary)? {
+            Tuning::Waiting(tuning_runs) => round.extend(tuning_runs),
+            Tuning::Done(values) => round.extend(seeds.into_iter().map(|k| Trial {
+                tuned: values.clone(),
+                ..Trial::new(arm.clone(), baseline.seed, k)
+            })),
+        }
+    }
+    Ok(round)
+}
+
+/// Where an arm stands with `checklist.tune`.
+enum Tuning {
+    /// Its seeds run with these values: the chosen candidate's, none without tuning (or when no
+    /// candidate completed).
+    Done(toml::Table),
+    /// Its seeds wait for these tuning runs (every candidate on every tuning seed; finished
+    /// ones are skipped when prepared).
+    Waiting(Vec<Trial>),
+}
+
+/// Where `arm` stands with its tuning (see [`Tuning`]).
+fn tuning_of(baseline: &Recipe, arm: &Arm, summary: &Summary) -> Result<Tuning> {
+    let candidates = plan::candidates(baseline, arm)?;
+    if candidates.is_empty() {
+        return Ok(Tuning::Done(toml::Table::new()));
+    }
+    let label = arm.label();
+    Ok(match summary.tuning.iter().find(|t| t.label == label) {
+        Some(t) if t.complete && t.candidates.len() == candidates.len() => {
+            Tuning::Done(t.chosen.map(|k| t.candidates[k].values.clone()).unwrap_or_default())
+        }
+        _ => {
+            let seeds = baseline.checklist.tune.seeds;
+            let runs = candidates.into_iter().enumerate().flat_map(|(i, values)| {
+                (0..seeds).map(move |k| Trial::tuning(arm.clone(), baseline.seed, i, values.clone(), k))
+            });
+            Tuning::Waiting(runs.collect())
+        }
+    })
+}
+
+/// Refuses to judge trials that hold the results of a look when the design that look fixed
+/// (`design.json`) is gone, as the last `summary.json` records: judging them with whatever the
+/// settings say now would spend the error again. `darkmagic checklist --redesign` fixes a new
+/// design on purpose.
+pub fn require_design(root: &Path, summary: &Summary) -> Result<()> {
+    if summary.design.rounds == 0 || design_record::read(root)?.is_some() {
+        return Ok(());
+    }
+    // Fixed before: the last summary written here says so. Without that, the look completed
+    // after the last run ended (the trials of a --detach'ed round finished on the cluster) and
+    // this run fixes its design, as the first look of any checklist does.
+    let fixed_before =
+        darkmagic_base::files::read_regular(&root.join("summary.json"), darkmagic_base::rundir::MAX_RECORD_BYTES)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| v["design"]["fixed"] == serde_json::Value::Bool(true));
+    if !fixed_before {
+        return Ok(());
+    }
+    Err(Error::RunDir {
+        path: root.join(design_record::FILE),
+        message: "is missing, but the trials hold the results of at least one look, whose design it recorded: \
+                  restore it, rerun the checklist with --redesign to fix the current settings' design over these \
+                  trials, or use another --out directory"
+            .into(),
+    })
+}
+
+/// Runs (or resumes) the checklist of `baseline` in `root`, round after round until every
+/// variant (and the combined recipe) is decided or at `max_seeds`; returns the analysis, from
+/// which the caller writes the report (`report::write`). A
+/// round whose trials do not all finish (failures, `--detach`) ends the run; rerunning resumes.
+/// The caller holds `root`'s lock (`Lock::acquire`) for as long as this runs. `redesign`: the
+/// design may be fixed anew over the trials (`--redesign`), also where its record is missing.
+pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock, redesign: bool) -> Result<Summary> {
+    let variants = plan::variants(baseline)?;
+    if let Some(ext) = &baseline.external {
+        crate::external::check_command(ext)?;
+    }
+    let labels: Vec<String> = variants.iter().map(plan::Variant::label).collect();
+    design_record::check(root, &baseline.checklist, &labels)?;
+    let data = darkmagic_data::fingerprint::of(&baseline.data, Some(&root.join(DATA_CACHE)))?;
+    check_existing(root, baseline, &variants, &data)?;
+    if !redesign {
+        require_design(root, &analysis::analyze(root)?)?;
+    }
+    darkmagic_base::files::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
+    hparams::write_experiment(root, &variants)?;
+    let summary = loop {
+        let mut summary = analysis::analyze(root)?;
+        if fix_design(root, baseline, &labels, &summary)? {
+            summary = analysis::analyze(root)?;
+        }
+        let round = next_round(baseline, &variants, &summary)?;
+        // With early stop, a variant's trial compares itself with its finished baseline trial,
+        // epoch by epoch: the baseline's trials of the round run first, so that the outcome
+        // does not depend on which process is faster.
+        let (first, rest): (Vec<Trial>, Vec<Trial>) = if baseline.checklist.early_stop {
+            round.into_iter().partition(|t| t.arm == Arm::Baseline)
+        } else {
+            (Vec::new(), round)
+        };
+        let (ran_first, first_finished) = run_trials(root, baseline, &first, &data, exec)?;
+        if !first_finished {
+            break analysis::analyze(root)?;
+        }
+        let (ran, all_finished) = run_trials(root, baseline, &rest, &data, exec)?;
+        match (ran_first + ran, all_finished) {
+            // Nothing left to run: the analysis above is current.
+            (0, _) => break summary,
+            (_, false) => break analysis::analyze(root)?,
+            _ => {}
+        }
+    };
+    Ok(summary)
+}
+
+/// The dry run's planned power: the chance that a variant is called helps at `+margin` and at
+/// `+2 margin` (the others null) under this design, at a few paired noise levels, simulated by
+/// the rule the checklist applies (`simulation::planned_power`, 2,000 checklists each).
+fn planned_power(design: &sequential::Design) -> String {
+    let margin = 100.0 * design.margin;
+    let cells: Vec<String> = [0.25, 0.5, 1.0]
+        .iter()
+        .map(|&sd| {
+            let (at, twice) = simulation::planned_power(design, sd, 2000);
+            format!(
+                "sd {sd} pp: {at:.2} at +{margin:.2} pp, {twice:.2} at +{:.2} pp",
+                2.0 * margin
+            )
+        })
+        .collect();
+    format!(
+        "planned power (helps, the other variants null; sd: of a variant's paired differences over seeds, 0.27 pp on the Fashion-MNIST checklist): {}\n",
+        cells.join("; ")
+    )
+}
+
+/// A warning when no arm can reach the seeds a verdict needs.
+pub fn too_few_seeds(c: &darkmagic_base::recipe::ChecklistConfig) -> Option<String> {
+    let max = c.max_seeds.max(c.seeds);
+    (max < sequential::MIN_SEEDS).then(|| {
+        format!(
+            "at most {max} seed(s) per arm: every variant will be 'too few seeds' (a verdict needs {} paired seeds)",
+            sequential::MIN_SEEDS
+        )
+    })
+}
+
+/// Records the design once the first look has been taken (`design_record`): from then on the
+/// analysis judges with the recorded design, and a rerun must continue it. Returns whether it
+/// wrote the record.
+fn fix_design(root: &Path, baseline: &Recipe, labels: &[String], summary: &Summary) -> Result<bool> {
+    if summary.design.fixed || summary.design.rounds == 0 {
+        return Ok(false);
+    }
+    let c = &baseline.checklist;
+    // K counts every planned variant; the margin is the one the analysis used (it may depend on
+    // the validation split's size).
+    let design = sequential::Design {
+        margin: summary.design.margin,
+        ..sequential::Design::new(c, 0, labels.len())
+    };
+    let record = design_record::Record {
+        design,
+        margin: c.margin,
+        variants: labels.to_vec(),
+        replaced: design_record::replaced(root)?,
+        retired: false,
+        digest: None,
+    };
+    design_record::write(root, &record)?;
+    Ok(true)
+}
+
+/// What `--dry-run` prints: every arm, what it changes, and the compute of the first round and
+/// of the worst case (every arm to `max_seeds`, then the combined recipe's confirmation).
+pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize) -> Result<String> {
+    let trials = trials(baseline)?;
+    let c = &baseline.checklist;
+    let mut out = String::new();
+    let mut arms: Vec<&Trial> = trials.iter().filter(|t| t.seed_index == 0).collect();
+    arms.dedup_by_key(|t| t.arm.label());
+    out.push_str(&format!("{:<36} {:>7}  changes\n", "trial", "epochs"));
+    let mut recipes = Vec::new();
+    for t in &arms {
+        let r = t.recipe(baseline)?;
+        let changes: Vec<String> = t.arm.overrides().iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let changes = if changes.is_empty() {
+            "(baseline)".to_string()
+        } else {
+            changes.join(", ")
+        };
+        out.push_str(&format!("{:<36} {:>7}  {changes}\n", t.arm.label(), r.train.epochs));
+        recipes.push(r);
+    }
+    if c.plan == darkmagic_base::recipe::PlanKind::Timm {
+        out.push_str("\nleft out of the timm plan:\n");
+        for d in plan::timm_dropped() {
+            out.push_str(&format!("  {d}\n"));
+        }
+    }
+    let design = sequential::Design::new(c, 0, arms.len().saturating_sub(1));
+    let looks: Vec<String> = design.looks().iter().map(usize::to_string).collect();
+    let max = c.max_seeds.max(c.seeds);
+    let combined = if c.combine { max } else { 0 };
+    out.push_str(&format!(
+        "\nfirst round: {} trials ({} arms x {} seeds)\n\
+         worst case: {} trials (every arm to {} seeds, looks at {} seeds) plus up to {combined} confirmation trials of the combined recipe\n",
+        trials.len(),
+        arms.len(),
+        c.seeds,
+        arms.len() * max,
+        max,
+        looks.join(", ")
+    ));
+    if let Some(w) = too_few_seeds(c) {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    if let [.., before, last] = design.looks()[..]
+        && last - before == 1
+    {
+        out.push_str(&format!(
+            "warning: the last round adds one seed ({before} to {last}): it splits the error between two nearly identical tests; \
+             set checklist.max_seeds so that rounds of checklist.round_seeds fit it\n"
+        ));
+    }
+    let tune_seeds = c.tune.seeds;
+    let per_arm: Vec<usize> = arms
+        .iter()
+        .map(|t| plan::candidates(baseline, &t.arm).map(|c| c.len() * tune_seeds))
+        .collect::<Result<_>>()?;
+    let tuning: usize = per_arm.iter().sum();
+    if tuning > 0 {
+        let combined = plan::candidates(baseline, &Arm::Baseline)?.len() * tune_seeds;
+        out.push_str(&format!(
+            "tuning (checklist.tune): {tuning} runs before the seeds (each arm's candidates x {tune_seeds} tuning seeds), plus up to {combined} for the combined recipe\n"
+        ));
+    }
+    if baseline.external.is_some() {
+        out.push_str(&planned_power(&design));
+        return Ok(out);
+    }
+    // darkmagic's own trainer: the margin from the validation split, the compute in training
+    // images.
+    let splits = darkmagic_data::load_splits(baseline)?;
+    let val_images = splits.val.len();
+    out.push_str(&planned_power(&sequential::Design::new(
+        c,
+        val_images,
+        design.comparisons,
+    )));
+    let n_train = splits.train.len();
+    // In floating point: a product of counts can pass usize::MAX.
+    let images_per_seed: f64 = recipes
+        .iter()
+        .map(|r| {
+            let steps = r.steps_per_epoch(n_train);
+            [r.train.epochs, steps, r.train.batch_size]
+                .iter()
+                .map(|&n| n as f64)
+                .product::<f64>()
+        })
+        .sum();
+    let first = images_per_seed * c.seeds as f64;
+    let worst = images_per_seed * max as f64;
+    out.push_str(&format!(
+        "compute: {first:.3e} training images in the first round, {worst:.3e} training images in the worst case\n"
+    ));
+    if let Some(ips) = images_per_sec {
+        let minutes = |images: f64| images / (ips * parallel as f64) / 60.0;
+        out.push_str(&format!(
+            "estimated time: first round {:.1} min, worst case {:.1} min, at {ips:.0} images/s per trial (training steps of the baseline's architecture on random data: evaluation, data loading and each trial's start-up come on top), {parallel} in parallel\n",
+            minutes(first),
+            minutes(worst)
+        ));
+    }
+    Ok(out)
+}
+
+/// What `--status` prints: each trial's state as its run dir records it.
+pub fn status_text(root: &Path) -> Result<String> {
+    let trials = analysis::read_trials(root)?;
+    if trials.is_empty() {
+        return Err(Error::RunDir {
+            path: root.to_path_buf(),
+            message: "no checklist trials here".into(),
+        });
+    }
+    let mut out = format!("{:<36} {:>5}  status\n", "trial", "seed");
+    let mut counts = std::collections::BTreeMap::new();
+    for t in &trials {
+        let dir = RunDir::open(&root.join(&t.dir));
+        let epochs = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).map_or(0, |r| r.train.epochs);
+        let state = match dir.read_result()? {
+            Some(r) => r.status.name().to_string(),
+            None => match dir.read_metrics()?.len() {
+                0 => "pending".to_string(),
+                n => format!("running (epoch {n}/{epochs})"),
+            },
+        };
+        *counts
+            .entry(state.split(' ').next().unwrap_or_default().to_string())
+            .or_insert(0) += 1;
+        let seed = match t.tune {
+            Some(c) => format!("tune {c}/{}", t.seed_index),
+            None => t.seed_index.to_string(),
+        };
+        out.push_str(&format!("{:<36} {seed:>5}  {state}\n", t.arm.label()));
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    out.push_str(&format!("\n{} trials: {}\n", trials.len(), summary.join(", ")));
+    Ok(out)
+}

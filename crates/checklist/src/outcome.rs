@@ -1,0 +1,60 @@
+//! One trial's outcome as its run directory records it: status, the accuracies a verdict uses,
+//! and why a run that did not complete ended.
+use super::plan::Trial;
+use darkmagic_base::rundir::{RunDir, Status};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One seed of one arm as its run directory records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeedOutcome {
+    pub seed: u64,
+    /// None while the run has not finished.
+    pub status: Option<Status>,
+    pub val_acc: Option<f64>,
+    pub test_acc: Option<f64>,
+    pub epochs: usize,
+    /// Validation images (accuracy resolution is 1 / this); 0 if unknown.
+    #[serde(default)]
+    pub val_images: usize,
+    /// Why a failed or diverged run ended.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    /// The run's per-class validation accuracy (`eval/val-classes.csv`), relative to the
+    /// checklist directory, when the run dir has it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub per_class: Option<std::path::PathBuf>,
+}
+
+/// The outcome of one trial from its run directory; its accuracies (validation and test) are
+/// the test-time-augmented ones when the run recorded them, else the EMA weights' when it kept
+/// an EMA. A `result.json` that cannot be read or holds impossible values is an error naming
+/// the file and the field: a verdict is never computed with the trial silently left out.
+pub fn outcome(root: &Path, trial: &Trial) -> crate::Result<SeedOutcome> {
+    let dir = RunDir::open(&root.join(&trial.dir));
+    let result = dir.read_result()?;
+    let error = result.as_ref().filter(|r| r.status != Status::Completed).and_then(|r| {
+        let log = dir.log_tail();
+        r.error.clone().or_else(|| {
+            log.lines()
+                .find(|l| l.starts_with("diverged at step"))
+                .map(String::from)
+        })
+    });
+    Ok(SeedOutcome {
+        seed: trial.seed,
+        status: result.as_ref().map(|r| r.status),
+        val_acc: result
+            .as_ref()
+            .filter(|r| r.status == Status::Completed)
+            .and_then(|r| r.final_val_acc_tta.or(r.final_val_acc_ema).or(r.final_val_acc)),
+        test_acc: result
+            .as_ref()
+            .and_then(|r| r.test_acc_tta.or(r.test_acc_ema).or(r.test_acc)),
+        epochs: result.as_ref().map_or(0, |r| r.epochs),
+        val_images: result.as_ref().map_or(0, |r| r.val_images),
+        error,
+        per_class: Some(trial.dir.join(darkmagic_base::rundir::EVAL).join("val-classes.csv"))
+            .filter(|p| root.join(p).is_file()),
+    })
+}

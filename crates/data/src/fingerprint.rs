@@ -1,0 +1,329 @@
+//! A fingerprint of a data set's files: how many, how many bytes, a hash of their names and
+//! sizes, and a hash of their contents. The checklist records it with each trial
+//! (`trial.json`), so that a rerun on data changed in place (images added, removed, resized, or
+//! rewritten with other bytes) is refused instead of mixing two data sets in one comparison.
+//!
+//! Timestamps are left out on purpose: a copy of the data, or the same files on a fresh machine
+//! (as a checklist committed to a repository is resumed), is the same data. Reading every byte
+//! of a large data set on each rerun would be slow, so the files' content hashes are cached by
+//! (path, size, modification time) in a file the caller names (the checklist's own folder).
+use darkmagic_base::error::{Error, Result};
+use darkmagic_base::recipe::DataConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub files: u64,
+    pub bytes: u64,
+    /// FNV-1a (64-bit) of the sorted `name \0 size` entries, in hex: a hash fixed by its
+    /// definition, so records written by one build compare with those of another.
+    pub listing: String,
+    /// FNV-1a (64-bit) of the sorted `name \0 size crc` entries, `crc` the CRC-32C of the
+    /// file's bytes (little-endian); absent in records written before contents were hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// One file's cached content hash: valid while its size and modification time stay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Cached {
+    size: u64,
+    modified_ns: u128,
+    crc: u32,
+}
+
+/// The fingerprint of the files under `cfg.path`; None for the embedded digits (fixed in the
+/// binary). `cache`: a file of the content hashes already computed (read when it is there and
+/// sound, rewritten atomically when anything was hashed); None hashes every file.
+pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>> {
+    let Some(root) = &cfg.path else {
+        return Ok(None);
+    };
+    let entries = list(root)?;
+    let known: BTreeMap<String, Cached> = cache
+        .and_then(|c| darkmagic_base::files::read_regular(c, MAX_CACHE_BYTES).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut fresh = BTreeMap::new();
+    let (mut listing, mut content) = (FNV_OFFSET, FNV_OFFSET);
+    for e in &entries {
+        let key = cache_key(&e.path);
+        let crc = match known.get(&key) {
+            Some(c) if (c.size, c.modified_ns) == (e.size, e.modified_ns) => c.crc,
+            _ => crc_of(&e.path)?,
+        };
+        fresh.insert(
+            key,
+            Cached {
+                size: e.size,
+                modified_ns: e.modified_ns,
+                crc,
+            },
+        );
+        let entry = [&e.name[..], &[0], &e.size.to_le_bytes()].concat();
+        listing = fnv(listing, &entry);
+        content = fnv(content, &[&entry[..], &crc.to_le_bytes()].concat());
+    }
+    if let Some(c) = cache.filter(|_| fresh != known) {
+        let json = serde_json::to_vec(&fresh).expect("the cache serializes");
+        darkmagic_base::files::write_atomic(c, &json)?;
+    }
+    Ok(Some(Fingerprint {
+        files: entries.len() as u64,
+        bytes: entries.iter().map(|e| e.size).sum(),
+        listing: format!("{listing:016x}"),
+        content: Some(format!("{content:016x}")),
+    }))
+}
+
+/// The cache's key for `path`: the path itself when it is UTF-8; otherwise a NUL (which no path
+/// holds) and its exact escaped form, so that names differing only in bytes outside UTF-8 never
+/// share an entry (a lossy key would hand one file the other's hash).
+fn cache_key(path: &Path) -> String {
+    match path.to_str() {
+        Some(s) => s.to_string(),
+        None => format!("\0{}", darkmagic_base::error::exact(path)),
+    }
+}
+
+/// The largest cache file read (a million files' entries fit).
+const MAX_CACHE_BYTES: u64 = 256 << 20;
+
+/// CRC-32C of a file's bytes, read in blocks.
+fn crc_of(path: &Path) -> Result<u32> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (mut crc, mut buf) = (0u32, vec![0u8; 1 << 20]);
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok(crc);
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+    }
+}
+
+/// FNV-1a over `bytes`, continuing from `hash`.
+fn fnv(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| (h ^ b as u64).wrapping_mul(FNV_PRIME))
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// A data file as the walk found it: its name relative to the data path, its path, and the size
+/// and modification time of that one `stat`.
+struct Entry {
+    /// The relative path's bytes, exactly (a name need not be UTF-8).
+    name: Vec<u8>,
+    path: std::path::PathBuf,
+    size: u64,
+    modified_ns: u128,
+}
+
+/// Every file at or under `root`, each once whatever links its folders hold
+/// (`files::walk_files`), sorted by name.
+fn list(root: &Path) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    darkmagic_base::files::walk_files(root, |path, meta| {
+        let modified = meta.modified().map_err(|e| Error::io(path, e))?;
+        out.push(Entry {
+            name: path.strip_prefix(root).unwrap_or(path).as_os_str().as_bytes().to_vec(),
+            path: path.to_path_buf(),
+            size: meta.len(),
+            modified_ns: modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        });
+        Ok(())
+    })?;
+    out.sort_by(|a, b| (&a.name, a.size).cmp(&(&b.name, b.size)));
+    Ok(out)
+}
+
+impl Fingerprint {
+    /// Whether `now` is the same data: the same listing, and the same contents where both
+    /// records hashed them.
+    pub fn same_data(&self, now: &Fingerprint) -> bool {
+        (self.files, self.bytes, &self.listing) == (now.files, now.bytes, &now.listing)
+            && match (&self.content, &now.content) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
+    /// What differs from `now`, for a message.
+    pub fn change(&self, now: &Fingerprint) -> String {
+        if (self.files, self.bytes, &self.listing) == (now.files, now.bytes, &now.listing) {
+            format!("the same {} files, names and sizes, other bytes", now.files)
+        } else if (self.files, self.bytes) == (now.files, now.bytes) {
+            format!(
+                "the same {} files and {} bytes, other names or sizes",
+                now.files, now.bytes
+            )
+        } else {
+            format!(
+                "{} files of {} bytes then, {} files of {} bytes now",
+                self.files, self.bytes, now.files, now.bytes
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_added_removed_or_resized_change_it_and_timestamps_do_not() {
+        let root = std::env::temp_dir().join(format!("dm-fingerprint-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("a/1.png"), b"12345").unwrap();
+        std::fs::write(root.join("a/2.png"), b"123").unwrap();
+        let cfg = DataConfig {
+            path: Some(root.clone()),
+            ..Default::default()
+        };
+        let first = of(&cfg, None).unwrap().unwrap();
+        assert_eq!((first.files, first.bytes), (2, 8));
+        // FNV-1a of "a/1.png\0" + 5u64 LE, then "a/2.png\0" + 3u64 LE, computed by its definition.
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in [
+            &b"a/1.png\0"[..],
+            &5u64.to_le_bytes(),
+            b"a/2.png\0",
+            &3u64.to_le_bytes(),
+        ]
+        .concat()
+        {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        assert_eq!(first.listing, format!("{h:016x}"));
+        // Rewritten with the same bytes, a new timestamp: the same data.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(root.join("a/2.png"), b"123").unwrap();
+        assert_eq!(of(&cfg, None).unwrap().unwrap(), first);
+        std::fs::write(root.join("a/2.png"), b"abcd").unwrap();
+        let resized = of(&cfg, None).unwrap().unwrap();
+        assert_eq!(
+            first.change(&resized),
+            "2 files of 8 bytes then, 2 files of 9 bytes now"
+        );
+        std::fs::remove_file(root.join("a/2.png")).unwrap();
+        std::fs::write(root.join("a/3.png"), b"abcd").unwrap();
+        let renamed = of(&cfg, None).unwrap().unwrap();
+        assert_ne!(renamed, resized);
+        assert_eq!(
+            resized.change(&renamed),
+            "the same 2 files and 9 bytes, other names or sizes"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+        assert!(of(&DataConfig::default(), None).unwrap().is_none());
+    }
+
+    /// The content hash by its definition: FNV-1a over `name \0 size crc32c` of each file.
+    fn content_hash(files: &[(&str, &[u8])]) -> Option<String> {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for (name, data) in files {
+            let size = (data.len() as u64).to_le_bytes();
+            for &b in [name.as_bytes(), &[0], &size, &crc32c::crc32c(data).to_le_bytes()]
+                .concat()
+                .iter()
+            {
+                h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+            }
+        }
+        Some(format!("{h:016x}"))
+    }
+
+    #[test]
+    fn contents_rewritten_at_the_same_size_change_it_and_the_cache_spares_rereading() {
+        let root = std::env::temp_dir().join(format!("dm-fingerprint-content-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::write(root.join("a/1.png"), b"12345").unwrap();
+        std::fs::write(root.join("a/2.png"), b"abcde").unwrap();
+        let cfg = DataConfig {
+            path: Some(root.join("a")),
+            ..Default::default()
+        };
+        let cache = root.join("cache.json");
+        let first = of(&cfg, Some(&cache)).unwrap().unwrap();
+        assert_eq!(first.content, content_hash(&[("1.png", b"12345"), ("2.png", b"abcde")]));
+        // The two files' bytes swapped: the same names and sizes, other contents.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(root.join("a/1.png"), b"abcde").unwrap();
+        std::fs::write(root.join("a/2.png"), b"12345").unwrap();
+        let swapped = of(&cfg, Some(&cache)).unwrap().unwrap();
+        assert_eq!(swapped.listing, first.listing);
+        assert!(!first.same_data(&swapped));
+        assert_eq!(first.change(&swapped), "the same 2 files, names and sizes, other bytes");
+        // A record written before contents were hashed compares by its listing.
+        let old = Fingerprint {
+            content: None,
+            ..first.clone()
+        };
+        assert!(old.same_data(&swapped));
+        // The cache holds each file's hash by size and time: a cached entry is used as it is
+        // (here a doctored one, to show that the file is not read again).
+        let mut cached: BTreeMap<String, Cached> = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(cached.len(), 2);
+        let key = root.join("a/1.png").to_string_lossy().into_owned();
+        cached.get_mut(&key).unwrap().crc = crc32c::crc32c(b"12345");
+        std::fs::write(&cache, serde_json::to_vec(&cached).unwrap()).unwrap();
+        assert_eq!(
+            of(&cfg, Some(&cache)).unwrap().unwrap().content,
+            content_hash(&[("1.png", b"12345"), ("2.png", b"12345")])
+        );
+        // A data path that is one file is fingerprinted as that file (named "" below itself).
+        let one = DataConfig {
+            path: Some(root.join("a/2.png")),
+            ..Default::default()
+        };
+        assert_eq!(
+            of(&one, None).unwrap().unwrap().content,
+            content_hash(&[("", b"12345")])
+        );
+        // A damaged cache is ignored and rewritten.
+        std::fs::write(&cache, b"not json").unwrap();
+        assert_eq!(of(&cfg, Some(&cache)).unwrap().unwrap(), swapped);
+        assert!(serde_json::from_slice::<BTreeMap<String, Cached>>(&std::fs::read(&cache).unwrap()).is_ok());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Names that are not UTF-8 are kept exactly: two files whose names differ only in such a
+    /// byte (`a\xfe.png`, `a\xff.png`), of one size and one time, keep their own cache entries,
+    /// and swapping their bytes changes the fingerprint (lossy names made them one key).
+    #[test]
+    fn names_outside_utf8_are_hashed_and_cached_exactly() {
+        let root = darkmagic_base::testutil::tempdir("fingerprint-bytes");
+        let name = |b: u8| root.join(std::ffi::OsStr::from_bytes(&[b'a', b, b'.', b'p', b'n', b'g']));
+        let (fe, ff) = (name(0xfe), name(0xff));
+        std::fs::write(&fe, b"12345").unwrap();
+        std::fs::write(&ff, b"abcde").unwrap();
+        let same_time = std::fs::metadata(&fe).unwrap().modified().unwrap();
+        let touch = |p: &Path| {
+            let f = std::fs::File::options().write(true).open(p).unwrap();
+            f.set_modified(same_time).unwrap();
+        };
+        touch(&ff);
+        let cfg = DataConfig {
+            path: Some(root.clone()),
+            ..Default::default()
+        };
+        let cache = darkmagic_base::testutil::tempdir("fingerprint-bytes-cache").join("cache.json");
+        let first = of(&cfg, Some(&cache)).unwrap().unwrap();
+        let cached: BTreeMap<String, Cached> = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(cached.len(), 2, "{:?}", cached.keys());
+        std::fs::write(&fe, b"abcde").unwrap();
+        std::fs::write(&ff, b"12345").unwrap();
+        touch(&fe);
+        touch(&ff);
+        let swapped = of(&cfg, None).unwrap().unwrap();
+        assert!(!first.same_data(&swapped));
+        assert_eq!(swapped.listing, first.listing);
+    }
+}
