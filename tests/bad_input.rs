@@ -160,6 +160,10 @@ fn recipe_values_are_checked_before_any_work() {
             vec!["checklist.max_seeds", "expected 1 to 1000"],
         ),
         ("checklist.alpha=0.7", vec!["checklist.alpha", "(0, 0.5)"]),
+        (
+            "checklist.confirm_epochs=0",
+            vec!["checklist.confirm_epochs", "expected 1 to 100000"],
+        ),
     ] {
         let e = fails(run(&["recipe", "--set", set]), &needles);
         assert!(!e.contains("warmup_epochs"), "{set}: {e}");

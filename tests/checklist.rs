@@ -678,6 +678,84 @@ fn the_combined_recipe_is_confirmed_on_fresh_seeds() {
     assert_eq!(design["variants"], serde_json::json!(["lr=usable"]));
 }
 
+/// `checklist.confirm_epochs`: the combined recipe and its baseline on the fresh seeds train 3
+/// epochs where the variants' trials trained 2, the baseline's row keeps only the 2-epoch seeds,
+/// no additivity is claimed across lengths, the summary says what the fidelity check found, and
+/// a rerun that changes the confirmation's length is refused naming the field.
+#[test]
+fn the_combined_recipe_is_confirmed_at_its_own_length() {
+    let dir = tempdir("confirm-epochs");
+    let recipe = dir.join("confirm.toml");
+    let plan = "[optim]\nlr = 0.0005\n[checklist]\nplan = \"none\"\nseeds = 3\nmax_seeds = 3\nconfirm_epochs = 3\n\
+                [checklist.factors.lr]\n\"usable\" = { \"optim.lr\" = 0.2 }\n";
+    std::fs::write(&recipe, format!("{TINY_TRAINING}{plan}")).unwrap();
+    let out = dir.join("out");
+    let plan = finish(common::checklist(&recipe, &out, &["--dry-run"]));
+    assert!(
+        plan.contains("plus up to 3 trials of the combined recipe and 3 of the baseline on fresh seeds to confirm it, at 3 epochs (checklist.confirm_epochs)"),
+        "{plan}"
+    );
+    finish(run_tiny(&recipe, &out));
+    let s = summary(&out);
+    let seeds_epochs = |a: &Value| -> Vec<(u64, u64)> {
+        let seeds = a["seeds"].as_array().unwrap();
+        seeds
+            .iter()
+            .map(|x| (x["seed"].as_u64().unwrap(), x["epochs"].as_u64().unwrap()))
+            .collect()
+    };
+    assert_eq!(s["trials"][0]["verdict"], "helps", "{}", s["trials"][0]);
+    assert_eq!(seeds_epochs(&s["trials"][0]), [(0, 2), (1, 2), (2, 2)]);
+    assert_eq!(seeds_epochs(&s["baseline"]), [(0, 2), (1, 2), (2, 2)]);
+    assert_eq!(seeds_epochs(&s["combined"]), [(3, 3), (4, 3), (5, 3)]);
+    assert_eq!(seeds_epochs(&s["confirm_baseline"]), [(3, 3), (4, 3), (5, 3)]);
+    assert_eq!(s["confirm_baseline"]["label"], "baseline at 3 epochs");
+    assert_eq!(s["confirm_epochs"], 3);
+    assert!(s.get("interaction").is_none(), "{}", s["interaction"]);
+    // The combined recipe's difference pairs it with the 3-epoch baseline seeds.
+    let acc = |a: &Value| -> Vec<f64> {
+        let seeds = a["seeds"].as_array().unwrap();
+        seeds.iter().map(|x| x["val_acc"].as_f64().unwrap()).collect()
+    };
+    let (c, b) = (acc(&s["combined"]), acc(&s["confirm_baseline"]));
+    let diff = c.iter().zip(&b).map(|(c, b)| c - b).sum::<f64>() / 3.0;
+    assert!(
+        (s["combined"]["diff"].as_f64().unwrap() - diff).abs() < 1e-12,
+        "{}",
+        s["combined"]
+    );
+    let epochs_of = |trial: &str| -> String {
+        let r = std::fs::read_to_string(out.join("trials").join(trial).join("recipe.toml")).unwrap();
+        r.lines().find(|l| l.starts_with("epochs = ")).unwrap().to_string()
+    };
+    assert_eq!(epochs_of("baseline/seed-0"), "epochs = 2");
+    assert_eq!(epochs_of("baseline/seed-3"), "epochs = 3");
+    assert_eq!(epochs_of("combined/seed-3"), "epochs = 3");
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("- **Fidelity check**: the combined recipe (lr=usable) trained 3 epochs on fresh seeds: ")
+            && md.contains("| baseline at 3 epochs | 3 |")
+            && md.contains("Both train 3 epochs (checklist.confirm_epochs) where the variants' trials trained 2"),
+        "{md}"
+    );
+    assert!(!md.contains("combined minus sum"), "{md}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("baseline at 3 epochs"),
+        "combined table shows the 3-epoch baseline"
+    );
+
+    let (code, e) = rerun(&recipe, &out, &["--set", "checklist.confirm_epochs=4"]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("seed-3/trial.json")
+            && e.contains(
+                "`baseline` trained the combined recipe's confirmation 3 epochs; checklist.confirm_epochs is now 4"
+            ),
+        "{e}"
+    );
+}
+
 /// A rerun with a changed recipe is refused before it writes anything, so the documented resume
 /// (the same command) still works afterwards and reruns nothing.
 #[test]

@@ -157,13 +157,33 @@ pub struct Summary {
     /// The variants the combined recipe takes, one per factor.
     pub combined_variants: Vec<String>,
     pub combined: Option<ArmSummary>,
-    /// The combined recipe's effect against the sum of its parts' effects.
+    /// The epochs of the combined recipe's confirmation when `checklist.confirm_epochs` set
+    /// them; None: it trained as long as the variants' trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_epochs: Option<usize>,
+    /// The baseline on the confirmation's fresh seeds at `confirm_epochs` (not in `baseline`,
+    /// whose seeds trained as long as the variants').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_baseline: Option<ArmSummary>,
+    /// The combined recipe's effect against the sum of its parts' effects (None when they
+    /// trained at different lengths).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interaction: Option<Interaction>,
     pub design: DesignSummary,
     /// What the verdicts cannot say on this data (e.g. no headroom to help by the margin).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+impl Summary {
+    /// Every arm with seeds of its own: the baseline, the variants, the combined recipe and the
+    /// baseline of its confirmation at `confirm_epochs`.
+    pub fn arms(&self) -> impl Iterator<Item = &ArmSummary> {
+        std::iter::once(&self.baseline)
+            .chain(&self.trials)
+            .chain(&self.combined)
+            .chain(&self.confirm_baseline)
+    }
 }
 
 /// The article assumes the tricks add up. The combined recipe's mean difference on its own
@@ -462,6 +482,14 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let config = checklist_config(root)?;
     let tuning = tuning_summary(root, &tuning, config.tune.seeds)?;
     let mut arms: Vec<(Arm, Vec<SeedOutcome>)> = Vec::new();
+    // The combined recipe's confirmation at its own length (`checklist.confirm_epochs`): its
+    // baseline seeds pair with the combined recipe only, never with the variants' trials.
+    let confirm_epochs = trials.iter().filter_map(|t| t.epochs).max();
+    let confirm_seeds: Vec<u64> = trials
+        .iter()
+        .filter(|t| t.arm == Arm::Baseline && t.epochs.is_some())
+        .map(|t| t.seed)
+        .collect();
     for t in trials {
         let o = outcome(root, t)?;
         match arms.iter_mut().find(|(a, _)| a.label() == t.arm.label()) {
@@ -548,7 +576,8 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
             .then(a.label.cmp(&b.label))
     });
     let combined_variants: Vec<String> = winners(&summaries, &variants).iter().map(Variant::label).collect();
-    let interaction = combined.as_ref().and_then(|c| {
+    // Parts and whole at different lengths do not measure additivity.
+    let interaction = combined.as_ref().filter(|_| confirm_epochs.is_none()).and_then(|c| {
         let parts: Vec<&ArmSummary> = summaries
             .iter()
             .filter(|a| combined_variants.contains(&a.label))
@@ -571,7 +600,15 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         fixed,
         pooled_sd,
     };
-    let baseline = summarize_arm(&Arm::Baseline, base_seeds.clone(), None, None);
+    let (confirming, short): (Vec<SeedOutcome>, Vec<SeedOutcome>) = base_seeds
+        .iter()
+        .cloned()
+        .partition(|s| confirm_seeds.contains(&s.seed));
+    let baseline = summarize_arm(&Arm::Baseline, short, None, None);
+    let confirm_baseline = confirm_epochs.map(|e| ArmSummary {
+        label: format!("baseline at {e} epochs"),
+        ..summarize_arm(&Arm::Baseline, confirming, None, None)
+    });
     let metric = metric_name(root);
     let notes = headroom_note(&baseline, design.margin, &metric).into_iter().collect();
     Ok(Summary {
@@ -581,6 +618,8 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         trials: summaries,
         combined_variants,
         combined,
+        confirm_epochs,
+        confirm_baseline,
         interaction,
         design: design_summary,
         notes,

@@ -75,9 +75,18 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerpr
             std::fs::remove_dir_all(&dir.path).map_err(|e| Error::io(&dir.path, e))?;
             return prepare(root, baseline, trial, data);
         }
+        let (then, now) = (existing.train.epochs, recipe.train.epochs);
+        let message = if then != now {
+            format!(
+                "trained {then} epochs where this checklist would run {now} (train.epochs, or checklist.confirm_epochs for \
+                 the combined recipe's confirmation on fresh seeds); use another directory"
+            )
+        } else {
+            "holds a different recipe than this checklist would run; use another directory".into()
+        };
         return Err(Error::RunDir {
             path: dir.file(rundir::RECIPE),
-            message: "holds a different recipe than this checklist would run; use another directory".into(),
+            message,
         });
     }
     if crate::executor::finished(&dir.path)? {
@@ -164,6 +173,18 @@ fn check_existing(
                     "trained on other data than {} holds now ({})",
                     path.display(),
                     then.change(now)
+                ),
+            );
+        }
+        if let Some(e) = t.epochs.filter(|&e| Some(e) != baseline.checklist.confirm_epochs) {
+            let now = baseline
+                .checklist
+                .confirm_epochs
+                .map_or("unset".into(), |n| n.to_string());
+            return refuse(
+                "trial.json",
+                format!(
+                    "`{label}` trained the combined recipe's confirmation {e} epochs; checklist.confirm_epochs is now {now}"
                 ),
             );
         }
@@ -298,6 +319,8 @@ fn next_round(baseline: &Recipe, variants: &[plan::Variant], summary: &Summary) 
             Tuning::Waiting(tuning_runs) => round.extend(tuning_runs),
             Tuning::Done(values) => round.extend(seeds.into_iter().map(|k| Trial {
                 tuned: values.clone(),
+                // The confirmation's seeds, at its own length when the checklist sets one.
+                epochs: baseline.checklist.confirm_epochs.filter(|_| k >= fresh),
                 ..Trial::new(arm.clone(), baseline.seed, k)
             })),
         }
@@ -502,9 +525,13 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
     let looks: Vec<String> = design.looks().iter().map(usize::to_string).collect();
     let max = c.max_seeds.max(c.seeds);
     let combined = if c.combine { max } else { 0 };
+    let length = c
+        .confirm_epochs
+        .map_or(String::new(), |e| format!(", at {e} epochs (checklist.confirm_epochs)"));
     out.push_str(&format!(
         "\nfirst round: {} trials ({} arms x {} seeds)\n\
-         worst case: {} trials (every arm to {} seeds, looks at {} seeds) plus up to {combined} confirmation trials of the combined recipe\n",
+         worst case: {} trials (every arm to {} seeds, looks at {} seeds) plus up to {combined} trials of the combined recipe \
+         and {combined} of the baseline on fresh seeds to confirm it{length}\n",
         trials.len(),
         arms.len(),
         c.seeds,

@@ -95,6 +95,10 @@ pub struct Trial {
     /// For a tuning run, the index of its candidate (`checklist.tune`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tune: Option<usize>,
+    /// Epochs in place of the recipe's: the combined recipe's confirmation at
+    /// `checklist.confirm_epochs`; None: the recipe's `train.epochs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
     /// The data set's fingerprint when the trial was last started (None for the embedded digits,
     /// and in records written before fingerprints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +117,7 @@ impl Trial {
             dir,
             tuned: toml::Table::new(),
             tune: None,
+            epochs: None,
             data: None,
         }
     }
@@ -130,6 +135,7 @@ impl Trial {
             dir,
             tuned: values,
             tune: Some(candidate),
+            epochs: None,
             data: None,
         }
     }
@@ -142,11 +148,14 @@ impl Trial {
         }
     }
 
-    /// The trial's recipe: the baseline with the arm's overrides, the tuned values and the
-    /// trial's seed, without the checklist section (a trial is a plain training run).
+    /// The trial's recipe: the baseline with the arm's overrides, the tuned values, the trial's
+    /// epochs and seed, without the checklist section (a trial is a plain training run).
     pub fn recipe(&self, baseline: &Recipe) -> Result<Recipe> {
         let mut overrides = self.arm.overrides();
         overrides.extend(self.tuned.clone());
+        if let Some(e) = self.epochs {
+            overrides.insert("train.epochs".into(), toml::Value::Integer(e as i64));
+        }
         let mut r = baseline.with_overrides(&overrides)?;
         r.seed = self.seed;
         r.checklist = Default::default();

@@ -89,9 +89,7 @@ pub fn run(baseline: &Recipe, out: &Path, settings: &Settings, options: Options)
 
 /// The trials (and tuning runs) of `summary` recorded as failed.
 pub fn failed_trials(summary: &Summary) -> Vec<String> {
-    let arms = std::iter::once(&summary.baseline)
-        .chain(&summary.trials)
-        .chain(&summary.combined);
+    let arms = summary.arms();
     let tuning = summary
         .tuning
         .iter()

@@ -212,11 +212,9 @@ fn combined(summary: &Summary) -> String {
     if let Some(c) = &summary.combined {
         let changes: Vec<String> = c.overrides.iter().map(|(k, v)| format!("{k} = {v}")).collect();
         s.push_str(&format!("<pre>{}</pre>", esc(&changes.join("\n"))));
-        s.push_str(&table(&[&summary.baseline, c], super::bounds(summary)));
-        s.push_str(&format!(
-            "<p>It ran on fresh seeds (seed indices from {} on, which no variant used), paired with the baseline on the same seeds, and is confirmed as one comparison at the checklist's error.</p>",
-            summary.design.looks.last().copied().unwrap_or(0)
-        ));
+        let baseline = summary.confirm_baseline.as_ref().unwrap_or(&summary.baseline);
+        s.push_str(&table(&[baseline, c], super::bounds(summary)));
+        s.push_str(&format!("<p>{}</p>", esc(&super::confirmation_text(summary))));
         if let Some(text) = super::interaction_text(summary) {
             s.push_str(&format!("<p>{}</p>", esc(&text)));
         }
