@@ -422,6 +422,7 @@ fn cli_options_are_checked() {
             "do nothing",
         ),
         (&["--gpus", "1"], "--gpus", "a cluster setting"),
+        (&["--attempts", "2"], "--attempts", "a cluster setting"),
     ] {
         fails(checklist(&[&["--dry-run"][..], args].concat()), &[flag, why]);
     }
@@ -1109,8 +1110,19 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     ok(Command::new("cp").arg("-r").arg(&run_dir).arg(&copy).output().unwrap());
     fails(
         run(&["report", out_s]),
+        &[
+            "seed-5/trial.json",
+            "records `baseline` seed index 0, which belongs in trials/baseline/seed-0",
+        ],
+    );
+    // Without baseline.toml (records from before it was written) the copy is still one too many.
+    let (baseline_toml, aside) = (out.join("baseline.toml"), dir.join("baseline.toml"));
+    std::fs::rename(&baseline_toml, &aside).unwrap();
+    fails(
+        run(&["report", out_s]),
         &["seed-5/trial.json", "records the same trial (baseline, seed index 0)"],
     );
+    std::fs::rename(&aside, &baseline_toml).unwrap();
     std::fs::remove_dir_all(&copy).unwrap();
     // baseline.toml's [checklist] section sets alpha and the margin: unreadable is an error, not the defaults.
     let baseline_path = out.join("baseline.toml");

@@ -946,4 +946,28 @@ fn a_rerun_whose_trials_no_longer_match_their_definition_is_refused() {
     );
     finish(common::checklist(&recipe, &out, &["--parallel", "2", "--redesign"]));
     not_rerun(&done);
+    // A record edited to another seed would pair one seed's run with another's: refused by
+    // the rerun and by report, naming the file and both seeds.
+    let record = out.join("trials/ls=0/seed-0/trial.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    assert!(text.contains("\"seed\": 0,"), "{text}");
+    std::fs::write(&record, text.replace("\"seed\": 0,", "\"seed\": 5,")).unwrap();
+    let report = common::bin().args(["report", out.to_str().unwrap()]).output().unwrap();
+    for (code, e) in [
+        rerun(&recipe, &out, &[]),
+        (
+            report.status.code(),
+            String::from_utf8_lossy(&report.stderr).into_owned(),
+        ),
+    ] {
+        assert_eq!(code, Some(1), "{e}");
+        assert!(
+            e.contains("ls=0/seed-0/trial.json")
+                && e.contains("seed is 5, but seed index 0 of a checklist whose first seed is 0 trains seed 0"),
+            "{e}"
+        );
+    }
+    std::fs::write(&record, text).unwrap();
+    finish(common::checklist(&recipe, &out, &["--parallel", "2"]));
+    not_rerun(&done);
 }

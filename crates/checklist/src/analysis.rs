@@ -221,6 +221,7 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
         .collect();
     paths.sort();
     let real_root = root.canonicalize().map_err(|e| crate::Error::io(root, e))?;
+    let first = first_seed(root)?;
     for p in paths {
         let dir = p.parent().expect("trial.json has a folder");
         let outside = |message: &str| crate::Error::RunDir {
@@ -251,6 +252,12 @@ pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
             });
         }
         trial.dir = dir.strip_prefix(root).expect("found under root").to_path_buf();
+        if let Some(first) = first {
+            check_identity(&trial, &trial.dir, first).map_err(|message| crate::Error::RunDir {
+                path: p.clone(),
+                message: format!("{message}: restore the record, or remove the trial's folder to run it again"),
+            })?;
+        }
         // Each (arm, seed, tuning candidate) once: a copied trial folder would count a seed twice.
         let key = |t: &Trial| (t.arm.label(), t.seed_index, t.tune);
         if let Some(other) = trials.iter().find(|t| key(t) == key(&trial)) {
@@ -372,17 +379,9 @@ pub fn winners(trials: &[ArmSummary], variants: &[Variant]) -> Vec<Variant> {
 /// section that does not parse is an error naming it: judging with the default alpha and margin
 /// instead would change the verdicts without a word.
 fn checklist_config(root: &Path) -> crate::Result<ChecklistConfig> {
-    let path = root.join(super::BASELINE);
-    if std::fs::symlink_metadata(&path).is_err() {
+    let Some((table, bad)) = baseline_table(root)? else {
         return Ok(ChecklistConfig::default());
-    }
-    let bad = |message: String| crate::Error::RunDir {
-        path: path.clone(),
-        message: format!("{message}; the checklist's settings ([checklist]) are read from it"),
     };
-    let bytes = darkmagic_base::files::read_regular(&path, darkmagic_base::rundir::MAX_RECORD_BYTES)?;
-    let text = String::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text: {e}")))?;
-    let table = text.parse::<toml::Table>().map_err(|e| bad(e.to_string()))?;
     match table.get("checklist") {
         None => Ok(ChecklistConfig::default()),
         Some(c) => c
@@ -390,6 +389,67 @@ fn checklist_config(root: &Path) -> crate::Result<ChecklistConfig> {
             .try_into()
             .map_err(|e: toml::de::Error| bad(format!("[checklist]: {e}"))),
     }
+}
+
+/// An error about `baseline.toml`, from its message.
+type BaselineError = Box<dyn Fn(String) -> crate::Error>;
+
+/// The checklist's `baseline.toml` as a table, with a maker of errors that name it; None when
+/// the checklist has none (records from before it was written).
+fn baseline_table(root: &Path) -> crate::Result<Option<(toml::Table, BaselineError)>> {
+    let path = root.join(super::BASELINE);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    let named = path.clone();
+    let bad: BaselineError = Box::new(move |message: String| crate::Error::RunDir {
+        path: named.clone(),
+        message: format!("{message}; the checklist's settings are read from it"),
+    });
+    let bytes = darkmagic_base::files::read_regular(&path, darkmagic_base::rundir::MAX_RECORD_BYTES)?;
+    let text = String::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text: {e}")))?;
+    let table = text.parse::<toml::Table>().map_err(|e| bad(e.to_string()))?;
+    Ok(Some((table, bad)))
+}
+
+/// The checklist's first seed (`seed` in `baseline.toml`; 0, the recipe's default, when unset).
+fn first_seed(root: &Path) -> crate::Result<Option<u64>> {
+    let Some((table, bad)) = baseline_table(root)? else {
+        return Ok(None);
+    };
+    match table.get("seed") {
+        None => Ok(Some(0)),
+        Some(v) => v
+            .as_integer()
+            .and_then(|s| u64::try_from(s).ok())
+            .map(Some)
+            .ok_or_else(|| bad(format!("seed = {v}: expected a non-negative integer"))),
+    }
+}
+
+/// A trial's record names where it belongs: its folder and its seed follow from its arm, its
+/// seed index and tuning candidate, and the checklist's first seed. An edited or moved record
+/// would pair one seed's run with another's.
+fn check_identity(trial: &Trial, dir: &Path, first: u64) -> Result<(), String> {
+    let expected = match trial.tune {
+        Some(c) => Trial::tuning(trial.arm.clone(), first, c, Default::default(), trial.seed_index),
+        None => Trial::new(trial.arm.clone(), first, trial.seed_index),
+    };
+    if dir != expected.dir {
+        return Err(format!(
+            "records `{}` seed index {}, which belongs in {}",
+            trial.arm.label(),
+            trial.seed_index,
+            expected.dir.display()
+        ));
+    }
+    if trial.seed != expected.seed {
+        return Err(format!(
+            "seed is {}, but seed index {} of a checklist whose first seed is {first} trains seed {}",
+            trial.seed, trial.seed_index, expected.seed
+        ));
+    }
+    Ok(())
 }
 
 /// The smallest positive difference between two of `values`, 0 with fewer than two distinct

@@ -85,9 +85,10 @@ pub struct Settings {
     /// Extra #SBATCH line, repeatable: --sbatch-line=--account=lab.
     #[arg(long = "sbatch-line", value_name = "LINE")]
     pub sbatch_lines: Vec<String>,
-    /// Cluster submissions per trial before it is recorded as failed.
-    #[arg(long, default_value_t = 3)]
-    pub attempts: usize,
+    /// Cluster submissions per trial before it is recorded as failed (default 3; refused with
+    /// the local executor, which runs each trial once: a rerun of the checklist resumes).
+    #[arg(long)]
+    pub attempts: Option<usize>,
     /// Ray dashboard address.
     #[arg(long, default_value = DEFAULT_RAY_ADDRESS)]
     pub ray_address: String,
@@ -104,6 +105,8 @@ pub const DEFAULT_RAY_ADDRESS: &str = "http://127.0.0.1:8265";
 pub const MAX_PARALLEL: usize = 1024;
 /// The most times `--attempts` submits one trial.
 pub const MAX_ATTEMPTS: usize = 100;
+/// Submissions per trial on a cluster without `--attempts`.
+pub const DEFAULT_ATTEMPTS: usize = 3;
 
 impl Settings {
     /// Every setting within what it can do, before anything runs: counts of processes and
@@ -120,6 +123,9 @@ impl Settings {
                     self.kind.name()
                 ),
             ));
+        }
+        if let Some(a) = self.attempts {
+            within("--attempts", a, 1, MAX_ATTEMPTS)?;
         }
         self.check_applies()?;
         if let Some(p) = self.parallel {
@@ -138,7 +144,6 @@ impl Settings {
                 ));
             }
         }
-        within("--attempts", self.attempts, 1, MAX_ATTEMPTS)?;
         let whole = self.gpus.fract() == 0.0;
         if !(self.gpus.is_finite() && (0.0..=MAX_GPUS).contains(&self.gpus))
             || (self.kind == ExecutorKind::Slurm && !whole)
@@ -189,6 +194,13 @@ impl Settings {
                 ),
             ));
         }
+        if kind == ExecutorKind::Local && self.attempts.is_some() {
+            return Err(Error::flag(
+                "--attempts",
+                "a cluster setting (submissions per trial); the local executor runs each trial once, and rerunning the \
+                 checklist resumes the trials that failed",
+            ));
+        }
         if kind == ExecutorKind::Local && self.gpus != 0.0 {
             return Err(Error::flag(
                 "--gpus",
@@ -223,7 +235,7 @@ pub fn build(s: &Settings, local: local::Local, root: &Path) -> Result<Box<dyn E
                 mem: s.mem.clone(),
                 gpus: s.gpus as usize,
                 extra: s.sbatch_lines.clone(),
-                attempts: s.attempts,
+                attempts: s.attempts.unwrap_or(DEFAULT_ATTEMPTS),
                 detach: s.detach,
                 poll,
             };
@@ -237,7 +249,7 @@ pub fn build(s: &Settings, local: local::Local, root: &Path) -> Result<Box<dyn E
             token: ray::Token::find(s.ray_token_file.as_deref())?,
             cpus: threads,
             gpus: s.gpus,
-            attempts: s.attempts,
+            attempts: s.attempts.unwrap_or(DEFAULT_ATTEMPTS),
             poll,
         }),
     })
