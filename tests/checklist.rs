@@ -624,17 +624,25 @@ fn tuning_runs_first_resumes_and_fixes_each_arms_best_candidate_for_its_seeds() 
     );
 }
 
+/// A plan of one variant that clearly helps (a usable learning rate against one 400 times too
+/// small), 3 seeds, with `extra` lines in its `[checklist]`: the recipe and the `--out` folder.
+fn usable_lr_plan(name: &str, extra: &str) -> (PathBuf, PathBuf) {
+    let dir = tempdir(name);
+    let recipe = dir.join("plan.toml");
+    let plan = format!(
+        "[optim]\nlr = 0.0005\n[checklist]\nplan = \"none\"\nseeds = 3\nmax_seeds = 3\n{extra}\
+         [checklist.factors.lr]\n\"usable\" = {{ \"optim.lr\" = 0.2 }}\n"
+    );
+    std::fs::write(&recipe, format!("{TINY_TRAINING}{plan}")).unwrap();
+    (recipe, dir.join("out"))
+}
+
 /// A variant that clearly helps (a usable learning rate against one 400 times too small): the
 /// combined recipe then runs on fresh seeds (3, 4, 5: after the variants' 0, 1, 2), paired with
 /// the baseline on the same fresh seeds, and the report compares it with the sum of its parts.
 #[test]
 fn the_combined_recipe_is_confirmed_on_fresh_seeds() {
-    let dir = tempdir("combined-fresh");
-    let recipe = dir.join("combined.toml");
-    let plan = "[optim]\nlr = 0.0005\n[checklist]\nplan = \"none\"\nseeds = 3\nmax_seeds = 3\n\
-                [checklist.factors.lr]\n\"usable\" = { \"optim.lr\" = 0.2 }\n";
-    std::fs::write(&recipe, format!("{TINY_TRAINING}{plan}")).unwrap();
-    let out = dir.join("out");
+    let (recipe, out) = usable_lr_plan("combined-fresh", "");
     finish(run_tiny(&recipe, &out));
     let s = summary(&out);
     let seeds = |a: &Value| -> Vec<u64> {
@@ -684,12 +692,7 @@ fn the_combined_recipe_is_confirmed_on_fresh_seeds() {
 /// a rerun that changes the confirmation's length is refused naming the field.
 #[test]
 fn the_combined_recipe_is_confirmed_at_its_own_length() {
-    let dir = tempdir("confirm-epochs");
-    let recipe = dir.join("confirm.toml");
-    let plan = "[optim]\nlr = 0.0005\n[checklist]\nplan = \"none\"\nseeds = 3\nmax_seeds = 3\nconfirm_epochs = 3\n\
-                [checklist.factors.lr]\n\"usable\" = { \"optim.lr\" = 0.2 }\n";
-    std::fs::write(&recipe, format!("{TINY_TRAINING}{plan}")).unwrap();
-    let out = dir.join("out");
+    let (recipe, out) = usable_lr_plan("confirm-epochs", "confirm_epochs = 3\n");
     let plan = finish(common::checklist(&recipe, &out, &["--dry-run"]));
     assert!(
         plan.contains("plus up to 3 trials of the combined recipe and 3 of the baseline on fresh seeds to confirm it, at 3 epochs (checklist.confirm_epochs)"),
