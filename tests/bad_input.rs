@@ -1414,6 +1414,40 @@ fn every_numeric_argument_is_bounded_or_refused() {
     );
 }
 
+/// `train` into a run dir that holds a run, without `--resume`, used to start over and replace
+/// its checkpoint, metrics and result. It is refused, naming the folder and what it holds, and
+/// the run is left as it was; `--resume` returns the finished run.
+#[test]
+fn training_into_a_run_dir_that_holds_a_run_is_refused_without_resume() {
+    let dir = tempdir("run-dir-taken");
+    let run_dir = dir.join("run");
+    ok(common::train_one_epoch(&run_dir, &[]));
+    let files = ["result.json", "metrics.jsonl", "checkpoint.safetensors"];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(run_dir.join(f)).unwrap()).collect();
+    let after = || -> Vec<Vec<u8>> { files.iter().map(|f| std::fs::read(run_dir.join(f)).unwrap()).collect() };
+    fails(
+        common::train_one_epoch(&run_dir, &[]),
+        &[
+            &format!("{}: holds a completed run (result.json)", run_dir.display()),
+            "--resume continues it",
+        ],
+    );
+    assert!(after() == before, "the finished run was left as it was");
+    ok(common::train_one_epoch(&run_dir, &["--resume"]));
+    assert!(after() == before, "--resume returns a finished run without training");
+    // An unfinished run (killed before its result) is one too.
+    std::fs::remove_file(run_dir.join("result.json")).unwrap();
+    fails(
+        common::train_one_epoch(&run_dir, &[]),
+        &["holds an unfinished run (checkpoint.safetensors)"],
+    );
+    // A folder with only a recipe (a checklist's trial before it ran) is free to train into.
+    let fresh = dir.join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::copy(run_dir.join("recipe.toml"), fresh.join("recipe.toml")).unwrap();
+    ok(common::train_one_epoch(&fresh, &[]));
+}
+
 /// FIFOs and devices where a run dir or checklist keeps its own files: a checkpoint, train.log
 /// or the checklist's lock that is a FIFO hung resume and the checklist (even with
 /// --break-lock), a /dev/zero checkpoint filled memory. Each is refused at once, by name.

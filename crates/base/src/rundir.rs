@@ -424,6 +424,19 @@ impl RunDir {
         Ok(result)
     }
 
+    /// What a training run left here, in words, when it left something a new run would
+    /// overwrite: its result (with the status) or, unfinished, its checkpoint or metrics. None
+    /// for a new folder, or one that holds only a recipe (a checklist's trial before it ran).
+    pub fn holds_run(&self) -> Result<Option<String>> {
+        if let Some(r) = self.read_result()? {
+            return Ok(Some(format!("a {} run ({RESULT})", r.status.name())));
+        }
+        let unfinished = [CHECKPOINT, METRICS]
+            .into_iter()
+            .find(|f| std::fs::metadata(self.file(f)).is_ok_and(|m| m.len() > 0));
+        Ok(unfinished.map(|f| format!("an unfinished run ({f})")))
+    }
+
     pub fn write_spec(&self, spec: &ModelSpec) -> Result<()> {
         self.write_json(MODEL, spec)
     }
