@@ -4,7 +4,8 @@
 //! rate and weight decay can be set per step (schedules, scheduled regularization) and 1-D
 //! parameters (biases, norm scales) can be excluded from decay, as timm does by default.
 //! Each update rule is one file behind [`UpdateRule`] (`sgd`, `adam` with AdamW, `lion`,
-//! `rmsprop_tf`, `lamb`, each with its formula); grouping, layer-wise learning-rate decay,
+//! `rmsprop_tf`, `lamb`, `muon`, each with its formula; Muon updates the hidden weights and AdamW
+//! the rest); grouping, layer-wise learning-rate decay,
 //! freezing, clipping (`clip`) and the state in checkpoints are [`Optimizer`]'s, written once.
 //!
 //! One fused step: the parameters of a group (same kind, device and decay setting) are views of
@@ -17,6 +18,7 @@ mod adam;
 mod clip;
 mod lamb;
 mod lion;
+pub mod muon;
 mod rmsprop_tf;
 mod sgd;
 
@@ -35,8 +37,9 @@ pub trait UpdateRule {
         0.0
     }
 
-    /// Whether each update needs a whole parameter (per-parameter norms, as Lamb's trust ratio);
-    /// otherwise runs of consecutive parameters are updated at once.
+    /// Whether each update needs a whole parameter, in its own shape (per-parameter norms, as
+    /// Lamb's trust ratio; Muon's matrix); otherwise runs of consecutive parameters are updated
+    /// at once, flat.
     fn per_parameter(&self) -> bool {
         false
     }
@@ -46,8 +49,25 @@ pub trait UpdateRule {
     fn update(&self, p: &mut Tensor, grad: &Tensor, state: &mut [Tensor], lr: f64, wd: f64, t: i32);
 }
 
-/// The update rule `cfg` names, with its hyperparameters.
-pub fn rule(cfg: &OptimConfig) -> Box<dyn UpdateRule> {
+/// The update rules `cfg` names, with their hyperparameters: one, or for Muon, AdamW (for
+/// every parameter but the hidden weights) then Muon.
+pub fn rules(cfg: &OptimConfig) -> Vec<Box<dyn UpdateRule>> {
+    if cfg.name == OptimName::Muon {
+        let adamw = OptimConfig {
+            name: OptimName::Adamw,
+            ..cfg.clone()
+        };
+        let muon = muon::Muon {
+            momentum: cfg.momentum,
+            nesterov: cfg.nesterov,
+        };
+        return vec![rule(&adamw), Box::new(muon)];
+    }
+    vec![rule(cfg)]
+}
+
+/// The update rule of one kind `cfg` names (not Muon, which is two: [`rules`]).
+fn rule(cfg: &OptimConfig) -> Box<dyn UpdateRule> {
     match cfg.name {
         OptimName::Sgd => Box::new(sgd::Sgd {
             momentum: cfg.momentum,
@@ -73,6 +93,7 @@ pub fn rule(cfg: &OptimConfig) -> Box<dyn UpdateRule> {
             beta2: cfg.beta2,
             eps: cfg.eps,
         }),
+        OptimName::Muon => unreachable!("Muon is two rules: `rules`"),
     }
 }
 
@@ -90,6 +111,8 @@ struct Member {
 /// Parameters of one kind, device and decay setting: their values, gradients and optimizer
 /// state (SGD: momentum buffer; Adam: first and second moments) as flat 1-D buffers.
 struct Group {
+    /// Its update rule: an index into [`Optimizer`]'s rules.
+    rule: usize,
     decay: bool,
     /// The learning rate's factor for this group (layer-wise decay; 1 without).
     lr_scale: f64,
@@ -103,15 +126,6 @@ impl Group {
     /// `flat` seen as member `m`'s tensor, with the parameter's own shape and memory order.
     fn view(flat: &Tensor, m: &Member) -> Tensor {
         flat.as_strided(m.size.as_slice(), m.stride.as_slice(), m.offset)
-    }
-
-    /// `(offset, numel)` of each member being trained (not frozen), in buffer order.
-    fn trainable_members(&self) -> Vec<(i64, i64)> {
-        self.members
-            .iter()
-            .filter(|m| !m.frozen)
-            .map(|m| (m.offset, m.numel))
-            .collect()
     }
 
     /// Maximal runs `(offset, numel)` of consecutive members being trained: the whole buffer
@@ -129,12 +143,12 @@ impl Group {
     }
 }
 
-/// What parameters of one group share: kind, device, and whether weight decay applies.
-/// A group's dtype, device, weight decay on or off, and learning-rate scale (as f64 bits).
-type GroupKey = (Kind, Device, bool, u64);
+/// What the parameters of one group share: dtype, device, weight decay on or off, learning-rate
+/// scale (as f64 bits) and update rule.
+type GroupKey = (Kind, Device, bool, u64, usize);
 
 pub struct Optimizer {
-    rule: Box<dyn UpdateRule>,
+    rules: Vec<Box<dyn UpdateRule>>,
     groups: Vec<Group>,
     /// Steps taken so far (Adam's bias-correction counter).
     steps: i64,
@@ -164,15 +178,18 @@ impl Optimizer {
     /// zero gradient that is a view of the group's flat gradient, so backward passes accumulate
     /// straight into it. Convert the model's memory order (channels-last) before this.
     pub fn new(named: Vec<(String, Tensor)>, cfg: &OptimConfig) -> Self {
-        let rule = rule(cfg);
-        let n_state = rule.state_buffers();
+        let rules = rules(cfg);
         let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
         let (layer, n_layers) = crate::model::layer_groups(&names);
         let mut keyed: Vec<(GroupKey, Vec<(String, Tensor)>)> = Vec::new();
         for ((name, t), layer) in named.into_iter().zip(layer) {
             // timm's scale `layer_decay^(n - 1 - i)`; 1 for every group when the decay is off.
             let scale = cfg.layer_decay.powi((n_layers - 1 - layer) as i32);
-            let key = (t.kind(), t.device(), !(cfg.exclude_1d && t.dim() <= 1), scale.to_bits());
+            // Muon's hidden weights: matrices and filters outside the stem and the classifier.
+            let hidden = t.dim() >= 2 && layer != 0 && layer != n_layers - 1;
+            let rule = usize::from(rules.len() > 1 && hidden);
+            let decay = !(cfg.exclude_1d && t.dim() <= 1);
+            let key = (t.kind(), t.device(), decay, scale.to_bits(), rule);
             match keyed.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, v)) => v.push((name, t)),
                 None => keyed.push((key, vec![(name, t)])),
@@ -180,18 +197,23 @@ impl Optimizer {
         }
         let groups = keyed
             .into_iter()
-            .map(|((kind, device, decay, scale), params)| {
-                let mut g = Group::new(params, kind, device, decay, n_state);
+            .map(|((kind, device, decay, scale, rule), params)| {
+                let mut g = Group::new(params, kind, device, decay, rules[rule].state_buffers());
                 g.lr_scale = f64::from_bits(scale);
+                g.rule = rule;
                 g
             })
             .collect::<Vec<Group>>();
         for g in &groups {
             for (k, state) in g.state.iter().enumerate() {
-                let _ = state.shallow_clone().fill_(rule.initial_state(k));
+                let _ = state.shallow_clone().fill_(rules[g.rule].initial_state(k));
             }
         }
-        Optimizer { rule, groups, steps: 0 }
+        Optimizer {
+            rules,
+            groups,
+            steps: 0,
+        }
     }
 
     /// The trainable variables of a VarStore, sorted by name so state order is stable.
@@ -264,18 +286,20 @@ impl Optimizer {
         let t = self.steps as i32;
         tch::no_grad(|| {
             for g in &self.groups {
+                let (rule, lr) = (&self.rules[g.rule], lr * g.lr_scale);
                 let wd = if g.decay { wd } else { 0.0 };
-                let spans = if self.rule.per_parameter() {
-                    g.trainable_members()
-                } else {
-                    g.trainable_runs()
-                };
-                for (offset, n) in spans {
-                    let part = |x: &Tensor| x.narrow(0, offset, n);
+                let update = |part: &dyn Fn(&Tensor) -> Tensor| {
                     let mut state: Vec<Tensor> = g.state.iter().map(part).collect();
-                    let grad = part(&g.grads);
-                    self.rule
-                        .update(&mut part(&g.values), &grad, &mut state, lr * g.lr_scale, wd, t);
+                    rule.update(&mut part(&g.values), &part(&g.grads), &mut state, lr, wd, t);
+                };
+                if rule.per_parameter() {
+                    for m in g.members.iter().filter(|m| !m.frozen) {
+                        update(&|x| Group::view(x, m));
+                    }
+                } else {
+                    for (offset, n) in g.trainable_runs() {
+                        update(&|x| x.narrow(0, offset, n));
+                    }
                 }
             }
         });
@@ -339,6 +363,7 @@ impl Group {
             .collect();
         let zeros = || Tensor::zeros([offset], (kind, device));
         let group = Group {
+            rule: 0,
             decay,
             lr_scale: 1.0,
             values: zeros(),

@@ -25,6 +25,14 @@ pub enum OptimName {
     /// timm's Lamb also divides the gradients by `max(1, global norm)`: here
     /// `train.clip_grad = 1.0` does that (within its 1e-6).
     Lamb,
+    /// Muon (Jordan et al. 2024, `torch.optim.Muon`, the CIFAR-10 speedruns' optimizer) for the
+    /// hidden weights (every parameter of 2 or more dimensions outside the stem and the
+    /// classifier, a convolution's filters seen as a matrix of one row per output channel): the
+    /// momentum buffer (`momentum`, `nesterov` as SGD's) orthogonalised by 5 Newton-Schulz steps
+    /// with coefficients (3.4445, -4.7750, 2.0315), its learning rate scaled by
+    /// `0.2 * sqrt(max(rows, cols))` (torch's `adjust_lr_fn = "match_rms_adamw"`) so that AdamW,
+    /// which updates every other parameter, shares `lr` and the decoupled weight decay.
+    Muon,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -94,6 +94,7 @@ fn extended_plan_adds_the_future_posts_tricks_and_validates() {
         "pool=attention",
         "cutmix=on",
         "ema=on",
+        "optimizer=muon",
         "tta=flip",
         "resnet_d=on",
         "blur_pool=on",
