@@ -131,7 +131,7 @@ impl Classifier {
     }
 
     /// Evaluates on `images`, which must have the model's class count, channels and size; with
-    /// `augment.tta_flip`, also with test-time augmentation.
+    /// `augment.tta_flip` or `tta_translate`, also with test-time augmentation.
     pub fn evaluate(&self, images: &Images) -> Result<(Evaluation, Option<Evaluation>)> {
         self.evaluator().evaluate(images, self.spec.classes.len())
     }

@@ -29,7 +29,10 @@ pub struct Evaluator<'a> {
     /// Batches in channels-last memory order, as the weights.
     pub channels_last: bool,
     /// Test-time augmentation: also score each image's horizontal mirror (`augment.tta_flip`).
-    pub tta: bool,
+    pub tta_flip: bool,
+    /// Test-time augmentation: also score each image shifted by a pixel up-left and down-right
+    /// (`augment.tta_translate`).
+    pub tta_translate: bool,
 }
 
 impl<'a> Evaluator<'a> {
@@ -44,14 +47,45 @@ impl<'a> Evaluator<'a> {
             device,
             amp,
             channels_last: recipe.train.channels_last,
-            tta: recipe.augment.tta_flip,
+            tta_flip: recipe.augment.tta_flip,
+            tta_translate: recipe.augment.tta_translate,
         }
     }
 
+    /// Whether evaluation also gives test-time-augmented scores.
+    pub fn tta(&self) -> bool {
+        self.tta_flip || self.tta_translate
+    }
+
+    /// The test-time-augmented scores of the batch `x` (log of the mean probability), from
+    /// `forward`'s logits: the softmax of `x` (averaged with its mirror's with `tta_flip`) and,
+    /// with `tta_translate`, weighing half, the mean of the same for `x` shifted one pixel
+    /// down-right and up-left through reflect padding (airbench94's `infer_mirror_translate`).
+    fn tta_scores(&self, x: &Tensor, logits: &Tensor, forward: impl Fn(&Tensor) -> Tensor) -> Tensor {
+        let probabilities = |x: &Tensor, logits: Option<&Tensor>| {
+            let p = logits
+                .map_or_else(|| forward(x), Tensor::shallow_clone)
+                .softmax(-1, Kind::Float);
+            if self.tta_flip {
+                (p + forward(&x.flip([3])).softmax(-1, Kind::Float)) / 2.0
+            } else {
+                p
+            }
+        };
+        let mut p = probabilities(x, Some(logits));
+        if self.tta_translate {
+            let (h, w) = (x.size()[2], x.size()[3]);
+            let padded = x.reflection_pad2d([1, 1, 1, 1]);
+            let shifted = |at: i64| padded.narrow(2, at, h).narrow(3, at, w);
+            p = p * 0.5 + (probabilities(&shifted(0), None) + probabilities(&shifted(2), None)) * 0.25;
+        }
+        p.log()
+    }
+
     /// Calls `f` with the float32 logits (on the device) and the labels of each batch of
-    /// `images`, in their order, without gradients; with `tta`, also with the log of the mean of
-    /// the softmax of each image and of its horizontal mirror (log-probabilities: as logits, they
-    /// give the same argmax, and cross-entropy gives -log of the mean probability).
+    /// `images`, in their order, without gradients; with test-time augmentation, also with the
+    /// log of the mean softmax of its views ([`Evaluator::tta_scores`]; log-probabilities: as
+    /// logits, they give the same argmax, and cross-entropy gives -log of the mean probability).
     /// A progress bar shows on a terminal.
     pub fn for_each_batch(&self, images: &Images, mut f: impl FnMut(&Tensor, Option<&Tensor>, &Tensor)) -> Result<()> {
         let bar = indicatif::ProgressBar::new(images.len().div_ceil(self.batch_size) as u64);
@@ -68,10 +102,7 @@ impl<'a> Evaluator<'a> {
                     amp::autocast(self.amp, self.device, || self.net.forward_t(x, false)).to_kind(Kind::Float)
                 };
                 let logits = forward(&x);
-                let tta = self.tta.then(|| {
-                    let mirrored = forward(&x.flip([3]));
-                    ((logits.softmax(-1, Kind::Float) + mirrored.softmax(-1, Kind::Float)) / 2.0).log()
-                });
+                let tta = self.tta().then(|| self.tta_scores(&x, &logits, forward));
                 f(&logits, tta.as_ref(), &b.labels(self.device));
             }
             bar.finish_and_clear();
@@ -83,7 +114,7 @@ impl<'a> Evaluator<'a> {
     /// with `tta`, the same for the test-time-augmented scores.
     pub fn evaluate(&self, images: &Images, classes: usize) -> Result<(Evaluation, Option<Evaluation>)> {
         let mut plain = Evaluation::empty(classes);
-        let mut tta = self.tta.then(|| Evaluation::empty(classes));
+        let mut tta = self.tta().then(|| Evaluation::empty(classes));
         self.for_each_batch(images, |logits, mirrored, labels| {
             plain.add(logits, labels);
             if let (Some(e), Some(m)) = (tta.as_mut(), mirrored) {
@@ -361,6 +392,59 @@ mod tests {
             Vec::<i64>::try_from(expected.argmax(-1, false)).unwrap()
         );
         assert_eq!(e.images(), 5);
+    }
+
+    /// airbench94's `infer_mirror_translate` with softmax outputs: half the mean of image and
+    /// mirror, half the mean of the same for the image shifted one pixel down-right and up-left
+    /// (reflect padding), written out here with explicit pixel indices.
+    #[test]
+    fn translate_test_time_augmentation_weighs_the_shifted_views_half() {
+        let recipe = Recipe {
+            augment: AugmentConfig {
+                tta_flip: true,
+                tta_translate: true,
+                ..AugmentConfig::default()
+            },
+            ..Recipe::default()
+        };
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), &recipe.model, 1, 10);
+        let digits = crate::data::digits::load().unwrap().train.select(&[5, 6, 7]);
+        let norm = Normalizer::new(&[0.3], &[0.4], 1);
+        let ev = Evaluator::new(&net, &norm, &recipe, Device::Cpu, None);
+        let mut tta = Vec::new();
+        ev.for_each_batch(&digits, |_, t, _| tta.push(t.unwrap().copy()))
+            .unwrap();
+        let x = loader::make_batch(&digits, &[0, 1, 2], &norm, loader::Mode::Eval(&recipe.augment))
+            .unwrap()
+            .images(Device::Cpu);
+        let (h, w) = (x.size()[2], x.size()[3]);
+        // Reflect padding by one: row -1 is row 1, row h is row h - 2 (the same for columns).
+        let reflect = |i: i64, n: i64| {
+            if i < 0 {
+                -i
+            } else if i >= n {
+                2 * n - 2 - i
+            } else {
+                i
+            }
+        };
+        let shift = |d: i64| {
+            let rows: Vec<i64> = (0..h).map(|i| reflect(i - d, h)).collect();
+            let cols: Vec<i64> = (0..w).map(|j| reflect(j - d, w)).collect();
+            x.index_select(2, &Tensor::from_slice(&rows))
+                .index_select(3, &Tensor::from_slice(&cols))
+        };
+        let p = |x: &Tensor| tch::no_grad(|| net.forward_t(x, false)).softmax(-1, Kind::Float);
+        let mirrored = |x: &Tensor| (p(x) + p(&x.flip([3]))) / 2.0;
+        let expected = (mirrored(&x) * 0.5 + (mirrored(&shift(1)) + mirrored(&shift(-1))) * 0.25).log();
+        assert!(
+            tta[0].allclose(&expected, 1e-5, 1e-6, false),
+            "{:?} vs {expected:?}",
+            tta[0]
+        );
+        // Shifted by one, the content moves: the views differ from the image.
+        assert!(!shift(1).equal(&x) && !shift(-1).equal(&x));
     }
 
     #[test]

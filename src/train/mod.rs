@@ -410,7 +410,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Plain cross-entropy (no smoothing), top-1 and, with more than 5 classes, top-5 accuracy;
-    /// with `augment.tta_flip`, also of the test-time-augmented scores.
+    /// with `augment.tta_flip` or `tta_translate`, also of the test-time-augmented scores.
     fn evaluate(&self, images: &Images) -> Result<(Evaluation, Option<Evaluation>)> {
         let evaluator = Evaluator::new(&self.net, &self.norm, self.recipe, self.device, self.amp);
         evaluator.evaluate(images, self.spec.classes.len())

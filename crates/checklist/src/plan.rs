@@ -525,7 +525,8 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
 /// Tricks the article left "for future posts" and their usual companions, as far as this build
 /// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
 /// Muon (the CIFAR-10 speedruns' optimizer), auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
-/// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip), and for the ResNets
+/// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip, and with one-pixel
+/// translations), and for the ResNets
 /// ResNet-D and anti-aliased downsampling (BlurPool).
 fn extended_extra(b: &Recipe) -> Vec<Variant> {
     let stages = b.model.arch.stages() as i64;
@@ -561,6 +562,14 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
             ],
         ),
         Variant::new("tta", "flip", &[("augment.tta_flip", toml::Value::Boolean(true))]),
+        Variant::new(
+            "tta",
+            "flip_translate",
+            &[
+                ("augment.tta_flip", toml::Value::Boolean(true)),
+                ("augment.tta_translate", toml::Value::Boolean(true)),
+            ],
+        ),
     ];
     if b.model.arch.is_resnet() {
         out.extend([

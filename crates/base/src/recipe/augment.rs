@@ -50,6 +50,11 @@ pub struct AugmentConfig {
     /// Test-time augmentation: evaluation also scores each image with its horizontal mirror,
     /// averaging the two softmax outputs; recorded beside the plain accuracy (`val_acc_tta`).
     pub tta_flip: bool,
+    /// Test-time augmentation: evaluation also scores each image shifted by one pixel up-left
+    /// and down-right (reflect padding), each with its mirror when `tta_flip` is on; the
+    /// unshifted and the shifted scores weigh half each (airbench94's `tta_level = 2`, with
+    /// softmax outputs averaged as `tta_flip` does). Recorded as the test-time-augmented accuracy.
+    pub tta_translate: bool,
     /// Resampling filter of every resize (random-resized crop, evaluation, folder images), as
     /// PIL computes it; torchvision's default is bilinear.
     pub interpolation: Interpolation,
@@ -128,6 +133,7 @@ impl Default for AugmentConfig {
             rrc_ratio: [3.0 / 4.0, 4.0 / 3.0],
             eval_crop_fraction: 1.0,
             tta_flip: false,
+            tta_translate: false,
             interpolation: Interpolation::Bilinear,
             policy: AugPolicy::AutoaugmentImagenet,
             randaugment_n: 2,

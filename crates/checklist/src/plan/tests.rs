@@ -96,6 +96,7 @@ fn extended_plan_adds_the_future_posts_tricks_and_validates() {
         "ema=on",
         "optimizer=muon",
         "tta=flip",
+        "tta=flip_translate",
         "resnet_d=on",
         "blur_pool=on",
         "batch_size=2x",
