@@ -8,6 +8,7 @@ pub mod import;
 pub mod layers;
 pub mod mobilenet;
 pub mod resnet;
+pub mod whiten;
 
 use crate::recipe::ModelConfig;
 use mobilenet::MobileNet;

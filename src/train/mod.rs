@@ -169,6 +169,11 @@ impl<'a> Trainer<'a> {
         if let (Some(init), false) = (&recipe.model.init, resuming) {
             initialise(&vs, init, dir)?;
         }
+        if recipe.model.whiten_stem && !resuming {
+            let first: Vec<usize> = (0..im.len().min(5000)).collect();
+            let x = loader::make_batch(im, &first, &norm, loader::Mode::Eval(&recipe.augment))?.images(device);
+            dir.log(&crate::model::whiten::whiten_stem(&vs, &x)?);
+        }
         let t = &recipe.train;
         let mut ema = (t.ema_decay > 0.0).then(|| ema::Ema::new(&vs, t.ema_decay, t.ema_warmup));
         let amp = amp::resolve(t.amp, device);

@@ -524,7 +524,7 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
 
 /// Tricks the article left "for future posts" and their usual companions, as far as this build
 /// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
-/// Muon (the CIFAR-10 speedruns' optimizer), auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
+/// Muon and the whitened stem (the CIFAR-10 speedruns'), auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
 /// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip, and with one-pixel
 /// translations), and for the ResNets
 /// ResNet-D and anti-aliased downsampling (BlurPool).
@@ -550,6 +550,11 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
         Variant::new("cutout", "on", &[("augment.cutout_fraction", f(0.5))]),
         Variant::new("randaugment", "on", &[("augment.policy", s("randaugment"))]),
         Variant::new("ema", "on", &[("train.ema_decay", f(0.999))]),
+        Variant::new(
+            "whiten_stem",
+            "on",
+            &[("model.whiten_stem", toml::Value::Boolean(true))],
+        ),
         // Muon with AdamW for the rest share one learning rate and a decoupled weight decay:
         // AdamW's usual 0.05, and a rate that trained the digits best of 0.005, 0.02 and 0.05.
         Variant::new(

@@ -109,6 +109,13 @@ pub struct ModelConfig {
     /// parameter names. The classifier is re-initialised when its shape differs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<PathBuf>,
+    /// Initialise the stem's first convolution by patch whitening of the training images (the
+    /// CIFAR-10 speedruns' first layer, airbench94's `init_whitening_conv`; from the first 5,000
+    /// training images, fewer when they are large): its filters are the leading eigenvectors `v`
+    /// of the covariance of the images' patches, scaled by
+    /// `1 / sqrt(eigenvalue + 5e-4)`, each with its negative; filters beyond twice the patch
+    /// size keep their random initialisation. Still trained afterwards.
+    pub whiten_stem: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +180,7 @@ impl Default for ModelConfig {
             pool: Pool::Avg,
             aux_stage: None,
             init: None,
+            whiten_stem: false,
         }
     }
 }

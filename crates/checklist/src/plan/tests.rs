@@ -95,6 +95,7 @@ fn extended_plan_adds_the_future_posts_tricks_and_validates() {
         "cutmix=on",
         "ema=on",
         "optimizer=muon",
+        "whiten_stem=on",
         "tta=flip",
         "tta=flip_translate",
         "resnet_d=on",
