@@ -6,7 +6,9 @@
 //! Timestamps are left out on purpose: a copy of the data, or the same files on a fresh machine
 //! (as a checklist committed to a repository is resumed), is the same data. Reading every byte
 //! of a large data set on each rerun would be slow, so the files' content hashes are cached by
-//! (path, size, modification time) in a file the caller names (the checklist's own folder).
+//! path and [`Stamp`] (size, modification and status-change times, inode) in a file the caller
+//! names (the checklist's own folder). The status-change time moves on every write and cannot
+//! be set back, so bytes rewritten in place with the modification time restored are read again.
 use darkmagic_base::error::{Error, Result};
 use darkmagic_base::recipe::DataConfig;
 use serde::{Deserialize, Serialize};
@@ -27,11 +29,39 @@ pub struct Fingerprint {
     pub content: Option<String>,
 }
 
-/// One file's cached content hash: valid while its size and modification time stay.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Cached {
+/// What one `stat` says of a file that a rewrite would change: its size, its modification and
+/// status-change times (ns since the epoch) and its inode (a file replaced by a rename).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
     size: u64,
     modified_ns: u128,
+    /// 0 in caches written before it was kept: such an entry is hashed again.
+    #[serde(default)]
+    changed_ns: u128,
+    #[serde(default)]
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path, meta: &std::fs::Metadata) -> Result<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let modified = meta.modified().map_err(|e| Error::io(path, e))?;
+        let changed = meta.ctime().max(0) as u128 * 1_000_000_000 + meta.ctime_nsec().max(0) as u128;
+        Ok(Stamp {
+            size: meta.len(),
+            modified_ns: modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+            changed_ns: changed,
+            inode: meta.ino(),
+        })
+    }
+}
+
+/// One file's cached content hash: valid while its [`Stamp`] stays.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Cached {
+    stamp: Stamp,
     crc: u32,
 }
 
@@ -52,18 +82,11 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
     for e in &entries {
         let key = cache_key(&e.path);
         let crc = match known.get(&key) {
-            Some(c) if (c.size, c.modified_ns) == (e.size, e.modified_ns) => c.crc,
+            Some(c) if c.stamp == e.stamp => c.crc,
             _ => crc_of(&e.path)?,
         };
-        fresh.insert(
-            key,
-            Cached {
-                size: e.size,
-                modified_ns: e.modified_ns,
-                crc,
-            },
-        );
-        let entry = [&e.name[..], &[0], &e.size.to_le_bytes()].concat();
+        fresh.insert(key, Cached { stamp: e.stamp, crc });
+        let entry = [&e.name[..], &[0], &e.stamp.size.to_le_bytes()].concat();
         listing = fnv(listing, &entry);
         content = fnv(content, &[&entry[..], &crc.to_le_bytes()].concat());
     }
@@ -73,7 +96,7 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
     }
     Ok(Some(Fingerprint {
         files: entries.len() as u64,
-        bytes: entries.iter().map(|e| e.size).sum(),
+        bytes: entries.iter().map(|e| e.stamp.size).sum(),
         listing: format!("{listing:016x}"),
         content: Some(format!("{content:016x}")),
     }))
@@ -114,14 +137,13 @@ fn fnv(hash: u64, bytes: &[u8]) -> u64 {
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
-/// A data file as the walk found it: its name relative to the data path, its path, and the size
-/// and modification time of that one `stat`.
+/// A data file as the walk found it: its name relative to the data path, its path, and the
+/// stamp of that one `stat`.
 struct Entry {
     /// The relative path's bytes, exactly (a name need not be UTF-8).
     name: Vec<u8>,
     path: std::path::PathBuf,
-    size: u64,
-    modified_ns: u128,
+    stamp: Stamp,
 }
 
 /// Every file at or under `root`, each once whatever links its folders hold
@@ -129,18 +151,14 @@ struct Entry {
 fn list(root: &Path) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     darkmagic_base::files::walk_files(root, |path, meta| {
-        let modified = meta.modified().map_err(|e| Error::io(path, e))?;
         out.push(Entry {
             name: path.strip_prefix(root).unwrap_or(path).as_os_str().as_bytes().to_vec(),
             path: path.to_path_buf(),
-            size: meta.len(),
-            modified_ns: modified
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
+            stamp: Stamp::of(path, meta)?,
         });
         Ok(())
     })?;
-    out.sort_by(|a, b| (&a.name, a.size).cmp(&(&b.name, b.size)));
+    out.sort_by(|a, b| (&a.name, a.stamp.size).cmp(&(&b.name, b.stamp.size)));
     Ok(out)
 }
 
@@ -325,5 +343,44 @@ mod tests {
         let swapped = of(&cfg, None).unwrap().unwrap();
         assert!(!first.same_data(&swapped));
         assert_eq!(swapped.listing, first.listing);
+    }
+
+    /// Bytes rewritten in place at the same size with the modification time set back (as
+    /// `touch -r` or `rsync -t` leave them) are read again: the status-change time moved, and it
+    /// cannot be set back. An unchanged file is taken from the cache.
+    #[test]
+    fn a_rewrite_with_its_modification_time_restored_is_read_again() {
+        let root = darkmagic_base::testutil::tempdir("fingerprint-restored-time");
+        let file = root.join("a.png");
+        std::fs::write(&file, b"12345").unwrap();
+        std::fs::write(root.join("b.png"), b"67890").unwrap();
+        let cfg = DataConfig {
+            path: Some(root.clone()),
+            ..Default::default()
+        };
+        let cache = darkmagic_base::testutil::tempdir("fingerprint-restored-time-cache").join("cache.json");
+        let first = of(&cfg, Some(&cache)).unwrap().unwrap();
+        let was = std::fs::metadata(&file).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&file, b"abcde").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(was)
+            .unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), was);
+        let after = of(&cfg, Some(&cache)).unwrap().unwrap();
+        assert_eq!(after.content, content_hash(&[("a.png", b"abcde"), ("b.png", b"67890")]));
+        assert!(!first.same_data(&after));
+        // A cache entry of an earlier build (no status-change time) is hashed again, not trusted.
+        let mut cached: BTreeMap<String, serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        for v in cached.values_mut() {
+            v["stamp"].as_object_mut().unwrap().remove("changed_ns");
+            v["crc"] = serde_json::json!(0);
+        }
+        std::fs::write(&cache, serde_json::to_vec(&cached).unwrap()).unwrap();
+        assert_eq!(of(&cfg, Some(&cache)).unwrap().unwrap(), after);
     }
 }
