@@ -250,6 +250,46 @@ slow = { "--mode" = "slow" }
     );
 }
 
+/// The trainer's script edited between two runs of a checklist: the rerun is refused, naming
+/// the trial and the script, before anything runs; with the script's bytes restored it resumes
+/// and reruns nothing.
+#[test]
+fn a_rerun_after_the_trainers_script_changed_is_refused() {
+    let dir = tempdir("external-edited");
+    let recipe = tiny_trainer_recipe(&dir, r#"lr = { "--lr" = 0.1 }"#, "ok", "");
+    let script = dir.join("trainer.py");
+    std::fs::copy(root().join("tests/fixtures/tiny_trainer.py"), &script).unwrap();
+    let text = std::fs::read_to_string(&recipe).unwrap();
+    let shipped = root().join("tests/fixtures/tiny_trainer.py").display().to_string();
+    std::fs::write(&recipe, text.replace(&shipped, &script.display().to_string())).unwrap();
+    let out = dir.join("out");
+    ok(checklist(&recipe, &out, &[]).output().unwrap());
+    let record = read_json(&out.join("trials/baseline/seed-0/trial.json"));
+    assert_eq!(record["code"]["files"], 2, "the interpreter and the script: {record}");
+    let original = std::fs::read(&script).unwrap();
+    let mut edited = original.clone();
+    edited.extend_from_slice(b"# edited\n");
+    std::fs::write(&script, &edited).unwrap();
+    let o = checklist(&recipe, &out, &[]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("trial.json") && e.contains(&format!("{}, external.command) have changed since", script.display())),
+        "{e}"
+    );
+    std::fs::write(&script, &original).unwrap();
+    let before = std::fs::metadata(out.join("trials/baseline/seed-0/result.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    ok(checklist(&recipe, &out, &[]).output().unwrap());
+    let after = std::fs::metadata(out.join("trials/baseline/seed-0/result.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after, "nothing ran again");
+}
+
 #[test]
 fn shipped_external_recipes_plan_their_trials() {
     for (recipe, arms) in [

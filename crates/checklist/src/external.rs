@@ -167,6 +167,18 @@ pub fn check_command(ext: &ExternalConfig) -> Result<()> {
     }
 }
 
+/// The files `ext.command` names by path (with a `/`, no placeholder), as given: the trainer's
+/// scripts and interpreter, whose bytes the checklist records with each trial so that a rerun
+/// after an edit is refused rather than mixing two trainers in one comparison.
+pub fn code_files(ext: &ExternalConfig) -> Vec<std::path::PathBuf> {
+    ext.command
+        .iter()
+        .filter(|a| a.contains('/') && !a.contains('{'))
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_file())
+        .collect()
+}
+
 /// Runs the external trainer of `recipe` in `dir` and records its result (see the module doc).
 /// An error means the trial failed; the caller records it.
 pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunResult> {

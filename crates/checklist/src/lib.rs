@@ -56,10 +56,36 @@ fn seeded(arm: Arm, baseline: &Recipe) -> Vec<Trial> {
         .collect()
 }
 
-/// Writes a trial's `recipe.toml` and `trial.json` (with `data`, the data set's fingerprint now),
+/// What the trials train on now: the data set's fingerprint and, for an external trainer, that
+/// of the files its command names (its scripts), recorded with each trial.
+#[derive(Clone, Debug, Default)]
+struct Inputs {
+    data: Option<Fingerprint>,
+    code: Option<Fingerprint>,
+}
+
+impl Inputs {
+    /// The fingerprints of `baseline`'s data (cached in `root`) and of its external trainer's files.
+    fn of(baseline: &Recipe, root: &Path) -> Result<Inputs> {
+        let data = darkmagic_data::fingerprint::of(&baseline.data, Some(&root.join(DATA_CACHE)))?;
+        let files = baseline
+            .external
+            .as_ref()
+            .map(crate::external::code_files)
+            .unwrap_or_default();
+        let code = if files.is_empty() {
+            None
+        } else {
+            Some(darkmagic_data::fingerprint::of_files(&files)?)
+        };
+        Ok(Inputs { data, code })
+    }
+}
+
+/// Writes a trial's `recipe.toml` and `trial.json` (with `inputs`, the fingerprints now),
 /// unless it already finished. Returns the job to run, or None when the trial is complete
 /// (completed or diverged).
-fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerprint>) -> Result<Option<Job>> {
+fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, inputs: &Inputs) -> Result<Option<Job>> {
     let mut recipe = trial.recipe(baseline)?;
     if baseline.checklist.early_stop && trial.arm != Arm::Baseline {
         let reference = Trial::new(Arm::Baseline, baseline.seed, trial.seed_index).dir;
@@ -73,7 +99,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerpr
         if matches!(trial.arm, Arm::Combined { .. }) {
             // The combined recipe is derived from results; when they changed, start it afresh.
             std::fs::remove_dir_all(&dir.path).map_err(|e| Error::io(&dir.path, e))?;
-            return prepare(root, baseline, trial, data);
+            return prepare(root, baseline, trial, inputs);
         }
         let (then, now) = (existing.train.epochs, recipe.train.epochs);
         let message = if then != now {
@@ -103,7 +129,8 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerpr
     }
     darkmagic_base::files::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;
     let trial = Trial {
-        data: data.clone(),
+        data: inputs.data.clone(),
+        code: inputs.code.clone(),
         ..trial.clone()
     };
     let json = serde_json::to_string_pretty(&trial).expect("trial serializes");
@@ -119,14 +146,9 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, data: &Option<Fingerpr
 /// Refuses, before anything is written, a rerun that would leave an existing trial in a
 /// comparison it no longer belongs to, naming the trial and what changed: its arm left the plan,
 /// its tuning candidate is another value in the current grid, it trained on a data set that has
-/// changed since (`data`, the fingerprint now), or its recipe differs from the one this checklist
+/// changed since (`inputs`, the fingerprints now), its external trainer's files changed, or its recipe differs from the one this checklist
 /// would run. (The combined recipe is derived from results and may be rebuilt.)
-fn check_existing(
-    root: &Path,
-    baseline: &Recipe,
-    variants: &[plan::Variant],
-    data: &Option<Fingerprint>,
-) -> Result<()> {
+fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], inputs: &Inputs) -> Result<()> {
     let planned: Vec<String> = variants.iter().map(plan::Variant::label).collect();
     let restore = format!(
         "nothing was changed. Rerun with the recipe the checklist ran ({}) and its data, or use another directory",
@@ -163,7 +185,25 @@ fn check_existing(
                 );
             }
         }
-        if let (Some(then), Some(now)) = (&t.data, data)
+        if let (Some(then), Some(now)) = (&t.code, &inputs.code)
+            && !then.same_data(now)
+        {
+            let files = baseline
+                .external
+                .as_ref()
+                .map(crate::external::code_files)
+                .unwrap_or_default();
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            return refuse(
+                "trial.json",
+                format!(
+                    "ran an external trainer whose files ({}, external.command) have changed since ({})",
+                    names.join(", "),
+                    then.change(now)
+                ),
+            );
+        }
+        if let (Some(then), Some(now)) = (&t.data, &inputs.data)
             && !then.same_data(now)
         {
             let path = baseline.data.path.as_deref().unwrap_or(Path::new("?"));
@@ -233,12 +273,12 @@ fn run_trials(
     root: &Path,
     baseline: &Recipe,
     trials: &[Trial],
-    data: &Option<Fingerprint>,
+    inputs: &Inputs,
     exec: &mut dyn Executor,
 ) -> Result<(usize, bool)> {
     let jobs: Vec<Job> = trials
         .iter()
-        .map(|t| prepare(root, baseline, t, data))
+        .map(|t| prepare(root, baseline, t, inputs))
         .collect::<Result<Vec<_>>>()?
         .into_iter()
         .flatten()
@@ -400,8 +440,8 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
     }
     let labels: Vec<String> = variants.iter().map(plan::Variant::label).collect();
     design_record::check(root, &baseline.checklist, &labels)?;
-    let data = darkmagic_data::fingerprint::of(&baseline.data, Some(&root.join(DATA_CACHE)))?;
-    check_existing(root, baseline, &variants, &data)?;
+    let inputs = Inputs::of(baseline, root)?;
+    check_existing(root, baseline, &variants, &inputs)?;
     if !redesign {
         require_design(root, &analysis::analyze(root)?)?;
     }
@@ -421,11 +461,11 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
         } else {
             (Vec::new(), round)
         };
-        let (ran_first, first_finished) = run_trials(root, baseline, &first, &data, exec)?;
+        let (ran_first, first_finished) = run_trials(root, baseline, &first, &inputs, exec)?;
         if !first_finished {
             break analysis::analyze(root)?;
         }
-        let (ran, all_finished) = run_trials(root, baseline, &rest, &data, exec)?;
+        let (ran, all_finished) = run_trials(root, baseline, &rest, &inputs, exec)?;
         match (ran_first + ran, all_finished) {
             // Nothing left to run: the analysis above is current.
             (0, _) => break summary,

@@ -103,6 +103,10 @@ pub struct Trial {
     /// and in records written before fingerprints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Fingerprint>,
+    /// The fingerprint of the files an external trainer's command names (its scripts) when the
+    /// trial was last started; None for darkmagic's own training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Fingerprint>,
 }
 
 impl Trial {
@@ -119,6 +123,7 @@ impl Trial {
             tune: None,
             epochs: None,
             data: None,
+            code: None,
         }
     }
 
@@ -137,6 +142,7 @@ impl Trial {
             tune: Some(candidate),
             epochs: None,
             data: None,
+            code: None,
         }
     }
 

@@ -77,9 +77,36 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
         .and_then(|c| darkmagic_base::files::read_regular(c, MAX_CACHE_BYTES).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
+    let (fingerprint, fresh) = hash(&entries, &known)?;
+    if let Some(c) = cache.filter(|_| fresh != known) {
+        let json = serde_json::to_vec(&fresh).expect("the cache serializes");
+        darkmagic_base::files::write_atomic(c, &json)?;
+    }
+    Ok(Some(fingerprint))
+}
+
+/// The fingerprint of the listed files (each named by its path as given), every byte read:
+/// e.g. an external trainer's scripts, which the checklist records with each trial.
+pub fn of_files(files: &[std::path::PathBuf]) -> Result<Fingerprint> {
+    let mut entries = Vec::new();
+    for path in files {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        entries.push(Entry {
+            name: path.as_os_str().as_bytes().to_vec(),
+            path: path.clone(),
+            stamp: Stamp::of(path, &meta)?,
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(hash(&entries, &BTreeMap::new())?.0)
+}
+
+/// The fingerprint of `entries` (sorted by name), each file's hash taken from `known` where its
+/// stamp is the same and read otherwise; and the cache entries of these files.
+fn hash(entries: &[Entry], known: &BTreeMap<String, Cached>) -> Result<(Fingerprint, BTreeMap<String, Cached>)> {
     let mut fresh = BTreeMap::new();
     let (mut listing, mut content) = (FNV_OFFSET, FNV_OFFSET);
-    for e in &entries {
+    for e in entries {
         let key = cache_key(&e.path);
         let crc = match known.get(&key) {
             Some(c) if c.stamp == e.stamp => c.crc,
@@ -90,16 +117,13 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
         listing = fnv(listing, &entry);
         content = fnv(content, &[&entry[..], &crc.to_le_bytes()].concat());
     }
-    if let Some(c) = cache.filter(|_| fresh != known) {
-        let json = serde_json::to_vec(&fresh).expect("the cache serializes");
-        darkmagic_base::files::write_atomic(c, &json)?;
-    }
-    Ok(Some(Fingerprint {
+    let fingerprint = Fingerprint {
         files: entries.len() as u64,
         bytes: entries.iter().map(|e| e.stamp.size).sum(),
         listing: format!("{listing:016x}"),
         content: Some(format!("{content:016x}")),
-    }))
+    };
+    Ok((fingerprint, fresh))
 }
 
 /// The cache's key for `path`: the path itself when it is UTF-8; otherwise a NUL (which no path
