@@ -38,12 +38,32 @@ pub fn start(from_launcher: bool) {
         unsafe { darkmagic::launcher::restore_environment() };
     }
     default_sigpipe();
+    quiet_out_of_memory_panics();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
         let code = if e.is::<TrialsFailed>() { TrialsFailed::EXIT } else { 1 };
         std::process::exit(code);
     }
+}
+
+/// A panic that is libtorch failing to allocate memory prints one line and no backtrace: with
+/// `RUST_BACKTRACE` set, capturing one needed memory there was none of, and the process aborted
+/// and hung instead of recording the run as failed. Where the panic is caught (a training run),
+/// the error that follows names the fix. Every other panic prints as Rust's default hook prints it.
+fn quiet_out_of_memory_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = darkmagic::error::panic_message(info.payload());
+        if darkmagic::error::out_of_memory(&message) {
+            eprintln!(
+                "libtorch could not allocate memory: {}",
+                darkmagic::error::without_frames(&message)
+            );
+            return;
+        }
+        default(info)
+    }));
 }
 
 /// Restores the default action of SIGPIPE, which Rust's runtime ignores: `darkmagic schedule |

@@ -1448,6 +1448,41 @@ fn training_into_a_run_dir_that_holds_a_run_is_refused_without_resume() {
     ok(common::train_one_epoch(&fresh, &[]));
 }
 
+/// A model libtorch cannot allocate (ResNet-56 at 16x width, about 3.5 GB of weights and
+/// optimizer state, under a 4 GB address-space limit): the run is recorded as failed with
+/// libtorch's message, its C++ stack frames left out, and what to lower; exit 1, no backtrace
+/// (with RUST_BACKTRACE=1 capturing one needed memory there was none of: the process aborted
+/// and hung).
+#[test]
+fn a_model_too_large_for_memory_fails_with_a_clear_error_and_no_hang() {
+    let dir = tempdir("out-of-memory");
+    let run_dir = dir.join("run");
+    let script = format!(
+        "ulimit -v 4000000; exec timeout 300 '{}' train --set model.width=16 --set 'model.arch=\"resnet56\"' \
+         --set train.epochs=1 --threads 1 --run-dir '{}'",
+        env!("CARGO_BIN_EXE_darkmagic"),
+        run_dir.display()
+    );
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let e = fails(
+        o,
+        &[
+            "libtorch: training: ",
+            "can't allocate memory",
+            "out of memory: lower train.batch_size",
+        ],
+    );
+    assert!(!e.contains("frame #") && !e.contains("stack backtrace"), "{e}");
+    let result = common::read_json(&run_dir.join("result.json"));
+    assert_eq!(result["status"], "failed", "{result}");
+    assert!(result["error"].as_str().unwrap().contains("out of memory"), "{result}");
+}
+
 /// FIFOs and devices where a run dir or checklist keeps its own files: a checkpoint, train.log
 /// or the checklist's lock that is a FIFO hung resume and the checklist (even with
 /// --break-lock), a /dev/zero checkpoint filled memory. Each is refused at once, by name.

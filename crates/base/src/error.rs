@@ -108,13 +108,18 @@ impl Error {
         }
     }
 
-    /// The error for a caught panic's `payload` in `what` (e.g. "the data loader thread").
+    /// The error for a caught panic's `payload` in `what` (e.g. "the data loader thread"): its
+    /// message without libtorch's C++ stack frames, and for memory libtorch could not allocate,
+    /// what to lower.
     pub fn panic(what: &str, payload: &(dyn std::any::Any + Send)) -> Self {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic without a message".into());
+        let message = without_frames(&panic_message(payload));
+        if out_of_memory(&message) {
+            // Not a bug: the run asked for more memory than there was.
+            return Error::Torch(format!(
+                "{what}: {message}; out of memory: lower train.batch_size (or model.width, the image size), or train \
+                 where more memory is free"
+            ));
+        }
         Error::Panic {
             what: what.into(),
             message,
@@ -127,6 +132,33 @@ impl Error {
             cause,
         }
     }
+}
+
+/// A panic payload's text (`&str` or `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic without a message".into())
+}
+
+/// A libtorch message without the C++ stack frames it carries (`frame #0: ...` on, as lines or,
+/// in a `Debug`-printed error, as escaped `\n`).
+pub fn without_frames(message: &str) -> String {
+    let cut = ["\nframe #0", "\\nframe #0"]
+        .iter()
+        .filter_map(|m| message.find(m))
+        .min()
+        .unwrap_or(message.len());
+    message[..cut].trim_end().to_string()
+}
+
+/// Whether a message is libtorch's (or CUDA's) failure to allocate memory.
+pub fn out_of_memory(message: &str) -> bool {
+    ["can't allocate memory", "CUDA out of memory", "out of memory"]
+        .iter()
+        .any(|m| message.contains(m))
 }
 
 #[cfg(test)]
@@ -145,5 +177,35 @@ mod tests {
         assert_eq!(exact(Path::new("dir/caf\u{e9}\\b.png")), "dir/caf\u{e9}\\b.png");
         let e = Error::data(p(b"/d/\xc3(.png"), "truncated");
         assert_eq!(e.to_string(), "data: /d/\\xc3(.png: truncated");
+    }
+
+    /// libtorch's errors arrive with its C++ stack frames: the error keeps the message, and an
+    /// allocation failure says what to lower.
+    #[test]
+    fn a_caught_libtorch_panic_keeps_its_message_without_frames() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"[enforce fail at alloc_cpu.cpp:127] err == 0. \
+             DefaultCPUAllocator: can't allocate memory: you tried to allocate 9437184 bytes.\nframe #0: \
+             c10::ThrowEnforceNotMet(char const*) + 0x6a\nframe #1: c10::alloc_cpu(unsigned long)\")",
+        ));
+        let e = Error::panic("training", payload.as_ref()).to_string();
+        assert!(e.starts_with("libtorch: training: called"), "{e}");
+        assert!(
+            e.contains("you tried to allocate 9437184 bytes.") && !e.contains("frame #"),
+            "{e}"
+        );
+        assert!(e.ends_with("out of memory: lower train.batch_size (or model.width, the image size), or train where more memory is free"), "{e}");
+        // As tch's errors print with Debug, the frames follow an escaped newline.
+        let escaped = "Torch(\"can't allocate memory: 4 bytes.\\nframe #0: c10::alloc_cpu\")";
+        assert_eq!(without_frames(escaped), "Torch(\"can't allocate memory: 4 bytes.");
+        let other: Box<dyn std::any::Any + Send> = Box::new("index out of range");
+        assert_eq!(
+            Error::panic("training", other.as_ref()).to_string(),
+            Error::Panic {
+                what: "training".into(),
+                message: "index out of range".into()
+            }
+            .to_string()
+        );
     }
 }
