@@ -47,6 +47,10 @@ TENSORBOARD_VERSION=2.20.0
 MLFLOW_VERSION=3.17.2
 .venv/bin/python -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION')" 2>/dev/null ||
     .venv/bin/pip install --quiet "mlflow==$MLFLOW_VERSION"
+# pandas, pillow and numpy: tests/datasets.rs writes its manifests and images with them (MLflow
+# and torchvision bring them; checked here so that the tests never depend on that).
+.venv/bin/python -c "import pandas, PIL, numpy" 2>/dev/null ||
+    .venv/bin/pip install --quiet pandas pillow numpy
 # maturin and auditwheel, pinned: scripts/wheel.sh builds the pip wheel with the one and shows
 # its platform tag and external libraries with the other (tests/wheel.rs).
 MATURIN_VERSION=1.16.0 AUDITWHEEL_VERSION=6.8.2

@@ -43,7 +43,7 @@ const CRATES: &[Crate] = &[
         src: "crates/data/src",
         layers: &[&["image"], &["augment"], &[ROOT_ROOM]],
         // The readers are the crate root's children and share its helpers (`super::read_file`).
-        root_files: &["cifar", "digits", "fingerprint", "folder", "idx"],
+        root_files: &["cifar", "digits", "fingerprint", "folder", "idx", "manifest"],
         root_items: &[],
         below: &[],
     },

@@ -4,7 +4,7 @@ use super::classifier::Classifier;
 use super::csv_field;
 use crate::data::folder;
 use crate::error::Result;
-use crate::recipe::{DatasetKind, Decode};
+use crate::recipe::Decode;
 use serde::Serialize;
 use std::path::PathBuf;
 use tch::{Device, Kind};
@@ -32,7 +32,7 @@ impl Classifier {
     /// (see [`folder::unlabelled`]).
     pub fn predict(&self, paths: Vec<PathBuf>, top_k: usize, logits: bool) -> Result<Vec<Prediction>> {
         let data = &self.recipe.data;
-        let at_load = data.dataset == DatasetKind::Folder && data.image_size.is_some() && data.decode == Decode::AtLoad;
+        let at_load = data.dataset.is_image_files() && data.image_size.is_some() && data.decode == Decode::AtLoad;
         let s = &self.spec;
         let images = folder::unlabelled(
             paths.clone(),

@@ -72,7 +72,11 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
     let Some(root) = &cfg.path else {
         return Ok(None);
     };
-    let entries = list(root)?;
+    let entries = match cfg.dataset {
+        // A manifest's images may lie anywhere: its files and theirs, named as they are listed.
+        darkmagic_base::recipe::DatasetKind::Manifest => entries_of(&crate::manifest::files(root)?)?,
+        _ => list(root)?,
+    };
     let known: BTreeMap<String, Cached> = cache
         .and_then(|c| darkmagic_base::files::read_regular(c, MAX_CACHE_BYTES).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -88,6 +92,11 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
 /// The fingerprint of the listed files (each named by its path as given), every byte read:
 /// e.g. an external trainer's scripts, which the checklist records with each trial.
 pub fn of_files(files: &[std::path::PathBuf]) -> Result<Fingerprint> {
+    Ok(hash(&entries_of(files)?, &BTreeMap::new())?.0)
+}
+
+/// The entries of the listed files, each named by its path as given, sorted by name.
+fn entries_of(files: &[std::path::PathBuf]) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for path in files {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -98,7 +107,7 @@ pub fn of_files(files: &[std::path::PathBuf]) -> Result<Fingerprint> {
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(hash(&entries, &BTreeMap::new())?.0)
+    Ok(entries)
 }
 
 /// The fingerprint of `entries` (sorted by name), each file's hash taken from `known` where its

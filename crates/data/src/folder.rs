@@ -30,6 +30,37 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
     let classes = class_dirs(&train_root)?;
     let train_files = list_files(&train_root, &classes)?;
     let test_files = test_root.map(|root| list_files(&root, &classes)).transpose()?;
+    let reading = Reading {
+        image_size,
+        decode,
+        interp,
+    };
+    from_files("image folder", classes, train_files, test_files, reading)
+}
+
+/// How image files become a dataset's pixels: the side they are brought to, when they are
+/// decoded, and the resampling filter.
+#[derive(Clone, Copy, Debug)]
+pub struct Reading {
+    pub image_size: Option<usize>,
+    pub decode: Decode,
+    pub interp: Interpolation,
+}
+
+/// The dataset of labelled image files (`(path, class index)`, a training list and optionally a
+/// test list), decoded as `reading` says; `format` names it in messages.
+pub fn from_files(
+    format: &str,
+    classes: Vec<String>,
+    train_files: Vec<(PathBuf, i64)>,
+    test_files: Option<Vec<(PathBuf, i64)>>,
+    reading: Reading,
+) -> Result<Dataset> {
+    let Reading {
+        image_size,
+        decode,
+        interp,
+    } = reading;
     let paths: Vec<PathBuf> = train_files
         .iter()
         .chain(test_files.iter().flatten())
@@ -58,7 +89,7 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
         channels,
     };
     Ok(Dataset {
-        format: "image folder".into(),
+        format: format.into(),
         classes,
         train: images(&train_files, pixels),
         test: test_files.map(|f| images(&f, test_pixels)),

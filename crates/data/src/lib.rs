@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod folder;
 pub mod idx;
 pub mod image;
+pub mod manifest;
 
 use crate::image::View;
 use darkmagic_base::error::{Error, Result};
@@ -199,6 +200,14 @@ pub fn load(cfg: &DataConfig, interp: Interpolation) -> Result<Dataset> {
         DatasetKind::Cifar10 => cifar::load(path()?, cifar::Variant::Cifar10),
         DatasetKind::Cifar100 => cifar::load(path()?, cifar::Variant::Cifar100),
         DatasetKind::Folder => folder::load(path()?, cfg.image_size, cfg.decode, interp),
+        DatasetKind::Manifest => manifest::load(
+            path()?,
+            folder::Reading {
+                image_size: cfg.image_size,
+                decode: cfg.decode,
+                interp,
+            },
+        ),
     }?;
     let classes = d.classes.len();
     if let Some(n) = cfg.train_subset {
@@ -260,10 +269,14 @@ pub fn detect(path: &Path) -> Result<DatasetKind> {
     if path.as_os_str() == "digits" {
         return Ok(DatasetKind::Digits);
     }
+    let manifest = |p: &Path| p.extension().is_some_and(|e| e == "csv" || e == "jsonl");
+    if path.is_file() && manifest(path) || ["train.csv", "train.jsonl"].iter().any(|f| path.join(f).is_file()) {
+        return Ok(DatasetKind::Manifest);
+    }
     if !path.is_dir() {
         return Err(Error::data(
             path,
-            "not a folder (expected a dataset folder or `digits`)",
+            "not a folder (expected a dataset folder, a .csv or .jsonl manifest, or `digits`)",
         ));
     }
     if idx::find(path, "train-images").is_ok() {

@@ -17,6 +17,17 @@ pub enum DatasetKind {
     Cifar100,
     /// One subfolder per class of PNG/JPEG files (optionally under `train/` and `val/`/`test/`).
     Folder,
+    /// A CSV (or JSON lines, `.jsonl`) manifest of image path and label, or a folder holding
+    /// `train.csv` and `test.csv`/`val.csv` (`data::manifest`).
+    Manifest,
+}
+
+impl DatasetKind {
+    /// Whether the data set is image files (PNG, JPEG), decoded and sized by darkmagic
+    /// (`data.image_size`, `data.decode`).
+    pub fn is_image_files(self) -> bool {
+        matches!(self, DatasetKind::Folder | DatasetKind::Manifest)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,10 +121,10 @@ impl DataConfig {
                 format!("got {s}; expected 1 to {MAX_IMAGE_SIZE} pixels"),
             ));
         }
-        if d.decode == Decode::PerBatch && (d.dataset != DatasetKind::Folder || d.image_size.is_none()) {
+        if d.decode == Decode::PerBatch && (!d.dataset.is_image_files() || d.image_size.is_none()) {
             return Err(Error::recipe(
                 "data.decode",
-                "\"per_batch\" is for `folder` datasets and needs data.image_size",
+                "\"per_batch\" is for `folder` and `manifest` datasets and needs data.image_size",
             ));
         }
         if d.mean.is_some() != d.std.is_some() {
