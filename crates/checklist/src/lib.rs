@@ -145,9 +145,10 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, inputs: &Inputs) -> Re
 
 /// Refuses, before anything is written, a rerun that would leave an existing trial in a
 /// comparison it no longer belongs to, naming the trial and what changed: its arm left the plan,
-/// its tuning candidate is another value in the current grid, it trained on a data set that has
-/// changed since (`inputs`, the fingerprints now), its external trainer's files changed, or its recipe differs from the one this checklist
-/// would run. (The combined recipe is derived from results and may be rebuilt.)
+/// its tuning candidate is another value in the current grid, it trained on a data set or with
+/// an external trainer's files that have changed since (`inputs`, the fingerprints now), its
+/// confirmation length is not `checklist.confirm_epochs`, or its recipe differs from the one
+/// this checklist would run. (The combined recipe is derived from results and may be rebuilt.)
 fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], inputs: &Inputs) -> Result<()> {
     let planned: Vec<String> = variants.iter().map(plan::Variant::label).collect();
     let restore = format!(
