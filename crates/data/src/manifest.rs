@@ -109,7 +109,13 @@ type Record = (u64, Vec<(String, String)>);
 fn csv_records(manifest: &Path, bytes: &[u8]) -> Result<Vec<Record>> {
     let bad = |e: csv::Error| Error::data(manifest, format!("not a CSV file: {e}"));
     let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
-    let header: Vec<String> = reader.headers().map_err(bad)?.iter().map(String::from).collect();
+    // A byte-order mark (as Excel writes UTF-8 CSV) is not part of the first column's name.
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(bad)?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.map_err(bad)?;
@@ -226,8 +232,10 @@ mod tests {
     #[test]
     fn csv_rows_give_classes_splits_and_pixels() {
         let images = [("a, b.png", 10), ("img/c.png", 20), ("img/d.png", 30), ("e.png", 40)];
-        // Quoted paths with commas, integer labels sorted by value, a split column in any case.
-        let text = "Image,Target,split\n\"a, b.png\",10,train\nimg/c.png,2,TRAIN\nimg/d.png,10,val\ne.png,2,test\n";
+        // Quoted paths with commas, integer labels sorted by value, a split column in any case,
+        // a byte-order mark before the header.
+        let text =
+            "\u{feff}Image,Target,split\n\"a, b.png\",10,train\nimg/c.png,2,TRAIN\nimg/d.png,10,val\ne.png,2,test\n";
         let dir = folder("manifest-csv", &images, ("m.csv", text));
         let d = load(&dir.join("m.csv"), READING).unwrap();
         assert_eq!(d.format, "manifest");
