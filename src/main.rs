@@ -126,18 +126,6 @@ fn train_cmd(mut a: TrainArgs) -> Result<()> {
         let value = toml::Value::String(p.display().to_string());
         a.recipe.overrides.push(format!("model.init={value}"));
     }
-    if !a.resume
-        && let Some(what) = rundir::RunDir::open(&a.run_dir).holds_run()?
-    {
-        // Training again would replace its checkpoint, metrics and result.
-        return Err(darkmagic::Error::RunDir {
-            path: a.run_dir.clone(),
-            message: format!(
-                "holds {what}; --resume continues it (a finished run is returned as it is), or train into another --run-dir"
-            ),
-        }
-        .into());
-    }
     let saved = a.run_dir.join(rundir::RECIPE);
     let fallback = (a.resume && saved.exists()).then_some(saved.as_path());
     let recipe = load_recipe(&a.recipe, fallback)?;

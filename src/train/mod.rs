@@ -34,8 +34,9 @@ enum Split {
 
 /// Trains `recipe` into `run_dir` (with its external trainer when it has one, see `external`).
 /// With `resume`, continues from the run dir's checkpoint (a completed run is returned as it is;
-/// an external trainer starts over). On error, or a panic (a bug, in darkmagic or in a
-/// libtorch call), `result.json` records status `failed` and the error before it is returned.
+/// an external trainer starts over); without, a run dir that holds a run is refused, untouched.
+/// On error, or a panic (a bug, in darkmagic or in a libtorch call), `result.json` records
+/// status `failed` and the error before it is returned.
 pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let dir = RunDir::create(run_dir)?;
     dir.check_logs()?;
@@ -50,6 +51,15 @@ pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
             });
         }
         return Ok(r);
+    }
+    if !resume && let Some(what) = dir.holds_run()? {
+        // Training again would replace its checkpoint, metrics and result.
+        return Err(Error::RunDir {
+            path: run_dir.to_path_buf(),
+            message: format!(
+                "holds {what}; --resume continues it (a finished run is returned as it is), or train into another --run-dir"
+            ),
+        });
     }
     let _ = std::fs::remove_file(dir.file(rundir::RESULT));
     crate::files::write_atomic(&dir.file(rundir::RECIPE), recipe.to_toml().as_bytes())?;

@@ -62,6 +62,8 @@ fn seeded(arm: Arm, baseline: &Recipe) -> Vec<Trial> {
 struct Inputs {
     data: Option<Fingerprint>,
     code: Option<Fingerprint>,
+    /// The files `code` covers, for messages.
+    code_files: Vec<std::path::PathBuf>,
 }
 
 impl Inputs {
@@ -78,7 +80,11 @@ impl Inputs {
         } else {
             Some(darkmagic_data::fingerprint::of_files(&files)?)
         };
-        Ok(Inputs { data, code })
+        Ok(Inputs {
+            data,
+            code,
+            code_files: files,
+        })
     }
 }
 
@@ -189,12 +195,7 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
         if let (Some(then), Some(now)) = (&t.code, &inputs.code)
             && !then.same_data(now)
         {
-            let files = baseline
-                .external
-                .as_ref()
-                .map(crate::external::code_files)
-                .unwrap_or_default();
-            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            let names: Vec<String> = inputs.code_files.iter().map(|f| f.display().to_string()).collect();
             return refuse(
                 "trial.json",
                 format!(

@@ -134,15 +134,10 @@ impl Trial {
             .join(dir_name(&arm.label()))
             .join(format!("tune-{candidate}-seed-{seed_index}"));
         Trial {
-            arm,
-            seed_index,
-            seed: baseline_seed + TUNE_SEED_OFFSET + seed_index as u64,
             dir,
             tuned: values,
             tune: Some(candidate),
-            epochs: None,
-            data: None,
-            code: None,
+            ..Trial::new(arm, baseline_seed + TUNE_SEED_OFFSET, seed_index)
         }
     }
 
