@@ -79,6 +79,10 @@ fn read_rows(manifest: &Path) -> Result<Vec<Row>> {
         let label = get(&LABEL_COLUMNS)
             .filter(|l| !l.is_empty())
             .ok_or_else(|| bad(format!("no label (a column named one of {})", LABEL_COLUMNS.join(", "))))?;
+        if label.chars().any(char::is_control) {
+            // A class name is printed in reports and CSV files, a line each.
+            return Err(bad(format!("label {label:?} holds a control character")));
+        }
         let test = match get(&["split"]).map(|s| s.to_lowercase()) {
             None => None,
             Some(s) if s == "train" => Some(false),
@@ -284,6 +288,10 @@ mod tests {
             ("path,label\nx.png,\n", "line 2: no label"),
             ("path,label\n", "lists no images"),
             ("path,label\nx.png,a,extra\n", "not a CSV file"),
+            (
+                "path,label\nx.png,\"two\nlines\"\n",
+                r#"line 2: label "two\nlines" holds a control character"#,
+            ),
         ];
         for (i, (text, want)) in cases.iter().enumerate() {
             let dir = folder(&format!("manifest-bad-{i}"), &images, ("m.csv", text));
