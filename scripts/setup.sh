@@ -9,6 +9,7 @@
 # - timm in the virtualenv (tests/external.rs runs timm's train.py as an external trainer),
 # - TensorBoard and MLflow in the virtualenv (tests/tensorboard.rs, tests/mlflow.rs),
 # - maturin and auditwheel in the virtualenv (scripts/wheel.sh, tests/wheel.rs),
+# - pandas, Hugging Face datasets and webdataset in the virtualenv (tests/datasets.rs),
 # - data/photos: scikit-image's sample photographs as an RGB image folder (scripts/photos.sh).
 # Rerunning it does nothing that is already done.
 set -euo pipefail
@@ -51,6 +52,11 @@ MLFLOW_VERSION=3.17.2
 # and torchvision bring them; checked here so that the tests never depend on that).
 .venv/bin/python -c "import pandas, PIL, numpy" 2>/dev/null ||
     .venv/bin/pip install --quiet pandas pillow numpy
+# Hugging Face datasets and webdataset, pinned: tests/datasets.rs and bench/dataset_readers.py
+# write parquet files and tar shards with them (scripts/dataset_formats.py) and read them back.
+DATASETS_VERSION=5.2.0 WEBDATASET_VERSION=1.0.2
+.venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('datasets') != '$DATASETS_VERSION' or m.version('webdataset') != '$WEBDATASET_VERSION')" 2>/dev/null ||
+    .venv/bin/pip install --quiet "datasets==$DATASETS_VERSION" "webdataset==$WEBDATASET_VERSION"
 # maturin and auditwheel, pinned: scripts/wheel.sh builds the pip wheel with the one and shows
 # its platform tag and external libraries with the other (tests/wheel.rs).
 MATURIN_VERSION=1.16.0 AUDITWHEEL_VERSION=6.8.2

@@ -50,10 +50,14 @@ pub fn start(from_launcher: bool) {
 /// A panic that is libtorch failing to allocate memory prints one line and no backtrace: with
 /// `RUST_BACKTRACE` set, capturing one needed memory there was none of, and the process aborted
 /// and hung instead of recording the run as failed. Where the panic is caught (a training run),
-/// the error that follows names the fix. Every other panic prints as Rust's default hook prints it.
+/// the error that follows names the fix. A panic inside `error::contain` prints nothing (its error
+/// follows). Every other panic prints as Rust's default hook prints it.
 fn quiet_out_of_memory_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if darkmagic::error::in_contained() {
+            return; // a parser's panic, turned into an error naming the file
+        }
         let message = darkmagic::error::panic_message(info.payload());
         if darkmagic::error::out_of_memory(&message) {
             eprintln!(

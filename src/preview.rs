@@ -23,8 +23,9 @@ pub fn op_by_name(name: &str) -> Result<Op> {
 /// Reads an image file as u8 HWC (gray stays gray, anything else becomes RGB).
 /// Decoded as a data set's image file is, with the same checks and limits.
 pub fn read_image(path: &Path) -> Result<Image> {
-    let c = crate::data::folder::header_channels(&[path.to_path_buf()])?;
-    crate::data::folder::decode(path, c)
+    let source = crate::data::source::Source::File(path.to_path_buf());
+    let c = crate::data::folder::header_channels(std::slice::from_ref(&source))?;
+    crate::data::folder::decode(&source, c)
 }
 
 /// Writes an image as a PNG.

@@ -41,9 +41,19 @@ const CRATES: &[Crate] = &[
     },
     Crate {
         src: "crates/data/src",
-        layers: &[&["image"], &["augment"], &[ROOT_ROOM]],
+        layers: &[&["image", "labels", "tar"], &["augment"], &[ROOT_ROOM]],
         // The readers are the crate root's children and share its helpers (`super::read_file`).
-        root_files: &["cifar", "digits", "fingerprint", "folder", "idx", "manifest"],
+        root_files: &[
+            "cifar",
+            "digits",
+            "fingerprint",
+            "folder",
+            "idx",
+            "manifest",
+            "parquet",
+            "source",
+            "webdataset",
+        ],
         root_items: &[],
         below: &[],
     },

@@ -1,5 +1,5 @@
 //! A bounded mutation fuzzer on stable Rust, part of `cargo test`: the recipe parser and `--set`
-//! overrides, the IDX and CIFAR readers and image decoding get thousands of mutated inputs
+//! overrides, the IDX, CIFAR, WebDataset and parquet readers and image decoding get thousands of mutated inputs
 //! (bit flips, interesting integers in headers, insertions, deletions, truncations, gzip) and
 //! must answer each with a value or an error: no panic, and no single allocation above what the
 //! documented limits allow (`data::MAX_IMAGE_PIXELS`, `data::MAX_FILE_BYTES`). So do the files
@@ -251,11 +251,34 @@ fn parsers_and_decoders_survive_mutated_input() {
         std::fs::write(dir.join("data_batch_1.bin"), input).unwrap();
         let _ = cifar::load(&dir, cifar::Variant::Cifar10);
     }));
+    // A WebDataset shard and a Hugging Face parquet file as their libraries write them.
+    let formats = dir.join("formats");
+    let o = std::process::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dataset_formats.py"))
+        .args([formats.to_str().unwrap(), "--count", "6", "--size", "5"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reading = folder::Reading {
+        image_size: None,
+        decode: darkmagic::recipe::Decode::AtLoad,
+        interp: darkmagic::recipe::Interpolation::Bilinear,
+    };
+    let shard = vec![std::fs::read(formats.join("webdataset/train-000000.tar")).unwrap()];
+    panics.extend(fuzz("webdataset", &shard, iterations(), |input| {
+        std::fs::write(dir.join("shard.tar"), input).unwrap();
+        let _ = data::webdataset::load(&dir.join("shard.tar"), reading);
+    }));
+    let parquet = vec![std::fs::read(formats.join("parquet/data/train-00000-of-00001.parquet")).unwrap()];
+    panics.extend(fuzz("parquet", &parquet, iterations(), |input| {
+        std::fs::write(dir.join("train.parquet"), input).unwrap();
+        let _ = data::parquet::load(&dir.join("train.parquet"), reading);
+    }));
     let image = dir.join("image");
     panics.extend(fuzz("image", &image_seeds(), iterations(), |input| {
         std::fs::write(&image, input).unwrap();
-        let _ = folder::decode(&image, 1);
-        let _ = folder::decode(&image, 3);
+        let _ = folder::decode(&image.clone().into(), 1);
+        let _ = folder::decode(&image.clone().into(), 3);
     }));
     let _ = std::panic::take_hook();
     let largest = LARGEST.load(Ordering::Relaxed);

@@ -56,7 +56,9 @@ fn decoding_resized_crops_and_eval_resize_match_torchvision_exactly() {
         "space/hubble_deep_field.jpg",
         "microscopy/retina.jpg",
     ] {
-        let px = darkmagic::data::folder::decode(&photos.join(name), 3).unwrap().px;
+        let px = darkmagic::data::folder::decode(&photos.join(name).into(), 3)
+            .unwrap()
+            .px;
         check(&format!("decoded/{name}"), px);
     }
     let _ = std::fs::remove_dir_all(&out);

@@ -315,7 +315,7 @@ impl Evaluation {
         let mut s = String::from("index,image,label,predicted,correct\n");
         for (i, (&l, &p)) in self.labels.iter().zip(&self.predicted).enumerate() {
             let file = match &images.pixels {
-                Pixels::Files(paths) => csv_field(&paths[i].display().to_string()),
+                Pixels::Encoded(sources) => csv_field(&sources[i].name().display().to_string()),
                 Pixels::Decoded(_) => String::new(),
             };
             let (label, predicted) = (csv_field(&names[l as usize]), csv_field(&names[p as usize]));
@@ -473,7 +473,11 @@ mod tests {
         let dir = crate::testutil::tempdir("eval-write");
         let names: Vec<String> = ["cat", "dog", "a,b"].map(String::from).to_vec();
         let images = Images {
-            pixels: Pixels::Files(["x/1.png", "x/2.png", "y/3.png", "y/4.png"].map(PathBuf::from).to_vec()),
+            pixels: Pixels::Encoded(
+                ["x/1.png", "x/2.png", "y/3.png", "y/4.png"]
+                    .map(|p| PathBuf::from(p).into())
+                    .to_vec(),
+            ),
             labels: vec![0, 1, 2, 2],
             height: 1,
             width: 1,

@@ -134,6 +134,26 @@ impl Error {
     }
 }
 
+thread_local! {
+    /// Whether this thread is inside [`contain`].
+    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, a call into a third-party parser that panics on some corrupt inputs (the parquet
+/// reader), and gives its panic as a message instead of unwinding further. The CLI's panic hook
+/// prints nothing for such a panic ([`in_contained`]): the caller's error names the file.
+pub fn contain<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    let outer = CONTAINED.with(|c| c.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CONTAINED.with(|c| c.set(outer));
+    r.map_err(|p| panic_message(&*p))
+}
+
+/// Whether the current thread runs inside [`contain`] (for a panic hook).
+pub fn in_contained() -> bool {
+    CONTAINED.with(|c| c.get())
+}
+
 /// A panic payload's text (`&str` or `String`).
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -207,5 +227,20 @@ mod tests {
             }
             .to_string()
         );
+    }
+
+    #[test]
+    fn a_contained_panic_is_its_message_and_the_hook_is_told() {
+        let hook = std::panic::take_hook();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::panic::set_hook(Box::new(move |_| record.lock().unwrap().push(in_contained())));
+        let r: std::result::Result<(), String> = contain(|| panic!("page {} is corrupt", 3));
+        let nested = contain(|| contain(|| 5).unwrap() + usize::from(in_contained()));
+        std::panic::set_hook(hook);
+        assert_eq!(r, Err("page 3 is corrupt".to_string()));
+        assert_eq!(nested, Ok(6), "still contained after the inner call returned");
+        assert_eq!(*seen.lock().unwrap(), [true]);
+        assert!(!in_contained());
     }
 }

@@ -10,7 +10,7 @@
 //! names (the checklist's own folder). The status-change time moves on every write and cannot
 //! be set back, so bytes rewritten in place with the modification time restored are read again.
 use darkmagic_base::error::{Error, Result};
-use darkmagic_base::recipe::DataConfig;
+use darkmagic_base::recipe::{DataConfig, DatasetKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
@@ -74,7 +74,13 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
     };
     let entries = match cfg.dataset {
         // A manifest's images may lie anywhere: its files and theirs, named as they are listed.
-        darkmagic_base::recipe::DatasetKind::Manifest => entries_of(&crate::manifest::files(root)?)?,
+        DatasetKind::Manifest => entries_of(&crate::manifest::files(root)?)?,
+        // A brace pattern names no one folder: its shards, named as expanded.
+        DatasetKind::Webdataset => entries_of(&crate::webdataset::files(root)?)?,
+        DatasetKind::Parquet => {
+            let (train, test) = crate::parquet::files(root)?;
+            entries_of(&[train, test].concat())?
+        }
         _ => list(root)?,
     };
     let known: BTreeMap<String, Cached> = cache

@@ -10,6 +10,7 @@ use super::{Dataset, Images, Pixels};
 use crate::augment::ops::grayscale;
 use crate::image::fit::center_fit;
 use crate::image::{Image, View};
+use crate::source::Source;
 use darkmagic_base::error::{Error, Result};
 use darkmagic_base::recipe::{Decode, Interpolation};
 use std::path::{Path, PathBuf};
@@ -28,8 +29,11 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
         (dir.to_path_buf(), None)
     };
     let classes = class_dirs(&train_root)?;
-    let train_files = list_files(&train_root, &classes)?;
-    let test_files = test_root.map(|root| list_files(&root, &classes)).transpose()?;
+    let train_files = sources(list_files(&train_root, &classes)?);
+    let test_files = test_root
+        .map(|root| list_files(&root, &classes))
+        .transpose()?
+        .map(sources);
     let reading = Reading {
         image_size,
         decode,
@@ -47,13 +51,18 @@ pub struct Reading {
     pub interp: Interpolation,
 }
 
-/// The dataset of labelled image files (`(path, class index)`, a training list and optionally a
-/// test list), decoded as `reading` says; `format` names it in messages.
+/// Labelled image files as sources.
+pub fn sources(files: Vec<(PathBuf, i64)>) -> Vec<(Source, i64)> {
+    files.into_iter().map(|(p, l)| (Source::File(p), l)).collect()
+}
+
+/// The dataset of labelled encoded images (`(source, class index)`, a training list and
+/// optionally a test list), decoded as `reading` says; `format` names it in messages.
 pub fn from_files(
     format: &str,
     classes: Vec<String>,
-    train_files: Vec<(PathBuf, i64)>,
-    test_files: Option<Vec<(PathBuf, i64)>>,
+    train_files: Vec<(Source, i64)>,
+    test_files: Option<Vec<(Source, i64)>>,
     reading: Reading,
 ) -> Result<Dataset> {
     let Reading {
@@ -61,7 +70,7 @@ pub fn from_files(
         decode,
         interp,
     } = reading;
-    let paths: Vec<PathBuf> = train_files
+    let paths: Vec<Source> = train_files
         .iter()
         .chain(test_files.iter().flatten())
         .map(|(p, _)| p.clone())
@@ -69,7 +78,7 @@ pub fn from_files(
     let (mut pixels, height, width, channels) = match (decode, image_size) {
         (Decode::PerBatch, Some(s)) => {
             let channels = header_channels(&paths)?;
-            (Pixels::Files(paths), s, s, channels)
+            (Pixels::Encoded(paths), s, s, channels)
         }
         _ => {
             let channels = header_channels(&paths)?;
@@ -79,9 +88,9 @@ pub fn from_files(
     let n_train = train_files.len();
     let test_pixels = match &mut pixels {
         Pixels::Decoded(px) => Pixels::Decoded(px.split_off(n_train * height * width * channels)),
-        Pixels::Files(files) => Pixels::Files(files.split_off(n_train)),
+        Pixels::Encoded(files) => Pixels::Encoded(files.split_off(n_train)),
     };
-    let images = |files: &[(PathBuf, i64)], pixels| Images {
+    let images = |files: &[(Source, i64)], pixels| Images {
         pixels,
         labels: files.iter().map(|f| f.1).collect(),
         height,
@@ -96,14 +105,16 @@ pub fn from_files(
     })
 }
 
-/// Decodes one image file to u8 HWC with `channels` channels (gray replicated to RGB, alpha
+/// Decodes one encoded image to u8 HWC with `channels` channels (gray replicated to RGB, alpha
 /// dropped, as PIL's `convert("RGB")`; colour to gray as PIL's `convert("L")`).
 ///
 /// JPEG files go through libjpeg-turbo, the decoder PIL uses, with its defaults (integer IDCT,
 /// smooth chroma upsampling), so the pixels are PIL's; other formats through the `image` crate.
 /// The size in the header is checked against `MAX_IMAGE_PIXELS` before any pixel is decoded.
-pub fn decode(path: &Path, channels: usize) -> Result<Image> {
-    let bytes = super::read_file(path)?;
+pub fn decode(source: &Source, channels: usize) -> Result<Image> {
+    let bytes = source.read()?;
+    let name = source.name();
+    let path = name.as_path();
     let bad = |e: &dyn std::fmt::Display| Error::data(path, format!("cannot decode image: {e}"));
     if bytes.starts_with(&[0xff, 0xd8]) {
         return decode_jpeg(path, &bytes, channels);
@@ -162,6 +173,10 @@ fn decode_jpeg(path: &Path, bytes: &[u8], channels: usize) -> Result<Image> {
     Ok(Image { px, h, w, c: channels })
 }
 
+/// A reader the image crate can guess a format from: a file or bytes in memory.
+trait BufReadSeek: std::io::BufRead + std::io::Seek {}
+impl<T: std::io::BufRead + std::io::Seek> BufReadSeek for T {}
+
 /// Refuses an image whose header claims no pixels or more than `MAX_IMAGE_PIXELS`.
 fn check_size(path: &Path, w: usize, h: usize) -> Result<()> {
     let pixels = (w as u64).saturating_mul(h as u64);
@@ -177,11 +192,18 @@ fn check_size(path: &Path, w: usize, h: usize) -> Result<()> {
     Ok(())
 }
 
-/// 1 if every file is gray, else 3, from the files' headers.
-pub fn header_channels(paths: &[PathBuf]) -> Result<usize> {
-    for p in paths {
+/// 1 if every image is gray, else 3, from the images' headers.
+pub fn header_channels(sources: &[Source]) -> Result<usize> {
+    for source in sources {
+        let p = &source.name();
         let bad = |e: &dyn std::fmt::Display| Error::data(p, format!("cannot decode image header: {e}"));
-        let reader = image::ImageReader::open(p).map_err(|e| Error::io(p, e))?;
+        let reader: image::ImageReader<Box<dyn BufReadSeek>> = match source {
+            Source::File(f) => {
+                let file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
+                image::ImageReader::new(Box::new(std::io::BufReader::new(file)))
+            }
+            _ => image::ImageReader::new(Box::new(std::io::Cursor::new(source.read()?))),
+        };
         let decoder = reader
             .with_guessed_format()
             .map_err(|e| bad(&e))?
@@ -197,15 +219,17 @@ pub fn header_channels(paths: &[PathBuf]) -> Result<usize> {
 /// Decodes every file with `channels` channels, each brought to the dataset's size. Returns the
 /// concatenated pixels, height, width and channels.
 fn decode_all(
-    paths: &[PathBuf],
+    paths: &[Source],
     image_size: Option<usize>,
     channels: usize,
     interp: Interpolation,
 ) -> Result<(Pixels, usize, usize, usize)> {
     let mut size = image_size.map(|s| (s, s));
     let mut pixels = Vec::new();
-    for path in paths {
-        let Image { px, h, w, .. } = decode(path, channels)?;
+    for source in paths {
+        let Image { px, h, w, .. } = decode(source, channels)?;
+        let name = source.name();
+        let path = name.as_path();
         let (height, width) = *size.get_or_insert((h, w));
         super::reserve(&mut pixels, height * width * channels, path)?;
         match image_size {
@@ -235,12 +259,13 @@ pub fn unlabelled(
     fit_at_load: Option<Interpolation>,
 ) -> Result<Images> {
     let labels = vec![0; paths.len()];
+    let paths: Vec<Source> = paths.into_iter().map(Source::File).collect();
     let (pixels, height, width) = match fit_at_load {
         Some(interp) if size.0 == size.1 => {
             let (px, h, w, _) = decode_all(&paths, Some(size.0), channels, interp)?;
             (px, h, w)
         }
-        _ => (Pixels::Files(paths), size.0, size.1),
+        _ => (Pixels::Encoded(paths), size.0, size.1),
     };
     Ok(Images {
         pixels,
@@ -409,17 +434,20 @@ mod tests {
         assert_eq!(want[0], 88);
         rgb.save(dir.join("c.png")).unwrap();
         let gray = |px: Vec<u8>, h, w| Image { px, h, w, c: 1 };
-        assert_eq!(decode(&dir.join("c.png"), 1).unwrap(), gray(want, 2, 4));
+        assert_eq!(decode(&dir.join("c.png").into(), 1).unwrap(), gray(want, 2, 4));
         // A colour JPEG: its RGB decoding, converted by the same formula.
         rgb.save(dir.join("c.jpg")).unwrap();
-        let Image { px, h, w, .. } = decode(&dir.join("c.jpg"), 3).unwrap();
-        assert_eq!(decode(&dir.join("c.jpg"), 1).unwrap(), gray(grayscale(&px, 3), h, w));
+        let Image { px, h, w, .. } = decode(&dir.join("c.jpg").into(), 3).unwrap();
+        assert_eq!(
+            decode(&dir.join("c.jpg").into(), 1).unwrap(),
+            gray(grayscale(&px, 3), h, w)
+        );
         // Gray files stay as they are.
         GrayImage::from_pixel(2, 2, image::Luma([77]))
             .save(dir.join("g.jpg"))
             .unwrap();
         assert!(
-            decode(&dir.join("g.jpg"), 1)
+            decode(&dir.join("g.jpg").into(), 1)
                 .unwrap()
                 .px
                 .iter()

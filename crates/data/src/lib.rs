@@ -12,14 +12,20 @@ pub mod fingerprint;
 pub mod folder;
 pub mod idx;
 pub mod image;
+pub mod labels;
 pub mod manifest;
+pub mod parquet;
+pub mod source;
+pub mod tar;
+pub mod webdataset;
 
 use crate::image::View;
+use crate::source::Source;
 use darkmagic_base::error::{Error, Result};
 use darkmagic_base::recipe::{DataConfig, DatasetKind, Interpolation, Recipe};
 use darkmagic_base::rng::Rng;
 use darkmagic_base::rundir::ModelSpec;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A set of images with one label each, all brought to `height` x `width` x `channels` (HWC)
 /// by the time they reach a batch.
@@ -37,9 +43,10 @@ pub struct Images {
 pub enum Pixels {
     /// Decoded u8 HWC images of the set's size, one after another.
     Decoded(Vec<u8>),
-    /// Image files, decoded when a batch needs them (`data.decode = "per_batch"`), at their own
-    /// size: the transforms crop and resize them to the set's size.
-    Files(Vec<PathBuf>),
+    /// Encoded images (files, tar members, bytes), decoded when a batch needs them
+    /// (`data.decode = "per_batch"`), at their own size: the transforms crop and resize them to
+    /// the set's size.
+    Encoded(Vec<Source>),
 }
 
 impl Images {
@@ -64,8 +71,8 @@ impl Images {
                 let (h, w) = (self.height, self.width);
                 Ok(f(View::new(&px[i * n..(i + 1) * n], h, w, c)))
             }
-            Pixels::Files(paths) => {
-                let img = folder::decode(&paths[i], c)?;
+            Pixels::Encoded(sources) => {
+                let img = folder::decode(&sources[i], c)?;
                 Ok(f(img.view()))
             }
         }
@@ -84,7 +91,7 @@ impl Images {
                 let n = self.image_len();
                 Pixels::Decoded(indices.iter().flat_map(|&i| &px[i * n..(i + 1) * n]).copied().collect())
             }
-            Pixels::Files(paths) => Pixels::Files(indices.iter().map(|&i| paths[i].clone()).collect()),
+            Pixels::Encoded(sources) => Pixels::Encoded(indices.iter().map(|&i| sources[i].clone()).collect()),
         };
         Images {
             pixels,
@@ -103,14 +110,14 @@ impl Images {
     }
 
     /// Per-channel mean and standard deviation of the pixels, in [0, 1] scale: over every image
-    /// when decoded, over `STATS_FILES` evenly spaced ones when stored as files.
+    /// when decoded, over `STATS_FILES` evenly spaced ones when kept encoded.
     pub fn channel_stats(&self) -> Result<(Vec<f64>, Vec<f64>)> {
         const STATS_FILES: usize = 256;
         let c = self.channels;
         let (mut sum, mut sq, mut count) = (vec![0f64; c], vec![0f64; c], 0usize);
         let step = match self.pixels {
             Pixels::Decoded(_) => 1,
-            Pixels::Files(_) => self.len().div_ceil(STATS_FILES).max(1),
+            Pixels::Encoded(_) => self.len().div_ceil(STATS_FILES).max(1),
         };
         for i in (0..self.len()).step_by(step) {
             self.with_image(i, |v| {
@@ -194,20 +201,20 @@ pub fn load(cfg: &DataConfig, interp: Interpolation) -> Result<Dataset> {
             .as_deref()
             .ok_or_else(|| Error::recipe("data.path", "required for this dataset"))
     };
+    let reading = folder::Reading {
+        image_size: cfg.image_size,
+        decode: cfg.decode,
+        interp,
+    };
     let mut d = match cfg.dataset {
         DatasetKind::Digits => digits::load(),
         DatasetKind::Idx => idx::load(path()?),
         DatasetKind::Cifar10 => cifar::load(path()?, cifar::Variant::Cifar10),
         DatasetKind::Cifar100 => cifar::load(path()?, cifar::Variant::Cifar100),
         DatasetKind::Folder => folder::load(path()?, cfg.image_size, cfg.decode, interp),
-        DatasetKind::Manifest => manifest::load(
-            path()?,
-            folder::Reading {
-                image_size: cfg.image_size,
-                decode: cfg.decode,
-                interp,
-            },
-        ),
+        DatasetKind::Manifest => manifest::load(path()?, reading),
+        DatasetKind::Parquet => parquet::load(path()?, reading),
+        DatasetKind::Webdataset => webdataset::load(path()?, reading),
     }?;
     let classes = d.classes.len();
     if let Some(n) = cfg.train_subset {
@@ -273,10 +280,20 @@ pub fn detect(path: &Path) -> Result<DatasetKind> {
     if path.is_file() && manifest(path) || ["train.csv", "train.jsonl"].iter().any(|f| path.join(f).is_file()) {
         return Ok(DatasetKind::Manifest);
     }
+    let ext = |p: &Path, e: &str| p.extension().is_some_and(|x| x == e);
+    let holds =
+        |dir: &Path, e: &str| std::fs::read_dir(dir).is_ok_and(|mut d| d.any(|f| f.is_ok_and(|f| ext(&f.path(), e))));
+    if ext(path, "tar") || path.to_str().is_some_and(|s| s.contains('{')) || holds(path, "tar") {
+        return Ok(DatasetKind::Webdataset);
+    }
+    // Hugging Face's layout keeps the files in `data/`.
+    if ext(path, "parquet") || holds(path, "parquet") || holds(&path.join("data"), "parquet") {
+        return Ok(DatasetKind::Parquet);
+    }
     if !path.is_dir() {
         return Err(Error::data(
             path,
-            "not a folder (expected a dataset folder, a .csv or .jsonl manifest, or `digits`)",
+            "not a folder (expected a dataset folder, a .csv or .jsonl manifest, a .parquet file, a .tar shard, or `digits`)",
         ));
     }
     if idx::find(path, "train-images").is_ok() {
@@ -458,7 +475,7 @@ mod tests {
         assert_eq!(s.train.class_counts(3), vec![15, 15, 15]);
         let px = |im: &Images| match &im.pixels {
             Pixels::Decoded(px) => px.clone(),
-            Pixels::Files(_) => unreachable!("decoded"),
+            Pixels::Encoded(_) => unreachable!("decoded"),
         };
         let mut all: Vec<u8> = [px(&s.train), px(&s.val)].concat();
         all.sort();

@@ -191,7 +191,13 @@ pub fn load(path: &Path, reading: Reading) -> Result<Dataset> {
         ));
     }
     let (train, test) = (indexed(train), test.filter(|t| !t.is_empty()).map(indexed));
-    folder::from_files("manifest", names, train, test, reading)
+    folder::from_files(
+        "manifest",
+        names,
+        folder::sources(train),
+        test.map(folder::sources),
+        reading,
+    )
 }
 
 /// Every file a manifest dataset at `path` reads: its manifests and the images they list (for

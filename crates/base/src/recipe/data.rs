@@ -20,13 +20,22 @@ pub enum DatasetKind {
     /// A CSV (or JSON lines, `.jsonl`) manifest of image path and label, or a folder holding
     /// `train.csv` and `test.csv`/`val.csv` (`data::manifest`).
     Manifest,
+    /// Hugging Face parquet files (an `Image` and a `ClassLabel` column): one file, or a folder
+    /// of `train-*`/`test-*`/`validation-*` files (`data::parquet`).
+    Parquet,
+    /// WebDataset tar shards (`KEY.png` + `KEY.cls`): one shard, a folder of them, or a brace
+    /// pattern `train-{000..009}.tar` (`data::webdataset`).
+    Webdataset,
 }
 
 impl DatasetKind {
     /// Whether the data set is image files (PNG, JPEG), decoded and sized by darkmagic
     /// (`data.image_size`, `data.decode`).
     pub fn is_image_files(self) -> bool {
-        matches!(self, DatasetKind::Folder | DatasetKind::Manifest)
+        matches!(
+            self,
+            DatasetKind::Folder | DatasetKind::Manifest | DatasetKind::Parquet | DatasetKind::Webdataset
+        )
     }
 }
 
