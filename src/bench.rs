@@ -11,7 +11,9 @@ use crate::error::Result;
 use crate::loader;
 use crate::loss;
 use crate::optim::Optimizer;
-use crate::recipe::{Activation, Arch, AugPolicy, AugmentConfig, Decode, Interpolation, ModelConfig, OptimConfig};
+use crate::recipe::{
+    Activation, Arch, AugPolicy, AugmentConfig, DatasetKind, Decode, Interpolation, ModelConfig, OptimConfig,
+};
 use crate::runtime::amp::autocast;
 use std::path::Path;
 use std::time::Instant;
@@ -122,6 +124,21 @@ pub fn augment_folder_images_per_sec(dir: &Path, threads: usize) -> Result<f64> 
         ..AugmentConfig::default()
     };
     loader_images_per_sec(&d.train, augment, 64, threads)
+}
+
+/// The format's name, the images of the data set at `path` (format `dataset`) and the seconds
+/// it takes to read them as a run reads them at its start: the listing, then every image of both
+/// splits decoded to pixels on this thread (`data.decode = "at_load"`).
+pub fn read_seconds(dataset: DatasetKind, path: &Path) -> Result<(String, usize, f64)> {
+    let cfg = crate::recipe::DataConfig {
+        dataset,
+        path: Some(path.to_path_buf()),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let d = crate::data::load(&cfg, Interpolation::Bilinear)?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((d.format, d.train.len() + d.test.map_or(0, |t| t.len()), seconds))
 }
 
 /// Images per second of the training loader (`make_batch`, as training runs it) over one epoch

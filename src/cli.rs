@@ -252,6 +252,16 @@ pub enum BenchCommand {
     },
     /// Training images per second of one model on random data.
     Train(BenchTrainArgs),
+    /// Images per second of reading a data set as a run reads it at its start: the listing,
+    /// then every image of both splits decoded to pixels on one thread (`data.decode =
+    /// "at_load"`); bench/dataset_readers.sh compares with the Python libraries.
+    Read {
+        /// The data set: a folder, manifest, parquet file or folder, shard, or brace pattern.
+        path: PathBuf,
+        /// Its format (`data.dataset`); guessed from the files when left out.
+        #[arg(long)]
+        dataset: Option<String>,
+    },
 }
 
 #[derive(Args)]

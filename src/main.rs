@@ -412,6 +412,20 @@ fn bench_cmd(cmd: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Train(a) => bench_train(a),
+        BenchCommand::Read { path, dataset } => {
+            let kind = match dataset {
+                Some(d) => darkmagic::recipe::DatasetKind::deserialize(toml::Value::String(d)).context(
+                    "--dataset: expected a data.dataset value (folder, manifest, parquet, webdataset, idx, ...)",
+                )?,
+                None => darkmagic::data::detect(&path)?,
+            };
+            let (format, n, seconds) = darkmagic::bench::read_seconds(kind, &path)?;
+            println!(
+                "darkmagic read {format}: {n} images in {seconds:.3} s: {:.1} images/s",
+                n as f64 / seconds
+            );
+            Ok(())
+        }
     }
 }
 

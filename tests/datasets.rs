@@ -235,6 +235,16 @@ fn hostile_parquet_files_and_shards_are_refused_naming_the_file_and_row_or_membe
         "{e}"
     );
     restore();
+    rewrite(
+        &train_parquet,
+        "pq.write_table(t, sys.argv[1] + '.zstd', compression='zstd')\nimport os; os.replace(sys.argv[1] + '.zstd', sys.argv[1])\nsys.exit(0)",
+    );
+    let e = inspect(&dir.join("parquet"));
+    assert!(
+        e.contains("compressed with zstd, which darkmagic does not read") && e.contains("compression=\"snappy\""),
+        "{e}"
+    );
+    restore();
     // WebDataset: a truncated shard; members that escape; a sample without a label; a bad class.
     // Cut inside a member, and at a header (no end-of-archive block: samples 10 on are lost).
     for cut in [tar.len() / 2 + 100, find_member(&tar, "000010.cls") - 512] {

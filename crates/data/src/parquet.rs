@@ -132,7 +132,17 @@ fn read_file(f: &Path, rows: &mut Vec<(Source, Label, PathBuf)>, names: &mut Opt
 
 /// [`read_file`] itself.
 fn read_rows(f: &Path, rows: &mut Vec<(Source, Label, PathBuf)>, names: &mut Option<Vec<String>>) -> Result<()> {
-    let bad = |e: parquet::errors::ParquetError| Error::data(f, format!("cannot read it as parquet: {e}"));
+    let bad = |e: parquet::errors::ParquetError| {
+        let e = e.to_string();
+        let hint = match e.split_once("Disabled feature at compile time: ") {
+            Some((_, codec)) => format!(
+                "compressed with {codec}, which darkmagic does not read (it reads snappy, gzip, lz4 or none): rewrite it, \
+                 e.g. pyarrow's `pq.write_table(pq.read_table(f), f, compression=\"snappy\")`"
+            ),
+            None => e,
+        };
+        Error::data(f, format!("cannot read it as parquet: {hint}"))
+    };
     let file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
     let reader = SerializedFileReader::new(file).map_err(bad)?;
     let columns = columns(f, &reader)?;
