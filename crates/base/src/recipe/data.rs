@@ -133,7 +133,7 @@ impl DataConfig {
         if d.decode == Decode::PerBatch && (!d.dataset.is_image_files() || d.image_size.is_none()) {
             return Err(Error::recipe(
                 "data.decode",
-                "\"per_batch\" is for `folder` and `manifest` datasets and needs data.image_size",
+                "\"per_batch\" is for image-file datasets (`folder`, `manifest`, `parquet`, `webdataset`) and needs data.image_size",
             ));
         }
         if d.mean.is_some() != d.std.is_some() {
