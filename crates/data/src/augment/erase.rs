@@ -6,47 +6,89 @@ use darkmagic_base::rng::Rng;
 
 /// Applies the recipe's CutOut, then its random erasing, each if enabled.
 pub fn apply(img: &mut [f32], c: usize, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) {
+    for patch in draw(c, h, w, cfg, rng) {
+        patch.paint(c, h, w, |i, v| img[i] = v);
+    }
+}
+
+/// The rectangles the recipe's CutOut, then its random erasing, erase in one image, in order
+/// (a later one paints over an earlier one), drawn from `rng` as [`apply`] draws them: the host
+/// path paints them into the image, the device path (`darkmagic::loader::resident`) into a mask.
+pub fn draw(c: usize, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) -> Vec<Patch> {
+    let mut patches = Vec::new();
     let side = (cfg.cutout_fraction * h.min(w) as f64).round() as usize;
     if side > 0 {
-        cutout(img, c, h, w, side, cfg.cutout_count, rng);
+        cutout(&mut patches, h, w, side, cfg.cutout_count, rng);
     }
     if cfg.erase_prob > 0.0 {
-        random_erase(img, c, h, w, cfg, rng);
+        random_erase(&mut patches, c, h, w, cfg, rng);
     }
+    patches
 }
 
 /// A rectangle of an image: top row, left column, height, width.
-struct Rect {
-    y: usize,
-    x: usize,
-    h: usize,
-    w: usize,
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rect {
+    pub y: usize,
+    pub x: usize,
+    pub h: usize,
+    pub w: usize,
 }
 
-/// Fills `r` in every channel with `value(channel)`.
-fn fill(img: &mut [f32], c: usize, h: usize, w: usize, r: &Rect, mut value: impl FnMut(usize) -> f32) {
-    for ch in 0..c {
-        for y in r.y..r.y + r.h {
-            let row = ch * h * w + y * w;
-            img[row + r.x..row + r.x + r.w].iter_mut().for_each(|v| *v = value(ch));
+/// What an erased rectangle holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fill {
+    /// 0, the mean after normalisation.
+    Zero,
+    /// One value per channel.
+    Channels(Vec<f32>),
+    /// One value per pixel of the rectangle, channel by channel, row by row.
+    Pixels(Vec<f32>),
+}
+
+/// One erased rectangle and its fill.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Patch {
+    pub rect: Rect,
+    pub fill: Fill,
+}
+
+impl Patch {
+    /// Calls `set(i, value)` for every element `i` of a CHW image of `c` x `h` x `w` the patch
+    /// covers, in channel, row, column order.
+    pub fn paint(&self, c: usize, h: usize, w: usize, mut set: impl FnMut(usize, f32)) {
+        let r = &self.rect;
+        let mut k = 0;
+        for ch in 0..c {
+            for y in r.y..r.y + r.h {
+                for x in r.x..r.x + r.w {
+                    let v = match &self.fill {
+                        Fill::Zero => 0.0,
+                        Fill::Channels(v) => v[ch],
+                        Fill::Pixels(v) => v[k],
+                    };
+                    set(ch * h * w + y * w + x, v);
+                    k += 1;
+                }
+            }
         }
     }
 }
 
 /// CutOut: `count` squares of side `size` set to 0 (the mean), each centred uniformly at random
 /// and clipped by the border.
-fn cutout(img: &mut [f32], c: usize, h: usize, w: usize, size: usize, count: usize, rng: &mut Rng) {
+fn cutout(out: &mut Vec<Patch>, h: usize, w: usize, size: usize, count: usize, rng: &mut Rng) {
     for _ in 0..count {
         let (cy, cx) = (rng.below(h), rng.below(w));
         let (y0, y1) = (cy.saturating_sub(size / 2), (cy + size.div_ceil(2)).min(h));
         let (x0, x1) = (cx.saturating_sub(size / 2), (cx + size.div_ceil(2)).min(w));
-        let r = Rect {
+        let rect = Rect {
             y: y0,
             x: x0,
             h: y1 - y0,
             w: x1 - x0,
         };
-        fill(img, c, h, w, &r, |_| 0.0);
+        out.push(Patch { rect, fill: Fill::Zero });
     }
 }
 
@@ -54,7 +96,7 @@ fn cutout(img: &mut [f32], c: usize, h: usize, w: usize, size: usize, count: usi
 /// of up to 10 tries drawing an area fraction uniform in `erase_area` (split across the count)
 /// and an aspect ratio h/w log-uniform in `erase_ratio`; a rectangle that fits strictly inside
 /// the image is placed uniformly and filled as `erase_mode` says.
-fn random_erase(img: &mut [f32], c: usize, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) {
+fn random_erase(out: &mut Vec<Patch>, c: usize, h: usize, w: usize, cfg: &AugmentConfig, rng: &mut Rng) {
     if rng.uniform() > cfg.erase_prob {
         return;
     }
@@ -68,20 +110,18 @@ fn random_erase(img: &mut [f32], c: usize, h: usize, w: usize, cfg: &AugmentConf
             let eh = (target * aspect).sqrt().round() as usize;
             let ew = (target / aspect).sqrt().round() as usize;
             if ew < w && eh < h {
-                let r = Rect {
+                let rect = Rect {
                     y: rng.below(h - eh + 1),
                     x: rng.below(w - ew + 1),
                     h: eh,
                     w: ew,
                 };
-                match cfg.erase_mode {
-                    EraseMode::Const => fill(img, c, h, w, &r, |_| 0.0),
-                    EraseMode::Rand => {
-                        let per_channel: Vec<f32> = (0..c).map(|_| rng.normal() as f32).collect();
-                        fill(img, c, h, w, &r, |ch| per_channel[ch]);
-                    }
-                    EraseMode::Pixel => fill(img, c, h, w, &r, |_| rng.normal() as f32),
-                }
+                let fill = match cfg.erase_mode {
+                    EraseMode::Const => Fill::Zero,
+                    EraseMode::Rand => Fill::Channels((0..c).map(|_| rng.normal() as f32).collect()),
+                    EraseMode::Pixel => Fill::Pixels((0..c * eh * ew).map(|_| rng.normal() as f32).collect()),
+                };
+                out.push(Patch { rect, fill });
                 break;
             }
         }
@@ -98,7 +138,12 @@ mod tests {
         let mut seen_clipped = false;
         for _ in 0..200 {
             let mut img = vec![1.0f32; 2 * 8 * 8];
-            cutout(&mut img, 2, 8, 8, 4, 1, &mut rng);
+            let cfg = AugmentConfig {
+                cutout_fraction: 0.5,
+                cutout_count: 1,
+                ..AugmentConfig::default()
+            };
+            apply(&mut img, 2, 8, 8, &cfg, &mut rng);
             let zeros = img[..64].iter().filter(|&&v| v == 0.0).count();
             assert!(zeros > 0 && zeros <= 16, "{zeros}");
             assert_eq!(img[..64], img[64..], "every channel gets the same square");
@@ -131,7 +176,7 @@ mod tests {
         let (mut erased, mut area_sum) = (0, 0.0);
         for i in 0..n {
             let mut img = vec![1.0f32; 3 * h * w];
-            random_erase(&mut img, 3, h, w, &cfg, &mut Rng::keyed(0, 0, i));
+            apply(&mut img, 3, h, w, &cfg, &mut Rng::keyed(0, 0, i));
             let Some((rows, cols, count)) = erased_box(&img, h, w) else {
                 continue;
             };
@@ -160,7 +205,7 @@ mod tests {
         let mut values = Vec::new();
         for i in 0..200 {
             let mut img = vec![1.0f32; h * w];
-            random_erase(
+            apply(
                 &mut img,
                 1,
                 h,

@@ -38,27 +38,46 @@ pub fn apply(src: View, h: usize, w: usize, cfg: &AugmentConfig, sample: Sample,
     } else {
         src.px
     };
-    let (dy, dx) = if cfg.pad > 0 {
-        (rng.below(2 * cfg.pad + 1), rng.below(2 * cfg.pad + 1))
-    } else {
-        (0, 0)
-    };
-    let flip = cfg.hflip && flipped(cfg.hflip_mode, sample, rng);
+    let place = Placement::draw(h, w, cfg, sample, rng);
     let mut out = vec![0u8; h * w * c];
-    for y in 0..h {
-        let Some(sy) = source_index(y + dy, cfg.pad, h, cfg.pad_mode) else {
-            continue;
-        };
-        for x in 0..w {
-            let xx = if flip { w - 1 - x } else { x };
-            let Some(sx) = source_index(xx + dx, cfg.pad, w, cfg.pad_mode) else {
-                continue;
-            };
+    for (y, sy) in place.rows.iter().enumerate() {
+        let Some(sy) = sy else { continue };
+        for (x, sx) in place.cols.iter().enumerate() {
+            let Some(sx) = sx else { continue };
             let (o, s) = ((y * w + x) * c, (sy * w + sx) * c);
             out[o..o + c].copy_from_slice(&src[s..s + c]);
         }
     }
     apply_policy(out, h, w, c, cfg, rng)
+}
+
+/// Where each pixel of an augmented `h` x `w` image comes from after the random crop of the
+/// padded image and the horizontal flip: output row `y` is source row `rows[y]`, output column
+/// `x` source column `cols[x]`, None where the zero padding shows. The host path copies pixels
+/// by it; the device path (`darkmagic::loader::resident`) gathers them by it, so both draw the
+/// same numbers from the same keyed RNG.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placement {
+    pub rows: Vec<Option<usize>>,
+    pub cols: Vec<Option<usize>>,
+}
+
+impl Placement {
+    /// Draws the crop offsets (uniform in 0..=2 pad each, rows first) and the flip from `rng`,
+    /// as [`apply`] does.
+    pub fn draw(h: usize, w: usize, cfg: &AugmentConfig, sample: Sample, rng: &mut Rng) -> Placement {
+        let (dy, dx) = if cfg.pad > 0 {
+            (rng.below(2 * cfg.pad + 1), rng.below(2 * cfg.pad + 1))
+        } else {
+            (0, 0)
+        };
+        let flip = cfg.hflip && flipped(cfg.hflip_mode, sample, rng);
+        let rows = (0..h).map(|y| source_index(y + dy, cfg.pad, h, cfg.pad_mode)).collect();
+        let cols = (0..w)
+            .map(|x| source_index(if flip { w - 1 - x } else { x } + dx, cfg.pad, w, cfg.pad_mode))
+            .collect();
+        Placement { rows, cols }
+    }
 }
 
 /// Which image an augmentation is drawn for: its seed, epoch and index, the key of its [`Rng`].

@@ -11,6 +11,8 @@ use rayon::prelude::*;
 use std::sync::{Arc, mpsc};
 use tch::Tensor;
 
+pub mod resident;
+
 /// One batch on the CPU.
 ///
 /// The data stay in host vectors until the consumer asks for tensors: building a tensor runs a
