@@ -35,6 +35,15 @@ impl Batch {
         Tensor::from_slice(&self.labels).to_device(device)
     }
 
+    /// The batch's tensors on `device`.
+    pub fn to_device(&self, device: tch::Device) -> resident::DeviceBatch {
+        resident::DeviceBatch {
+            images: self.images(device),
+            labels: self.labels(device),
+            targets: self.targets(device),
+        }
+    }
+
     pub fn targets(&self, device: tch::Device) -> Option<Tensor> {
         let n = self.shape[0];
         self.targets

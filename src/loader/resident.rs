@@ -14,12 +14,11 @@
 //! What runs here: padding (zero or reflect) and random crop, horizontal flip (random or
 //! alternating), CutOut, random erasing, mixup, CutMix. Random-resized crops, AutoAugment,
 //! RandAugment, colour jitter and images kept encoded (`data.decode = "per_batch"`) run on the
-//! host path; [`Resident::unsupported`] names what keeps a recipe there.
+//! host path; [`crate::recipe::Recipe::host_only`] names what keeps a recipe there.
 use super::{Normalizer, TrainOrder};
 use crate::augment::{self, erase, mix::Mix};
 use crate::data::{Images, Pixels};
 use crate::error::{Error, Result};
-use crate::recipe::{AugPolicy, AugmentConfig};
 use crate::rng::Rng;
 use tch::{Device, Kind, Tensor};
 
@@ -46,19 +45,6 @@ pub struct Resident {
 }
 
 impl Resident {
-    /// What in `augment` or `images` needs the host path, if anything.
-    pub fn unsupported(images: &Images, augment: &AugmentConfig) -> Option<&'static str> {
-        if matches!(images.pixels, Pixels::Encoded(_)) {
-            Some("images decoded per batch (data.decode = \"per_batch\")")
-        } else if augment.random_resized_crop {
-            Some("augment.random_resized_crop")
-        } else if augment.policy != AugPolicy::None {
-            Some("augment.policy")
-        } else {
-            None
-        }
-    }
-
     /// Copies `images` (decoded) to `device`, with `norm`'s tables.
     pub fn new(images: &Images, norm: &Normalizer, device: Device) -> Result<Resident> {
         let Pixels::Decoded(px) = &images.pixels else {
@@ -145,7 +131,13 @@ impl Resident {
         // Table lookup: channel ch's value v is table[ch * 256 + v], the host's own float.
         let offset = Tensor::arange(c, (Kind::Int64, self.device)) * 256;
         let flat = u8_nhwc.to_kind(Kind::Int64) + offset;
-        self.table.take(&flat).permute([0, 3, 1, 2]).contiguous()
+        let nchw = self.table.take(&flat).permute([0, 3, 1, 2]);
+        // Copied into a fresh NCHW tensor rather than `contiguous()`: with one channel the permuted
+        // tensor already counts as contiguous but keeps NHWC strides, and the convolution then
+        // picks another kernel than for the host's batch (results differing in the last bits).
+        let mut out = Tensor::empty([n, c, h, w], (Kind::Float, self.device));
+        out.copy_(&nchw);
+        out
     }
 
     /// `images` with the erased rectangles of each image painted over.
@@ -195,7 +187,7 @@ fn mixed(images: &Tensor, mix: Mix) -> Tensor {
 mod tests {
     use super::*;
     use crate::loader::{Mode, make_batch};
-    use crate::recipe::{EraseMode, FlipMode, PadMode};
+    use crate::recipe::{AugPolicy, AugmentConfig, EraseMode, FlipMode, PadMode, Recipe};
 
     /// The digits' first 300 training images as RGB, so that channels differ.
     fn images() -> Images {
@@ -241,7 +233,6 @@ mod tests {
     fn same_as_host(augment: AugmentConfig) {
         let im = images();
         let norm = Normalizer::new(&[0.3, 0.2, 0.6], &[0.2, 0.1, 0.3], 3);
-        assert_eq!(Resident::unsupported(&im, &augment), None);
         let r = Resident::new(&im, &norm, Device::Cpu).unwrap();
         let mut augmented = 0;
         for epoch in [1, 2] {
@@ -251,6 +242,8 @@ mod tests {
                 let dev = r.train_batch(idx, &o, b);
                 let px: Vec<f32> = Vec::try_from(dev.images.flatten(0, -1)).unwrap();
                 assert_eq!(dev.images.size(), host.shape.to_vec());
+                // The same memory layout too: the convolutions pick their kernels by it.
+                assert_eq!(dev.images.stride(), host.images(Device::Cpu).stride());
                 assert!(px == host.pixels, "{augment:?}: epoch {epoch} batch {b} differs");
                 assert_eq!(Vec::<i64>::try_from(&dev.labels).unwrap(), host.labels);
                 let targets = dev.targets.map(|t| Vec::<f32>::try_from(t.flatten(0, -1)).unwrap());
@@ -307,16 +300,37 @@ mod tests {
 
     #[test]
     fn recipes_the_device_cannot_run_are_named() {
-        let im = images();
-        let rrc = AugmentConfig {
-            random_resized_crop: true,
-            ..AugmentConfig::default()
+        let with = |key: &str, value: &str| {
+            Recipe::load(None, &["train.loader=\"device\"".to_string(), format!("{key}={value}")])
         };
-        assert_eq!(Resident::unsupported(&im, &rrc), Some("augment.random_resized_crop"));
-        let aa = AugmentConfig {
-            policy: AugPolicy::AutoaugmentCifar10,
-            ..AugmentConfig::default()
-        };
-        assert_eq!(Resident::unsupported(&im, &aa), Some("augment.policy"));
+        for (key, value) in [
+            ("augment.random_resized_crop", "true"),
+            ("augment.policy", "\"autoaugment_cifar10\""),
+        ] {
+            let e = with(key, value).unwrap_err().to_string();
+            assert!(
+                e.contains("train.loader") && e.contains(&format!("cannot run {key}")),
+                "{e}"
+            );
+        }
+        assert!(with("augment.policy", "\"none\"").is_ok());
+        let decode = Recipe::load(
+            None,
+            &[
+                "train.loader=\"device\"",
+                "data.dataset=\"folder\"",
+                "data.path=\"x\"",
+                "data.image_size=8",
+                "data.decode=\"per_batch\"",
+                "augment.policy=\"none\"",
+            ]
+            .map(String::from),
+        );
+        assert!(
+            decode
+                .unwrap_err()
+                .to_string()
+                .contains("cannot run data.decode = \"per_batch\"")
+        );
     }
 }

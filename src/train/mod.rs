@@ -8,11 +8,12 @@ pub mod ema;
 use crate::data::{self, Images};
 use crate::error::{Error, Result};
 use crate::eval::{Evaluation, Evaluator};
+use crate::loader::resident::{DeviceBatch, Resident};
 use crate::loader::{self, Normalizer};
 use crate::loss;
 use crate::model::Net;
 use crate::optim::Optimizer;
-use crate::recipe::Recipe;
+use crate::recipe::{Loader, Recipe};
 use crate::rundir::{self, EpochMetrics, ModelSpec, RunDir, RunResult, Status};
 use crate::runtime::{amp, configure_cpu, resolve_device};
 use crate::schedule::LrSchedule;
@@ -20,6 +21,7 @@ use crate::tensorboard::EventWriter;
 use checkpoint::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 use tch::nn::VarStore;
@@ -80,6 +82,8 @@ struct Trainer<'a> {
     dir: &'a RunDir,
     device: Device,
     train: Arc<Images>,
+    /// The training split on the device, when batches are built there (`train.loader`).
+    resident: Option<Rc<Resident>>,
     val: Images,
     test: Option<Images>,
     norm: loader::Normalizer,
@@ -203,16 +207,23 @@ impl<'a> Trainer<'a> {
             (Progress { epoch: 0, step: 0 }, Vec::new())
         };
         let n_params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        let resident = match (t.loader, recipe.host_only()) {
+            (Loader::Device, _) => Some(Rc::new(Resident::new(&splits.train, &norm, device)?)),
+            (Loader::Auto, None) if device.is_cuda() => Some(Rc::new(Resident::new(&splits.train, &norm, device)?)),
+            _ => None,
+        };
         dir.log(&format!(
-            "{}; {n_params} parameters; device {device:?}; channels-last {}; autocast {amp:?}",
+            "{}; {n_params} parameters; device {device:?}; channels-last {}; autocast {amp:?}; batches built on the {}",
             describe(&splits, classes),
-            t.channels_last
+            t.channels_last,
+            if resident.is_some() { "device" } else { "host" }
         ));
         Ok(Trainer {
             recipe,
             dir,
             device,
             train: Arc::new(splits.train),
+            resident,
             val: splits.val,
             test: splits.test,
             norm,
@@ -335,11 +346,29 @@ impl<'a> Trainer<'a> {
         let bar = progress_bar(self.steps_per_epoch, epoch, r.train.epochs);
         let (mut loss_sum, mut correct, mut seen, mut pending) = (0.0, 0i64, 0usize, 0usize);
         self.opt.zero_grad();
-        for batch in loader::train_epoch(self.train.clone(), self.norm.clone(), order, 2) {
-            let batch = batch?;
-            let x = self.input(batch.images(self.device));
-            let y = batch.labels(self.device);
-            let targets = batch.targets(self.device);
+        let batches: Box<dyn Iterator<Item = Result<DeviceBatch>>> = match self.resident.clone() {
+            Some(r) => {
+                let order = order.clone();
+                let all = order.batches(self.train.len());
+                Box::new(
+                    all.into_iter()
+                        .enumerate()
+                        .map(move |(b, idx)| Ok(r.train_batch(&idx, &order, b))),
+                )
+            }
+            None => {
+                let device = self.device;
+                let host = loader::train_epoch(self.train.clone(), self.norm.clone(), order, 2);
+                Box::new(host.map(move |b| b.map(|b| b.to_device(device))))
+            }
+        };
+        for batch in batches {
+            let DeviceBatch {
+                images,
+                labels: y,
+                targets,
+            } = batch?;
+            let x = self.input(images);
             let teacher = self.teacher.as_ref().map(|t| t.logits(&x));
             let (loss, logits) = amp::autocast(self.amp, self.device, || {
                 batch_loss(&self.net, &x, &y, targets.as_ref(), teacher.as_ref(), r)

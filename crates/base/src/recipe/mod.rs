@@ -131,12 +131,13 @@ impl Recipe {
     }
 
     /// Whether `other` trains the same run: it may differ only in where and how fast it runs
-    /// (`train.threads`, `train.device`) and in the `[checklist]` section, which training
-    /// ignores.
+    /// (`train.threads`, `train.device`, `train.loader`, whose two paths build the same batches)
+    /// and in the `[checklist]` section, which training ignores.
     pub fn same_training(&self, other: &Recipe) -> bool {
         let mut a = self.clone();
         a.train.threads = other.train.threads;
         a.train.device = other.train.device;
+        a.train.loader = other.train.loader;
         a.checklist = other.checklist.clone();
         a == *other
     }
@@ -144,6 +145,21 @@ impl Recipe {
     /// The resolved recipe as TOML, as written to `recipe.toml` in a run dir.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a Recipe always serializes to TOML")
+    }
+
+    /// The field whose setting only the host loader runs (`train.loader = "host"`), if any:
+    /// the device loader gathers, crops, flips, erases and mixes, but does not resample or run
+    /// a policy, and needs the images decoded.
+    pub fn host_only(&self) -> Option<&'static str> {
+        if self.data.decode == Decode::PerBatch {
+            Some("data.decode = \"per_batch\"")
+        } else if self.augment.random_resized_crop {
+            Some("augment.random_resized_crop")
+        } else if self.augment.policy != AugPolicy::None {
+            Some("augment.policy")
+        } else {
+            None
+        }
     }
 
     /// Checks every numeric range and cross-field rule.
@@ -162,6 +178,12 @@ impl Recipe {
             Some(e) => e.validate()?,
             // An external trainer has its own schedule; darkmagic's is not used.
             None => self.schedule.validate(self.optim.lr)?,
+        }
+        if let (Loader::Device, Some(field)) = (self.train.loader, self.host_only()) {
+            return Err(Error::recipe(
+                "train.loader",
+                format!("\"device\" cannot run {field}; use \"host\" or \"auto\" (which picks the host for it)"),
+            ));
         }
         if self.external.is_some() && self.checklist.early_stop {
             // Early stop compares darkmagic's own per-epoch validation accuracies.

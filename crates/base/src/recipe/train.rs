@@ -13,6 +13,19 @@ pub enum DeviceChoice {
     Cuda,
 }
 
+/// Where training batches are built (`train.loader`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loader {
+    /// `device` when training on CUDA and every augmentation of the recipe runs there, else `host`.
+    Auto,
+    /// Per image on the CPU threads, a batch ahead on a prefetch thread, then copied over.
+    Host,
+    /// The training split copied to the device once; batches gathered, augmented and normalised
+    /// there by tensor ops, from the same random draws as the host's (the same batches).
+    Device,
+}
+
 /// Mixed precision of the forward pass, as PyTorch's autocast (`torch.autocast`; timm's
 /// `--amp --amp-dtype`): matrix products and convolutions in the low-precision type, reductions
 /// and the loss in float32, weights and optimizer state in float32.
@@ -41,6 +54,8 @@ pub struct TrainConfig {
     /// `--channels-last`): same numbers up to float rounding, faster convolutions on CPU (oneDNN)
     /// and on tensor-core GPUs.
     pub channels_last: bool,
+    /// Where the training batches are built.
+    pub loader: Loader,
     pub amp: Amp,
     /// Gradient accumulation: each optimizer step sums this many micro-batches of
     /// `batch_size / accumulate` images, so `batch_size` is the effective batch.
@@ -89,6 +104,7 @@ impl Default for TrainConfig {
             threads: 0,
             device: DeviceChoice::Auto,
             channels_last: true,
+            loader: Loader::Auto,
             amp: Amp::Auto,
             accumulate: 1,
             ema_decay: 0.0,
