@@ -1214,6 +1214,48 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     );
     ok(run(&["report", out_s]));
 
+    // design.json edited consistently with its digest removed: judged by no one.
+    let design_path = out.join("design.json");
+    let design = std::fs::read_to_string(&design_path).unwrap();
+    let mut forged: serde_json::Value = serde_json::from_str(&design).unwrap();
+    forged.as_object_mut().unwrap().remove("digest");
+    forged["margin"] = 50.0.into();
+    forged["design"]["margin"] = 0.5.into();
+    std::fs::write(&design_path, forged.to_string()).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &[
+            "design.json",
+            "holds checklist.margin = 50 pp, but the checklist ran with the default",
+        ],
+    );
+    std::fs::write(&design_path, &design).unwrap();
+    // design.json and summary.json deleted, then a rerun with another alpha: refused.
+    let summary_text = std::fs::read(&summary_path).unwrap();
+    std::fs::remove_file(&design_path).unwrap();
+    std::fs::remove_file(&summary_path).unwrap();
+    fails(
+        common::checklist(&recipe, &out, &["--set", "checklist.alpha=0.2"])
+            .output()
+            .unwrap(),
+        &["baseline.toml", "checklist.alpha = 0.05", "asks for 0.2"],
+    );
+    std::fs::write(&design_path, &design).unwrap();
+    std::fs::write(&summary_path, &summary_text).unwrap();
+    // A result claiming an external trainer's unbounded metric in a checklist without one.
+    edited["final_val_acc"] = 2.0.into();
+    edited["device"] = "external".into();
+    std::fs::write(&result_path, edited.to_string()).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &[
+            "result.json",
+            "device = \"external\", but the checklist's recipe has no [external] trainer",
+        ],
+    );
+    std::fs::write(&result_path, &result).unwrap();
+    ok(run(&["report", out_s]));
+
     let trial_path = out.join("trials/lr=low/seed-0/trial.json");
     let trial = std::fs::read_to_string(&trial_path).unwrap();
     let tuned = trial.replacen("\"seed_index\": 0,", "\"seed_index\": 0, \"tune\": 100000000000,", 1);

@@ -230,10 +230,14 @@ pub struct RunResult {
     pub val_images: usize,
 }
 
+/// The largest magnitude an external trainer's metric may have (an accuracy, a loss, a score):
+/// beyond it, sums of squares of differences lose the digits a verdict needs.
+pub const MAX_EXTERNAL_METRIC: f64 = 1e15;
+
 impl RunResult {
     /// What makes this result impossible, if anything: accuracies must be finite and, from
-    /// darkmagic's own trainer, in [0, 1] (an external trainer's metric may be any finite
-    /// number); the wall time finite and not negative. (An external trainer's epoch numbers come
+    /// darkmagic's own trainer, in [0, 1] (an external trainer's metric any finite number of
+    /// magnitude at most [`MAX_EXTERNAL_METRIC`]); the wall time finite and not negative. (An external trainer's epoch numbers come
     /// from its own curve, so the best epoch is not held to the count of epochs recorded.)
     pub fn problem(&self) -> Option<String> {
         let accuracies = [
@@ -251,11 +255,15 @@ impl RunResult {
         }
         let bounded = self.device != "external";
         for (field, value) in accuracies {
-            if let Some(v) = value.filter(|v| !v.is_finite() || bounded && !(0.0..=1.0).contains(v)) {
+            let within = |v: f64| match bounded {
+                true => (0.0..=1.0).contains(&v),
+                false => v.abs() <= MAX_EXTERNAL_METRIC,
+            };
+            if let Some(v) = value.filter(|&v| !v.is_finite() || !within(v)) {
                 let want = if bounded {
-                    "a fraction in [0, 1]"
+                    "a fraction in [0, 1]".to_string()
                 } else {
-                    "a finite number"
+                    format!("a finite number of magnitude at most {MAX_EXTERNAL_METRIC:e}")
                 };
                 return Some(format!("{field} = {v}: expected {want}"));
             }

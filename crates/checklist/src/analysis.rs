@@ -502,14 +502,19 @@ fn design_of(
     val_images: usize,
     found: Vec<String>,
 ) -> crate::Result<(Design, bool, Vec<String>)> {
-    if let Some(r) = record.filter(|r| !r.retired) {
-        super::design_record::check_margin(root, &r, val_images)?;
-        super::design_record::check_unsealed(root, &r)?;
-        return Ok((r.design, true, r.variants));
-    }
     let planned = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[])
         .and_then(|r| super::plan::variants(&r))
         .map(|vs| vs.iter().map(Variant::label).collect::<Vec<_>>());
+    if let Some(r) = record.filter(|r| !r.retired) {
+        super::design_record::check_margin(root, &r, val_images)?;
+        super::design_record::check_unsealed(root, &r)?;
+        // A record edited with its digest removed passes the two checks above when edited
+        // consistently: it must also hold the settings the checklist ran with.
+        if let (Some(_), Ok(planned)) = (baseline_table(root)?, &planned) {
+            super::design_record::check_against_baseline(root, &r, &checklist_config(root)?, planned)?;
+        }
+        return Ok((r.design, true, r.variants));
+    }
     let mut labels = planned.unwrap_or_default();
     labels.extend(found.into_iter().filter(|f| !labels.contains(f)).collect::<Vec<_>>());
     let design = Design::new(&checklist_config(root)?, val_images, labels.len());

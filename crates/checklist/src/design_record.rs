@@ -246,9 +246,8 @@ pub fn check(root: &Path, cfg: &ChecklistConfig, variants: &[String]) -> Result<
     let Some(r) = read(root)?.filter(|r| !r.retired) else {
         return Ok(());
     };
-    let d = &r.design;
-    let refuse = |key: &str, was: String, now: String| {
-        Err(Error::RunDir {
+    if let Some((key, was, now)) = difference(&r, cfg, variants) {
+        return Err(Error::RunDir {
             path: root.join(FILE),
             message: format!(
                 "this checklist fixed its design at its first look with {key} = {was}; this run asks for {now}. \
@@ -256,48 +255,77 @@ pub fn check(root: &Path, cfg: &ChecklistConfig, variants: &[String]) -> Result<
                  would spend it again: rerun with {key} = {was}, use another --out directory, or replace the design \
                  with --redesign (the report then names the design it replaced)"
             ),
-        })
-    };
+        });
+    }
+    check_calibrated(root, &r)?;
+    // A record from before digests: it passed every check above, so it is sealed as it is.
+    if r.digest.is_none() {
+        write(root, &r)?;
+    }
+    Ok(())
+}
+
+/// Whether the record agrees with the `[checklist]` section of the checklist's `baseline.toml`
+/// (`cfg`) and its plan (`variants`), as [`check`] holds a rerun to it: a report judges with the
+/// record, so a record edited with its digest removed must not judge with other settings than
+/// the checklist ran.
+pub fn check_against_baseline(root: &Path, r: &Record, cfg: &ChecklistConfig, variants: &[String]) -> Result<()> {
+    if let Some((key, was, now)) = difference(r, cfg, variants) {
+        return Err(Error::RunDir {
+            path: root.join(FILE),
+            message: format!(
+                "holds {key} = {was}, but the checklist ran with {now} ({}): the record was edited (restore it, \
+                 or use another --out directory)",
+                root.join(super::BASELINE).display()
+            ),
+        });
+    }
+    check_calibrated(root, r)
+}
+
+/// The first setting in which record `r` and the `[checklist]` settings `cfg` with the plan
+/// `variants` differ: its key, the record's value and `cfg`'s.
+fn difference(r: &Record, cfg: &ChecklistConfig, variants: &[String]) -> Option<(&'static str, String, String)> {
+    let d = &r.design;
     let counts = [
         ("checklist.seeds", d.first, cfg.seeds),
         ("checklist.max_seeds", d.max, cfg.max_seeds.max(cfg.seeds)),
         ("checklist.round_seeds", d.round, cfg.round_seeds),
     ];
-    for (key, was, now) in counts {
-        if was != now {
-            return refuse(key, was.to_string(), now.to_string());
-        }
+    if let Some((key, was, now)) = counts.into_iter().find(|(_, was, now)| was != now) {
+        return Some((key, was.to_string(), now.to_string()));
     }
     if d.alpha != cfg.alpha {
-        return refuse("checklist.alpha", d.alpha.to_string(), cfg.alpha.to_string());
+        return Some(("checklist.alpha", d.alpha.to_string(), cfg.alpha.to_string()));
     }
-    if !d.critical.is_empty() && !same_table(&d.critical, &d.calibrated_table()) {
+    if r.margin != cfg.margin {
+        let text = |m: Option<f64>| m.map_or("the default".into(), |m| format!("{m} pp"));
+        return Some(("checklist.margin", text(r.margin), text(cfg.margin)));
+    }
+    if let Some(pp) = cfg.margin.filter(|pp| (d.margin - pp / 100.0).abs() > 1e-12) {
+        return Some(("design.margin", format!("{} pp", 100.0 * d.margin), format!("{pp} pp")));
+    }
+    if r.variants != variants {
+        let added: Vec<&String> = variants.iter().filter(|v| !r.variants.contains(v)).collect();
+        let removed: Vec<&String> = r.variants.iter().filter(|v| !variants.contains(v)).collect();
+        return Some((
+            "the plan",
+            format!("{} variants", r.variants.len()),
+            format!("{} (added: {added:?}, removed: {removed:?})", variants.len()),
+        ));
+    }
+    None
+}
+
+/// The record's critical values must be the calibration of the design it records.
+fn check_calibrated(root: &Path, r: &Record) -> Result<()> {
+    if !r.design.critical.is_empty() && !same_table(&r.design.critical, &r.design.calibrated_table()) {
         return Err(Error::RunDir {
             path: root.join(FILE),
             message: "design.critical differs from the calibration of the design it records: the record was edited \
                       (restore it, or use another --out directory)"
                 .into(),
         });
-    }
-    if r.margin != cfg.margin {
-        let text = |m: Option<f64>| m.map_or("the default".into(), |m| format!("{m} pp"));
-        return refuse("checklist.margin", text(r.margin), text(cfg.margin));
-    }
-    if let Some(pp) = cfg.margin.filter(|pp| (d.margin - pp / 100.0).abs() > 1e-12) {
-        return refuse("design.margin", format!("{} pp", 100.0 * d.margin), format!("{pp} pp"));
-    }
-    if r.variants != variants {
-        let added: Vec<&String> = variants.iter().filter(|v| !r.variants.contains(v)).collect();
-        let removed: Vec<&String> = r.variants.iter().filter(|v| !variants.contains(v)).collect();
-        return refuse(
-            "the plan",
-            format!("{} variants", r.variants.len()),
-            format!("{} (added: {added:?}, removed: {removed:?})", variants.len()),
-        );
-    }
-    // A record from before digests: it passed every check above, so it is sealed as it is.
-    if r.digest.is_none() {
-        write(root, &r)?;
     }
     Ok(())
 }

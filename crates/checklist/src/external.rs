@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The largest magnitude a trainer's metric may have (an accuracy, a loss, a score).
-pub const MAX_METRIC: f64 = 1e15;
+pub const MAX_METRIC: f64 = darkmagic_base::rundir::MAX_EXTERNAL_METRIC;
 
 fn failed(message: impl Into<String>) -> Error {
     Error::Trainer {

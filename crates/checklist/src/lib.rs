@@ -429,6 +429,62 @@ pub fn require_design(root: &Path, summary: &Summary) -> Result<()> {
     })
 }
 
+/// Refuses a rerun that changes the settings a design is fixed from (`checklist.seeds`,
+/// `max_seeds`, `round_seeds`, `alpha`, `margin`, the plan) over trials with results, where no
+/// design record says what they were (it is written at the first look; a --detach'ed first round
+/// has results before it): they are then those of `baseline.toml`, which every run writes. So
+/// results judged under one design are not judged again under another with the record (and
+/// the summary) deleted; `--redesign` replaces a design on purpose.
+fn require_same_settings(root: &Path, baseline: &Recipe, labels: &[String]) -> Result<()> {
+    if design_record::read(root)?.is_some() {
+        return Ok(()); // design_record::check compares the record itself
+    }
+    let trials = analysis::read_trials(root)?;
+    if !trials
+        .iter()
+        .any(|t| root.join(&t.dir).join(darkmagic_base::rundir::RESULT).exists())
+    {
+        return Ok(());
+    }
+    let Some(old) = Recipe::load(Some(&root.join(BASELINE)), &[]).ok() else {
+        return Ok(()); // records from before baseline.toml; check_existing compares each trial's recipe
+    };
+    let (then, now) = (&old.checklist, &baseline.checklist);
+    let old_labels: Vec<String> = plan::variants(&old)?.iter().map(plan::Variant::label).collect();
+    let text = |m: Option<f64>| m.map_or("the default".into(), |m| format!("{m} pp"));
+    let differs = [
+        ("checklist.seeds", then.seeds.to_string(), now.seeds.to_string()),
+        (
+            "checklist.max_seeds",
+            then.max_seeds.to_string(),
+            now.max_seeds.to_string(),
+        ),
+        (
+            "checklist.round_seeds",
+            then.round_seeds.to_string(),
+            now.round_seeds.to_string(),
+        ),
+        ("checklist.alpha", then.alpha.to_string(), now.alpha.to_string()),
+        ("checklist.margin", text(then.margin), text(now.margin)),
+        ("the plan", format!("{old_labels:?}"), format!("{labels:?}")),
+    ]
+    .into_iter()
+    .find(|(_, a, b)| a != b);
+    match differs {
+        None => Ok(()),
+        Some((key, was, asked)) => Err(Error::RunDir {
+            path: root.join(BASELINE),
+            message: format!(
+                "the trials here have results from a checklist run with {key} = {was}, and no design record ({}) \
+                 says which design judged them; this run asks for {asked}: rerun with {key} = {was}, restore {}, \
+                 use another --out directory, or fix a new design over these trials with --redesign",
+                design_record::FILE,
+                design_record::FILE
+            ),
+        }),
+    }
+}
+
 /// Runs (or resumes) the checklist of `baseline` in `root`, round after round until every
 /// variant (and the combined recipe) is decided or at `max_seeds`; returns the analysis, from
 /// which the caller writes the report (`report::write`). A
@@ -446,6 +502,7 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
     check_existing(root, baseline, &variants, &inputs)?;
     if !redesign {
         require_design(root, &analysis::analyze(root)?)?;
+        require_same_settings(root, baseline, &labels)?;
     }
     darkmagic_base::files::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     hparams::write_experiment(root, &variants)?;

@@ -26,6 +26,17 @@ pub struct SeedOutcome {
     pub per_class: Option<std::path::PathBuf>,
 }
 
+/// Whether the checklist in `root` runs an external trainer (`[external]` in its
+/// `baseline.toml`); None for records from before that file.
+fn runs_external(root: &Path) -> crate::Result<Option<bool>> {
+    let path = root.join(super::BASELINE);
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    let recipe = darkmagic_base::recipe::Recipe::load(Some(&path), &[]);
+    Ok(recipe.ok().map(|r| r.external.is_some()))
+}
+
 /// The outcome of one trial from its run directory; its accuracies (validation and test) are
 /// the test-time-augmented ones when the run recorded them, else the EMA weights' when it kept
 /// an EMA. A `result.json` that cannot be read or holds impossible values is an error naming
@@ -33,6 +44,18 @@ pub struct SeedOutcome {
 pub fn outcome(root: &Path, trial: &Trial) -> crate::Result<SeedOutcome> {
     let dir = RunDir::open(&root.join(&trial.dir));
     let result = dir.read_result()?;
+    if let (Some(r), Some(external)) = (&result, runs_external(root)?)
+        && (r.device == "external") != external
+    {
+        let why = match external {
+            true => "but the checklist runs an external trainer, whose results say device = \"external\"",
+            false => "but the checklist's recipe has no [external] trainer: its accuracies are fractions in [0, 1]",
+        };
+        return Err(crate::Error::RunDir {
+            path: dir.file(darkmagic_base::rundir::RESULT),
+            message: format!("device = {:?}, {why}: the record was edited", r.device),
+        });
+    }
     let error = result.as_ref().filter(|r| r.status != Status::Completed).and_then(|r| {
         let log = dir.log_tail();
         r.error.clone().or_else(|| {
