@@ -1299,6 +1299,51 @@ fn fifos_and_devices_are_refused_as_files() {
         run(&["predict", "--weights", "/dev/zero", image.to_str().unwrap()]),
         &["/dev/zero", "not a regular file"],
     );
+    // A FIFO named like an image: as the image to augment, and inside a data set, which the
+    // checklist's data fingerprint reads whole.
+    let fifo_png = dir.join("f.png");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo_png)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out_png = dir.join("o.png");
+    fails(
+        run(&[
+            "augment",
+            "apply",
+            "--op",
+            "Rotate",
+            "--in",
+            fifo_png.to_str().unwrap(),
+            "--out",
+            out_png.to_str().unwrap(),
+        ]),
+        &["f.png", "not a regular file"],
+    );
+    let data = dir.join("data");
+    for (class, v) in [("a", 0), ("b", 255)] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..4 {
+            image::GrayImage::from_pixel(8, 8, image::Luma([v]))
+                .save(data.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    std::fs::rename(&fifo_png, data.join("a/zz.png")).unwrap();
+    let recipe = dir.join("c.toml");
+    let body = format!(
+        "[data]\ndataset = \"folder\"\npath = \"{}\"\nval_fraction = 0.25\n[checklist]\nplan = \"none\"\n\
+         [checklist.factors.lr]\nlow = {{ \"optim.lr\" = 0.01 }}\n",
+        data.display()
+    );
+    std::fs::write(&recipe, body).unwrap();
+    fails(
+        common::checklist(&recipe, &dir.join("out"), &[]).output().unwrap(),
+        &["a/zz.png", "not a regular file"],
+    );
     assert!(started.elapsed().as_secs() < 30, "nothing blocked");
 }
 

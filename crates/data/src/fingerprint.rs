@@ -43,8 +43,17 @@ struct Stamp {
 }
 
 impl Stamp {
+    /// The stamp of the file at `path`; a FIFO, device or socket is refused (reading it to hash
+    /// would block or never end).
     fn of(path: &Path, meta: &std::fs::Metadata) -> Result<Stamp> {
         use std::os::unix::fs::MetadataExt;
+        if !meta.is_file() {
+            return Err(Error::data(
+                path,
+                "not a regular file (a FIFO, device or socket): the data fingerprint reads every file of the data set; \
+                 remove it or put a file in its place",
+            ));
+        }
         let modified = meta.modified().map_err(|e| Error::io(path, e))?;
         let changed = meta.ctime().max(0) as u128 * 1_000_000_000 + meta.ctime_nsec().max(0) as u128;
         Ok(Stamp {

@@ -44,7 +44,10 @@ impl Source {
     /// The encoded bytes, read now (bounded: a file or member over the limit is an error).
     pub fn read(&self) -> Result<Vec<u8>> {
         match self {
-            Source::File(p) => crate::read_file(p),
+            Source::File(p) => {
+                regular(p)?;
+                crate::read_file(p)
+            }
             Source::Member {
                 archive, offset, len, ..
             } => {
@@ -75,6 +78,20 @@ impl Source {
             }
             Source::Bytes { bytes, .. } => Ok(bytes.to_vec()),
         }
+    }
+}
+
+/// Refuses a path that is not a regular file: opening a FIFO blocks until a writer comes, a
+/// device may never end.
+pub fn regular(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(Error::data(
+            path,
+            "not a regular file (a folder, FIFO, device or socket); expected an image file",
+        ))
     }
 }
 
