@@ -1255,6 +1255,33 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     );
     std::fs::write(&result_path, &result).unwrap();
     ok(run(&["report", out_s]));
+    // A variant's trial copied, consistently, to a seed index beyond the design's last.
+    let extra = out.join("trials/lr=low/seed-1");
+    ok(Command::new("cp")
+        .arg("-r")
+        .arg(out.join("trials/lr=low/seed-0"))
+        .arg(&extra)
+        .output()
+        .unwrap());
+    let moved = std::fs::read_to_string(extra.join("trial.json")).unwrap();
+    let moved = moved
+        .replace("\"seed_index\": 0", "\"seed_index\": 1")
+        .replace("\"seed\": 0", "\"seed\": 1");
+    std::fs::write(extra.join("trial.json"), moved.replace("seed-0", "seed-1")).unwrap();
+    let recipe_text = std::fs::read_to_string(extra.join("recipe.toml")).unwrap();
+    std::fs::write(
+        extra.join("recipe.toml"),
+        recipe_text.replacen("seed = 0", "seed = 1", 1),
+    )
+    .unwrap();
+    fails(
+        run(&["report", out_s]),
+        &[
+            "lr=low/seed-1/trial.json",
+            "seed index 1 of `lr=low`: the design plans at most 1 seeds",
+        ],
+    );
+    std::fs::remove_dir_all(&extra).unwrap();
 
     let trial_path = out.join("trials/lr=low/seed-0/trial.json");
     let trial = std::fs::read_to_string(&trial_path).unwrap();

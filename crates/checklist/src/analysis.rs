@@ -599,6 +599,23 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
             ),
         });
     }
+    // A variant's seeds are those the design plans (indices below its max): a trial copied to a
+    // later index would add a seed no look ever planned.
+    if let Some(t) = all
+        .iter()
+        .find(|t| fixed && matches!(t.arm, Arm::Variant(_)) && t.tune.is_none() && t.seed_index >= design.max)
+    {
+        return Err(crate::Error::RunDir {
+            path: root.join(&t.dir).join("trial.json"),
+            message: format!(
+                "seed index {} of `{}`: the design plans at most {} seeds per variant (indices 0 to {}); remove its folder",
+                t.seed_index,
+                t.arm.label(),
+                design.max,
+                design.max - 1
+            ),
+        });
+    }
     // Planned variants without a trial yet hold up the look like the others (Holm's levels
     // depend on every open variant): `absent` empty arms join the group's.
     let judge = |design: &Design, group: &[&(Arm, Vec<SeedOutcome>)], absent: usize| {
