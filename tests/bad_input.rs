@@ -378,12 +378,21 @@ fn cli_options_are_checked() {
             ["--ray-address", "http://bob:s3cretPW@127.0.0.1:8265"],
             "bob:***@127.0.0.1:8265",
         ),
+        // A password holding a `/`, and a scheme typed with one slash.
+        (
+            ["--mlflow", "http://alice:s3cret/PW@127.0.0.1:15001"],
+            "alice:***@127.0.0.1:15001",
+        ),
+        (
+            ["--ray-address", "http:/bob:s3cretPW@127.0.0.1:8265"],
+            "bob:***@127.0.0.1:8265",
+        ),
     ] {
         let e = fails(
             checklist(&[&["--executor", "ray"][..], &args[..]].concat()),
             &["credentials", shown],
         );
-        assert!(!e.contains("s3cretPW"), "{e}");
+        assert!(!e.contains("s3cretPW") && !e.contains("s3cret/PW"), "{e}");
     }
     // Slurm's resources are checked against its syntax and ranges before anything is submitted.
     for (flag, value) in [

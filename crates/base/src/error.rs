@@ -29,7 +29,7 @@ pub enum Error {
     #[error("external trainer: {message}")]
     Trainer { message: String },
     /// An MLflow tracking server could not be reached or refused a call.
-    #[error("mlflow: {uri}: {message}")]
+    #[error("mlflow: {}: {message}", crate::uri::redacted(uri))]
     Tracking { uri: String, message: String },
     /// A cluster or HTTP service (Slurm's commands, Ray's job API, an HTTP exchange) could not
     /// be reached, failed or answered something darkmagic cannot use.
