@@ -26,9 +26,20 @@ def fail(message):
     sys.exit(1)
 
 
+def distribution():
+    """The installed darkmagic distribution (its metadata and files)."""
+    try:
+        return importlib.metadata.distribution("darkmagic")
+    except importlib.metadata.PackageNotFoundError:
+        fail(
+            f"this Python ({sys.executable}) has no installed darkmagic package (its metadata is "
+            "missing: run from a source folder?): pip install the darkmagic wheel"
+        )
+
+
 def torch_series():
     """The `X.Y` of this wheel's `torch==X.Y.*` requirement."""
-    for requirement in importlib.metadata.requires("darkmagic") or []:
+    for requirement in distribution().requires or []:
         found = re.fullmatch(r"torch\s*==\s*(\d+\.\d+)\.\*", requirement.strip())
         if found:
             return found.group(1)
@@ -45,9 +56,10 @@ def torch_version(package):
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
         return None, f"cannot open {path}: {e.strerror}"
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None, f"{path} is not a regular file"
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None, f"{path} is not a regular file"
         try:
             data = f.read(MAX_VERSION_BYTES + 1)
         except OSError as e:
@@ -94,7 +106,7 @@ def find_torch(series):
 
 def installed(name):
     """The path of file `name` that pip installed with the darkmagic package (its scripts)."""
-    for file in importlib.metadata.distribution("darkmagic").files or []:
+    for file in distribution().files or []:
         if file.name == name:
             return os.path.abspath(file.locate())
     fail(f"the darkmagic package has no {name} (a broken install?): reinstall it")
