@@ -477,3 +477,45 @@ fn a_trainer_stray_dies_with_an_interrupted_train_or_a_terminated_checklist() {
     let left: Vec<&String> = strays.iter().filter(|p| alive(p)).collect();
     assert!(left.is_empty(), "still running: {left:?} of {strays:?}");
 }
+
+#[test]
+fn data_changed_while_the_trials_ran_stops_the_checklist() {
+    // The trainer itself appends to a file of the data set (a `sh -c` script naming it: a
+    // command element with a `/` is left as written unless it is a relative path that exists), as
+    // another process editing the data during a checklist would: the trials record the fingerprint of the start, and the look
+    // would pair trials that trained on different bytes.
+    let dir = tempdir("external-data-changes");
+    let data = dir.join("data");
+    std::fs::create_dir_all(data.join("a")).unwrap();
+    std::fs::write(data.join("a/note.txt"), "start\n").unwrap();
+    let recipe = dir.join("r.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            r#"[data]
+dataset = "folder"
+path = "{data}"
+[checklist]
+plan = "none"
+seeds = 1
+max_seeds = 1
+combine = false
+[checklist.factors.mode]
+b = {{ "--mode" = "b" }}
+[external]
+command = ["sh", "-c", "echo more >> {data}/a/note.txt; echo acc=0.5", "sh"]
+[external.metric]
+regex = "acc=([0-9.]+)"
+"#,
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    let o = checklist(&recipe, &dir.join("out"), &[]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("changed while the checklist ran") && e.contains("none is judged"),
+        "{e}"
+    );
+}

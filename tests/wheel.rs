@@ -340,7 +340,10 @@ fn a_torch_of_another_release_or_none_is_refused_by_name(wheel: &Path) {
     reset();
     std::fs::create_dir(&version).unwrap();
     let err = refused(&env, &dir);
-    assert!(err.contains("is not a regular file") && !err.contains("Traceback"), "{err}");
+    assert!(
+        err.contains("is not a regular file") && !err.contains("Traceback"),
+        "{err}"
+    );
     std::fs::remove_dir(&version).unwrap();
     std::fs::write(&version, b"\xff\xfe__version__ = 2.13\n").unwrap();
     let err = refused(&env, &dir);

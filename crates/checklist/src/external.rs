@@ -73,12 +73,19 @@ pub fn command_line(recipe: &Recipe, ext: &ExternalConfig, run_dir: &Path) -> Ve
         toml::Value::String(s) => expand(s, recipe, run_dir),
         other => other.to_string(),
     };
-    // A relative path in the command (`tests/fixtures/timm/train.py`) is one from here.
+    // A relative path in the command (`tests/fixtures/timm/train.py`) is one from here; other
+    // elements with a `/` (a `sh -c` script naming files) stay as written.
     let mut argv: Vec<String> = ext
         .command
         .iter()
         .map(|c| expand(c, recipe, run_dir))
-        .map(|c| if c.contains('/') { absolute(Path::new(&c)) } else { c })
+        .map(|c| {
+            if c.contains('/') && Path::new(&c).exists() {
+                absolute(Path::new(&c))
+            } else {
+                c
+            }
+        })
         .collect();
     for (flag, value) in &ext.args {
         match value {

@@ -86,6 +86,36 @@ impl Inputs {
             code_files: files,
         })
     }
+
+    /// Refuses to go on when the data or the trainer's files changed while trials ran (the
+    /// trials record the fingerprints taken at the start, and some trained on the new bytes):
+    /// a look that paired them would compare different data.
+    fn check_unchanged(&self, baseline: &Recipe, root: &Path) -> Result<()> {
+        let now = Inputs::of(baseline, root)?;
+        let changed = |then: &Option<Fingerprint>, now: &Option<Fingerprint>| match (then, now) {
+            (Some(a), Some(b)) if !a.same_data(b) => Some(a.change(b)),
+            _ => None,
+        };
+        let (what, change) = match (changed(&self.data, &now.data), changed(&self.code, &now.code)) {
+            (Some(c), _) => (
+                format!(
+                    "the data at {}",
+                    baseline.data.path.as_deref().unwrap_or(Path::new("?")).display()
+                ),
+                c,
+            ),
+            (None, Some(c)) => ("the external trainer's files".to_string(), c),
+            (None, None) => return Ok(()),
+        };
+        Err(Error::RunDir {
+            path: root.to_path_buf(),
+            message: format!(
+                "{what} changed while the checklist ran ({change}): the trials of this round may have trained on \
+                 either version, so none is judged. Restore it as it was when the checklist started and rerun (the \
+                 trials trained since are then refused by name), or use another --out directory"
+            ),
+        })
+    }
 }
 
 /// Writes a trial's `recipe.toml` and `trial.json` (with `inputs`, the fingerprints now),
@@ -539,6 +569,9 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
             break analysis::analyze(root)?;
         }
         let (ran, all_finished) = run_trials(root, baseline, &rest, &inputs, exec)?;
+        if ran_first + ran > 0 {
+            inputs.check_unchanged(baseline, root)?;
+        }
         match (ran_first + ran, all_finished) {
             // Nothing left to run: the analysis above is current.
             (0, _) => break summary,

@@ -44,7 +44,10 @@ fn runs_external(root: &Path) -> crate::Result<Option<bool>> {
 pub fn outcome(root: &Path, trial: &Trial) -> crate::Result<SeedOutcome> {
     let dir = RunDir::open(&root.join(&trial.dir));
     let result = dir.read_result()?;
+    // Whose accuracies a completed result holds: darkmagic's (fractions) or a trainer's (any
+    // finite number); a failed trial records the device it failed on either way.
     if let (Some(r), Some(external)) = (&result, runs_external(root)?)
+        && r.status == Status::Completed
         && (r.device == "external") != external
     {
         let why = match external {
