@@ -172,7 +172,7 @@ pub struct ChecklistArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Print the state of each trial of the checklist in DIR (e.g. after --detach) and exit.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", exclusive = true)]
     pub status: Option<PathBuf>,
     /// Where and how the trials run.
     #[command(flatten)]

@@ -146,6 +146,18 @@ fn recipe_values_are_checked_before_any_work() {
         ),
         ("optim.lr=nan", vec!["optim.lr", "finite"]),
         ("train.epochs=0", vec!["train.epochs", "expected 1 to"]),
+        (
+            "seed=9223372036854775807",
+            vec!["`seed`", "expected 0 to 4611686018427387904"],
+        ),
+        (
+            "seed=18446744073709551615",
+            vec!["`seed`", "integers in a recipe are TOML's"],
+        ),
+        (
+            "train.loader=\"device\"",
+            vec!["train.loader", "cannot run augment.policy"],
+        ),
         ("train.epochs=1000000", vec!["train.epochs", "expected 1 to 100000"]),
         (
             "checklist.seeds=1000000000",
@@ -368,6 +380,14 @@ fn cli_options_are_checked() {
         );
     }
     assert!(!out.exists(), "nothing written");
+    // --status reads a checklist's state: any other flag with it would be ignored, so it is refused.
+    let o = run(&["checklist", "--status", out.to_str().unwrap(), "--redesign"]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "a usage error: {e}");
+    assert!(
+        e.contains("'--status <DIR>' cannot be used with one or more of the other specified arguments"),
+        "{e}"
+    );
     // Credentials in a server's address are refused and never printed.
     for (args, shown) in [
         (

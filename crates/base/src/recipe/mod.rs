@@ -64,6 +64,9 @@ pub const MAX_EPOCHS: usize = 100_000;
 pub const MAX_BATCH: usize = 1 << 20;
 /// Largest `train.threads`.
 pub const MAX_THREADS: usize = 1024;
+/// Largest `seed`: a checklist's trials train from `seed` plus their seed index (and a tuning
+/// offset), and every one must still be a TOML integer (at most 2^63 - 1) in its recipe.toml.
+pub const MAX_SEED: u64 = 1 << 62;
 /// Largest `checklist.seeds`.
 pub const MAX_SEEDS: usize = 1000;
 /// Largest recipe file: 1 MiB of TOML.
@@ -164,6 +167,15 @@ impl Recipe {
 
     /// Checks every numeric range and cross-field rule.
     pub fn validate(&self) -> Result<()> {
+        if self.seed > MAX_SEED {
+            return Err(Error::recipe(
+                "seed",
+                format!(
+                    "got {}; expected 0 to {MAX_SEED} (a checklist trains from seed + its seed index, in TOML's integers)",
+                    self.seed
+                ),
+            ));
+        }
         self.data.validate()?;
         self.model.validate()?;
         self.loss.validate()?;

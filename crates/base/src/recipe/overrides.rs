@@ -8,7 +8,23 @@ pub fn apply_override(table: &mut toml::Table, spec: &str) -> Result<()> {
     let (key, raw) = spec
         .split_once('=')
         .ok_or_else(|| Error::recipe(spec, "an override must look like key.path=value"))?;
-    set_path(table, key.trim(), parse_value(raw.trim()))
+    let raw = raw.trim();
+    // An integer past TOML's range would otherwise become a string, and the error then speak
+    // of a string where the user wrote a number.
+    if raw
+        .strip_prefix(['-', '+'])
+        .unwrap_or(raw)
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        && !raw.is_empty()
+        && raw.parse::<i64>().is_err()
+    {
+        return Err(Error::recipe(
+            key.trim(),
+            format!("got {raw}; integers in a recipe are TOML's, from -9223372036854775808 to 9223372036854775807"),
+        ));
+    }
+    set_path(table, key.trim(), parse_value(raw))
 }
 
 /// Sets the field at dotted `key` (e.g. `optim.lr`) to `value`, creating sections as needed.
