@@ -67,8 +67,24 @@ fn slurm_number(p: &str) -> bool {
     (1..=9).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The sbatch options darkmagic writes itself (long, short): a `--sbatch-line` may not set them
+/// again (a second `--array` would run tasks without a trial folder).
+const OWN_OPTIONS: [(&str, &str); 10] = [
+    ("--array", "-a"),
+    ("--output", "-o"),
+    ("--error", "-e"),
+    ("--chdir", "-D"),
+    ("--job-name", "-J"),
+    ("--cpus-per-task", "-c"),
+    ("--partition", "-p"),
+    ("--time", "-t"),
+    ("--mem", "--mem"),
+    ("--gres", "--gres"),
+];
+
 /// Slurm's `--time` syntax (sbatch(1)): `minutes`, `minutes:seconds`, `hours:minutes:seconds`,
-/// `days-hours`, `days-hours:minutes`, `days-hours:minutes:seconds`, or `UNLIMITED`/`INFINITE`.
+/// `days-hours`, `days-hours:minutes`, `days-hours:minutes:seconds`, or `UNLIMITED`/`INFINITE`;
+/// after a day or an hour field, hours are below 24 and minutes and seconds below 60.
 fn slurm_time(t: &str) -> bool {
     if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("infinite") {
         return true;
@@ -78,7 +94,29 @@ fn slurm_time(t: &str) -> bool {
         None => (None, t),
     };
     let fields: Vec<&str> = clock.split(':').collect();
-    days.is_none_or(slurm_number) && fields.len() <= 3 && fields.iter().all(|f| slurm_number(f))
+    if !(days.is_none_or(slurm_number) && fields.len() <= 3 && fields.iter().all(|f| slurm_number(f))) {
+        return false;
+    }
+    let v: Vec<u64> = fields.iter().map(|f| f.parse().expect("digits")).collect();
+    // The fields' limits, leftmost first: with days, hours:minutes:seconds; without, the first
+    // field is unbounded (minutes, or hours of H:M:S) and the rest below 60.
+    let limits: &[u64] = match (days.is_some(), v.len()) {
+        (true, _) => &[24, 60, 60],
+        (false, 3) => &[u64::MAX, 60, 60],
+        (false, _) => &[u64::MAX, 60],
+    };
+    let minutes = match (days, v.as_slice()) {
+        (Some(d), hms) => {
+            d.parse::<u64>().expect("digits") * 1440
+                + hms.first().map_or(0, |h| h * 60)
+                + hms.get(1).copied().unwrap_or(0)
+        }
+        (None, [h, m, _]) => h * 60 + m,
+        (None, [m, ..]) => *m,
+        (None, []) => 0,
+    };
+    // Slurm keeps a limit as 32-bit minutes, all ones meaning INFINITE.
+    v.iter().zip(limits).all(|(x, lim)| x < lim) && minutes < u64::from(u32::MAX)
 }
 
 /// Slurm's `--mem` syntax: a whole size, megabytes by default, with at most one unit suffix.
@@ -128,6 +166,21 @@ impl Slurm {
                 return Err(Error::flag(
                     "--sbatch-line",
                     format!("got {line:?}; expected one sbatch option on one line, e.g. --account=lab"),
+                ));
+            }
+            let option = line.split(['=', ' ']).next().unwrap_or_default();
+            if let Some(own) = OWN_OPTIONS
+                .iter()
+                .find(|(long, short)| option == *long || option == *short)
+            {
+                return Err(Error::flag(
+                    "--sbatch-line",
+                    format!(
+                        "got {line:?}: darkmagic sets {} itself (the array of trials, their logs, their folder, the \
+                         job's name, the resources its own flags give); use --partition, --time, --mem, --gpus or \
+                         --threads for those",
+                        own.0
+                    ),
                 ));
             }
         }
@@ -277,6 +330,10 @@ mod tests {
             "1234567890",
             "2-",
             "01:00:00\n",
+            "00:61:00",
+            "1-25:00:00",
+            "99999999:00:00",
+            "30:60",
         ] {
             assert!(!slurm_time(bad), "{bad:?}");
         }
@@ -330,6 +387,26 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("--mem"));
+        s.check().expect("the flags above are sound");
+        for own in [
+            "--array=0-99999",
+            "-a 0-9",
+            "--output=/tmp/x",
+            "--chdir=/",
+            "--job-name=a b",
+            "-J x",
+            "--gres=gpu:8",
+        ] {
+            let bad = Slurm {
+                extra: vec![own.into()],
+                ..s.clone()
+            };
+            let e = bad.check().unwrap_err().to_string();
+            assert!(
+                e.contains("--sbatch-line") && e.contains("darkmagic sets"),
+                "{own}: {e}"
+            );
+        }
         assert!(text.ends_with("exec '/opt/dm/darkmagic' train --run-dir \"${dirs[$SLURM_ARRAY_TASK_ID]}\" --resume --threads \"${SLURM_CPUS_PER_TASK:-1}\"\n"));
     }
 
