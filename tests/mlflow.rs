@@ -244,6 +244,14 @@ fn a_checklist_is_one_mlflow_run_per_trial_under_a_parent_with_the_report() {
         .unwrap());
     assert_eq!(std::fs::read_to_string(out.join("mlflow.json")).unwrap(), sent);
     assert_sent(&server.uri, &out);
+    // Sent to another server and back: each holds the checklist once (mlflow.json keeps what
+    // went to each; it kept one server's, and the way back sent everything again).
+    std::fs::create_dir_all(dir.join("other")).unwrap();
+    let other = Server::start(&dir.join("other"), free_port());
+    send_report(&out, &other.uri);
+    send_report(&out, &server.uri);
+    assert_sent(&other.uri, &out);
+    assert_sent(&server.uri, &out);
 
     // A trial still running (after `--detach`: its result.json not written yet) keeps the parent
     // run RUNNING; the `report --mlflow` that finds it finished ends both. A copy of the

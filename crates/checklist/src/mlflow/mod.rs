@@ -5,8 +5,8 @@
 //! report and summaries as artifacts.
 //!
 //! The run dirs stay the truth: what was sent is recorded in `mlflow.json` in the checklist
-//! directory (which server, which run each trial is, how many epochs went), so a lost server
-//! costs nothing. The [`Watcher`] sends new epochs while the checklist runs; a later
+//! directory (per server: which run each trial is, how many epochs went), so a lost server
+//! costs nothing, and sending to another server and back sends nothing twice. The [`Watcher`] sends new epochs while the checklist runs; a later
 //! [`Tracker::sync`] (at the end, or `darkmagic report DIR --mlflow URI`) sends the rest.
 pub mod client;
 
@@ -28,7 +28,16 @@ pub const SEND_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// The files of a checklist sent as the parent run's artifacts (those that exist).
 const ARTIFACTS: [&str; 4] = ["report.html", "summary.md", "summary.csv", "summary.json"];
 
-/// `mlflow.json`: the server, the experiment, the parent run, and each trial's run.
+/// `mlflow.json`: what was sent to each server (records written before it held one server's,
+/// the [`State`] alone).
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Record {
+    Servers { servers: Vec<State> },
+    One(State),
+}
+
+/// What one server holds: its address, the experiment, the parent run, and each trial's run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct State {
     uri: String,
@@ -57,6 +66,8 @@ pub struct Tracker {
     client: Client,
     root: PathBuf,
     state: State,
+    /// What was sent to the other servers this checklist was sent to, kept in `mlflow.json`.
+    others: Vec<State>,
 }
 
 impl Tracker {
@@ -68,12 +79,15 @@ impl Tracker {
         // The experiment is named by the absolute path: `report runs/x` and the checklist that
         // ran in /home/me/runs/x must find the same one.
         let root = &std::path::absolute(root).map_err(|e| Error::io(root, e))?;
-        let state = read_state(root)?.filter(|s| s.uri == client.base).unwrap_or_default();
+        let (mine, others): (Vec<State>, Vec<State>) =
+            read_states(root)?.into_iter().partition(|s| s.uri == client.base);
+        let state = mine.into_iter().next().unwrap_or_default();
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
         let mut tracker = Tracker {
             client,
             root: root.to_path_buf(),
             state,
+            others,
         };
         tracker.reconcile()?;
         tracker.save()?;
@@ -274,7 +288,10 @@ impl Tracker {
     }
 
     fn save(&self) -> Result<()> {
-        let json = serde_json::to_string_pretty(&self.state).expect("state serializes");
+        let mut servers = self.others.clone();
+        servers.push(self.state.clone());
+        servers.sort_by(|a, b| a.uri.cmp(&b.uri));
+        let json = serde_json::to_string_pretty(&Record::Servers { servers }).expect("state serializes");
         darkmagic_base::files::write_atomic(&self.root.join(STATE), json.as_bytes())
     }
 }
@@ -308,23 +325,37 @@ fn param_text(v: &toml::Value) -> String {
     }
 }
 
-/// `mlflow.json` of the checklist in `root`; None before the first send. A record that does not
-/// parse or that no checklist could have written (see [`State::problem`]) is an error naming it.
-fn read_state(root: &Path) -> Result<Option<State>> {
+/// What `mlflow.json` of the checklist in `root` says was sent, per server; none before the
+/// first send. A record that does not parse or that no checklist could have written (see
+/// [`State::problem`], a server twice) is an error naming it.
+fn read_states(root: &Path) -> Result<Vec<State>> {
     let path = root.join(STATE);
     if std::fs::symlink_metadata(&path).is_err() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let bad = |message: String| Error::RunDir {
         path: path.clone(),
         message: format!("{message}; delete it to send the checklist to MLflow afresh"),
     };
     let bytes = darkmagic_base::files::read_regular(&path, 16 << 20)?;
-    let state: State = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    match state.problem() {
-        Some(problem) => Err(bad(problem)),
-        None => Ok(Some(state)),
+    let record: Record = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let states = match record {
+        Record::Servers { servers } => servers,
+        Record::One(state) => vec![state],
+    };
+    let mut uris = std::collections::BTreeSet::new();
+    for state in &states {
+        if let Some(problem) = state.problem() {
+            return Err(bad(problem));
+        }
+        if !uris.insert(state.uri.as_str()) {
+            return Err(bad(format!(
+                "server {} is recorded twice",
+                darkmagic_base::uri::redacted(&state.uri)
+            )));
+        }
     }
+    Ok(states)
 }
 
 impl State {
@@ -421,7 +452,9 @@ mod tests {
         };
         let check = |state: &State| {
             std::fs::write(root.join(STATE), serde_json::to_string(state).unwrap()).unwrap();
-            read_state(&root).map_err(|e| e.to_string())
+            read_states(&root)
+                .map(|v| v.into_iter().next())
+                .map_err(|e| e.to_string())
         };
         assert_eq!(check(&good), Ok(Some(good.clone())));
         let mut shared = good.clone();
@@ -440,10 +473,30 @@ mod tests {
         );
         let orphans = State {
             parent: String::new(),
-            ..good
+            ..good.clone()
         };
         assert!(check(&orphans).unwrap_err().contains("no experiment or parent run"));
+        // Two servers' records read back; one server recorded twice is refused.
+        let other = State {
+            uri: "http://127.0.0.1:5001".into(),
+            ..good.clone()
+        };
+        let two = Record::Servers {
+            servers: vec![good.clone(), other.clone()],
+        };
+        std::fs::write(root.join(STATE), serde_json::to_string(&two).unwrap()).unwrap();
+        assert_eq!(read_states(&root).unwrap(), vec![good.clone(), other]);
+        let twice = Record::Servers {
+            servers: vec![good.clone(), good.clone()],
+        };
+        std::fs::write(root.join(STATE), serde_json::to_string(&twice).unwrap()).unwrap();
+        assert!(
+            read_states(&root)
+                .unwrap_err()
+                .to_string()
+                .contains("http://127.0.0.1:5000 is recorded twice")
+        );
         std::fs::remove_file(root.join(STATE)).unwrap();
-        assert_eq!(read_state(&root).unwrap(), None);
+        assert_eq!(read_states(&root).unwrap(), Vec::new());
     }
 }
