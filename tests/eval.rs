@@ -219,6 +219,20 @@ fn predict_on_a_folder_gives_evals_top1_image_by_image() {
         assert_eq!(v[0]["top"][0]["class"], class.as_str());
         assert_eq!(v[0]["top"].as_array().unwrap().len(), 3, "top-5 of 3 classes is 3");
     }
+    // File names that are not UTF-8 keep their bytes (escaped), so two such files stay apart.
+    use std::os::unix::ffi::OsStrExt;
+    let odd = dir.join("odd");
+    std::fs::create_dir_all(&odd).unwrap();
+    let one = data.join("val").read_dir().unwrap().next().unwrap().unwrap().path();
+    let one = one.read_dir().unwrap().next().unwrap().unwrap().path();
+    for name in [&b"\xff\xfename.png"[..], &b"\xff\xfdname.png"[..]] {
+        std::fs::copy(&one, odd.join(std::ffi::OsStr::from_bytes(name))).unwrap();
+    }
+    let rd = dir.join("at_load");
+    let csv = ok(run(&["predict", "--run-dir", rd.to_str().unwrap(), odd.to_str().unwrap()]));
+    for escaped in ["\\xff\\xfdname.png", "\\xff\\xfename.png"] {
+        assert!(csv.contains(escaped), "{escaped}: {csv}");
+    }
 }
 
 #[test]

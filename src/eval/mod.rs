@@ -315,7 +315,7 @@ impl Evaluation {
         let mut s = String::from("index,image,label,predicted,correct\n");
         for (i, (&l, &p)) in self.labels.iter().zip(&self.predicted).enumerate() {
             let file = match &images.pixels {
-                Pixels::Encoded(sources) => csv_field(&sources[i].name().display().to_string()),
+                Pixels::Encoded(sources) => csv_field(&crate::error::exact(&sources[i].name())),
                 Pixels::Decoded(_) => String::new(),
             };
             let (label, predicted) = (csv_field(&names[l as usize]), csv_field(&names[p as usize]));

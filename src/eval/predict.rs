@@ -85,7 +85,7 @@ fn csv(predictions: &[Prediction], classes: &[String]) -> String {
     }
     let mut s = header.join(",") + "\n";
     for p in predictions {
-        let mut row = vec![csv_field(&p.image.display().to_string())];
+        let mut row = vec![csv_field(&crate::error::exact(&p.image))];
         row.extend(
             p.top
                 .iter()
@@ -114,7 +114,7 @@ fn json(predictions: &[Prediction], classes: &[String]) -> String {
     let rows: Vec<Row> = predictions
         .iter()
         .map(|p| Row {
-            image: p.image.display().to_string(),
+            image: crate::error::exact(&p.image),
             top: p
                 .top
                 .iter()
