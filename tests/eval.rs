@@ -229,7 +229,12 @@ fn predict_on_a_folder_gives_evals_top1_image_by_image() {
         std::fs::copy(&one, odd.join(std::ffi::OsStr::from_bytes(name))).unwrap();
     }
     let rd = dir.join("at_load");
-    let csv = ok(run(&["predict", "--run-dir", rd.to_str().unwrap(), odd.to_str().unwrap()]));
+    let csv = ok(run(&[
+        "predict",
+        "--run-dir",
+        rd.to_str().unwrap(),
+        odd.to_str().unwrap(),
+    ]));
     for escaped in ["\\xff\\xfdname.png", "\\xff\\xfename.png"] {
         assert!(csv.contains(escaped), "{escaped}: {csv}");
     }

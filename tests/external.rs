@@ -519,3 +519,29 @@ regex = "acc=([0-9.]+)"
         "{e}"
     );
 }
+
+#[test]
+fn a_trainer_pointed_at_darkmagics_own_files_is_stopped_before_it_starts() {
+    // A trainer's output named, through its environment, as the checklist's design record or the
+    // trial's own result: the trial fails naming it, and the records stay darkmagic's.
+    for (value, whose) in [
+        ("{run_dir}/../../../design.json", "the checklist's own files"),
+        ("{run_dir}/result.json", "the run dir's own records"),
+    ] {
+        let dir = tempdir("external-own-files");
+        let recipe = tiny_trainer_recipe(
+            &dir,
+            r#"b = { "--mode" = "nan" }"#,
+            "ok",
+            &format!("env = {{ OUT = \"{value}\" }}"),
+        );
+        let out = dir.join("out");
+        let o = checklist(&recipe, &out, &[]).output().unwrap();
+        assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+        let log = std::fs::read_to_string(out.join("trials/baseline/seed-0/train.log")).unwrap();
+        assert!(
+            log.contains(whose) && log.contains("a trainer writes only in its run dir"),
+            "{log}"
+        );
+    }
+}

@@ -191,6 +191,8 @@ pub fn code_files(ext: &ExternalConfig) -> Vec<std::path::PathBuf> {
 pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunResult> {
     check_command(ext)?;
     let argv = command_line(recipe, ext, &dir.path);
+    let env = environment(recipe, ext, &dir.path);
+    check_outputs(&argv, &env, &dir.path)?;
     // A rerun reads only what this run writes: trainers such as timm append to their CSV.
     if let Some(stale) = stale_metric_file(&ext.metric, recipe, &dir.path) {
         let _ = std::fs::remove_file(stale);
@@ -198,7 +200,7 @@ pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunRes
     let quoted: Vec<String> = argv.iter().map(|a| crate::executor::shell_quote(a)).collect();
     dir.log(&format!("external trainer: {}", quoted.join(" ")));
     let start = Instant::now();
-    let output = execute(&argv, &environment(recipe, ext, &dir.path), dir, ext)?;
+    let output = execute(&argv, &env, dir, ext)?;
     let wall = start.elapsed().as_secs_f64();
     let (value, curve) = read_metric(&ext.metric, recipe, &dir.path, &output)?;
     let metrics = epochs(&curve, value, recipe.train.epochs, wall);
@@ -212,6 +214,67 @@ pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunRes
     dir.log(&format!("completed: metric {value}"));
     dir.write_result(&r)?;
     Ok(r)
+}
+
+/// Refuses, before the trainer starts, an argument or environment value (or the value of a
+/// `--flag=value`) that names darkmagic's own files: a record of the run dir (`trial.json`,
+/// `result.json`, ...), or, for a checklist's trial (`<checklist>/trials/<arm>/seed-<k>`),
+/// anything of the checklist outside the trial's own run dir (`design.json`, another trial):
+/// the trainer would write over them. Paths are taken from the run dir, where the trainer runs,
+/// with `..` resolved; only text that can be a path (holding a `/` or a `.`) is looked at.
+fn check_outputs(argv: &[String], env: &[(String, String)], run_dir: &Path) -> Result<()> {
+    let dir = lexical(&std::path::absolute(run_dir).map_err(|e| Error::io(run_dir, e))?);
+    let checklist = dir
+        .parent()
+        .and_then(Path::parent)
+        .filter(|t| t.file_name().is_some_and(|n| n == "trials"))
+        .and_then(Path::parent);
+    let values = argv[1..]
+        .iter()
+        .map(String::as_str)
+        .chain(env.iter().map(|(_, v)| v.as_str()));
+    for text in values.flat_map(|v| [Some(v), v.split_once('=').map(|x| x.1)]).flatten() {
+        if !(text.contains('/') || text.contains('.')) || text.contains(char::is_whitespace) {
+            continue;
+        }
+        let path = lexical(&dir.join(text));
+        let own = path.parent() == Some(dir.as_path())
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(darkmagic_base::rundir::is_own)
+            || darkmagic_base::rundir::is_own_path(&dir, &path);
+        let elsewhere = checklist.is_some_and(|c| path.starts_with(c) && !path.starts_with(&dir));
+        if own || elsewhere {
+            let whose = if own {
+                "the run dir's own records"
+            } else {
+                "the checklist's own files, outside this trial's run dir"
+            };
+            return Err(failed(format!(
+                "the trainer's command line or environment names {} ({whose}); a trainer writes only in its run dir, \
+                 under names that are not darkmagic's (external.command, external.args, external.env)",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `path` with `.` dropped and each `..` removing the component before it, without reading the
+/// file system (the file may not exist yet).
+fn lexical(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The metric file a rerun must not read from the run before: the CSV or JSON file, when it
