@@ -28,7 +28,7 @@ pub const EVAL: &str = "eval";
 /// records, logs, checkpoint, evaluation folder and event files, and their temporary siblings.
 /// An external trainer's metric file may not be one (the trainer would overwrite the record).
 pub fn is_own(name: &str) -> bool {
-    const OWN: [&str; 9] = [
+    const OWN: [&str; 10] = [
         RECIPE,
         METRICS,
         RESULT,
@@ -38,6 +38,8 @@ pub fn is_own(name: &str) -> bool {
         EVAL,
         "trial.json",
         "stdout.log",
+        // The Ray executor's copy of the job's logs.
+        "ray.log",
     ];
     OWN.iter()
         .any(|own| name == *own || name.starts_with(&format!("{own}.tmp")))
