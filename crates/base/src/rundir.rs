@@ -155,6 +155,12 @@ impl EpochMetrics {
                 return Some(format!("{field} = {v}: expected a fraction in [0, 1]"));
             }
         }
+        if let Some(top5) = self.val_top5.filter(|&t| t < self.val_acc - 1e-9) {
+            return Some(format!(
+                "val_top5 = {top5} below val_acc = {}: expected top-5 >= top-1",
+                self.val_acc
+            ));
+        }
         let others = [
             ("lr", Some(self.lr)),
             ("weight_decay", self.weight_decay),
@@ -269,6 +275,16 @@ impl RunResult {
                 };
                 return Some(format!("{field} = {v}: expected {want}"));
             }
+        }
+        if let Some(best) = self.best_epoch.filter(|&b| bounded && b > self.epochs) {
+            return Some(format!("best_epoch = {best} past epochs = {}", self.epochs));
+        }
+        if let (true, Some(best), Some(last)) = (bounded, self.best_val_acc, self.final_val_acc)
+            && best < last - 1e-12
+        {
+            return Some(format!(
+                "best_val_acc = {best} below final_val_acc = {last}: the best epoch's is the largest"
+            ));
         }
         (!(self.wall_seconds.is_finite() && self.wall_seconds >= 0.0))
             .then(|| format!("wall_seconds = {}: expected a finite number >= 0", self.wall_seconds))
@@ -548,6 +564,12 @@ mod tests {
             ),
             ("final_val_acc", serde_json::json!(-0.5), "final_val_acc = -0.5"),
             ("wall_seconds", serde_json::json!(-1.0), "wall_seconds = -1"),
+            ("best_epoch", serde_json::json!(7), "best_epoch = 7 past epochs = 2"),
+            (
+                "best_val_acc",
+                serde_json::json!(0.1),
+                "best_val_acc = 0.1 below final_val_acc = 0.9",
+            ),
         ] {
             let mut v = serde_json::to_value(&good).unwrap();
             v[field] = value;
@@ -565,7 +587,18 @@ mod tests {
             ..good.clone()
         };
         dir.write_result(&external).unwrap();
-        assert_eq!(dir.read_result().unwrap(), Some(external));
+        assert_eq!(dir.read_result().unwrap(), Some(external.clone()));
+        let huge = RunResult {
+            final_val_acc: Some(5.26e17),
+            ..external
+        };
+        dir.write_result(&huge).unwrap();
+        assert!(
+            dir.read_result()
+                .unwrap_err()
+                .to_string()
+                .contains("of magnitude at most 1e15")
+        );
         dir.write_result(&good).unwrap();
         assert_eq!(dir.read_result().unwrap(), Some(good));
     }
@@ -620,7 +653,7 @@ mod tests {
         );
         let mut r = RunResult::from_metrics(Status::Completed, &ms[..1], 1.0, "cpu".into(), 179);
         for &v in &values[..180] {
-            r.final_val_acc = Some(v);
+            (r.final_val_acc, r.best_val_acc) = (Some(v), Some(v));
             dir.write_result(&r).unwrap();
             let back = dir.read_result().unwrap().unwrap().final_val_acc.unwrap();
             assert_eq!(v.to_bits(), back.to_bits(), "result.json changed {v} into {back}");
@@ -666,6 +699,13 @@ mod tests {
             "line 2: val_acc_ema = -0.1",
         );
         check(&[EpochMetrics { lr: -1.0, ..m(1, 0.5) }], "lr = -1");
+        check(
+            &[EpochMetrics {
+                val_top5: Some(0.4),
+                ..m(1, 0.5)
+            }],
+            "val_top5 = 0.4 below val_acc = 0.5",
+        );
         check(
             &[EpochMetrics {
                 seconds: -2.0,
