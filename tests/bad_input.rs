@@ -1311,6 +1311,20 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
         ],
     );
     std::fs::remove_dir_all(&extra).unwrap();
+    // A variant's overrides edited in its trial.json: the record is named, not its recipe.toml.
+    let low = out.join("trials/lr=low/seed-0/trial.json");
+    let low_text = std::fs::read_to_string(&low).unwrap();
+    let edited_low = low_text.replacen("0.01", "0.02", 1);
+    assert_ne!(edited_low, low_text, "{low_text}");
+    std::fs::write(&low, edited_low).unwrap();
+    fails(
+        common::checklist(&recipe, &out, &[]).output().unwrap(),
+        &[
+            "lr=low/seed-0/trial.json",
+            "records the overrides {optim.lr = 0.02}; the plan's are {optim.lr = 0.01}",
+        ],
+    );
+    std::fs::write(&low, &low_text).unwrap();
 
     let trial_path = out.join("trials/lr=low/seed-0/trial.json");
     let trial = std::fs::read_to_string(&trial_path).unwrap();

@@ -208,6 +208,19 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
                     format!("`{label}` is not in this checklist's plan (its factors changed?)"),
                 );
             }
+            // The label is planned but the overrides recorded with it are not the plan's: the
+            // record was edited (its recipe.toml is then blamed wrongly below).
+            Arm::Variant(v) if !variants.contains(v) => {
+                let plan = variants.iter().find(|p| p.label() == label).expect("planned above");
+                return refuse(
+                    "trial.json",
+                    format!(
+                        "`{label}` records the overrides {}; the plan's are {}: the record was edited",
+                        values(&v.overrides),
+                        values(&plan.overrides)
+                    ),
+                );
+            }
             _ => {}
         }
         if let Some(c) = t.tune {
