@@ -1402,6 +1402,25 @@ fn fifos_and_devices_are_refused_as_files() {
                 .unwrap();
         }
     }
+    // predict on it says what it is, not that it is missing.
+    fails(
+        run(&["predict", "--weights", "/dev/null", fifo_png.to_str().unwrap()]),
+        &["f.png", "not a regular file (a FIFO, device or socket)"],
+    );
+    // An IDX folder whose images file is a FIFO: named as such, not as a folder without classes.
+    let idx = dir.join("idx");
+    std::fs::create_dir_all(&idx).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(idx.join("train-images-idx3-ubyte"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    fails(
+        run(&["data", "inspect", idx.to_str().unwrap()]),
+        &["train-images-idx3-ubyte", "not a regular file"],
+    );
     std::fs::rename(&fifo_png, data.join("a/zz.png")).unwrap();
     let recipe = dir.join("c.toml");
     let body = format!(

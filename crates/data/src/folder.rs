@@ -287,7 +287,11 @@ pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
             continue;
         }
         if !input.is_dir() {
-            return Err(Error::data(input, "no such file or folder"));
+            let what = match input.exists() {
+                true => "not a regular file (a FIFO, device or socket); expected an image file or a folder",
+                false => "no such file or folder",
+            };
+            return Err(Error::data(input, what));
         }
         let mut found = Vec::new();
         walk(input, &mut found)?;

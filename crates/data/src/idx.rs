@@ -21,6 +21,12 @@ pub fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
             if p.is_file() {
                 return Ok(p);
             }
+            if p.exists() {
+                return Err(Error::data(
+                    p,
+                    "not a regular file (a folder, FIFO, device or socket); expected an IDX file",
+                ));
+            }
         }
     }
     Err(Error::data(dir.join(format!("{stem}-{suffix}[.gz]")), "file not found"))

@@ -296,7 +296,8 @@ pub fn detect(path: &Path) -> Result<DatasetKind> {
             "not a folder (expected a dataset folder, a .csv or .jsonl manifest, a .parquet file, a .tar shard, or `digits`)",
         ));
     }
-    if idx::find(path, "train-images").is_ok() {
+    // An IDX file there, even one that cannot be read (the reader then says why).
+    if !matches!(idx::find(path, "train-images"), Err(Error::Data { ref message, .. }) if message == "file not found") {
         Ok(DatasetKind::Idx)
     } else if path.join("data_batch_1.bin").exists() {
         Ok(DatasetKind::Cifar10)
