@@ -29,7 +29,8 @@ const CRATES: &[Crate] = &[
     Crate {
         src: "crates/base/src",
         layers: &[
-            &["error", "rng", "stats", "uri"],
+            &["uri"],
+            &["error", "rng", "stats"],
             &["files", "tensorboard", "launcher"],
             &["recipe"],
             &["schedule", "rundir"],

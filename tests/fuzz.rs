@@ -315,10 +315,18 @@ fn records_read_back_survive_mutated_input() {
     );
     // The design record of the fixture's plan, as the checklist's first look writes it.
     let summary = analysis::analyze(&root).unwrap();
-    let labels: Vec<String> = summary.trials.iter().map(|t| t.label.clone()).collect();
+    // From the fixture's own settings and plan (six trials of a checklist of 14 variants): the
+    // analysis holds the record to them.
+    let baseline = Recipe::load(Some(&root.join("baseline.toml")), &[]).unwrap();
+    let labels: Vec<String> = darkmagic::checklist::plan::variants(&baseline)
+        .unwrap()
+        .iter()
+        .map(darkmagic::checklist::plan::Variant::label)
+        .collect();
+    let settings = baseline.checklist;
     let design = darkmagic::checklist::sequential::Design {
         margin: summary.design.margin,
-        ..darkmagic::checklist::sequential::Design::new(&Default::default(), 0, labels.len())
+        ..darkmagic::checklist::sequential::Design::new(&settings, 0, labels.len())
     };
     let record = design_record::Record {
         design,

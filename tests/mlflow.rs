@@ -351,7 +351,10 @@ fn a_server_restarted_empty_gets_each_trial_once_and_the_resent_trials_are_named
             .output()
             .unwrap(),
     );
-    let lost: Value = serde_json::from_str(&std::fs::read_to_string(out.join("mlflow.json")).unwrap()).unwrap();
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(out.join("mlflow.json")).unwrap()).unwrap();
+    // What was sent to this (the only) server.
+    let lost = record["servers"][0].clone();
+    assert_eq!(lost["uri"], server.uri.as_str(), "{record}");
     drop(server);
     let server = Server::start(&second, port);
     let o = bin()
