@@ -35,7 +35,16 @@ pub unsafe fn restore_environment() {
     let Some(launcher) = std::env::var_os(LAUNCHER).filter(|l| !l.is_empty()) else {
         return;
     };
-    let _ = LAUNCHED_BY.set(PathBuf::from(launcher));
+    let launcher = PathBuf::from(launcher);
+    let exe = std::env::current_exe().ok();
+    if !exe.as_deref().is_some_and(|exe| is_own_launcher(&launcher, exe)) {
+        // Not the launcher installed beside this binary (a variable from somewhere else):
+        // trials are not started through it, and the environment is the user's as it is.
+        // SAFETY: the caller guarantees that no other thread exists yet.
+        unsafe { std::env::remove_var(LAUNCHER) };
+        return;
+    }
+    let _ = LAUNCHED_BY.set(launcher);
     let saved = std::env::var_os(SAVED_LIBRARY_PATH);
     // SAFETY: the caller guarantees that no other thread exists yet.
     unsafe {
@@ -46,6 +55,16 @@ pub unsafe fn restore_environment() {
         std::env::remove_var(SAVED_LIBRARY_PATH);
         std::env::remove_var(LAUNCHER);
     }
+}
+
+/// Whether `launcher` is the wheel's `darkmagic` script installed beside the binary `exe` (pip
+/// puts both in the environment's `bin/`): only that launcher is trusted to start trials.
+fn is_own_launcher(launcher: &std::path::Path, exe: &std::path::Path) -> bool {
+    let dir = |p: &std::path::Path| p.parent().and_then(|d| d.canonicalize().ok());
+    launcher.file_name().is_some_and(|n| n == "darkmagic")
+        && launcher.is_file()
+        && dir(launcher).is_some()
+        && dir(launcher) == dir(exe)
 }
 
 /// The program that starts another darkmagic process: the wheel's launcher when it started
@@ -64,6 +83,20 @@ fn self_command_from(launcher: Option<&PathBuf>) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_launcher_beside_the_binary_is_trusted() {
+        let bin = crate::testutil::tempdir("launcher-bin");
+        let elsewhere = crate::testutil::tempdir("launcher-elsewhere");
+        for dir in [&bin, &elsewhere] {
+            std::fs::write(dir.join("darkmagic"), "#!/bin/sh\n").unwrap();
+        }
+        let exe = bin.join("darkmagic-core");
+        assert!(is_own_launcher(&bin.join("darkmagic"), &exe));
+        assert!(!is_own_launcher(&elsewhere.join("darkmagic"), &exe), "another folder");
+        assert!(!is_own_launcher(&bin.join("other"), &exe), "another name");
+        assert!(!is_own_launcher(&bin.join("missing/darkmagic"), &exe), "no such file");
+    }
 
     #[test]
     fn trials_start_through_the_launcher_when_it_started_this_process() {
