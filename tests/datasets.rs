@@ -295,3 +295,54 @@ fn hostile_parquet_files_and_shards_are_refused_naming_the_file_and_row_or_membe
         std::fs::remove_file(&evil).unwrap();
     }
 }
+
+#[test]
+fn parquet_rows_that_name_their_images_by_path_read_them_and_fingerprint_them() {
+    // `datasets` writes an Image column of paths (bytes null) when the images are not embedded:
+    // the files beside the parquet file are the images, and a rewrite of one is a change of data.
+    let dir = tempdir("parquet-paths");
+    formats(&dir);
+    let script = r#"
+import sys, glob, os
+from datasets import ClassLabel, Dataset, Features, Image
+root = sys.argv[1]
+paths = sorted(glob.glob(f"{root}/folder/train/*/*.png"))
+labels = [0 if "/dark/" in p else 1 for p in paths]
+os.makedirs(f"{root}/byname", exist_ok=True)
+rel = [os.path.relpath(p, f"{root}/byname") for p in paths]
+ds = Dataset.from_dict({"image": [{"bytes": None, "path": r} for r in rel], "label": labels},
+                       features=Features({"image": Image(decode=False), "label": ClassLabel(names=["dark", "light"])}))
+os.chdir(f"{root}/byname")  # where the relative paths lead from
+ds.to_parquet("train.parquet")
+"#;
+    let o = Command::new(python()).arg("-c").arg(script).arg(&dir).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let parquet = dir.join("byname/train.parquet");
+    let inspect = ok(common::run(&["data", "inspect", parquet.to_str().unwrap()]));
+    assert!(
+        inspect.contains("train:    40 images") && inspect.contains("0  dark"),
+        "{inspect}"
+    );
+    let cfg = darkmagic::recipe::DataConfig {
+        dataset: darkmagic::recipe::DatasetKind::Parquet,
+        path: Some(parquet.clone()),
+        ..Default::default()
+    };
+    let before = darkmagic::data::fingerprint::of(&cfg, None).unwrap().unwrap();
+    assert_eq!(before.files, 41, "the parquet file and its 40 images");
+    let image = std::fs::read_dir(dir.join("folder/train/dark"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let light = std::fs::read_dir(dir.join("folder/train/light"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(&light, &image).unwrap();
+    let after = darkmagic::data::fingerprint::of(&cfg, None).unwrap().unwrap();
+    assert!(!before.same_data(&after), "an image rewritten is other data");
+}

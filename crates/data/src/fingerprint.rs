@@ -86,10 +86,7 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
         DatasetKind::Manifest => entries_of(&crate::manifest::files(root)?)?,
         // A brace pattern names no one folder: its shards, named as expanded.
         DatasetKind::Webdataset => entries_of(&crate::webdataset::files(root)?)?,
-        DatasetKind::Parquet => {
-            let (train, test) = crate::parquet::files(root)?;
-            entries_of(&[train, test].concat())?
-        }
+        DatasetKind::Parquet => entries_of(&crate::parquet::fingerprint_files(root)?)?,
         _ => list(root)?,
     };
     let known: BTreeMap<String, Cached> = cache

@@ -15,7 +15,7 @@
 //!
 //! The encoded images are held in memory (parquet pages are compressed together, so a row
 //! cannot be reached alone); `data.decode = "at_load"` decodes them once, `"per_batch"` keeps
-//! them encoded.
+//! them encoded. The data fingerprint covers the parquet files and the image files rows name.
 use crate::Dataset;
 use crate::folder::{self, Reading};
 use crate::labels::{self, Label};
@@ -67,6 +67,24 @@ pub fn files(path: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         ));
     }
     Ok((train, test))
+}
+
+/// Every file the parquet data set at `path` reads, for the data fingerprint: its parquet files
+/// and the image files its rows name by path (where their bytes are null).
+pub fn fingerprint_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let (train, test) = files(path)?;
+    let mut out = [train, test].concat();
+    let (mut rows, mut names) = (Vec::new(), None);
+    for f in out.clone() {
+        read_file(&f, &mut rows, &mut names)?;
+    }
+    out.extend(rows.into_iter().filter_map(|(source, _, _)| match source {
+        Source::File(p) => Some(p),
+        _ => None,
+    }));
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Whether `file` under `root` is in the test split (Some(true)) or the training split, from
