@@ -1421,6 +1421,20 @@ fn fifos_and_devices_are_refused_as_files() {
         run(&["data", "inspect", idx.to_str().unwrap()]),
         &["train-images-idx3-ubyte", "not a regular file"],
     );
+    // A CIFAR batch that is a FIFO: refused when read, not waited on.
+    let cifar = dir.join("cifar");
+    std::fs::create_dir_all(&cifar).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(cifar.join("data_batch_1.bin"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    fails(
+        run(&["data", "inspect", cifar.to_str().unwrap()]),
+        &["data_batch_1.bin", "not a regular file"],
+    );
     std::fs::rename(&fifo_png, data.join("a/zz.png")).unwrap();
     let recipe = dir.join("c.toml");
     let body = format!(

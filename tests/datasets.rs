@@ -245,6 +245,42 @@ fn hostile_parquet_files_and_shards_are_refused_naming_the_file_and_row_or_membe
         "{e}"
     );
     restore();
+    // Files that cannot be read among the data: refused by name, never left out (a FIFO hung).
+    let fifo = |path: &Path| assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
+    let extra = dir.join("parquet/data/train-00001-of-00001.parquet");
+    fifo(&extra);
+    let e = inspect(&dir.join("parquet"));
+    assert!(
+        e.contains("train-00001-of-00001.parquet") && e.contains("not a regular file"),
+        "{e}"
+    );
+    std::fs::remove_file(&extra).unwrap();
+    for (name, expected) in [
+        ("train-000007.tar", "not a regular file"),
+        ("train-000008.tar.gz", "compressed shard"),
+    ] {
+        let bad = dir.join("webdataset").join(name);
+        if name.ends_with(".gz") {
+            std::fs::write(&bad, [0x1f, 0x8b, 8, 0]).unwrap();
+        } else {
+            fifo(&bad);
+        }
+        let e = inspect(&dir.join("webdataset"));
+        assert!(e.contains(name) && e.contains(expected), "{name}: {e}");
+        std::fs::remove_file(&bad).unwrap();
+    }
+    // A shard named twice, or a sample key in two shards, would count samples twice.
+    let twice = dir.join("webdataset/train-{000000,000000,000001}.tar");
+    let e = inspect(&twice);
+    assert!(e.contains("train-000000.tar") && e.contains("is named twice"), "{e}");
+    let copy = dir.join("webdataset/train-000005.tar");
+    std::fs::copy(dir.join("webdataset/train-000000.tar"), &copy).unwrap();
+    let e = inspect(&dir.join("webdataset"));
+    assert!(
+        e.contains("train-000005.tar:000000") && e.contains("sample key also in"),
+        "{e}"
+    );
+    std::fs::remove_file(&copy).unwrap();
     // WebDataset: a truncated shard; members that escape; a sample without a label; a bad class.
     // Cut inside a member, and at a header (no end-of-archive block: samples 10 on are lost).
     for cut in [tar.len() / 2 + 100, find_member(&tar, "000010.cls") - 512] {
@@ -299,17 +335,21 @@ fn hostile_parquet_files_and_shards_are_refused_naming_the_file_and_row_or_membe
 #[test]
 fn parquet_rows_that_name_their_images_by_path_read_them_and_fingerprint_them() {
     // `datasets` writes an Image column of paths (bytes null) when the images are not embedded:
-    // the files beside the parquet file are the images, and a rewrite of one is a change of data.
+    // the files below the parquet file's folder are the images, and a rewrite of one is a change
+    // of data; a path that leads out of that folder is refused.
     let dir = tempdir("parquet-paths");
     formats(&dir);
     let script = r#"
-import sys, glob, os
+import sys, glob, os, shutil
 from datasets import ClassLabel, Dataset, Features, Image
 root = sys.argv[1]
 paths = sorted(glob.glob(f"{root}/folder/train/*/*.png"))
 labels = [0 if "/dark/" in p else 1 for p in paths]
-os.makedirs(f"{root}/byname", exist_ok=True)
-rel = [os.path.relpath(p, f"{root}/byname") for p in paths]
+os.makedirs(f"{root}/byname/img", exist_ok=True)
+rel = []
+for p, l in zip(paths, labels):
+    rel.append(f"img/{['dark', 'light'][l]}-{os.path.basename(p)}")
+    shutil.copy(p, f"{root}/byname/{rel[-1]}")
 ds = Dataset.from_dict({"image": [{"bytes": None, "path": r} for r in rel], "label": labels},
                        features=Features({"image": Image(decode=False), "label": ClassLabel(names=["dark", "light"])}))
 os.chdir(f"{root}/byname")  # where the relative paths lead from
@@ -330,19 +370,25 @@ ds.to_parquet("train.parquet")
     };
     let before = darkmagic::data::fingerprint::of(&cfg, None).unwrap().unwrap();
     assert_eq!(before.files, 41, "the parquet file and its 40 images");
-    let image = std::fs::read_dir(dir.join("folder/train/dark"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let light = std::fs::read_dir(dir.join("folder/train/light"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::copy(&light, &image).unwrap();
+    let light = std::fs::read(dir.join("byname/img/light-000001.png")).unwrap();
+    std::fs::write(dir.join("byname/img/dark-000000.png"), light).unwrap();
     let after = darkmagic::data::fingerprint::of(&cfg, None).unwrap().unwrap();
     assert!(!before.same_data(&after), "an image rewritten is other data");
+    let escape = "import sys, pyarrow as pa, pyarrow.parquet as pq\nt = pq.read_table(sys.argv[1])\n\
+                  im = t.column('image').to_pylist()\nim[0] = {'bytes': None, 'path': '../../etc/passwd'}\n\
+                  t = t.set_column(0, 'image', pa.array(im, t.schema.field('image').type))\n\
+                  pq.write_table(t.replace_schema_metadata(t.schema.metadata), sys.argv[1])\n";
+    let o = Command::new(python())
+        .arg("-c")
+        .arg(escape)
+        .arg(&parquet)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = common::run(&["data", "inspect", parquet.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("train.parquet:row 0") && e.contains("leads out of the parquet file's folder"),
+        "{e}"
+    );
 }

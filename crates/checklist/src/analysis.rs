@@ -599,20 +599,28 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
             ),
         });
     }
-    // A variant's seeds are those the design plans (indices below its max): a trial copied to a
-    // later index would add a seed no look ever planned.
+    // Each arm's seeds are those the design plans: a variant's indices 0 to max - 1, the
+    // combined recipe's the fresh ones after them (max to 2 max - 1), the baseline's both. A
+    // trial copied to another index would add a seed no look planned (a combined trial among the
+    // variants' seeds had the checklist train new seeds without end).
+    let planned_range = |arm: &Arm| match arm {
+        Arm::Variant(_) => 0..design.max,
+        Arm::Combined { .. } => design.max..2 * design.max,
+        Arm::Baseline => 0..2 * design.max,
+    };
     if let Some(t) = all
         .iter()
-        .find(|t| fixed && matches!(t.arm, Arm::Variant(_)) && t.tune.is_none() && t.seed_index >= design.max)
+        .find(|t| fixed && t.tune.is_none() && !planned_range(&t.arm).contains(&t.seed_index))
     {
+        let range = planned_range(&t.arm);
         return Err(crate::Error::RunDir {
             path: root.join(&t.dir).join("trial.json"),
             message: format!(
-                "seed index {} of `{}`: the design plans at most {} seeds per variant (indices 0 to {}); remove its folder",
+                "seed index {} of `{}`: the design plans its seeds at indices {} to {}; remove its folder",
                 t.seed_index,
                 t.arm.label(),
-                design.max,
-                design.max - 1
+                range.start,
+                range.end - 1
             ),
         });
     }

@@ -64,6 +64,13 @@ pub fn load(dir: &Path) -> Result<Dataset> {
             }
             Some(test)
         }
+        // A test file there that cannot be used (not a regular file) is an error, not a data
+        // set without its test split.
+        (Err(e @ Error::Data { .. }), _) | (_, Err(e @ Error::Data { .. }))
+            if !e.to_string().ends_with("file not found") =>
+        {
+            return Err(e);
+        }
         _ => None,
     };
     Ok(Dataset {

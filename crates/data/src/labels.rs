@@ -101,6 +101,19 @@ pub fn resolve(
     }
 }
 
+/// Refuses a test label no training image has (as the IDX and folder readers do): a class the
+/// model never trained on would be scored as always wrong. `origin(i)` names test sample `i`.
+pub fn check_test_classes(train: &[i64], test: &[i64], origin: impl Fn(usize) -> PathBuf) -> Result<()> {
+    let seen: std::collections::HashSet<i64> = train.iter().copied().collect();
+    match test.iter().position(|l| !seen.contains(l)) {
+        Some(i) => Err(Error::data(
+            origin(i),
+            format!("test label {} is a class no training image has", test[i]),
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -394,6 +394,8 @@ pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize, path: &Path) -> Resu
 
 /// Reads a whole file, naming it in the error; at most `MAX_FILE_BYTES`.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    // Opening a FIFO would block until a writer came, a device never end.
+    source::regular(path)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     read_bounded(path, file, len, |p, e| Error::io(p, e))

@@ -33,15 +33,20 @@ const LABEL_COLUMNS: [&str; 5] = ["label", "labels", "fine_label", "class", "tar
 
 /// The training and test parquet files at `path`, each sorted by path.
 pub fn files(path: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    if path.is_file() {
-        return Ok((vec![path.to_path_buf()], Vec::new()));
-    }
-    if !path.is_dir() {
+    if !path.exists() {
         return Err(Error::data(path, "no such parquet file or folder"));
     }
+    if !path.is_dir() {
+        crate::source::regular(path)?;
+        return Ok((vec![path.to_path_buf()], Vec::new()));
+    }
     let mut found = Vec::new();
-    darkmagic_base::files::walk_files(path, |p, _| {
+    darkmagic_base::files::walk_files(path, |p, meta| {
         if p.extension().is_some_and(|e| e == "parquet") {
+            // One that cannot be read is an error, not a file left out (a FIFO would block).
+            if !meta.is_file() {
+                return Err(Error::data(p, "not a regular file (a FIFO, device or socket)"));
+            }
             found.push(p.to_path_buf());
         }
         Ok(())
@@ -118,6 +123,7 @@ pub fn load(path: &Path, reading: Reading) -> Result<Dataset> {
     }
     let labels: Vec<Label> = rows.iter().map(|r| r.1.clone()).collect();
     let (classes, index) = labels::resolve(&labels, names.as_deref(), |i| rows[i].2.clone())?;
+    labels::check_test_classes(&index[..n_train], &index[n_train..], |i| rows[n_train + i].2.clone())?;
     let mut all: Vec<(Source, i64)> = rows.into_iter().map(|r| r.0).zip(index).collect();
     let test_rows = all.split_off(n_train);
     if all.is_empty() {
@@ -257,6 +263,16 @@ fn image(field: Option<&Field>, base: &Path, name: &Path) -> Result<Source> {
             match (get("bytes"), get("path")) {
                 (Some(Field::Bytes(b)), _) => Ok(bytes_source(b.data(), name)),
                 (_, Some(Field::Str(p))) if !p.is_empty() => {
+                    let rel = Path::new(p);
+                    if rel.is_absolute() || rel.components().any(|c| c == std::path::Component::ParentDir) {
+                        return Err(Error::data(
+                            name,
+                            format!(
+                                "image bytes are null and its path {p:?} leads out of the parquet file's folder; \
+                                 expected a path below it"
+                            ),
+                        ));
+                    }
                     let file = base.join(p);
                     if file.is_file() {
                         Ok(Source::File(file))

@@ -44,10 +44,7 @@ impl Source {
     /// The encoded bytes, read now (bounded: a file or member over the limit is an error).
     pub fn read(&self) -> Result<Vec<u8>> {
         match self {
-            Source::File(p) => {
-                regular(p)?;
-                crate::read_file(p)
-            }
+            Source::File(p) => crate::read_file(p),
             Source::Member {
                 archive, offset, len, ..
             } => {
@@ -90,7 +87,7 @@ pub fn regular(path: &Path) -> Result<()> {
     } else {
         Err(Error::data(
             path,
-            "not a regular file (a folder, FIFO, device or socket); expected an image file",
+            "not a regular file (a folder, FIFO, device or socket)",
         ))
     }
 }

@@ -44,28 +44,57 @@ pub fn shards(path: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let all: Vec<PathBuf> = if text.contains('{') {
         let expanded = expand(text).map_err(|e| Error::data(path, e))?;
         let files: Vec<PathBuf> = expanded.into_iter().map(PathBuf::from).collect();
-        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        if let Some(missing) = files.iter().find(|f| !f.exists()) {
             return Err(Error::data(
                 missing,
                 "no such shard (from the brace pattern in data.path)",
             ));
+        }
+        for f in &files {
+            crate::source::regular(f)?;
         }
         files
     } else if path.is_dir() {
         let mut found = Vec::new();
         for entry in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
             let p = entry.map_err(|e| Error::io(path, e))?.path();
-            if p.extension().is_some_and(|e| e == "tar") && p.is_file() {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_lowercase())
+                .unwrap_or_default();
+            if [".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"]
+                .iter()
+                .any(|e| name.ends_with(e))
+            {
+                return Err(Error::data(
+                    &p,
+                    "is a compressed shard; expected plain .tar shards (decompress them, e.g. `gunzip`)",
+                ));
+            }
+            if name.ends_with(".tar") {
+                // A shard that cannot be read is an error, not a shard left out.
+                crate::source::regular(&p)?;
                 found.push(p);
             }
         }
         found.sort();
         found
-    } else if path.is_file() {
+    } else if path.exists() {
+        crate::source::regular(path)?;
         vec![path.to_path_buf()]
     } else {
         return Err(Error::data(path, "no such shard or folder of shards"));
     };
+    let mut seen = HashSet::new();
+    if let Some(twice) = all
+        .iter()
+        .find(|p| !seen.insert(p.canonicalize().unwrap_or_else(|_| p.to_path_buf())))
+    {
+        return Err(Error::data(
+            twice,
+            "is named twice (data.path): its samples would count twice",
+        ));
+    }
     let is_test = |p: &PathBuf| {
         let name = p
             .file_name()
@@ -90,15 +119,33 @@ pub fn shards(path: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
 pub fn load(path: &Path, reading: Reading) -> Result<Dataset> {
     let (train, test) = shards(path)?;
     let mut samples = Vec::new();
-    for shard in &train {
-        samples.extend(read_shard(shard)?);
+    let mut n_train = 0;
+    // A key is one sample of the data set: the same key in two shards would count it twice.
+    let mut keys: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
+    for (k, shard) in train.iter().chain(&test).enumerate() {
+        if k == train.len() {
+            n_train = samples.len();
+        }
+        for (source, label) in read_shard(shard)? {
+            if let Source::Member { name, .. } = &source {
+                let key = split_name(shard, name)?.0.to_string();
+                if let Some(first) = keys.insert(key.clone(), shard.clone()) {
+                    return Err(member_error(
+                        shard,
+                        &key,
+                        format!("sample key also in {}", first.display()),
+                    ));
+                }
+            }
+            samples.push((source, label));
+        }
     }
-    let n_train = samples.len();
-    for shard in &test {
-        samples.extend(read_shard(shard)?);
+    if test.is_empty() {
+        n_train = samples.len();
     }
     let labels: Vec<Label> = samples.iter().map(|s| s.1.clone()).collect();
     let (classes, index) = labels::resolve(&labels, None, |i| samples[i].0.name())?;
+    labels::check_test_classes(&index[..n_train], &index[n_train..], |i| samples[n_train + i].0.name())?;
     let mut all: Vec<(Source, i64)> = samples.into_iter().map(|s| s.0).zip(index).collect();
     let test_samples = all.split_off(n_train);
     if all.is_empty() {
