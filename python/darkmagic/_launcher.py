@@ -124,4 +124,7 @@ def main():
         env["DARKMAGIC_SAVED_LD_LIBRARY_PATH"] = saved
     env["LD_LIBRARY_PATH"] = lib + (os.pathsep + saved if saved else "")
     env["DARKMAGIC_LAUNCHER"] = installed("darkmagic")
-    os.execve(engine, [engine] + sys.argv[1:], env)
+    try:
+        os.execve(engine, [engine] + sys.argv[1:], env)
+    except OSError as e:
+        fail(f"cannot run {engine}: {e.strerror}; reinstall the darkmagic package")

@@ -33,7 +33,7 @@ pub enum Error {
     Tracking { uri: String, message: String },
     /// A cluster or HTTP service (Slurm's commands, Ray's job API, an HTTP exchange) could not
     /// be reached, failed or answered something darkmagic cannot use.
-    #[error("{service}: {address}: {message}")]
+    #[error("{service}: {}: {message}", crate::uri::redacted(address))]
     Service {
         service: &'static str,
         address: String,
@@ -55,7 +55,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub fn exact(path: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
-    if let Ok(s) = std::str::from_utf8(bytes) {
+    // Without a backslash a UTF-8 name is printed as it is; with one, backslashes are doubled so
+    // that a name holding the text `\xff` never prints like one holding the byte 0xff.
+    if let Ok(s) = std::str::from_utf8(bytes)
+        && !s.contains('\\')
+    {
         return s.to_string();
     }
     let mut out = String::new();
@@ -187,14 +191,17 @@ mod tests {
     use std::os::unix::ffi::OsStrExt;
 
     /// Names that are not UTF-8 print byte for byte: two that differ only there print apart,
-    /// and a UTF-8 path prints as itself.
+    /// and a UTF-8 path without a backslash prints as itself.
     #[test]
     fn paths_print_exactly() {
         let p = |b: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(b));
         assert_eq!(exact(&p(b"data/a\xff.png")), "data/a\\xff.png");
         assert_ne!(exact(&p(b"a\xfe")), exact(&p(b"a\xff")));
         assert_eq!(exact(&p(b"x\\y\x80")), "x\\\\y\\x80");
-        assert_eq!(exact(Path::new("dir/caf\u{e9}\\b.png")), "dir/caf\u{e9}\\b.png");
+        assert_eq!(exact(Path::new("dir/caf\u{e9}.png")), "dir/caf\u{e9}.png");
+        // A backslash is doubled, so that the text `\xff` never prints like the byte 0xff.
+        assert_eq!(exact(Path::new("dir/caf\u{e9}\\b.png")), "dir/caf\u{e9}\\\\b.png");
+        assert_ne!(exact(&p(b"\xffa.png")), exact(Path::new("\\xffa.png")));
         let e = Error::data(p(b"/d/\xc3(.png"), "truncated");
         assert_eq!(e.to_string(), "data: /d/\\xc3(.png: truncated");
     }

@@ -11,8 +11,9 @@ pub fn redacted(uri: &str) -> String {
         }
         None => (String::new(), uri),
     };
-    match rest.split_once('?') {
-        Some((head, _)) => out += &format!("{head}?***"),
+    // Whatever follows a `?` (query), `#` (fragment) or `;` (parameters) may carry a token.
+    match rest.find(['?', '#', ';']) {
+        Some(i) => out += &format!("{}{}***", &rest[..i], &rest[i..i + 1]),
         None => out += rest,
     }
     out
@@ -78,5 +79,7 @@ mod tests {
             assert_eq!(redacted(plain), plain);
         }
         assert_eq!(redacted("http://h:1/x?token=abc&password=def"), "http://h:1/x?***");
+        assert_eq!(redacted("http://h:1/x#token=abc"), "http://h:1/x#***");
+        assert_eq!(redacted("http://h:1/x;token=abc"), "http://h:1/x;***");
     }
 }

@@ -74,7 +74,7 @@ pub fn members(path: &Path) -> Result<Vec<Member>> {
                 out.push(Member { name, offset, size });
             }
             t => {
-                let name = header_name(&header).unwrap_or_default();
+                let name = String::from_utf8_lossy(&header_name(&header).unwrap_or_default()).into_owned();
                 return Err(at(format!(
                     "member {name:?} is a {}; expected regular files only",
                     kind(t)
@@ -91,11 +91,13 @@ pub fn members(path: &Path) -> Result<Vec<Member>> {
 /// and reading it to its end would silently lose the samples after the cut.
 fn read_block(file: &mut std::fs::File, path: &Path, pos: u64, len: u64) -> Result<[u8; 512]> {
     if pos + BLOCK > len {
+        let what = match pos >= len {
+            true => format!("ends at byte {len} without tar's end-of-archive block"),
+            false => format!("ends at byte {len}, inside the header at byte {pos}"),
+        };
         return Err(Error::data(
             path,
-            format!(
-                "ends at byte {len}, before the end-of-archive block expected at byte {pos}: the shard is truncated or still being written"
-            ),
+            format!("{what}: the shard is truncated or still being written"),
         ));
     }
     let mut block = [0u8; 512];
@@ -324,7 +326,10 @@ mod tests {
         let bytes = std::fs::read(&cut).unwrap();
         std::fs::write(&cut, &bytes[..1024]).unwrap();
         let e = members(&cut).unwrap_err().to_string();
-        assert!(e.contains("ends at byte 1024, before the end-of-archive block"), "{e}");
+        assert!(
+            e.contains("ends at byte 1024 without tar's end-of-archive block"),
+            "{e}"
+        );
         let gz = darkmagic_base::testutil::tempdir("tar-gz").join("a.tar.gz");
         std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
         assert!(members(&gz).unwrap_err().to_string().contains("compressed archive"));

@@ -168,11 +168,20 @@ impl Slurm {
                     format!("got {line:?}; expected one sbatch option on one line, e.g. --account=lab"),
                 ));
             }
-            let option = line.split(['=', ' ']).next().unwrap_or_default();
-            if let Some(own) = OWN_OPTIONS
-                .iter()
-                .find(|(long, short)| option == *long || option == *short)
-            {
+            // Every option on the line, long ones by any abbreviation sbatch takes (getopt's
+            // unambiguous prefixes: `--arr` is `--array`), short ones with their value attached.
+            let sets = |token: &str, (long, short): &(&str, &str)| match token.strip_prefix("--") {
+                Some(rest) => {
+                    let name = rest.split('=').next().unwrap_or_default();
+                    !name.is_empty() && long.trim_start_matches('-').starts_with(name)
+                }
+                None => short.len() == 2 && token.starts_with(short),
+            };
+            let own = line
+                .split_whitespace()
+                .filter(|t| t.starts_with('-'))
+                .find_map(|t| OWN_OPTIONS.iter().find(|o| sets(t, o)));
+            if let Some(own) = own {
                 return Err(Error::flag(
                     "--sbatch-line",
                     format!(
@@ -396,6 +405,12 @@ mod tests {
             "--job-name=a b",
             "-J x",
             "--gres=gpu:8",
+            "--arr=0-99999",
+            "--outp=/x",
+            "--cpus-per=9",
+            "-a0-5",
+            "-o/etc/x",
+            "-vvv --array=1",
         ] {
             let bad = Slurm {
                 extra: vec![own.into()],
