@@ -518,6 +518,11 @@ regex = "acc=([0-9.]+)"
         e.contains("changed while the checklist ran") && e.contains("none is judged"),
         "{e}"
     );
+    // The round's trials are moved aside, so that a rerun on the restored data trains them again
+    // instead of keeping results that may come from the other version.
+    let out = dir.join("out");
+    assert!(out.join("data-changed/trials/baseline/seed-0/result.json").is_file(), "{e}");
+    assert!(!out.join("trials/baseline/seed-0").exists());
 }
 
 #[test]

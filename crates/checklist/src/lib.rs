@@ -91,6 +91,7 @@ impl Inputs {
     /// trials record the fingerprints taken at the start, and some trained on the new bytes):
     /// a look that paired them would compare different data.
     fn check_unchanged(&self, baseline: &Recipe, root: &Path) -> Result<()> {
+        // (The caller sets this round's trials aside: see `set_aside`.)
         let now = Inputs::of(baseline, root)?;
         let changed = |then: &Option<Fingerprint>, now: &Option<Fingerprint>| match (then, now) {
             (Some(a), Some(b)) if !a.same_data(b) => Some(a.change(b)),
@@ -111,11 +112,33 @@ impl Inputs {
             path: root.to_path_buf(),
             message: format!(
                 "{what} changed while the checklist ran ({change}): the trials of this round may have trained on \
-                 either version, so none is judged. Restore it as it was when the checklist started and rerun (the \
-                 trials trained since are then refused by name), or use another --out directory"
+                 either version, so none is judged, and those that ran were moved to {} (kept, not judged). Restore \
+                 it as it was when the checklist started and rerun: they train again; or use another --out directory",
+                root.join(SET_ASIDE).display()
             ),
         })
     }
+}
+
+/// Where the trials that ran while the data changed are moved (`set_aside`), beside `trials/`.
+const SET_ASIDE: &str = "data-changed";
+
+/// Moves the run dirs of `trials` that finished since `started` to `<root>/data-changed/`
+/// (replacing an earlier copy there): they may have trained on either version of changed data,
+/// and left in place the rerun would keep them (their `trial.json` records the fingerprint of the
+/// start). Moved, they train again.
+fn set_aside<'a>(root: &Path, trials: impl Iterator<Item = &'a Trial>, started: std::time::SystemTime) -> Result<()> {
+    for t in trials {
+        let dir = root.join(&t.dir);
+        let modified = std::fs::metadata(dir.join(rundir::RESULT)).and_then(|m| m.modified());
+        if modified.is_ok_and(|m| m >= started) {
+            let to = root.join(SET_ASIDE).join(&t.dir);
+            let _ = std::fs::remove_dir_all(&to);
+            std::fs::create_dir_all(to.parent().expect("a trial dir has a parent")).map_err(|e| Error::io(&to, e))?;
+            std::fs::rename(&dir, &to).map_err(|e| Error::io(&dir, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes a trial's `recipe.toml` and `trial.json` (with `inputs`, the fingerprints now),
@@ -577,13 +600,17 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
         } else {
             (Vec::new(), round)
         };
+        let started = std::time::SystemTime::now();
         let (ran_first, first_finished) = run_trials(root, baseline, &first, &inputs, exec)?;
         if !first_finished {
             break analysis::analyze(root)?;
         }
         let (ran, all_finished) = run_trials(root, baseline, &rest, &inputs, exec)?;
-        if ran_first + ran > 0 {
-            inputs.check_unchanged(baseline, root)?;
+        if ran_first + ran > 0
+            && let Err(e) = inputs.check_unchanged(baseline, root)
+        {
+            set_aside(root, first.iter().chain(&rest), started)?;
+            return Err(e);
         }
         match (ran_first + ran, all_finished) {
             // Nothing left to run: the analysis above is current.
