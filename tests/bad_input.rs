@@ -1269,6 +1269,16 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
             .unwrap(),
         &["baseline.toml", "checklist.alpha = 0.05", "asks for 0.2"],
     );
+    // With baseline.toml gone too, the settings that judged the results are unknown: refused.
+    let baseline_text = std::fs::read(out.join("baseline.toml")).unwrap();
+    std::fs::remove_file(out.join("baseline.toml")).unwrap();
+    fails(
+        common::checklist(&recipe, &out, &["--set", "checklist.alpha=0.2"])
+            .output()
+            .unwrap(),
+        &["baseline.toml", "is missing, and so is design.json"],
+    );
+    std::fs::write(out.join("baseline.toml"), baseline_text).unwrap();
     std::fs::write(&design_path, &design).unwrap();
     std::fs::write(&summary_path, &summary_text).unwrap();
     // A result claiming an external trainer's unbounded metric in a checklist without one.
@@ -1307,7 +1317,7 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
         run(&["report", out_s]),
         &[
             "lr=low/seed-1/trial.json",
-            "seed index 1 of `lr=low`: the design plans at most 1 seeds",
+            "seed index 1 of `lr=low`: the design plans its seeds at indices 0 to 0",
         ],
     );
     std::fs::remove_dir_all(&extra).unwrap();

@@ -684,6 +684,42 @@ fn the_combined_recipe_is_confirmed_on_fresh_seeds() {
     );
     let design: Value = serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap()).unwrap();
     assert_eq!(design["variants"], serde_json::json!(["lr=usable"]));
+    // A combined trial copied among the variants' seeds (index 0, consistently): the design
+    // plans the combined recipe on indices 3 to 5 only; counted, it had the checklist train new
+    // seeds without end.
+    let arm = std::fs::read_dir(out.join("trials"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("combined"))
+        .expect("the combined recipe's trials");
+    let copy = arm.join("seed-0");
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(arm.join("seed-3"))
+            .arg(&copy)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let trial = std::fs::read_to_string(copy.join("trial.json")).unwrap();
+    let trial = trial
+        .replace("\"seed_index\": 3", "\"seed_index\": 0")
+        .replace("\"seed\": 3", "\"seed\": 0");
+    std::fs::write(copy.join("trial.json"), trial.replace("seed-3", "seed-0")).unwrap();
+    let recipe_text = std::fs::read_to_string(copy.join("recipe.toml")).unwrap();
+    std::fs::write(
+        copy.join("recipe.toml"),
+        recipe_text.replacen("seed = 3", "seed = 0", 1),
+    )
+    .unwrap();
+    let o = common::run(&["report", out.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("seed-0/trial.json") && e.contains("the design plans its seeds at indices 3 to 5"),
+        "{e}"
+    );
 }
 
 /// `checklist.confirm_epochs`: the combined recipe and its baseline on the fresh seeds train 3

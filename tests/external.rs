@@ -521,7 +521,10 @@ regex = "acc=([0-9.]+)"
     // The round's trials are moved aside, so that a rerun on the restored data trains them again
     // instead of keeping results that may come from the other version.
     let out = dir.join("out");
-    assert!(out.join("data-changed/trials/baseline/seed-0/result.json").is_file(), "{e}");
+    assert!(
+        out.join("data-changed/trials/baseline/seed-0/result.json").is_file(),
+        "{e}"
+    );
     assert!(!out.join("trials/baseline/seed-0").exists());
 }
 

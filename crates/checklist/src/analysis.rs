@@ -511,7 +511,8 @@ fn design_of(
         // A record edited with its digest removed passes the two checks above when edited
         // consistently: it must also hold the settings the checklist ran with.
         if let (Some(_), Ok(planned)) = (baseline_table(root)?, &planned) {
-            super::design_record::check_against_baseline(root, &r, &checklist_config(root)?, planned)?;
+            let source = root.join(super::BASELINE);
+            super::design_record::check_against_baseline(root, &r, &checklist_config(root)?, planned, &source)?;
         }
         return Ok((r.design, true, r.variants));
     }

@@ -269,14 +269,20 @@ pub fn check(root: &Path, cfg: &ChecklistConfig, variants: &[String]) -> Result<
 /// (`cfg`) and its plan (`variants`), as [`check`] holds a rerun to it: a report judges with the
 /// record, so a record edited with its digest removed must not judge with other settings than
 /// the checklist ran.
-pub fn check_against_baseline(root: &Path, r: &Record, cfg: &ChecklistConfig, variants: &[String]) -> Result<()> {
+pub fn check_against_baseline(
+    root: &Path,
+    r: &Record,
+    cfg: &ChecklistConfig,
+    variants: &[String],
+    source: &Path,
+) -> Result<()> {
     if let Some((key, was, now)) = difference(r, cfg, variants) {
         return Err(Error::RunDir {
             path: root.join(FILE),
             message: format!(
                 "holds {key} = {was}, but the checklist ran with {now} ({}): the record was edited (restore it, \
                  or use another --out directory)",
-                root.join(super::BASELINE).display()
+                source.display()
             ),
         });
     }

@@ -526,8 +526,18 @@ fn require_same_settings(root: &Path, baseline: &Recipe, labels: &[String]) -> R
     {
         return Ok(());
     }
+    if std::fs::symlink_metadata(root.join(BASELINE)).is_err() {
+        return Err(Error::RunDir {
+            path: root.join(BASELINE),
+            message: format!(
+                "is missing, and so is {}, while trials here have results: the settings that judged them are \
+                 unknown. Restore them, fix a new design over these trials with --redesign, or use another --out directory",
+                design_record::FILE
+            ),
+        });
+    }
     let Some(old) = Recipe::load(Some(&root.join(BASELINE)), &[]).ok() else {
-        return Ok(()); // records from before baseline.toml; check_existing compares each trial's recipe
+        return Ok(()); // unreadable: the analysis names it
     };
     let (then, now) = (&old.checklist, &baseline.checklist);
     let old_labels: Vec<String> = plan::variants(&old)?.iter().map(plan::Variant::label).collect();
