@@ -532,11 +532,18 @@ regex = "acc=([0-9.]+)"
 fn a_trainer_pointed_at_darkmagics_own_files_is_stopped_before_it_starts() {
     // A trainer's output named, through its environment, as the checklist's design record or the
     // trial's own result: the trial fails naming it, and the records stay darkmagic's.
+    let dir = tempdir("external-own-files");
+    // A link outside the checklist that leads to its design record (which does not exist yet).
+    let link = dir.join("link.json");
+    std::os::unix::fs::symlink(dir.join("out/design.json"), &link).unwrap();
+    let link_value = link.display().to_string();
     for (value, whose) in [
         ("{run_dir}/../../../design.json", "the checklist's own files"),
         ("{run_dir}/result.json", "the run dir's own records"),
+        ("python3 x.py > {run_dir}/trial.json", "the run dir's own records"),
+        (link_value.as_str(), "the checklist's own files"),
     ] {
-        let dir = tempdir("external-own-files");
+        let _ = std::fs::remove_dir_all(dir.join("out"));
         let recipe = tiny_trainer_recipe(
             &dir,
             r#"b = { "--mode" = "nan" }"#,

@@ -233,11 +233,22 @@ fn check_outputs(argv: &[String], env: &[(String, String)], run_dir: &Path) -> R
         .iter()
         .map(String::as_str)
         .chain(env.iter().map(|(_, v)| v.as_str()));
-    for text in values.flat_map(|v| [Some(v), v.split_once('=').map(|x| x.1)]).flatten() {
-        if !(text.contains('/') || text.contains('.')) || text.contains(char::is_whitespace) {
+    // Each value, each word of it (a `sh -c` script names files among its words), and what
+    // follows a `=` (`--out=FILE`).
+    let words = values.flat_map(|v| {
+        let mut w: Vec<&str> = v
+            .split(|c: char| c.is_whitespace() || ";|&<>'\"()`".contains(c))
+            .collect();
+        w.push(v);
+        w.into_iter()
+            .flat_map(|t| [Some(t), t.split_once('=').map(|x| x.1)])
+            .flatten()
+    });
+    for text in words {
+        if text.is_empty() || !(text.contains('/') || text.contains('.')) || text.contains(char::is_whitespace) {
             continue;
         }
-        let path = lexical(&dir.join(text));
+        let path = through_links(&lexical(&dir.join(text)));
         let own = path.parent() == Some(dir.as_path())
             && path
                 .file_name()
@@ -259,6 +270,18 @@ fn check_outputs(argv: &[String], env: &[(String, String)], run_dir: &Path) -> R
         }
     }
     Ok(())
+}
+
+/// Where `path` leads through symbolic links (a few levels; the target need not exist yet): a
+/// link in the run dir to a record of darkmagic's is the record.
+fn through_links(path: &Path) -> std::path::PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..8 {
+        let Ok(target) = std::fs::read_link(&path) else { break };
+        let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        path = lexical(&base.join(target));
+    }
+    path
 }
 
 /// `path` with `.` dropped and each `..` removing the component before it, without reading the
