@@ -245,6 +245,18 @@ fn hostile_parquet_files_and_shards_are_refused_naming_the_file_and_row_or_membe
         "{e}"
     );
     restore();
+    // ClassLabel names twice the same: the classes could not be told apart in the report.
+    rewrite(
+        &train_parquet,
+        "import json\nh = json.loads(meta[b'huggingface'])\nh['info']['features']['label']['names'] = ['dark', 'dark']\n\
+         meta = {**meta, b'huggingface': json.dumps(h).encode()}",
+    );
+    let e = inspect(&dir.join("parquet"));
+    assert!(
+        e.contains("ClassLabel name \"dark\"") && e.contains("named twice"),
+        "{e}"
+    );
+    restore();
     // Files that cannot be read among the data: refused by name, never left out (a FIFO hung).
     let fifo = |path: &Path| assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
     let extra = dir.join("parquet/data/train-00001-of-00001.parquet");

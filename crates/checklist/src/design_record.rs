@@ -246,6 +246,16 @@ pub fn check(root: &Path, cfg: &ChecklistConfig, variants: &[String]) -> Result<
     let Some(r) = read(root)?.filter(|r| !r.retired) else {
         return Ok(());
     };
+    if let (Some((key, was, now)), None) = (difference(&r, cfg, variants), &r.digest) {
+        // Without its digest the record may be an edit: its values are not advice to follow.
+        return Err(Error::RunDir {
+            path: root.join(FILE),
+            message: format!(
+                "holds {key} = {was} and carries no digest, and this run asks for {now}: the record may have been \
+                 edited. Restore it, replace the design with --redesign, or use another --out directory"
+            ),
+        });
+    }
     if let Some((key, was, now)) = difference(&r, cfg, variants) {
         return Err(Error::RunDir {
             path: root.join(FILE),
@@ -503,6 +513,13 @@ mod tests {
             .to_string();
         assert!(e.contains("carries no digest"), "{e}");
         std::fs::write(root.join(FILE), old.to_string()).unwrap();
+        // An unsealed record that differs from the rerun's settings is not offered as advice.
+        let other = ChecklistConfig {
+            alpha: 0.1,
+            ..cfg.clone()
+        };
+        let e = check(&root, &other, &variants).unwrap_err().to_string();
+        assert!(e.contains("carries no digest") && !e.contains("rerun with"), "{e}");
         check(&root, &cfg, &variants).unwrap();
         assert_eq!(read(&root).unwrap().map(unsealed), Some(good));
     }

@@ -272,7 +272,9 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
                 ),
             );
         }
-        if t.data.is_none() && inputs.data.is_some() {
+        // No fingerprint, or one without its content hash (records from before either): the
+        // bytes the trial trained on cannot be compared.
+        if inputs.data.is_some() && t.data.as_ref().is_none_or(|d| d.content.is_none()) {
             unchecked.push(t.dir.display().to_string());
         }
         if let (Some(then), Some(now)) = (&t.data, &inputs.data)
@@ -324,8 +326,8 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
         // Records from before trials carried the data's fingerprint (results/fashion-mnist has
         // some): kept, but not silently.
         eprintln!(
-            "warning: {} trial(s) ({first}{}) record no fingerprint of the data they trained on (written before \
-             fingerprints were, or edited): whether they trained on the data there now cannot be checked",
+            "warning: {} trial(s) ({first}{}) record no fingerprint of the data's content they trained on (written \
+             before fingerprints were, or edited): whether they trained on the bytes there now cannot be checked",
             unchecked.len(),
             if unchecked.len() > 1 { ", ..." } else { "" }
         );

@@ -242,7 +242,7 @@ fn columns(f: &Path, reader: &SerializedFileReader<std::fs::File>) -> Result<Col
             )
         })?;
     let class_label = typed("ClassLabel");
-    let names = class_label.as_ref().and_then(|(_, v)| {
+    let names: Option<Vec<String>> = class_label.as_ref().and_then(|(_, v)| {
         v["names"]
             .as_array()
             .map(|a| a.iter().map(|n| n.as_str().unwrap_or_default().to_string()).collect())
@@ -250,6 +250,21 @@ fn columns(f: &Path, reader: &SerializedFileReader<std::fs::File>) -> Result<Col
     let label = class_label.map(|(k, _)| k).or_else(|| by_name(&LABEL_COLUMNS)).ok_or_else(|| {
         Error::data(f, format!("has no label column (a `ClassLabel` feature, or a column named label, labels, fine_label, class or target); its columns: {fields:?}"))
     })?;
+    if let Some(names) = &names {
+        // Class names are printed in reports and CSV files, a line each, and name classes apart.
+        let mut seen = std::collections::HashSet::new();
+        if let Some(bad) = names
+            .iter()
+            .find(|n| n.is_empty() || n.chars().any(char::is_control) || !seen.insert(*n))
+        {
+            return Err(Error::data(
+                f,
+                format!(
+                    "ClassLabel name {bad:?} is empty, holds a control character or is named twice; expected distinct names"
+                ),
+            ));
+        }
+    }
     Ok(Columns { image, label, names })
 }
 
