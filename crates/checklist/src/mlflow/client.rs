@@ -45,6 +45,29 @@ impl Metric {
     }
 }
 
+/// One spelling per server, so that `mlflow.json` knows it again: the host in lower case,
+/// `localhost` as `127.0.0.1`, the port without leading zeros, no trailing `/`.
+fn canonical(uri: &str) -> String {
+    let rest = uri.trim_end_matches('/').trim_start_matches("http://");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (
+            h,
+            p.trim_start_matches('0')
+                .parse::<u32>()
+                .map_or(p.to_string(), |n| format!(":{n}")),
+        ),
+        _ => (authority, String::new()),
+    };
+    let host = host.to_ascii_lowercase();
+    let host = if host == "localhost" {
+        "127.0.0.1".to_string()
+    } else {
+        host
+    };
+    format!("http://{host}{port}{path}")
+}
+
 impl Client {
     /// A client of the server at `uri`; only `http://` addresses are supported.
     pub fn new(uri: &str) -> Result<Client> {
@@ -68,9 +91,7 @@ impl Client {
                 "an address holds no spaces or control characters",
             ));
         }
-        Ok(Client {
-            base: uri.trim_end_matches('/').to_string(),
-        })
+        Ok(Client { base: canonical(uri) })
     }
 
     /// The ID of the experiment named `name`, created when the server has none. When another
@@ -297,6 +318,23 @@ pub fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::canonical;
+
+    #[test]
+    fn one_server_has_one_spelling() {
+        for spelled in [
+            "http://127.0.0.1:5000",
+            "http://LOCALHOST:05000/",
+            "http://localhost:5000",
+        ] {
+            assert_eq!(canonical(spelled), "http://127.0.0.1:5000", "{spelled}");
+        }
+        assert_eq!(
+            canonical("http://Tracking.Lab:80/mlflow/"),
+            "http://tracking.lab:80/mlflow"
+        );
+    }
+
     use super::*;
 
     #[test]

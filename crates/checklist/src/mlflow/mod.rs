@@ -366,6 +366,11 @@ impl State {
         if !self.runs.is_empty() && (self.parent.is_empty() || self.experiment.is_empty()) {
             return Some("runs are recorded but no experiment or parent run".into());
         }
+        for (field, id) in [("experiment", &self.experiment), ("parent", &self.parent)] {
+            if !id.is_empty() && !is_id(id) {
+                return Some(format!("{field}: {id:?} is not an MLflow id (letters and digits)"));
+            }
+        }
         let mut ids = std::collections::BTreeSet::new();
         for (dir, run) in &self.runs {
             let inside =
@@ -376,9 +381,9 @@ impl State {
                     dir.display()
                 ));
             }
-            if run.id.is_empty() || !ids.insert(run.id.as_str()) {
+            if !is_id(&run.id) || !ids.insert(run.id.as_str()) {
                 return Some(format!(
-                    "runs: {}: run id {:?} is empty or recorded for another trial too",
+                    "runs: {}: run id {:?} is not an MLflow id or is recorded for another trial too",
                     dir.display(),
                     run.id
                 ));
@@ -386,6 +391,12 @@ impl State {
         }
         None
     }
+}
+
+/// Whether `id` can be an MLflow experiment or run id: letters and digits (run ids are 32 hex
+/// digits), nothing that would change the request's path.
+fn is_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Sends new epochs every `every` while the checklist runs, on a thread of its own. A failed
@@ -476,6 +487,15 @@ mod tests {
             ..good.clone()
         };
         assert!(check(&orphans).unwrap_err().contains("no experiment or parent run"));
+        let escaping = State {
+            parent: "../../x".into(),
+            ..good.clone()
+        };
+        assert!(
+            check(&escaping)
+                .unwrap_err()
+                .contains("parent: \"../../x\" is not an MLflow id")
+        );
         // Two servers' records read back; one server recorded twice is refused.
         let other = State {
             uri: "http://127.0.0.1:5001".into(),
