@@ -537,11 +537,15 @@ fn a_trainer_pointed_at_darkmagics_own_files_is_stopped_before_it_starts() {
     let link = dir.join("link.json");
     std::os::unix::fs::symlink(dir.join("out/design.json"), &link).unwrap();
     let link_value = link.display().to_string();
+    // A link to the checklist's folder, and a file below it that does not exist yet.
+    std::os::unix::fs::symlink(dir.join("out"), dir.join("lnk_dir")).unwrap();
+    let dir_link_value = format!("{}/design.json", dir.join("lnk_dir").display());
     for (value, whose) in [
         ("{run_dir}/../../../design.json", "the checklist's own files"),
         ("{run_dir}/result.json", "the run dir's own records"),
         ("python3 x.py > {run_dir}/trial.json", "the run dir's own records"),
         (link_value.as_str(), "the checklist's own files"),
+        (dir_link_value.as_str(), "the checklist's own files"),
     ] {
         let _ = std::fs::remove_dir_all(dir.join("out"));
         let recipe = tiny_trainer_recipe(

@@ -268,11 +268,26 @@ pub fn check(root: &Path, cfg: &ChecklistConfig, variants: &[String]) -> Result<
         });
     }
     check_calibrated(root, &r)?;
-    // A record from before digests: it passed every check above, so it is sealed as it is.
-    if r.digest.is_none() {
+    // A record from before digests that passed every check above is sealed as it is, when it
+    // also agrees with the settings the checklist last ran with (baseline.toml, not yet rewritten
+    // by this run): a rerun that merely asks for an edited record's values does not seal it.
+    if r.digest.is_none() && agrees_with_last_run(root, &r) {
         write(root, &r)?;
     }
     Ok(())
+}
+
+/// Whether record `r` holds the settings and plan of the checklist's `baseline.toml` (true
+/// where there is none to compare with).
+fn agrees_with_last_run(root: &Path, r: &Record) -> bool {
+    let Ok(last) = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]) else {
+        return true;
+    };
+    let Ok(variants) = super::plan::variants(&last) else {
+        return true;
+    };
+    let labels: Vec<String> = variants.iter().map(super::plan::Variant::label).collect();
+    difference(r, &last.checklist, &labels).is_none()
 }
 
 /// Whether the record agrees with the `[checklist]` section of the checklist's `baseline.toml`
@@ -520,6 +535,14 @@ mod tests {
         };
         let e = check(&root, &other, &variants).unwrap_err().to_string();
         assert!(e.contains("carries no digest") && !e.contains("rerun with"), "{e}");
+        // Not sealed while the checklist's last settings (baseline.toml) say otherwise: a rerun
+        // that asks for an edited record's values does not make it look genuine.
+        let mut last = darkmagic_base::recipe::Recipe::default();
+        last.checklist.alpha = 0.2;
+        std::fs::write(root.join(super::super::BASELINE), last.to_toml()).unwrap();
+        check(&root, &cfg, &variants).unwrap();
+        assert_eq!(read(&root).unwrap().unwrap().digest, None);
+        std::fs::remove_file(root.join(super::super::BASELINE)).unwrap();
         check(&root, &cfg, &variants).unwrap();
         assert_eq!(read(&root).unwrap().map(unsealed), Some(good));
     }

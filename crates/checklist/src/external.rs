@@ -223,7 +223,9 @@ pub fn run(recipe: &Recipe, ext: &ExternalConfig, dir: &RunDir) -> Result<RunRes
 /// the trainer would write over them. Paths are taken from the run dir, where the trainer runs,
 /// with `..` resolved; only text that can be a path (holding a `/` or a `.`) is looked at.
 fn check_outputs(argv: &[String], env: &[(String, String)], run_dir: &Path) -> Result<()> {
+    // Canonical, as `through_links` makes every path compared with it.
     let dir = lexical(&std::path::absolute(run_dir).map_err(|e| Error::io(run_dir, e))?);
+    let dir = dir.canonicalize().unwrap_or(dir);
     let checklist = dir
         .parent()
         .and_then(Path::parent)
@@ -272,8 +274,9 @@ fn check_outputs(argv: &[String], env: &[(String, String)], run_dir: &Path) -> R
     Ok(())
 }
 
-/// Where `path` leads through symbolic links (a few levels; the target need not exist yet): a
-/// link in the run dir to a record of darkmagic's is the record.
+/// Where `path` leads through symbolic links, in the file itself (a few levels; the target need
+/// not exist yet) and in the folders above it (its longest existing ancestor, canonical): a link
+/// to a record of darkmagic's, or to a folder holding one, is the record.
 fn through_links(path: &Path) -> std::path::PathBuf {
     let mut path = path.to_path_buf();
     for _ in 0..8 {
@@ -281,7 +284,23 @@ fn through_links(path: &Path) -> std::path::PathBuf {
         let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         path = lexical(&base.join(target));
     }
-    path
+    let mut existing = path.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (
+            existing.file_name().map(std::ffi::OsStr::to_os_string),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return path,
+        }
+    }
+    let mut real = existing.canonicalize().unwrap_or(existing);
+    real.extend(rest.iter().rev());
+    real
 }
 
 /// `path` with `.` dropped and each `..` removing the component before it, without reading the

@@ -175,7 +175,8 @@ impl Slurm {
                     let name = rest.split('=').next().unwrap_or_default();
                     !name.is_empty() && long.trim_start_matches('-').starts_with(name)
                 }
-                None => short.len() == 2 && token.starts_with(short),
+                // Short options bundle (`-Qa0-9` is `-Q -a 0-9`): any own letter in the token.
+                None => short.len() == 2 && token[1..].contains(&short[1..]),
             };
             let own = line
                 .split_whitespace()
@@ -411,6 +412,9 @@ mod tests {
             "-a0-5",
             "-o/etc/x",
             "-vvv --array=1",
+            "-Qa0-99999",
+            "-vD/",
+            "-WJx",
         ] {
             let bad = Slurm {
                 extra: vec![own.into()],
