@@ -281,6 +281,13 @@ fn hostile_parquet_files_and_shards_are_refused_naming_the_file_and_row_or_membe
         assert!(e.contains(name) && e.contains(expected), "{name}: {e}");
         std::fs::remove_file(&bad).unwrap();
     }
+    // Named directly: a missing path, and a compressed shard, are said to be what they are.
+    let e = inspect(&dir.join("nothing-here"));
+    assert!(e.contains("nothing-here: no such file or folder"), "{e}");
+    let gz = dir.join("shard.tar.gz");
+    std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
+    let e = inspect(&gz);
+    assert!(e.contains("shard.tar.gz") && e.contains("compressed archive"), "{e}");
     // A shard named twice, or a sample key in two shards, would count samples twice.
     let twice = dir.join("webdataset/train-{000000,000000,000001}.tar");
     let e = inspect(&twice);

@@ -280,7 +280,18 @@ pub fn detect(path: &Path) -> Result<DatasetKind> {
     if path.is_file() && manifest(path) || ["train.csv", "train.jsonl"].iter().any(|f| path.join(f).is_file()) {
         return Ok(DatasetKind::Manifest);
     }
+    if !path.exists() && !path.to_str().is_some_and(|s| s.contains('{')) {
+        return Err(Error::data(path, "no such file or folder"));
+    }
     let ext = |p: &Path, e: &str| p.extension().is_some_and(|x| x == e);
+    // A compressed shard is still a shard: the reader says why it cannot read it.
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if [".tar.gz", ".tgz"].iter().any(|e| name.ends_with(e)) {
+        return Ok(DatasetKind::Webdataset);
+    }
     let holds =
         |dir: &Path, e: &str| std::fs::read_dir(dir).is_ok_and(|mut d| d.any(|f| f.is_ok_and(|f| ext(&f.path(), e))));
     if ext(path, "tar") || path.to_str().is_some_and(|s| s.contains('{')) || holds(path, "tar") {
@@ -289,6 +300,9 @@ pub fn detect(path: &Path) -> Result<DatasetKind> {
     // Hugging Face's layout keeps the files in `data/`.
     if ext(path, "parquet") || holds(path, "parquet") || holds(&path.join("data"), "parquet") {
         return Ok(DatasetKind::Parquet);
+    }
+    if !path.is_dir() && !path.is_file() {
+        crate::source::regular(path)?;
     }
     if !path.is_dir() {
         return Err(Error::data(
