@@ -189,7 +189,9 @@ pub fn decision_lines(s: &Summary, root: &Path) -> Vec<(&'static str, String)> {
 fn still_open(s: &Summary, root: &Path) -> Option<String> {
     // As the user typed it where it lies under the working directory (`runs/checklist`).
     let cwd = std::env::current_dir().unwrap_or_default();
-    let dir = root.strip_prefix(&cwd).unwrap_or(root).display();
+    // Rebuilt from its components: `runs/cl/` (a trailing slash) would give `runs/cl/-open`.
+    let dir: std::path::PathBuf = root.strip_prefix(&cwd).unwrap_or(root).components().collect();
+    let dir = dir.display();
     let running: Vec<&str> = s
         .trials
         .iter()
@@ -821,6 +823,8 @@ mod tests {
             ),
             "{open}"
         );
+        let slash = decision_lines(&s, Path::new("/nowhere/cl/"));
+        assert_eq!(slash[3].1, *open, "a trailing slash changes nothing");
     }
 
     #[test]
