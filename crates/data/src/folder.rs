@@ -199,7 +199,7 @@ pub fn header_channels(sources: &[Source]) -> Result<usize> {
         let bad = |e: &dyn std::fmt::Display| Error::data(p, format!("cannot decode image header: {e}"));
         let reader: image::ImageReader<Box<dyn BufReadSeek>> = match source {
             Source::File(f) => {
-                crate::source::regular(f)?;
+                darkmagic_base::files::check_regular(f, crate::MAX_FILE_BYTES)?;
                 let file = std::fs::File::open(f).map_err(|e| Error::io(f, e))?;
                 image::ImageReader::new(Box::new(std::io::BufReader::new(file)))
             }

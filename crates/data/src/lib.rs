@@ -302,7 +302,7 @@ pub fn detect(path: &Path) -> Result<DatasetKind> {
         return Ok(DatasetKind::Parquet);
     }
     if !path.is_dir() && !path.is_file() {
-        crate::source::regular(path)?;
+        darkmagic_base::files::check_regular(path, u64::MAX)?;
     }
     if !path.is_dir() {
         return Err(Error::data(
@@ -409,7 +409,7 @@ pub(crate) fn reserve<T>(v: &mut Vec<T>, additional: usize, path: &Path) -> Resu
 /// Reads a whole file, naming it in the error; at most `MAX_FILE_BYTES`.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     // Opening a FIFO would block until a writer came, a device never end.
-    source::regular(path)?;
+    darkmagic_base::files::check_regular(path, MAX_FILE_BYTES)?;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     read_bounded(path, file, len, |p, e| Error::io(p, e))

@@ -37,7 +37,7 @@ pub fn files(path: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         return Err(Error::data(path, "no such parquet file or folder"));
     }
     if !path.is_dir() {
-        crate::source::regular(path)?;
+        darkmagic_base::files::check_regular(path, u64::MAX)?;
         return Ok((vec![path.to_path_buf()], Vec::new()));
     }
     let mut found = Vec::new();

@@ -78,20 +78,6 @@ impl Source {
     }
 }
 
-/// Refuses a path that is not a regular file: opening a FIFO blocks until a writer comes, a
-/// device may never end.
-pub fn regular(path: &Path) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_file() {
-        Ok(())
-    } else {
-        Err(Error::data(
-            path,
-            "not a regular file (a folder, FIFO, device or socket)",
-        ))
-    }
-}
-
 impl From<PathBuf> for Source {
     fn from(p: PathBuf) -> Source {
         Source::File(p)

@@ -51,7 +51,7 @@ pub fn shards(path: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             ));
         }
         for f in &files {
-            crate::source::regular(f)?;
+            darkmagic_base::files::check_regular(f, u64::MAX)?;
         }
         files
     } else if path.is_dir() {
@@ -73,14 +73,14 @@ pub fn shards(path: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             }
             if name.ends_with(".tar") {
                 // A shard that cannot be read is an error, not a shard left out.
-                crate::source::regular(&p)?;
+                darkmagic_base::files::check_regular(&p, u64::MAX)?;
                 found.push(p);
             }
         }
         found.sort();
         found
     } else if path.exists() {
-        crate::source::regular(path)?;
+        darkmagic_base::files::check_regular(path, u64::MAX)?;
         vec![path.to_path_buf()]
     } else {
         return Err(Error::data(path, "no such shard or folder of shards"));
