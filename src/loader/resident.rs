@@ -36,6 +36,9 @@ pub struct DeviceBatch {
 pub struct Resident {
     pixels: Tensor,
     labels: Tensor,
+    /// The same labels on the host, for the soft targets of mixed batches (no copy back from
+    /// the device, which would wait for it, each batch).
+    host_labels: Vec<i64>,
     /// The normaliser's tables, (C x 256) float32, flat.
     table: Tensor,
     h: usize,
@@ -66,6 +69,7 @@ impl Resident {
         Ok(Resident {
             pixels: pixels.to_device(device),
             labels: Tensor::from_slice(&images.labels).to_device(device),
+            host_labels: images.labels.clone(),
             table: Tensor::from_slice(&table).to_device(device),
             h: images.height,
             w: images.width,
@@ -106,8 +110,8 @@ impl Resident {
         );
         let targets = (mix != Mix::None).then(|| {
             images = mixed(&images, mix);
-            let host_labels: Vec<i64> = Vec::try_from(&labels.to_device(Device::Cpu)).expect("int64 labels");
-            let t = mix.targets(&host_labels, order.classes, order.label_smoothing);
+            let batch_labels: Vec<i64> = indices.iter().map(|&i| self.host_labels[i]).collect();
+            let t = mix.targets(&batch_labels, order.classes, order.label_smoothing);
             Tensor::from_slice(&t)
                 .view([n as i64, order.classes as i64])
                 .to_device(self.device)
