@@ -1278,6 +1278,12 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
             .unwrap(),
         &["baseline.toml", "is missing, and so is design.json"],
     );
+    // The report cannot judge them either: the defaults could reverse a verdict.
+    fails(
+        run(&["report", out_s]),
+        &["baseline.toml", "is missing, and so is design.json"],
+    );
+    assert!(!summary_path.exists(), "nothing judged, nothing written");
     std::fs::write(out.join("baseline.toml"), baseline_text).unwrap();
     std::fs::write(&design_path, &design).unwrap();
     std::fs::write(&summary_path, &summary_text).unwrap();

@@ -540,10 +540,34 @@ fn replaced_designs(record: Option<&Record>) -> Vec<String> {
         .collect()
 }
 
+/// Results are judged only with settings a record holds: the design fixed at the first look
+/// (`design.json`, not retired) or the settings the checklist last ran with (`baseline.toml`).
+/// Without either, while trials have results, the alpha, margin and plan that judged them are
+/// unknown, and judging them with the defaults could reverse a verdict: refused, naming both.
+pub(crate) fn require_settings_record(root: &Path, trials: &[Trial]) -> crate::Result<()> {
+    let recorded = super::design_record::read(root)?.is_some_and(|r| !r.retired)
+        || std::fs::symlink_metadata(root.join(super::BASELINE)).is_ok();
+    let results = trials
+        .iter()
+        .any(|t| root.join(&t.dir).join(darkmagic_base::rundir::RESULT).exists());
+    if recorded || !results {
+        return Ok(());
+    }
+    Err(crate::Error::RunDir {
+        path: root.join(super::BASELINE),
+        message: format!(
+            "is missing, and so is {}, while trials here have results: the settings that judged them are \
+             unknown. Restore them, fix a new design over these trials with --redesign, or use another --out directory",
+            super::design_record::FILE
+        ),
+    })
+}
+
 /// Summarises every trial found under `root`, judging the variants (and the combined recipe)
 /// with the checklist's sequential design.
 pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let all = read_trials(root)?;
+    require_settings_record(root, &all)?;
     let (tuning, trials): (Vec<&Trial>, Vec<&Trial>) = all.iter().partition(|t| t.tune.is_some());
     let config = checklist_config(root)?;
     let tuning = tuning_summary(root, &tuning, config.tune.seeds)?;

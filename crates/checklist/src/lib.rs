@@ -521,22 +521,9 @@ fn require_same_settings(root: &Path, baseline: &Recipe, labels: &[String]) -> R
     if design_record::read(root)?.is_some() {
         return Ok(()); // design_record::check compares the record itself
     }
-    let trials = analysis::read_trials(root)?;
-    if !trials
-        .iter()
-        .any(|t| root.join(&t.dir).join(darkmagic_base::rundir::RESULT).exists())
-    {
-        return Ok(());
-    }
+    analysis::require_settings_record(root, &analysis::read_trials(root)?)?;
     if std::fs::symlink_metadata(root.join(BASELINE)).is_err() {
-        return Err(Error::RunDir {
-            path: root.join(BASELINE),
-            message: format!(
-                "is missing, and so is {}, while trials here have results: the settings that judged them are \
-                 unknown. Restore them, fix a new design over these trials with --redesign, or use another --out directory",
-                design_record::FILE
-            ),
-        });
+        return Ok(()); // no results yet
     }
     let Some(old) = Recipe::load(Some(&root.join(BASELINE)), &[]).ok() else {
         return Ok(()); // unreadable: the analysis names it
