@@ -244,6 +244,27 @@ fn a_checklist_is_one_mlflow_run_per_trial_under_a_parent_with_the_report() {
         .unwrap());
     assert_eq!(std::fs::read_to_string(out.join("mlflow.json")).unwrap(), sent);
     assert_sent(&server.uri, &out);
+    // mlflow.json deleted: the parent run the server holds is adopted, the trials' runs sent
+    // again in place of the old ones (deleted), not beside them under a second parent.
+    let parent = |runs: &[Value]| runs.iter().find(|r| r["name"] == "checklist").unwrap()["id"].clone();
+    let before = parent(&runs_of(&server.uri, &out));
+    std::fs::remove_file(out.join("mlflow.json")).unwrap();
+    let o = bin()
+        .args(["report", out.to_str().unwrap(), "--mlflow", &server.uri])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    ok(o);
+    assert!(
+        stderr.contains(&format!(
+            "its parent run {} adopted, {} earlier runs deleted",
+            before.as_str().unwrap(),
+            TRIALS.len()
+        )),
+        "{stderr}"
+    );
+    assert_sent(&server.uri, &out);
+    assert_eq!(parent(&runs_of(&server.uri, &out)), before);
     // Sent to another server and back: each holds the checklist once (mlflow.json keeps what
     // went to each; it kept one server's, and the way back sent everything again).
     std::fs::create_dir_all(dir.join("other")).unwrap();

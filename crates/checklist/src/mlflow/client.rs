@@ -5,6 +5,7 @@
 use crate::executor::http;
 use darkmagic_base::error::{Error, Result};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// MLflow's per-request limits of `runs/log-batch`: 1000 entries in all, 100 params, 100 tags
 /// (`BATCH_PARAMS` serves both).
@@ -22,6 +23,35 @@ pub struct Client {
 pub struct Run {
     pub id: String,
     pub artifact_uri: String,
+}
+
+/// The most pages of 1,000 runs [`Client::runs`] reads.
+const MAX_PAGES: usize = 1000;
+
+/// A run as `runs/search` lists it: its ID, artifact location, start (ms) and tags.
+#[derive(Debug)]
+pub struct Found {
+    pub id: String,
+    pub artifact_uri: String,
+    pub start_time: u64,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Found {
+    /// One run of a `runs/search` answer; its start is 0 where the server gives none (MLflow
+    /// writes 64-bit integers as numbers or, in protobuf's JSON, as strings).
+    fn of(run: &Value, base: &str) -> Result<Found> {
+        let start = &run["info"]["start_time"];
+        let tags = run["data"]["tags"].as_array().into_iter().flatten();
+        Ok(Found {
+            id: text(&run["info"]["run_id"], base, "run_id")?,
+            artifact_uri: text(&run["info"]["artifact_uri"], base, "artifact_uri")?,
+            start_time: start.as_u64().or_else(|| start.as_str()?.parse().ok()).unwrap_or(0),
+            tags: tags
+                .filter_map(|t| Some((t["key"].as_str()?.to_string(), t["value"].as_str()?.to_string())))
+                .collect(),
+        })
+    }
 }
 
 /// One metric value at one step.
@@ -177,13 +207,39 @@ impl Client {
         Ok(())
     }
 
-    /// Ends run `id` with `status` (`FINISHED`, `FAILED` or `KILLED`).
+    /// Every active run of `experiment` (page by page, at most [`MAX_PAGES`] pages: a server
+    /// that hands out page tokens without end is an error, not a hang).
+    pub fn runs(&self, experiment: &str) -> Result<Vec<Found>> {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut body =
+                json!({ "experiment_ids": [experiment], "max_results": 1000, "run_view_type": "ACTIVE_ONLY" });
+            if let Some(t) = &token {
+                body["page_token"] = t.clone().into();
+            }
+            let v = self.call("POST", "runs/search", Some(body))?;
+            for run in v["runs"].as_array().into_iter().flatten() {
+                found.push(Found::of(run, &self.base)?);
+            }
+            match v["next_page_token"].as_str() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(found),
+            }
+        }
+        Err(error(
+            &self.base,
+            &format!("runs/search of experiment {experiment} still had more pages after {MAX_PAGES}"),
+        ))
+    }
+
     /// Deletes run `id` (MLflow keeps it in its trash, out of searches and the UI's lists).
     pub fn delete_run(&self, id: &str) -> Result<()> {
         self.call("POST", "runs/delete", Some(json!({ "run_id": id })))?;
         Ok(())
     }
 
+    /// Ends run `id` with `status` (`FINISHED`, `FAILED` or `KILLED`).
     pub fn end_run(&self, id: &str, status: &str) -> Result<()> {
         let body = json!({ "run_id": id, "status": status, "end_time": now_ms() });
         self.call("POST", "runs/update", Some(body))?;

@@ -22,6 +22,12 @@ use std::path::{Path, PathBuf};
 /// What was sent, in the checklist directory.
 pub const STATE: &str = "mlflow.json";
 
+/// The tag of a checklist's parent run: the checklist directory (absolute).
+const CHECKLIST_TAG: &str = "darkmagic.checklist";
+
+/// The tag of a trial's run: its folder under the checklist directory.
+const TRIAL_DIR_TAG: &str = "darkmagic.trial_dir";
+
 /// How often the [`Watcher`] sends new epochs while a checklist runs.
 pub const SEND_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -96,9 +102,10 @@ impl Tracker {
 
     /// Makes sure the server still holds the recorded experiment and parent run, before any
     /// send. Where it does not (the first send, a server restarted on an empty store, the
-    /// experiment or parent deleted) a parent run is created afresh and every trial is sent again
-    /// under it, the trials that had been sent named on stderr: no trial's run is ever created
-    /// under a parent the server lacks, and none is sent twice under the same parent.
+    /// experiment or parent deleted, `mlflow.json` deleted) the checklist's parent run the
+    /// server holds is adopted ([`Self::adopt`]) or one is created afresh, and every trial is
+    /// sent again under it, the trials that had been sent named on stderr: no trial's run is
+    /// ever created under a parent the server lacks, and no trial has two runs.
     fn reconcile(&mut self) -> Result<()> {
         let name = format!("darkmagic {}", self.root.display());
         let experiment = self.client.experiment(&name)?;
@@ -116,8 +123,13 @@ impl Tracker {
                 resent.join(", ")
             ));
         }
-        let tags = [("darkmagic.checklist".to_string(), self.root.display().to_string())];
-        let parent = self.client.create_run(&experiment, "checklist", None, &tags)?;
+        let parent = match self.adopt(&experiment)? {
+            Some(parent) => parent,
+            None => {
+                let tags = [(CHECKLIST_TAG.to_string(), self.root.display().to_string())];
+                self.client.create_run(&experiment, "checklist", None, &tags)?
+            }
+        };
         self.state = State {
             uri: self.client.base.clone(),
             experiment,
@@ -126,6 +138,42 @@ impl Tracker {
             runs: BTreeMap::new(),
         };
         self.save()
+    }
+
+    /// The checklist's parent run in `experiment` that this directory has no record of (its
+    /// `mlflow.json` deleted, or never written for this server): the latest top-level run tagged
+    /// with this checklist. What the trials' runs there hold is not recorded here, so they are
+    /// deleted, with any other parent of this checklist, and sent again: each trial then has one
+    /// run, under the parent adopted or a new one (None: the server has no such parent).
+    fn adopt(&self, experiment: &str) -> Result<Option<client::Run>> {
+        let root = self.root.display().to_string();
+        let mut runs = self.client.runs(experiment)?;
+        runs.sort_by_key(|r| std::cmp::Reverse(r.start_time));
+        let is_parent =
+            |r: &client::Found| r.tags.get(CHECKLIST_TAG) == Some(&root) && !r.tags.contains_key("mlflow.parentRunId");
+        let parent = runs.iter().find(|r| is_parent(r));
+        let stale: Vec<&client::Found> = runs
+            .iter()
+            .filter(|r| Some(&r.id) != parent.map(|p| &p.id))
+            .filter(|r| is_parent(r) || r.tags.contains_key(TRIAL_DIR_TAG))
+            .collect();
+        for run in &stale {
+            self.client.delete_run(&run.id)?;
+        }
+        if parent.is_some() || !stale.is_empty() {
+            crate::executor::local::warn(&format!(
+                "warning: mlflow: {} holds runs of this checklist that {} does not record: {}{} earlier runs \
+                 deleted, every trial sent again",
+                self.client.base,
+                self.root.join(STATE).display(),
+                parent.map_or(String::new(), |p| format!("its parent run {} adopted, ", p.id)),
+                stale.len()
+            ));
+        }
+        Ok(parent.map(|p| client::Run {
+            id: p.id.clone(),
+            artifact_uri: p.artifact_uri.clone(),
+        }))
     }
 
     /// The server's address.
@@ -218,7 +266,7 @@ impl Tracker {
             ("darkmagic.arm".to_string(), trial.arm.label()),
             ("darkmagic.factor".to_string(), factor),
             ("darkmagic.variant".to_string(), variant),
-            ("darkmagic.trial_dir".to_string(), trial.dir.display().to_string()),
+            (TRIAL_DIR_TAG.to_string(), trial.dir.display().to_string()),
         ];
         let run = self
             .client
