@@ -636,6 +636,8 @@ fn report_reads_nothing_outside_its_directory() {
         .replace("SECRET-RESULT", "oom");
     std::fs::write(seed.join("result.json"), failed).unwrap();
     std::os::unix::fs::symlink(secret.join("train.log"), seed.join("train.log")).unwrap();
+    // (A trial with a result is judged with the settings of baseline.toml: the defaults here.)
+    std::fs::write(root.join("baseline.toml"), "").unwrap();
     ok(run(&["report", root.to_str().unwrap()]));
     for f in ["report.html", "summary.json", "summary.md"] {
         let text = std::fs::read_to_string(root.join(f)).unwrap();

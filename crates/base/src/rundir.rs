@@ -276,6 +276,12 @@ impl RunResult {
                 return Some(format!("{field} = {v}: expected {want}"));
             }
         }
+        if bounded
+            && self.status != Status::Failed
+            && let Some(problem) = self.counted_problem()
+        {
+            return Some(problem);
+        }
         if let Some(best) = self.best_epoch.filter(|&b| bounded && b > self.epochs) {
             return Some(format!("best_epoch = {best} past epochs = {}", self.epochs));
         }
@@ -288,6 +294,34 @@ impl RunResult {
         }
         (!(self.wall_seconds.is_finite() && self.wall_seconds >= 0.0))
             .then(|| format!("wall_seconds = {}: expected a finite number >= 0", self.wall_seconds))
+    }
+
+    /// What makes darkmagic's validation accuracies impossible, if anything: each counts
+    /// correct images out of `val_images`, so a run with accuracies has validation images and
+    /// each accuracy times their number is a whole number (an edited figure rarely is). Not for
+    /// a failed run's record, written from its metrics alone (`val_images` 0).
+    fn counted_problem(&self) -> Option<String> {
+        let accuracies = [
+            ("final_val_acc", self.final_val_acc),
+            ("best_val_acc", self.best_val_acc),
+            ("final_val_acc_ema", self.final_val_acc_ema),
+            ("final_val_acc_tta", self.final_val_acc_tta),
+        ];
+        let n = self.val_images as f64;
+        let (field, v) = accuracies.into_iter().find_map(|(f, v)| Some((f, v?)))?;
+        if self.val_images == 0 {
+            return Some(format!(
+                "val_images = 0 beside {field} = {v}: an accuracy is counted on the validation images"
+            ));
+        }
+        let (field, v) = accuracies
+            .into_iter()
+            .filter_map(|(f, v)| Some((f, v?)))
+            .find(|(_, v)| (v * n - (v * n).round()).abs() > 1e-6)?;
+        Some(format!(
+            "{field} = {v}: not a count of correct images out of val_images = {}",
+            self.val_images
+        ))
     }
 
     /// A result summarising `metrics`, with the given status.
@@ -569,6 +603,16 @@ mod tests {
                 "best_val_acc",
                 serde_json::json!(0.1),
                 "best_val_acc = 0.1 below final_val_acc = 0.9",
+            ),
+            (
+                "val_images",
+                serde_json::json!(0),
+                "val_images = 0 beside final_val_acc = 0.9: an accuracy is counted",
+            ),
+            (
+                "final_val_acc",
+                serde_json::json!(0.8975),
+                "final_val_acc = 0.8975: not a count of correct images out of val_images = 100",
             ),
         ] {
             let mut v = serde_json::to_value(&good).unwrap();
