@@ -1162,6 +1162,27 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     fails(run(&["report", out_s]), &["baseline.toml", "[checklist]", "alpha"]);
     std::fs::write(&baseline_path, &baseline).unwrap();
     ok(run(&["report", out_s]));
+    // A completed result whose epoch count is neither its recipe's nor its metrics.jsonl's, or
+    // whose accuracy is no count of its validation images.
+    let mut epochs: serde_json::Value = serde_json::from_str(&result).unwrap();
+    let trained = epochs["epochs"].clone();
+    epochs["epochs"] = 7.into();
+    std::fs::write(&result_path, epochs.to_string()).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &[
+            "result.json",
+            &format!("epochs = 7 in a completed run whose recipe.toml trains {trained}"),
+        ],
+    );
+    let mut uncounted: serde_json::Value = serde_json::from_str(&result).unwrap();
+    uncounted["val_images"] = 0.into();
+    std::fs::write(&result_path, uncounted.to_string()).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &["result.json", "val_images = 0 beside final_val_acc"],
+    );
+    std::fs::write(&result_path, &result).unwrap();
     // A completed result without its accuracy is refused, not dropped from the arm.
     let mut no_acc: serde_json::Value = serde_json::from_str(&result).unwrap();
     no_acc.as_object_mut().unwrap().remove("final_val_acc");

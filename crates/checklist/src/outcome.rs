@@ -37,6 +37,26 @@ fn runs_external(root: &Path) -> crate::Result<Option<bool>> {
     Ok(recipe.ok().map(|r| r.external.is_some()))
 }
 
+/// A run of darkmagic's trainer that completed trained the epochs of its `recipe.toml` and
+/// recorded each in `metrics.jsonl`: a `result.json` that counts otherwise was edited, or
+/// belongs to another run. (An unreadable recipe is named where the trial is resumed.)
+fn check_epochs(dir: &RunDir, result: &darkmagic_base::rundir::RunResult) -> crate::Result<()> {
+    let recipe = darkmagic_base::recipe::Recipe::load(Some(&dir.file(darkmagic_base::rundir::RECIPE)), &[]);
+    let recorded = dir.read_metrics()?.len();
+    let planned = recipe.map_or(result.epochs, |r| r.train.epochs);
+    if result.epochs == planned && result.epochs == recorded {
+        return Ok(());
+    }
+    Err(crate::Error::RunDir {
+        path: dir.file(darkmagic_base::rundir::RESULT),
+        message: format!(
+            "epochs = {} in a completed run whose recipe.toml trains {planned} and whose metrics.jsonl records \
+             {recorded}: the record was edited, or belongs to another run",
+            result.epochs
+        ),
+    })
+}
+
 /// The outcome of one trial from its run directory; its accuracies (validation and test) are
 /// the test-time-augmented ones when the run recorded them, else the EMA weights' when it kept
 /// an EMA. A `result.json` that cannot be read or holds impossible values is an error naming
@@ -58,6 +78,12 @@ pub fn outcome(root: &Path, trial: &Trial) -> crate::Result<SeedOutcome> {
             path: dir.file(darkmagic_base::rundir::RESULT),
             message: format!("device = {:?}, {why}: the record was edited", r.device),
         });
+    }
+    if let Some(r) = result
+        .as_ref()
+        .filter(|r| r.status == Status::Completed && r.device != "external")
+    {
+        check_epochs(&dir, r)?;
     }
     let error = result.as_ref().filter(|r| r.status != Status::Completed).and_then(|r| {
         let log = dir.log_tail();
