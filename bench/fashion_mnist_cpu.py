@@ -60,17 +60,29 @@ def load(seed, fraction):
     return (xt, yt), (xv, yv), (xs, ys), lambda t: (t / 255 - mean) / std
 
 
-def evaluate(net, x, y, norm, batch=512):
-    """Top-1 of the logits and of the softmax average with the horizontal flip."""
+def evaluate(net, x, y, norm, batch=512, tta=True, translate=False):
+    """Top-1 of the logits and of the softmax average with the horizontal flip (None with
+    `tta=False`: the logits only). With `translate`, that flip average weighs half and the same
+    average for the images shifted one pixel down-right and up-left (reflect padding) a quarter
+    each: darkmagic's `augment.tta_translate` (src/eval/mod.rs, `Evaluator::tta_scores`)."""
     hits = flip_hits = 0
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         for s in range(0, len(x), batch):
             xb = norm(x[s:s + batch]).contiguous(memory_format=torch.channels_last)
             p = net(xb).float().softmax(-1)
-            pf = (p + net(xb.flip(3)).float().softmax(-1)) / 2
             hits += (p.argmax(-1) == y[s:s + batch]).sum().item()
+            if not tta:
+                continue
+            mirrored = lambda v, pv: (pv + net(v.flip(3)).float().softmax(-1)) / 2
+            pf = mirrored(xb, p)
+            if translate:
+                h, w = xb.shape[2:]
+                padded = F.pad(xb, (1, 1, 1, 1), mode="reflect")
+                shifted = [padded[:, :, at:at + h, at:at + w].contiguous(memory_format=torch.channels_last)
+                           for at in (0, 2)]
+                pf = pf * 0.5 + sum(mirrored(v, net(v).float().softmax(-1)) for v in shifted) * 0.25
             flip_hits += (pf.argmax(-1) == y[s:s + batch]).sum().item()
-    return hits / len(x), flip_hits / len(x)
+    return hits / len(x), (flip_hits / len(x) if tta else None)
 
 
 def main():

@@ -1183,6 +1183,21 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
         &["result.json", "val_images = 0 beside final_val_acc"],
     );
     std::fs::write(&result_path, &result).unwrap();
+    // The trial's recipe.toml edited to another learning rate than its arm's: it would be
+    // judged as the baseline while it trained something else.
+    let recipe_path = run_dir.join("recipe.toml");
+    let trained = std::fs::read_to_string(&recipe_path).unwrap();
+    let other = trained.replacen("\nlr = 0.1\n", "\nlr = 0.01\n", 1);
+    assert_ne!(other, trained, "{trained}");
+    std::fs::write(&recipe_path, other).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &[
+            "seed-0/recipe.toml",
+            "holds a different recipe than this checklist would run (baseline.toml with the arm's overrides)",
+        ],
+    );
+    std::fs::write(&recipe_path, &trained).unwrap();
     // A completed result without its accuracy is refused, not dropped from the arm.
     let mut no_acc: serde_json::Value = serde_json::from_str(&result).unwrap();
     no_acc.as_object_mut().unwrap().remove("final_val_acc");

@@ -580,7 +580,22 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .filter(|t| t.arm == Arm::Baseline && t.epochs.is_some())
         .map(|t| t.seed)
         .collect();
+    let baseline = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
     for t in trials {
+        if let Some(what) = baseline
+            .as_ref()
+            .map(|b| super::recipe_problem(root, b, t))
+            .transpose()?
+            .flatten()
+        {
+            return Err(crate::Error::RunDir {
+                path: root.join(&t.dir).join(darkmagic_base::rundir::RECIPE),
+                message: format!(
+                    "{what} ({} with the arm's overrides): the trial's record was edited, or belongs to another checklist",
+                    super::BASELINE
+                ),
+            });
+        }
         let o = outcome(root, t)?;
         match arms.iter_mut().find(|(a, _)| a.label() == t.arm.label()) {
             Some((_, seeds)) => seeds.push(o),

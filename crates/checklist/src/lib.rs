@@ -302,24 +302,8 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
                 ),
             );
         }
-        let path = root.join(&t.dir).join(rundir::RECIPE);
-        match Recipe::load(Some(&path), &[]) {
-            Ok(existing) if !same_run(&existing, &t.recipe(baseline)?) => {
-                return refuse(
-                    rundir::RECIPE,
-                    "holds a different recipe than this checklist would run".into(),
-                );
-            }
-            // A trial with results and no readable recipe cannot be matched to this checklist.
-            Err(e) if RunDir::open(&root.join(&t.dir)).read_result()?.is_some() => {
-                return refuse(
-                    rundir::RECIPE,
-                    format!(
-                        "the trial has a result but its recipe cannot be read ({e}), so it cannot be matched to this checklist's"
-                    ),
-                );
-            }
-            _ => {}
+        if let Some(what) = recipe_problem(root, baseline, &t)? {
+            return refuse(rundir::RECIPE, what);
         }
     }
     if let Some(first) = unchecked.first() {
@@ -339,6 +323,26 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
 fn values(t: &toml::Table) -> String {
     let fields: Vec<String> = t.iter().map(|(k, v)| format!("{k} = {v}")).collect();
     format!("{{{}}}", fields.join(", "))
+}
+
+/// What is wrong with the `recipe.toml` of trial `t` (not the combined recipe's, derived from
+/// results), if anything: it is not the recipe this checklist runs for the trial (`baseline`
+/// with the arm's overrides), or it cannot be read while the trial has a result, which then
+/// cannot be matched to this checklist.
+pub(crate) fn recipe_problem(root: &Path, baseline: &Recipe, t: &Trial) -> Result<Option<String>> {
+    if matches!(t.arm, Arm::Combined { .. }) {
+        return Ok(None);
+    }
+    let path = root.join(&t.dir).join(rundir::RECIPE);
+    Ok(match Recipe::load(Some(&path), &[]) {
+        Ok(existing) if !same_run(&existing, &t.recipe(baseline)?) => {
+            Some("holds a different recipe than this checklist would run".into())
+        }
+        Err(e) if RunDir::open(&root.join(&t.dir)).read_result()?.is_some() => Some(format!(
+            "the trial has a result but its recipe cannot be read ({e}), so it cannot be matched to this checklist's"
+        )),
+        _ => None,
+    })
 }
 
 /// Whether two recipes describe the same training run ([`Recipe::same_training`]: so that
