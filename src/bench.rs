@@ -102,6 +102,7 @@ pub fn augment_images_per_sec(n: usize, threads: usize) -> f64 {
         height: 32,
         width: 32,
         channels: 3,
+        names: Vec::new(),
     };
     let augment = AugmentConfig {
         pad: 4,

@@ -127,6 +127,7 @@ mod tests {
             height: 4,
             width: 4,
             channels: 1,
+            names: Vec::new(),
         };
         let cfg = AugmentConfig {
             policy: crate::recipe::AugPolicy::None,

@@ -199,10 +199,8 @@ fn predict_on_a_folder_gives_evals_top1_image_by_image() {
         assert!(classes.len() > 1, "{decode}: a model that tells classes apart: {csv}");
         for (i, ((image, class), (eval_image, eval_class))) in predicted.iter().zip(&evaluated).enumerate() {
             assert_eq!(class, eval_class, "{decode}: image {i} {}", image.display());
-            // Files decoded per batch are named in eval's rows; decoded at load, rows are in file order.
-            if decode == "per_batch" {
-                assert_eq!(image, &PathBuf::from(eval_image));
-            }
+            // eval's rows name the files, decoded per batch or at load alike.
+            assert_eq!(image, &PathBuf::from(eval_image), "{decode}");
         }
 
         // One file named on its own gets the same answer, in JSON.

@@ -52,6 +52,15 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// The same evaluation without test-time augmentation (one forward pass a batch).
+    pub fn without_tta(self) -> Self {
+        Evaluator {
+            tta_flip: false,
+            tta_translate: false,
+            ..self
+        }
+    }
+
     /// Whether evaluation also gives test-time-augmented scores.
     pub fn tta(&self) -> bool {
         self.tta_flip || self.tta_translate
@@ -314,10 +323,11 @@ impl Evaluation {
     fn predictions_csv(&self, names: &[String], images: &Images) -> String {
         let mut s = String::from("index,image,label,predicted,correct\n");
         for (i, (&l, &p)) in self.labels.iter().zip(&self.predicted).enumerate() {
-            let file = match &images.pixels {
-                Pixels::Encoded(sources) => csv_field(&crate::error::exact(&sources[i].name())),
-                Pixels::Decoded(_) => String::new(),
+            let source = match &images.pixels {
+                Pixels::Encoded(sources) => sources.get(i),
+                Pixels::Decoded(_) => images.names.get(i),
             };
+            let file = source.map_or(String::new(), |s| csv_field(&crate::error::exact(&s.name())));
             let (label, predicted) = (csv_field(&names[l as usize]), csv_field(&names[p as usize]));
             s.push_str(&format!("{i},{file},{label},{predicted},{}\n", l == p));
         }
@@ -472,17 +482,24 @@ mod tests {
 
         let dir = crate::testutil::tempdir("eval-write");
         let names: Vec<String> = ["cat", "dog", "a,b"].map(String::from).to_vec();
+        let files: Vec<_> = ["x/1.png", "x/2.png", "y/3.png", "y/4.png"]
+            .map(|p| PathBuf::from(p).into())
+            .to_vec();
         let images = Images {
-            pixels: Pixels::Encoded(
-                ["x/1.png", "x/2.png", "y/3.png", "y/4.png"]
-                    .map(|p| PathBuf::from(p).into())
-                    .to_vec(),
-            ),
+            pixels: Pixels::Encoded(files.clone()),
             labels: vec![0, 1, 2, 2],
             height: 1,
             width: 1,
             channels: 1,
+            names: Vec::new(),
         };
+        // The same images decoded at load name their rows by the files they came from.
+        let decoded = Images {
+            pixels: Pixels::Decoded(vec![0; 4]),
+            names: files,
+            ..images.clone()
+        };
+        e.write(&dir.join("decoded"), "val", &names, &decoded).unwrap();
         e.write(&dir, "val", &names, &images).unwrap();
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
         assert_eq!(
@@ -497,6 +514,7 @@ mod tests {
             read("val-predictions.csv").lines().nth(3),
             Some("2,y/3.png,\"a,b\",dog,false")
         );
+        assert_eq!(read("val-predictions.csv"), read("decoded/val-predictions.csv"));
         let json: serde_json::Value = serde_json::from_str(&read("val.json")).unwrap();
         assert_eq!(json["top1"], 0.75);
         assert_eq!(json["per_class"][2]["accuracy"], 0.5);

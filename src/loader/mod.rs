@@ -293,6 +293,7 @@ mod tests {
             height: 1,
             width: 1,
             channels: 1,
+            names: Vec::new(),
         };
         let norm = Normalizer::new(&[0.0], &[1.0], 1);
         let plain = order(0);
@@ -324,6 +325,7 @@ mod tests {
             height: 1,
             width: 2,
             channels: 2,
+            names: Vec::new(),
         };
         let norm = Normalizer::new(&[0.0, 0.5], &[1.0, 0.5], 2);
         let b = make_batch(&images, &[0], &norm, Mode::Eval(&AugmentConfig::default())).unwrap();

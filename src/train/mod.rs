@@ -447,7 +447,13 @@ impl<'a> Trainer<'a> {
             Split::Val => Some(&self.val),
             Split::Test => self.test.as_ref(),
         };
-        let e = images.map(|i| self.evaluate(i).map(|(plain, _)| plain)).transpose();
+        // The EMA weights are scored without test-time augmentation: its views would be thrown
+        // away (up to 6 forward passes of the split where 1 is kept).
+        let evaluator = Evaluator::new(&self.net, &self.norm, self.recipe, self.device, self.amp).without_tta();
+        let classes = self.spec.classes.len();
+        let e = images
+            .map(|i| evaluator.evaluate(i, classes).map(|(plain, _)| plain))
+            .transpose();
         ema.swap(&self.vs);
         self.ema = Some(ema);
         e

@@ -77,6 +77,7 @@ fn read_records(paths: &[PathBuf], variant: Variant) -> Result<Images> {
         height: SIDE,
         width: SIDE,
         channels: 3,
+        names: Vec::new(),
     })
 }
 

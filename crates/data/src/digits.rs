@@ -59,6 +59,7 @@ fn parse_csv(path: &Path, text: &str) -> Result<Images> {
         height: SIDE,
         width: SIDE,
         channels: 1,
+        names: Vec::new(),
     })
 }
 

@@ -91,6 +91,10 @@ pub fn from_files(
         Pixels::Encoded(files) => Pixels::Encoded(files.split_off(n_train)),
     };
     let images = |files: &[(Source, i64)], pixels| Images {
+        names: match pixels {
+            Pixels::Decoded(_) => files.iter().map(|f| f.0.clone()).collect(),
+            Pixels::Encoded(_) => Vec::new(),
+        },
         pixels,
         labels: files.iter().map(|f| f.1).collect(),
         height,
@@ -261,12 +265,12 @@ pub fn unlabelled(
 ) -> Result<Images> {
     let labels = vec![0; paths.len()];
     let paths: Vec<Source> = paths.into_iter().map(Source::File).collect();
-    let (pixels, height, width) = match fit_at_load {
+    let (pixels, height, width, names) = match fit_at_load {
         Some(interp) if size.0 == size.1 => {
             let (px, h, w, _) = decode_all(&paths, Some(size.0), channels, interp)?;
-            (px, h, w)
+            (px, h, w, paths)
         }
-        _ => (Pixels::Encoded(paths), size.0, size.1),
+        _ => (Pixels::Encoded(paths), size.0, size.1, Vec::new()),
     };
     Ok(Images {
         pixels,
@@ -274,6 +278,7 @@ pub fn unlabelled(
         height,
         width,
         channels,
+        names,
     })
 }
 

@@ -112,6 +112,7 @@ fn read_pair(images: &Path, labels: &Path) -> Result<Images> {
         height: dims[1],
         width: dims[2],
         channels: 1,
+        names: Vec::new(),
     })
 }
 

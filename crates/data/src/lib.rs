@@ -36,6 +36,10 @@ pub struct Images {
     pub height: usize,
     pub width: usize,
     pub channels: usize,
+    /// The files the images were decoded from at load, one per image, to name them (`eval`'s
+    /// predictions); empty where one file holds many images (IDX, CIFAR) and for
+    /// [`Pixels::Encoded`], whose sources name the images themselves.
+    pub names: Vec<Source>,
 }
 
 /// Where the pixels of a set of images are.
@@ -96,6 +100,10 @@ impl Images {
         Images {
             pixels,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            names: match self.names.is_empty() {
+                true => Vec::new(),
+                false => indices.iter().map(|&i| self.names[i].clone()).collect(),
+            },
             ..*self
         }
     }
@@ -480,6 +488,7 @@ mod tests {
                 height: 1,
                 width: 1,
                 channels: 1,
+                names: Vec::new(),
             },
             test: None,
         }
@@ -522,6 +531,7 @@ mod tests {
             height: 1,
             width: 1,
             channels: 1,
+            names: Vec::new(),
         };
         let s = subset(&images, 25, 3, "data.train_subset", "training").unwrap();
         assert_eq!(s.class_counts(3), vec![13, 8, 4]);
@@ -546,6 +556,7 @@ mod tests {
             height: 1,
             width: 1,
             channels: 2,
+            names: Vec::new(),
         };
         let (m, s) = im.channel_stats().unwrap();
         assert_eq!(m, vec![0.0, 1.0]);
