@@ -636,8 +636,10 @@ fn report_reads_nothing_outside_its_directory() {
         .replace("SECRET-RESULT", "oom");
     std::fs::write(seed.join("result.json"), failed).unwrap();
     std::os::unix::fs::symlink(secret.join("train.log"), seed.join("train.log")).unwrap();
-    // (A trial with a result is judged with the settings of baseline.toml: the defaults here.)
+    // (A trial with a result is judged with the settings of baseline.toml, the defaults here,
+    // and its recipe.toml must be the one they run.)
     std::fs::write(root.join("baseline.toml"), "").unwrap();
+    std::fs::write(seed.join("recipe.toml"), ok(run(&["recipe"]))).unwrap();
     ok(run(&["report", root.to_str().unwrap()]));
     for f in ["report.html", "summary.json", "summary.md"] {
         let text = std::fs::read_to_string(root.join(f)).unwrap();
@@ -1194,7 +1196,7 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
         run(&["report", out_s]),
         &[
             "seed-0/recipe.toml",
-            "holds a different recipe than this checklist would run (baseline.toml with the arm's overrides)",
+            "holds a different recipe than this checklist would run, by baseline.toml",
         ],
     );
     std::fs::write(&recipe_path, &trained).unwrap();

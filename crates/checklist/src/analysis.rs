@@ -581,17 +581,20 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .map(|t| t.seed)
         .collect();
     let baseline = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
+    let plan = baseline.as_ref().and_then(|b| super::plan::variants(b).ok());
     for t in trials {
-        if let Some(what) = baseline
-            .as_ref()
-            .map(|b| super::recipe_problem(root, b, t))
-            .transpose()?
-            .flatten()
+        // (An arm that is not planned is named below, against the design that judges it.)
+        let planned = |plan: &Vec<Variant>| match &t.arm {
+            Arm::Variant(_) => plan.iter().any(|p| p.label() == t.arm.label()),
+            _ => true,
+        };
+        if let (Some(b), Some(plan)) = (&baseline, plan.as_ref().filter(|p| planned(p)))
+            && let Some((file, what)) = super::trial_problem(root, b, plan, t)?
         {
             return Err(crate::Error::RunDir {
-                path: root.join(&t.dir).join(darkmagic_base::rundir::RECIPE),
+                path: root.join(&t.dir).join(file),
                 message: format!(
-                    "{what} ({} with the arm's overrides): the trial's record was edited, or belongs to another checklist",
+                    "{what}, by {}: the trial's record was edited, or belongs to another checklist",
                     super::BASELINE
                 ),
             });

@@ -209,7 +209,6 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, inputs: &Inputs) -> Re
 /// confirmation length is not `checklist.confirm_epochs`, or its recipe differs from the one
 /// this checklist would run. (The combined recipe is derived from results and may be rebuilt.)
 fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], inputs: &Inputs) -> Result<()> {
-    let planned: Vec<String> = variants.iter().map(plan::Variant::label).collect();
     let restore = format!(
         "nothing was changed. Rerun with the recipe the checklist ran ({}) and its data, or use another directory",
         root.join(BASELINE).display()
@@ -222,43 +221,13 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
                 message: format!("{what}; {restore}"),
             })
         };
+        if matches!(t.arm, Arm::Combined { .. }) {
+            continue;
+        }
+        if let Some((file, what)) = trial_problem(root, baseline, variants, &t)? {
+            return refuse(file, what);
+        }
         let label = t.arm.label();
-        match &t.arm {
-            Arm::Combined { .. } => continue,
-            Arm::Variant(_) if !planned.contains(&label) => {
-                return refuse(
-                    "trial.json",
-                    format!("`{label}` is not in this checklist's plan (its factors changed?)"),
-                );
-            }
-            // The label is planned but the overrides recorded with it are not the plan's: the
-            // record was edited (its recipe.toml is then blamed wrongly below).
-            Arm::Variant(v) if !variants.contains(v) => {
-                let plan = variants.iter().find(|p| p.label() == label).expect("planned above");
-                return refuse(
-                    "trial.json",
-                    format!(
-                        "`{label}` records the overrides {}; the plan's are {}: the record was edited",
-                        values(&v.overrides),
-                        values(&plan.overrides)
-                    ),
-                );
-            }
-            _ => {}
-        }
-        if let Some(c) = t.tune {
-            let now = plan::candidates(baseline, &t.arm)?;
-            if now.get(c) != Some(&t.tuned) {
-                let now = now.get(c).map_or("no such candidate".into(), values);
-                return refuse(
-                    "trial.json",
-                    format!(
-                        "tuning candidate {c} of `{label}` ran {}; checklist.tune now makes it {now}",
-                        values(&t.tuned)
-                    ),
-                );
-            }
-        }
         if let (Some(then), Some(now)) = (&t.code, &inputs.code)
             && !then.same_data(now)
         {
@@ -302,9 +271,6 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
                 ),
             );
         }
-        if let Some(what) = recipe_problem(root, baseline, &t)? {
-            return refuse(rundir::RECIPE, what);
-        }
     }
     if let Some(first) = unchecked.first() {
         // Records from before trials carried the data's fingerprint (results/fashion-mnist has
@@ -325,21 +291,64 @@ fn values(t: &toml::Table) -> String {
     format!("{{{}}}", fields.join(", "))
 }
 
-/// What is wrong with the `recipe.toml` of trial `t` (not the combined recipe's, derived from
-/// results), if anything: it is not the recipe this checklist runs for the trial (`baseline`
-/// with the arm's overrides), or it cannot be read while the trial has a result, which then
-/// cannot be matched to this checklist.
-pub(crate) fn recipe_problem(root: &Path, baseline: &Recipe, t: &Trial) -> Result<Option<String>> {
+/// What is wrong with trial `t` of the checklist of `baseline` (whose plan is `variants`), with
+/// the record at fault, if anything: its arm left the plan, the overrides or tuned values it
+/// records are not its arm's, or its `recipe.toml` is not the recipe this checklist runs for it
+/// (or cannot be read while the trial has a result, which then cannot be matched). None for the
+/// combined recipe's trials, whose recipe is derived from results.
+pub(crate) fn trial_problem(
+    root: &Path,
+    baseline: &Recipe,
+    variants: &[plan::Variant],
+    t: &Trial,
+) -> Result<Option<(&'static str, String)>> {
+    let label = t.arm.label();
+    let edited = |what: String| Ok(Some(("trial.json", what)));
+    if let Arm::Variant(v) = &t.arm {
+        match variants.iter().find(|p| p.label() == label) {
+            None => {
+                return edited(format!(
+                    "`{label}` is not in this checklist's plan (its factors changed?)"
+                ));
+            }
+            Some(plan) if plan != v => {
+                return edited(format!(
+                    "`{label}` records the overrides {}; the plan's are {}: the record was edited",
+                    values(&v.overrides),
+                    values(&plan.overrides)
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     if matches!(t.arm, Arm::Combined { .. }) {
         return Ok(None);
     }
+    if let Some(c) = t.tune {
+        let now = plan::candidates(baseline, &t.arm)?;
+        if now.get(c) != Some(&t.tuned) {
+            let now = now.get(c).map_or("no such candidate".into(), values);
+            return edited(format!(
+                "tuning candidate {c} of `{label}` ran {}; checklist.tune now makes it {now}",
+                values(&t.tuned)
+            ));
+        }
+    }
+    let expected = match t.recipe(baseline) {
+        Ok(r) => r,
+        Err(e) => return edited(format!("its overrides do not apply to the checklist's recipe ({e})")),
+    };
     let path = root.join(&t.dir).join(rundir::RECIPE);
     Ok(match Recipe::load(Some(&path), &[]) {
-        Ok(existing) if !same_run(&existing, &t.recipe(baseline)?) => {
-            Some("holds a different recipe than this checklist would run".into())
-        }
-        Err(e) if RunDir::open(&root.join(&t.dir)).read_result()?.is_some() => Some(format!(
-            "the trial has a result but its recipe cannot be read ({e}), so it cannot be matched to this checklist's"
+        Ok(existing) if !same_run(&existing, &expected) => Some((
+            rundir::RECIPE,
+            "holds a different recipe than this checklist would run".into(),
+        )),
+        Err(e) if RunDir::open(&root.join(&t.dir)).read_result()?.is_some() => Some((
+            rundir::RECIPE,
+            format!(
+                "the trial has a result but its recipe cannot be read ({e}), so it cannot be matched to this checklist's"
+            ),
         )),
         _ => None,
     })
