@@ -119,6 +119,9 @@ struct Group {
     values: Tensor,
     grads: Tensor,
     state: Vec<Tensor>,
+    /// Lookahead's slow weights, a copy of `values` taken at the first step; None before it and
+    /// without Lookahead.
+    slow: Option<Tensor>,
     members: Vec<Member>,
 }
 
@@ -152,6 +155,8 @@ pub struct Optimizer {
     groups: Vec<Group>,
     /// Steps taken so far (Adam's bias-correction counter).
     steps: i64,
+    /// Lookahead's `(k, alpha)` (`optim.lookahead_k`, `lookahead_alpha`); None when off.
+    lookahead: Option<(i64, f64)>,
 }
 
 /// Each parameter starts at a multiple of this many elements of its group's flat buffers (256
@@ -183,8 +188,10 @@ impl Optimizer {
         let (layer, n_layers) = crate::model::layer_groups(&names);
         let mut keyed: Vec<(GroupKey, Vec<(String, Tensor)>)> = Vec::new();
         for ((name, t), layer) in named.into_iter().zip(layer) {
-            // timm's scale `layer_decay^(n - 1 - i)`; 1 for every group when the decay is off.
-            let scale = cfg.layer_decay.powi((n_layers - 1 - layer) as i32);
+            // timm's scale `layer_decay^(n - 1 - i)`; 1 for every group when the decay is off;
+            // times `lr_1d_scale` for biases and norm parameters.
+            let scale =
+                cfg.layer_decay.powi((n_layers - 1 - layer) as i32) * if t.dim() <= 1 { cfg.lr_1d_scale } else { 1.0 };
             // Muon's hidden weights: matrices and filters outside the stem and the classifier.
             let hidden = t.dim() >= 2 && layer != 0 && layer != n_layers - 1;
             let rule = usize::from(rules.len() > 1 && hidden);
@@ -213,6 +220,7 @@ impl Optimizer {
             rules,
             groups,
             steps: 0,
+            lookahead: (cfg.lookahead_k > 0).then_some((i64::from(cfg.lookahead_k), cfg.lookahead_alpha)),
         }
     }
 
@@ -280,8 +288,16 @@ impl Optimizer {
         });
     }
 
-    /// One update with learning rate `lr` and weight decay `wd` (both may change every step).
+    /// One update with learning rate `lr` and weight decay `wd` (both may change every step);
+    /// with Lookahead, every k-th update is followed by its slow step ([`Optimizer::lookahead`]).
     pub fn step(&mut self, lr: f64, wd: f64) {
+        if self.lookahead.is_some() {
+            // The slow weights start at the weights training starts from (after any
+            // initialisation or whitening the model had since this optimizer was made).
+            for g in self.groups.iter_mut().filter(|g| g.slow.is_none()) {
+                g.slow = Some(g.values.copy());
+            }
+        }
         self.steps += 1;
         let t = self.steps as i32;
         tch::no_grad(|| {
@@ -303,16 +319,38 @@ impl Optimizer {
                 }
             }
         });
+        self.lookahead();
     }
 
-    /// The optimizer state as named tensors (`<parameter>.<k>`, shaped as the parameter), for
-    /// checkpoints.
+    /// Lookahead's slow step over the parameters being trained, after every k-th update:
+    /// `phi += alpha * (theta - phi)`, then `theta = phi` (Zhang et al. 2019, Algorithm 1).
+    fn lookahead(&self) {
+        let Some((_, alpha)) = self.lookahead.filter(|&(k, _)| self.steps % k == 0) else {
+            return;
+        };
+        tch::no_grad(|| {
+            for g in &self.groups {
+                let slow = g.slow.as_ref().expect("taken at the first step");
+                for (offset, n) in g.trainable_runs() {
+                    let (mut phi, mut theta) = (slow.narrow(0, offset, n), g.values.narrow(0, offset, n));
+                    let _ = phi.g_add_(&((&theta - &phi) * alpha));
+                    theta.copy_(&phi);
+                }
+            }
+        });
+    }
+
+    /// The optimizer state as named tensors (`<parameter>.<k>`, shaped as the parameter, and
+    /// Lookahead's slow weights `<parameter>.lookahead`), for checkpoints.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("steps".to_string(), Tensor::from(self.steps))];
         for g in &self.groups {
             for m in &g.members {
                 for (k, s) in g.state.iter().enumerate() {
                     out.push((format!("{}.{k}", m.name), Group::view(s, m)));
+                }
+                if let Some(slow) = &g.slow {
+                    out.push((format!("{}.lookahead", m.name), Group::view(slow, m)));
                 }
             }
         }
@@ -323,11 +361,18 @@ impl Optimizer {
     pub fn load_state(&mut self, saved: &std::collections::HashMap<String, Tensor>) -> Result<(), String> {
         let get = |k: &str| saved.get(k).ok_or_else(|| format!("optimizer state `{k}` missing"));
         self.steps = get("steps")?.int64_value(&[]);
+        let lookahead = self.lookahead.is_some() && self.steps > 0;
         tch::no_grad(|| {
-            for g in &self.groups {
+            for g in &mut self.groups {
+                if lookahead {
+                    g.slow = Some(g.values.zeros_like());
+                }
                 for m in &g.members {
                     for (k, s) in g.state.iter().enumerate() {
                         Group::view(s, m).copy_(get(&format!("{}.{k}", m.name))?);
+                    }
+                    if let Some(slow) = &g.slow {
+                        Group::view(slow, m).copy_(get(&format!("{}.lookahead", m.name))?);
                     }
                 }
             }
@@ -369,6 +414,7 @@ impl Group {
             values: zeros(),
             grads: zeros(),
             state: (0..n_state).map(|_| zeros()).collect(),
+            slow: None,
             members,
         };
         for ((_, t), m) in params.iter().zip(&group.members) {

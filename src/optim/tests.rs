@@ -397,3 +397,106 @@ fn muon_takes_the_hidden_weights_in_their_own_shape() {
     assert!(diff < 1e-5, "{diff}");
     assert!(conv.stride() == channels_last(&want).stride(), "memory order kept");
 }
+
+/// Plain SGD (no momentum, no decay) on loss sum(c * w^2) over w = [1, -2], with `cfg`'s
+/// Lookahead; `edit` changes the weights after the optimizer is made (as whitening does),
+/// before the first step. Returns the optimizer and the weights.
+fn lookahead_run(cfg: &OptimConfig, steps: usize, edit: Option<[f64; 2]>) -> (Optimizer, Tensor) {
+    let w = Tensor::from_slice(&[1.0f64, -2.0]).view([1, 2]).set_requires_grad(true);
+    let mut opt = Optimizer::new(vec![("w".into(), w.shallow_clone())], cfg);
+    if let Some(x) = edit {
+        tch::no_grad(|| w.shallow_clone().copy_(&Tensor::from_slice(&x).view([1, 2])));
+    }
+    lookahead_steps(&mut opt, &w, steps);
+    (opt, w)
+}
+
+fn lookahead_steps(opt: &mut Optimizer, w: &Tensor, steps: usize) {
+    let c = Tensor::from_slice(&[1.0f64, 0.5]);
+    for _ in 0..steps {
+        opt.zero_grad();
+        (w * w * &c).sum(Kind::Double).backward();
+        opt.step(0.1, 0.0);
+    }
+}
+
+fn sgd_lookahead(k: u32, alpha: f64) -> OptimConfig {
+    OptimConfig {
+        momentum: 0.0,
+        nesterov: false,
+        lookahead_k: k,
+        lookahead_alpha: alpha,
+        ..OptimConfig::default()
+    }
+}
+
+/// Lookahead as Zhang et al. 2019's Algorithm 1, computed by hand: the slow weights start at
+/// the weights of the first step (here edited after the optimizer was made, as the whitened
+/// stem is), every k-th fast step they move alpha of the way to the fast weights, and the fast
+/// weights restart from them.
+#[test]
+fn lookahead_follows_algorithm_1() {
+    let (k, alpha, steps) = (3, 0.5, 8);
+    let (_, w) = lookahead_run(&sgd_lookahead(k, alpha), steps, Some([1.5, -1.0]));
+    let c = [1.0, 0.5];
+    let (mut theta, mut phi) = ([1.5f64, -1.0], [1.5f64, -1.0]);
+    for t in 1..=steps {
+        for i in 0..2 {
+            theta[i] -= 0.1 * 2.0 * c[i] * theta[i];
+        }
+        if t % k as usize == 0 {
+            for i in 0..2 {
+                phi[i] += alpha * (theta[i] - phi[i]);
+            }
+            theta = phi;
+        }
+    }
+    assert_close(&Vec::try_from(&w.flatten(0, -1)).unwrap(), &theta);
+    // Off (k = 0), or alpha 1 (the slow weights jump to the fast ones): plain SGD.
+    let (_, plain) = lookahead_run(&sgd_lookahead(0, 0.5), steps, None);
+    let (_, alpha_one) = lookahead_run(&sgd_lookahead(3, 1.0), steps, None);
+    assert!(plain.allclose(&alpha_one, 1e-12, 1e-15, false));
+}
+
+/// The slow weights are checkpointed: saved after 4 steps (mid-cycle) and loaded into a fresh
+/// optimizer, 5 more steps give the same weights as 9 steps in one go.
+#[test]
+fn lookahead_state_round_trips() {
+    let cfg = sgd_lookahead(3, 0.5);
+    let (straight, w9) = lookahead_run(&cfg, 9, None);
+    assert!(straight.state().iter().any(|(n, _)| n == "w.lookahead"));
+    let (first, w4) = lookahead_run(&cfg, 4, None);
+    let saved: std::collections::HashMap<_, _> = first.state().into_iter().collect();
+    let w = w4.detach().copy().set_requires_grad(true);
+    let mut resumed = Optimizer::new(vec![("w".into(), w.shallow_clone())], &cfg);
+    resumed.load_state(&saved).unwrap();
+    lookahead_steps(&mut resumed, &w, 5);
+    assert!(w.allclose(&w9, 1e-12, 1e-15, false), "{w} {w9}");
+    let mut without = saved;
+    without.remove("w.lookahead");
+    let e = Optimizer::new(vec![("w".into(), w.shallow_clone())], &cfg)
+        .load_state(&without)
+        .unwrap_err();
+    assert!(e.contains("w.lookahead"), "{e}");
+}
+
+/// `lr_1d_scale` multiplies the learning rate of 1-D parameters only (airbench94's norm biases).
+#[test]
+fn lr_1d_scale_scales_the_learning_rate_of_1d_parameters() {
+    let cfg = OptimConfig {
+        momentum: 0.0,
+        nesterov: false,
+        lr_1d_scale: 64.0,
+        ..OptimConfig::default()
+    };
+    let b = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
+    let w = Tensor::from_slice(&[1.0f64]).view([1, 1]).set_requires_grad(true);
+    let mut opt = Optimizer::new(
+        vec![("b".into(), b.shallow_clone()), ("w".into(), w.shallow_clone())],
+        &cfg,
+    );
+    (b.sum(Kind::Double) + w.sum(Kind::Double)).backward();
+    opt.step(0.001, 0.0);
+    assert_close(&Vec::try_from(&b).unwrap(), &[1.0 - 0.064]);
+    assert_close(&Vec::try_from(&w.flatten(0, -1)).unwrap(), &[1.0 - 0.001]);
+}

@@ -525,7 +525,7 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
 
 /// Tricks the article left "for future posts" and their usual companions, as far as this build
 /// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
-/// Muon and the whitened stem (the CIFAR-10 speedruns'), auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
+/// Muon, the whitened stem and Lookahead (the CIFAR-10 speedruns'), auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
 /// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip, and with one-pixel
 /// translations), and for the ResNets
 /// ResNet-D and anti-aliased downsampling (BlurPool).
@@ -565,6 +565,15 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
                 ("optim.name", s("muon")),
                 ("optim.lr", f(0.02)),
                 ("optim.weight_decay", f(0.05)),
+            ],
+        ),
+        // The paper's k = 5 and alpha = 0.5 (Zhang et al. 2019).
+        Variant::new(
+            "lookahead",
+            "on",
+            &[
+                ("optim.lookahead_k", toml::Value::Integer(5)),
+                ("optim.lookahead_alpha", f(0.5)),
             ],
         ),
         Variant::new("tta", "flip", &[("augment.tta_flip", toml::Value::Boolean(true))]),

@@ -57,6 +57,18 @@ pub struct OptimConfig {
     pub layer_decay: f64,
     /// `linear`: the peak LR is `lr * batch_size / 256` (Goyal et al. 2017's linear scaling rule).
     pub lr_scaling: LrScaling,
+    /// The learning rate's factor for 1-D parameters (biases, batch-norm scales and shifts): the
+    /// CIFAR-10 speedruns' wide batch-norm learning rates (airbench94 trains its norm biases at
+    /// 64 times the rate of the rest); 1 = off.
+    pub lr_1d_scale: f64,
+    /// Lookahead (Zhang et al. 2019, "Lookahead Optimizer: k steps forward, 1 step back",
+    /// Algorithm 1): every `lookahead_k` steps of the optimizer above, the slow weights phi
+    /// (from the weights training starts with) move toward the fast ones theta,
+    /// `phi += lookahead_alpha * (theta - phi)`, and training goes on from them (`theta = phi`);
+    /// 0 = off.
+    pub lookahead_k: u32,
+    /// Lookahead's step size alpha toward the fast weights.
+    pub lookahead_alpha: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +93,9 @@ impl Default for OptimConfig {
             alpha: 0.9,
             layer_decay: 1.0,
             lr_scaling: LrScaling::None,
+            lr_1d_scale: 1.0,
+            lookahead_k: 0,
+            lookahead_alpha: 0.5,
         }
     }
 }
@@ -112,6 +127,24 @@ impl OptimConfig {
             o.layer_decay,
             o.layer_decay > 0.0 && o.layer_decay <= 1.0,
             "in (0, 1] (1 = off)",
+        )?;
+        check(
+            "optim.lr_1d_scale",
+            o.lr_1d_scale,
+            o.lr_1d_scale > 0.0 && o.lr_1d_scale <= 1e4,
+            "in (0, 10000] (1 = off)",
+        )?;
+        check(
+            "optim.lookahead_k",
+            f64::from(o.lookahead_k),
+            o.lookahead_k <= 1_000_000,
+            "0 (off) to 1000000 steps",
+        )?;
+        check(
+            "optim.lookahead_alpha",
+            o.lookahead_alpha,
+            o.lookahead_alpha > 0.0 && o.lookahead_alpha <= 1.0,
+            "in (0, 1]",
         )?;
         Ok(())
     }

@@ -96,6 +96,7 @@ fn extended_plan_adds_the_future_posts_tricks_and_validates() {
         "ema=on",
         "optimizer=muon",
         "whiten_stem=on",
+        "lookahead=on",
         "tta=flip",
         "tta=flip_translate",
         "resnet_d=on",
