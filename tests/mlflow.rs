@@ -164,6 +164,17 @@ fn send_report(out: &Path, uri: &str) -> String {
         .unwrap())
 }
 
+/// `darkmagic report OUT --mlflow URI`, which must succeed; its stderr (the warnings).
+fn send_report_warnings(out: &Path, uri: &str) -> String {
+    let o = bin()
+        .args(["report", out.to_str().unwrap(), "--mlflow", uri])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    ok(o);
+    stderr
+}
+
 /// Asserts that the server holds the whole checklist of `out`: a finished parent run with the
 /// report and summaries, and one finished nested run per trial with its params, every epoch
 /// of metrics.jsonl at its step, and its arm's verdict.
@@ -249,12 +260,7 @@ fn a_checklist_is_one_mlflow_run_per_trial_under_a_parent_with_the_report() {
     let parent = |runs: &[Value]| runs.iter().find(|r| r["name"] == "checklist").unwrap()["id"].clone();
     let before = parent(&runs_of(&server.uri, &out));
     std::fs::remove_file(out.join("mlflow.json")).unwrap();
-    let o = bin()
-        .args(["report", out.to_str().unwrap(), "--mlflow", &server.uri])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    ok(o);
+    let stderr = send_report_warnings(&out, &server.uri);
     assert!(
         stderr.contains(&format!(
             "its parent run {} adopted, {} earlier runs deleted",
@@ -378,12 +384,7 @@ fn a_server_restarted_empty_gets_each_trial_once_and_the_resent_trials_are_named
     assert_eq!(lost["uri"], server.uri.as_str(), "{record}");
     drop(server);
     let server = Server::start(&second, port);
-    let o = bin()
-        .args(["report", out.to_str().unwrap(), "--mlflow", &server.uri])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    ok(o);
+    let stderr = send_report_warnings(&out, &server.uri);
     let parent = lost["parent"].as_str().unwrap();
     assert!(
         stderr.contains(&format!("no longer holds this checklist's parent run {parent}"))
