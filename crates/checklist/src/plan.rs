@@ -525,7 +525,7 @@ fn default_plan(b: &Recipe) -> Vec<Variant> {
 
 /// Tricks the article left "for future posts" and their usual companions, as far as this build
 /// supports them: batch size (with the linear LR scaling rule, lr proportional to batch),
-/// Muon, the whitened stem and Lookahead (the CIFAR-10 speedruns'), auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
+/// Muon, the whitened stem, Lookahead and the alternating flip (the CIFAR-10 speedruns'), auxiliary loss, crop scheme (random-resized crop), drop path, attention pooling, CutMix,
 /// CutOut, RandAugment, EMA, test-time augmentation (horizontal flip, and with one-pixel
 /// translations), and for the ResNets
 /// ResNet-D and anti-aliased downsampling (BlurPool).
@@ -586,6 +586,14 @@ fn extended_extra(b: &Recipe) -> Vec<Variant> {
             ],
         ),
     ];
+    // The speedruns' derandomized flip, where the baseline flips at random.
+    if b.augment.hflip && b.augment.hflip_mode != darkmagic_base::recipe::FlipMode::Alternating {
+        out.push(Variant::new(
+            "flip",
+            "alternating",
+            &[("augment.hflip_mode", s("alternating"))],
+        ));
+    }
     if b.model.arch.is_resnet() {
         out.extend([
             Variant::new("resnet_d", "on", &[("model.resnet_d", toml::Value::Boolean(true))]),

@@ -111,6 +111,21 @@ fn extended_plan_adds_the_future_posts_tricks_and_validates() {
         .find(|v| v.factor == "aux_loss")
         .unwrap();
     assert_eq!(b.with_overrides(&aux.overrides).unwrap().model.aux_stage, Some(2));
+    // The alternating flip is a candidate where the baseline flips at random, not otherwise.
+    assert!(
+        !labels.contains(&"flip=alternating".to_string()),
+        "no flips, no candidate"
+    );
+    let flips = |mode: &str| {
+        let text = format!("[augment]\nhflip = true\nhflip_mode = \"{mode}\"\n[checklist]\nplan = \"extended\"\n");
+        let b = Recipe::from_table(text.parse().unwrap()).unwrap();
+        variants(&b)
+            .unwrap()
+            .iter()
+            .map(Variant::label)
+            .any(|l| l == "flip=alternating")
+    };
+    assert!(flips("random") && !flips("alternating"));
     // On a MobileNetV3-large baseline: the aux head on stage 4 of 5, no ResNet-only factors,
     // and every variant a valid recipe.
     let text = "[model]\narch = \"mobilenet_v3_large\"\n[checklist]\nplan = \"extended\"\n";
