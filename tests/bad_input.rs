@@ -1184,6 +1184,36 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
         run(&["report", out_s]),
         &["result.json", "val_images = 0 beside final_val_acc"],
     );
+    // Another count of the same images, in final and best alike: not what metrics.jsonl says.
+    let mut recounted: serde_json::Value = serde_json::from_str(&result).unwrap();
+    let n = recounted["val_images"].as_f64().unwrap();
+    let other = ((recounted["final_val_acc"].as_f64().unwrap() * n).round() - 1.0).max(0.0) / n;
+    recounted["final_val_acc"] = other.into();
+    recounted["best_val_acc"] = other.into();
+    std::fs::write(&result_path, recounted.to_string()).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &["result.json", "final_val_acc = ", "but metrics.jsonl's epochs give"],
+    );
+    std::fs::write(&result_path, &result).unwrap();
+    // The run's one epoch renumbered 2 in metrics.jsonl; the trial's trial.json deleted.
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let metrics = std::fs::read_to_string(&metrics_path).unwrap();
+    let renumbered = metrics.replacen("\"epoch\":1,", "\"epoch\":2,", 1);
+    assert_ne!(renumbered, metrics, "{metrics}");
+    std::fs::write(&metrics_path, renumbered).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &["metrics.jsonl", "line 1: epoch = 2, where darkmagic records epoch 1"],
+    );
+    std::fs::write(&metrics_path, &metrics).unwrap();
+    let trial_record = std::fs::read(run_dir.join("trial.json")).unwrap();
+    std::fs::remove_file(run_dir.join("trial.json")).unwrap();
+    fails(
+        run(&["report", out_s]),
+        &["seed-0/trial.json", "missing beside a finished result.json"],
+    );
+    std::fs::write(run_dir.join("trial.json"), trial_record).unwrap();
     std::fs::write(&result_path, &result).unwrap();
     // The trial's recipe.toml edited to another learning rate than its arm's: it would be
     // judged as the baseline while it trained something else.
@@ -1196,7 +1226,7 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
         run(&["report", out_s]),
         &[
             "seed-0/recipe.toml",
-            "holds a different recipe than this checklist would run, by baseline.toml",
+            "holds a different recipe than this checklist would run (checked against baseline.toml",
         ],
     );
     std::fs::write(&recipe_path, &trained).unwrap();

@@ -204,19 +204,37 @@ pub struct Interaction {
     pub parts_seeds: usize,
 }
 
+/// What is wrong with a trial folder that holds a finished run but no `trial.json`.
+pub(crate) const MISSING_TRIAL_RECORD: &str = "missing beside a finished result.json: the trial's record is incomplete; remove the trial's folder to run it again";
+
 /// Reads every `trials/*/seed-*/trial.json` under `root`, sorted by directory. A trial's run
 /// dir is where its `trial.json` lies, whatever the file says, and must resolve inside `root`
-/// (no symbolic link out of it): a report reads and embeds nothing from elsewhere.
+/// (no symbolic link out of it): a report reads and embeds nothing from elsewhere. A folder
+/// with a `result.json` and no `trial.json` is an error (it would be judged without).
 pub fn read_trials(root: &Path) -> crate::Result<Vec<Trial>> {
     let mut trials = Vec::new();
     let dir = root.join("trials");
     let Ok(arms) = std::fs::read_dir(&dir) else {
         return Ok(trials);
     };
-    let mut paths: Vec<_> = arms
+    let seeds: Vec<_> = arms
         .flatten()
         .flat_map(|a| std::fs::read_dir(a.path()).into_iter().flatten().flatten())
-        .map(|s| s.path().join("trial.json"))
+        .map(|s| s.path())
+        .collect();
+    // A finished run without its trial.json would be in no analysis: judged without it.
+    if let Some(s) = seeds
+        .iter()
+        .find(|s| !s.join("trial.json").exists() && s.join(darkmagic_base::rundir::RESULT).exists())
+    {
+        return Err(crate::Error::RunDir {
+            path: s.join("trial.json"),
+            message: MISSING_TRIAL_RECORD.into(),
+        });
+    }
+    let mut paths: Vec<_> = seeds
+        .into_iter()
+        .map(|s| s.join("trial.json"))
         .filter(|p| p.exists())
         .collect();
     paths.sort();
@@ -593,10 +611,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         {
             return Err(crate::Error::RunDir {
                 path: root.join(&t.dir).join(file),
-                message: format!(
-                    "{what}, by {}: the trial's record was edited, or belongs to another checklist",
-                    super::BASELINE
-                ),
+                message: format!("{what} (checked against {}, the checklist's settings)", super::BASELINE),
             });
         }
         let o = outcome(root, t)?;

@@ -179,9 +179,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, inputs: &Inputs) -> Re
             // Without it the trial is in no analysis, and a rerun would neither run nor judge it.
             return Err(Error::RunDir {
                 path: dir.file("trial.json"),
-                message: "missing beside a finished result.json: the trial's record is incomplete; remove the trial's \
-                          folder to run it again"
-                    .into(),
+                message: analysis::MISSING_TRIAL_RECORD.into(),
             });
         }
         return Ok(None);

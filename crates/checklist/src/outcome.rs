@@ -1,7 +1,7 @@
 //! One trial's outcome as its run directory records it: status, the accuracies a verdict uses,
 //! and why a run that did not complete ended.
 use super::plan::Trial;
-use darkmagic_base::rundir::{RunDir, Status};
+use darkmagic_base::rundir::{self, RunDir, RunResult, Status};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -37,24 +37,83 @@ fn runs_external(root: &Path) -> crate::Result<Option<bool>> {
     Ok(recipe.ok().map(|r| r.external.is_some()))
 }
 
-/// A run of darkmagic's trainer that completed trained the epochs of its `recipe.toml` and
-/// recorded each in `metrics.jsonl`: a `result.json` that counts otherwise was edited, or
-/// belongs to another run. (An unreadable recipe is named where the trial is resumed.)
-fn check_epochs(dir: &RunDir, result: &darkmagic_base::rundir::RunResult) -> crate::Result<()> {
-    let recipe = darkmagic_base::recipe::Recipe::load(Some(&dir.file(darkmagic_base::rundir::RECIPE)), &[]);
-    let recorded = dir.read_metrics()?.len();
+/// A run of darkmagic's trainer that completed trained the epochs of its `recipe.toml`, recorded
+/// each in `metrics.jsonl` (epoch n on line n), and summarised them in `result.json` (its final,
+/// best and EMA/TTA validation accuracies those of the epochs', as `RunResult::from_metrics`
+/// computes them): records that disagree were edited, or belong to another run. (An unreadable
+/// recipe is named where the trial is resumed.)
+fn check_epochs(dir: &RunDir, result: &RunResult) -> crate::Result<()> {
+    let recipe = darkmagic_base::recipe::Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]);
+    let metrics = dir.read_metrics()?;
     let planned = recipe.map_or(result.epochs, |r| r.train.epochs);
-    if result.epochs == planned && result.epochs == recorded {
-        return Ok(());
+    let edited = |file: &str, message: String| {
+        Err(crate::Error::RunDir {
+            path: dir.file(file),
+            message: format!("{message}: the records disagree (edited, or from another run)"),
+        })
+    };
+    if result.epochs != planned || result.epochs != metrics.len() {
+        return edited(
+            rundir::RESULT,
+            format!(
+                "epochs = {} in a completed run whose recipe.toml trains {planned} and whose metrics.jsonl records {}",
+                result.epochs,
+                metrics.len()
+            ),
+        );
     }
-    Err(crate::Error::RunDir {
-        path: dir.file(darkmagic_base::rundir::RESULT),
-        message: format!(
-            "epochs = {} in a completed run whose recipe.toml trains {planned} and whose metrics.jsonl records \
-             {recorded}: the record was edited, or belongs to another run",
-            result.epochs
+    if let Some((line, m)) = metrics.iter().enumerate().find(|(i, m)| m.epoch != i + 1) {
+        return edited(
+            rundir::METRICS,
+            format!(
+                "line {}: epoch = {}, where darkmagic records epoch {}",
+                line + 1,
+                m.epoch,
+                line + 1
+            ),
+        );
+    }
+    let summary = RunResult::from_metrics(result.status, &metrics, 0.0, String::new(), 0);
+    let last = metrics.last();
+    let accuracies = [
+        ("final_val_acc", result.final_val_acc, summary.final_val_acc),
+        ("best_val_acc", result.best_val_acc, summary.best_val_acc),
+        (
+            "final_val_acc_ema",
+            result.final_val_acc_ema,
+            last.and_then(|m| m.val_acc_ema),
         ),
-    })
+        (
+            "final_val_acc_tta",
+            result.final_val_acc_tta,
+            last.and_then(|m| m.val_acc_tta),
+        ),
+    ];
+    let same = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-12,
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    let text = |v: Option<f64>| v.map_or("none".into(), |v| v.to_string());
+    if let Some((field, got, want)) = accuracies.into_iter().find(|(_, got, want)| !same(*got, *want)) {
+        return edited(
+            rundir::RESULT,
+            format!(
+                "{field} = {}, but metrics.jsonl's epochs give {}",
+                text(got),
+                text(want)
+            ),
+        );
+    }
+    if result.best_epoch != summary.best_epoch {
+        return edited(
+            rundir::RESULT,
+            format!(
+                "best_epoch = {:?}, but metrics.jsonl's best epoch is {:?}",
+                result.best_epoch, summary.best_epoch
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// The outcome of one trial from its run directory; its accuracies (validation and test) are

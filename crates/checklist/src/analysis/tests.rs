@@ -64,15 +64,33 @@ fn a_trial_is_scored_by_its_tta_then_ema_then_plain_accuracy() {
     let root = darkmagic_base::testutil::tempdir("outcome-ema");
     let trial = Trial::new(Arm::Baseline, 0, 0);
     let dir = RunDir::create(&root.join(&trial.dir)).unwrap();
-    let mut r = darkmagic_base::rundir::RunResult::from_metrics(Status::Completed, &[], 1.0, "cpu".into(), 100);
-    r.final_val_acc = Some(0.8);
-    dir.write_result(&r).unwrap();
+    // One epoch whose metrics record the accuracies its result.json summarises.
+    let write = |ema: Option<f64>, tta: Option<f64>| {
+        let m = darkmagic_base::rundir::EpochMetrics {
+            epoch: 1,
+            step: 1,
+            lr: 0.1,
+            weight_decay: None,
+            train_loss: 1.0,
+            train_acc: 0.5,
+            val_loss: 1.0,
+            val_acc: 0.8,
+            val_top5: None,
+            val_acc_ema: ema,
+            val_acc_tta: tta,
+            images_per_sec: 1.0,
+            seconds: 1.0,
+        };
+        dir.write_metrics(std::slice::from_ref(&m)).unwrap();
+        let mut r = darkmagic_base::rundir::RunResult::from_metrics(Status::Completed, &[m], 1.0, "cpu".into(), 100);
+        (r.final_val_acc_ema, r.final_val_acc_tta) = (ema, tta);
+        dir.write_result(&r).unwrap();
+    };
+    write(None, None);
     assert_eq!(outcome(&root, &trial).unwrap().val_acc, Some(0.8));
-    r.final_val_acc_ema = Some(0.85);
-    dir.write_result(&r).unwrap();
+    write(Some(0.85), None);
     assert_eq!(outcome(&root, &trial).unwrap().val_acc, Some(0.85));
-    r.final_val_acc_tta = Some(0.9);
-    dir.write_result(&r).unwrap();
+    write(Some(0.85), Some(0.9));
     assert_eq!(outcome(&root, &trial).unwrap().val_acc, Some(0.9));
 }
 
