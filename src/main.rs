@@ -312,6 +312,7 @@ fn report_cmd(dir: &Path, mlflow: Option<&str>) -> Result<()> {
     // Refused only where the last summary says a design was fixed: a --detach'ed checklist's
     // first look, completed on the cluster, is fixed by the resume that reads it.
     checklist::require_design(dir, &summary)?;
+    checklist::analysis::require_baseline_record(dir, &summary)?;
     if summary.baseline.seeds.is_empty() {
         bail!(
             "{}: no checklist trials found (expected trials/*/seed-*/trial.json)",

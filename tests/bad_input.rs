@@ -579,7 +579,7 @@ fn report_reads_nothing_outside_its_directory() {
     std::fs::write(secret.join("train.log"), "SECRET-LOG\n").unwrap();
     std::fs::write(
         secret.join("result.json"),
-        r#"{"status":"failed","epochs":0,"final_val_acc":null,"best_val_acc":null,"wall_seconds":0.0,"device":"x","error":"SECRET-RESULT"}"#,
+        r#"{"status":"failed","epochs":0,"final_val_acc":null,"best_val_acc":null,"wall_seconds":0.0,"device":"x","val_images":0,"error":"SECRET-RESULT"}"#,
     )
     .unwrap();
     // trial.json pointing its `dir` at an absolute path elsewhere.
@@ -1113,7 +1113,10 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     );
     let std_values = spec.split("\"std\": [").nth(1).unwrap().split(']').next().unwrap();
     edit(&format!("\"std\": [{std_values}]"), "\"std\": []");
-    fails(run(&["eval", "--run-dir", rd]), &["model.json", "mean and std need"]);
+    fails(
+        run(&["eval", "--run-dir", rd]),
+        &["model.json", "mean and std have 1 and 0 values; expected 1 value each"],
+    );
     std::fs::write(&spec_path, &spec).unwrap();
 
     let metrics_path = run_dir.join("metrics.jsonl");
@@ -1825,4 +1828,162 @@ fn fifos_in_run_dirs_and_checklists_are_refused_not_waited_on() {
     let o = within(&[&args[..], &["--break-lock"]].concat());
     assert!(!String::from_utf8_lossy(&o.stderr).contains("checklist.lock"), "{o:?}");
     assert!(!out.join("checklist.lock").exists());
+}
+
+/// Writes `edited` over `path`, expects `command` to fail naming every one of `words`, and
+/// puts the file's bytes back.
+fn refused_while_edited(path: &Path, edited: &[u8], command: impl Fn() -> Output, words: &[&str]) {
+    let kept = std::fs::read(path).unwrap();
+    std::fs::write(path, edited).unwrap();
+    fails(command(), words);
+    std::fs::write(path, kept).unwrap();
+}
+
+/// `path`'s JSON with `edit` applied, as bytes.
+fn json_edited(path: &Path, edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut v);
+    v.to_string().into_bytes()
+}
+
+/// The records a checklist reads back are held to each other: a look's design survives the loss
+/// of design.json and summary.json (a later round's trial proves it), a deleted arm stays in the
+/// report, results are judged only beside baseline.toml, a status or test accuracy the metrics
+/// and data contradict is named, unknown fields are refused, and model.json is sealed.
+#[test]
+fn records_read_back_are_held_to_each_other() {
+    let dir = tempdir("records-held");
+    let recipe = dir.join("r.toml");
+    // Two rounds of one seed each: the second is planned only after the first look.
+    std::fs::write(
+        &recipe,
+        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\n[checklist]\nplan = \"none\"\n\
+         seeds = 1\nmax_seeds = 2\nround_seeds = 1\n[checklist.factors.lr]\nlow = { \"optim.lr\" = 0.01 }\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let out_s = out.to_str().unwrap();
+    ok(common::checklist(&recipe, &out, &[]).output().unwrap());
+    let report = || run(&["report", out_s]);
+    let resume = || common::checklist(&recipe, &out, &[]).output().unwrap();
+    assert!(out.join("trials/lr=low/seed-1/result.json").exists(), "two rounds ran");
+
+    // design.json and summary.json both gone: seed-1 of a later round proves a look fixed one.
+    let aside = dir.join("aside");
+    std::fs::create_dir(&aside).unwrap();
+    for f in ["design.json", "summary.json"] {
+        std::fs::rename(out.join(f), aside.join(f)).unwrap();
+    }
+    let proof = "trials/baseline/seed-1 belongs to a round planned after a look";
+    fails(report(), &["design.json", "is missing", proof]);
+    fails(resume(), &["design.json", "is missing", proof]);
+    for f in ["design.json", "summary.json"] {
+        std::fs::rename(aside.join(f), out.join(f)).unwrap();
+    }
+
+    // A whole arm deleted is listed with no seeds, not left out of the report.
+    std::fs::rename(out.join("trials/lr=low"), aside.join("lr=low")).unwrap();
+    ok(report());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let arms: Vec<(String, usize)> = summary["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["label"].as_str().unwrap().to_string(),
+                t["seeds"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(arms, [("lr=low".to_string(), 0)]);
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.contains("| lr=low | 0 |"), "{md}");
+    std::fs::rename(aside.join("lr=low"), out.join("trials/lr=low")).unwrap();
+    ok(report());
+
+    // Results are judged only beside baseline.toml; the rerun checks the trials and writes it.
+    std::fs::rename(out.join("baseline.toml"), aside.join("baseline.toml")).unwrap();
+    fails(
+        report(),
+        &["baseline.toml", "is missing while trials here have results"],
+    );
+    ok(resume());
+    assert!(
+        out.join("baseline.toml").is_file(),
+        "the rerun wrote baseline.toml again"
+    );
+
+    // result.json: a status, test accuracy or field that the run's other records contradict.
+    let result = out.join("trials/lr=low/seed-0/result.json");
+    let edited = |key: &'static str, value: serde_json::Value| json_edited(&result, move |v| v[key] = value.clone());
+    let cases: [(&str, serde_json::Value, &str); 4] = [
+        (
+            "status",
+            "diverged".into(),
+            "epochs = 1 in a diverged run whose recipe.toml trains 1",
+        ),
+        (
+            "status",
+            "stopped".into(),
+            "in a stopped run whose recipe.toml trains 1 with no train.stop_reference to stop against",
+        ),
+        (
+            "test_acc",
+            0.5.into(),
+            "test_acc = 0.5 in a run with test_images = 0: a run without a test split has no test accuracy",
+        ),
+        ("note", "x".into(), "unknown field `note`"),
+    ];
+    for (key, value, words) in cases {
+        refused_while_edited(&result, &edited(key, value), report, &["result.json", words]);
+    }
+    let no_count = json_edited(&result, |v| {
+        v.as_object_mut().unwrap().remove("val_images");
+    });
+    refused_while_edited(
+        &result,
+        &no_count,
+        report,
+        &["result.json", "missing field `val_images`"],
+    );
+    let trial = out.join("trials/lr=low/seed-0/trial.json");
+    let arm_note = json_edited(&trial, |v| v["arm"]["note"] = "x".into());
+    refused_while_edited(&trial, &arm_note, report, &["trial.json", "unknown field `note`"]);
+    ok(report());
+
+    // model.json is sealed: an edited mean is refused, with or without its digest.
+    let run_dir = out.join("trials/lr=low/seed-0");
+    let eval = || run(&["eval", "--run-dir", run_dir.to_str().unwrap()]);
+    let spec = run_dir.join("model.json");
+    let shifted = |keep_digest: bool| {
+        json_edited(&spec, move |v| {
+            v["mean"][0] = (v["mean"][0].as_f64().unwrap() + 0.1).into();
+            if !keep_digest {
+                v.as_object_mut().unwrap().remove("digest");
+            }
+        })
+    };
+    refused_while_edited(
+        &spec,
+        &shifted(true),
+        eval,
+        &["model.json", "does not match the record's fields"],
+    );
+    refused_while_edited(
+        &spec,
+        &shifted(false),
+        eval,
+        &[
+            "model.json",
+            "carries no digest and differs from what the run's data set gives",
+        ],
+    );
+    // A record from before the digest that the data set confirms is read as written.
+    let unsealed = json_edited(&spec, |v| {
+        v.as_object_mut().unwrap().remove("digest");
+    });
+    std::fs::write(&spec, unsealed).unwrap();
+    ok(eval());
 }

@@ -316,10 +316,12 @@ fn distillation_from_a_teacher_run_changes_the_loss_and_names_a_wrong_teacher() 
             && e.contains("into 3 classes (dark, light, striped); this run (1, 8, 8) into 10 (0, 1, 2, 3, 4, ...)"),
         "{e}"
     );
-    // The same count of classes, but other ones (the digits teacher's first class renamed).
-    let spec_path = teacher.join("model.json");
-    let spec = read(&spec_path);
-    std::fs::write(&spec_path, spec.replacen("\"0\"", "\"zero\"", 1)).unwrap();
+    // The same count of classes, but other ones (the digits teacher's first class renamed, the
+    // record sealed again as a run on such data would have written it).
+    let teacher_dir = darkmagic::rundir::RunDir::open(&teacher);
+    let mut spec = teacher_dir.read_spec().unwrap().unwrap();
+    spec.classes[0] = "zero".into();
+    teacher_dir.write_spec(&spec).unwrap();
     let out = run(&["train", "--run-dir", dir.join("y").to_str().unwrap(), "--set", &t]);
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(

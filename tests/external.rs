@@ -336,6 +336,38 @@ fn what_a_trainer_starts_in_a_session_of_its_own_ends_with_the_trial() {
 }
 
 #[test]
+fn a_trial_whose_darkmagic_train_is_killed_leaves_no_stray() {
+    let dir = tempdir("external-escape-killed");
+    // The baseline's trainer starts a setsid child and waits; the variant finishes at once.
+    let recipe = tiny_trainer_recipe(&dir, r#"ok = { "--mode" = "ok" }"#, "escape-wait", "");
+    let out = dir.join("out");
+    let mut child = checklist(&recipe, &out, &["--parallel", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let trial = out.join("trials/baseline/seed-0");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !trial.join("train.pid").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let train = std::fs::read_to_string(trial.join("train.pid")).unwrap();
+    let stray = std::fs::read_to_string(trial.join("escaped.pid")).unwrap();
+    // SIGKILL to `darkmagic train` itself: none of its code runs after it.
+    let killed = std::process::Command::new("kill")
+        .args(["-9", train.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "the killed trial failed");
+    assert!(
+        !alive(stray.trim()),
+        "the setsid child {stray} outlived its killed trial"
+    );
+}
+
+#[test]
 fn a_killed_checklist_leaves_nothing_a_wrapper_script_started() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempdir("external-wrapper");

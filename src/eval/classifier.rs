@@ -74,6 +74,7 @@ impl Classifier {
             ));
         }
         let spec = match run.read_spec()? {
+            Some(s) if s.digest.is_none() => legacy_spec(&run, s, &recipe_path)?,
             Some(s) => s,
             None => spec_from_data(&Recipe::load(Some(&recipe_path), &[])?)?,
         };
@@ -227,6 +228,30 @@ fn labelled(recipe: &Recipe, split: Split) -> Result<(Images, Vec<String>)> {
 }
 
 /// The model spec training on `recipe` writes, computed from its data set.
+/// A `model.json` from before its digest, held to the data set it was computed from (the
+/// run's recipe's): one that differs was edited. Where the data set cannot be loaded here the
+/// record is taken as written, with a warning that says so.
+fn legacy_spec(run: &RunDir, spec: ModelSpec, recipe_path: &Path) -> Result<ModelSpec> {
+    let from_data = Recipe::load(Some(recipe_path), &[]).and_then(|r| spec_from_data(&r));
+    match from_data {
+        Ok(data) if !data.same_as(&spec) => Err(Error::RunDir {
+            path: run.file(rundir::MODEL),
+            message: "carries no digest and differs from what the run's data set gives (classes, input size, mean \
+                      or std): it was edited; delete it to have them taken from the data set"
+                .into(),
+        }),
+        Ok(_) => Ok(spec),
+        Err(e) => {
+            eprintln!(
+                "warning: {} carries no digest (written before darkmagic sealed it) and the data set is not here to \
+                 check it against ({e}): its normalisation is taken as written",
+                run.file(rundir::MODEL).display()
+            );
+            Ok(spec)
+        }
+    }
+}
+
 fn spec_from_data(recipe: &Recipe) -> Result<ModelSpec> {
     data::load_splits(recipe)?.model_spec(recipe)
 }

@@ -494,6 +494,7 @@ impl<'a> Trainer<'a> {
         r.test_acc_tta = test_tta.as_ref().map(Evaluation::top1);
         r.test_acc_ema = test_ema.as_ref().map(Evaluation::top1);
         r.test_top5 = test.as_ref().and_then(Evaluation::top5);
+        r.test_images = Some(self.test.as_ref().map_or(0, Images::len));
         self.dir.log(&format!(
             "{status:?}: {}",
             serde_json::to_string(&r).expect("result serializes")

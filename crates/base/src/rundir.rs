@@ -81,6 +81,7 @@ fn read_record(path: &Path) -> Result<Option<String>> {
 
 /// Metrics of one finished epoch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -209,6 +210,7 @@ impl Status {
 
 /// The final record of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunResult {
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -233,9 +235,13 @@ pub struct RunResult {
     pub test_acc_ema: Option<f64>,
     pub wall_seconds: f64,
     pub device: String,
-    /// Size of the validation split: accuracies are multiples of 1 / val_images.
-    #[serde(default)]
+    /// Size of the validation split: accuracies are multiples of 1 / val_images. Required: a
+    /// record without it is refused by name (serde's "missing field"), not read as 0.
     pub val_images: usize,
+    /// Size of the test split (0 without one): test accuracies are multiples of 1 /
+    /// test_images, and a run without test images has none. None in records written before it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub test_images: Option<usize>,
 }
 
 /// The largest magnitude an external trainer's metric may have (an accuracy, a loss, a score):
@@ -307,6 +313,9 @@ impl RunResult {
             ("final_val_acc_ema", self.final_val_acc_ema),
             ("final_val_acc_tta", self.final_val_acc_tta),
         ];
+        if let Some(problem) = self.test_counted_problem() {
+            return Some(problem);
+        }
         let n = self.val_images as f64;
         let (field, v) = accuracies.into_iter().find_map(|(f, v)| Some((f, v?)))?;
         if self.val_images == 0 {
@@ -321,6 +330,32 @@ impl RunResult {
         Some(format!(
             "{field} = {v}: not a count of correct images out of val_images = {}",
             self.val_images
+        ))
+    }
+
+    /// What makes the test accuracies impossible, if anything: a run records them only with
+    /// test images, and each counts correct images out of `test_images` (records from before
+    /// the count are not checked).
+    fn test_counted_problem(&self) -> Option<String> {
+        let n = self.test_images?;
+        let accuracies = [
+            ("test_acc", self.test_acc),
+            ("test_top5", self.test_top5),
+            ("test_acc_tta", self.test_acc_tta),
+            ("test_acc_ema", self.test_acc_ema),
+        ];
+        let (field, v) = accuracies.into_iter().find_map(|(f, v)| Some((f, v?)))?;
+        if n == 0 {
+            return Some(format!(
+                "{field} = {v} in a run with test_images = 0: a run without a test split has no test accuracy"
+            ));
+        }
+        let (field, v) = accuracies
+            .into_iter()
+            .filter_map(|(f, v)| Some((f, v?)))
+            .find(|(_, v)| (v * n as f64 - (v * n as f64).round()).abs() > 1e-6)?;
+        Some(format!(
+            "{field} = {v}: not a count of correct images out of test_images = {n}"
         ))
     }
 
@@ -349,6 +384,7 @@ impl RunResult {
             wall_seconds,
             device,
             val_images,
+            test_images: None,
         }
     }
 }
@@ -356,6 +392,7 @@ impl RunResult {
 /// What a trained model takes and gives, as timm's `pretrained_cfg`: the input's shape and
 /// normalisation (from the training split) and the class names, in output order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     pub classes: Vec<String>,
     pub channels: usize,
@@ -364,9 +401,37 @@ pub struct ModelSpec {
     /// Per-channel mean and standard deviation of inputs in [0, 1] scale (1 or `channels` values).
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// CRC-32C (hex) of the other fields as JSON, set by [`RunDir::write_spec`] and checked by
+    /// [`RunDir::read_spec`]: an edited normalisation or class list would change every
+    /// prediction without a word. None in records written before the digest (`eval` holds
+    /// those to the data set instead).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub digest: Option<String>,
 }
 
 impl ModelSpec {
+    /// The digest of every field but the digest itself.
+    fn computed_digest(&self) -> String {
+        let fields = ModelSpec {
+            digest: None,
+            ..self.clone()
+        };
+        let json = serde_json::to_vec(&fields).expect("model spec serializes");
+        format!("{:08x}", crc32c::crc32c(&json))
+    }
+
+    /// Whether `other` holds the same input and classes: the same fields, floats equal to
+    /// within rounding (a legacy record's normalisation against the data's, computed again).
+    pub fn same_as(&self, other: &ModelSpec) -> bool {
+        let close = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9 * x.abs().max(1.0))
+        };
+        (&self.classes, self.channels, self.height, self.width)
+            == (&other.classes, other.channels, other.height, other.width)
+            && close(&self.mean, &other.mean)
+            && close(&self.std, &other.std)
+    }
+
     /// What makes this spec impossible for a trained model, if anything.
     fn problem(&self) -> Option<String> {
         let side = 1..=crate::recipe::MAX_IMAGE_SIZE;
@@ -381,7 +446,16 @@ impl ModelSpec {
                 crate::recipe::MAX_IMAGE_SIZE
             ))
         } else if !values(&self.mean) || !values(&self.std) {
-            Some(format!("mean and std need 1 or {} values each", self.channels))
+            let want = match self.channels {
+                1 => "1 value each".to_string(),
+                c => format!("1 or {c} values each"),
+            };
+            Some(format!(
+                "mean and std have {} and {} values; expected {want} (channels is {})",
+                self.mean.len(),
+                self.std.len(),
+                self.channels
+            ))
         } else if self.mean.iter().any(|m| !m.is_finite()) || self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             Some("mean must be finite and std finite and positive".into())
         } else if self.classes.is_empty() {
@@ -497,8 +571,13 @@ impl RunDir {
         Ok(unfinished.map(|f| format!("an unfinished run ({f})")))
     }
 
+    /// Writes `model.json`, sealed with its digest.
     pub fn write_spec(&self, spec: &ModelSpec) -> Result<()> {
-        self.write_json(MODEL, spec)
+        let sealed = ModelSpec {
+            digest: Some(spec.computed_digest()),
+            ..spec.clone()
+        };
+        self.write_json(MODEL, &sealed)
     }
 
     /// Reads `model.json`; None when the run dir has none (trained before darkmagic wrote it).
@@ -506,7 +585,14 @@ impl RunDir {
     /// normalisation values missing or not positive and finite) is an error naming the file.
     pub fn read_spec(&self) -> Result<Option<ModelSpec>> {
         let spec: Option<ModelSpec> = self.read_json(MODEL)?;
-        if let Some(problem) = spec.as_ref().and_then(ModelSpec::problem) {
+        let edited = |s: &ModelSpec| {
+            let d = s.digest.as_ref().filter(|d| **d != s.computed_digest())?;
+            Some(format!(
+                "digest = {d:?} does not match the record's fields (classes, input size, mean, std): it was edited; \
+                 restore it, or delete it to have `eval` take them from the data set again"
+            ))
+        };
+        if let Some(problem) = spec.as_ref().and_then(|s| s.problem().or_else(|| edited(s))) {
             return Err(Error::RunDir {
                 path: self.file(MODEL),
                 message: problem,

@@ -581,6 +581,36 @@ pub(crate) fn require_settings_record(root: &Path, trials: &[Trial]) -> crate::R
     })
 }
 
+/// `report` reads results only beside the `baseline.toml` they were run from: without it the
+/// trials' recipes cannot be held to their arms (`trial_problem`), so an edited trial would be
+/// judged unseen. A rerun of the checklist checks them against its own recipe and writes the file
+/// again.
+pub fn require_baseline_record(root: &Path, summary: &Summary) -> crate::Result<()> {
+    if summary.design.runs == 0 || std::fs::symlink_metadata(root.join(super::BASELINE)).is_ok() {
+        return Ok(());
+    }
+    Err(crate::Error::RunDir {
+        path: root.join(super::BASELINE),
+        message: "is missing while trials here have results: their recipes cannot be checked against the \
+                  checklist's settings. Restore it, or rerun the checklist's command, which checks every trial \
+                  against its recipe and writes the file again"
+            .into(),
+    })
+}
+
+/// A trial that only a round after the first look plans (a variant's or the baseline's seed
+/// index at or past `checklist.seeds`, or the combined recipe's): its folder proves that a look
+/// fixed the design (the design is written at each look before the next round is planned), even
+/// where `design.json` and `summary.json` are both gone. None where every trial is of the first
+/// round.
+pub(crate) fn later_round_trial(root: &Path) -> crate::Result<Option<std::path::PathBuf>> {
+    let first = checklist_config(root)?.seeds;
+    Ok(read_trials(root)?
+        .into_iter()
+        .find(|t| t.tune.is_none() && (t.seed_index >= first || matches!(t.arm, Arm::Combined { .. })))
+        .map(|t| root.join(t.dir)))
+}
+
 /// Summarises every trial found under `root`, judging the variants (and the combined recipe)
 /// with the checklist's sequential design.
 pub fn analyze(root: &Path) -> crate::Result<Summary> {
@@ -629,6 +659,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .map(|(_, s)| s.clone())
         .unwrap_or_default();
     let all_seeds: Vec<&SeedOutcome> = arms.iter().flat_map(|(_, s)| s).collect();
+    let runs = all_seeds.iter().filter(|s| s.status.is_some()).count();
     let resolution = resolution(&all_seeds);
     let val_images = all_seeds
         .iter()
@@ -636,12 +667,28 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .filter(|&n| n > 0)
         .min()
         .unwrap_or(0);
-    let variant_arms: Vec<&(Arm, Vec<SeedOutcome>)> =
-        arms.iter().filter(|(a, _)| matches!(a, Arm::Variant(_))).collect();
-    let labels: Vec<String> = variant_arms.iter().map(|(a, _)| a.label()).collect();
+    let labels: Vec<String> = arms
+        .iter()
+        .filter(|(a, _)| matches!(a, Arm::Variant(_)))
+        .map(|(a, _)| a.label())
+        .collect();
     let record = super::design_record::read(root)?;
     let replaced = replaced_designs(record.as_ref());
     let (design, fixed, planned) = design_of(root, record, val_images, labels.clone())?;
+    // A variant the fixed design plans has had its first round: one without a trial folder
+    // (deleted, or not yet run after a --redesign) is listed with no seeds, never left out.
+    if fixed && let Some(plan) = &plan {
+        let missing = plan
+            .iter()
+            .filter(|v| planned.contains(&v.label()) && !labels.contains(&v.label()));
+        arms.extend(
+            missing
+                .map(|v| (Arm::Variant(v.clone()), Vec::new()))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let variant_arms: Vec<&(Arm, Vec<SeedOutcome>)> =
+        arms.iter().filter(|(a, _)| matches!(a, Arm::Variant(_))).collect();
     if let Some(stray) = labels.iter().find(|l| fixed && !planned.contains(l)) {
         // Its error was never planned for: judging it would spend error the design does not have.
         let trial = all
@@ -698,7 +745,10 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
             .collect::<Vec<ArmSummary>>();
         (arms, pooled)
     };
-    let absent = planned.iter().filter(|p| !labels.contains(p)).count();
+    let absent = planned
+        .iter()
+        .filter(|p| !variant_arms.iter().any(|(a, _)| a.label() == **p))
+        .count();
     let (mut summaries, pooled_sd) = judge(&design, &variant_arms, absent);
     for a in &mut summaries {
         a.worst_seed = worst_seed(&paired_by_seed(&a.seeds, &base_seeds), pooled_sd);
@@ -733,7 +783,6 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         interaction(c, &parts, &base_seeds)
     });
     let judged = summaries.iter().chain(&combined).filter_map(|a| a.decision.as_ref());
-    let runs = all_seeds.iter().filter(|s| s.status.is_some()).count();
     let design_summary = DesignSummary {
         alpha: design.alpha,
         margin: design.margin,

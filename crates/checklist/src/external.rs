@@ -628,6 +628,27 @@ pub mod strays {
     /// process is not a subreaper.
     #[cfg(target_os = "linux")]
     pub fn end() {
+        let me = std::process::id() as i32;
+        let Some((_, own_session)) = parent_and_session(me) else {
+            return;
+        };
+        end_children(|_, sid| sid != own_session);
+    }
+
+    /// Kills and reaps every child of this process but the processes in `keep`, until none is
+    /// left; nothing when this process is not a subreaper. The local executor keeps its running
+    /// trials: what else is its child was adopted from a trial whose `darkmagic train` died
+    /// (`kill -9` leaves its trainer, the guard and their `setsid` strays), and each one killed
+    /// hands its own children on to this process, so the passes end the whole tree.
+    #[cfg(target_os = "linux")]
+    pub fn end_all_but(keep: &[u32]) {
+        end_children(|pid, _| !keep.iter().any(|&k| k as i32 == pid));
+    }
+
+    /// Kills and reaps the children of this subreaper that `chosen(pid, session)` picks, pass
+    /// after pass: a killed process's children are orphaned in turn and come back here.
+    #[cfg(target_os = "linux")]
+    fn end_children(chosen: impl Fn(i32, i32) -> bool) {
         let mut flag = 0i32;
         // SAFETY: PR_GET_CHILD_SUBREAPER writes one int to the pointer given.
         let subreaper =
@@ -636,13 +657,9 @@ pub mod strays {
             return;
         }
         let me = std::process::id() as i32;
-        let Some((_, own_session)) = parent_and_session(me) else {
-            return;
-        };
-        // A killed stray's own children are orphaned in turn and come back: a few passes.
         for _ in 0..64 {
             let strays: Vec<i32> = processes()
-                .filter(|&pid| parent_and_session(pid).is_some_and(|(ppid, sid)| ppid == me && sid != own_session))
+                .filter(|&pid| parent_and_session(pid).is_some_and(|(ppid, sid)| ppid == me && chosen(pid, sid)))
                 .collect();
             if strays.is_empty() {
                 return;
@@ -659,6 +676,9 @@ pub mod strays {
 
     #[cfg(not(target_os = "linux"))]
     pub fn end() {}
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn end_all_but(_keep: &[u32]) {}
 
     /// The pids in /proc.
     #[cfg(target_os = "linux")]

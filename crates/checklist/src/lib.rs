@@ -502,23 +502,30 @@ pub fn require_design(root: &Path, summary: &Summary) -> Result<()> {
     if summary.design.rounds == 0 || design_record::read(root)?.is_some() {
         return Ok(());
     }
-    // Fixed before: the last summary written here says so. Without that, the look completed
-    // after the last run ended (the trials of a --detach'ed round finished on the cluster) and
-    // this run fixes its design, as the first look of any checklist does.
+    // Fixed before: the last summary written here says so, or a trial of a later round is here.
+    // Without either, the look completed after the last run ended (the trials of a --detach'ed
+    // round finished on the cluster) and this run fixes its design, as the first look of any
+    // checklist does.
     let fixed_before =
         darkmagic_base::files::read_regular(&root.join("summary.json"), darkmagic_base::rundir::MAX_RECORD_BYTES)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
             .is_some_and(|v| v["design"]["fixed"] == serde_json::Value::Bool(true));
-    if !fixed_before {
-        return Ok(());
-    }
+    // Trials of a later round prove it too, with summary.json deleted as well.
+    let proof = match fixed_before {
+        true => "the last summary.json says so".to_string(),
+        false => match analysis::later_round_trial(root)? {
+            Some(t) => format!("{} belongs to a round planned after a look", t.display()),
+            None => return Ok(()),
+        },
+    };
     Err(Error::RunDir {
         path: root.join(design_record::FILE),
-        message: "is missing, but the trials hold the results of at least one look, whose design it recorded: \
-                  restore it, rerun the checklist with --redesign to fix the current settings' design over these \
-                  trials, or use another --out directory"
-            .into(),
+        message: format!(
+            "is missing, but the trials hold the results of at least one look, whose design it recorded ({proof}): \
+             restore it, rerun the checklist with --redesign to fix the current settings' design over these \
+             trials, or use another --out directory"
+        ),
     })
 }
 

@@ -37,29 +37,62 @@ fn runs_external(root: &Path) -> crate::Result<Option<bool>> {
     Ok(recipe.ok().map(|r| r.external.is_some()))
 }
 
-/// A run of darkmagic's trainer that completed trained the epochs of its `recipe.toml`, recorded
-/// each in `metrics.jsonl` (epoch n on line n), and summarised them in `result.json` (its final,
-/// best and EMA/TTA validation accuracies those of the epochs', as `RunResult::from_metrics`
-/// computes them): records that disagree were edited, or belong to another run. (An unreadable
-/// recipe is named where the trial is resumed.)
+/// Whether a run of darkmagic's trainer that ended with `status` after `epochs` of the
+/// `planned` could have: a completed run trains them all; a diverged one stops inside an epoch
+/// before the last (the epoch it diverged in is not recorded); a stopped one stops after an
+/// epoch from half the run on, and only with a reference run to stop against
+/// (`train.stop_reference`).
+fn possible_length(status: Status, epochs: usize, planned: usize, stop_reference: bool) -> bool {
+    match status {
+        Status::Completed => epochs == planned,
+        Status::Diverged => epochs < planned,
+        Status::Stopped => stop_reference && 2 * epochs >= planned && epochs <= planned,
+        Status::Failed => true,
+    }
+}
+
+/// A run of darkmagic's trainer that completed, diverged or stopped trained as many epochs of
+/// its `recipe.toml` as that status allows ([`possible_length`]), recorded each in
+/// `metrics.jsonl` (epoch n on line n), and summarised them in `result.json` (its final, best
+/// and EMA/TTA validation accuracies those of the epochs', as `RunResult::from_metrics`
+/// computes them; test accuracies only when it completed): records that disagree were edited,
+/// or belong to another run. (An unreadable recipe is named where the trial is resumed.)
 fn check_epochs(dir: &RunDir, result: &RunResult) -> crate::Result<()> {
-    let recipe = darkmagic_base::recipe::Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]);
+    let recipe = darkmagic_base::recipe::Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).ok();
     let metrics = dir.read_metrics()?;
-    let planned = recipe.map_or(result.epochs, |r| r.train.epochs);
+    let planned = recipe.as_ref().map_or(result.epochs, |r| r.train.epochs);
+    let stop_reference = recipe.as_ref().is_none_or(|r| r.train.stop_reference.is_some());
     let edited = |file: &str, message: String| {
         Err(crate::Error::RunDir {
             path: dir.file(file),
             message: format!("{message}: the records disagree (edited, or from another run)"),
         })
     };
-    if result.epochs != planned || result.epochs != metrics.len() {
+    let status = result.status.name();
+    if !possible_length(result.status, result.epochs, planned, stop_reference) || result.epochs != metrics.len() {
         return edited(
             rundir::RESULT,
             format!(
-                "epochs = {} in a completed run whose recipe.toml trains {planned} and whose metrics.jsonl records {}",
+                "epochs = {} in a {status} run whose recipe.toml trains {planned}{} and whose metrics.jsonl records {}",
                 result.epochs,
+                match (result.status, stop_reference) {
+                    (Status::Stopped, false) => " with no train.stop_reference to stop against",
+                    _ => "",
+                },
                 metrics.len()
             ),
+        );
+    }
+    let tested = [
+        result.test_acc,
+        result.test_acc_tta,
+        result.test_acc_ema,
+        result.test_top5,
+    ];
+    if result.status != Status::Completed && tested.iter().any(Option::is_some) {
+        return edited(
+            rundir::RESULT,
+            format!("a test accuracy in a {status} run: only a run that completes is tested"),
         );
     }
     if let Some((line, m)) = metrics.iter().enumerate().find(|(i, m)| m.epoch != i + 1) {
@@ -140,7 +173,7 @@ pub fn outcome(root: &Path, trial: &Trial) -> crate::Result<SeedOutcome> {
     }
     if let Some(r) = result
         .as_ref()
-        .filter(|r| r.status == Status::Completed && r.device != "external")
+        .filter(|r| r.status != Status::Failed && r.device != "external")
     {
         check_epochs(&dir, r)?;
     }

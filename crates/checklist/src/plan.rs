@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// One variant: a factor, a name, and the fields it changes (dotted keys).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Variant {
     pub factor: String,
     pub name: String,
@@ -80,6 +81,7 @@ impl Arm {
 /// One training run of the checklist: an arm with one seed, in its own run directory.
 /// Stored as `trial.json` in that directory, so a report can be rebuilt from run dirs alone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Trial {
     pub arm: Arm,
     /// 0-based index of the seed; the recipe's seed is `baseline seed + seed_index` (tuning

@@ -122,6 +122,9 @@ impl Executor for Local {
         let trial_style = ProgressStyle::with_template("  {prefix:40} [{bar:20}] epoch {pos}/{len}")
             .expect("valid template")
             .progress_chars("=> ");
+        // A trial's descendants come back to this process if its `darkmagic train` is killed
+        // (which would otherwise leave them to init): ended below, once that trial has ended.
+        crate::external::strays::adopt();
         let mut queue: std::collections::VecDeque<Job> = jobs.iter().cloned().collect();
         let mut running: Vec<Running> = Vec::new();
         let (mut finished, mut done_epochs) = (0usize, 0usize);
@@ -150,6 +153,8 @@ impl Executor for Local {
                     None => i += 1,
                     Some(status) => {
                         let r = running.swap_remove(i);
+                        let live: Vec<u32> = running.iter().map(|r| r.child.id()).collect();
+                        crate::external::strays::end_all_but(&live);
                         finished += 1;
                         done_epochs += r.job.epochs;
                         // A process that crashed (panic, abort, signal) wrote no result.json:
