@@ -136,7 +136,7 @@ fn train_cmd(mut a: TrainArgs) -> Result<()> {
     if recipe.external.is_some() {
         // What an external trainer starts and detaches (setsid) comes back to this process, to
         // be ended with the trial.
-        darkmagic::external::strays::adopt();
+        darkmagic::executor::strays::adopt();
     }
     let result =
         train::run(&recipe, &a.run_dir, a.resume).with_context(|| format!("training into {}", a.run_dir.display()))?;

@@ -1169,47 +1169,42 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     ok(run(&["report", out_s]));
     // A completed result whose epoch count is neither its recipe's nor its metrics.jsonl's, or
     // whose accuracy is no count of its validation images.
-    let mut epochs: serde_json::Value = serde_json::from_str(&result).unwrap();
-    let trained = epochs["epochs"].clone();
-    epochs["epochs"] = 7.into();
-    std::fs::write(&result_path, epochs.to_string()).unwrap();
-    fails(
-        run(&["report", out_s]),
-        &[
-            "result.json",
-            &format!("epochs = 7 in a completed run whose recipe.toml trains {trained}"),
-        ],
-    );
-    let mut uncounted: serde_json::Value = serde_json::from_str(&result).unwrap();
-    uncounted["val_images"] = 0.into();
-    std::fs::write(&result_path, uncounted.to_string()).unwrap();
-    fails(
-        run(&["report", out_s]),
+    let report = || run(&["report", out_s]);
+    let trained = serde_json::from_str::<serde_json::Value>(&result).unwrap()["epochs"].clone();
+    let seven = json_edited(&result_path, |v| v["epochs"] = 7.into());
+    let seven_words = format!("epochs = 7 in a completed run whose recipe.toml trains {trained}");
+    refused_while_edited(&result_path, &seven, report, &["result.json", &seven_words]);
+    let uncounted = json_edited(&result_path, |v| v["val_images"] = 0.into());
+    refused_while_edited(
+        &result_path,
+        &uncounted,
+        report,
         &["result.json", "val_images = 0 beside final_val_acc"],
     );
     // Another count of the same images, in final and best alike: not what metrics.jsonl says.
-    let mut recounted: serde_json::Value = serde_json::from_str(&result).unwrap();
-    let n = recounted["val_images"].as_f64().unwrap();
-    let other = ((recounted["final_val_acc"].as_f64().unwrap() * n).round() - 1.0).max(0.0) / n;
-    recounted["final_val_acc"] = other.into();
-    recounted["best_val_acc"] = other.into();
-    std::fs::write(&result_path, recounted.to_string()).unwrap();
-    fails(
-        run(&["report", out_s]),
+    let recounted = json_edited(&result_path, |v| {
+        let n = v["val_images"].as_f64().unwrap();
+        let other = ((v["final_val_acc"].as_f64().unwrap() * n).round() - 1.0).max(0.0) / n;
+        v["final_val_acc"] = other.into();
+        v["best_val_acc"] = other.into();
+    });
+    refused_while_edited(
+        &result_path,
+        &recounted,
+        report,
         &["result.json", "final_val_acc = ", "but metrics.jsonl's epochs give"],
     );
-    std::fs::write(&result_path, &result).unwrap();
     // The run's one epoch renumbered 2 in metrics.jsonl; the trial's trial.json deleted.
     let metrics_path = run_dir.join("metrics.jsonl");
     let metrics = std::fs::read_to_string(&metrics_path).unwrap();
     let renumbered = metrics.replacen("\"epoch\":1,", "\"epoch\":2,", 1);
     assert_ne!(renumbered, metrics, "{metrics}");
-    std::fs::write(&metrics_path, renumbered).unwrap();
-    fails(
-        run(&["report", out_s]),
+    refused_while_edited(
+        &metrics_path,
+        renumbered.as_bytes(),
+        report,
         &["metrics.jsonl", "line 1: epoch = 2, where darkmagic records epoch 1"],
     );
-    std::fs::write(&metrics_path, &metrics).unwrap();
     let trial_record = std::fs::read(run_dir.join("trial.json")).unwrap();
     std::fs::remove_file(run_dir.join("trial.json")).unwrap();
     fails(
@@ -1224,24 +1219,25 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     let trained = std::fs::read_to_string(&recipe_path).unwrap();
     let other = trained.replacen("\nlr = 0.1\n", "\nlr = 0.01\n", 1);
     assert_ne!(other, trained, "{trained}");
-    std::fs::write(&recipe_path, other).unwrap();
-    fails(
-        run(&["report", out_s]),
+    refused_while_edited(
+        &recipe_path,
+        other.as_bytes(),
+        report,
         &[
             "seed-0/recipe.toml",
-            "holds a different recipe than this checklist would run (checked against baseline.toml",
+            "holds a different recipe than this checklist would run (optim.lr = 0.01, where it runs optim.lr = 0.1) (checked against baseline.toml",
         ],
     );
-    std::fs::write(&recipe_path, &trained).unwrap();
     // A completed result without its accuracy is refused, not dropped from the arm.
-    let mut no_acc: serde_json::Value = serde_json::from_str(&result).unwrap();
-    no_acc.as_object_mut().unwrap().remove("final_val_acc");
-    std::fs::write(&result_path, no_acc.to_string()).unwrap();
-    fails(
-        run(&["report", out_s]),
+    let no_acc = json_edited(&result_path, |v| {
+        v.as_object_mut().unwrap().remove("final_val_acc");
+    });
+    refused_while_edited(
+        &result_path,
+        &no_acc,
+        report,
         &["result.json", "completed without final_val_acc"],
     );
-    std::fs::write(&result_path, &result).unwrap();
     // A finished trial without trial.json, or without a readable recipe.toml, cannot be matched.
     let trial_json = run_dir.join("trial.json");
     let trial_text = std::fs::read_to_string(&trial_json).unwrap();
@@ -1258,7 +1254,7 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
         common::checklist(&recipe, &out, &["--set", "model.width=0.5"])
             .output()
             .unwrap(),
-        &["recipe.toml", "its recipe cannot be read"],
+        &["recipe.toml", "is missing beside a finished result.json"],
     );
     std::fs::write(&recipe_path, &recipe_text).unwrap();
     // An arm the design never planned (a copied variant under another label) is not judged.
@@ -1392,6 +1388,16 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
         recipe_text.replacen("seed = 0", "seed = 1", 1),
     )
     .unwrap();
+    // (Its result bound to the copied recipe: refused as such. Unbound, as records from before
+    // the binding are, the seed index is what gives it away.)
+    fails(
+        run(&["report", out_s]),
+        &["lr=low/seed-1/recipe.toml", "is not the recipe this run trained"],
+    );
+    let unbound = json_edited(&extra.join("result.json"), |v| {
+        v.as_object_mut().unwrap().remove("recipe_digest");
+    });
+    std::fs::write(extra.join("result.json"), unbound).unwrap();
     fails(
         run(&["report", out_s]),
         &[
@@ -1951,6 +1957,49 @@ fn records_read_back_are_held_to_each_other() {
     let trial = out.join("trials/lr=low/seed-0/trial.json");
     let arm_note = json_edited(&trial, |v| v["arm"]["note"] = "x".into());
     refused_while_edited(&trial, &arm_note, report, &["trial.json", "unknown field `note`"]);
+    // A completed run relabelled failed would drop its seed; failed runs record why, and no count.
+    let failed = json_edited(&result, |v| v["status"] = "failed".into());
+    refused_while_edited(
+        &result,
+        &failed,
+        report,
+        &["result.json", "status = failed with no error"],
+    );
+    // Another count of the same validation images (41/179 = 82/358): the trials share one split.
+    let doubled = json_edited(&result, |v| {
+        v["val_images"] = (2 * v["val_images"].as_u64().unwrap()).into()
+    });
+    refused_while_edited(
+        &result,
+        &doubled,
+        report,
+        &["result.json", "the checklist's trials share one validation split"],
+    );
+    // One seed's result and curve swapped between two arms: each result is bound to its recipe.
+    let (base_dir, low_dir) = (out.join("trials/baseline/seed-1"), out.join("trials/lr=low/seed-1"));
+    let swap = || {
+        for f in ["result.json", "metrics.jsonl"] {
+            let (a, b) = (
+                std::fs::read(base_dir.join(f)).unwrap(),
+                std::fs::read(low_dir.join(f)).unwrap(),
+            );
+            std::fs::write(base_dir.join(f), b).unwrap();
+            std::fs::write(low_dir.join(f), a).unwrap();
+        }
+    };
+    swap();
+    fails(report(), &["recipe.toml", "is not the recipe this run trained"]);
+    swap();
+    // A result deleted: its seed is left out of the verdicts, and the report names it.
+    let kept = std::fs::read(&result).unwrap();
+    std::fs::remove_file(&result).unwrap();
+    ok(report());
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("1 trial(s) have no result and are left out of the verdicts: trials/lr=low/seed-0"),
+        "{md}"
+    );
+    std::fs::write(&result, kept).unwrap();
     ok(report());
 
     // model.json is sealed: an edited mean is refused, with or without its digest.
@@ -1980,10 +2029,93 @@ fn records_read_back_are_held_to_each_other() {
             "carries no digest and differs from what the run's data set gives",
         ],
     );
+    // The run's recipe.toml edited after it finished (half the images as validation): refused.
+    let recipe_toml = run_dir.join("recipe.toml");
+    let text = std::fs::read_to_string(&recipe_toml).unwrap();
+    let halved = text.replacen("val_fraction = 0.1\n", "val_fraction = 0.5\n", 1);
+    assert_ne!(halved, text, "{text}");
+    refused_while_edited(
+        &recipe_toml,
+        halved.as_bytes(),
+        eval,
+        &["recipe.toml", "is not the recipe this run trained"],
+    );
+    // A checkpoint that is not a regular file is named as such, not as missing.
+    let checkpoint = run_dir.join("checkpoint.safetensors");
+    let aside_ckpt = dir.join("checkpoint.safetensors");
+    std::fs::rename(&checkpoint, &aside_ckpt).unwrap();
+    std::fs::create_dir(&checkpoint).unwrap();
+    fails(eval(), &["checkpoint.safetensors", "not a regular file"]);
+    std::fs::remove_dir(&checkpoint).unwrap();
+    std::fs::rename(&aside_ckpt, &checkpoint).unwrap();
     // A record from before the digest that the data set confirms is read as written.
     let unsealed = json_edited(&spec, |v| {
         v.as_object_mut().unwrap().remove("digest");
     });
     std::fs::write(&spec, unsealed).unwrap();
     ok(eval());
+}
+
+/// The records that hold a checklist's settings, `baseline.toml` and `design.json`, edited
+/// together after the trials ran: each trial's own record of the settings it was started under
+/// tells them apart; `--redesign` judges the trials under new settings on purpose.
+#[test]
+fn settings_edited_in_every_record_that_holds_them_are_told_from_the_trials() {
+    let dir = tempdir("settings-stamp");
+    let recipe = dir.join("r.toml");
+    std::fs::write(
+        &recipe,
+        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\n[checklist]\nplan = \"none\"\n\
+         seeds = 1\nmax_seeds = 1\n[checklist.factors.lr]\nlow = { \"optim.lr\" = 0.01 }\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let out_s = out.to_str().unwrap();
+    ok(common::checklist(&recipe, &out, &[]).output().unwrap());
+    let trial: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trials/lr=low/seed-0/trial.json")).unwrap()).unwrap();
+    let stamp = trial["settings"].as_str().unwrap().to_string();
+    // One round: no trial proves a look, so with both records of the design gone, baseline.toml
+    // alone holds the settings; edited to alpha 0.2, it is contradicted by the trials.
+    for f in ["design.json", "summary.json"] {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    let baseline_path = out.join("baseline.toml");
+    let baseline = std::fs::read_to_string(&baseline_path).unwrap();
+    let edited = baseline.replacen("alpha = 0.05\n", "alpha = 0.2\n", 1);
+    assert_ne!(edited, baseline, "{baseline}");
+    refused_while_edited(
+        &baseline_path,
+        edited.as_bytes(),
+        || run(&["report", out_s]),
+        &["trial.json", "was started under other checklist settings", &stamp],
+    );
+    ok(run(&["report", out_s]));
+    // design.json retired by hand, its digest removed: a lock lifted without --redesign.
+    ok(common::checklist(&recipe, &out, &[]).output().unwrap());
+    let design = out.join("design.json");
+    let retired = json_edited(&design, |v| {
+        v["retired"] = true.into();
+        v.as_object_mut().unwrap().remove("digest");
+    });
+    refused_while_edited(
+        &design,
+        &retired,
+        || {
+            common::checklist(&recipe, &out, &["--set", "checklist.max_seeds=3"])
+                .output()
+                .unwrap()
+        },
+        &["design.json", "retired = true without a digest"],
+    );
+    // --redesign fixes a design under the new settings over the same trials, openly.
+    ok(
+        common::checklist(&recipe, &out, &["--redesign", "--set", "checklist.alpha=0.2"])
+            .output()
+            .unwrap(),
+    );
+    let trial: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("trials/lr=low/seed-0/trial.json")).unwrap()).unwrap();
+    assert_ne!(trial["settings"].as_str().unwrap(), stamp, "restamped by --redesign");
+    ok(run(&["report", out_s]));
 }

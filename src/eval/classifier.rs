@@ -60,12 +60,16 @@ impl Classifier {
             return Err(bad(rundir::RECIPE, "missing: not a darkmagic run directory"));
         }
         let checkpoint = run.file(rundir::CHECKPOINT);
-        if !checkpoint.is_file() {
+        if std::fs::symlink_metadata(&checkpoint).is_err() {
             return Err(bad(
                 rundir::CHECKPOINT,
                 "missing: the run has no trained weights yet (it writes a checkpoint after each epoch; see train.log)",
             ));
         }
+        crate::files::check_regular(&checkpoint, u64::MAX)?;
+        // A finished run's result names the recipe it ran: an edited recipe.toml (another split,
+        // another model) would evaluate something the weights were not trained as.
+        run.read_result()?;
         let recipe = Recipe::load(Some(&recipe_path), overrides)?;
         if ema && recipe.train.ema_decay == 0.0 {
             return Err(Error::flag(

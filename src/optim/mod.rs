@@ -319,12 +319,12 @@ impl Optimizer {
                 }
             }
         });
-        self.lookahead();
+        self.slow_step();
     }
 
     /// Lookahead's slow step over the parameters being trained, after every k-th update:
     /// `phi += alpha * (theta - phi)`, then `theta = phi` (Zhang et al. 2019, Algorithm 1).
-    fn lookahead(&self) {
+    fn slow_step(&self) {
         let Some((_, alpha)) = self.lookahead.filter(|&(k, _)| self.steps % k == 0) else {
             return;
         };

@@ -242,6 +242,12 @@ pub struct RunResult {
     /// test_images, and a run without test images has none. None in records written before it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub test_images: Option<usize>,
+    /// CRC-32C (hex) of the run dir's `recipe.toml` when the result was written
+    /// ([`RunDir::write_result`]): a result is read back only beside the recipe it ran (one
+    /// moved to another trial's folder, or a recipe edited after the run, is refused). None in
+    /// records written before it, and where the run dir had no recipe.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub recipe_digest: Option<String>,
 }
 
 /// The largest magnitude an external trainer's metric may have (an accuracy, a loss, a score):
@@ -268,6 +274,16 @@ impl RunResult {
             return Some("status = completed without final_val_acc: a completed run records its accuracy".into());
         }
         let bounded = self.device != "external";
+        // `record_failure` writes every failed result: with the reason, and no validation count.
+        if bounded && self.status == Status::Failed && (self.error.is_none() || self.val_images != 0) {
+            return Some(format!(
+                "status = failed with {}: a failed run records why it failed, and no validation count",
+                match self.error {
+                    None => "no error".to_string(),
+                    Some(_) => format!("val_images = {}", self.val_images),
+                }
+            ));
+        }
         for (field, value) in accuracies {
             let within = |v: f64| match bounded {
                 true => (0.0..=1.0).contains(&v),
@@ -385,6 +401,7 @@ impl RunResult {
             device,
             val_images,
             test_images: None,
+            recipe_digest: None,
         }
     }
 }
@@ -540,19 +557,49 @@ impl RunDir {
         Ok(out)
     }
 
+    /// Writes `result.json`, bound to the run dir's `recipe.toml` by its digest.
     pub fn write_result(&self, result: &RunResult) -> Result<()> {
-        self.write_json(RESULT, result)
+        let bound = RunResult {
+            recipe_digest: self.recipe_digest()?,
+            ..result.clone()
+        };
+        self.write_json(RESULT, &bound)
+    }
+
+    /// CRC-32C (hex) of `recipe.toml`'s bytes; None when the run dir has none.
+    fn recipe_digest(&self) -> Result<Option<String>> {
+        Ok(read_record(&self.file(RECIPE))?.map(|t| format!("{:08x}", crc32c::crc32c(t.as_bytes()))))
     }
 
     /// Reads `result.json`; None before the run ends. A result no run could have written (an
-    /// accuracy outside [0, 1] or not finite, a negative wall time)
-    /// is an error naming the file and the field, never a figure the verdicts would use.
+    /// accuracy outside [0, 1] or not finite, a negative wall time), or one beside another
+    /// recipe than the one it ran (`recipe_digest`), is an error naming the file and the field,
+    /// never a figure the verdicts would use.
     pub fn read_result(&self) -> Result<Option<RunResult>> {
         let result: Option<RunResult> = self.read_json(RESULT)?;
         if let Some(problem) = result.as_ref().and_then(RunResult::problem) {
             return Err(Error::RunDir {
                 path: self.file(RESULT),
                 message: problem,
+            });
+        }
+        // (A failed result is retried, never judged: its recipe may be written again first.)
+        let bound = result.as_ref().filter(|r| r.status != Status::Failed);
+        if let Some(then) = bound.and_then(|r| r.recipe_digest.as_ref()) {
+            let message = match self.recipe_digest()? {
+                None => format!(
+                    "is missing beside a finished result.json, which records the recipe this run trained \
+                     (recipe_digest = {then:?}): restore it"
+                ),
+                Some(now) if now != *then => format!(
+                    "is not the recipe this run trained (result.json records recipe_digest = {then:?}, the file's \
+                     bytes give {now:?}): it was edited after the run, or result.json belongs to another run dir"
+                ),
+                Some(_) => return Ok(result),
+            };
+            return Err(Error::RunDir {
+                path: self.file(RECIPE),
+                message,
             });
         }
         Ok(result)

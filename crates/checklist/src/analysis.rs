@@ -611,6 +611,43 @@ pub(crate) fn later_round_trial(root: &Path) -> crate::Result<Option<std::path::
         .map(|t| root.join(t.dir)))
 }
 
+/// Every trial started under the settings that judge it: the digest each records
+/// (`Trial::settings`) must be that of `baseline.toml`'s `[checklist]` section over the plan the
+/// design fixed (`design.json`'s variants; before the first look, the plan of `baseline.toml`).
+/// The two records edited together after the trials ran, consistently, would otherwise judge
+/// the trials under settings they never had. Trials from before the digest are not held to it.
+fn check_settings(root: &Path, trials: &[Trial], config: &ChecklistConfig) -> crate::Result<()> {
+    if baseline_table(root)?.is_none() {
+        return Ok(()); // refused elsewhere where it matters (`require_baseline_record`)
+    }
+    let labels = match super::design_record::read(root)?.filter(|r| !r.retired) {
+        Some(r) => r.variants,
+        None => match darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[])
+            .and_then(|b| super::plan::variants(&b))
+        {
+            Ok(plan) => plan.iter().map(Variant::label).collect(),
+            Err(_) => return Ok(()), // an unreadable recipe is named where the trials are checked
+        },
+    };
+    let now = super::design_record::settings_digest(config, &labels);
+    let Some((t, then)) = trials
+        .iter()
+        .find_map(|t| Some((t, t.settings.as_ref().filter(|s| **s != now)?)))
+    else {
+        return Ok(());
+    };
+    Err(crate::Error::RunDir {
+        path: root.join(&t.dir).join("trial.json"),
+        message: format!(
+            "was started under other checklist settings (digest {then}) than {} and {} hold now (digest {now}: \
+             checklist.seeds, max_seeds, round_seeds, alpha, margin and the plan): they were edited after the trial \
+             ran. Restore them, or fix a new design over these trials with `darkmagic checklist --redesign`",
+            super::BASELINE,
+            super::design_record::FILE
+        ),
+    })
+}
+
 /// Summarises every trial found under `root`, judging the variants (and the combined recipe)
 /// with the checklist's sequential design.
 pub fn analyze(root: &Path) -> crate::Result<Summary> {
@@ -618,6 +655,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     require_settings_record(root, &all)?;
     let (tuning, trials): (Vec<&Trial>, Vec<&Trial>) = all.iter().partition(|t| t.tune.is_some());
     let config = checklist_config(root)?;
+    check_settings(root, &all, &config)?;
     let tuning = tuning_summary(root, &tuning, config.tune.seeds)?;
     let mut arms: Vec<(Arm, Vec<SeedOutcome>)> = Vec::new();
     // The combined recipe's confirmation at its own length (`checklist.confirm_epochs`): its
@@ -630,6 +668,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .collect();
     let baseline = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
     let plan = baseline.as_ref().and_then(|b| super::plan::variants(b).ok());
+    let mut first_count: Option<(usize, std::path::PathBuf)> = None;
     for t in trials {
         // (An arm that is not planned is named below, against the design that judges it.)
         let planned = |plan: &Vec<Variant>| match &t.arm {
@@ -645,6 +684,22 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
             });
         }
         let o = outcome(root, t)?;
+        // The trials share one validation split: one count (failed runs record none).
+        match first_count {
+            Some((n, ref dir)) if o.val_images > 0 && o.val_images != n => {
+                return Err(crate::Error::RunDir {
+                    path: root.join(&t.dir).join(darkmagic_base::rundir::RESULT),
+                    message: format!(
+                        "val_images = {}, where {} counts {n}: the checklist's trials share one validation split, so \
+                         one of the records was edited or is from another run",
+                        o.val_images,
+                        dir.display()
+                    ),
+                });
+            }
+            None if o.val_images > 0 => first_count = Some((o.val_images, t.dir.clone())),
+            _ => {}
+        }
         match arms.iter_mut().find(|(a, _)| a.label() == t.arm.label()) {
             Some((_, seeds)) => seeds.push(o),
             None => arms.push((t.arm.clone(), vec![o])),
@@ -807,7 +862,10 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         ..summarize_arm(&Arm::Baseline, confirming, None, None)
     });
     let metric = metric_name(root);
-    let notes = headroom_note(&baseline, design.margin, &metric).into_iter().collect();
+    let notes = headroom_note(&baseline, design.margin, &metric)
+        .into_iter()
+        .chain(pending_note(root, &all))
+        .collect();
     Ok(Summary {
         metric,
         tuning,
@@ -820,6 +878,30 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         interaction,
         design: design_summary,
         notes,
+    })
+}
+
+/// A note naming the trials that have no result: running, not run yet, or their `result.json`
+/// deleted (a rerun trains them again); so that a seed missing from a verdict is never unnamed.
+fn pending_note(root: &Path, trials: &[Trial]) -> Option<String> {
+    let pending: Vec<String> = trials
+        .iter()
+        .filter(|t| std::fs::symlink_metadata(root.join(&t.dir).join(darkmagic_base::rundir::RESULT)).is_err())
+        .map(|t| t.dir.display().to_string())
+        .collect();
+    let (first, more) = pending.split_at(pending.len().min(10));
+    (!pending.is_empty()).then(|| {
+        format!(
+            "{} trial(s) have no result and are left out of the verdicts: {}{} (running, not run yet, or their \
+             result.json was deleted; rerunning the checklist trains them).",
+            pending.len(),
+            first.join(", "),
+            if more.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} more", more.len())
+            }
+        )
     })
 }
 

@@ -99,6 +99,15 @@ pub fn read(root: &Path) -> Result<Option<Record>> {
             "digest = {d:?} does not match the record's fields: the record was edited by hand"
         )));
     }
+    // `--redesign` retires a record by writing it sealed; an unsealed retired one is an edit
+    // that would lift the design's lock without it.
+    if record.retired && record.digest.is_none() {
+        return Err(bad(
+            "retired = true without a digest: only `darkmagic checklist --redesign` retires a design, and it seals \
+             the record; rerun with --redesign to replace the design"
+                .into(),
+        ));
+    }
     Ok(Some(record))
 }
 
@@ -316,6 +325,23 @@ pub fn check_against_baseline(
 
 /// The first setting in which record `r` and the `[checklist]` settings `cfg` with the plan
 /// `variants` differ: its key, the record's value and `cfg`'s.
+/// The digest (CRC-32C, hex) of the settings a design is fixed from: `checklist.seeds`,
+/// `max_seeds` (at least `seeds`), `round_seeds`, `alpha`, `margin` as given, and the plan's
+/// labels. Every trial records the one it was started under (`Trial::settings`), so records
+/// that hold the settings (`design.json`, `baseline.toml`) edited together after the trials ran
+/// are told from the trials' own.
+pub fn settings_digest(cfg: &ChecklistConfig, variants: &[String]) -> String {
+    let text = format!(
+        "seeds={};max_seeds={};round_seeds={};alpha={:?};margin={:?};plan={variants:?}",
+        cfg.seeds,
+        cfg.max_seeds.max(cfg.seeds),
+        cfg.round_seeds,
+        cfg.alpha,
+        cfg.margin
+    );
+    format!("{:08x}", crc32c::crc32c(text.as_bytes()))
+}
+
 fn difference(r: &Record, cfg: &ChecklistConfig, variants: &[String]) -> Option<(&'static str, String, String)> {
     let d = &r.design;
     let counts = [

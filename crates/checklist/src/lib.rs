@@ -64,6 +64,8 @@ struct Inputs {
     code: Option<Fingerprint>,
     /// The files `code` covers, for messages.
     code_files: Vec<std::path::PathBuf>,
+    /// The digest of the checklist's settings (`design_record::settings_digest`).
+    settings: String,
 }
 
 impl Inputs {
@@ -80,10 +82,12 @@ impl Inputs {
         } else {
             Some(darkmagic_data::fingerprint::of_files(&files)?)
         };
+        let labels: Vec<String> = plan::variants(baseline)?.iter().map(plan::Variant::label).collect();
         Ok(Inputs {
             data,
             code,
             code_files: files,
+            settings: design_record::settings_digest(&baseline.checklist, &labels),
         })
     }
 
@@ -167,7 +171,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, inputs: &Inputs) -> Re
                  the combined recipe's confirmation on fresh seeds); use another directory"
             )
         } else {
-            "holds a different recipe than this checklist would run; use another directory".into()
+            format!("{}; use another directory", different_recipe(&existing, &recipe))
         };
         return Err(Error::RunDir {
             path: dir.file(rundir::RECIPE),
@@ -188,6 +192,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, inputs: &Inputs) -> Re
     let trial = Trial {
         data: inputs.data.clone(),
         code: inputs.code.clone(),
+        settings: Some(inputs.settings.clone()),
         ..trial.clone()
     };
     let json = serde_json::to_string_pretty(&trial).expect("trial serializes");
@@ -338,10 +343,9 @@ pub(crate) fn trial_problem(
     };
     let path = root.join(&t.dir).join(rundir::RECIPE);
     Ok(match Recipe::load(Some(&path), &[]) {
-        Ok(existing) if !same_run(&existing, &expected) => Some((
-            rundir::RECIPE,
-            "holds a different recipe than this checklist would run".into(),
-        )),
+        Ok(existing) if !same_run(&existing, &expected) => {
+            Some((rundir::RECIPE, different_recipe(&existing, &expected)))
+        }
         Err(e) if RunDir::open(&root.join(&t.dir)).read_result()?.is_some() => Some((
             rundir::RECIPE,
             format!(
@@ -350,6 +354,25 @@ pub(crate) fn trial_problem(
         )),
         _ => None,
     })
+}
+
+/// Words for a trial's recipe that is not the one this checklist runs, naming the first field
+/// that differs (as [`same_run`] compares them).
+fn different_recipe(existing: &Recipe, expected: &Recipe) -> String {
+    let ignore = [
+        "train.threads",
+        "train.device",
+        "train.loader",
+        "checklist",
+        "train.stop_reference",
+        "train.stop_margin",
+    ];
+    match existing.first_difference(expected, &ignore) {
+        Some((key, was, now)) => format!(
+            "holds a different recipe than this checklist would run ({key} = {was}, where it runs {key} = {now})"
+        ),
+        None => "holds a different recipe than this checklist would run".into(),
+    }
 }
 
 /// Whether two recipes describe the same training run ([`Recipe::same_training`]: so that
@@ -583,6 +606,22 @@ fn require_same_settings(root: &Path, baseline: &Recipe, labels: &[String]) -> R
     }
 }
 
+/// Records `settings` (this run's settings digest) in every trial of `root` that holds another:
+/// `--redesign` judges the trials under the settings it fixes a design from, on purpose.
+fn restamp(root: &Path, settings: &str) -> Result<()> {
+    for t in analysis::read_trials(root)? {
+        if t.settings.as_deref().is_some_and(|s| s != settings) {
+            let t = Trial {
+                settings: Some(settings.to_string()),
+                ..t
+            };
+            let json = serde_json::to_string_pretty(&t).expect("trial serializes");
+            darkmagic_base::files::write_atomic(&root.join(&t.dir).join("trial.json"), json.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs (or resumes) the checklist of `baseline` in `root`, round after round until every
 /// variant (and the combined recipe) is decided or at `max_seeds`; returns the analysis, from
 /// which the caller writes the report (`report::write`). A
@@ -598,7 +637,9 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
     design_record::check(root, &baseline.checklist, &labels)?;
     let inputs = Inputs::of(baseline, root)?;
     check_existing(root, baseline, &variants, &inputs)?;
-    if !redesign {
+    if redesign {
+        restamp(root, &inputs.settings)?;
+    } else {
         require_design(root, &analysis::analyze(root)?)?;
         require_same_settings(root, baseline, &labels)?;
     }

@@ -109,6 +109,10 @@ pub struct Trial {
     /// trial was last started; None for darkmagic's own training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<Fingerprint>,
+    /// The digest of the checklist settings the trial was last started under
+    /// (`design_record::settings_digest`); None in records written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 impl Trial {
@@ -126,6 +130,7 @@ impl Trial {
             epochs: None,
             data: None,
             code: None,
+            settings: None,
         }
     }
 

@@ -90,16 +90,43 @@ pub fn of(cfg: &DataConfig, cache: Option<&Path>) -> Result<Option<Fingerprint>>
         DatasetKind::Parquet => entries_of(&crate::parquet::fingerprint_files(root)?)?,
         _ => list(root)?,
     };
-    let known: BTreeMap<String, Cached> = cache
-        .and_then(|c| darkmagic_base::files::read_regular(c, MAX_CACHE_BYTES).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let known = cache.map(read_cache).unwrap_or_default();
     let (fingerprint, fresh) = hash(&entries, &known)?;
     if let Some(c) = cache.filter(|_| fresh != known) {
-        let json = serde_json::to_vec(&fresh).expect("the cache serializes");
-        darkmagic_base::files::write_atomic(c, &json)?;
+        darkmagic_base::files::write_atomic(c, &sealed(fresh))?;
     }
     Ok(Some(fingerprint))
+}
+
+/// The cache file: each file's entry, sealed by a CRC-32C of them all (as `design.json` is), so
+/// that a hand-edited cache (a changed file's stamps written over its old entry) is not trusted.
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    files: BTreeMap<String, Cached>,
+    digest: String,
+}
+
+/// The digest that seals `files`.
+fn cache_digest(files: &BTreeMap<String, Cached>) -> String {
+    let json = serde_json::to_vec(files).expect("the cache serializes");
+    format!("{:08x}", crc32c::crc32c(&json))
+}
+
+/// The cache file's bytes for `files`, sealed.
+fn sealed(files: BTreeMap<String, Cached>) -> Vec<u8> {
+    let digest = cache_digest(&files);
+    serde_json::to_vec(&CacheFile { files, digest }).expect("the cache serializes")
+}
+
+/// The cached entries at `path`; none when it is missing, damaged, of an older format or its
+/// seal does not match (every file is then read again and the cache rewritten).
+fn read_cache(path: &Path) -> BTreeMap<String, Cached> {
+    darkmagic_base::files::read_regular(path, MAX_CACHE_BYTES)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
+        .filter(|c| c.digest == cache_digest(&c.files))
+        .map(|c| c.files)
+        .unwrap_or_default()
 }
 
 /// The fingerprint of the listed files (each named by its path as given), every byte read:
@@ -332,16 +359,20 @@ mod tests {
         };
         assert!(old.same_data(&swapped));
         // The cache holds each file's hash by size and time: a cached entry is used as it is
-        // (here a doctored one, to show that the file is not read again).
-        let mut cached: BTreeMap<String, Cached> = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        // (here a doctored one, sealed again, to show that the file is not read again).
+        let mut cached = read_cache(&cache);
         assert_eq!(cached.len(), 2);
         let key = root.join("a/1.png").to_string_lossy().into_owned();
         cached.get_mut(&key).unwrap().crc = crc32c::crc32c(b"12345");
-        std::fs::write(&cache, serde_json::to_vec(&cached).unwrap()).unwrap();
+        std::fs::write(&cache, sealed(cached.clone())).unwrap();
         assert_eq!(
             of(&cfg, Some(&cache)).unwrap().unwrap().content,
             content_hash(&[("1.png", b"12345"), ("2.png", b"12345")])
         );
+        // The same edit without the seal is not trusted: every file is read again.
+        let unsealed = String::from_utf8(sealed(cached.clone())).unwrap();
+        std::fs::write(&cache, unsealed.replacen("\"digest\":\"", "\"digest\":\"0", 1)).unwrap();
+        assert_eq!(of(&cfg, Some(&cache)).unwrap().unwrap(), swapped);
         // A data path that is one file is fingerprinted as that file (named "" below itself).
         let one = DataConfig {
             path: Some(root.join("a/2.png")),
@@ -354,7 +385,7 @@ mod tests {
         // A damaged cache is ignored and rewritten.
         std::fs::write(&cache, b"not json").unwrap();
         assert_eq!(of(&cfg, Some(&cache)).unwrap().unwrap(), swapped);
-        assert!(serde_json::from_slice::<BTreeMap<String, Cached>>(&std::fs::read(&cache).unwrap()).is_ok());
+        assert_eq!(read_cache(&cache).len(), 2, "rewritten, sealed");
         std::fs::remove_dir_all(&root).unwrap();
     }
 
@@ -380,7 +411,7 @@ mod tests {
         };
         let cache = darkmagic_base::testutil::tempdir("fingerprint-bytes-cache").join("cache.json");
         let first = of(&cfg, Some(&cache)).unwrap().unwrap();
-        let cached: BTreeMap<String, Cached> = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        let cached = read_cache(&cache);
         assert_eq!(cached.len(), 2, "{:?}", cached.keys());
         std::fs::write(&fe, b"abcde").unwrap();
         std::fs::write(&ff, b"12345").unwrap();
@@ -419,14 +450,16 @@ mod tests {
         let after = of(&cfg, Some(&cache)).unwrap().unwrap();
         assert_eq!(after.content, content_hash(&[("a.png", b"abcde"), ("b.png", b"67890")]));
         assert!(!first.same_data(&after));
-        // A cache entry of an earlier build (no status-change time) is hashed again, not trusted.
-        let mut cached: BTreeMap<String, serde_json::Value> =
-            serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
-        for v in cached.values_mut() {
+        // A cache entry of an earlier build (no status-change time) is hashed again, not trusted,
+        // even in a cache sealed as this build seals it.
+        let mut cached: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        for v in cached["files"].as_object_mut().unwrap().values_mut() {
             v["stamp"].as_object_mut().unwrap().remove("changed_ns");
             v["crc"] = serde_json::json!(0);
         }
-        std::fs::write(&cache, serde_json::to_vec(&cached).unwrap()).unwrap();
+        let old: BTreeMap<String, Cached> = serde_json::from_value(cached["files"].clone()).unwrap();
+        std::fs::write(&cache, sealed(old)).unwrap();
+        assert_eq!(read_cache(&cache).len(), 2, "the seal holds");
         assert_eq!(of(&cfg, Some(&cache)).unwrap().unwrap(), after);
     }
 }

@@ -145,6 +145,14 @@ impl Recipe {
         a == *other
     }
 
+    /// The first field (a dotted key, in key order) where two recipes differ, with this one's
+    /// value and the other's (`none` where one lacks it), passing over the keys in `ignore` and
+    /// below them: what an error names when a recipe is not the one expected.
+    pub fn first_difference(&self, other: &Recipe, ignore: &[&str]) -> Option<(String, String, String)> {
+        let (a, b) = (toml::Value::try_from(self).ok()?, toml::Value::try_from(other).ok()?);
+        value_difference(&a, &b, "", ignore)
+    }
+
     /// The resolved recipe as TOML, as written to `recipe.toml` in a run dir.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a Recipe always serializes to TOML")
@@ -254,6 +262,28 @@ fn read_table(path: &Path) -> Result<toml::Table> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// The first dotted key below `at` where `a` and `b` differ (see [`Recipe::first_difference`]).
+fn value_difference(a: &toml::Value, b: &toml::Value, at: &str, ignore: &[&str]) -> Option<(String, String, String)> {
+    if ignore.contains(&at) {
+        return None;
+    }
+    let show = |v: Option<&toml::Value>| v.map_or("none".to_string(), toml::Value::to_string);
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                let key = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => value_difference(p, q, &key, ignore),
+                    (p, q) => (!ignore.contains(&key.as_str())).then(|| (key, show(p), show(q))),
+                }
+            })
+        }
+        _ if a == b => None,
+        _ => Some((at.to_string(), a.to_string(), b.to_string())),
+    }
 }
 
 #[cfg(test)]

@@ -124,7 +124,7 @@ impl Executor for Local {
             .progress_chars("=> ");
         // A trial's descendants come back to this process if its `darkmagic train` is killed
         // (which would otherwise leave them to init): ended below, once that trial has ended.
-        crate::external::strays::adopt();
+        super::strays::adopt();
         let mut queue: std::collections::VecDeque<Job> = jobs.iter().cloned().collect();
         let mut running: Vec<Running> = Vec::new();
         let (mut finished, mut done_epochs) = (0usize, 0usize);
@@ -154,7 +154,7 @@ impl Executor for Local {
                     Some(status) => {
                         let r = running.swap_remove(i);
                         let live: Vec<u32> = running.iter().map(|r| r.child.id()).collect();
-                        crate::external::strays::end_all_but(&live);
+                        super::strays::end_all_but(&live);
                         finished += 1;
                         done_epochs += r.job.epochs;
                         // A process that crashed (panic, abort, signal) wrote no result.json:

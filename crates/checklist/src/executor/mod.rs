@@ -5,6 +5,7 @@ pub mod http;
 pub mod local;
 pub mod ray;
 pub mod slurm;
+pub mod strays;
 
 use darkmagic_base::error::{Error, Result};
 use darkmagic_base::rundir::{RunDir, Status};
@@ -323,7 +324,7 @@ pub enum ParentDeath {
     /// SIGKILL: for a process that must not outlive its parent by a moment (an external trainer).
     Kill,
     /// SIGTERM: for a `darkmagic train` trial, which ends at once but first kills what its
-    /// external trainer left running (`external::strays`).
+    /// external trainer left running (`strays`).
     Term,
 }
 
