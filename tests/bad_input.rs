@@ -1081,17 +1081,8 @@ fn external_trainer_errors_name_the_command_the_metric_and_the_unmapped_factor()
 /// an error naming the file and the field; never a panic or an allocation to the OOM killer.
 #[test]
 fn run_records_edited_into_impossible_values_are_named_or_handled() {
-    let dir = tempdir("impossible-records");
-    let recipe = dir.join("r.toml");
-    std::fs::write(
-        &recipe,
-        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\n[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\n\
-         [checklist.factors.lr]\nlow = { \"optim.lr\" = 0.01 }\n",
-    )
-    .unwrap();
-    let out = dir.join("out");
+    let (dir, recipe, out) = tiny_checklist("impossible-records", "seeds = 1\nmax_seeds = 1\n");
     let out_s = out.to_str().unwrap();
-    ok(common::checklist(&recipe, &out, &[]).output().unwrap());
     let run_dir = out.join("trials/baseline/seed-0");
     let rd = run_dir.to_str().unwrap();
     let spec_path = run_dir.join("model.json");
@@ -1836,6 +1827,25 @@ fn fifos_in_run_dirs_and_checklists_are_refused_not_waited_on() {
     assert!(!out.join("checklist.lock").exists());
 }
 
+/// A checklist of the embedded digits, one epoch of a quarter-width model against one variant
+/// (`lr=low`), with the `[checklist]` seed settings `seeds` (TOML lines), run in a new folder
+/// `name`: the folder, the recipe and the checklist's directory.
+fn tiny_checklist(name: &str, seeds: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = tempdir(name);
+    let recipe = dir.join("r.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\n[checklist]\nplan = \"none\"\n\
+             {seeds}[checklist.factors.lr]\nlow = {{ \"optim.lr\" = 0.01 }}\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    ok(common::checklist(&recipe, &out, &[]).output().unwrap());
+    (dir, recipe, out)
+}
+
 /// Writes `edited` over `path`, expects `command` to fail naming every one of `words`, and
 /// puts the file's bytes back.
 fn refused_while_edited(path: &Path, edited: &[u8], command: impl Fn() -> Output, words: &[&str]) {
@@ -1858,18 +1868,9 @@ fn json_edited(path: &Path, edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
 /// and data contradict is named, unknown fields are refused, and model.json is sealed.
 #[test]
 fn records_read_back_are_held_to_each_other() {
-    let dir = tempdir("records-held");
-    let recipe = dir.join("r.toml");
     // Two rounds of one seed each: the second is planned only after the first look.
-    std::fs::write(
-        &recipe,
-        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\n[checklist]\nplan = \"none\"\n\
-         seeds = 1\nmax_seeds = 2\nround_seeds = 1\n[checklist.factors.lr]\nlow = { \"optim.lr\" = 0.01 }\n",
-    )
-    .unwrap();
-    let out = dir.join("out");
+    let (dir, recipe, out) = tiny_checklist("records-held", "seeds = 1\nmax_seeds = 2\nround_seeds = 1\n");
     let out_s = out.to_str().unwrap();
-    ok(common::checklist(&recipe, &out, &[]).output().unwrap());
     let report = || run(&["report", out_s]);
     let resume = || common::checklist(&recipe, &out, &[]).output().unwrap();
     assert!(out.join("trials/lr=low/seed-1/result.json").exists(), "two rounds ran");
@@ -2061,17 +2062,8 @@ fn records_read_back_are_held_to_each_other() {
 /// tells them apart; `--redesign` judges the trials under new settings on purpose.
 #[test]
 fn settings_edited_in_every_record_that_holds_them_are_told_from_the_trials() {
-    let dir = tempdir("settings-stamp");
-    let recipe = dir.join("r.toml");
-    std::fs::write(
-        &recipe,
-        "[model]\nwidth = 0.25\n[schedule]\nwarmup_epochs = 0.0\n[train]\nepochs = 1\n[checklist]\nplan = \"none\"\n\
-         seeds = 1\nmax_seeds = 1\n[checklist.factors.lr]\nlow = { \"optim.lr\" = 0.01 }\n",
-    )
-    .unwrap();
-    let out = dir.join("out");
+    let (_dir, recipe, out) = tiny_checklist("settings-stamp", "seeds = 1\nmax_seeds = 1\n");
     let out_s = out.to_str().unwrap();
-    ok(common::checklist(&recipe, &out, &[]).output().unwrap());
     let trial: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("trials/lr=low/seed-0/trial.json")).unwrap()).unwrap();
     let stamp = trial["settings"].as_str().unwrap().to_string();
