@@ -1379,16 +1379,13 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
         recipe_text.replacen("seed = 0", "seed = 1", 1),
     )
     .unwrap();
-    // (Its result bound to the copied recipe: refused as such. Unbound, as records from before
-    // the binding are, the seed index is what gives it away.)
+    // (Its result is bound to the recipe it ran: refused as such. Made to look like a record from
+    // before the seals, the seed index gives it away.)
     fails(
         run(&["report", out_s]),
         &["lr=low/seed-1/recipe.toml", "is not the recipe this run trained"],
     );
-    let unbound = json_edited(&extra.join("result.json"), |v| {
-        v.as_object_mut().unwrap().remove("recipe_digest");
-    });
-    std::fs::write(extra.join("result.json"), unbound).unwrap();
+    common::make_legacy(&extra);
     fails(
         run(&["report", out_s]),
         &[
@@ -1958,6 +1955,32 @@ fn records_read_back_are_held_to_each_other() {
     let trial = out.join("trials/lr=low/seed-0/trial.json");
     let arm_note = json_edited(&trial, |v| v["arm"]["note"] = "x".into());
     refused_while_edited(&trial, &arm_note, report, &["trial.json", "unknown field `note`"]);
+    // Records made to look older than they are: a field one darkmagic writes with others, gone.
+    let no_binding = json_edited(&result, |v| {
+        v.as_object_mut().unwrap().remove("recipe_digest");
+    });
+    refused_while_edited(
+        &result,
+        &no_binding,
+        report,
+        &["result.json", "has no recipe_digest while trial.json has settings"],
+    );
+    let unstamped = json_edited(&trial, |v| {
+        v.as_object_mut().unwrap().remove("settings");
+    });
+    refused_while_edited(
+        &trial,
+        &unstamped,
+        report,
+        &["trial.json", "has no settings while result.json has recipe_digest"],
+    );
+    let test_count = json_edited(&result, |v| v["test_images"] = 5.into());
+    refused_while_edited(
+        &result,
+        &test_count,
+        report,
+        &["result.json", "test_images = 5, where", "counts 0"],
+    );
     // A completed run relabelled failed would drop its seed; failed runs record why, and no count.
     let failed = json_edited(&result, |v| v["status"] = "failed".into());
     refused_while_edited(
@@ -1974,7 +1997,7 @@ fn records_read_back_are_held_to_each_other() {
         &result,
         &doubled,
         report,
-        &["result.json", "the checklist's trials share one validation split"],
+        &["result.json", "the checklist's trials share one data set and split"],
     );
     // One seed's result and curve swapped between two arms: each result is bound to its recipe.
     let (base_dir, low_dir) = (out.join("trials/baseline/seed-1"), out.join("trials/lr=low/seed-1"));
@@ -2027,7 +2050,7 @@ fn records_read_back_are_held_to_each_other() {
         eval,
         &[
             "model.json",
-            "carries no digest and differs from what the run's data set gives",
+            "carries no digest, but result.json shows a darkmagic that seals it",
         ],
     );
     // The run's recipe.toml edited after it finished (half the images as validation): refused.
@@ -2049,7 +2072,22 @@ fn records_read_back_are_held_to_each_other() {
     fails(eval(), &["checkpoint.safetensors", "not a regular file"]);
     std::fs::remove_dir(&checkpoint).unwrap();
     std::fs::rename(&aside_ckpt, &checkpoint).unwrap();
-    // A record from before the digest that the data set confirms is read as written.
+    // Records from before the seals (result.json unbound, model.json without its digest): the
+    // normalisation is held to the data set; one the data set confirms is read as written.
+    let result = run_dir.join("result.json");
+    let unbound = json_edited(&result, |v| {
+        v.as_object_mut().unwrap().remove("recipe_digest");
+    });
+    std::fs::write(&result, unbound).unwrap();
+    refused_while_edited(
+        &spec,
+        &shifted(false),
+        eval,
+        &[
+            "model.json",
+            "carries no digest and differs from what the run's data set gives",
+        ],
+    );
     let unsealed = json_edited(&spec, |v| {
         v.as_object_mut().unwrap().remove("digest");
     });
@@ -2110,4 +2148,24 @@ fn settings_edited_in_every_record_that_holds_them_are_told_from_the_trials() {
         serde_json::from_str(&std::fs::read_to_string(out.join("trials/lr=low/seed-0/trial.json")).unwrap()).unwrap();
     assert_ne!(trial["settings"].as_str().unwrap(), stamp, "restamped by --redesign");
     ok(run(&["report", out_s]));
+}
+
+/// A checklist stopped before any trial finished judged nothing: a rerun may change the
+/// settings a design is fixed from (the trials it prepared are stamped again when they run).
+#[test]
+fn settings_may_change_while_no_trial_has_a_result() {
+    let (_dir, recipe, out) = tiny_checklist("unjudged", "seeds = 1\nmax_seeds = 1\n");
+    for f in ["design.json", "summary.json"] {
+        std::fs::remove_file(out.join(f)).unwrap();
+    }
+    for arm in ["baseline", "lr=low"] {
+        std::fs::remove_file(out.join(format!("trials/{arm}/seed-0/result.json"))).unwrap();
+    }
+    ok(common::checklist(&recipe, &out, &["--set", "checklist.alpha=0.2"])
+        .output()
+        .unwrap());
+    let design: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("design.json")).unwrap()).unwrap();
+    assert_eq!(design["design"]["alpha"], 0.2);
+    ok(run(&["report", out.to_str().unwrap()]));
 }

@@ -544,6 +544,12 @@ fn early_stop_ends_a_hopeless_variant_at_half_its_epochs() {
         trial.contains("stop_reference") && trial.contains("trials/baseline/seed-0"),
         "{trial}"
     );
+    // Moved elsewhere, the trials' references name the old folder: still reported and resumed.
+    let moved = dir.join("moved");
+    std::fs::rename(&out, &moved).unwrap();
+    ok(common::run(&["report", moved.to_str().unwrap()]));
+    assert_eq!(summary(&moved)["trials"], s["trials"]);
+    ok(run_tiny(&recipe, &moved).output().unwrap());
 }
 
 /// The tiny plan with the learning rate tuned per arm over two candidates, without the
@@ -713,15 +719,12 @@ fn the_combined_recipe_is_confirmed_on_fresh_seeds() {
         recipe_text.replacen("seed = 3", "seed = 0", 1),
     )
     .unwrap();
-    // Its result is bound to the recipe it ran; unbound (as records from before the binding
-    // are), the seed index the design plans gives the copy away.
+    // Its result is bound to the recipe it ran: refused as such. Made to look like a record from
+    // before the seals, the seed index the design plans gives the copy away.
     let o = common::run(&["report", out.to_str().unwrap()]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("is not the recipe this run trained"), "{e}");
-    let result_path = copy.join("result.json");
-    let mut result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&result_path).unwrap()).unwrap();
-    result.as_object_mut().unwrap().remove("recipe_digest");
-    std::fs::write(&result_path, result.to_string()).unwrap();
+    common::make_legacy(&copy);
     let o = common::run(&["report", out.to_str().unwrap()]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{e}");

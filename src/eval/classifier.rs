@@ -69,7 +69,7 @@ impl Classifier {
         crate::files::check_regular(&checkpoint, u64::MAX)?;
         // A finished run's result names the recipe it ran: an edited recipe.toml (another split,
         // another model) would evaluate something the weights were not trained as.
-        run.read_result()?;
+        let sealed = run.read_result()?.is_some_and(|r| r.recipe_digest.is_some());
         let recipe = Recipe::load(Some(&recipe_path), overrides)?;
         if ema && recipe.train.ema_decay == 0.0 {
             return Err(Error::flag(
@@ -78,7 +78,7 @@ impl Classifier {
             ));
         }
         let spec = match run.read_spec()? {
-            Some(s) if s.digest.is_none() => legacy_spec(&run, s, &recipe_path)?,
+            Some(s) if s.digest.is_none() => legacy_spec(&run, s, &recipe_path, sealed)?,
             Some(s) => s,
             None => spec_from_data(&Recipe::load(Some(&recipe_path), &[])?)?,
         };
@@ -232,10 +232,20 @@ fn labelled(recipe: &Recipe, split: Split) -> Result<(Images, Vec<String>)> {
 }
 
 /// The model spec training on `recipe` writes, computed from its data set.
-/// A `model.json` from before its digest, held to the data set it was computed from (the
-/// run's recipe's): one that differs was edited. Where the data set cannot be loaded here the
+/// A `model.json` from before its digest (`sealed_result`: the run's result says otherwise, an
+/// error), held to the data set it was computed from (the run's recipe's): one that differs
+/// was edited. Where the data set cannot be loaded here the
 /// record is taken as written, with a warning that says so.
-fn legacy_spec(run: &RunDir, spec: ModelSpec, recipe_path: &Path) -> Result<ModelSpec> {
+fn legacy_spec(run: &RunDir, spec: ModelSpec, recipe_path: &Path, sealed_result: bool) -> Result<ModelSpec> {
+    if sealed_result {
+        // The darkmagic that bound the result to its recipe sealed model.json too.
+        return Err(Error::RunDir {
+            path: run.file(rundir::MODEL),
+            message: "carries no digest, but result.json shows a darkmagic that seals it wrote this run: the digest \
+                      was deleted by hand; restore it, or delete model.json to have its fields taken from the data set"
+                .into(),
+        });
+    }
     let from_data = Recipe::load(Some(recipe_path), &[]).and_then(|r| spec_from_data(&r));
     match from_data {
         Ok(data) if !data.same_as(&spec) => Err(Error::RunDir {

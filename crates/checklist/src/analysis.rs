@@ -581,6 +581,53 @@ pub(crate) fn require_settings_record(root: &Path, trials: &[Trial]) -> crate::R
     })
 }
 
+/// The sizes of the held-out splits, which every trial of a checklist shares (one data set, one
+/// split): the first trial's that records each, to hold the others to.
+#[derive(Default)]
+struct SharedSplits {
+    val: Option<(usize, std::path::PathBuf)>,
+    test: Option<(usize, std::path::PathBuf)>,
+}
+
+impl SharedSplits {
+    /// Refuses `o` (trial `t`'s outcome) when it counts another split size than an earlier
+    /// trial did (failed runs, and records from before the test count, record none).
+    fn check(&mut self, root: &Path, t: &Trial, o: &SeedOutcome) -> crate::Result<()> {
+        let counts = [
+            ("val_images", &mut self.val, (o.val_images > 0).then_some(o.val_images)),
+            ("test_images", &mut self.test, o.test_images),
+        ];
+        for (field, first, n) in counts {
+            match (first.as_ref(), n) {
+                (Some((m, dir)), Some(n)) if n != *m => {
+                    return Err(crate::Error::RunDir {
+                        path: root.join(&t.dir).join(darkmagic_base::rundir::RESULT),
+                        message: format!(
+                            "{field} = {n}, where {} counts {m}: the checklist's trials share one data set and split, \
+                             so one of the records was edited or is from another run",
+                            dir.display()
+                        ),
+                    });
+                }
+                (None, Some(n)) => *first = Some((n, t.dir.clone())),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether any trial in `root` has a result a verdict can use (one that did not fail).
+pub(crate) fn any_judged(root: &Path) -> crate::Result<bool> {
+    for t in read_trials(root)? {
+        let result = darkmagic_base::rundir::RunDir::open(&root.join(&t.dir)).read_result()?;
+        if result.is_some_and(|r| r.status != Status::Failed) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// `report` reads results only beside the `baseline.toml` they were run from: without it the
 /// trials' recipes cannot be held to their arms (`trial_problem`), so an edited trial would be
 /// judged unseen. A rerun of the checklist checks them against its own recipe and writes the file
@@ -630,10 +677,19 @@ fn check_settings(root: &Path, trials: &[Trial], config: &ChecklistConfig) -> cr
         },
     };
     let now = super::design_record::settings_digest(config, &labels);
-    let Some((t, then)) = trials
-        .iter()
-        .find_map(|t| Some((t, t.settings.as_ref().filter(|s| **s != now)?)))
-    else {
+    // Only trials with a result a verdict uses: the others are stamped again when they run.
+    let mut stale = None;
+    for t in trials {
+        let Some(then) = t.settings.as_ref().filter(|s| **s != now) else {
+            continue;
+        };
+        let result = darkmagic_base::rundir::RunDir::open(&root.join(&t.dir)).read_result()?;
+        if result.is_some_and(|r| r.status != Status::Failed) {
+            stale = Some((t, then));
+            break;
+        }
+    }
+    let Some((t, then)) = stale else {
         return Ok(());
     };
     Err(crate::Error::RunDir {
@@ -668,7 +724,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .collect();
     let baseline = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
     let plan = baseline.as_ref().and_then(|b| super::plan::variants(b).ok());
-    let mut first_count: Option<(usize, std::path::PathBuf)> = None;
+    let mut shared = SharedSplits::default();
     for t in trials {
         // (An arm that is not planned is named below, against the design that judges it.)
         let planned = |plan: &Vec<Variant>| match &t.arm {
@@ -684,22 +740,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
             });
         }
         let o = outcome(root, t)?;
-        // The trials share one validation split: one count (failed runs record none).
-        match first_count {
-            Some((n, ref dir)) if o.val_images > 0 && o.val_images != n => {
-                return Err(crate::Error::RunDir {
-                    path: root.join(&t.dir).join(darkmagic_base::rundir::RESULT),
-                    message: format!(
-                        "val_images = {}, where {} counts {n}: the checklist's trials share one validation split, so \
-                         one of the records was edited or is from another run",
-                        o.val_images,
-                        dir.display()
-                    ),
-                });
-            }
-            None if o.val_images > 0 => first_count = Some((o.val_images, t.dir.clone())),
-            _ => {}
-        }
+        shared.check(root, t, &o)?;
         match arms.iter_mut().find(|(a, _)| a.label() == t.arm.label()) {
             Some((_, seeds)) => seeds.push(o),
             None => arms.push((t.arm.clone(), vec![o])),

@@ -156,7 +156,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, inputs: &Inputs) -> Re
         recipe.train.stop_margin = baseline.checklist.early_stop_margin;
     }
     let dir = RunDir::create(&root.join(&trial.dir))?;
-    if let Ok(existing) = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[])
+    if let Ok(existing) = Recipe::load_record(&dir.file(rundir::RECIPE))
         && !same_run(&existing, &recipe)
     {
         if matches!(trial.arm, Arm::Combined { .. }) {
@@ -342,7 +342,7 @@ pub(crate) fn trial_problem(
         Err(e) => return edited(format!("its overrides do not apply to the checklist's recipe ({e})")),
     };
     let path = root.join(&t.dir).join(rundir::RECIPE);
-    Ok(match Recipe::load(Some(&path), &[]) {
+    Ok(match Recipe::load_record(&path) {
         Ok(existing) if !same_run(&existing, &expected) => {
             Some((rundir::RECIPE, different_recipe(&existing, &expected)))
         }
@@ -570,6 +570,11 @@ fn require_same_settings(root: &Path, baseline: &Recipe, labels: &[String]) -> R
     let Some(old) = Recipe::load(Some(&root.join(BASELINE)), &[]).ok() else {
         return Ok(()); // unreadable: the analysis names it
     };
+    // Trials prepared but never finished (a checklist stopped early in its first round) were
+    // judged by no design: new settings may judge them.
+    if !analysis::any_judged(root)? {
+        return Ok(());
+    }
     let (then, now) = (&old.checklist, &baseline.checklist);
     let old_labels: Vec<String> = plan::variants(&old)?.iter().map(plan::Variant::label).collect();
     let text = |m: Option<f64>| m.map_or("the default".into(), |m| format!("{m} pp"));
@@ -861,7 +866,7 @@ pub fn status_text(root: &Path) -> Result<String> {
     let mut counts = std::collections::BTreeMap::new();
     for t in &trials {
         let dir = RunDir::open(&root.join(&t.dir));
-        let epochs = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).map_or(0, |r| r.train.epochs);
+        let epochs = Recipe::load_record(&dir.file(rundir::RECIPE)).map_or(0, |r| r.train.epochs);
         let state = match dir.read_result()? {
             Some(r) => r.status.name().to_string(),
             None => match dir.read_metrics()?.len() {

@@ -17,6 +17,10 @@ pub struct SeedOutcome {
     /// Validation images (accuracy resolution is 1 / this); 0 if unknown.
     #[serde(default)]
     pub val_images: usize,
+    /// Test images the run counted (None without the count, as in records from before it);
+    /// held across trials by the analysis, not reported.
+    #[serde(skip)]
+    pub test_images: Option<usize>,
     /// Why a failed or diverged run ended.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
@@ -58,7 +62,7 @@ fn possible_length(status: Status, epochs: usize, planned: usize, stop_reference
 /// computes them; test accuracies only when it completed): records that disagree were edited,
 /// or belong to another run. (An unreadable recipe is named where the trial is resumed.)
 fn check_epochs(dir: &RunDir, result: &RunResult) -> crate::Result<()> {
-    let recipe = darkmagic_base::recipe::Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).ok();
+    let recipe = darkmagic_base::recipe::Recipe::load_record(&dir.file(rundir::RECIPE)).ok();
     let metrics = dir.read_metrics()?;
     let planned = recipe.as_ref().map_or(result.epochs, |r| r.train.epochs);
     let stop_reference = recipe.as_ref().is_none_or(|r| r.train.stop_reference.is_some());
@@ -149,6 +153,35 @@ fn check_epochs(dir: &RunDir, result: &RunResult) -> crate::Result<()> {
     Ok(())
 }
 
+/// A trial's records carry the fields the darkmagic that wrote them writes together: the
+/// result's binding to its recipe (`recipe_digest`), the trial's settings digest (`settings`),
+/// and from darkmagic's own trainer the test count (`test_images`) and `model.json`'s seal.
+/// Records from before them carry none; one present without another was deleted by hand (a
+/// record made to look older than it is, to pass the checks those fields make).
+fn check_vintage(dir: &RunDir, trial: &Trial, r: &RunResult) -> crate::Result<()> {
+    let mut fields = vec![
+        (rundir::RESULT, "recipe_digest", r.recipe_digest.is_some()),
+        ("trial.json", "settings", trial.settings.is_some()),
+    ];
+    if r.device != "external" {
+        fields.push((rundir::RESULT, "test_images", r.test_images.is_some()));
+        if let Some(spec) = dir.read_spec()? {
+            fields.push((rundir::MODEL, "digest", spec.digest.is_some()));
+        }
+    }
+    let (Some(has), Some(lacks)) = (fields.iter().find(|f| f.2), fields.iter().find(|f| !f.2)) else {
+        return Ok(());
+    };
+    Err(crate::Error::RunDir {
+        path: dir.file(lacks.0),
+        message: format!(
+            "has no {} while {} has {}: darkmagic writes both, so one was deleted by hand (records from before \
+             them carry neither); restore it, or use another --out directory",
+            lacks.1, has.0, has.1
+        ),
+    })
+}
+
 /// The outcome of one trial from its run directory; its accuracies (validation and test) are
 /// the test-time-augmented ones when the run recorded them, else the EMA weights' when it kept
 /// an EMA. A `result.json` that cannot be read or holds impossible values is an error naming
@@ -171,11 +204,11 @@ pub fn outcome(root: &Path, trial: &Trial) -> crate::Result<SeedOutcome> {
             message: format!("device = {:?}, {why}: the record was edited", r.device),
         });
     }
-    if let Some(r) = result
-        .as_ref()
-        .filter(|r| r.status != Status::Failed && r.device != "external")
-    {
-        check_epochs(&dir, r)?;
+    if let Some(r) = result.as_ref().filter(|r| r.status != Status::Failed) {
+        check_vintage(&dir, trial, r)?;
+        if r.device != "external" {
+            check_epochs(&dir, r)?;
+        }
     }
     let error = result.as_ref().filter(|r| r.status != Status::Completed).and_then(|r| {
         let log = dir.log_tail();
@@ -197,6 +230,7 @@ pub fn outcome(root: &Path, trial: &Trial) -> crate::Result<SeedOutcome> {
             .and_then(|r| r.test_acc_tta.or(r.test_acc_ema).or(r.test_acc)),
         epochs: result.as_ref().map_or(0, |r| r.epochs),
         val_images: result.as_ref().map_or(0, |r| r.val_images),
+        test_images: result.as_ref().and_then(|r| r.test_images),
         error,
         per_class: Some(trial.dir.join(darkmagic_base::rundir::EVAL).join("val-classes.csv"))
             .filter(|p| root.join(p).is_file()),

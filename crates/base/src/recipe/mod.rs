@@ -88,6 +88,26 @@ impl Recipe {
         Recipe::from_table(table)
     }
 
+    /// A recipe a run wrote into its run dir, read back. `train.stop_reference` names another
+    /// run dir of the checklist that wrote it (a path that is gone once the checklist is moved
+    /// or copied elsewhere): it is kept as written but, unlike in a recipe given to train, not
+    /// required to exist.
+    pub fn load_record(path: &Path) -> Result<Recipe> {
+        let mut table = read_table(path)?;
+        let reference = table
+            .get_mut("train")
+            .and_then(toml::Value::as_table_mut)
+            .and_then(|t| t.remove("stop_reference"));
+        let mut recipe = Recipe::from_table(table)?;
+        if let Some(r) = reference {
+            let r = r
+                .as_str()
+                .ok_or_else(|| Error::recipe("train.stop_reference", "expected a path"))?;
+            recipe.train.stop_reference = Some(r.into());
+        }
+        Ok(recipe)
+    }
+
     /// Deserializes strictly and validates; errors carry the key path.
     pub fn from_table(table: toml::Table) -> Result<Recipe> {
         let recipe: Recipe = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {

@@ -24,6 +24,7 @@ fn seed(seed: u64, acc: Option<f64>, status: Status) -> SeedOutcome {
         test_acc: None,
         epochs: 1,
         val_images: 0,
+        test_images: None,
         error: None,
         per_class: None,
     }

@@ -5,6 +5,7 @@
 //! trial's epoch and an overall ETA; each trial's output goes to `stdout.log` in its run dir.
 use super::{Executor, Job};
 use darkmagic_base::error::{Error, Result};
+use darkmagic_base::rundir::Status;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -162,10 +163,12 @@ impl Executor for Local {
                         // it looking unfinished.
                         let log = r.job.dir.join("stdout.log");
                         super::record_failure(&r.job.dir, &exit_reason(status), &log)?;
-                        let what = if status.success() {
-                            "done"
-                        } else {
-                            "ended with an error (see its train.log)"
+                        let ended = darkmagic_base::rundir::RunDir::open(&r.job.dir).read_result();
+                        let what = match ended.ok().flatten().map(|r| r.status) {
+                            Some(Status::Completed) if status.success() => "done",
+                            Some(Status::Stopped) => "stopped early, far below its baseline trial (see its train.log)",
+                            Some(Status::Diverged) => "diverged (see its train.log)",
+                            _ => "ended with an error (see its train.log)",
                         };
                         multi.suspend(|| println!("[{finished}/{}] {} {what}", jobs.len(), r.job.label));
                         r.bar.finish_and_clear();

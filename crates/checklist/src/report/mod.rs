@@ -42,7 +42,7 @@ impl TrialData {
             .into_iter()
             .map(|trial| {
                 let dir = RunDir::open(&root.join(&trial.dir));
-                let recipe = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).ok();
+                let recipe = Recipe::load_record(&dir.file(rundir::RECIPE)).ok();
                 let metrics = dir.read_metrics()?;
                 let result = dir.read_result()?;
                 let wall_seconds = result.as_ref().map_or(0.0, |r| r.wall_seconds);
@@ -772,6 +772,7 @@ mod tests {
                 test_acc: None,
                 epochs: 0,
                 val_images: 0,
+                test_images: None,
                 error: None,
                 per_class: None,
             }],
