@@ -663,10 +663,15 @@ fn markdown(s: &Summary, c: &Compute, root: &Path) -> String {
     if s.combined_variants.is_empty() {
         out.push_str("No variant helped, so the combined recipe is the baseline.\n");
     } else {
+        let confirmation = match &s.combined {
+            Some(_) => confirmation_text(s),
+            None => "Not run as a recipe of its own here: it runs on fresh seeds once no variant needs more seeds, \
+                     unless checklist.combine = false."
+                .into(),
+        };
         out.push_str(&format!(
-            "Baseline plus: {}. {}\n\n",
-            md_cell(&s.combined_variants.join(", ")),
-            confirmation_text(s)
+            "Baseline plus: {}. {confirmation}\n\n",
+            md_cell(&s.combined_variants.join(", "))
         ));
         if let Some(c) = &s.combined {
             let rows: Vec<&ArmSummary> = s.confirm_baseline.iter().chain([c]).collect();
@@ -826,6 +831,18 @@ mod tests {
         );
         let slash = decision_lines(&s, Path::new("/nowhere/cl/"));
         assert_eq!(slash[3].1, *open, "a trailing slash changes nothing");
+        // A combined recipe chosen but not run (yet, or with checklist.combine = false) is not
+        // described as confirmed.
+        let chosen = Summary {
+            combined_variants: vec!["ls=0.1".into()],
+            ..s
+        };
+        let md = markdown(&chosen, &Compute::default(), Path::new("/nowhere/cl"));
+        assert!(
+            md.contains("Baseline plus: ls=0.1. Not run as a recipe of its own here"),
+            "{md}"
+        );
+        assert!(!md.contains("It runs on fresh seeds"), "{md}");
     }
 
     #[test]
