@@ -1187,12 +1187,10 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     );
     // The run's one epoch renumbered 2 in metrics.jsonl; the trial's trial.json deleted.
     let metrics_path = run_dir.join("metrics.jsonl");
-    let metrics = std::fs::read_to_string(&metrics_path).unwrap();
-    let renumbered = metrics.replacen("\"epoch\":1,", "\"epoch\":2,", 1);
-    assert_ne!(renumbered, metrics, "{metrics}");
+    let renumbered = text_edited(&metrics_path, "\"epoch\":1,", "\"epoch\":2,");
     refused_while_edited(
         &metrics_path,
-        renumbered.as_bytes(),
+        &renumbered,
         report,
         &["metrics.jsonl", "line 1: epoch = 2, where darkmagic records epoch 1"],
     );
@@ -1207,12 +1205,10 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     // The trial's recipe.toml edited to another learning rate than its arm's: it would be
     // judged as the baseline while it trained something else.
     let recipe_path = run_dir.join("recipe.toml");
-    let trained = std::fs::read_to_string(&recipe_path).unwrap();
-    let other = trained.replacen("\nlr = 0.1\n", "\nlr = 0.01\n", 1);
-    assert_ne!(other, trained, "{trained}");
+    let other = text_edited(&recipe_path, "\nlr = 0.1\n", "\nlr = 0.01\n");
     refused_while_edited(
         &recipe_path,
-        other.as_bytes(),
+        &other,
         report,
         &[
             "seed-0/recipe.toml",
@@ -1852,6 +1848,14 @@ fn refused_while_edited(path: &Path, edited: &[u8], command: impl Fn() -> Output
     std::fs::write(path, kept).unwrap();
 }
 
+/// `path`'s text with the first `from` replaced by `to` (which it must hold), as bytes.
+fn text_edited(path: &Path, from: &str, to: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let edited = text.replacen(from, to, 1);
+    assert_ne!(edited, text, "{from:?} in {}", path.display());
+    edited.into_bytes()
+}
+
 /// `path`'s JSON with `edit` applied, as bytes.
 fn json_edited(path: &Path, edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
@@ -2055,12 +2059,10 @@ fn records_read_back_are_held_to_each_other() {
     );
     // The run's recipe.toml edited after it finished (half the images as validation): refused.
     let recipe_toml = run_dir.join("recipe.toml");
-    let text = std::fs::read_to_string(&recipe_toml).unwrap();
-    let halved = text.replacen("val_fraction = 0.1\n", "val_fraction = 0.5\n", 1);
-    assert_ne!(halved, text, "{text}");
+    let halved = text_edited(&recipe_toml, "val_fraction = 0.1\n", "val_fraction = 0.5\n");
     refused_while_edited(
         &recipe_toml,
-        halved.as_bytes(),
+        &halved,
         eval,
         &["recipe.toml", "is not the recipe this run trained"],
     );
@@ -2111,12 +2113,10 @@ fn settings_edited_in_every_record_that_holds_them_are_told_from_the_trials() {
         std::fs::remove_file(out.join(f)).unwrap();
     }
     let baseline_path = out.join("baseline.toml");
-    let baseline = std::fs::read_to_string(&baseline_path).unwrap();
-    let edited = baseline.replacen("alpha = 0.05\n", "alpha = 0.2\n", 1);
-    assert_ne!(edited, baseline, "{baseline}");
+    let edited = text_edited(&baseline_path, "alpha = 0.05\n", "alpha = 0.2\n");
     refused_while_edited(
         &baseline_path,
-        edited.as_bytes(),
+        &edited,
         || run(&["report", out_s]),
         &["trial.json", "was started under other checklist settings", &stamp],
     );
