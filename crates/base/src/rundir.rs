@@ -250,6 +250,18 @@ pub struct RunResult {
     pub recipe_digest: Option<String>,
 }
 
+/// The seal darkmagic puts on a record it reads back (`model.json`, `design.json`, the
+/// fingerprint cache, a result's recipe): the CRC-32C of `bytes`, in hex. It tells a hand edit
+/// from the record as written; it is no signature (anyone can compute it again).
+pub fn digest(bytes: &[u8]) -> String {
+    format!("{:08x}", crc32c::crc32c(bytes))
+}
+
+/// [`digest`] of `value` as compact JSON.
+pub fn json_digest<T: Serialize>(value: &T) -> String {
+    digest(&serde_json::to_vec(value).expect("a record serializes"))
+}
+
 /// The largest magnitude an external trainer's metric may have (an accuracy, a loss, a score):
 /// beyond it, sums of squares of differences lose the digits a verdict needs.
 pub const MAX_EXTERNAL_METRIC: f64 = 1e15;
@@ -429,12 +441,10 @@ pub struct ModelSpec {
 impl ModelSpec {
     /// The digest of every field but the digest itself.
     fn computed_digest(&self) -> String {
-        let fields = ModelSpec {
+        json_digest(&ModelSpec {
             digest: None,
             ..self.clone()
-        };
-        let json = serde_json::to_vec(&fields).expect("model spec serializes");
-        format!("{:08x}", crc32c::crc32c(&json))
+        })
     }
 
     /// Whether `other` holds the same input and classes: the same fields, floats equal to
@@ -568,7 +578,7 @@ impl RunDir {
 
     /// CRC-32C (hex) of `recipe.toml`'s bytes; None when the run dir has none.
     fn recipe_digest(&self) -> Result<Option<String>> {
-        Ok(read_record(&self.file(RECIPE))?.map(|t| format!("{:08x}", crc32c::crc32c(t.as_bytes()))))
+        Ok(read_record(&self.file(RECIPE))?.map(|t| digest(t.as_bytes())))
     }
 
     /// Reads `result.json`; None before the run ends. A result no run could have written (an

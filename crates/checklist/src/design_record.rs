@@ -39,12 +39,10 @@ pub struct Record {
 impl Record {
     /// The digest of every field but the digest itself.
     fn computed_digest(&self) -> String {
-        let fields = Record {
+        darkmagic_base::rundir::json_digest(&Record {
             digest: None,
             ..self.clone()
-        };
-        let json = serde_json::to_vec(&fields).expect("design record serializes");
-        format!("{:08x}", crc32c::crc32c(&json))
+        })
     }
 
     /// The designs this record has replaced: for a retired record, its own design too (last).
@@ -339,7 +337,7 @@ pub fn settings_digest(cfg: &ChecklistConfig, variants: &[String]) -> String {
         cfg.alpha,
         cfg.margin
     );
-    format!("{:08x}", crc32c::crc32c(text.as_bytes()))
+    darkmagic_base::rundir::digest(text.as_bytes())
 }
 
 fn difference(r: &Record, cfg: &ChecklistConfig, variants: &[String]) -> Option<(&'static str, String, String)> {

@@ -108,8 +108,7 @@ struct CacheFile {
 
 /// The digest that seals `files`.
 fn cache_digest(files: &BTreeMap<String, Cached>) -> String {
-    let json = serde_json::to_vec(files).expect("the cache serializes");
-    format!("{:08x}", crc32c::crc32c(&json))
+    darkmagic_base::rundir::json_digest(files)
 }
 
 /// The cache file's bytes for `files`, sealed.
