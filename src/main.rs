@@ -313,6 +313,13 @@ fn report_cmd(dir: &Path, mlflow: Option<&str>) -> Result<()> {
     // first look, completed on the cluster, is fixed by the resume that reads it.
     checklist::require_design(dir, &summary)?;
     checklist::analysis::require_baseline_record(dir, &summary)?;
+    if summary.baseline.seeds.is_empty() && !summary.tuning.is_empty() {
+        bail!(
+            "{}: only tuning runs so far (trials/*/tune-*): the arms' seeds run once their tuning ends; rerun the \
+             checklist, or report when it has run them",
+            dir.display()
+        );
+    }
     if summary.baseline.seeds.is_empty() {
         bail!(
             "{}: no checklist trials found (expected trials/*/seed-*/trial.json)",

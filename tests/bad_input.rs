@@ -2169,3 +2169,71 @@ fn settings_may_change_while_no_trial_has_a_result() {
     assert_eq!(design["design"]["alpha"], 0.2);
     ok(run(&["report", out.to_str().unwrap()]));
 }
+
+/// Tuning runs are held to their definition by `report` as by a resume, and an arm's seeds to
+/// the choice its tuning runs make: a deleted or edited tuning run would show a choice the
+/// seeds never trained with.
+#[test]
+fn tuning_records_are_held_like_the_others() {
+    let (dir, recipe, out) = tiny_checklist(
+        "tuning-records",
+        "seeds = 1\nmax_seeds = 1\n[checklist.tune.fields]\n\"optim.lr\" = [0.5, 2.0]\n",
+    );
+    let out_s = out.to_str().unwrap();
+    let report = || run(&["report", out_s]);
+    ok(report());
+    let tune = out.join("trials/baseline/tune-0-seed-0");
+    let edited = json_edited(&tune.join("trial.json"), |v| {
+        let lr = v["tuned"]["optim.lr"].as_f64().unwrap();
+        v["tuned"]["optim.lr"] = (lr * 3.0).into();
+    });
+    refused_while_edited(
+        &tune.join("trial.json"),
+        &edited,
+        report,
+        &["tune-0-seed-0/trial.json", "tuning candidate 0 of `baseline` ran"],
+    );
+    // A tuning run copied to a tuning seed checklist.tune.seeds does not plan.
+    let copy = out.join("trials/baseline/tune-0-seed-1");
+    ok(Command::new("cp").arg("-r").arg(&tune).arg(&copy).output().unwrap());
+    let moved = json_edited(&copy.join("trial.json"), |v| {
+        v["seed_index"] = 1.into();
+        v["seed"] = (v["seed"].as_u64().unwrap() + 1).into();
+        v["dir"] = "trials/baseline/tune-0-seed-1".into();
+    });
+    std::fs::write(copy.join("trial.json"), moved).unwrap();
+    fails(
+        report(),
+        &[
+            "tune-0-seed-1/trial.json",
+            "tuning seed index 1, where checklist.tune.seeds plans 1",
+        ],
+    );
+    std::fs::remove_dir_all(&copy).unwrap();
+    // Every tuning run of an arm deleted: its seeds ran with a choice nothing here makes.
+    let aside = dir.join("aside");
+    std::fs::create_dir(&aside).unwrap();
+    for k in 0..2 {
+        let name = format!("tune-{k}-seed-0");
+        std::fs::rename(out.join("trials/lr=low").join(&name), aside.join(&name)).unwrap();
+    }
+    fails(
+        report(),
+        &["lr=low/seed-0/trial.json", "but the tuning runs here choose nothing"],
+    );
+    // A folder where the checklist's lock file goes is named, with or without --break-lock.
+    let lock = out.join("checklist.lock");
+    std::fs::create_dir(&lock).unwrap();
+    let rerun = |extra: &[&str]| common::checklist(&recipe, &out, extra).output().unwrap();
+    fails(
+        rerun(&[]),
+        &["checklist.lock", "is a folder, not a lock file darkmagic writes"],
+    );
+    fails(
+        rerun(&["--break-lock"]),
+        &[
+            "checklist.lock",
+            "--break-lock: is a folder, not a lock file darkmagic writes",
+        ],
+    );
+}

@@ -805,6 +805,14 @@ fn the_combined_recipe_is_confirmed_at_its_own_length() {
             ),
         "{e}"
     );
+    // The combined recipe's folder deleted after its confirmation: the report says so.
+    std::fs::rename(out.join("trials/combined"), out.with_file_name("combined-aside")).unwrap();
+    ok(common::run(&["report", out.to_str().unwrap()]));
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(
+        md.contains("ran beside a combined recipe whose trials are not here"),
+        "{md}"
+    );
 }
 
 /// A rerun with a changed recipe is refused before it writes anything, so the documented resume

@@ -617,6 +617,37 @@ impl SharedSplits {
     }
 }
 
+/// An arm's seeds ran with the values its tuning chose (`Trial::tuned`): where the tuning runs
+/// here choose otherwise, or choose nothing, one of them was deleted or edited after the seeds
+/// ran, and the report would show a choice the seeds never trained with.
+fn check_tuned_seeds(root: &Path, trials: &[&Trial], tuning: &[ArmTuning]) -> crate::Result<()> {
+    for t in trials.iter().filter(|t| !t.tuned.is_empty()) {
+        let chosen = tuning
+            .iter()
+            .find(|a| a.label == t.arm.label())
+            .and_then(|a| Some(&a.candidates[a.chosen?].values));
+        if chosen != Some(&t.tuned) {
+            let show = |v: &toml::Table| {
+                v.iter()
+                    .map(|(k, v)| format!("{k} = {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(crate::Error::RunDir {
+                path: root.join(&t.dir).join("trial.json"),
+                message: format!(
+                    "ran with {}, but the tuning runs here choose {}: a tuning run of `{}` was deleted or edited after \
+                     its seeds ran; restore it, or use another --out directory",
+                    show(&t.tuned),
+                    chosen.map_or("nothing (some are missing or unfinished)".into(), show),
+                    t.arm.label()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Whether any trial in `root` has a result a verdict can use (one that did not fail).
 pub(crate) fn any_judged(root: &Path) -> crate::Result<bool> {
     for t in read_trials(root)? {
@@ -712,7 +743,36 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let (tuning, trials): (Vec<&Trial>, Vec<&Trial>) = all.iter().partition(|t| t.tune.is_some());
     let config = checklist_config(root)?;
     check_settings(root, &all, &config)?;
+    let baseline = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
+    let plan = baseline.as_ref().and_then(|b| super::plan::variants(b).ok());
+    // Every trial held to its definition, as a resume holds it (`trial_problem`); tuning runs
+    // also to the tuning seeds `checklist.tune.seeds` plans.
+    for t in &all {
+        // (An arm that is not planned is named below, against the design that judges it.)
+        let planned = |plan: &Vec<Variant>| match &t.arm {
+            Arm::Variant(_) => plan.iter().any(|p| p.label() == t.arm.label()),
+            _ => true,
+        };
+        let problem = match (&baseline, plan.as_ref().filter(|p| planned(p))) {
+            _ if t.tune.is_some() && t.seed_index >= config.tune.seeds => Some((
+                "trial.json",
+                format!(
+                    "tuning seed index {}, where checklist.tune.seeds plans {}",
+                    t.seed_index, config.tune.seeds
+                ),
+            )),
+            (Some(b), Some(plan)) => super::trial_problem(root, b, plan, t)?,
+            _ => None,
+        };
+        if let Some((file, what)) = problem {
+            return Err(crate::Error::RunDir {
+                path: root.join(&t.dir).join(file),
+                message: format!("{what} (checked against {}, the checklist's settings)", super::BASELINE),
+            });
+        }
+    }
     let tuning = tuning_summary(root, &tuning, config.tune.seeds)?;
+    check_tuned_seeds(root, &trials, &tuning)?;
     let mut arms: Vec<(Arm, Vec<SeedOutcome>)> = Vec::new();
     // The combined recipe's confirmation at its own length (`checklist.confirm_epochs`): its
     // baseline seeds pair with the combined recipe only, never with the variants' trials.
@@ -722,23 +782,8 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         .filter(|t| t.arm == Arm::Baseline && t.epochs.is_some())
         .map(|t| t.seed)
         .collect();
-    let baseline = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
-    let plan = baseline.as_ref().and_then(|b| super::plan::variants(b).ok());
     let mut shared = SharedSplits::default();
     for t in trials {
-        // (An arm that is not planned is named below, against the design that judges it.)
-        let planned = |plan: &Vec<Variant>| match &t.arm {
-            Arm::Variant(_) => plan.iter().any(|p| p.label() == t.arm.label()),
-            _ => true,
-        };
-        if let (Some(b), Some(plan)) = (&baseline, plan.as_ref().filter(|p| planned(p)))
-            && let Some((file, what)) = super::trial_problem(root, b, plan, t)?
-        {
-            return Err(crate::Error::RunDir {
-                path: root.join(&t.dir).join(file),
-                message: format!("{what} (checked against {}, the checklist's settings)", super::BASELINE),
-            });
-        }
         let o = outcome(root, t)?;
         shared.check(root, t, &o)?;
         match arms.iter_mut().find(|(a, _)| a.label() == t.arm.label()) {
@@ -906,6 +951,7 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     let notes = headroom_note(&baseline, design.margin, &metric)
         .into_iter()
         .chain(pending_note(root, &all))
+        .chain(lost_combined_note(&all, design.max))
         .collect();
     Ok(Summary {
         metric,
@@ -942,6 +988,25 @@ fn pending_note(root: &Path, trials: &[Trial]) -> Option<String> {
             } else {
                 format!(" and {} more", more.len())
             }
+        )
+    })
+}
+
+/// A note when the baseline has trials on the fresh seeds (indices from `max` on), which run
+/// only beside the combined recipe's confirmation, and the combined recipe has none: its folder
+/// was deleted (a rerun trains it again).
+fn lost_combined_note(trials: &[Trial], max: usize) -> Option<String> {
+    let fresh: Vec<String> = trials
+        .iter()
+        .filter(|t| t.arm == Arm::Baseline && t.tune.is_none() && t.seed_index >= max)
+        .map(|t| t.dir.display().to_string())
+        .collect();
+    let combined = trials.iter().any(|t| matches!(t.arm, Arm::Combined { .. }));
+    (!fresh.is_empty() && !combined).then(|| {
+        format!(
+            "The baseline's trials on the fresh seeds ({}) ran beside a combined recipe whose trials are not here \
+             (trials/combined deleted?): its confirmation is missing; rerunning the checklist trains it again.",
+            fresh.join(", ")
         )
     })
 }

@@ -111,6 +111,15 @@ impl Lock {
                 ),
             });
         }
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            // Not darkmagic's: whatever it holds is not removed for the user.
+            return Err(Error::RunDir {
+                path,
+                message: "--break-lock: is a folder, not a lock file darkmagic writes; remove it by hand if no \
+                          checklist runs here"
+                    .into(),
+            });
+        }
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
             _ => Ok(()),
@@ -135,6 +144,10 @@ fn held(root: &Path, path: &Path, holder: Option<Holder>) -> Error {
         Some(h) => format!(
             "another checklist (pid {} on host {}) holds this directory; if it no longer runs there, rerun with --break-lock",
             h.pid, h.host
+        ),
+        None if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) => format!(
+            "{} is a folder, not a lock file darkmagic writes: remove it by hand if no checklist runs here",
+            path.display()
         ),
         None => format!(
             "{} exists but does not name its holder (host, pid, start); if no checklist runs here, rerun with --break-lock",

@@ -419,7 +419,8 @@ impl State {
                 return Some(format!("{field}: {id:?} is not an MLflow id (letters and digits)"));
             }
         }
-        let mut ids = std::collections::BTreeSet::new();
+        // The parent's id counts as taken: a trial sent there would overwrite the parent's metrics.
+        let mut ids = std::collections::BTreeSet::from([self.parent.as_str()]);
         for (dir, run) in &self.runs {
             let inside =
                 dir.starts_with("trials") && dir.components().all(|c| matches!(c, std::path::Component::Normal(_)));
@@ -431,7 +432,7 @@ impl State {
             }
             if !is_id(&run.id) || !ids.insert(run.id.as_str()) {
                 return Some(format!(
-                    "runs: {}: run id {:?} is not an MLflow id or is recorded for another trial too",
+                    "runs: {}: run id {:?} is not an MLflow id, or is recorded for another trial or the parent too",
                     dir.display(),
                     run.id
                 ));
@@ -523,6 +524,11 @@ mod tests {
             e.contains("mlflow.json") && e.contains("trials/a/seed-1") && e.contains("\"r0\""),
             "{e}"
         );
+        // A trial recorded under the parent's id would overwrite the parent's metrics.
+        let mut parental = good.clone();
+        parental.runs.insert("trials/a/seed-1".into(), run("p"));
+        let e = check(&parental).unwrap_err();
+        assert!(e.contains("trials/a/seed-1") && e.contains("or the parent too"), "{e}");
         let mut outside = good.clone();
         outside.runs.insert("../elsewhere".into(), run("r2"));
         assert!(
