@@ -236,6 +236,20 @@ fn recipe_values_are_checked_before_any_work() {
         ]),
         &["checklist.teacher", "list it in [checklist.factors]"],
     );
+    // The confirmation's length would undo a variant whose change is its length.
+    fails(
+        run(&[
+            "checklist",
+            "--dry-run",
+            "--set",
+            "checklist.plan=none",
+            "--set",
+            "checklist.factors={len={more={\"train.epochs\"=4}}}",
+            "--set",
+            "checklist.confirm_epochs=2",
+        ]),
+        &["checklist.confirm_epochs", "`len=more` changes train.epochs"],
+    );
 }
 
 /// A folder data set with `classes`, each holding `n` 3x3 PNGs.
@@ -2221,6 +2235,26 @@ fn tuning_records_are_held_like_the_others() {
         report(),
         &["lr=low/seed-0/trial.json", "but the tuning runs here choose nothing"],
     );
+    // Combined trials in a checklist rerun without combining would stay in its report.
+    let combined = out.join("trials/combined/seed-1");
+    std::fs::create_dir_all(&combined).unwrap();
+    let base_trial = std::fs::read_to_string(out.join("trials/baseline/seed-0/trial.json")).unwrap();
+    let as_combined = base_trial
+        .replace("\"kind\": \"baseline\"", "\"kind\": \"combined\", \"variants\": []")
+        .replace("trials/baseline/seed-0", "trials/combined/seed-1")
+        .replace("\"seed_index\": 0", "\"seed_index\": 1")
+        .replace("\"seed\": 0", "\"seed\": 1");
+    std::fs::write(combined.join("trial.json"), as_combined).unwrap();
+    fails(
+        common::checklist(&recipe, &out, &["--set", "checklist.combine=false"])
+            .output()
+            .unwrap(),
+        &[
+            "combined/seed-1",
+            "is a trial of the combined recipe, but this run sets checklist.combine = false",
+        ],
+    );
+    std::fs::remove_dir_all(out.join("trials/combined")).unwrap();
     // A folder where the checklist's lock file goes is named, with or without --break-lock.
     let lock = out.join("checklist.lock");
     std::fs::create_dir(&lock).unwrap();

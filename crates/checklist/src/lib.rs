@@ -225,6 +225,13 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
             })
         };
         if matches!(t.arm, Arm::Combined { .. }) {
+            if !baseline.checklist.combine {
+                // Its results would stay in the report of a checklist that no longer combines.
+                return refuse(
+                    "trial.json",
+                    "is a trial of the combined recipe, but this run sets checklist.combine = false".into(),
+                );
+            }
             continue;
         }
         if let Some((file, what)) = trial_problem(root, baseline, variants, &t)? {

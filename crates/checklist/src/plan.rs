@@ -282,6 +282,21 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
             "the plan has no variants (every factor skipped, or none listed with plan = \"none\"); add [checklist.factors] or another plan",
         ));
     }
+    // The confirmation trains the combined recipe at confirm_epochs: a variant whose change is
+    // its length would be combined and confirmed without it.
+    if let (Some(e), Some(v)) = (
+        cfg.confirm_epochs,
+        out.iter().find(|v| v.overrides.contains_key("train.epochs")),
+    ) {
+        return Err(Error::recipe(
+            "checklist.confirm_epochs",
+            format!(
+                "{e} sets the length of the combined recipe's confirmation, but `{}` changes train.epochs: its change \
+                 would be confirmed without it; skip that factor or drop confirm_epochs",
+                v.label()
+            ),
+        ));
+    }
     if let Some(unknown) = cfg.tune.variants.keys().find(|l| !out.iter().any(|v| &v.label() == *l)) {
         let labels: Vec<String> = out.iter().map(Variant::label).collect();
         return Err(Error::recipe(
