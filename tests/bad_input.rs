@@ -220,36 +220,29 @@ fn recipe_values_are_checked_before_any_work() {
         "{text}"
     );
     // A plan without variants would run nothing and say nothing; so would a teacher that only
-    // the default and extended plans use.
-    fails(
-        run(&["checklist", "--dry-run", "--set", "checklist.plan=none"]),
-        &["checklist.plan", "the plan has no variants"],
-    );
-    fails(
-        run(&[
-            "checklist",
-            "--dry-run",
-            "--set",
-            "checklist.plan=none",
-            "--set",
-            "checklist.teacher=\"/tmp\"",
-        ]),
-        &["checklist.teacher", "list it in [checklist.factors]"],
-    );
-    // The confirmation's length would undo a variant whose change is its length.
-    fails(
-        run(&[
-            "checklist",
-            "--dry-run",
-            "--set",
-            "checklist.plan=none",
-            "--set",
-            "checklist.factors={len={more={\"train.epochs\"=4}}}",
-            "--set",
-            "checklist.confirm_epochs=2",
-        ]),
-        &["checklist.confirm_epochs", "`len=more` changes train.epochs"],
-    );
+    // the default and extended plans use; the confirmation's length would undo a variant whose
+    // change is its length.
+    let cases: [(&[&str], [&str; 2]); 3] = [
+        (&[], ["checklist.plan", "the plan has no variants"]),
+        (
+            &["checklist.teacher=\"/tmp\""],
+            ["checklist.teacher", "list it in [checklist.factors]"],
+        ),
+        (
+            &[
+                "checklist.factors={len={more={\"train.epochs\"=4}}}",
+                "checklist.confirm_epochs=2",
+            ],
+            ["checklist.confirm_epochs", "`len=more` changes train.epochs"],
+        ),
+    ];
+    for (sets, needles) in cases {
+        let mut args = vec!["checklist", "--dry-run", "--set", "checklist.plan=none"];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        fails(run(&args), &needles);
+    }
 }
 
 /// A folder data set with `classes`, each holding `n` 3x3 PNGs.

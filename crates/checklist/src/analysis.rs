@@ -694,17 +694,21 @@ pub(crate) fn later_round_trial(root: &Path) -> crate::Result<Option<std::path::
 /// design fixed (`design.json`'s variants; before the first look, the plan of `baseline.toml`).
 /// The two records edited together after the trials ran, consistently, would otherwise judge
 /// the trials under settings they never had. Trials from before the digest are not held to it.
-fn check_settings(root: &Path, trials: &[Trial], config: &ChecklistConfig) -> crate::Result<()> {
+/// `plan`: `baseline.toml`'s, None where it cannot be read (named where the trials are checked).
+fn check_settings(
+    root: &Path,
+    trials: &[Trial],
+    config: &ChecklistConfig,
+    plan: Option<&[Variant]>,
+) -> crate::Result<()> {
     if baseline_table(root)?.is_none() {
         return Ok(()); // refused elsewhere where it matters (`require_baseline_record`)
     }
     let labels = match super::design_record::read(root)?.filter(|r| !r.retired) {
         Some(r) => r.variants,
-        None => match darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[])
-            .and_then(|b| super::plan::variants(&b))
-        {
-            Ok(plan) => plan.iter().map(Variant::label).collect(),
-            Err(_) => return Ok(()), // an unreadable recipe is named where the trials are checked
+        None => match plan {
+            Some(plan) => plan.iter().map(Variant::label).collect(),
+            None => return Ok(()),
         },
     };
     let now = super::design_record::settings_digest(config, &labels);
@@ -742,9 +746,9 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
     require_settings_record(root, &all)?;
     let (tuning, trials): (Vec<&Trial>, Vec<&Trial>) = all.iter().partition(|t| t.tune.is_some());
     let config = checklist_config(root)?;
-    check_settings(root, &all, &config)?;
     let baseline = darkmagic_base::recipe::Recipe::load(Some(&root.join(super::BASELINE)), &[]).ok();
     let plan = baseline.as_ref().and_then(|b| super::plan::variants(b).ok());
+    check_settings(root, &all, &config, plan.as_deref())?;
     // Every trial held to its definition, as a resume holds it (`trial_problem`); tuning runs
     // also to the tuning seeds `checklist.tune.seeds` plans.
     for t in &all {

@@ -195,8 +195,7 @@ fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, inputs: &Inputs) -> Re
         settings: Some(inputs.settings.clone()),
         ..trial.clone()
     };
-    let json = serde_json::to_string_pretty(&trial).expect("trial serializes");
-    darkmagic_base::files::write_atomic(&dir.file("trial.json"), json.as_bytes())?;
+    write_trial(root, &trial)?;
     hparams::write_session(&dir.path, &trial)?;
     Ok(Some(Job {
         dir: dir.path.clone(),
@@ -364,17 +363,9 @@ pub(crate) fn trial_problem(
 }
 
 /// Words for a trial's recipe that is not the one this checklist runs, naming the first field
-/// that differs (as [`same_run`] compares them).
+/// that differs as [`same_run`] compares them.
 fn different_recipe(existing: &Recipe, expected: &Recipe) -> String {
-    let ignore = [
-        "train.threads",
-        "train.device",
-        "train.loader",
-        "checklist",
-        "train.stop_reference",
-        "train.stop_margin",
-    ];
-    match existing.first_difference(expected, &ignore) {
+    match as_run_of(existing, expected).first_difference(expected) {
         Some((key, was, now)) => format!(
             "holds a different recipe than this checklist would run ({key} = {was}, where it runs {key} = {now})"
         ),
@@ -386,10 +377,15 @@ fn different_recipe(existing: &Recipe, expected: &Recipe) -> String {
 /// raising `max_seeds` or changing the margin on a rerun reuses every finished trial), also
 /// ignoring the early-stop reference, which the checklist sets.
 fn same_run(a: &Recipe, b: &Recipe) -> bool {
-    let mut a = a.clone();
+    as_run_of(a, b) == *b
+}
+
+/// `a` with `b`'s settings of what [`same_run`] ignores.
+fn as_run_of(a: &Recipe, b: &Recipe) -> Recipe {
+    let mut a = a.as_training_of(b);
     a.train.stop_reference.clone_from(&b.train.stop_reference);
     a.train.stop_margin = b.train.stop_margin;
-    a.same_training(b)
+    a
 }
 
 /// Prepares `trials` and runs those without a final result; returns how many ran and whether
@@ -627,11 +623,16 @@ fn restamp(root: &Path, settings: &str) -> Result<()> {
                 settings: Some(settings.to_string()),
                 ..t
             };
-            let json = serde_json::to_string_pretty(&t).expect("trial serializes");
-            darkmagic_base::files::write_atomic(&root.join(&t.dir).join("trial.json"), json.as_bytes())?;
+            write_trial(root, &t)?;
         }
     }
     Ok(())
+}
+
+/// Writes `t`'s record, `trial.json` in its folder under `root`, atomically.
+fn write_trial(root: &Path, t: &Trial) -> Result<()> {
+    let json = serde_json::to_string_pretty(t).expect("trial serializes");
+    darkmagic_base::files::write_atomic(&root.join(&t.dir).join("trial.json"), json.as_bytes())
 }
 
 /// Runs (or resumes) the checklist of `baseline` in `root`, round after round until every

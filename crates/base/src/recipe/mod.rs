@@ -157,20 +157,26 @@ impl Recipe {
     /// (`train.threads`, `train.device`, `train.loader`, whose two paths build the same batches)
     /// and in the `[checklist]` section, which training ignores.
     pub fn same_training(&self, other: &Recipe) -> bool {
+        self.as_training_of(other) == *other
+    }
+
+    /// This recipe with `other`'s settings of where and how fast it runs and of the checklist:
+    /// what [`Recipe::same_training`] compares with `other` (and what an error diffs with it).
+    pub fn as_training_of(&self, other: &Recipe) -> Recipe {
         let mut a = self.clone();
         a.train.threads = other.train.threads;
         a.train.device = other.train.device;
         a.train.loader = other.train.loader;
         a.checklist = other.checklist.clone();
-        a == *other
+        a
     }
 
     /// The first field (a dotted key, in key order) where two recipes differ, with this one's
-    /// value and the other's (`none` where one lacks it), passing over the keys in `ignore` and
-    /// below them: what an error names when a recipe is not the one expected.
-    pub fn first_difference(&self, other: &Recipe, ignore: &[&str]) -> Option<(String, String, String)> {
+    /// value and the other's (`none` where one lacks it): what an error names when a recipe is
+    /// not the one expected.
+    pub fn first_difference(&self, other: &Recipe) -> Option<(String, String, String)> {
         let (a, b) = (toml::Value::try_from(self).ok()?, toml::Value::try_from(other).ok()?);
-        value_difference(&a, &b, "", ignore)
+        value_difference(&a, &b, "")
     }
 
     /// The resolved recipe as TOML, as written to `recipe.toml` in a run dir.
@@ -285,10 +291,7 @@ fn read_table(path: &Path) -> Result<toml::Table> {
 }
 
 /// The first dotted key below `at` where `a` and `b` differ (see [`Recipe::first_difference`]).
-fn value_difference(a: &toml::Value, b: &toml::Value, at: &str, ignore: &[&str]) -> Option<(String, String, String)> {
-    if ignore.contains(&at) {
-        return None;
-    }
+fn value_difference(a: &toml::Value, b: &toml::Value, at: &str) -> Option<(String, String, String)> {
     let show = |v: Option<&toml::Value>| v.map_or("none".to_string(), toml::Value::to_string);
     match (a, b) {
         (toml::Value::Table(x), toml::Value::Table(y)) => {
@@ -296,8 +299,8 @@ fn value_difference(a: &toml::Value, b: &toml::Value, at: &str, ignore: &[&str])
             keys.into_iter().find_map(|k| {
                 let key = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
                 match (x.get(k), y.get(k)) {
-                    (Some(p), Some(q)) => value_difference(p, q, &key, ignore),
-                    (p, q) => (!ignore.contains(&key.as_str())).then(|| (key, show(p), show(q))),
+                    (Some(p), Some(q)) => value_difference(p, q, &key),
+                    (p, q) => Some((key, show(p), show(q))),
                 }
             })
         }
