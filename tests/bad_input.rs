@@ -2073,6 +2073,17 @@ fn records_read_back_are_held_to_each_other() {
         eval,
         &["recipe.toml", "is not the recipe this run trained"],
     );
+    // The same with result.json gone: model.json holds the recipe the model was built from.
+    let result = run_dir.join("result.json");
+    let aside_result = dir.join("result.json");
+    std::fs::rename(&result, &aside_result).unwrap();
+    refused_while_edited(
+        &recipe_toml,
+        &halved,
+        eval,
+        &["recipe.toml", "is not the recipe this model was built from"],
+    );
+    std::fs::rename(&aside_result, &result).unwrap();
     // A checkpoint that is not a regular file is named as such, not as missing.
     let checkpoint = run_dir.join("checkpoint.safetensors");
     let aside_ckpt = dir.join("checkpoint.safetensors");
@@ -2083,7 +2094,6 @@ fn records_read_back_are_held_to_each_other() {
     std::fs::rename(&aside_ckpt, &checkpoint).unwrap();
     // Records from before the seals (result.json unbound, model.json without its digest): the
     // normalisation is held to the data set; one the data set confirms is read as written.
-    let result = run_dir.join("result.json");
     let unbound = json_edited(&result, |v| {
         v.as_object_mut().unwrap().remove("recipe_digest");
     });

@@ -417,4 +417,21 @@ fn a_server_restarted_empty_gets_each_trial_once_and_the_resent_trials_are_named
     std::fs::write(&result, completed).unwrap();
     report();
     assert_sent(&server.uri, &out);
+
+    // Two trials' run ids swapped in mlflow.json: each trial's verdict would land in the other's
+    // run. The server's runs are held to their trial folders; both trials are sent again.
+    let path = out.join("mlflow.json");
+    let mut record: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let runs = &mut record["servers"][0]["runs"];
+    let (a, b) = ("trials/baseline/seed-0", "trials/lr=low/seed-1");
+    let id_a = runs[a]["id"].clone();
+    runs[a]["id"] = runs[b]["id"].clone();
+    runs[b]["id"] = id_a;
+    std::fs::write(&path, record.to_string()).unwrap();
+    let stderr = send_report_warnings(&out, &server.uri);
+    assert!(
+        stderr.contains("2 trials sent again") && stderr.contains(a) && stderr.contains(b),
+        "{stderr}"
+    );
+    assert_sent(&server.uri, &out);
 }

@@ -430,6 +430,11 @@ pub struct ModelSpec {
     /// Per-channel mean and standard deviation of inputs in [0, 1] scale (1 or `channels` values).
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// CRC-32C (hex) of the run's `recipe.toml` when the model was built, set by
+    /// [`RunDir::write_spec`] and checked by [`RunDir::read_spec`]: `eval` and `predict` hold
+    /// the recipe to it even where `result.json` is gone. None in records written before it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub recipe_digest: Option<String>,
     /// CRC-32C (hex) of the other fields as JSON, set by [`RunDir::write_spec`] and checked by
     /// [`RunDir::read_spec`]: an edited normalisation or class list would change every
     /// prediction without a word. None in records written before the digest (`eval` holds
@@ -628,11 +633,15 @@ impl RunDir {
         Ok(unfinished.map(|f| format!("an unfinished run ({f})")))
     }
 
-    /// Writes `model.json`, sealed with its digest.
+    /// Writes `model.json`, bound to the run dir's `recipe.toml` and sealed with its digest.
     pub fn write_spec(&self, spec: &ModelSpec) -> Result<()> {
-        let sealed = ModelSpec {
-            digest: Some(spec.computed_digest()),
+        let bound = ModelSpec {
+            recipe_digest: self.recipe_digest()?,
             ..spec.clone()
+        };
+        let sealed = ModelSpec {
+            digest: Some(bound.computed_digest()),
+            ..bound
         };
         self.write_json(MODEL, &sealed)
     }
@@ -653,6 +662,19 @@ impl RunDir {
             return Err(Error::RunDir {
                 path: self.file(MODEL),
                 message: problem,
+            });
+        }
+        let now = self.recipe_digest()?;
+        if let Some(then) = spec.as_ref().and_then(|s| s.recipe_digest.as_ref())
+            && now.as_ref() != Some(then)
+        {
+            return Err(Error::RunDir {
+                path: self.file(RECIPE),
+                message: format!(
+                    "is not the recipe this model was built from (model.json records recipe_digest = {then:?}, the \
+                     file gives {}): it was edited or replaced after training; restore it",
+                    now.map_or("nothing: it is missing".into(), |d| format!("{d:?}"))
+                ),
             });
         }
         Ok(spec)

@@ -198,6 +198,7 @@ impl Splits {
             width: im.width,
             mean,
             std,
+            recipe_digest: None,
             digest: None,
         })
     }

@@ -96,6 +96,7 @@ impl Tracker {
             others,
         };
         tracker.reconcile()?;
+        tracker.check_trial_runs()?;
         tracker.save()?;
         Ok(tracker)
     }
@@ -137,6 +138,51 @@ impl Tracker {
             parent_artifacts: parent.artifact_uri,
             runs: BTreeMap::new(),
         };
+        self.save()
+    }
+
+    /// Holds each trial run `mlflow.json` records to the server's: the run under that id must be
+    /// this checklist's run of that trial (its parent and its trial-folder tag). A record that
+    /// names another trial's run (ids swapped or edited by hand) or a run the server no longer
+    /// lists (deleted) is dropped, the server's runs of those trials deleted, and the trials
+    /// sent again, named on stderr: a trial's metrics and verdict never land in another's run.
+    fn check_trial_runs(&mut self) -> Result<()> {
+        if self.state.runs.is_empty() {
+            return Ok(());
+        }
+        let server = self.client.runs(&self.state.experiment)?;
+        let parent = Some(&self.state.parent);
+        let ours = |r: &&client::Found| r.tags.get("mlflow.parentRunId") == parent;
+        let trial_of = |id: &str| {
+            let run = server.iter().filter(ours).find(|r| r.id == id)?;
+            run.tags.get(TRIAL_DIR_TAG).cloned()
+        };
+        let wrong: Vec<String> = (self.state.runs.iter())
+            .map(|(dir, run)| (dir.display().to_string(), run))
+            .filter(|(dir, run)| trial_of(&run.id).as_ref() != Some(dir))
+            .map(|(dir, _)| dir)
+            .collect();
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        let stale = server
+            .iter()
+            .filter(ours)
+            .filter(|r| r.tags.get(TRIAL_DIR_TAG).is_some_and(|d| wrong.contains(d)));
+        for run in stale {
+            self.client.delete_run(&run.id)?;
+        }
+        self.state
+            .runs
+            .retain(|dir, _| !wrong.contains(&dir.display().to_string()));
+        crate::executor::local::warn(&format!(
+            "warning: mlflow: {} records runs that {} does not hold as those trials' runs (another trial's \
+             run, or deleted): {} trials sent again: {}",
+            self.root.join(STATE).display(),
+            self.client.base,
+            wrong.len(),
+            wrong.join(", ")
+        ));
         self.save()
     }
 
