@@ -434,7 +434,7 @@ regex = "acc=([0-9.]+)"
 /// the trainer's group and its strays before it ends by the signal. Both used to leave the
 /// stray running under init.
 #[test]
-fn a_trainer_stray_dies_with_an_interrupted_train_or_a_terminated_checklist() {
+fn a_trainer_stray_dies_with_an_interrupted_or_killed_train_or_a_terminated_checklist() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempdir("external-signal");
     let pids = dir.join("pids");
@@ -474,27 +474,36 @@ fn a_trainer_stray_dies_with_an_interrupted_train_or_a_terminated_checklist() {
                 .success()
         );
     };
-    let mut train = common::bin()
-        .args([
-            "train",
-            "--recipe",
-            recipe.to_str().unwrap(),
-            "--run-dir",
-            dir.join("run").to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let train = |run: &str| {
+        common::bin()
+            .args([
+                "train",
+                "--recipe",
+                recipe.to_str().unwrap(),
+                "--run-dir",
+                dir.join(run).to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut interrupted = train("run");
     wait_for(1);
-    signal(train.id(), "-INT");
-    assert!(!train.wait().unwrap().success());
+    signal(interrupted.id(), "-INT");
+    assert!(!interrupted.wait().unwrap().success());
+    // SIGKILL to a `darkmagic train` run on its own, with no subreaper above it: its guard
+    // ends the trainer's group and every process tagged with the run.
+    let mut killed = train("killed");
+    wait_for(2);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
     let mut check = checklist(&recipe, &dir.join("out"), &["--parallel", "2"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(3);
+    wait_for(4);
     signal(check.id(), "-TERM");
     check.wait().unwrap();
     let strays: Vec<String> = std::fs::read_to_string(&pids)

@@ -373,10 +373,12 @@ type LastMatch = Option<String>;
 /// `external.metric.regex` in its output. The trainer dies with this process (a killed trial
 /// leaves no orphan training on).
 fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &ExternalConfig) -> Result<LastMatch> {
+    let tag = trial_tag();
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(&dir.path)
         .envs(env.iter().cloned())
+        .env(TAG_VARIABLE, &tag)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -392,7 +394,7 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
         )),
         _ => failed(format!("cannot start `{}`: {e}", argv[0])),
     })?;
-    let guard = match guard_group(child.id()) {
+    let guard = match guard_group(child.id(), &tag) {
         Ok(g) => g,
         Err(e) => {
             kill_group(child.id());
@@ -509,22 +511,52 @@ fn for_each_line(stream: impl std::io::Read, mut f: impl FnMut(&str)) {
     }
 }
 
-/// A process that kills the trainer's group when this process dies (even by SIGKILL, which
-/// runs no code here): it waits on a pipe only this process holds, and the end of the pipe
-/// without the word `done` ([`Guard::release`]) means this process is gone. Without it, a
-/// trainer behind a wrapper script outlives a killed checklist: the parent-death signal reaches
-/// the wrapper, not what the wrapper started.
+/// The environment variable that tags every process of one trainer run (inherited by what it
+/// starts, `setsid` children included), for the [`Guard`] to find them by.
+const TAG_VARIABLE: &str = "DARKMAGIC_TRIAL_TAG";
+
+/// A tag no other run shares: this process's id and the time in nanoseconds.
+fn trial_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// A process that ends the trainer when this process dies (even by SIGKILL, which runs no
+/// code here): it waits on a pipe only this process holds, and the end of the pipe without
+/// the word `done` ([`Guard::release`]) means this process is gone. It then kills the
+/// trainer's group, and every process whose environment carries the run's tag
+/// ([`TAG_VARIABLE`]), pass after pass until none is left: what left the group (`setsid`, a
+/// daemonising wrapper) and was orphaned to init with no subreaper to catch it (a `darkmagic
+/// train` run on its own, or under Slurm or Ray). Without it, a trainer behind a wrapper
+/// script outlives a killed checklist: the parent-death signal reaches the wrapper, not what
+/// the wrapper started. (A process that clears its environment escapes the tag.)
 struct Guard {
     process: std::process::Child,
 }
 
-/// Starts the [`Guard`] of process group `pgid`, in a group of its own so that a terminal's
-/// Ctrl-C, which ends the checklist, does not end the guard before it has done its work.
-fn guard_group(pgid: u32) -> std::io::Result<Guard> {
+/// The guard's script: `$1` the trainer's group, `$2` the run's tag. `grep -z` reads each
+/// process's environment as NUL-separated entries (a killed process's is empty); its status
+/// is 2 where some other user's cannot be read, so the list it prints decides.
+const GUARD_SCRIPT: &str = r#"read word; [ "$word" = done ] && exit 0
+kill -KILL -"$1" 2>/dev/null
+n=0
+while [ $n -lt 64 ]; do
+  n=$((n + 1))
+  found=$(grep -lzxF "DARKMAGIC_TRIAL_TAG=$2" /proc/[0-9]*/environ 2>/dev/null)
+  [ -n "$found" ] || exit 0
+  for f in $found; do p=${f#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; done
+done"#;
+
+/// Starts the [`Guard`] of process group `pgid` and the processes tagged `tag`, in a group of
+/// its own so that a terminal's Ctrl-C, which ends the checklist, does not end the guard
+/// before it has done its work.
+fn guard_group(pgid: u32, tag: &str) -> std::io::Result<Guard> {
     let mut cmd = Command::new("/bin/sh");
-    let script = "read word; [ \"$word\" = done ] || kill -KILL -\"$1\" 2>/dev/null";
-    cmd.args(["-c", script, "darkmagic-guard"])
+    cmd.args(["-c", GUARD_SCRIPT, "darkmagic-guard"])
         .arg(pgid.to_string())
+        .arg(tag)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
