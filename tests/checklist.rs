@@ -1030,3 +1030,42 @@ fn a_rerun_whose_trials_no_longer_match_their_definition_is_refused() {
     finish(common::checklist(&recipe, &out, &["--parallel", "2"]));
     not_rerun(&done);
 }
+
+/// The committed checklist of the plain recipe (results/fashion-mnist-plain) reported again:
+/// its combined recipe against the baseline on the test split, computed here from the trials'
+/// `result.json` (paired by seed, a 95% Student-t interval with t_{0.025, 5} = 2.570582 from
+/// the t table), is the figure the report prints.
+#[test]
+fn the_committed_plain_checklist_reports_its_test_split_comparison() {
+    let dir = tempdir("committed-plain");
+    let out = dir.join("fashion-mnist-plain");
+    ok(Command::new("cp")
+        .args(["-r", "results/fashion-mnist-plain", out.to_str().unwrap()])
+        .output()
+        .unwrap());
+    let test_acc = |arm: &str, seed: u64| -> f64 {
+        let path = out.join(format!("trials/{arm}/seed-{seed}/result.json"));
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        r["test_acc"].as_f64().unwrap()
+    };
+    let diffs: Vec<f64> = (6..12)
+        .map(|s| test_acc("combined", s) - test_acc("baseline", s))
+        .collect();
+    let mean = diffs.iter().sum::<f64>() / 6.0;
+    let sd = (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / 5.0).sqrt();
+    let half = 2.570582 * sd / 6f64.sqrt();
+    let pp = |x: f64| format!("{:+.2}", 100.0 * x);
+    ok(bin().args(["report", out.to_str().unwrap()]).output().unwrap());
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let want = format!(
+        "on the same 6 fresh seeds: combined minus baseline {} pp, 95% interval [{}, {}] (Student t)",
+        pp(mean),
+        pp(mean - half),
+        pp(mean + half)
+    );
+    assert!(md.contains(&want), "{want}\n{md}");
+    assert!(
+        mean - half > 0.0,
+        "the combined recipe beats the plain one at 3 epochs: {diffs:?}"
+    );
+}

@@ -153,6 +153,20 @@ pub fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len() as f64
 }
 
+/// The two-sided Student-t interval at `level` for the mean of `xs` (n - 1 degrees of
+/// freedom): mean -/+ t_{(1 - level)/2, n-1} s / sqrt(n), the sample sd `s` floored at
+/// `floor` (an accuracy's resolution: differences that tie on a grid have s = 0, and an
+/// interval of width 0 would hold nothing). None for fewer than 2 values.
+pub fn t_interval(xs: &[f64], level: f64, floor: f64) -> Option<(f64, f64)> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let n = xs.len() as f64;
+    let half = t_upper_quantile((1.0 - level) / 2.0, n - 1.0) * sample_std(xs).max(floor) / n.sqrt();
+    let m = mean(xs);
+    Some((m - half, m + half))
+}
+
 /// Sample standard deviation (n - 1 in the denominator); 0 for fewer than 2 values.
 pub fn sample_std(xs: &[f64]) -> f64 {
     if xs.len() < 2 {
@@ -165,6 +179,24 @@ pub fn sample_std(xs: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t_interval_of_three_values() {
+        // Mean 2, s = 1, and t_{0.025, 2} = 4.302653 (Student's t table): 2 -/+ 4.302653 / sqrt 3.
+        let (lo, hi) = t_interval(&[1.0, 2.0, 3.0], 0.95, 0.0).unwrap();
+        let half = 4.302_653 / 3f64.sqrt();
+        assert!(
+            (lo - (2.0 - half)).abs() < 1e-6 && (hi - (2.0 + half)).abs() < 1e-6,
+            "{lo} {hi}"
+        );
+        // Tied values: the floor stands in for s.
+        let (lo, hi) = t_interval(&[1.0, 1.0, 1.0], 0.95, 1.0).unwrap();
+        assert!(
+            (lo - (1.0 - half)).abs() < 1e-6 && (hi - (1.0 + half)).abs() < 1e-6,
+            "{lo} {hi}"
+        );
+        assert_eq!(t_interval(&[1.0], 0.95, 0.0), None);
+    }
 
     #[test]
     fn ln_gamma_of_known_values() {

@@ -215,6 +215,9 @@ fn combined(summary: &Summary) -> String {
         let baseline = summary.confirm_baseline.as_ref().unwrap_or(&summary.baseline);
         s.push_str(&table(&[baseline, c], super::bounds(summary)));
         s.push_str(&format!("<p>{}</p>", esc(&super::confirmation_text(summary))));
+        if let Some(text) = super::test_split_text(summary) {
+            s.push_str(&format!("<p>{}</p>", esc(&text)));
+        }
         if let Some(text) = super::interaction_text(summary) {
             s.push_str(&format!("<p>{}</p>", esc(&text)));
         }

@@ -402,6 +402,32 @@ pub fn confirmation_text(s: &Summary) -> String {
     text
 }
 
+/// The combined recipe against the baseline on the test split, in words: whether its
+/// interval shows the upgrade (the article's promise) or not.
+pub fn test_split_text(s: &Summary) -> Option<String> {
+    let t = s.combined_test.as_ref()?;
+    let standing = match t.ci {
+        None => " (one seed: no interval)".to_string(),
+        Some((lo, hi)) => {
+            let verdict = if lo > 0.0 {
+                "the combined recipe beats the baseline"
+            } else if hi < 0.0 {
+                "the combined recipe falls behind the baseline"
+            } else {
+                "no difference shown"
+            };
+            let level = 100.0 * crate::analysis::TEST_LEVEL;
+            format!(", {level:.0}% interval [{}, {}] (Student t): {verdict}", pp(lo), pp(hi))
+        }
+    };
+    Some(format!(
+        "On the test split, which no choice of the checklist saw, on the same {} fresh seeds: combined minus \
+         baseline {} pp{standing}.",
+        t.seeds,
+        pp(t.diff)
+    ))
+}
+
 /// The combined recipe against the sum of its parts, in words.
 pub fn interaction_text(s: &Summary) -> Option<String> {
     let i = s.interaction.as_ref()?;
@@ -677,6 +703,9 @@ fn markdown(s: &Summary, c: &Compute, root: &Path) -> String {
             let rows: Vec<&ArmSummary> = s.confirm_baseline.iter().chain([c]).collect();
             out.push_str(&md_table(&rows, bounds(s)));
         }
+        if let Some(text) = test_split_text(s) {
+            out.push_str(&format!("\n{text}\n"));
+        }
         if let Some(text) = interaction_text(s) {
             out.push_str(&format!("\n{text}\n"));
         }
@@ -799,6 +828,7 @@ mod tests {
             confirm_epochs: None,
             confirm_baseline: None,
             interaction: None,
+            combined_test: None,
             design: crate::analysis::DesignSummary {
                 alpha: 0.05,
                 margin: 0.005,
@@ -843,6 +873,22 @@ mod tests {
             "{md}"
         );
         assert!(!md.contains("It runs on fresh seeds"), "{md}");
+        // The test split's comparison says what its interval shows, and only that.
+        let tested = |diff: f64, ci: Option<(f64, f64)>| {
+            let s = Summary {
+                combined_test: Some(crate::analysis::TestSplit { seeds: 4, diff, ci }),
+                ..chosen.clone()
+            };
+            test_split_text(&s).unwrap()
+        };
+        assert_eq!(
+            tested(0.0083, Some((0.0051, 0.0115))),
+            "On the test split, which no choice of the checklist saw, on the same 4 fresh seeds: combined minus \
+             baseline +0.83 pp, 95% interval [+0.51, +1.15] (Student t): the combined recipe beats the baseline."
+        );
+        assert!(tested(0.0007, Some((-0.0003, 0.0017))).ends_with("[-0.03, +0.17] (Student t): no difference shown."));
+        assert!(tested(-0.01, Some((-0.02, -0.001))).ends_with("the combined recipe falls behind the baseline."));
+        assert!(tested(0.01, None).ends_with("+1.00 pp (one seed: no interval)."));
     }
 
     #[test]
