@@ -178,6 +178,21 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
             data.push(format!("data.path={}", toml::Value::String(p.display().to_string())));
         }
     }
+    let changes_data = a
+        .model
+        .recipe
+        .overrides
+        .iter()
+        .any(|o| o.starts_with("data.") || o.starts_with("seed="));
+    if a.out.is_none() && a.model.run_dir.is_some() && changes_data {
+        // Another split's figures would replace the run's own (a checklist's report links them),
+        // and a split redrawn from the training images is not held-out data.
+        bail!(
+            "--out: needed with --set data.* or seed= on a run dir: the figures go to a folder of your choice, not \
+             over the run's own in RUN_DIR/eval; a validation split redrawn this way may hold images the model \
+             trained on"
+        );
+    }
     let out = match (&a.out, &a.model.run_dir) {
         (Some(o), _) => o.clone(),
         // Another data set's figures go beside the run's own, not over them (`--data .` and

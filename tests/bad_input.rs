@@ -1717,11 +1717,62 @@ fn training_into_a_run_dir_that_holds_a_run_is_refused_without_resume() {
         common::train_one_epoch(&run_dir, &[]),
         &["holds an unfinished run (checkpoint.safetensors)"],
     );
+    // Its --resume is held to its own training: another recipe given, or metrics that are not
+    // the checkpoint's, are refused rather than mixed into one curve.
+    fails(
+        common::train_one_epoch(&run_dir, &["--resume", "--set", "optim.lr=0.5"]),
+        &[
+            "--resume: this run has trained with optim.lr = ",
+            "the one given sets optim.lr = 0.5",
+        ],
+    );
+    refused_while_edited(
+        &run_dir.join("metrics.jsonl"),
+        b"",
+        || common::train_one_epoch(&run_dir, &["--resume"]),
+        &["metrics.jsonl", "records 0 of the 1 epochs the checkpoint has trained"],
+    );
     // A folder with only a recipe (a checklist's trial before it ran) is free to train into.
     let fresh = dir.join("fresh");
     std::fs::create_dir_all(&fresh).unwrap();
     std::fs::copy(run_dir.join("recipe.toml"), fresh.join("recipe.toml")).unwrap();
     ok(common::train_one_epoch(&fresh, &[]));
+    // A run dir that another training holds now (here util-linux `flock`, which takes the lock
+    // darkmagic train takes): refused, not mixed; free again once the holder is gone.
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    let mut holder = std::process::Command::new("flock");
+    holder.arg(&busy).args(["sleep", "120"]);
+    let mut holder = std::os::unix::process::CommandExt::process_group(&mut holder, 0)
+        .spawn()
+        .unwrap();
+    let free = || {
+        std::process::Command::new("flock")
+            .arg("-n")
+            .arg(&busy)
+            .arg("true")
+            .status()
+            .unwrap()
+            .success()
+    };
+    while free() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    fails(
+        common::train_one_epoch(&busy, &[]),
+        &["another darkmagic train is training into this run dir now"],
+    );
+    // The group: `flock` and the `sleep` that inherited the lock.
+    let group = format!("-{}", holder.id());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .status()
+            .unwrap()
+            .success()
+    );
+    holder.wait().unwrap();
+    ok(common::train_one_epoch(&busy, &[]));
 }
 
 /// A model libtorch cannot allocate (ResNet-56 at 16x width, about 3.5 GB of weights and
@@ -2084,6 +2135,22 @@ fn records_read_back_are_held_to_each_other() {
         &["recipe.toml", "is not the recipe this model was built from"],
     );
     std::fs::rename(&aside_result, &result).unwrap();
+    // model.json deleted beside a bound result: the classes would be the data set's as it is now.
+    let aside_spec = dir.join("model.json");
+    std::fs::rename(&spec, &aside_spec).unwrap();
+    fails(eval(), &["model.json", "is missing beside a result.json"]);
+    std::fs::rename(&aside_spec, &spec).unwrap();
+    // Another split's figures would go over the run's own (which the report links).
+    fails(
+        run(&[
+            "eval",
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+            "--set",
+            "data.val_fraction=0.5",
+        ]),
+        &["--out: needed with --set data.* or seed= on a run dir"],
+    );
     // A checkpoint that is not a regular file is named as such, not as missing.
     let checkpoint = run_dir.join("checkpoint.safetensors");
     let aside_ckpt = dir.join("checkpoint.safetensors");

@@ -805,6 +805,60 @@ fn the_combined_recipe_is_confirmed_at_its_own_length() {
             ),
         "{e}"
     );
+    // Rules a result comes from, changed over judged trials: refused before anything is written.
+    let design = std::fs::read(out.join("design.json")).unwrap();
+    let baseline_toml = std::fs::read(out.join("baseline.toml")).unwrap();
+    for (set, words) in [
+        (
+            "checklist.early_stop=true",
+            "checklist.early_stop: off; this run asks for on",
+        ),
+        (
+            "checklist.tune.fields={\"optim.lr\"=[1.0,3.0]}",
+            "checklist.tune: none; this run asks for {",
+        ),
+    ] {
+        let (code, e) = rerun(&recipe, &out, &["--set", set]);
+        assert_eq!(code, Some(1), "{e}");
+        assert!(e.contains("baseline.toml") && e.contains(words), "{set}: {e}");
+    }
+    // A redesign whose fresh seeds would not hold the combined recipe's trials: refused before
+    // the design is retired.
+    let (code, e) = rerun(&recipe, &out, &["--redesign", "--max-seeds", "5"]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(
+        e.contains("combined/seed-3")
+            && e.contains("confirms it on indices 5 to 9")
+            && e.contains("Nothing was changed"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(out.join("design.json")).unwrap(), design);
+    assert_eq!(std::fs::read(out.join("baseline.toml")).unwrap(), baseline_toml);
+    // The same design fixed again by --redesign (twice, as after an interruption) replaced
+    // nothing.
+    for _ in 0..2 {
+        let (code, e) = rerun(&recipe, &out, &["--redesign"]);
+        assert_eq!(code, Some(0), "{e}");
+    }
+    let replaced = summary(&out)["design"]["replaced"].as_array().map_or(0, Vec::len);
+    assert_eq!(replaced, 0, "{}", summary(&out)["design"]);
+    // A combined trial's record edited to another recipe than the one it trained: the report
+    // would present it as the recommended recipe. Refused by report and resume alike.
+    let record = out.join("trials/combined/seed-4/trial.json");
+    let kept = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, kept.replace("\"optim.lr\": 0.2", "\"optim.lr\": 0.5")).unwrap();
+    let o = common::run(&["report", out.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success()
+            && e.contains("combined/seed-4/recipe.toml")
+            && e.contains("optim.lr = 0.2, where it runs optim.lr = 0.5"),
+        "{e}"
+    );
+    let (code, e) = rerun(&recipe, &out, &[]);
+    assert_eq!(code, Some(1), "{e}");
+    assert!(e.contains("combined/seed-4/recipe.toml"), "{e}");
+    std::fs::write(&record, kept).unwrap();
     // The combined recipe's folder deleted after its confirmation: the report says so.
     std::fs::rename(out.join("trials/combined"), out.with_file_name("combined-aside")).unwrap();
     ok(common::run(&["report", out.to_str().unwrap()]));

@@ -80,6 +80,15 @@ impl Classifier {
         let spec = match run.read_spec()? {
             Some(s) if s.digest.is_none() => legacy_spec(&run, s, &recipe_path, sealed)?,
             Some(s) => s,
+            None if sealed => {
+                // The classes' names and order and the normalisation are the training data's:
+                // taken from the data set as it is now they may be another model's.
+                return Err(bad(
+                    rundir::MODEL,
+                    "is missing beside a result.json that shows a darkmagic that writes it trained this run: it \
+                     holds the class names and normalisation the model was trained with; restore it",
+                ));
+            }
             None => spec_from_data(&Recipe::load(Some(&recipe_path), &[])?)?,
         };
         let c = Classifier::new(recipe, spec)?;
@@ -242,7 +251,7 @@ fn legacy_spec(run: &RunDir, spec: ModelSpec, recipe_path: &Path, sealed_result:
         return Err(Error::RunDir {
             path: run.file(rundir::MODEL),
             message: "carries no digest, but result.json shows a darkmagic that seals it wrote this run: the digest \
-                      was deleted by hand; restore it, or delete model.json to have its fields taken from the data set"
+                      was deleted by hand; restore it"
                 .into(),
         });
     }

@@ -34,6 +34,26 @@ enum Split {
     Test,
 }
 
+/// `--resume` of an unfinished run continues the training its checkpoint holds: a recipe given
+/// (`--recipe`, `--set`) that trains otherwise than the one saved in the run dir would mix two
+/// trainings in one curve and record the second's recipe for both.
+fn check_same_training(dir: &RunDir, recipe: &Recipe) -> Result<()> {
+    let Ok(saved) = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]) else {
+        return Ok(()); // none saved (a run from before it was): nothing to hold the recipe to
+    };
+    match saved.as_training_of(recipe).first_difference(recipe) {
+        None => Ok(()),
+        Some((key, was, now)) => Err(Error::RunDir {
+            path: dir.file(rundir::RECIPE),
+            message: format!(
+                "--resume: this run has trained with {key} = {was} (the recipe saved here), and the one given sets \
+                 {key} = {now}; a resumed run continues the same training: drop the change, or train into another \
+                 --run-dir"
+            ),
+        }),
+    }
+}
+
 /// Trains `recipe` into `run_dir` (with its external trainer when it has one, see `external`).
 /// With `resume`, continues from the run dir's checkpoint (a completed run is returned as it is;
 /// an external trainer starts over); without, a run dir that holds a run is refused, untouched.
@@ -41,6 +61,7 @@ enum Split {
 /// status `failed` and the error before it is returned.
 pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     let dir = RunDir::create(run_dir)?;
+    let _held = dir.hold()?;
     dir.check_logs()?;
     if resume && let Some(r) = dir.read_result()?.filter(|r| r.status == Status::Completed) {
         let saved = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]).ok();
@@ -53,6 +74,9 @@ pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
             });
         }
         return Ok(r);
+    }
+    if resume && dir.file(rundir::CHECKPOINT).exists() {
+        check_same_training(&dir, recipe)?;
     }
     if !resume && let Some(what) = dir.holds_run()? {
         // Training again would replace its checkpoint, metrics and result.
@@ -200,7 +224,20 @@ impl<'a> Trainer<'a> {
                     message: format!("records epoch {} of a recipe of {} epochs", p.epoch, t.epochs),
                 });
             }
-            let kept = dir.read_metrics()?.into_iter().filter(|m| m.epoch <= p.epoch).collect();
+            let kept: Vec<EpochMetrics> = dir.read_metrics()?.into_iter().filter(|m| m.epoch <= p.epoch).collect();
+            // Metrics are written before each checkpoint, in order: a checkpoint of epoch p has
+            // epochs 1 to p beside it (and at most one more), or the two are not of one run.
+            if kept.len() != p.epoch {
+                return Err(Error::RunDir {
+                    path: dir.file(rundir::METRICS),
+                    message: format!(
+                        "records {} of the {} epochs the checkpoint has trained: the two are not of one run (edited, \
+                         deleted or copied from another); train into another --run-dir",
+                        kept.len(),
+                        p.epoch
+                    ),
+                });
+            }
             dir.log(&format!("resumed from epoch {} (step {})", p.epoch, p.step));
             (p, kept)
         } else {

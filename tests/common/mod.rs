@@ -26,7 +26,7 @@ pub fn make_legacy(run_dir: &Path) {
     for (file, fields) in [
         ("result.json", &["recipe_digest", "test_images"][..]),
         ("trial.json", &["settings"][..]),
-        ("model.json", &["digest"][..]),
+        ("model.json", &["digest", "recipe_digest"][..]),
     ] {
         let path = run_dir.join(file);
         let mut v = read_json(&path);

@@ -524,6 +524,35 @@ impl RunDir {
         Ok(RunDir::open(path))
     }
 
+    /// Holds the run dir for one training run (`darkmagic train`) until the guard is dropped or
+    /// the process ends (killed too): an advisory `flock` on the folder itself, so no file is
+    /// left behind. A second run into the same folder meanwhile is refused: both would write
+    /// the same checkpoint, metrics and result, and the last to finish would mix them.
+    #[cfg(unix)]
+    pub fn hold(&self) -> Result<std::fs::File> {
+        use std::os::fd::AsRawFd;
+        unsafe extern "C" {
+            fn flock(fd: i32, operation: i32) -> i32;
+        }
+        const LOCK_EX: i32 = 2;
+        const LOCK_NB: i32 = 4;
+        let folder = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        // SAFETY: flock takes a file descriptor this function owns and an operation flag.
+        if unsafe { flock(folder.as_raw_fd(), LOCK_EX | LOCK_NB) } == 0 {
+            return Ok(folder);
+        }
+        let e = std::io::Error::last_os_error();
+        Err(match e.kind() {
+            std::io::ErrorKind::WouldBlock => Error::RunDir {
+                path: self.path.clone(),
+                message: "another darkmagic train is training into this run dir now; wait for it, or train into \
+                          another --run-dir"
+                    .into(),
+            },
+            _ => Error::io(&self.path, e),
+        })
+    }
+
     /// Records that the run ended without a result: `result.json` with status `failed`, the
     /// epochs it recorded, and `reason` (plus `detail`, e.g. the tail of its output) as the
     /// error; `train.log` gets the reason.
@@ -655,7 +684,7 @@ impl RunDir {
             let d = s.digest.as_ref().filter(|d| **d != s.computed_digest())?;
             Some(format!(
                 "digest = {d:?} does not match the record's fields (classes, input size, mean, std): it was edited; \
-                 restore it, or delete it to have `eval` take them from the data set again"
+                 restore it"
             ))
         };
         if let Some(problem) = spec.as_ref().and_then(|s| s.problem().or_else(|| edited(s))) {

@@ -830,6 +830,20 @@ pub fn analyze(root: &Path) -> crate::Result<Summary> {
         let o = outcome(root, t)?;
         shared.check(root, t, &o)?;
         match arms.iter_mut().find(|(a, _)| a.label() == t.arm.label()) {
+            // One arm, one recipe: the combined recipe's seeds must record the same overrides
+            // (a variant's are held to the plan).
+            Some((a, _)) if *a != t.arm => {
+                return Err(crate::Error::RunDir {
+                    path: root.join(&t.dir).join("trial.json"),
+                    message: format!(
+                        "records other overrides for `{}` than its other seeds ({}, where they record {}): the \
+                         record was edited; restore it, or remove the trial's folder",
+                        t.arm.label(),
+                        super::values(&t.arm.overrides()),
+                        super::values(&a.overrides())
+                    ),
+                });
+            }
             Some((_, seeds)) => seeds.push(o),
             None => arms.push((t.arm.clone(), vec![o])),
         }

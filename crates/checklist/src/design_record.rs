@@ -325,11 +325,12 @@ pub fn check_against_baseline(
 /// `variants` differ: its key, the record's value and `cfg`'s.
 /// The digest (CRC-32C, hex) of the settings a design is fixed from: `checklist.seeds`,
 /// `max_seeds` (at least `seeds`), `round_seeds`, `alpha`, `margin` as given, and the plan's
-/// labels. Every trial records the one it was started under (`Trial::settings`), so records
-/// that hold the settings (`design.json`, `baseline.toml`) edited together after the trials ran
-/// are told from the trials' own.
+/// labels, and where set the rules that change what a trial's result is: early stop (with its
+/// margin) and tuning (`checklist.tune`). Every trial records the one it was started under
+/// (`Trial::settings`), so records that hold the settings (`design.json`, `baseline.toml`)
+/// edited together after the trials ran are told from the trials' own.
 pub fn settings_digest(cfg: &ChecklistConfig, variants: &[String]) -> String {
-    let text = format!(
+    let mut text = format!(
         "seeds={};max_seeds={};round_seeds={};alpha={:?};margin={:?};plan={variants:?}",
         cfg.seeds,
         cfg.max_seeds.max(cfg.seeds),
@@ -337,6 +338,16 @@ pub fn settings_digest(cfg: &ChecklistConfig, variants: &[String]) -> String {
         cfg.alpha,
         cfg.margin
     );
+    // (Appended only where set: the digests of checklists without them stay as they were.)
+    if cfg.early_stop {
+        text.push_str(&format!(";early_stop_margin={:?}", cfg.early_stop_margin));
+    }
+    if cfg.tune != Default::default() {
+        text.push_str(&format!(
+            ";tune={}",
+            serde_json::to_string(&cfg.tune).expect("tune serializes")
+        ));
+    }
     darkmagic_base::rundir::digest(text.as_bytes())
 }
 

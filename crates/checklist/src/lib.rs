@@ -223,15 +223,12 @@ fn check_existing(root: &Path, baseline: &Recipe, variants: &[plan::Variant], in
                 message: format!("{what}; {restore}"),
             })
         };
-        if matches!(t.arm, Arm::Combined { .. }) {
-            if !baseline.checklist.combine {
-                // Its results would stay in the report of a checklist that no longer combines.
-                return refuse(
-                    "trial.json",
-                    "is a trial of the combined recipe, but this run sets checklist.combine = false".into(),
-                );
-            }
-            continue;
+        if matches!(t.arm, Arm::Combined { .. }) && !baseline.checklist.combine {
+            // Its results would stay in the report of a checklist that no longer combines.
+            return refuse(
+                "trial.json",
+                "is a trial of the combined recipe, but this run sets checklist.combine = false".into(),
+            );
         }
         if let Some((file, what)) = trial_problem(root, baseline, variants, &t)? {
             return refuse(file, what);
@@ -303,8 +300,8 @@ fn values(t: &toml::Table) -> String {
 /// What is wrong with trial `t` of the checklist of `baseline` (whose plan is `variants`), with
 /// the record at fault, if anything: its arm left the plan, the overrides or tuned values it
 /// records are not its arm's, or its `recipe.toml` is not the recipe this checklist runs for it
-/// (or cannot be read while the trial has a result, which then cannot be matched). None for the
-/// combined recipe's trials, whose recipe is derived from results.
+/// (or cannot be read while the trial has a result, which then cannot be matched). A combined
+/// recipe's trial is held to the overrides it records (which variants won is the analysis's).
 pub(crate) fn trial_problem(
     root: &Path,
     baseline: &Recipe,
@@ -329,9 +326,6 @@ pub(crate) fn trial_problem(
             }
             Some(_) => {}
         }
-    }
-    if matches!(t.arm, Arm::Combined { .. }) {
-        return Ok(None);
     }
     if let Some(c) = t.tune {
         let now = plan::candidates(baseline, &t.arm)?;
@@ -614,6 +608,69 @@ fn require_same_settings(root: &Path, baseline: &Recipe, labels: &[String]) -> R
     }
 }
 
+/// Refuses `--redesign` before the recorded design is retired where the combined recipe's trials
+/// would lie outside the fresh seeds the new design confirms it on (indices `max_seeds` to
+/// `2 max_seeds - 1`): the analysis would refuse them after the new design was written.
+pub fn check_redesign(root: &Path, baseline: &Recipe) -> Result<()> {
+    let max = baseline.checklist.max_seeds.max(baseline.checklist.seeds);
+    let misplaced = analysis::read_trials(root)?
+        .into_iter()
+        .find(|t| matches!(t.arm, Arm::Combined { .. }) && !(max..2 * max).contains(&t.seed_index));
+    match misplaced {
+        None => Ok(()),
+        Some(t) => Err(Error::RunDir {
+            path: root.join(&t.dir),
+            message: format!(
+                "a trial of the combined recipe at seed index {}, where the design of checklist.max_seeds = {max} \
+                 confirms it on indices {max} to {}: remove {} before --redesign (the combined recipe is then \
+                 confirmed on the new design's fresh seeds). Nothing was changed",
+                t.seed_index,
+                2 * max - 1,
+                root.join("trials/combined").display()
+            ),
+        }),
+    }
+}
+
+/// Refuses, before anything is written, a rerun that changes the rules a trial's result comes
+/// from (`checklist.early_stop` and its margin, `checklist.tune`) over trials with results:
+/// the design record holds the statistics, not these, and the trials judged so far ran under
+/// the old rules (stopped or not, tuned or not) while the later ones would run under the new.
+fn require_same_rules(root: &Path, baseline: &Recipe) -> Result<()> {
+    let Some(old) = Recipe::load(Some(&root.join(BASELINE)), &[]).ok() else {
+        return Ok(()); // none yet, or unreadable: the analysis names it
+    };
+    if !analysis::any_judged(root)? {
+        return Ok(());
+    }
+    let (then, now) = (&old.checklist, &baseline.checklist);
+    let stop = |c: &darkmagic_base::recipe::ChecklistConfig| match c.early_stop {
+        true => format!("on (early_stop_margin = {})", c.early_stop_margin),
+        false => "off".to_string(),
+    };
+    let tune = |c: &darkmagic_base::recipe::ChecklistConfig| match c.tune == Default::default() {
+        true => "none".to_string(),
+        false => serde_json::to_string(&c.tune).expect("tune serializes"),
+    };
+    let differs = [
+        ("checklist.early_stop", stop(then), stop(now)),
+        ("checklist.tune", tune(then), tune(now)),
+    ]
+    .into_iter()
+    .find(|(_, a, b)| a != b);
+    match differs {
+        None => Ok(()),
+        Some((key, was, asked)) => Err(Error::RunDir {
+            path: root.join(BASELINE),
+            message: format!(
+                "the trials here have results from a checklist run with {key}: {was}; this run asks for {asked}: the \
+                 trials judged so far would be compared with trials run under other rules. Nothing was changed; rerun \
+                 with the settings of {BASELINE}, or use another --out directory"
+            ),
+        }),
+    }
+}
+
 /// Records `settings` (this run's settings digest) in every trial of `root` that holds another:
 /// `--redesign` judges the trials under the settings it fixes a design from, on purpose.
 fn restamp(root: &Path, settings: &str) -> Result<()> {
@@ -655,6 +712,7 @@ pub fn run(baseline: &Recipe, root: &Path, exec: &mut dyn Executor, _lock: &Lock
     } else {
         require_design(root, &analysis::analyze(root)?)?;
         require_same_settings(root, baseline, &labels)?;
+        require_same_rules(root, baseline)?;
     }
     darkmagic_base::files::write_atomic(&root.join(BASELINE), baseline.to_toml().as_bytes())?;
     hparams::write_experiment(root, &variants)?;
@@ -740,11 +798,16 @@ fn fix_design(root: &Path, baseline: &Recipe, labels: &[String], summary: &Summa
         margin: summary.design.margin,
         ..sequential::Design::new(c, 0, labels.len())
     };
+    // The same design fixed again (`--redesign` rerun after an interruption) replaced nothing.
+    let mut replaced = design_record::replaced(root)?;
+    while replaced.last() == Some(&design) {
+        replaced.pop();
+    }
     let record = design_record::Record {
         design,
         margin: c.margin,
         variants: labels.to_vec(),
-        replaced: design_record::replaced(root)?,
+        replaced,
         retired: false,
         digest: None,
     };

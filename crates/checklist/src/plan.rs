@@ -238,8 +238,8 @@ fn dir_name(label: &str) -> String {
         .collect()
 }
 
-/// The variants of `baseline`'s checklist: the built-in plan minus `skip`, with the recipe's
-/// own factors added or replacing built-in ones. Variants identical to the baseline are dropped.
+/// The variants of `baseline`'s checklist: the built-in plan with the recipe's own factors
+/// added or replacing built-in ones, minus the factors `skip` names (of either kind). Variants identical to the baseline are dropped.
 /// Every variant's recipe is validated; an error names the factor.
 pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
     let cfg = &baseline.checklist;
@@ -254,7 +254,7 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
         }
     }
     out.retain(|v| !cfg.skip.contains(&v.factor) && !cfg.factors.contains_key(&v.factor));
-    for (factor, vs) in &cfg.factors {
+    for (factor, vs) in cfg.factors.iter().filter(|(f, _)| !cfg.skip.contains(f)) {
         for (name, overrides) in vs {
             if let Some(c) = format!("{factor}{name}").chars().find(|c| c.is_control()) {
                 // Labels reach the terminal, the summaries and the run dirs' names.

@@ -65,6 +65,9 @@ pub fn run(baseline: &Recipe, out: &Path, settings: &Settings, options: Options)
     // Taken before the MLflow tracker starts: a checklist refused because another one runs in
     // this directory sends nothing and leaves that one's mlflow.json alone.
     let lock = Lock::acquire(&root)?;
+    if options.redesign {
+        crate::check_redesign(&root, baseline)?;
+    }
     if options.redesign && crate::design_record::retire(&root)? {
         eprintln!(
             "the design in {} is retired: the next look fixes the design of these settings (the report names the one replaced)",

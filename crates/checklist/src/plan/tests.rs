@@ -239,6 +239,16 @@ fn recipe_factors_replace_and_skip_removes() {
     assert!(labels.contains(&"weight_decay=3x".to_string()));
     assert!(!labels.contains(&"weight_decay=10x".to_string()));
     assert!(labels.contains(&"width=2x".to_string()));
+    // A factor of the recipe's own is skipped too (the report's follow-up command skips the
+    // decided ones, whatever their kind).
+    let skipped = text.replace(
+        r#"skip = ["optimizer", "lr_regime"]"#,
+        r#"skip = ["optimizer", "lr_regime", "width"]"#,
+    );
+    let b = Recipe::from_table(skipped.parse().unwrap()).unwrap();
+    let labels: Vec<String> = variants(&b).unwrap().iter().map(Variant::label).collect();
+    assert!(!labels.contains(&"width=2x".to_string()), "{labels:?}");
+    assert!(labels.contains(&"weight_decay=3x".to_string()));
 }
 
 #[test]
