@@ -38,7 +38,7 @@ pub fn start(from_launcher: bool) {
         unsafe { darkmagic::launcher::restore_environment() };
     }
     default_sigpipe();
-    quiet_out_of_memory_panics();
+    quiet_panics();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
@@ -51,14 +51,19 @@ pub fn start(from_launcher: bool) {
 /// `RUST_BACKTRACE` set, capturing one needed memory there was none of, and the process aborted
 /// and hung instead of recording the run as failed. Where the panic is caught (a training run),
 /// the error that follows names the fix. A panic inside `error::contain` prints nothing (its error
-/// follows). Every other panic prints as Rust's default hook prints it.
-fn quiet_out_of_memory_panics() {
+/// follows). `println!` failing (stdout on a full disk, `> /dev/full`) is an `error:` line and
+/// exit 1, as any other failed write. Every other panic prints as Rust's default hook prints it.
+fn quiet_panics() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if darkmagic::error::in_contained() {
             return; // a parser's panic, turned into an error naming the file
         }
         let message = darkmagic::error::panic_message(info.payload());
+        if let Some(cause) = message.strip_prefix("failed printing to stdout: ") {
+            eprintln!("error: cannot write to standard output: {cause}");
+            std::process::exit(1);
+        }
         if darkmagic::error::out_of_memory(&message) {
             eprintln!(
                 "libtorch could not allocate memory: {}",
@@ -131,6 +136,14 @@ fn train_cmd(mut a: TrainArgs) -> Result<()> {
         a.recipe.overrides.push(format!("model.init={value}"));
     }
     let saved = a.run_dir.join(rundir::RECIPE);
+    if a.resume && a.recipe.recipe.is_none() && !saved.exists() && a.run_dir.join(rundir::CHECKPOINT).exists() {
+        // The defaults would build another model than the checkpoint's.
+        bail!(
+            "--resume: {} is missing, and the run's checkpoint needs the recipe it trained with; restore it, or give \
+             that recipe with --recipe",
+            saved.display()
+        );
+    }
     let fallback = (a.resume && saved.exists()).then_some(saved.as_path());
     let recipe = load_recipe(&a.recipe, fallback)?;
     if recipe.external.is_some() {
@@ -184,13 +197,13 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
         .overrides
         .iter()
         .any(|o| o.starts_with("data.") || o.starts_with("seed="));
-    if a.out.is_none() && a.model.run_dir.is_some() && changes_data {
+    if a.out.is_none() && a.data.is_none() && a.model.run_dir.is_some() && changes_data {
         // Another split's figures would replace the run's own (a checklist's report links them),
         // and a split redrawn from the training images is not held-out data.
         bail!(
-            "--out: needed with --set data.* or seed= on a run dir: the figures go to a folder of your choice, not \
-             over the run's own in RUN_DIR/eval; a validation split redrawn this way may hold images the model \
-             trained on"
+            "--out: needed with --set data.* or seed= on a run dir's own data set: the figures go to a folder of your \
+             choice, not over the run's own in RUN_DIR/eval; a validation split redrawn this way may hold images the \
+             model trained on"
         );
     }
     let out = match (&a.out, &a.model.run_dir) {

@@ -278,19 +278,35 @@ fn image_folders_are_counted_whole_or_refused() {
     let dir = tempdir("folder-link");
     folder(&dir, &["a", "b"], 2);
     std::os::unix::fs::symlink(".", dir.join("up")).unwrap();
-    fails(inspect(&dir), &["/up", "holds no PNG or JPEG file"]);
+    fails(
+        inspect(&dir),
+        &["/up", "is a link to the data set's folder or one above it"],
+    );
+    // A class that is another under a second name (a link) would be two classes at once.
+    std::fs::remove_file(dir.join("up")).unwrap();
+    std::os::unix::fs::symlink("a", dir.join("alias")).unwrap();
+    fails(inspect(&dir), &["the folder of class `a`, through a link"]);
+    std::fs::remove_file(dir.join("alias")).unwrap();
+    // An image name that is not a regular file (a FIFO) is named, not left out.
+    let fifo = dir.join("a/fifo.png");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    fails(inspect(&dir), &["fifo.png", "not a regular file"]);
+    std::fs::remove_file(&fifo).unwrap();
     // A val/ class that train/ lacks was dropped with its images.
     let dir = tempdir("folder-val");
     folder(&dir.join("train"), &["a", "b"], 2);
     folder(&dir.join("val"), &["a", "zebra"], 1);
     fails(inspect(&dir), &["val/zebra", "not in the training split"]);
-    // Every image on disk is counted.
+    // Every image on disk is counted, in a class folder's subfolders too (as torchvision's
+    // ImageFolder finds them); hidden folders are no class.
     let dir = tempdir("folder-count");
     folder(&dir.join("train"), &["a", "b"], 3);
+    folder(&dir.join("train/a/sub"), &[""], 2);
+    folder(&dir.join("train/.ipynb_checkpoints"), &[""], 1);
     folder(&dir.join("val"), &["b"], 2);
     let out = common::ok(inspect(&dir));
     assert!(
-        out.contains("train:    6 images") && out.contains("test:     2 images"),
+        out.contains("train:    8 images") && out.contains("test:     2 images") && !out.contains("ipynb"),
         "{out}"
     );
 }
@@ -576,6 +592,20 @@ fn schedule_into_a_closed_pipe_ends_quietly() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && e.is_empty(), "{e}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "step,epoch,lr,weight_decay\n");
+    // Standard output on a full disk: one error line and exit 1, no panic.
+    for args in [&["recipe"][..], &["schedule"]] {
+        let out = common::bin()
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {e}");
+        assert!(
+            e.starts_with("error: cannot write to standard output: No space left on device") && !e.contains("panicked"),
+            "{args:?}: {e}"
+        );
+    }
 }
 
 #[test]
@@ -1732,6 +1762,17 @@ fn training_into_a_run_dir_that_holds_a_run_is_refused_without_resume() {
         || common::train_one_epoch(&run_dir, &["--resume"]),
         &["metrics.jsonl", "records 0 of the 1 epochs the checkpoint has trained"],
     );
+    let saved = run_dir.join("recipe.toml");
+    let aside = dir.join("recipe.toml");
+    std::fs::rename(&saved, &aside).unwrap();
+    fails(
+        common::train_one_epoch(&run_dir, &["--resume"]),
+        &[
+            "--resume:",
+            "recipe.toml is missing, and the run's checkpoint needs the recipe it trained with",
+        ],
+    );
+    std::fs::rename(&aside, &saved).unwrap();
     // A folder with only a recipe (a checklist's trial before it ran) is free to train into.
     let fresh = dir.join("fresh");
     std::fs::create_dir_all(&fresh).unwrap();

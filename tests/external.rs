@@ -367,6 +367,81 @@ fn a_trial_whose_darkmagic_train_is_killed_leaves_no_stray() {
     );
 }
 
+/// A metric CSV with a row the records could not hold (NaN, infinite, 1e300) anywhere, not
+/// only in its last row: the trial fails naming the file, line and column, and writes no
+/// metrics.jsonl its readers would refuse (which stopped every later report).
+#[test]
+fn a_metric_csv_row_that_is_not_finite_fails_the_trial_by_name() {
+    let dir = tempdir("external-csv-nan");
+    for (value, shown) in [("nan", "NaN"), ("inf", "inf"), ("1e300", "1e300")] {
+        let recipe = dir.join(format!("{value}.toml"));
+        std::fs::write(
+            &recipe,
+            format!(
+                "[external]\ncommand = [\"sh\", \"-c\", \"printf 'acc\\\\n0.5\\\\n{value}\\\\n0.4\\\\n' > m.csv\"]\n\
+                 [external.metric]\ncsv = \"m.csv\"\nkey = \"acc\"\n"
+            ),
+        )
+        .unwrap();
+        let run_dir = dir.join(format!("run-{value}"));
+        let o = common::bin()
+            .args(["train", "--recipe", recipe.to_str().unwrap(), "--run-dir"])
+            .arg(&run_dir)
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{value}: {e}");
+        assert!(
+            e.contains("m.csv line 3: column `acc` is ") && e.contains(shown),
+            "{value}: {e}"
+        );
+        assert!(!run_dir.join("metrics.jsonl").exists(), "{value}: no metrics written");
+    }
+}
+
+/// A trainer's child in a process group of its own but the same session (`set -m`, Python's
+/// `process_group=0`), holding the output pipe: the group kill misses it and darkmagic would
+/// wait for the pipe's end. It ends with the trainer, and the run ends at once.
+#[test]
+fn a_child_in_a_group_of_its_own_ends_with_its_trainer() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("external-own-group");
+    let pids = dir.join("pids");
+    let trainer = dir.join("trainer.sh");
+    std::fs::write(
+        &trainer,
+        format!(
+            "#!/bin/bash\nset -m\nsleep 300 &\necho $! >> '{}'\necho acc=0.5\n",
+            pids.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&trainer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let recipe = dir.join("trainer.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "[external]\ncommand = [\"{}\"]\n[external.metric]\nregex = \"acc=([0-9.]+)\"\n",
+            trainer.display()
+        ),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let o = common::bin()
+        .args(["train", "--recipe", recipe.to_str().unwrap(), "--run-dir"])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        start.elapsed().as_secs() < 60,
+        "the run waited on its stray: {:?}",
+        start.elapsed()
+    );
+    let pid = std::fs::read_to_string(&pids).unwrap();
+    assert!(!alive(pid.trim()), "the child {pid} outlived its trainer");
+}
+
 #[test]
 fn a_killed_checklist_leaves_nothing_a_wrapper_script_started() {
     use std::os::unix::fs::PermissionsExt;

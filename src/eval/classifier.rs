@@ -60,6 +60,14 @@ impl Classifier {
             return Err(bad(rundir::RECIPE, "missing: not a darkmagic run directory"));
         }
         let checkpoint = run.file(rundir::CHECKPOINT);
+        let external = run.read_result()?.is_some_and(|r| r.device == "external");
+        if external && std::fs::symlink_metadata(&checkpoint).is_err() {
+            return Err(bad(
+                rundir::CHECKPOINT,
+                "absent: this run trained with an external trainer ([external] in its recipe), whose weights darkmagic \
+                 does not hold; evaluate it with that trainer's own tools",
+            ));
+        }
         if std::fs::symlink_metadata(&checkpoint).is_err() {
             return Err(bad(
                 rundir::CHECKPOINT,

@@ -241,6 +241,15 @@ impl Evaluation {
     /// are the class names, `images` the images evaluated (their files name the rows when they
     /// are files). Returns the paths written.
     pub fn write(&self, out: &Path, split: &str, names: &[String], images: &Images) -> Result<Vec<PathBuf>> {
+        if std::fs::metadata(out).is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::flag(
+                "--out",
+                format!(
+                    "{} exists and is not a folder; eval writes a folder of files",
+                    out.display()
+                ),
+            ));
+        }
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         let files = [
             (format!("{split}.json"), self.json(names)),

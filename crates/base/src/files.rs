@@ -83,6 +83,20 @@ pub fn check_regular(path: &Path, limit: u64) -> Result<()> {
 
 /// Writes `bytes` to `path` atomically: a sibling temporary file is written, synced and renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    // The rename would replace whatever is there: a FIFO a reader waits on, a device (`--out
+    // /dev/null` run as root), the link rather than what it names. Only files are replaced.
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.is_file()
+    {
+        return Err(Error::io(
+            path,
+            std::io::Error::other(format!(
+                "{}, not a regular file: darkmagic writes whole files and replaces only regular ones; remove it, or \
+                 write elsewhere",
+                kind_of(&meta)
+            )),
+        ));
+    }
     let tmp = temp_path(path);
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -91,6 +105,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| Error::io(path, e))
+}
+
+/// What a file that is not a regular one is, in words.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    match () {
+        _ if t.is_symlink() => "a symbolic link",
+        _ if t.is_dir() => "a folder",
+        _ if t.is_fifo() => "a FIFO",
+        _ if t.is_char_device() || t.is_block_device() => "a device",
+        _ if t.is_socket() => "a socket",
+        _ => "a special file",
+    }
 }
 
 /// The temporary sibling used while `path` is being written.

@@ -169,8 +169,8 @@ impl EpochMetrics {
             ("seconds", Some(self.seconds)),
         ];
         for (field, v) in others {
-            if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
-                return Some(format!("{field} = {v}: expected a finite number >= 0"));
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0 && *v <= MAX_FIGURE)) {
+                return Some(format!("{field} = {v:e}: expected a number from 0 to {MAX_FIGURE:e}"));
             }
         }
         [
@@ -326,8 +326,9 @@ impl RunResult {
                 "best_val_acc = {best} below final_val_acc = {last}: the best epoch's is the largest"
             ));
         }
-        (!(self.wall_seconds.is_finite() && self.wall_seconds >= 0.0))
-            .then(|| format!("wall_seconds = {}: expected a finite number >= 0", self.wall_seconds))
+        let wall = self.wall_seconds;
+        (!(wall.is_finite() && (0.0..=MAX_FIGURE).contains(&wall)))
+            .then(|| format!("wall_seconds = {wall:e}: expected a number from 0 to {MAX_FIGURE:e}"))
     }
 
     /// What makes darkmagic's validation accuracies impossible, if anything: each counts
@@ -417,6 +418,11 @@ impl RunResult {
         }
     }
 }
+
+/// The largest learning rate, weight decay, throughput (images/s) or time (s) a record may
+/// hold, the bound of an external trainer's figures (which its CSV's rows become): what lies
+/// beyond was edited, and printed as hundreds of digits.
+pub const MAX_FIGURE: f64 = MAX_EXTERNAL_METRIC;
 
 /// What a trained model takes and gives, as timm's `pretrained_cfg`: the input's shape and
 /// normalisation (from the training split) and the class names, in output order.

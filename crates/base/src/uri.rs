@@ -1,13 +1,16 @@
 //! Addresses of servers (MLflow, Ray): the credentials an `http://user:password@host` address
 //! may carry, found so that they can be refused and never printed.
 
-/// `uri` as it may be printed: the password of a `user:password@host` part replaced by `***`,
-/// and a query string's values (`?token=...`) by `***`.
+/// `uri` as it may be printed: the password of a `user:password@host` part replaced by `***`
+/// (the whole part where the user name is not plain letters, digits, `-`, `_` and `.`: an
+/// encoded `%3A` may hide a password in it), and a query string's values (`?token=...`) by `***`.
 pub fn redacted(uri: &str) -> String {
     let (mut out, rest) = match credentials(uri) {
         Some((start, end)) => {
             let user = uri[start..end].split(':').next().unwrap_or("");
-            (format!("{}{user}:***", &uri[..start]), &uri[end..])
+            let plain = user.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            let shown = if plain { format!("{user}:***") } else { "***".into() };
+            (format!("{}{shown}", &uri[..start]), &uri[end..])
         }
         None => (String::new(), uri),
     };
@@ -57,6 +60,8 @@ mod tests {
         assert_eq!(credentials(uri), Some((7, 21)));
         assert_eq!(redacted(uri), "http://alice:***@127.0.0.1:15001/api");
         assert_eq!(redacted("http://a:b@c@h:1"), "http://a:***@h:1");
+        // An encoded colon: the user name may hold the password.
+        assert_eq!(redacted("http://u%3Ap@h"), "http://***@h");
         for typo in [
             "HTTP://alice:pw@h:1",
             "https://alice:pw@h",

@@ -388,6 +388,11 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
     // below see the end of its output even when a child of it kept the pipes.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        // A script whose `#!` interpreter is missing fails to start with the same error.
+        std::io::ErrorKind::NotFound if argv[0].contains('/') && Path::new(&argv[0]).is_file() => failed(format!(
+            "`{}` exists but cannot be started: the interpreter its #! line names (or a library it needs) is missing",
+            argv[0]
+        )),
         std::io::ErrorKind::NotFound => failed(format!(
             "`{}` not found (external.command[0]: give a path, or a program on PATH)",
             argv[0]
@@ -469,6 +474,11 @@ fn execute(argv: &[String], env: &[(String, String)], dir: &RunDir, ext: &Extern
     strays::end();
     for r in readers {
         let _ = r.join();
+    }
+    if let Some(signal) = strays::termination() {
+        // Ctrl-C or SIGTERM while the output drained: no result of a run that was stopped.
+        dir.log(&format!("stopped by signal {signal}"));
+        strays::die_of(signal);
     }
     match status {
         None => Err(failed(format!(
@@ -667,14 +677,26 @@ fn csv_rows(path: &Path, key: &str, scale: f64) -> Result<Vec<Row>> {
         if record.iter().all(str::is_empty) {
             continue;
         }
+        let line = record.position().map_or(0, csv::Position::line);
         let number = |c: Option<usize>| c.and_then(|c| record.get(c)).and_then(|f| f.parse::<f64>().ok());
         let value = number(Some(metric)).ok_or_else(|| {
-            let line = record.position().map_or(0, csv::Position::line);
             failed(format!(
                 "{} line {line}: column `{key}` is not a number",
                 path.display()
             ))
         })?;
+        // Every row becomes an epoch of metrics.jsonl, whose readers refuse what is not finite:
+        // a row the records could not hold fails the trial here, named.
+        for c in [Some(metric), train_loss, val_loss, lr].into_iter().flatten() {
+            let v = number(Some(c)).map_or(0.0, |v| if c == metric { v * scale } else { v });
+            if !v.is_finite() || v.abs() > MAX_METRIC {
+                return Err(failed(format!(
+                    "{} line {line}: column `{}` is {v:e}, not a finite number of magnitude at most {MAX_METRIC:e}",
+                    path.display(),
+                    header[c]
+                )));
+            }
+        }
         rows.push(Row {
             metric: value * scale,
             train_loss: number(train_loss).unwrap_or(0.0),

@@ -142,11 +142,13 @@ fn check_epochs(dir: &RunDir, result: &RunResult) -> crate::Result<()> {
         );
     }
     if result.best_epoch != summary.best_epoch {
+        let epoch = |e: Option<usize>| e.map_or("none".into(), |e| e.to_string());
         return edited(
             rundir::RESULT,
             format!(
-                "best_epoch = {:?}, but metrics.jsonl's best epoch is {:?}",
-                result.best_epoch, summary.best_epoch
+                "best_epoch = {}, but metrics.jsonl's best epoch is {}",
+                epoch(result.best_epoch),
+                epoch(summary.best_epoch)
             ),
         );
     }

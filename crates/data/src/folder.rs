@@ -313,41 +313,53 @@ pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// Appends the image files under `dir`, at any depth, to `out`; each once, whatever links
-/// the folders hold (`files::walk_files`).
+/// the folders hold (`files::walk_files`). A name with an image extension that is not a
+/// regular file (a FIFO, a device, a link to one) is an error naming it, never left out unsaid.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    darkmagic_base::files::walk_files(dir, |p, _| {
-        if is_image(p) {
-            out.push(p.to_path_buf());
+    darkmagic_base::files::walk_files(dir, |p, meta| {
+        if !has_image_extension(p) {
+            return Ok(());
         }
+        if !meta.is_file() {
+            return Err(Error::data(
+                p,
+                "has an image's extension but is not a regular file (a FIFO, device or socket); remove it",
+            ));
+        }
+        out.push(p.to_path_buf());
         Ok(())
     })
 }
 
-/// Whether `p` is a file with an image extension darkmagic reads.
-fn is_image(p: &Path) -> bool {
+/// Whether `p` has an image extension darkmagic reads (.png, .jpg, .jpeg, any case).
+fn has_image_extension(p: &Path) -> bool {
     let ext = p.extension().map(|x| x.to_string_lossy().to_lowercase());
-    ext.is_some_and(|x| EXTENSIONS.contains(&x.as_str())) && p.is_file()
+    ext.is_some_and(|x| EXTENSIONS.contains(&x.as_str()))
 }
 
-/// The class subfolders of `root`, sorted by name. Their names must be UTF-8: they are the
-/// class names of reports and JSON files.
+/// The class subfolders of `root`, sorted by name; hidden ones (`.git`, `.ipynb_checkpoints`)
+/// are not classes. Their names must be UTF-8: they are the class names of reports and JSON
+/// files. Folders that share images through links are refused ([`check_distinct`]): the same
+/// image could land in training under one class and in validation under another.
 fn class_dirs(root: &Path) -> Result<Vec<String>> {
     let mut classes = Vec::new();
+    let mut folders: Vec<(PathBuf, String)> = Vec::new();
     for entry in std::fs::read_dir(root).map_err(|e| Error::io(root, e))? {
         let entry = entry.map_err(|e| Error::io(root, e))?;
-        if !entry.path().is_dir() {
+        if !entry.path().is_dir() || entry.file_name().as_encoded_bytes().starts_with(b".") {
             continue;
         }
-        match entry.file_name().into_string() {
-            Ok(name) => classes.push(name),
-            Err(name) => {
-                return Err(Error::data(
-                    root.join(&name),
-                    "class folder name is not valid UTF-8; rename the folder",
-                ));
-            }
-        }
+        let name = entry.file_name().into_string().map_err(|name| {
+            Error::data(
+                root.join(&name),
+                "class folder name is not valid UTF-8; rename the folder",
+            )
+        })?;
+        let real = entry.path().canonicalize().map_err(|e| Error::io(entry.path(), e))?;
+        folders.push((real, name.clone()));
+        classes.push(name);
     }
+    check_distinct(root, &folders)?;
     classes.sort();
     if classes.is_empty() {
         return Err(Error::data(
@@ -358,7 +370,33 @@ fn class_dirs(root: &Path) -> Result<Vec<String>> {
     Ok(classes)
 }
 
-/// Every image file of every class folder under `root`, with its class index, sorted by path.
+/// Refuses class folders (canonical path, name) that share images through links: one that is
+/// the data set's folder or above it, or that lies in (or is) another class's folder. Images
+/// are found at any depth, so either would make the same images two classes at once.
+fn check_distinct(root: &Path, folders: &[(PathBuf, String)]) -> Result<()> {
+    let root_real = root.canonicalize().map_err(|e| Error::io(root, e))?;
+    if let Some((_, name)) = folders.iter().find(|(real, _)| root_real.starts_with(real)) {
+        return Err(Error::data(
+            root.join(name),
+            "is a link to the data set's folder or one above it: its images would be every class's at once",
+        ));
+    }
+    for (real, name) in folders {
+        if let Some((_, other)) = folders.iter().find(|(r, n)| n != name && real.starts_with(r)) {
+            return Err(Error::data(
+                root.join(name),
+                format!(
+                    "is (or lies in) the folder of class `{other}`, through a link: the same images would be two classes \
+                     at once; remove one of them"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every image file of every class folder under `root` (at any depth), with its class index,
+/// sorted by path.
 /// Every class folder under `root` must be one of `classes` (the training split's) and hold at
 /// least one image, as torchvision's `ImageFolder` requires; a test split may lack a class.
 fn list_files(root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
@@ -374,13 +412,9 @@ fn list_files(root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
         if !dir.is_dir() {
             continue;
         }
+        // At any depth, as torchvision's ImageFolder finds them.
         let mut found = Vec::new();
-        for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
-            let p = entry.map_err(|e| Error::io(&dir, e))?.path();
-            if is_image(&p) {
-                found.push(p);
-            }
-        }
+        walk(&dir, &mut found)?;
         if found.is_empty() {
             return Err(Error::data(
                 dir,

@@ -78,16 +78,14 @@ pub fn adopt() {
 #[cfg(not(target_os = "linux"))]
 pub fn adopt() {}
 
-/// Kills and reaps every child of this process that lives in another session than this
-/// process (the trainer's strays, reparented here), until none is left; nothing when this
-/// process is not a subreaper.
+/// Kills and reaps every child of this process, until none is left; nothing when this process
+/// is not a subreaper. Called once the trainer has been reaped and its guard released, when
+/// every child left is a stray the trainer started and that came back here: in another session
+/// (`setsid`), or in this one but in a group of its own (`set -m`, `process_group=0`), which
+/// the group kill misses and which would hold the output pipes open.
 #[cfg(target_os = "linux")]
 pub fn end() {
-    let me = std::process::id() as i32;
-    let Some((_, own_session)) = parent_and_session(me) else {
-        return;
-    };
-    end_children(|_, sid| sid != own_session);
+    end_children(|_| true);
 }
 
 /// Kills and reaps every child of this process but the processes in `keep`, until none is
@@ -97,13 +95,13 @@ pub fn end() {
 /// hands its own children on to this process, so the passes end the whole tree.
 #[cfg(target_os = "linux")]
 pub fn end_all_but(keep: &[u32]) {
-    end_children(|pid, _| !keep.iter().any(|&k| k as i32 == pid));
+    end_children(|pid| !keep.iter().any(|&k| k as i32 == pid));
 }
 
-/// Kills and reaps the children of this subreaper that `chosen(pid, session)` picks, pass
-/// after pass: a killed process's children are orphaned in turn and come back here.
+/// Kills and reaps the children of this subreaper that `chosen(pid)` picks, pass after pass: a
+/// killed process's children are orphaned in turn and come back here.
 #[cfg(target_os = "linux")]
-fn end_children(chosen: impl Fn(i32, i32) -> bool) {
+fn end_children(chosen: impl Fn(i32) -> bool) {
     let mut flag = 0i32;
     // SAFETY: PR_GET_CHILD_SUBREAPER writes one int to the pointer given.
     let subreaper = unsafe { prctl(PR_GET_CHILD_SUBREAPER, &mut flag as *mut i32 as u64, 0, 0, 0) } == 0 && flag != 0;
@@ -113,7 +111,7 @@ fn end_children(chosen: impl Fn(i32, i32) -> bool) {
     let me = std::process::id() as i32;
     for _ in 0..64 {
         let strays: Vec<i32> = processes()
-            .filter(|&pid| parent_and_session(pid).is_some_and(|(ppid, sid)| ppid == me && chosen(pid, sid)))
+            .filter(|&pid| parent(pid) == Some(me) && chosen(pid))
             .collect();
         if strays.is_empty() {
             return;
@@ -144,13 +142,10 @@ fn processes() -> impl Iterator<Item = i32> {
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
 }
 
-/// A process's parent and session, from /proc/PID/stat (the fields after the command's
-/// closing parenthesis: state, ppid, pgrp, session).
+/// A process's parent, from /proc/PID/stat (the field after state, which follows the command's
+/// closing parenthesis).
 #[cfg(target_os = "linux")]
-fn parent_and_session(pid: i32) -> Option<(i32, i32)> {
+fn parent(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace().skip(1);
-    let ppid = fields.next()?.parse().ok()?;
-    let session = fields.nth(1)?.parse().ok()?;
-    Some((ppid, session))
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
 }

@@ -326,10 +326,17 @@ fn unreachable(e: &Error) -> String {
     }
 }
 
-/// The start of an answer, for messages.
+/// The start of an answer, for messages: its first line, at most 200 characters, control
+/// characters escaped (a server's bytes must not drive the terminal).
 fn brief(answer: &str) -> String {
     let line = answer.trim().lines().next().unwrap_or("");
-    line.chars().take(200).collect()
+    line.chars()
+        .take(200)
+        .map(|c| match c.is_control() {
+            true => c.escape_debug().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 fn text(v: &Value, base: &str, field: &str) -> Result<String> {
