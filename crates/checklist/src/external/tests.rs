@@ -90,7 +90,7 @@ fn csv_metric_last_or_best_row_scaled() {
     std::fs::write(dir.join("out/summary.csv"), "epoch,eval_top1\n0,nan\n").unwrap();
     e.metric.key = Some("eval_top1".into());
     let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
-    assert!(err.contains("the metric is NaN"), "{err}");
+    assert!(err.contains("summary.csv line 2: column `eval_top1` is NaN"), "{err}");
     std::fs::remove_file(dir.join("out/summary.csv")).unwrap();
     let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
     assert!(
