@@ -533,9 +533,11 @@ impl RunDir {
     /// Holds the run dir for one training run (`darkmagic train`) until the guard is dropped or
     /// the process ends (killed too): an advisory `flock` on the folder itself, so no file is
     /// left behind. A second run into the same folder meanwhile is refused: both would write
-    /// the same checkpoint, metrics and result, and the last to finish would mix them.
+    /// the same checkpoint, metrics and result, and the last to finish would mix them. Where
+    /// the filesystem cannot lock a folder (some NFS mounts answer `EBADF`), the run goes on
+    /// unheld (None) rather than fail.
     #[cfg(unix)]
-    pub fn hold(&self) -> Result<std::fs::File> {
+    pub fn hold(&self) -> Result<Option<std::fs::File>> {
         use std::os::fd::AsRawFd;
         unsafe extern "C" {
             fn flock(fd: i32, operation: i32) -> i32;
@@ -545,18 +547,17 @@ impl RunDir {
         let folder = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         // SAFETY: flock takes a file descriptor this function owns and an operation flag.
         if unsafe { flock(folder.as_raw_fd(), LOCK_EX | LOCK_NB) } == 0 {
-            return Ok(folder);
+            return Ok(Some(folder));
         }
-        let e = std::io::Error::last_os_error();
-        Err(match e.kind() {
-            std::io::ErrorKind::WouldBlock => Error::RunDir {
+        match std::io::Error::last_os_error().kind() {
+            std::io::ErrorKind::WouldBlock => Err(Error::RunDir {
                 path: self.path.clone(),
                 message: "another darkmagic train is training into this run dir now; wait for it, or train into \
                           another --run-dir"
                     .into(),
-            },
-            _ => Error::io(&self.path, e),
-        })
+            }),
+            _ => Ok(None),
+        }
     }
 
     /// Records that the run ended without a result: `result.json` with status `failed`, the
