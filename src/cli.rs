@@ -126,8 +126,9 @@ pub struct EvalArgs {
     /// Which images of the data set.
     #[arg(long, value_enum, default_value = "val")]
     pub split: Split,
-    /// Folder for <split>.json and the CSV files (default: RUN_DIR/eval, or RUN_DIR/eval/<name>
-    /// with --data; required with --weights).
+    /// Folder for <split>.json and the CSV files (default: RUN_DIR/eval, or with --data
+    /// RUN_DIR/eval/<folder name>-<digest of its path>, so that two data sets of one name keep
+    /// their figures apart; required with --weights).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

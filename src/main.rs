@@ -208,15 +208,18 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     }
     let out = match (&a.out, &a.model.run_dir) {
         (Some(o), _) => o.clone(),
-        // Another data set's figures go beside the run's own, not over them (`--data .` and
-        // `--data ..` named by the folder they resolve to).
+        // Another data set's figures go beside the run's own, not over them, nor over those of
+        // another data set of the same folder name: named by the folder they resolve to and a
+        // digest of its whole path (`--data .` and `--data ..` resolved first).
         (None, Some(dir)) => match &a.data {
+            Some(p) if p.as_os_str() == "digits" => dir.join(rundir::EVAL).join("digits"),
             Some(p) => {
-                let name = p
-                    .canonicalize()
-                    .ok()
-                    .and_then(|p| p.file_name().map(|n| n.to_os_string()));
-                dir.join(rundir::EVAL).join(name.unwrap_or_else(|| "data".into()))
+                let real = p.canonicalize().map_err(|e| darkmagic::error::Error::io(p, e))?;
+                let name = real
+                    .file_name()
+                    .map_or("data".into(), |n| n.to_string_lossy().to_string());
+                let digest = rundir::digest(real.as_os_str().as_encoded_bytes());
+                dir.join(rundir::EVAL).join(format!("{name}-{digest}"))
             }
             None => dir.join(rundir::EVAL),
         },
@@ -252,6 +255,15 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
         );
     }
     let files = data::folder::image_files(&a.images)?;
+    if let Some(out) = &a.out
+        && let Ok(real) = out.canonicalize()
+        && files.iter().any(|f| f.canonicalize().is_ok_and(|f| f == real))
+    {
+        bail!(
+            "--out: {} is one of the images to classify; write the predictions elsewhere",
+            out.display()
+        );
+    }
     let c = classifier(&a.model, &[])?;
     let predictions = c.predict(files, a.top_k, a.logits)?;
     let text = predict::render(&predictions, &c.spec.classes, a.format);
@@ -404,7 +416,7 @@ fn augment_cmd(cmd: AugmentCommand) -> Result<()> {
             within("--count", count as u64, 1, MAX_PREVIEW)?;
             let r = load_recipe(&recipe, None)?;
             let splits = data::load_splits(&r)?;
-            preview::write_png(&output, preview::grid(&splits.train, &r.augment, r.seed, count)?)?;
+            preview::write_image(&output, preview::grid(&splits.train, &r.augment, r.seed, count)?)?;
         }
     }
     Ok(())

@@ -28,18 +28,28 @@ pub fn read_image(path: &Path) -> Result<Image> {
     crate::data::folder::decode(&source, c)
 }
 
-/// Writes an image as a PNG.
-pub fn write_png(path: &Path, img: Image) -> Result<()> {
+/// Writes an image as a PNG or JPEG, as `path`'s extension says, whole (`files::write_atomic`:
+/// nothing half-written is left, and only a regular file is replaced, never a FIFO, a device
+/// or what a link names).
+pub fn write_image(path: &Path, img: Image) -> Result<()> {
+    let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+    let format = match ext.as_deref() {
+        Some("png") => image::ImageFormat::Png,
+        Some("jpg" | "jpeg") => image::ImageFormat::Jpeg,
+        _ => return Err(Error::data(path, "expected a file name ending in .png, .jpg or .jpeg")),
+    };
     let Image { px, h, w, c } = img;
     let (w32, h32) = (w as u32, h as u32);
-    let saved = if c == 1 {
-        image::GrayImage::from_raw(w32, h32, px).map(|i| i.save(path))
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    let encoded = if c == 1 {
+        image::GrayImage::from_raw(w32, h32, px).map(|i| i.write_to(&mut bytes, format))
     } else {
-        image::RgbImage::from_raw(w32, h32, px).map(|i| i.save(path))
+        image::RgbImage::from_raw(w32, h32, px).map(|i| i.write_to(&mut bytes, format))
     };
-    saved
+    encoded
         .expect("buffer size matches the image")
-        .map_err(|e| Error::data(path, format!("cannot write PNG: {e}")))
+        .map_err(|e| Error::data(path, format!("cannot encode the image: {e}")))?;
+    crate::files::write_atomic(path, &bytes.into_inner())
 }
 
 /// Applies `op` at bin 0..=9 (negated if asked) to the image in `input` and writes `output`.
@@ -47,11 +57,17 @@ pub fn apply_op_file(op: Op, bin: usize, negate: bool, fill: u8, input: &Path, o
     if bin > 9 {
         return Err(Error::flag("--bin", format!("got {bin}; expected 0..=9")));
     }
+    if negate && !op.signed() {
+        return Err(Error::flag(
+            "--negate",
+            format!("{} has no sign to negate; drop --negate", op.name()),
+        ));
+    }
     let Image { px, h, w, c } = read_image(input)?;
     let m = op.magnitude(bin, 10, h, w);
-    let m = if negate && op.signed() { -m } else { m };
+    let m = if negate { -m } else { m };
     let px = op.apply(&px, h, w, c, m, fill);
-    write_png(output, Image { px, h, w, c })
+    write_image(output, Image { px, h, w, c })
 }
 
 /// A grid of `count` augmented training images (8 per row, each scaled up by an integer factor
@@ -108,7 +124,7 @@ mod tests {
         let dir = crate::testutil::tempdir("preview");
         let (a, b) = (dir.join("a.png"), dir.join("b.png"));
         let img = |px| Image { px, h: 2, w: 2, c: 1 };
-        write_png(&a, img(vec![0, 100, 200, 255])).unwrap();
+        write_image(&a, img(vec![0, 100, 200, 255])).unwrap();
         apply_op_file(Op::Invert, 0, false, 0, &a, &b).unwrap();
         assert_eq!(read_image(&b).unwrap(), img(vec![255, 155, 55, 0]));
         assert!(

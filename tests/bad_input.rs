@@ -287,6 +287,13 @@ fn image_folders_are_counted_whole_or_refused() {
     std::os::unix::fs::symlink("a", dir.join("alias")).unwrap();
     fails(inspect(&dir), &["the folder of class `a`, through a link"]);
     std::fs::remove_file(dir.join("alias")).unwrap();
+    // So is a link one level down, into another class (or, below, into another split).
+    std::os::unix::fs::symlink("../b", dir.join("a/bs")).unwrap();
+    fails(
+        inspect(&dir),
+        &["a/bs/0.png", "another class's or split's image of this data set"],
+    );
+    std::fs::remove_file(dir.join("a/bs")).unwrap();
     // An image name that is not a regular file (a FIFO) is named, not left out.
     let fifo = dir.join("a/fifo.png");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
@@ -309,6 +316,8 @@ fn image_folders_are_counted_whole_or_refused() {
         out.contains("train:    8 images") && out.contains("test:     2 images") && !out.contains("ipynb"),
         "{out}"
     );
+    std::os::unix::fs::symlink("../../train/a", dir.join("val/b/train-a")).unwrap();
+    fails(inspect(&dir), &["val/b/train-a/", "trained on and scored as held out"]);
 }
 
 /// A small real JPEG whose SOF header is rewritten to claim `w` x `h` pixels.
@@ -1034,6 +1043,26 @@ fn eval_and_predict_name_the_missing_checkpoint_the_class_count_and_the_bad_imag
             "val: the split holds no images (data.val_fraction = 0.1 of each class, rounded); use another split",
         ],
     );
+    // Two data sets of one folder name keep their figures apart in the run's eval folder.
+    for parent in ["one", "two"] {
+        let same = tiny.join(parent).join("same");
+        folder(&same, &digits.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+        let args = [
+            "--data",
+            same.to_str().unwrap(),
+            "--split",
+            "all",
+            "--set",
+            "data.image_size=8",
+        ];
+        ok(eval(&args));
+    }
+    let written: Vec<String> = std::fs::read_dir(run_dir.join("eval"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("same-"))
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
 
     let broken = other.join("broken.png");
     std::fs::write(&broken, b"\x89PNG not really").unwrap();
@@ -1055,6 +1084,12 @@ fn eval_and_predict_name_the_missing_checkpoint_the_class_count_and_the_bad_imag
         run(&["predict", "--run-dir", rd, "--top-k", "0", good]),
         &["--top-k", "expected at least 1"],
     );
+    let before = std::fs::read(good).unwrap();
+    fails(
+        run(&["predict", "--run-dir", rd, "--out", good, good]),
+        &["--out", "is one of the images to classify"],
+    );
+    assert_eq!(std::fs::read(good).unwrap(), before, "the image is left as it was");
 }
 
 #[test]
@@ -1509,6 +1544,49 @@ fn fifos_and_devices_are_refused_as_files() {
         ]),
         &["f.png", "not a regular file"],
     );
+    // ... and as an output: neither blocked on nor replaced, nor a link written through; a
+    // name without an image extension is told so, and leaves no file.
+    let real = dir.join("real.png");
+    image::GrayImage::from_pixel(4, 4, image::Luma([9]))
+        .save(&real)
+        .unwrap();
+    let link = dir.join("link.png");
+    std::os::unix::fs::symlink("kept.txt", &link).unwrap();
+    std::fs::write(dir.join("kept.txt"), "kept").unwrap();
+    let apply_to = |out: &Path| {
+        run(&[
+            "augment",
+            "apply",
+            "--op",
+            "Rotate",
+            "--in",
+            real.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    fails(apply_to(&fifo_png), &["f.png", "a FIFO, not a regular file"]);
+    fails(apply_to(&link), &["link.png", "a symbolic link, not a regular file"]);
+    assert_eq!(std::fs::read_to_string(dir.join("kept.txt")).unwrap(), "kept");
+    fails(
+        apply_to(&dir.join("x.bmp")),
+        &["x.bmp", "expected a file name ending in .png, .jpg or .jpeg"],
+    );
+    assert!(!dir.join("x.bmp").exists());
+    fails(
+        run(&[
+            "augment",
+            "apply",
+            "--op",
+            "Invert",
+            "--negate",
+            "--in",
+            real.to_str().unwrap(),
+            "--out",
+            out_png.to_str().unwrap(),
+        ]),
+        &["--negate", "Invert has no sign to negate"],
+    );
     let data = dir.join("data");
     for (class, v) in [("a", 0), ("b", 255)] {
         std::fs::create_dir_all(data.join(class)).unwrap();
@@ -1773,6 +1851,17 @@ fn training_into_a_run_dir_that_holds_a_run_is_refused_without_resume() {
         ],
     );
     std::fs::rename(&aside, &saved).unwrap();
+    // A damaged checkpoint says how to start the run again, rather than fail the same way on
+    // every retry.
+    refused_while_edited(
+        &run_dir.join("checkpoint.safetensors"),
+        b"not a checkpoint",
+        || common::train_one_epoch(&run_dir, &["--resume"]),
+        &[
+            "checkpoint.safetensors",
+            "cannot be resumed: delete checkpoint.safetensors and metrics.jsonl",
+        ],
+    );
     // A folder with only a recipe (a checklist's trial before it ran) is free to train into.
     let fresh = dir.join("fresh");
     std::fs::create_dir_all(&fresh).unwrap();
@@ -1895,6 +1984,15 @@ fn fifos_in_run_dirs_and_checklists_are_refused_not_waited_on() {
         within(&["train", "--run-dir", rd, "--resume"]),
         &["train.log", "not a regular file"],
     );
+    // A log that links to another file would have the run's log appended to it.
+    std::fs::remove_file(run_dir.join("train.log")).unwrap();
+    std::fs::write(dir.join("elsewhere.txt"), "kept\n").unwrap();
+    std::os::unix::fs::symlink(dir.join("elsewhere.txt"), run_dir.join("train.log")).unwrap();
+    fails(
+        within(&["train", "--run-dir", rd, "--resume"]),
+        &["train.log", "is a symbolic link"],
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("elsewhere.txt")).unwrap(), "kept\n");
 
     let out = dir.join("checklist");
     std::fs::create_dir_all(&out).unwrap();

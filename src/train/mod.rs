@@ -34,6 +34,10 @@ enum Split {
     Test,
 }
 
+/// What to do with an unfinished run that cannot be resumed.
+const FROM_THE_START: &str = "delete checkpoint.safetensors and metrics.jsonl to train it from the start (in a \
+                              checklist, the trial's folder), or train into another --run-dir";
+
 /// `--resume` of an unfinished run continues the training its checkpoint holds: a recipe given
 /// (`--recipe`, `--set`) that trains otherwise than the one saved in the run dir would mix two
 /// trainings in one curve and record the second's recipe for both.
@@ -217,7 +221,11 @@ impl<'a> Trainer<'a> {
         let amp = amp::resolve(t.amp, device);
         let mut scaler = (amp == Some(Kind::Half)).then(amp::GradScaler::default);
         let (progress, metrics) = if resuming {
-            let p = checkpoint::load(&ckpt, &vs, &mut opt, ema.as_mut(), scaler.as_mut())?;
+            let p =
+                checkpoint::load(&ckpt, &vs, &mut opt, ema.as_mut(), scaler.as_mut()).map_err(|e| Error::RunDir {
+                    path: ckpt.clone(),
+                    message: format!("{e}; it cannot be resumed: {FROM_THE_START}"),
+                })?;
             if p.epoch > t.epochs {
                 return Err(Error::RunDir {
                     path: ckpt.clone(),
@@ -232,7 +240,7 @@ impl<'a> Trainer<'a> {
                     path: dir.file(rundir::METRICS),
                     message: format!(
                         "records {} of the {} epochs the checkpoint has trained: the two are not of one run (edited, \
-                         deleted or copied from another); train into another --run-dir",
+                         deleted or copied from another); {FROM_THE_START}",
                         kept.len(),
                         p.epoch
                     ),

@@ -751,12 +751,23 @@ impl RunDir {
     }
 
     /// The run dir's logs (`train.log`, `stdout.log`) are regular files or absent: a FIFO there
-    /// would block the run at its first line, a device swallow it.
+    /// would block the run at its first line, a device swallow it, a link have the log
+    /// appended to another file.
     pub fn check_logs(&self) -> Result<()> {
         for name in [LOG, "stdout.log"] {
             let path = self.file(name);
-            if std::fs::symlink_metadata(&path).is_ok() {
-                crate::files::check_regular(&path, u64::MAX)?;
+            match std::fs::symlink_metadata(&path) {
+                // Appended to, so a link would add the log to whatever file it names.
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(Error::RunDir {
+                        path,
+                        message: "is a symbolic link: a run's log is appended to, so a link would write into the file \
+                                  it names; remove it"
+                            .into(),
+                    });
+                }
+                Ok(_) => crate::files::check_regular(&path, u64::MAX)?,
+                Err(_) => {}
             }
         }
         Ok(())

@@ -745,8 +745,10 @@ fn metric_text(path: &Path, kind: &str) -> Result<String> {
 /// The number at the dotted `key` of a JSON file.
 fn json_number(path: &Path, key: &str) -> Result<f64> {
     let text = metric_text(path, "json")?;
+    // A byte-order mark, as some Windows tools write one (the CSV reader skips it too).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| failed(format!("metric file {}: {e}", path.display())))?;
+        serde_json::from_str(text).map_err(|e| failed(format!("metric file {}: {e}", path.display())))?;
     key.split('.')
         .try_fold(&v, |node, part| node.get(part))
         .and_then(serde_json::Value::as_f64)

@@ -836,6 +836,10 @@ pub fn describe(baseline: &Recipe, images_per_sec: Option<f64>, parallel: usize)
         out.push_str(&format!("{:<36} {:>7}  {changes}\n", t.arm.label(), r.train.epochs));
         recipes.push(r);
     }
+    let equal = plan::left_out(baseline)?;
+    if !equal.is_empty() {
+        out.push_str(&format!("\nleft out, equal to the baseline: {}\n", equal.join(", ")));
+    }
     if c.plan == darkmagic_base::recipe::PlanKind::Timm {
         out.push_str("\nleft out of the timm plan:\n");
         for d in plan::timm_dropped() {

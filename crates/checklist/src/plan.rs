@@ -242,6 +242,17 @@ fn dir_name(label: &str) -> String {
 /// added or replacing built-in ones, minus the factors `skip` names (of either kind). Variants identical to the baseline are dropped.
 /// Every variant's recipe is validated; an error names the factor.
 pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
+    planned(baseline).map(|(variants, _)| variants)
+}
+
+/// The variants of the recipe's own factors (`[checklist.factors]`) left out for equalling the
+/// baseline, by label: `--dry-run` names them rather than drop them unsaid.
+pub fn left_out(baseline: &Recipe) -> Result<Vec<String>> {
+    planned(baseline).map(|(_, equal)| equal)
+}
+
+/// [`variants`], and [`left_out`]'s labels.
+fn planned(baseline: &Recipe) -> Result<(Vec<Variant>, Vec<String>)> {
     let cfg = &baseline.checklist;
     let mut out: Vec<Variant> = built_in(baseline)?;
     for name in &cfg.skip {
@@ -274,12 +285,27 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
             });
         }
     }
-    out.retain(|v| v.overrides.iter().any(|(k, val)| baseline.get(k).as_ref() != Some(val)));
+    let (kept, same): (Vec<Variant>, Vec<Variant>) = out
+        .into_iter()
+        .partition(|v| v.overrides.iter().any(|(k, val)| baseline.get(k).as_ref() != Some(val)));
+    let out = kept;
+    let equal: Vec<String> = same
+        .iter()
+        .filter(|v| cfg.factors.contains_key(&v.factor))
+        .map(Variant::label)
+        .collect();
     if out.is_empty() {
         // A checklist without variants would run nothing and say nothing.
+        let why = match equal.is_empty() {
+            true => String::new(),
+            false => format!("; {} equal the baseline and are left out", equal.join(", ")),
+        };
         return Err(Error::recipe(
             "checklist.plan",
-            "the plan has no variants (every factor skipped, or none listed with plan = \"none\"); add [checklist.factors] or another plan",
+            format!(
+                "the plan has no variants (every factor skipped, or none listed with plan = \"none\"{why}); add \
+                 [checklist.factors] or another plan"
+            ),
         ));
     }
     // The confirmation trains the combined recipe at confirm_epochs: a variant whose change is
@@ -320,7 +346,7 @@ pub fn variants(baseline: &Recipe) -> Result<Vec<Variant>> {
             ));
         }
     }
-    Ok(out)
+    Ok((out, equal))
 }
 
 /// The built-in variants `checklist.plan` names, checked against the trainer: `default` and

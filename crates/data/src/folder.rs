@@ -29,9 +29,9 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
         (dir.to_path_buf(), None)
     };
     let classes = class_dirs(&train_root)?;
-    let train_files = sources(list_files(&train_root, &classes)?);
+    let train_files = sources(list_files(dir, &train_root, &classes)?);
     let test_files = test_root
-        .map(|root| list_files(&root, &classes))
+        .map(|root| list_files(dir, &root, &classes))
         .transpose()?
         .map(sources);
     let reading = Reading {
@@ -395,11 +395,36 @@ fn check_distinct(root: &Path, folders: &[(PathBuf, String)]) -> Result<()> {
     Ok(())
 }
 
-/// Every image file of every class folder under `root` (at any depth), with its class index,
+/// Refuses an image of class folder `dir` that a link inside it fetches from elsewhere in the
+/// data set (`data_real`, canonical): from another class, or from another split, it would be
+/// two classes at once, or trained on and scored as held out. Links to images outside the data
+/// set (shared storage) are the user's to make.
+fn check_inside(data_real: &Path, dir: &Path, found: &[PathBuf]) -> Result<()> {
+    let class_real = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+    for p in found {
+        let real = p.canonicalize().map_err(|e| Error::io(p, e))?;
+        if real.starts_with(data_real) && !real.starts_with(&class_real) {
+            return Err(Error::data(
+                p,
+                format!(
+                    "is {}, another class's or split's image of this data set, through a link inside class folder \
+                     {}: the same image would be two classes, or trained on and scored as held out; remove the link",
+                    real.display(),
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every image file of every class folder under `root` (at any depth, never another class's
+/// or split's of the data set `data` through a link: [`check_inside`]), with its class index,
 /// sorted by path.
 /// Every class folder under `root` must be one of `classes` (the training split's) and hold at
 /// least one image, as torchvision's `ImageFolder` requires; a test split may lack a class.
-fn list_files(root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
+fn list_files(data: &Path, root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
+    let data_real = data.canonicalize().map_err(|e| Error::io(data, e))?;
     if let Some(extra) = class_dirs(root)?.into_iter().find(|c| !classes.contains(c)) {
         return Err(Error::data(
             root.join(extra),
@@ -422,6 +447,7 @@ fn list_files(root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
             ));
         }
         found.sort();
+        check_inside(&data_real, &dir, &found)?;
         files.extend(found.into_iter().map(|p| (p, label as i64)));
     }
     Ok(files)

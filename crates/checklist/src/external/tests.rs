@@ -141,6 +141,9 @@ fn json_and_regex_metrics() {
         scale: 1.0,
     };
     assert_eq!(read_metric(&e.metric, &r, &dir, &None).unwrap().0, 0.8125);
+    // With a byte-order mark in front, as some Windows tools write JSON.
+    std::fs::write(dir.join("r.json"), "\u{feff}{\"eval\": {\"top1\": 0.8125}}").unwrap();
+    assert_eq!(read_metric(&e.metric, &r, &dir, &None).unwrap().0, 0.8125);
     e.metric.key = Some("eval.top5".into());
     let err = read_metric(&e.metric, &r, &dir, &None).unwrap_err().to_string();
     assert!(err.contains("r.json has no number at `eval.top5`"), "{err}");

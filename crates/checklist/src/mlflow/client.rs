@@ -121,6 +121,13 @@ impl Client {
                 "an address holds no spaces or control characters",
             ));
         }
+        let host = uri["http://".len()..].split(['/', ':']).next().unwrap_or("");
+        if host.is_empty() {
+            return Err(error(
+                uri,
+                "the address names no host; expected http://HOST:PORT, e.g. http://127.0.0.1:5000",
+            ));
+        }
         Ok(Client { base: canonical(uri) })
     }
 
@@ -474,6 +481,14 @@ mod tests {
     fn names_are_percent_encoded() {
         assert_eq!(percent_encode("darkmagic /a b/c=d"), "darkmagic%20%2Fa%20b%2Fc%3Dd");
         assert_eq!(percent_encode("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn an_address_without_a_host_is_refused() {
+        for uri in ["http://", "http:///api", "http://:5000"] {
+            let e = Client::new(uri).unwrap_err().to_string();
+            assert!(e.contains("names no host"), "{uri}: {e}");
+        }
     }
 
     #[test]

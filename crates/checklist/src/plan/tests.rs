@@ -287,3 +287,25 @@ fn trials_get_seeds_dirs_and_recipes() {
         Path::new("trials/baseline/seed-0")
     );
 }
+
+#[test]
+fn a_factor_of_the_recipe_equal_to_the_baseline_is_named_where_it_is_left_out() {
+    let text = r#"
+        [model]
+        width = 0.5
+        [checklist]
+        plan = "none"
+        [checklist.factors.width]
+        "half" = { "model.width" = 0.5 }
+        [checklist.factors.lr]
+        "low" = { "optim.lr" = 0.01 }
+    "#;
+    let b = Recipe::from_table(text.parse().unwrap()).unwrap();
+    let labels: Vec<String> = variants(&b).unwrap().iter().map(Variant::label).collect();
+    assert_eq!(labels, ["lr=low"]);
+    assert_eq!(left_out(&b).unwrap(), ["width=half"]);
+    let only = text.replace("[checklist.factors.lr]\n        \"low\" = { \"optim.lr\" = 0.01 }", "");
+    let b = Recipe::from_table(only.parse().unwrap()).unwrap();
+    let e = variants(&b).unwrap_err().to_string();
+    assert!(e.contains("width=half equal the baseline and are left out"), "{e}");
+}
