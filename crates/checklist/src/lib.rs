@@ -590,20 +590,30 @@ fn require_same_settings(root: &Path, baseline: &Recipe, labels: &[String]) -> R
         ("checklist.alpha", then.alpha.to_string(), now.alpha.to_string()),
         ("checklist.margin", text(then.margin), text(now.margin)),
         ("the plan", format!("{old_labels:?}"), format!("{labels:?}")),
-    ]
-    .into_iter()
-    .find(|(_, a, b)| a != b);
-    match differs {
+    ];
+    refuse_first_change(root, differs, |key, was, asked| {
+        format!(
+            "the trials here have results from a checklist run with {key} = {was}, and no design record ({}) says \
+             which design judged them; this run asks for {asked}: rerun with {key} = {was}, restore {}, use another \
+             --out directory, or fix a new design over these trials with --redesign",
+            design_record::FILE,
+            design_record::FILE
+        )
+    })
+}
+
+/// The first setting of `settings` (key, the value the trials ran with, the value asked for now)
+/// that changed, refused naming `baseline.toml` with the words `explain` gives; Ok where none did.
+fn refuse_first_change<const N: usize>(
+    root: &Path,
+    settings: [(&str, String, String); N],
+    explain: impl Fn(&str, &str, &str) -> String,
+) -> Result<()> {
+    match settings.iter().find(|(_, was, asked)| was != asked) {
         None => Ok(()),
         Some((key, was, asked)) => Err(Error::RunDir {
             path: root.join(BASELINE),
-            message: format!(
-                "the trials here have results from a checklist run with {key} = {was}, and no design record ({}) \
-                 says which design judged them; this run asks for {asked}: rerun with {key} = {was}, restore {}, \
-                 use another --out directory, or fix a new design over these trials with --redesign",
-                design_record::FILE,
-                design_record::FILE
-            ),
+            message: explain(key, was, asked),
         }),
     }
 }
@@ -655,20 +665,14 @@ fn require_same_rules(root: &Path, baseline: &Recipe) -> Result<()> {
     let differs = [
         ("checklist.early_stop", stop(then), stop(now)),
         ("checklist.tune", tune(then), tune(now)),
-    ]
-    .into_iter()
-    .find(|(_, a, b)| a != b);
-    match differs {
-        None => Ok(()),
-        Some((key, was, asked)) => Err(Error::RunDir {
-            path: root.join(BASELINE),
-            message: format!(
-                "the trials here have results from a checklist run with {key}: {was}; this run asks for {asked}: the \
-                 trials judged so far would be compared with trials run under other rules. Nothing was changed; rerun \
-                 with the settings of {BASELINE}, or use another --out directory"
-            ),
-        }),
-    }
+    ];
+    refuse_first_change(root, differs, |key, was, asked| {
+        format!(
+            "the trials here have results from a checklist run with {key}: {was}; this run asks for {asked}: the trials \
+             judged so far would be compared with trials run under other rules. Nothing was changed; rerun with the \
+             settings of {BASELINE}, or use another --out directory"
+        )
+    })
 }
 
 /// Records `settings` (this run's settings digest) in every trial of `root` that holds another:
