@@ -399,33 +399,34 @@ fn a_metric_csv_row_that_is_not_finite_fails_the_trial_by_name() {
     }
 }
 
+/// `dir/trainer.sh` holding `body`, made executable, and `dir/trainer.toml`: `sections` and an
+/// `[external]` trainer running the script, its metric read from `acc=` in its output.
+fn script_trainer(dir: &Path, body: &str, sections: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let trainer = dir.join("trainer.sh");
+    std::fs::write(&trainer, body).unwrap();
+    std::fs::set_permissions(&trainer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let recipe = dir.join("trainer.toml");
+    let external = format!(
+        "[external]\ncommand = [\"{}\"]\n[external.metric]\nregex = \"acc=([0-9.]+)\"\n",
+        trainer.display()
+    );
+    std::fs::write(&recipe, format!("{sections}{external}")).unwrap();
+    recipe
+}
+
 /// A trainer's child in a process group of its own but the same session (`set -m`, Python's
 /// `process_group=0`), holding the output pipe: the group kill misses it and darkmagic would
 /// wait for the pipe's end. It ends with the trainer, and the run ends at once.
 #[test]
 fn a_child_in_a_group_of_its_own_ends_with_its_trainer() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempdir("external-own-group");
     let pids = dir.join("pids");
-    let trainer = dir.join("trainer.sh");
-    std::fs::write(
-        &trainer,
-        format!(
-            "#!/bin/bash\nset -m\nsleep 300 &\necho $! >> '{}'\necho acc=0.5\n",
-            pids.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&trainer, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let recipe = dir.join("trainer.toml");
-    std::fs::write(
-        &recipe,
-        format!(
-            "[external]\ncommand = [\"{}\"]\n[external.metric]\nregex = \"acc=([0-9.]+)\"\n",
-            trainer.display()
-        ),
-    )
-    .unwrap();
+    let body = format!(
+        "#!/bin/bash\nset -m\nsleep 300 &\necho $! >> '{}'\necho acc=0.5\n",
+        pids.display()
+    );
+    let recipe = script_trainer(&dir, &body, "");
     let start = std::time::Instant::now();
     let o = common::bin()
         .args(["train", "--recipe", recipe.to_str().unwrap(), "--run-dir"])
@@ -510,29 +511,15 @@ regex = "acc=([0-9.]+)"
 /// stray running under init.
 #[test]
 fn a_trainer_stray_dies_with_an_interrupted_or_killed_train_or_a_terminated_checklist() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempdir("external-signal");
     let pids = dir.join("pids");
-    let trainer = dir.join("trainer.sh");
-    std::fs::write(
-        &trainer,
-        format!(
-            "#!/bin/sh\nsetsid sleep 300 &\necho $! >> '{}'\nsleep 300\n",
-            pids.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&trainer, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let recipe = dir.join("trainer.toml");
-    std::fs::write(
-        &recipe,
-        format!(
-            "[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\ncombine = false\n[checklist.factors.x]\na = {{ \"--x\" = 1 }}\n\
-             [external]\ncommand = [\"{}\"]\n[external.metric]\nregex = \"acc=([0-9.]+)\"\n",
-            trainer.display()
-        ),
-    )
-    .unwrap();
+    let body = format!(
+        "#!/bin/sh\nsetsid sleep 300 &\necho $! >> '{}'\nsleep 300\n",
+        pids.display()
+    );
+    let checklist_of_one = "[checklist]\nplan = \"none\"\nseeds = 1\nmax_seeds = 1\ncombine = false\n\
+                            [checklist.factors.x]\na = { \"--x\" = 1 }\n";
+    let recipe = script_trainer(&dir, &body, checklist_of_one);
     let wait_for = |n: usize| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !std::fs::read_to_string(&pids).is_ok_and(|s| s.lines().count() >= n) {
