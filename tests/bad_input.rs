@@ -289,11 +289,12 @@ fn image_folders_are_counted_whole_or_refused() {
     std::fs::remove_file(dir.join("alias")).unwrap();
     // So is a link one level down, into another class (or, below, into another split).
     std::os::unix::fs::symlink("../b", dir.join("a/bs")).unwrap();
-    fails(
-        inspect(&dir),
-        &["a/bs/0.png", "another class's or split's image of this data set"],
-    );
+    fails(inspect(&dir), &["a/bs/0.png", "is the same image file as"]);
     std::fs::remove_file(dir.join("a/bs")).unwrap();
+    // An image in a format ImageFolder reads and darkmagic does not is named, not left out.
+    std::fs::write(dir.join("a/photo.webp"), b"RIFF").unwrap();
+    fails(inspect(&dir), &["photo.webp", "a format darkmagic does not read"]);
+    std::fs::remove_file(dir.join("a/photo.webp")).unwrap();
     // An image name that is not a regular file (a FIFO) is named, not left out.
     let fifo = dir.join("a/fifo.png");
     assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
@@ -311,13 +312,39 @@ fn image_folders_are_counted_whole_or_refused() {
     folder(&dir.join("train/a/sub"), &[""], 2);
     folder(&dir.join("train/.ipynb_checkpoints"), &[""], 1);
     folder(&dir.join("val"), &["b"], 2);
+    folder(&dir.join("test"), &["b"], 1);
+    let o = inspect(&dir);
+    let warned = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        warned.contains("holds both val/ and test/: val/ is read as the held-out split"),
+        "{warned}"
+    );
+    std::fs::remove_dir_all(dir.join("test")).unwrap();
     let out = common::ok(inspect(&dir));
     assert!(
         out.contains("train:    8 images") && out.contains("test:     2 images") && !out.contains("ipynb"),
         "{out}"
     );
     std::os::unix::fs::symlink("../../train/a", dir.join("val/b/train-a")).unwrap();
-    fails(inspect(&dir), &["val/b/train-a/", "trained on and scored as held out"]);
+    fails(
+        inspect(&dir),
+        &["val/b/train-a/", "in training and in the held-out split at once"],
+    );
+    std::fs::remove_file(dir.join("val/b/train-a")).unwrap();
+    // A file linked beside itself is one image, and a held-out split linked to the training
+    // one is no held-out split; an image linked in once from a pool folder is fine.
+    std::os::unix::fs::symlink("0.png", dir.join("train/a/dup0.png")).unwrap();
+    fails(inspect(&dir), &["dup0.png", "is the same image file as"]);
+    std::fs::remove_file(dir.join("train/a/dup0.png")).unwrap();
+    std::fs::rename(dir.join("val"), dir.join("val-aside")).unwrap();
+    std::os::unix::fs::symlink("train", dir.join("val")).unwrap();
+    fails(inspect(&dir), &["is the same image file as"]);
+    std::fs::remove_file(dir.join("val")).unwrap();
+    std::fs::rename(dir.join("val-aside"), dir.join("val")).unwrap();
+    folder(&dir.join("pool"), &[""], 1);
+    std::os::unix::fs::symlink("../../pool/0.png", dir.join("train/b/pooled.png")).unwrap();
+    let out = common::ok(inspect(&dir));
+    assert!(out.contains("train:    9 images"), "{out}");
 }
 
 /// A small real JPEG whose SOF header is rewritten to claim `w` x `h` pixels.
@@ -1851,6 +1878,34 @@ fn training_into_a_run_dir_that_holds_a_run_is_refused_without_resume() {
         ],
     );
     std::fs::rename(&aside, &saved).unwrap();
+    // Without recipe.toml, a recipe given is held to the one model.json was built from.
+    std::fs::rename(&saved, &aside).unwrap();
+    fails(
+        common::train_one_epoch(
+            &run_dir,
+            &["--resume", "--recipe", aside.to_str().unwrap(), "--set", "optim.lr=0.5"],
+        ),
+        &["recipe.toml", "is not the recipe this model was built from"],
+    );
+    std::fs::rename(&aside, &saved).unwrap();
+    // A lost checkpoint beside two epochs of metrics: --resume would start over unsaid.
+    let checkpoint = run_dir.join("checkpoint.safetensors");
+    let kept_checkpoint = std::fs::read(&checkpoint).unwrap();
+    let metrics = run_dir.join("metrics.jsonl");
+    let one = std::fs::read_to_string(&metrics).unwrap();
+    let two = format!("{one}{}", one.replace("\"epoch\":1", "\"epoch\":2"));
+    std::fs::write(&metrics, &two).unwrap();
+    std::fs::remove_file(&checkpoint).unwrap();
+    std::fs::remove_file(run_dir.join("result.json")).unwrap();
+    fails(
+        common::train_one_epoch(&run_dir, &["--resume"]),
+        &[
+            "checkpoint.safetensors",
+            "is missing, but metrics.jsonl records 2 epochs",
+        ],
+    );
+    std::fs::write(&metrics, one).unwrap();
+    std::fs::write(&checkpoint, kept_checkpoint).unwrap();
     // A damaged checkpoint says how to start the run again, rather than fail the same way on
     // every retry.
     refused_while_edited(

@@ -568,6 +568,27 @@ adam = { "optim.name" = "adam", "optim.lr" = 0.02 }
 fields = { "optim.lr" = [0.01, 1.0] }
 "#;
 
+/// Early stop beside tuning: a tuning run has no baseline trial of its seed to be held to (its
+/// reference was the comparison seed's, not yet run), so it is never stopped; every trial runs.
+#[test]
+fn tuning_runs_are_not_held_to_an_early_stop_reference() {
+    let dir = tempdir("tune-early-stop");
+    let recipe = dir.join("tuned.toml");
+    let tuned = TUNED.replace("combine = false", "combine = false\nearly_stop = true");
+    std::fs::write(&recipe, format!("{TINY_TRAINING}{tuned}")).unwrap();
+    let out = dir.join("out");
+    finish(run_tiny(&recipe, &out));
+    let tuning: Vec<PathBuf> = results(&out)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/tune-"))
+        .collect();
+    assert_eq!(tuning.len(), 6, "3 arms x 2 candidates: {tuning:?}");
+    for r in &tuning {
+        let recipe = std::fs::read_to_string(r.with_file_name("recipe.toml")).unwrap();
+        assert!(!recipe.contains("stop_reference"), "{}: {recipe}", r.display());
+    }
+}
+
 #[test]
 fn tuning_runs_first_resumes_and_fixes_each_arms_best_candidate_for_its_seeds() {
     let dir = tempdir("tune");

@@ -347,6 +347,19 @@ fn idx_dataset_trains_and_reports_test_accuracy() {
     let result = read_json(&run_dir.join("result.json"));
     assert!(result["test_acc"].as_f64().unwrap() > 0.9, "{result}");
     assert!(result.get("test_top5").is_none(), "2 classes: no top-5");
+    // Its test accuracy deleted by hand: a completed run with a test split records one.
+    let mut edited = result.clone();
+    edited.as_object_mut().unwrap().remove("test_acc");
+    std::fs::write(run_dir.join("result.json"), edited.to_string()).unwrap();
+    let out = bin()
+        .args(["eval", "--run-dir", run_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && stderr(&out).contains("test_images = 64 without test_acc"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

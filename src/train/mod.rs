@@ -43,7 +43,10 @@ const FROM_THE_START: &str = "delete checkpoint.safetensors and metrics.jsonl to
 /// trainings in one curve and record the second's recipe for both.
 fn check_same_training(dir: &RunDir, recipe: &Recipe) -> Result<()> {
     let Ok(saved) = Recipe::load(Some(&dir.file(rundir::RECIPE)), &[]) else {
-        return Ok(()); // none saved (a run from before it was): nothing to hold the recipe to
+        // None saved: `model.json` still binds the recipe the model was built from (an error
+        // where it does), else nothing holds the recipe given (a run from before either).
+        dir.read_spec()?;
+        return Ok(());
     };
     match saved.as_training_of(recipe).first_difference(recipe) {
         None => Ok(()),
@@ -81,6 +84,22 @@ pub fn run(recipe: &Recipe, run_dir: &Path, resume: bool) -> Result<RunResult> {
     }
     if resume && dir.file(rundir::CHECKPOINT).exists() {
         check_same_training(&dir, recipe)?;
+    }
+    // (An external trainer keeps no checkpoint here and always starts over.)
+    let own_trainer = recipe.external.is_none();
+    if resume && own_trainer && !dir.file(rundir::CHECKPOINT).exists() && dir.read_result()?.is_none() {
+        // Metrics are written before each checkpoint: one epoch more than the checkpoint is a
+        // run killed in between (at the first epoch, none yet); more is a checkpoint lost.
+        let epochs = dir.read_metrics()?.len();
+        if epochs > 1 {
+            return Err(Error::RunDir {
+                path: dir.file(rundir::CHECKPOINT),
+                message: format!(
+                    "is missing, but metrics.jsonl records {epochs} epochs of this run: --resume would start it over \
+                     and replace them; restore the checkpoint, or {FROM_THE_START}"
+                ),
+            });
+        }
     }
     if !resume && let Some(what) = dir.holds_run()? {
         // Training again would replace its checkpoint, metrics and result.

@@ -104,7 +104,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| Error::io(path, e))
+    write().map_err(|e| {
+        // Nothing half-done is left: the temporary file goes with the failed write.
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
 }
 
 /// What a file that is not a regular one is, in words.
@@ -182,6 +186,19 @@ mod walk_tests {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["1.png", "2.png"], "{files:?}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_failed_whole_file_write_leaves_nothing_behind() {
+        let root = std::env::temp_dir().join(format!("dm-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        // `new/` names a folder that is not there: the rename fails after the write.
+        let e = write_atomic(&root.join("new/"), b"x").unwrap_err().to_string();
+        assert!(e.contains("new"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(&root).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -363,10 +363,15 @@ impl RunResult {
     }
 
     /// What makes the test accuracies impossible, if anything: a run records them only with
-    /// test images, and each counts correct images out of `test_images` (records from before
-    /// the count are not checked).
+    /// test images, a completed one always, and each counts correct images out of
+    /// `test_images` (records from before the count are not checked).
     fn test_counted_problem(&self) -> Option<String> {
         let n = self.test_images?;
+        if n > 0 && self.status == Status::Completed && self.test_acc.is_none() {
+            return Some(format!(
+                "test_images = {n} without test_acc: a completed run with a test split records its test accuracy"
+            ));
+        }
         let accuracies = [
             ("test_acc", self.test_acc),
             ("test_top5", self.test_top5),

@@ -150,7 +150,8 @@ fn set_aside<'a>(root: &Path, trials: impl Iterator<Item = &'a Trial>, started: 
 /// (completed or diverged).
 fn prepare(root: &Path, baseline: &Recipe, trial: &Trial, inputs: &Inputs) -> Result<Option<Job>> {
     let mut recipe = trial.recipe(baseline)?;
-    if baseline.checklist.early_stop && trial.arm != Arm::Baseline {
+    // Tuning runs have no baseline trial of their seed to be held to: they are never stopped.
+    if baseline.checklist.early_stop && trial.arm != Arm::Baseline && trial.tune.is_none() {
         let reference = Trial::new(Arm::Baseline, baseline.seed, trial.seed_index).dir;
         recipe.train.stop_reference = Some(root.join(reference));
         recipe.train.stop_margin = baseline.checklist.early_stop_margin;

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
+/// Image formats torchvision's `ImageFolder` reads and darkmagic does not: refused by name.
+const UNREAD_IMAGES: [&str; 7] = ["bmp", "webp", "gif", "tif", "tiff", "ppm", "pgm"];
+
 /// Loads an image folder dataset. With `Decode::AtLoad` every file is decoded now (and resized
 /// with `interp` when `image_size` is set); with `Decode::PerBatch` only the headers are read
 /// now and the batches decode the files.
@@ -24,16 +27,22 @@ pub fn load(dir: &Path, image_size: Option<usize>, decode: Decode, interp: Inter
     let train_dir = dir.join("train");
     let (train_root, test_root) = if train_dir.is_dir() {
         let test = ["val", "test"].iter().map(|s| dir.join(s)).find(|p| p.is_dir());
+        if dir.join("val").is_dir() && dir.join("test").is_dir() {
+            // Said, not left silent: every test figure then comes from val/.
+            eprintln!(
+                "warning: {} holds both val/ and test/: val/ is read as the held-out split, test/ is not read",
+                dir.display()
+            );
+        }
         (train_dir, test)
     } else {
         (dir.to_path_buf(), None)
     };
     let classes = class_dirs(&train_root)?;
-    let train_files = sources(list_files(dir, &train_root, &classes)?);
-    let test_files = test_root
-        .map(|root| list_files(dir, &root, &classes))
-        .transpose()?
-        .map(sources);
+    let train = list_files(&train_root, &classes)?;
+    let test = test_root.map(|root| list_files(&root, &classes)).transpose()?;
+    each_file_once(train.iter().chain(test.iter().flatten()).map(|(p, _)| p))?;
+    let (train_files, test_files) = (sources(train), test.map(sources));
     let reading = Reading {
         image_size,
         decode,
@@ -317,6 +326,14 @@ pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// regular file (a FIFO, a device, a link to one) is an error naming it, never left out unsaid.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     darkmagic_base::files::walk_files(dir, |p, meta| {
+        let ext = p.extension().map(|x| x.to_string_lossy().to_lowercase());
+        if ext.as_deref().is_some_and(|x| UNREAD_IMAGES.contains(&x)) {
+            // torchvision's ImageFolder reads these: left out, the class would lose them unsaid.
+            return Err(Error::data(
+                p,
+                "is an image in a format darkmagic does not read (it reads PNG and JPEG); convert it, or move it out",
+            ));
+        }
         if !has_image_extension(p) {
             return Ok(());
         }
@@ -395,22 +412,21 @@ fn check_distinct(root: &Path, folders: &[(PathBuf, String)]) -> Result<()> {
     Ok(())
 }
 
-/// Refuses an image of class folder `dir` that a link inside it fetches from elsewhere in the
-/// data set (`data_real`, canonical): from another class, or from another split, it would be
-/// two classes at once, or trained on and scored as held out. Links to images outside the data
-/// set (shared storage) are the user's to make.
-fn check_inside(data_real: &Path, dir: &Path, found: &[PathBuf]) -> Result<()> {
-    let class_real = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
-    for p in found {
+/// Refuses an image file reached twice (through a link: a file linked beside itself, a class
+/// or split folder linked to another, an image of one class linked into another): it would be
+/// two samples, two classes, or trained on and scored as held out at once. An image linked in
+/// once from a folder that is no class (a pool of files) is the user's to make.
+fn each_file_once<'a>(files: impl Iterator<Item = &'a PathBuf>) -> Result<()> {
+    let mut seen: std::collections::HashMap<PathBuf, &PathBuf> = std::collections::HashMap::new();
+    for p in files {
         let real = p.canonicalize().map_err(|e| Error::io(p, e))?;
-        if real.starts_with(data_real) && !real.starts_with(&class_real) {
+        if let Some(first) = seen.insert(real, p) {
             return Err(Error::data(
                 p,
                 format!(
-                    "is {}, another class's or split's image of this data set, through a link inside class folder \
-                     {}: the same image would be two classes, or trained on and scored as held out; remove the link",
-                    real.display(),
-                    dir.display()
+                    "is the same image file as {} (through a link): it would count twice, as two classes, or in \
+                     training and in the held-out split at once; remove the link",
+                    first.display()
                 ),
             ));
         }
@@ -418,13 +434,11 @@ fn check_inside(data_real: &Path, dir: &Path, found: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// Every image file of every class folder under `root` (at any depth, never another class's
-/// or split's of the data set `data` through a link: [`check_inside`]), with its class index,
+/// Every image file of every class folder under `root` (at any depth), with its class index,
 /// sorted by path.
 /// Every class folder under `root` must be one of `classes` (the training split's) and hold at
 /// least one image, as torchvision's `ImageFolder` requires; a test split may lack a class.
-fn list_files(data: &Path, root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
-    let data_real = data.canonicalize().map_err(|e| Error::io(data, e))?;
+fn list_files(root: &Path, classes: &[String]) -> Result<Vec<(PathBuf, i64)>> {
     if let Some(extra) = class_dirs(root)?.into_iter().find(|c| !classes.contains(c)) {
         return Err(Error::data(
             root.join(extra),
@@ -447,7 +461,6 @@ fn list_files(data: &Path, root: &Path, classes: &[String]) -> Result<Vec<(PathB
             ));
         }
         found.sort();
-        check_inside(&data_real, &dir, &found)?;
         files.extend(found.into_iter().map(|p| (p, label as i64)));
     }
     Ok(files)
