@@ -2235,6 +2235,17 @@ fn records_read_back_are_held_to_each_other() {
         &result,
         &test_count,
         report,
+        &["result.json", "test_images = 5 without test_acc"],
+    );
+    // A count of its own, with an accuracy counted on it: the checklist's trials share one.
+    let test_count = json_edited(&result, |v| {
+        v["test_images"] = 5.into();
+        v["test_acc"] = 0.4.into();
+    });
+    refused_while_edited(
+        &result,
+        &test_count,
+        report,
         &["result.json", "test_images = 5, where", "counts 0"],
     );
     // A completed run relabelled failed would drop its seed; failed runs record why, and no count.
