@@ -1212,7 +1212,14 @@ fn run_records_edited_into_impossible_values_are_named_or_handled() {
     let metrics_path = run_dir.join("metrics.jsonl");
     let metrics = std::fs::read_to_string(&metrics_path).unwrap();
     std::fs::write(&metrics_path, metrics.replacen("\"epoch\":1", "\"epoch\":0", 1)).unwrap();
-    fails(run(&["report", out_s]), &["metrics.jsonl", "line 1: epoch = 0"]);
+    fails(
+        run(&["report", out_s]),
+        &[
+            "metrics.jsonl",
+            "line 1: epoch = 0",
+            "in a checklist, the trial's folder",
+        ],
+    );
     std::fs::write(&metrics_path, &metrics).unwrap();
     ok(run(&["report", out_s]));
 

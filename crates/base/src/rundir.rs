@@ -600,9 +600,14 @@ impl RunDir {
         };
         let mut out: Vec<EpochMetrics> = Vec::new();
         for (i, l) in text.lines().enumerate() {
+            // darkmagic writes it whole: a line that does not read is an edit or a damaged disk.
             let bad = |message: String| Error::RunDir {
                 path: path.clone(),
-                message: format!("line {}: {message}", i + 1),
+                message: format!(
+                    "line {}: {message} (restore it, or delete it and checkpoint.safetensors to train the run from the \
+                     start: in a checklist, the trial's folder)",
+                    i + 1
+                ),
             };
             let m: EpochMetrics = serde_json::from_str(l).map_err(|e| bad(e.to_string()))?;
             if let Some(problem) = m.problem(out.last().map(|p| p.epoch)) {

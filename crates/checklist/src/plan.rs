@@ -257,7 +257,14 @@ fn planned(baseline: &Recipe) -> Result<(Vec<Variant>, Vec<String>)> {
     let mut out: Vec<Variant> = built_in(baseline)?;
     for name in &cfg.skip {
         if !out.iter().any(|v| &v.factor == name) && !cfg.factors.contains_key(name) {
-            let known: Vec<String> = factor_names(&out);
+            let mut known: Vec<String> = factor_names(&out);
+            known.extend(
+                cfg.factors
+                    .keys()
+                    .filter(|f| !known.contains(f))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
             return Err(Error::recipe(
                 "checklist.skip",
                 format!("unknown factor `{name}`; the plan has {known:?}"),

@@ -260,6 +260,12 @@ fn bad_factor_values_and_skips_are_named() {
     let b = Recipe::from_table("[checklist]\nskip = [\"mixupp\"]\n".parse().unwrap()).unwrap();
     let e = variants(&b).unwrap_err().to_string();
     assert!(e.contains("checklist.skip") && e.contains("mixupp"), "{e}");
+    // The factors it may name are the recipe's own too.
+    let text =
+        "[checklist]\nplan = \"none\"\nskip = [\"lrr\"]\n[checklist.factors.lr]\nlow = { \"optim.lr\" = 0.01 }\n";
+    let b = Recipe::from_table(text.parse().unwrap()).unwrap();
+    let e = variants(&b).unwrap_err().to_string();
+    assert!(e.contains("unknown factor `lrr`; the plan has [\"lr\"]"), "{e}");
     // A terminal escape sequence in a variant's name.
     let text = "[checklist.factors.lr]\n\"\\u001b[31mred\" = { \"optim.lr\" = 0.3 }\n";
     let b = Recipe::from_table(text.parse().unwrap()).unwrap();
