@@ -441,6 +441,17 @@ fn a_child_in_a_group_of_its_own_ends_with_its_trainer() {
     );
     let pid = std::fs::read_to_string(&pids).unwrap();
     assert!(!alive(pid.trim()), "the child {pid} outlived its trainer");
+    // darkmagic holds no weights of an external trainer's run: eval says so.
+    let o = common::bin()
+        .args(["eval", "--run-dir"])
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("trained with an external trainer"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -59,25 +59,24 @@ impl Classifier {
         if !recipe_path.is_file() {
             return Err(bad(rundir::RECIPE, "missing: not a darkmagic run directory"));
         }
-        let checkpoint = run.file(rundir::CHECKPOINT);
-        let external = run.read_result()?.is_some_and(|r| r.device == "external");
-        if external && std::fs::symlink_metadata(&checkpoint).is_err() {
-            return Err(bad(
-                rundir::CHECKPOINT,
-                "absent: this run trained with an external trainer ([external] in its recipe), whose weights darkmagic \
-                 does not hold; evaluate it with that trainer's own tools",
-            ));
-        }
-        if std::fs::symlink_metadata(&checkpoint).is_err() {
-            return Err(bad(
-                rundir::CHECKPOINT,
-                "missing: the run has no trained weights yet (it writes a checkpoint after each epoch; see train.log)",
-            ));
-        }
-        crate::files::check_regular(&checkpoint, u64::MAX)?;
         // A finished run's result names the recipe it ran: an edited recipe.toml (another split,
         // another model) would evaluate something the weights were not trained as.
-        let sealed = run.read_result()?.is_some_and(|r| r.recipe_digest.is_some());
+        let result = run.read_result()?;
+        let sealed = result.as_ref().is_some_and(|r| r.recipe_digest.is_some());
+        let checkpoint = run.file(rundir::CHECKPOINT);
+        if std::fs::symlink_metadata(&checkpoint).is_err() {
+            let why = match result.is_some_and(|r| r.device == "external") {
+                true => {
+                    "absent: this run trained with an external trainer ([external] in its recipe), whose weights \
+                     darkmagic does not hold; evaluate it with that trainer's own tools"
+                }
+                false => {
+                    "missing: the run has no trained weights yet (it writes a checkpoint after each epoch; see train.log)"
+                }
+            };
+            return Err(bad(rundir::CHECKPOINT, why));
+        }
+        crate::files::check_regular(&checkpoint, u64::MAX)?;
         let recipe = Recipe::load(Some(&recipe_path), overrides)?;
         if ema && recipe.train.ema_decay == 0.0 {
             return Err(Error::flag(

@@ -326,6 +326,7 @@ pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// regular file (a FIFO, a device, a link to one) is an error naming it, never left out unsaid.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     darkmagic_base::files::walk_files(dir, |p, meta| {
+        // Any case: .PNG, .Jpeg.
         let ext = p.extension().map(|x| x.to_string_lossy().to_lowercase());
         if ext.as_deref().is_some_and(|x| UNREAD_IMAGES.contains(&x)) {
             // torchvision's ImageFolder reads these: left out, the class would lose them unsaid.
@@ -334,7 +335,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
                 "is an image in a format darkmagic does not read (it reads PNG and JPEG); convert it, or move it out",
             ));
         }
-        if !has_image_extension(p) {
+        if !ext.is_some_and(|x| EXTENSIONS.contains(&x.as_str())) {
             return Ok(());
         }
         if !meta.is_file() {
@@ -346,12 +347,6 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         out.push(p.to_path_buf());
         Ok(())
     })
-}
-
-/// Whether `p` has an image extension darkmagic reads (.png, .jpg, .jpeg, any case).
-fn has_image_extension(p: &Path) -> bool {
-    let ext = p.extension().map(|x| x.to_string_lossy().to_lowercase());
-    ext.is_some_and(|x| EXTENSIONS.contains(&x.as_str()))
 }
 
 /// The class subfolders of `root`, sorted by name; hidden ones (`.git`, `.ipynb_checkpoints`)
